@@ -1,0 +1,22 @@
+# The two commands of the README. Both set up their environment themselves (env/run-in-env).
+RUN := env/run-in-env
+ARGS ?=
+
+.PHONY: run test lock benchmark compile
+
+run:  ## the full pipeline on the ASOS data
+	$(RUN) python local_runner.py $(ARGS)
+
+test:  ## the test suite
+	$(RUN) python -m pytest $(ARGS)
+
+benchmark:  ## pipeline timings and model quality on the ASOS data
+	$(RUN) python benchmarks/pipeline_time.py
+	$(RUN) python benchmarks/quality.py
+
+compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
+	$(RUN) python kubeflow_v2_runner.py $(ARGS)
+
+lock:  ## re-resolve env/requirements.lock from env/requirements.in (needs uv on the host)
+	uv pip compile env/requirements.in --python-version 3.13 --python-platform x86_64-manylinux_2_39 \
+	  --generate-hashes --no-header -o env/requirements.lock

@@ -1,0 +1,104 @@
+"""The one place for the pipeline's names, feature keys and defaults.
+
+Everything a run can change is a field of `PipelineConfig`; runners build one (from flags or the
+environment) and hand it to `pipeline.pipeline.create_pipeline`. Module code (Transform, Trainer)
+reads the feature names from here and its tunables from `custom_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PIPELINE_NAME = "asos-recommender"
+MODEL_NAME = "recommender"  # TF Serving model name: /v1/models/recommender:predict
+
+# --- Raw features (the parquet columns) -----------------------------------------------------
+USER_KEY = "dummyUserId"  # bytes, 20 ASCII letters or digits
+PRODUCT_KEY = "productId"  # int64 in tf.Example (int32 in parquet)
+LABEL_KEY = PRODUCT_KEY  # the purchased product is what the model must rank first
+
+# --- Transform outputs ------------------------------------------------------------------------
+USER_INDEX = "user_index"
+PRODUCT_INDEX = "product_index"
+USER_VOCAB = "user_vocab"  # file names under transform_fn/assets, loaded by the serving model
+PRODUCT_VOCAB = "product_vocab"
+# Ids never seen in training hash into one extra row each (index == vocabulary size). That row
+# is never a candidate: the serving model answers unknown ids explicitly (see exporter.py).
+NUM_OOV_BUCKETS = 1
+
+# --- Data -------------------------------------------------------------------------------------
+TRAIN_FILE = "dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
+EVAL_FILE = "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet"
+USERS_FILE = "dsf_asos_dummy_users_with_alphanumeric_dummy_ids.csv"
+CATALOG_FILE = "dsf_asos_productIds.csv"
+DATA_SOURCE_URL = "https://raw.githubusercontent.com/ASOS/dsf2020/main"
+DATA_SHA256 = {
+    USERS_FILE: "9c524aed767df81ec204acad7b8ce243397e5c7e04761c83486b62b2004ac145",
+    CATALOG_FILE: "160c762fd03a63629fb22885734e94783434afbcb1dd3fd693838368f1a23a31",
+    TRAIN_FILE: "d96096d61aff5ff2ffd2ca868ada0c3e8f13ea54a792a68770a0340a29410427",
+    EVAL_FILE: "f4dbf22c933d4268b1ef596ced133ee92f02f13a1e8872c5ce620a1459233fc1",
+}
+# ExampleGen splits: the notebook's files as they are (no re-split).
+SPLIT_PATTERNS = {"train": "dsf_asos_train_*.parquet", "eval": "dsf_asos_valid_*.parquet"}
+
+DEFAULT_DATA_DIR = os.path.join(PROJECT_DIR, "data", "asos")
+SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), "shared", "data", "asos")
+DEFAULT_OUTPUT_DIR = os.path.join(PROJECT_DIR, "outputs")
+SCHEMA_DIR = os.path.join(PROJECT_DIR, "schema")
+
+# Dotted paths of module code: importable from the installed package, so nothing is uploaded
+# when the pipeline is compiled for Kubeflow / Vertex.
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
+
+
+def default_data_dir() -> str:
+    """`data/asos/` in the clone, else the team's shared copy when it exists."""
+    if os.path.isdir(DEFAULT_DATA_DIR) or not os.path.isdir(SHARED_DATA_DIR):
+        return DEFAULT_DATA_DIR
+    return SHARED_DATA_DIR
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """What one run of the pipeline is: where data and outputs live, and how Beam runs."""
+
+    data_dir: str = dataclasses.field(default_factory=default_data_dir)
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    pipeline_name: str = PIPELINE_NAME
+    schema_dir: str = SCHEMA_DIR
+    enable_cache: bool = True
+    # Beam: runner named explicitly (Beam >= 2.68 would otherwise try to download Prism).
+    beam_runner: str = "DirectRunner"
+    beam_direct_running_mode: str = "in_memory"
+    beam_workers: int = 1
+    extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root", self.pipeline_name)
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata", self.pipeline_name, "metadata.db")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.output_dir, "serving_model", MODEL_NAME)
+
+    @property
+    def catalog_path(self) -> str:
+        return os.path.join(self.data_dir, CATALOG_FILE)
+
+    def beam_pipeline_args(self) -> List[str]:
+        args = [f"--runner={self.beam_runner}"]
+        if self.beam_runner == "DirectRunner":
+            args += [
+                f"--direct_running_mode={self.beam_direct_running_mode}",
+                f"--direct_num_workers={self.beam_workers}",
+            ]
+        return args + list(self.extra_beam_args)

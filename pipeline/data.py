@@ -1,0 +1,102 @@
+"""The ASOS input files: found in a directory, downloaded from their public source when missing,
+and checked against their published sha256 before the pipeline reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from typing import Dict, Optional
+
+from pipeline import configs
+
+# Sizes in bytes of the published files: tell a truncated download from an altered one.
+DATA_SIZES = {
+    configs.USERS_FILE: 915747,
+    configs.CATALOG_FILE: 260128,
+    configs.TRAIN_FILE: 1731830,
+    configs.EVAL_FILE: 624280,
+}
+
+
+class DataError(RuntimeError):
+    """An input file is missing, truncated or altered; the message names the file."""
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: str, expected_sha256: str, expected_size: Optional[int] = None) -> None:
+    """Raises DataError saying what is wrong with `path`, if anything."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{name}: missing (looked for {path})")
+    size = os.path.getsize(path)
+    if expected_size is not None and size < expected_size:
+        raise DataError(f"{name}: truncated ({size} bytes, expected {expected_size}) at {path}")
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise DataError(
+            f"{name}: altered (sha256 {actual}, expected {expected_sha256}) at {path}; "
+            "delete it to download it again, or pass --skip-checksums for data of your own")
+
+
+def download(url: str, dest: str, expected_sha256: str, timeout: float = 60) -> None:
+    """Downloads `url` to `dest` atomically; the file appears only once its checksum is right."""
+    name = os.path.basename(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=os.path.dirname(dest))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    shutil.copyfileobj(response, out)
+            except (urllib.error.URLError, OSError) as e:
+                raise DataError(f"{name}: download from {url} failed: {e}") from e
+        actual = sha256_of(tmp)
+        if actual != expected_sha256:
+            raise DataError(f"{name}: downloaded from {url} but its sha256 is {actual}, "
+                            f"expected {expected_sha256}; the file was not kept")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def ensure_data(data_dir: str,
+                verify_checksums: bool = True,
+                source_url: str = configs.DATA_SOURCE_URL,
+                expected: Optional[Dict[str, str]] = None,
+                sizes: Optional[Dict[str, int]] = None) -> str:
+    """Makes sure `data_dir` holds the four input files, downloading missing ones.
+
+    With `verify_checksums` every file (present or downloaded) must match its published sha256;
+    without it (data of your own in the same shape) the files only need to exist.
+    Returns the absolute data directory.
+    """
+    expected = configs.DATA_SHA256 if expected is None else expected
+    sizes = DATA_SIZES if sizes is None else sizes
+    data_dir = os.path.abspath(data_dir)
+    missing = [n for n in expected if not os.path.isfile(os.path.join(data_dir, n))]
+    if missing and not verify_checksums:
+        raise DataError(f"{', '.join(missing)}: missing in {data_dir} (downloads happen only "
+                        "for the published ASOS files, i.e. without --skip-checksums)")
+    if missing:
+        os.makedirs(data_dir, exist_ok=True)
+    for name in missing:
+        url = f"{source_url.rstrip('/')}/{name}"
+        logging.info("Downloading %s from %s", name, url)
+        print(f"[data] downloading {name} from {url}", flush=True)
+        download(url, os.path.join(data_dir, name), expected[name])
+    if verify_checksums:
+        for name, sha in expected.items():
+            check_file(os.path.join(data_dir, name), sha, sizes.get(name))
+    return data_dir
