@@ -72,6 +72,7 @@ class PipelineConfig:
     pipeline_name: str = PIPELINE_NAME
     schema_dir: str = SCHEMA_DIR
     enable_cache: bool = True
+    verify_checksums: bool = True  # the published ASOS files; off for data of your own
     # Beam: runner named explicitly (Beam >= 2.68 would otherwise try to download Prism).
     beam_runner: str = "DirectRunner"
     beam_direct_running_mode: str = "in_memory"

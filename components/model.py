@@ -1,0 +1,341 @@
+"""Two-tower recommender: a user vector and a product embedding combined by a dot product.
+
+score(u, j) = <user_vector(u), item_embedding[j]> (+ item_bias[j])
+
+user_vector(u) is a user-id embedding, optionally plus the mean embedding of the user's train
+purchases (`use_history`, from a separate "history" item table). The model is trained on
+(user, item) purchase pairs with a sampled softmax: each positive competes against negatives
+sampled in TensorFlow during training (`components.sampling`), with log-Q correction.
+
+Inputs are integer indices as produced by the Transform vocabularies (sorted by descending
+frequency): users 0..num_users-1, items 0..num_items-1. The extra row of each table (index ==
+vocabulary size) is the out-of-vocabulary bucket: it is never sampled as a negative and never
+recommended (`score_all` covers the real items only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from components import sampling
+
+OPTIMIZERS = ("sgd", "adam", "adagrad")
+_MASKED_LOGIT = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model and its training.
+
+    Attributes:
+      embedding_dim: length of user and item embeddings.
+      num_negatives: negatives per positive ("uniform") or size of the shared sample
+        ("popularity", and the extra sample of "mixed"; "in_batch" ignores it).
+      sampling: one of `sampling.SCHEMES`: "uniform" (per-positive uniform negatives, the
+        notebook), "popularity" (shared negatives ∝ count**popularity_alpha), "in_batch" (the
+        batch's other positives), "mixed" (in-batch plus a popularity sample).
+      popularity_alpha: exponent of the popularity sample (0 = uniform, 1 = frequency).
+      remove_accidental_hits: mask negatives equal to the example's positive.
+      use_item_bias: add a learned per-item bias to the score.
+      use_history: add the mean embedding of the user's train purchases to the user vector
+        (the example's own item is left out during training).
+      epochs: passes over the training pairs.
+      batch_size: training pairs per step.
+      optimizer: one of OPTIMIZERS.
+      learning_rate: optimizer learning rate.
+      l2: weight of the squared L2 norm of the embeddings (and biases) used by a batch,
+        averaged over the batch.
+      init_scale: embeddings start uniform in [-init_scale, init_scale] (0.05 as Keras'
+        Embedding); biases start at 0.
+      shuffle: reshuffle the training pairs every epoch (seeded).
+      seed: seed of initialisation, shuffling and negative sampling.
+    """
+
+    embedding_dim: int = 64
+    num_negatives: int = 100
+    sampling: str = "in_batch"
+    popularity_alpha: float = 0.5
+    remove_accidental_hits: bool = True
+    use_item_bias: bool = True
+    use_history: bool = True
+    epochs: int = 10
+    batch_size: int = 1024
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    l2: float = 0.0
+    init_scale: float = 0.05
+    shuffle: bool = True
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.sampling not in sampling.SCHEMES:
+            raise ValueError(f"sampling must be one of {sampling.SCHEMES}, not {self.sampling!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        for name in ("embedding_dim", "num_negatives", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
+            raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        """A config from a dict of field values; unknown keys raise ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+# The workshop notebook: 15-d user-id and item embeddings, 100 uniform negatives per purchase,
+# softmax cross-entropy, SGD with learning rate 100, batches of 1024, 5 epochs.
+NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
+                       popularity_alpha=0.0, remove_accidental_hits=False, use_item_bias=False,
+                       use_history=False, epochs=5, batch_size=1024, optimizer="sgd",
+                       learning_rate=100.0, l2=0.0, init_scale=0.05, shuffle=False, seed=42)
+
+DEFAULT = ModelConfig()
+
+
+def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: int,
+                       num_items: int, max_length: Optional[int] = None) -> np.ndarray:
+    """Each user's train items as a padded int32 matrix [num_users + 1, L].
+
+    Row u lists user u's distinct items (in vocabulary order), padded with num_items (the OOV
+    item, which the model ignores). Row num_users (the OOV user) is all padding. L is the
+    longest history, or `max_length` (keeping each user's first items by index).
+    """
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    keep = (user_idx < num_users) & (item_idx < num_items)
+    pairs = np.unique(np.stack([user_idx[keep], item_idx[keep]], axis=1), axis=0)
+    users, items = pairs[:, 0], pairs[:, 1]
+    starts = np.searchsorted(users, users, side="left")
+    position = np.arange(len(users)) - starts
+    length = int(position.max()) + 1 if len(users) else 1
+    if max_length is not None:
+        length = min(length, max_length)
+    history = np.full((num_users + 1, length), num_items, dtype=np.int32)
+    fits = position < length
+    history[users[fits], position[fits]] = items[fits]
+    return history
+
+
+class Recommender(tf.Module):
+    """User and item tables, the scoring functions and the sampled-softmax train step.
+
+    Args:
+      num_users: size of the user vocabulary (tables get one more row, the OOV user).
+      num_items: size of the item vocabulary (tables get one more row, the OOV item).
+      config: the ModelConfig.
+      user_history: `build_user_history(...)` of the train pairs; required with
+        config.use_history, part of the model (serving scores users from it).
+    """
+
+    def __init__(self, num_users: int, num_items: int, config: ModelConfig,
+                 user_history: Optional[np.ndarray] = None, name: str = "recommender"):
+        super().__init__(name=name)
+        if config.use_history and user_history is None:
+            raise ValueError("config.use_history needs user_history (build_user_history)")
+        self.config = config
+        self.num_users = num_users
+        self.num_items = num_items
+        d, s = config.embedding_dim, config.init_scale
+
+        def table(rows, salt):
+            init = tf.random.stateless_uniform([rows, d], seed=[config.seed, salt],
+                                               minval=-s, maxval=s)
+            return tf.Variable(init, name=f"table_{salt}")
+
+        self.user_embeddings = table(num_users + 1, 0)
+        self.item_embeddings = table(num_items + 1, 1)
+        self.item_bias = (tf.Variable(tf.zeros([num_items + 1]), name="item_bias")
+                          if config.use_item_bias else None)
+        if config.use_history:
+            self.history_embeddings = table(num_items + 1, 2)
+            self.user_history = tf.Variable(np.asarray(user_history, dtype=np.int32),
+                                            trainable=False, name="user_history")
+        else:
+            self.history_embeddings = None
+            self.user_history = None
+
+    def _user_vectors(self, user_idx: tf.Tensor,
+                      exclude_items: Optional[tf.Tensor] = None) -> tf.Tensor:
+        vectors = tf.gather(self.user_embeddings, user_idx)
+        if self.config.use_history:
+            history = tf.gather(self.user_history, user_idx)  # [B, L]
+            valid = history < self.num_items
+            if exclude_items is not None:
+                valid &= tf.not_equal(history, tf.cast(exclude_items, history.dtype)[:, None])
+            weights = tf.cast(valid, tf.float32)
+            count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)
+            pooled = tf.einsum("bl,bld->bd", weights,
+                               tf.gather(self.history_embeddings, history))
+            vectors += pooled / count
+        return vectors
+
+    def user_vectors(self, user_idx) -> tf.Tensor:
+        """float [B, d]: the user representation of each user index (OOV row for unknown)."""
+        return self._user_vectors(tf.convert_to_tensor(user_idx, dtype=tf.int32))
+
+    def _item_scores(self, vectors: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """Scores of `items` ([C] shared, or [B, C] per user) for user vectors [B, d]."""
+        embeddings = tf.gather(self.item_embeddings, items)
+        if items.shape.rank == 1:
+            scores = tf.matmul(vectors, embeddings, transpose_b=True)
+        else:
+            scores = tf.einsum("bd,bcd->bc", vectors, embeddings)
+        if self.item_bias is not None:
+            scores += tf.gather(self.item_bias, items)
+        return scores
+
+    def score_all(self, user_idx) -> tf.Tensor:
+        """float [B, num_items]: the score of every real item for each user index."""
+        vectors = self.user_vectors(user_idx)
+        scores = tf.matmul(vectors, self.item_embeddings[:self.num_items], transpose_b=True)
+        if self.item_bias is not None:
+            scores += self.item_bias[tf.newaxis, :self.num_items]
+        return scores
+
+    def loss(self, users: tf.Tensor, items: tf.Tensor, negatives: sampling.NegativeSamples
+             ) -> tf.Tensor:
+        """Mean sampled-softmax cross-entropy of a batch (plus the L2 term)."""
+        exclude = items if self.config.use_history else None
+        vectors = self._user_vectors(users, exclude_items=exclude)
+        positive = self._positive_scores(vectors, items) - negatives.positive_log_q
+        candidates = self._item_scores(vectors, negatives.items)
+        log_q = negatives.log_q
+        candidates -= log_q if log_q.shape.rank == 2 else log_q[tf.newaxis, :]
+        mask = tf.zeros_like(candidates, dtype=tf.bool)
+        if negatives.self_mask is not None:
+            mask |= negatives.self_mask
+        if self.config.remove_accidental_hits:
+            mask |= sampling.accidental_hits(items, negatives.items)
+        candidates = tf.where(mask, _MASKED_LOGIT, candidates)
+        logits = tf.concat([positive[:, tf.newaxis], candidates], axis=1)
+        loss = tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positive)
+        if self.config.l2 > 0:
+            loss += self.config.l2 * self._l2_term(users, items, negatives.items)
+        return loss
+
+    def _positive_scores(self, vectors: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        scores = tf.reduce_sum(vectors * tf.gather(self.item_embeddings, items), axis=1)
+        if self.item_bias is not None:
+            scores += tf.gather(self.item_bias, items)
+        return scores
+
+    def _l2_term(self, users: tf.Tensor, items: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+        batch = tf.cast(tf.shape(users)[0], tf.float32)
+        used = tf.concat([items, tf.reshape(negatives, [-1])], axis=0)
+        total = (tf.reduce_sum(tf.square(tf.gather(self.user_embeddings, users)))
+                 + tf.reduce_sum(tf.square(tf.gather(self.item_embeddings, used))))
+        if self.item_bias is not None:
+            total += tf.reduce_sum(tf.square(tf.gather(self.item_bias, used)))
+        if self.config.use_history:
+            history = tf.gather(self.user_history, users)
+            weights = tf.cast(history < self.num_items, tf.float32)
+            total += tf.reduce_sum(weights[..., tf.newaxis]
+                                   * tf.square(tf.gather(self.history_embeddings, history)))
+        return total / batch
+
+
+def _make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    return keras.optimizers.Adagrad(learning_rate=config.learning_rate)
+
+
+def _sampler(config: ModelConfig, num_items: int, item_counts: np.ndarray):
+    """The config's sampling scheme as fn(positives, seed) -> NegativeSamples."""
+    frequency = tf.constant(sampling.item_log_probs(item_counts, 1.0))
+    popularity = tf.constant(sampling.item_log_probs(item_counts, config.popularity_alpha))
+    n = config.num_negatives
+    if config.sampling == "uniform":
+        return lambda pos, seed: sampling.uniform_negatives(pos, num_items, n, seed)
+    if config.sampling == "popularity":
+        return lambda pos, seed: sampling.popularity_negatives(pos, popularity, n, seed)
+    if config.sampling == "in_batch":
+        return lambda pos, seed: sampling.in_batch_negatives(pos, frequency)
+    return lambda pos, seed: sampling.mixed_negatives(pos, frequency, popularity, n, seed)
+
+
+def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
+          log_dir: Optional[str] = None) -> List[Dict[str, float]]:
+    """Trains `model` on (user, item) index pairs with its config; returns per-epoch stats.
+
+    Pairs with an OOV user or item are dropped. Item frequencies for the samplers' log-Q terms
+    come from these pairs. Reproducible: seeds tf (global), numpy, the tf.data shuffle and the
+    stateless negative draws (seed [config.seed, step]) from config.seed. Logs loss and
+    examples/sec per epoch with logging.info, and writes them as TensorBoard scalars under
+    `log_dir` when given.
+
+    Returns:
+      [{"epoch", "loss", "seconds", "examples_per_sec"}] per epoch.
+    """
+    config = model.config
+    tf.random.set_seed(config.seed)
+    np.random.seed(config.seed)
+    user_idx = np.asarray(user_idx, dtype=np.int32)
+    item_idx = np.asarray(item_idx, dtype=np.int32)
+    keep = (user_idx < model.num_users) & (item_idx < model.num_items)
+    user_idx, item_idx = user_idx[keep], item_idx[keep]
+    num_examples = len(user_idx)
+    counts = np.bincount(item_idx, minlength=model.num_items)
+    sample = _sampler(config, model.num_items, counts)
+
+    dataset = tf.data.Dataset.from_tensor_slices((user_idx, item_idx))
+    if config.shuffle:
+        dataset = dataset.shuffle(num_examples, seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    optimizer = _make_optimizer(config)
+    variables = model.trainable_variables
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @tf.function
+    def train_step(users, items):
+        seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+        with tf.GradientTape() as tape:
+            loss = model.loss(users, items, sample(items, seed))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        step.assign_add(1)
+        return loss
+
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        start = time.time()
+        total, batches = 0.0, 0
+        for users, items in dataset:
+            total += float(train_step(users, items))
+            batches += 1
+        seconds = time.time() - start
+        stats = {"epoch": epoch, "loss": total / batches, "seconds": seconds,
+                 "examples_per_sec": num_examples / seconds}
+        history.append(stats)
+        logging.info("epoch %d/%d: loss %.4f, %.0f examples/sec (%.1fs)", epoch, config.epochs,
+                     stats["loss"], stats["examples_per_sec"], seconds)
+        if writer is not None:
+            with writer.as_default():
+                tf.summary.scalar("loss", stats["loss"], step=epoch)
+                tf.summary.scalar("examples_per_sec", stats["examples_per_sec"], step=epoch)
+    if writer is not None:
+        writer.flush()
+    return history

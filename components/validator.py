@@ -1,0 +1,147 @@
+"""ExampleValidator that stops the pipeline when the data is bad.
+
+The stock ExampleValidator writes its anomalies and lets the pipeline go on: Transform and the
+Trainer would then learn from data the schema rejects. `StrictExampleValidator` runs the same
+TFDV validation of the statistics against the curated schema, plus one check statistics cannot
+express (every id matches the pattern the schema gives it, see `id_patterns`), writes everything
+to its `anomalies` output, and then fails the run with the anomalies in plain words. Nothing
+downstream (Transform, Trainer, Pusher) runs on a failed validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx import types
+from tfx.components.example_validator import executor as example_validator_executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import io_utils, json_utils
+
+# A feature's annotation tag "id_pattern=REGEX" in schema.pbtxt: every value must fullmatch it.
+ID_PATTERN_TAG = "id_pattern="
+REPORT_FILE = "anomalies_in_plain_words.txt"
+MAX_EXAMPLES_LISTED = 5
+
+
+class DataValidationError(RuntimeError):
+    """The data does not match the schema; the message lists every problem found."""
+
+
+def id_patterns(schema: schema_pb2.Schema) -> Dict[str, str]:
+    """Feature name -> regular expression, from `annotation { tag: "id_pattern=..." }`."""
+    patterns = {}
+    for feature in schema.feature:
+        for tag in feature.annotation.tag:
+            if tag.startswith(ID_PATTERN_TAG):
+                patterns[feature.name] = tag[len(ID_PATTERN_TAG):]
+    return patterns
+
+
+def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> List[str]:
+    """One line per anomaly: split, feature and TFDV's own description."""
+    lines = []
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+        reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason)
+        lines.append(f"split '{split}', feature '{feature}': {reasons or info.description}")
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason)
+        lines.append(f"split '{split}', whole dataset: {reasons or info.description}")
+    return lines
+
+
+def find_pattern_violations(example_files: List[str], patterns: Dict[str, str]) -> Dict[str, List[Any]]:
+    """Feature -> the first few values (and a total count) that do not match their pattern."""
+    compiled = {name: re.compile(p) for name, p in patterns.items()}
+    bad: Dict[str, List[Any]] = {name: [] for name in patterns}
+    counts = {name: 0 for name in patterns}
+    for record in tf.data.TFRecordDataset(example_files, compression_type="GZIP").as_numpy_iterator():
+        example = tf.train.Example.FromString(record)
+        for name, regex in compiled.items():
+            feature = example.features.feature.get(name)
+            if feature is None:
+                continue  # absence is TFDV's to report (presence constraints)
+            values = feature.bytes_list.value or [str(v).encode() for v in feature.int64_list.value]
+            for value in values:
+                text = value.decode("utf-8", errors="replace")
+                if not regex.fullmatch(text):
+                    counts[name] += 1
+                    if len(bad[name]) < MAX_EXAMPLES_LISTED:
+                        bad[name].append(text)
+    return {name: bad[name] + [counts[name]] for name in patterns if counts[name]}
+
+
+class Executor(example_validator_executor.Executor):
+    """Stock TFDV validation, the id-pattern check, then a failure if anything was found."""
+
+    def _Validate(self, inputs, outputs):
+        anomalies = super()._Validate(inputs, outputs)
+        self._anomalies.append(anomalies)
+        return anomalies
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]):
+        examples = input_dict.pop(standard_component_specs.EXAMPLES_KEY)
+        self._anomalies: List[anomalies_pb2.Anomalies] = []
+        result = super().Do(input_dict, output_dict, exec_properties)
+
+        anomalies_artifact = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.ANOMALIES_KEY])
+        splits = artifact_utils.decode_split_names(anomalies_artifact.split_names)
+        problems: List[str] = []
+        for split, anomalies in zip(splits, self._anomalies):
+            problems += describe_anomalies(split, anomalies)
+
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+            artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))
+        patterns = id_patterns(schema)
+        for split in splits:
+            files = tf.io.gfile.glob(os.path.join(
+                artifact_utils.get_split_uri(examples, split), "*.gz"))
+            for feature, found in find_pattern_violations(files, patterns).items():
+                *samples, total = found
+                problems.append(
+                    f"split '{split}', feature '{feature}': {total} value(s) do not match "
+                    f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
+
+        if problems:
+            report = "\n".join(problems)
+            report_path = os.path.join(anomalies_artifact.uri, REPORT_FILE)
+            io_utils.write_string_file(report_path, report + "\n")
+            raise DataValidationError(
+                f"The data does not match the schema; the pipeline stops before Transform so "
+                f"nothing is trained on it.\n{report}\n(anomalies written to "
+                f"{anomalies_artifact.uri})")
+        return result
+
+
+class StrictExampleValidatorSpec(standard_component_specs.ExampleValidatorSpec):
+    INPUTS = {
+        **standard_component_specs.ExampleValidatorSpec.INPUTS,
+        standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    }
+
+
+class StrictExampleValidator(base_component.BaseComponent):
+    """ExampleValidator whose anomalies fail the run (see the module docstring)."""
+
+    SPEC_CLASS = StrictExampleValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, statistics: types.BaseChannel, schema: types.BaseChannel,
+                 examples: types.BaseChannel, exclude_splits: Optional[List[str]] = None):
+        spec = StrictExampleValidatorSpec(
+            statistics=statistics,
+            schema=schema,
+            examples=examples,
+            exclude_splits=json_utils.dumps(exclude_splits or []),
+            anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
+        )
+        super().__init__(spec=spec)

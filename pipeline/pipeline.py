@@ -1,0 +1,69 @@
+"""The recommender pipeline, defined once. Knows no runner: local_runner.py runs it on Beam's
+DirectRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines / Vertex AI."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.example_gen.custom_executors import parquet_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.catalog_check import CatalogCheck
+from components.validator import StrictExampleValidator
+from pipeline import configs
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_dir: str,
+    catalog_uri: str,
+    beam_pipeline_args: List[str],
+    enable_cache: bool = True,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck."""
+    example_gen = FileBasedExampleGen(
+        input_base=data_root,
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=name, pattern=pattern)
+            for name, pattern in configs.SPLIT_PATTERNS.items()
+        ]),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_importer = tfx.dsl.Importer(
+        source_uri=schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
+    ).with_id("schema_importer")
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_importer.outputs["result"],
+        examples=example_gen.outputs["examples"],
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_importer.outputs["result"],
+        preprocessing_fn=configs.PREPROCESSING_FN,
+    )
+    # Transform reads the examples, not the anomalies: this edge is what makes a failed
+    # validation stop the pipeline before anything learns from the data.
+    transform.add_upstream_node(example_validator)
+    catalog_check = CatalogCheck(
+        transform_graph=transform.outputs["transform_graph"], catalog_uri=catalog_uri)
+
+    components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
+                  catalog_check]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args,
+    )
