@@ -103,3 +103,91 @@ class PipelineConfig:
                 f"--direct_num_workers={self.beam_workers}",
             ]
         return args + list(self.extra_beam_args)
+
+
+# --- Kubeflow Pipelines / Vertex AI ---------------------------------------------------------------
+# The container image (Dockerfile) holds the code and the curated schema at fixed places; the
+# compiled pipeline refers to them there, never to a path of the machine that compiled it.
+IMAGE_PROJECT_DIR = "/pipeline"  # the clone's files (schema/, pipeline/, components/) in the image
+IMAGE_SCHEMA_DIR = IMAGE_PROJECT_DIR + "/schema"
+VERTEX_PIPELINE_JSON = "asos-recommender-pipeline.json"
+
+
+def _gs(uri: str) -> str:
+    """`my-bucket` or `gs://my-bucket/` -> `gs://my-bucket`."""
+    uri = uri.strip().rstrip("/")
+    return uri if "://" in uri else f"gs://{uri}"
+
+
+@dataclasses.dataclass
+class VertexConfig:
+    """One pipeline compiled for Vertex AI Pipelines (or Kubeflow Pipelines).
+
+    Defaults derived from `bucket`: pipeline root `gs://BUCKET/pipeline_root`, data
+    `gs://BUCKET/data/asos`, pushed models `gs://BUCKET/serving_model/recommender`, Dataflow temp
+    files `gs://BUCKET/dataflow/tmp`. Beam runs inside each component's container (DirectRunner)
+    unless `dataflow` is on, then on Dataflow workers started from the same `image`.
+    """
+
+    project: str
+    region: str
+    bucket: str
+    image: str
+    pipeline_name: str = PIPELINE_NAME
+    pipeline_root: Optional[str] = None
+    data_root: Optional[str] = None
+    catalog_uri: Optional[str] = None
+    schema_dir: str = IMAGE_SCHEMA_DIR
+    serving_model_dir: Optional[str] = None
+    enable_cache: bool = True
+    # Submitting (vertex_submit.py)
+    service_account: Optional[str] = None
+    labels: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # Beam
+    dataflow: bool = False
+    dataflow_temp_location: Optional[str] = None
+    dataflow_machine_type: Optional[str] = None
+    dataflow_max_workers: Optional[int] = None
+    dataflow_disk_size_gb: Optional[int] = None
+    dataflow_service_account: Optional[str] = None
+    dataflow_subnetwork: Optional[str] = None
+    dataflow_public_ips: bool = True
+    direct_num_workers: int = 0  # without Dataflow: 0 = every core of the component's machine
+    extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.bucket = _gs(self.bucket)
+        root = self.bucket
+        self.pipeline_root = self.pipeline_root or f"{root}/pipeline_root"
+        self.data_root = (self.data_root or f"{root}/data/asos").rstrip("/")
+        self.catalog_uri = self.catalog_uri or f"{self.data_root}/{CATALOG_FILE}"
+        self.serving_model_dir = self.serving_model_dir or f"{root}/serving_model/{MODEL_NAME}"
+        self.dataflow_temp_location = self.dataflow_temp_location or f"{root}/dataflow/tmp"
+
+    def beam_pipeline_args(self) -> List[str]:
+        """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,
+        Evaluator...): Dataflow with workers from our image, else the in-container DirectRunner."""
+        if not self.dataflow:
+            args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                    f"--direct_num_workers={self.direct_num_workers}"]
+            return args + list(self.extra_beam_args)
+        args = [
+            "--runner=DataflowRunner",
+            f"--project={self.project}",
+            f"--region={self.region}",
+            f"--temp_location={self.dataflow_temp_location}",
+            # Workers run our image: the package (preprocessing_fn...) is installed there, so
+            # nothing is staged (no --setup_file, no wheels).
+            f"--sdk_container_image={self.image}",
+        ]
+        optional = [
+            ("machine_type", self.dataflow_machine_type),
+            ("max_num_workers", self.dataflow_max_workers),
+            ("disk_size_gb", self.dataflow_disk_size_gb),
+            ("service_account_email", self.dataflow_service_account),
+            ("subnetwork", self.dataflow_subnetwork),
+        ]
+        args += [f"--{name}={value}" for name, value in optional if value not in (None, "")]
+        if not self.dataflow_public_ips:
+            args.append("--no_use_public_ips")
+        return args + list(self.extra_beam_args)

@@ -1,0 +1,20 @@
+"""pytest set-up shared by the tests beside the code and under tests/."""
+
+import os
+
+# Before TensorFlow is first imported anywhere (TFT/TFMA need Keras 2); as in TFX's own conftest,
+# no gRPC fork support under Beam's in-process runner.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import pytest  # noqa: E402
+
+from tests import fake_asos  # noqa: E402
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path):
+    """A directory with small generated data of the ASOS shape (the four files)."""
+    data_dir = tmp_path / "data"
+    fake_asos.write_fake_asos(str(data_dir))
+    return str(data_dir)

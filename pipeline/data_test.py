@@ -1,0 +1,87 @@
+"""The input files: download when missing, checksums, and errors that name the file."""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import pytest
+
+from pipeline import configs, data
+from tests import fake_asos
+
+
+@pytest.fixture
+def published(tmp_path):
+    """Generated files served over HTTP on loopback, as the public source would serve them."""
+    source = tmp_path / "source"
+    checksums = fake_asos.write_fake_asos(str(source))
+    sizes = {name: os.path.getsize(source / name) for name in checksums}
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(source))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", checksums, sizes, source
+    server.shutdown()
+
+
+def test_missing_files_are_downloaded_and_verified(tmp_path, published):
+    url, checksums, sizes, _ = published
+    target = tmp_path / "data"
+    data.ensure_data(str(target), source_url=url, expected=checksums, sizes=sizes)
+    assert sorted(os.listdir(target)) == sorted(checksums)
+    for name, sha in checksums.items():
+        assert data.sha256_of(str(target / name)) == sha
+
+
+def test_only_missing_files_are_downloaded(tmp_path, published):
+    url, checksums, sizes, source = published
+    target = tmp_path / "data"
+    target.mkdir()
+    shutil.copy(source / configs.TRAIN_FILE, target / configs.TRAIN_FILE)
+    os.remove(source / configs.TRAIN_FILE)  # a second download of it would fail
+    data.ensure_data(str(target), source_url=url, expected=checksums, sizes=sizes)
+    assert sorted(os.listdir(target)) == sorted(checksums)
+
+
+def test_download_with_wrong_checksum_is_not_kept(tmp_path, published):
+    url, checksums, sizes, _ = published
+    wrong = dict(checksums, **{configs.CATALOG_FILE: "0" * 64})
+    target = tmp_path / "data"
+    with pytest.raises(data.DataError, match=f"{configs.CATALOG_FILE}: downloaded .* sha256"):
+        data.ensure_data(str(target), source_url=url, expected=wrong, sizes=sizes)
+    assert not (target / configs.CATALOG_FILE).exists()
+    assert not [n for n in os.listdir(target) if n.startswith(".")]  # no partial file left
+
+
+def test_unreachable_source_names_the_file(tmp_path):
+    with pytest.raises(data.DataError, match=f"{configs.USERS_FILE}: download from http://127.0.0.1:9/.* failed"):
+        data.ensure_data(str(tmp_path), source_url="http://127.0.0.1:9")
+
+
+def test_truncated_file_is_reported(tmp_path, published):
+    _, checksums, sizes, source = published
+    with open(source / configs.TRAIN_FILE, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: truncated \\(100 bytes"):
+        data.ensure_data(str(source), expected=checksums, sizes=sizes)
+
+
+def test_altered_file_is_reported(tmp_path, published):
+    _, checksums, sizes, source = published
+    with open(source / configs.EVAL_FILE, "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: altered \\(sha256"):
+        data.ensure_data(str(source), expected=checksums, sizes=sizes)
+
+
+def test_own_data_needs_files_but_no_checksums(tmp_path, fake_data_dir):
+    assert data.ensure_data(fake_data_dir, verify_checksums=False) == fake_data_dir
+    os.remove(os.path.join(fake_data_dir, configs.USERS_FILE))
+    with pytest.raises(data.DataError, match=f"{configs.USERS_FILE}: missing"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+@pytest.mark.skipif(not os.path.isdir(configs.SHARED_DATA_DIR), reason="no shared ASOS copy here")
+def test_shared_asos_copy_matches_published_checksums():
+    data.ensure_data(configs.SHARED_DATA_DIR)
