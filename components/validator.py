@@ -26,6 +26,7 @@ from tfx.utils import io_utils, json_utils
 # A feature's annotation tag "id_pattern=REGEX" in schema.pbtxt: every value must fullmatch it.
 ID_PATTERN_TAG = "id_pattern="
 REPORT_FILE = "anomalies_in_plain_words.txt"
+REJECTED_DIR = "rejected"  # <pipeline_root>/StrictExampleValidator/rejected/<execution id>/
 MAX_EXAMPLES_LISTED = 5
 
 
@@ -112,14 +113,24 @@ class Executor(example_validator_executor.Executor):
                     f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
 
         if problems:
-            report = "\n".join(problems)
-            report_path = os.path.join(anomalies_artifact.uri, REPORT_FILE)
-            io_utils.write_string_file(report_path, report + "\n")
+            kept = self._keep_anomalies(anomalies_artifact.uri, "\n".join(problems) + "\n")
             raise DataValidationError(
-                f"The data does not match the schema; the pipeline stops before Transform so "
-                f"nothing is trained on it.\n{report}\n(anomalies written to "
-                f"{anomalies_artifact.uri})")
+                "The data does not match the schema; the pipeline stops before Transform so "
+                "nothing is trained on it.\n" + "\n".join(problems) +
+                f"\n(anomalies kept in {kept})")
         return result
+
+
+    @staticmethod
+    def _keep_anomalies(uri: str, report: str) -> str:
+        """Copies the anomalies and the plain-words report next to the component's outputs:
+        TFX deletes the outputs of a failed execution, and the user needs them."""
+        io_utils.write_string_file(os.path.join(uri, REPORT_FILE), report)
+        # uri is <pipeline_root>/<component>/anomalies/<execution id>
+        component_dir = os.path.dirname(os.path.dirname(uri))
+        kept = os.path.join(component_dir, REJECTED_DIR, os.path.basename(uri))
+        io_utils.copy_dir(uri, kept)
+        return kept
 
 
 class StrictExampleValidatorSpec(standard_component_specs.ExampleValidatorSpec):

@@ -1,5 +1,6 @@
 """The curated schema against good and bad rows, validated as the pipeline does it: TFDV
-statistics of tf.Examples against schema.pbtxt, plus the validator's id-pattern check."""
+statistics of tf.Examples against schema/schema.pbtxt, plus the validator's id-pattern check.
+(This test lives in tests/: the schema Importer needs schema/ to hold the one file.)"""
 
 import os
 
