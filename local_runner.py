@@ -46,6 +46,9 @@ def build(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
         catalog_uri=config.catalog_path,
         beam_pipeline_args=config.beam_pipeline_args(),
         enable_cache=config.enable_cache,
+        serving_model_dir=config.serving_model_dir,
+        training=config.training,
+        gate=config.gate,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
     )

@@ -12,7 +12,9 @@ from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+from components import evaluator as evaluator_lib
 from components.catalog_check import CatalogCheck
+from components.evaluator import GatedEvaluator
 from components.validator import StrictExampleValidator
 from pipeline import configs
 
@@ -26,9 +28,13 @@ def create_pipeline(
     catalog_uri: str,
     beam_pipeline_args: List[str],
     enable_cache: bool = True,
+    serving_model_dir: str,
+    training: configs.TrainingConfig,
+    gate: configs.GateConfig,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck."""
+    """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck →
+    Trainer → Evaluator (vs the latest blessed model) → Pusher."""
     example_gen = FileBasedExampleGen(
         input_base=data_root,
         input_config=example_gen_pb2.Input(splits=[
@@ -57,8 +63,37 @@ def create_pipeline(
     catalog_check = CatalogCheck(
         transform_graph=transform.outputs["transform_graph"], catalog_uri=catalog_uri)
 
+    trainer = tfx.components.Trainer(
+        run_fn=configs.RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_importer.outputs["result"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=training.custom_config(),
+    )
+    trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = GatedEvaluator(
+        examples=example_gen.outputs["examples"],  # raw ids: the model holds the vocabularies
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        eval_config=evaluator_lib.eval_config(gate.lower_bounds, gate.max_relative_drop),
+        example_splits=["eval"],
+    ).with_id("Evaluator")
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+    )
+
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
-                  catalog_check]
+                  catalog_check, trainer, latest_blessed_model, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

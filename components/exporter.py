@@ -1,0 +1,160 @@
+"""The serving SavedModel: raw ids in, raw ids out, loadable by TensorFlow Serving unchanged.
+
+Signatures (all batched on dimension 0; see the README for request/response examples):
+
+- `call_item_item(item: int64[B])` -> `products: int64[B, K]`, `scores: float[B, K]`,
+  `known_item: bool[B]`. The K (default 100) products most similar to each product (cosine
+  of product embeddings), the product itself left out. An unknown product id (not bought in
+  train) gets the K most popular products with their share of train purchases as scores,
+  and `known_item` false.
+- `serving_default(user_id: string[B])` -> `products`, `scores`, `known_user: bool[B]`. The K
+  best products for each user, leaving out those the user bought in train. An unknown user gets
+  the K most popular products (scores: share of train purchases) and `known_user` false.
+- `evaluate(examples: string[B])`, serialized tf.Examples with the raw user and product, for
+  TFMA -> `ranks: float[B, 2]`: column 0 is the 0-based rank of the example's product among all
+  products, leaving out those the user bought in train (rank == number of products when the
+  product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
+  products drawn uniformly with a seed derived from the example (the same draws for every model).
+
+Transform's vocabularies are inside the model (TFTransformOutput.transform_features_layer):
+ids are mapped to indices with exactly the tables training used; OOV rows are never returned.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import model as model_lib
+from pipeline import configs
+
+EVAL_SIGNATURE = "evaluate"
+ITEM_ITEM_SIGNATURE = "call_item_item"
+RANKS_KEY = "ranks"
+SAMPLED_NEGATIVES = 100
+SAMPLE_SEED = 42
+
+
+class ServingModule(tf.Module):
+    """The recommender with its vocabularies, purchase history and popularity fallback."""
+
+    def __init__(self, recommender: model_lib.Recommender, transform_output: tft.TFTransformOutput,
+                 train_users: np.ndarray, train_items: np.ndarray, top_k: int = 100):
+        super().__init__(name="serving")
+        num_users, num_items = recommender.num_users, recommender.num_items
+        if not 1 <= top_k <= num_items:
+            raise ValueError(f"top_k must be within 1..{num_items} (the products), got {top_k}")
+        self.recommender = recommender
+        self.tft_layer = transform_output.transform_features_layer()
+        self.num_items = num_items
+        self.top_k = top_k
+        product_ids = np.array(
+            [int(p) for p in transform_output.vocabulary_by_name(configs.PRODUCT_VOCAB)], np.int64)
+        self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
+        self.purchased = tf.Variable(
+            model_lib.build_user_history(train_users, train_items, num_users, num_items),
+            trainable=False, name="purchased")
+        counts = np.bincount(train_items[train_items < num_items], minlength=num_items)
+        popular = np.argsort(-counts, kind="stable")[:top_k]
+        self.popular_items = tf.Variable(popular.astype(np.int32), trainable=False, name="popular")
+        self.popular_scores = tf.Variable((counts[popular] / max(counts.sum(), 1)).astype(np.float32),
+                                          trainable=False, name="popular_scores")
+
+    # --- id <-> index -------------------------------------------------------------------------
+    def _user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        out = self.tft_layer({configs.USER_KEY: tf.reshape(user_ids, [-1, 1])})
+        return tf.cast(out[configs.USER_INDEX], tf.int32)
+
+    def _item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        out = self.tft_layer({configs.PRODUCT_KEY: tf.reshape(item_ids, [-1, 1])})
+        return tf.cast(out[configs.PRODUCT_INDEX], tf.int32)
+
+    def _fallback(self, known: tf.Tensor, items: tf.Tensor, scores: tf.Tensor):
+        """Rows of unknown ids get the popular products and their popularity scores."""
+        batch = tf.shape(known)[0]
+        popular = tf.tile(self.popular_items[tf.newaxis, :], [batch, 1])
+        popular_scores = tf.tile(self.popular_scores[tf.newaxis, :], [batch, 1])
+        items = tf.where(known[:, tf.newaxis], items, popular)
+        scores = tf.where(known[:, tf.newaxis], scores, popular_scores)
+        return tf.gather(self.product_ids, items), scores
+
+    def _mask_purchased(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
+        """-inf for the products each user bought in train (padding points past the end)."""
+        history = tf.gather(self.purchased, user_idx)  # [B, L], padded with num_items
+        valid = history < self.num_items
+        rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, tf.newaxis], tf.shape(history))
+        where = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(history, valid)], axis=1)
+        minus_inf = tf.fill([tf.shape(where)[0]], tf.constant(-np.inf, scores.dtype))
+        return tf.tensor_scatter_nd_update(scores, where, minus_inf)
+
+    # --- signatures ---------------------------------------------------------------------------
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def recommend(self, user_id):
+        user_idx = self._user_index(user_id)
+        known = user_idx < self.recommender.num_users
+        safe_idx = tf.where(known, user_idx, self.recommender.num_users)
+        scores = self._mask_purchased(self.recommender.score_all(safe_idx), safe_idx)
+        top = tf.math.top_k(scores, k=self.top_k)
+        products, scores = self._fallback(known, top.indices, top.values)
+        return {"products": products, "scores": scores, "known_user": known}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item")])
+    def item_item(self, item):
+        item_idx = self._item_index(item)
+        known = item_idx < self.num_items
+        safe_idx = tf.where(known, item_idx, 0)
+        embeddings = tf.math.l2_normalize(self.recommender.item_embeddings[:self.num_items], axis=1)
+        similarity = tf.matmul(tf.gather(embeddings, safe_idx), embeddings, transpose_b=True)
+        itself = tf.one_hot(safe_idx, self.num_items, on_value=True, off_value=False)
+        similarity = tf.where(itself, tf.constant(-np.inf, similarity.dtype), similarity)
+        top = tf.math.top_k(similarity, k=self.top_k)
+        products, scores = self._fallback(known, top.indices, top.values)
+        return {"products": products, "scores": scores, "known_item": known}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def evaluate(self, examples):
+        parsed = tf.io.parse_example(examples, {
+            configs.USER_KEY: tf.io.FixedLenFeature([1], tf.string),
+            configs.PRODUCT_KEY: tf.io.FixedLenFeature([1], tf.int64),
+        })
+        user_idx = self._user_index(parsed[configs.USER_KEY])
+        item_idx = self._item_index(parsed[configs.PRODUCT_KEY])
+        known = (user_idx < self.recommender.num_users) & (item_idx < self.num_items)
+        safe_user = tf.where(known, user_idx, self.recommender.num_users)
+        safe_item = tf.where(known, item_idx, 0)
+
+        scores = self._mask_purchased(self.recommender.score_all(safe_user), safe_user)
+        true_score = tf.gather(scores, safe_item, batch_dims=1)
+        rankable = known & tf.math.is_finite(true_score)
+        full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
+
+        # The notebook's sampled accuracy: 100 uniform products, seeded by the example itself.
+        key = tf.strings.join([parsed[configs.USER_KEY][:, 0],
+                               tf.strings.as_string(parsed[configs.PRODUCT_KEY][:, 0])], "/")
+        seeds = tf.strings.to_hash_bucket_fast(key, 2**31 - 1)
+        sampled = tf.map_fn(
+            lambda s: tf.random.stateless_uniform([SAMPLED_NEGATIVES], seed=tf.stack([s, SAMPLE_SEED]),
+                                                  maxval=self.num_items, dtype=tf.int32),
+            seeds, fn_output_signature=tf.TensorSpec([SAMPLED_NEGATIVES], tf.int32))
+        raw_scores = self.recommender.score_all(safe_user)
+        sampled_scores = tf.gather(raw_scores, sampled, batch_dims=1)
+        true_raw = tf.gather(raw_scores, safe_item, batch_dims=1)
+        beaten = (sampled_scores >= true_raw[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
+        sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
+
+        worst = tf.cast(self.num_items, tf.float32)
+        ranks = tf.stack([tf.where(rankable, full_rank, worst),
+                          tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
+        return {RANKS_KEY: ranks}
+
+
+def export_serving_model(module: ServingModule, export_dir: str) -> None:
+    """Saves `module` with its three signatures (plain TensorFlow can load and call them)."""
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": module.recommend.get_concrete_function(),
+        ITEM_ITEM_SIGNATURE: module.item_item.get_concrete_function(),
+        EVAL_SIGNATURE: module.evaluate.get_concrete_function(),
+    })
