@@ -28,7 +28,9 @@ SAMPLE_SIZE = 20
 
 
 class CatalogReport(artifact.Artifact):
-    TYPE_NAME = "CatalogReport"
+    # Kubeflow V2 wants "<namespace>.<Class>" and re-imports the class from it in each
+    # container: components/__init__.py exposes it as components.CatalogReport.
+    TYPE_NAME = "components.CatalogReport"
 
 
 class CatalogMismatchError(RuntimeError):
