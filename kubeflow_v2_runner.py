@@ -1,0 +1,152 @@
+"""Compiles the pipeline for Vertex AI Pipelines (or Kubeflow Pipelines) into a pipeline JSON.
+
+The same `create_pipeline` as local_runner.py, with cloud locations, the container image and
+(optionally) Dataflow as Beam runner. Fully offline: no credentials, no network, nothing uploaded.
+Module code is referenced by dotted path (components.preprocessing.preprocessing_fn, ...) and runs
+from the package installed in the image (see Dockerfile), so no wheel is built here.
+
+    make compile ARGS="--project P --region europe-west1 --bucket B --image IMAGE [--dataflow]"
+    env/run-in-env python kubeflow_v2_runner.py --help        # every setting and its variable
+
+Then submit the JSON with vertex_submit.py.
+"""
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import inspect
+import os
+import re
+import sys
+from typing import Any, Dict, List, Optional
+
+from pipeline import configs
+from pipeline import vertex
+
+
+def pipeline_kwargs(config: configs.VertexConfig) -> Dict[str, Any]:
+    """create_pipeline's arguments for a run on Vertex: the one place they are chosen.
+
+    `training` and `gate` are VertexConfig's, whose defaults are the local run's (PipelineConfig),
+    so both runs train and judge the same way. A new required argument of create_pipeline that is
+    not set here is a TypeError naming it."""
+    from pipeline import pipeline as pipeline_def
+
+    wanted = dict(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        data_root=config.data_root,
+        schema_dir=config.schema_dir,
+        catalog_uri=config.catalog_uri,
+        serving_model_dir=config.serving_model_dir,
+        training=config.training,
+        gate=config.gate,
+        beam_pipeline_args=config.beam_pipeline_args(),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=None,  # Vertex AI keeps ML Metadata itself
+    )
+    params = inspect.signature(pipeline_def.create_pipeline).parameters
+    missing = [name for name, p in params.items()
+               if p.default is inspect.Parameter.empty and name not in wanted
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if missing:
+        raise TypeError(f"create_pipeline needs {', '.join(missing)}, which kubeflow_v2_runner."
+                        "pipeline_kwargs does not set: add it there")
+    return {name: value for name, value in wanted.items() if name in params}
+
+
+# Kubeflow V2 keeps a custom artifact type only as its TYPE_NAME, and the container re-imports the
+# class from that name: it must be "<package>.<Class>" (KFP's schema-title pattern) and importable.
+_KFP_TITLE = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
+
+
+def check_custom_artifact_types(tfx_pipeline) -> None:
+    """Raises ValueError naming each custom artifact type Vertex could not restore in the container."""
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.utils import import_utils
+
+    standard = compiler_utils._SUPPORTED_STANDARD_ARTIFACT_TYPES  # pylint: disable=protected-access
+    problems = []
+    for node in tfx_pipeline.components:
+        for key, channel in node.outputs.items():
+            cls = channel.type
+            if cls in standard or cls.__module__.startswith("tfx."):
+                continue
+            name = cls.TYPE_NAME
+            try:
+                importable = bool(_KFP_TITLE.fullmatch(name)) and (
+                    import_utils.import_class_by_path(name) is cls)
+            except (ImportError, AttributeError, ValueError):
+                importable = False
+            if not importable:
+                problems.append(
+                    f"{node.id}.outputs['{key}']: {cls.__module__}.{cls.__name__}.TYPE_NAME is "
+                    f"{name!r}, must be an importable '<package>.<Class>' path, e.g. "
+                    f"'{cls.__module__.split('.')[0]}.{cls.__name__}' exported by "
+                    f"{cls.__module__.split('.')[0]}/__init__.py")
+    if problems:
+        raise ValueError("custom artifact types Kubeflow V2 cannot restore: " + "; ".join(problems))
+
+
+def build(config: configs.VertexConfig):
+    """The tfx Pipeline for Vertex; refuses what would upload code at compile time or fail there."""
+    from pipeline import pipeline as pipeline_def
+
+    result = pipeline_def.create_pipeline(**pipeline_kwargs(config))
+    check_custom_artifact_types(result)
+    for component in result.components:
+        props = getattr(component, "exec_properties", {}) or {}
+        if props.get("module_file") or props.get("module_path"):
+            raise ValueError(
+                f"component {component.id} has a module_file: compiling would build a wheel and copy "
+                "it to the pipeline root; give it a dotted path (e.g. run_fn='components.trainer.run_fn')")
+    return result
+
+
+def create_runner(config: configs.VertexConfig, output_dir: str, output_file: str):
+    from tfx import v1 as tfx
+
+    return tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            display_name=config.pipeline_name, default_image=config.image),
+        output_dir=output_dir, output_filename=output_file)
+
+
+def compile_pipeline(config: configs.VertexConfig, output_dir: str,
+                     output_file: str = configs.VERTEX_PIPELINE_JSON):
+    """Writes the pipeline JSON; returns (its path, the tfx Pipeline compiled)."""
+    tfx_pipeline = build(config)
+    create_runner(config, output_dir, output_file).run(tfx_pipeline)
+    return os.path.join(output_dir, output_file), tfx_pipeline
+
+
+def describe(tfx_pipeline) -> List[str]:
+    """One line per component: id, type, upstream ids."""
+    lines = []
+    for node in tfx_pipeline.components:
+        upstream = sorted(n.id for n in node.upstream_nodes)
+        lines.append(f"{node.id} ({type(node).__name__})"
+                     + (f" <- {', '.join(upstream)}" if upstream else ""))
+    return lines
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        config, output_dir, output_file = vertex.parse_compile_args(argv)
+    except vertex.SettingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)
+    except (TypeError, ValueError) as e:
+        print(f"error: cannot compile the pipeline: {e}", file=sys.stderr)
+        return 1
+    print(f"[compile] {len(tfx_pipeline.components)} components, image {config.image}", flush=True)
+    for line in describe(tfx_pipeline):
+        print(f"[compile]   {line}")
+    print(f"[compile] beam: {' '.join(config.beam_pipeline_args())}")
+    print(f"[compile] wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The Vertex AI / Kubeflow V2 compile: offline into a temporary directory, read back with the
+kfp-pipeline-spec protos, and compared with the LOCAL pipeline object (local_runner.build), so the
+expectations follow the pipeline as components are added."""
+
+import json
+import os
+import re
+from collections import defaultdict
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+import kubeflow_v2_runner
+import local_runner
+from pipeline import configs, vertex
+
+IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender:test"
+REQUIRED = ["--project", "test-project", "--region", "europe-west1", "--bucket", "test-bucket",
+            "--image", IMAGE]
+DATAFLOW = REQUIRED + ["--dataflow", "--dataflow-max-workers", "4",
+                       "--dataflow-service-account", "df@test-project.iam.gserviceaccount.com"]
+
+
+@pytest.fixture(scope="module")
+def local_pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("local")
+    return local_runner.build(configs.PipelineConfig(
+        data_dir=str(root / "data"), output_dir=str(root / "out"), verify_checksums=False))
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vertex")
+    config, _, _ = vertex.parse_compile_args(DATAFLOW, environ={})
+    path, tfx_pipeline = kubeflow_v2_runner.compile_pipeline(config, str(out))
+    with open(path) as f:
+        text = f.read()
+    job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())  # strict: unknown fields fail
+    spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
+                                 pipeline_spec_pb2.PipelineSpec())
+    deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec),
+                                       pipeline_spec_pb2.PipelineDeploymentConfig())
+    return dict(config=config, path=path, text=text, job=job, spec=spec, deployment=deployment,
+                pipeline=tfx_pipeline, out=str(out))
+
+
+def _node_of(task_name, node_ids):
+    """A task's node: its own id, or the id it extends (the LatestBlessedModelStrategy Resolver
+    compiles to '<id>-model-blessing-resolver' and '<id>-model-resolver')."""
+    if task_name in node_ids:
+        return task_name
+    owners = [n for n in node_ids if task_name.startswith(n + "-")]
+    assert len(owners) == 1, f"task {task_name} matches no single node of {sorted(node_ids)}"
+    return owners[0]
+
+
+def _executor(compiled, node_id):
+    """The deployment executor of a component's task."""
+    task = compiled["spec"].root.dag.tasks[node_id]
+    label = compiled["spec"].components[task.component_ref.name].executor_label
+    return compiled["deployment"].executors[label]
+
+
+def _component(pipeline, type_name):
+    """The component of that class (or a subclass of it, e.g. GatedEvaluator for Evaluator)."""
+    found = [c for c in pipeline.components
+             if type_name in {k.__name__ for k in type(c).__mro__}]
+    return found[0] if found else None
+
+
+def _parameter(task, name):
+    value = task.inputs.parameters[name].runtime_value
+    if value.HasField("constant"):
+        return value.constant.string_value
+    return value.constant_value.string_value
+
+
+# --- the DAG ------------------------------------------------------------------------------------
+
+def test_compiled_dag_is_the_local_pipeline(compiled, local_pipeline):
+    expected = {n.id: {u.id for u in n.upstream_nodes} for n in local_pipeline.components}
+    got = defaultdict(set)
+    for name, task in compiled["spec"].root.dag.tasks.items():
+        node = _node_of(name, expected)
+        got[node] |= {_node_of(d, expected) for d in task.dependent_tasks} - {node}
+    assert sorted(got) == sorted(expected), "every component, the Importer and the Resolver compile"
+    assert dict(got) == expected
+    # the edge that stops Transform on bad data survives compilation
+    assert "StrictExampleValidator" in got["Transform"]
+
+
+def test_resolver_and_gate_compile_when_present(compiled, local_pipeline):
+    tasks = compiled["spec"].root.dag.tasks
+    resolvers = [c for c in local_pipeline.components
+                 if "Resolver" in {k.__name__ for k in type(c).__mro__}]
+    if not resolvers:
+        pytest.skip("the pipeline has no Resolver yet")
+    for r in resolvers:
+        assert any(_node_of(t, {r.id}) == r.id for t in tasks if t.startswith(r.id)), r.id
+    evaluator = _component(local_pipeline, "Evaluator")
+    if evaluator is not None:
+        deps = {_node_of(d, {c.id for c in local_pipeline.components})
+                for d in tasks[evaluator.id].dependent_tasks}
+        assert {r.id for r in resolvers} & deps, "Evaluator gets the baseline from the Resolver"
+
+
+# --- images, Beam -------------------------------------------------------------------------------
+
+def test_every_executor_runs_the_image(compiled):
+    from tfx.dsl.components.base import base_component
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    containers = {k: e.container for k, e in compiled["deployment"].executors.items()
+                  if e.WhichOneof("spec") == "container"}
+    assert containers
+    for name, container in containers.items():
+        assert container.image == IMAGE, name
+        assert list(container.command) == list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD), name
+    for node in compiled["pipeline"].components:  # importers/resolvers run in Vertex itself
+        if isinstance(node, base_component.BaseComponent):
+            assert _executor(compiled, node.id).container.image == IMAGE, node.id
+
+
+def _beam_components(pipeline):
+    from tfx.dsl.components.base import executor_spec
+    return [c for c in pipeline.components
+            if isinstance(getattr(c, "executor_spec", None), executor_spec.BeamExecutorSpec)]
+
+
+@pytest.mark.parametrize("type_name", ["Transform", "StatisticsGen", "Evaluator", "FileBasedExampleGen"])
+def test_beam_components_run_on_dataflow(compiled, type_name):
+    node = _component(compiled["pipeline"], type_name)
+    if node is None:
+        pytest.skip(f"the pipeline has no {type_name} yet")
+    args = list(_executor(compiled, node.id).container.args)
+    for expected in ["--runner=DataflowRunner", "--project=test-project", "--region=europe-west1",
+                     "--temp_location=gs://test-bucket/dataflow/tmp",
+                     f"--sdk_container_image={IMAGE}", "--max_num_workers=4",
+                     "--service_account_email=df@test-project.iam.gserviceaccount.com"]:
+        assert expected in args, (type_name, args)
+    assert not any(a.startswith("--direct_") for a in args)
+
+
+def test_every_beam_component_gets_the_dataflow_args(compiled):
+    beam = _beam_components(compiled["pipeline"])
+    assert {"Transform", "StatisticsGen"} <= {type(c).__name__ for c in beam}
+    wanted = compiled["config"].beam_pipeline_args()
+    for node in beam:
+        container = _executor(compiled, node.id).container
+        assert list(container.args)[-len(wanted):] == wanted, node.id
+        if container.lifecycle.HasField("pre_cache_check"):  # ExampleGen's driver lists files too
+            assert list(container.lifecycle.pre_cache_check.args)[-len(wanted):] == wanted
+
+
+def test_without_dataflow_beam_stays_in_the_container(local_pipeline):
+    config, _, _ = vertex.parse_compile_args(REQUIRED, environ={})
+    job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
+        kubeflow_v2_runner.build(config), write_out=False)
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    args = executors["Transform_executor"]["container"]["args"]
+    assert "--runner=DirectRunner" in args and not any("Dataflow" in a for a in args)
+    # and the local run is untouched: DirectRunner, in memory
+    assert "--runner=DirectRunner" in local_pipeline.beam_pipeline_args
+
+
+# --- Evaluator ----------------------------------------------------------------------------------
+
+def test_evaluator_thresholds_are_compiled(compiled, local_pipeline):
+    evaluator = _component(local_pipeline, "Evaluator")
+    if evaluator is None:
+        pytest.skip("the pipeline has no Evaluator yet")
+    from tensorflow_model_analysis.proto import config_pb2
+
+    def as_proto(value):
+        if isinstance(value, config_pb2.EvalConfig):
+            return value
+        return json_format.Parse(value, config_pb2.EvalConfig())
+
+    local = as_proto(evaluator.exec_properties["eval_config"])
+    task = compiled["spec"].root.dag.tasks[evaluator.id]
+    remote = as_proto(_parameter(task, "eval_config"))
+    assert remote == local
+    thresholds = [t for spec in remote.metrics_specs for t in spec.thresholds.values()]
+    thresholds += [m.threshold for spec in remote.metrics_specs for m in spec.metrics
+                   if m.HasField("threshold")]
+    assert any(t.HasField("value_threshold") or t.HasField("change_threshold") for t in thresholds), \
+        "without a threshold the Evaluator never blesses and Pusher never pushes (tfx#5148)"
+
+
+# --- nothing of this machine in the file ---------------------------------------------------------
+
+def _strings(value):
+    """Every string in the JSON, and in JSON documents nested in strings (exec properties)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+        if value[:1] in "{[":
+            try:
+                yield from _strings(json.loads(value))
+            except ValueError:
+                pass
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/.\-{}$])/[\w.\-]+(?:/[\w.\-*]*)*")
+
+
+def test_no_path_of_this_machine_and_no_wheels(compiled, tmp_path):
+    text = compiled["text"]
+    for forbidden in ["/work/", configs.PROJECT_DIR, os.path.dirname(compiled["out"]),
+                      os.path.expanduser("~") + "/", "_wheels", ".whl", "module_path"]:
+        assert forbidden not in text, forbidden
+    found = {m.group(0) for s in _strings(json.loads(text)) for m in ABSOLUTE_PATH.finditer(s)}
+    allowed = {p for p in found if p == configs.IMAGE_PROJECT_DIR
+               or p.startswith(configs.IMAGE_PROJECT_DIR + "/")}
+    assert found - allowed == set(), "absolute paths other than the image's " + configs.IMAGE_PROJECT_DIR
+    # the schema is read from the copy inside the image
+    assert configs.IMAGE_SCHEMA_DIR in text
+
+
+def test_cloud_locations(compiled):
+    job, config = compiled["job"], compiled["config"]
+    assert job.runtime_config.gcs_output_directory == "gs://test-bucket/pipeline_root"
+    tasks = compiled["spec"].root.dag.tasks
+    assert _parameter(tasks["FileBasedExampleGen"], "input_base") == "gs://test-bucket/data/asos"
+    assert _parameter(tasks["CatalogCheck"], "catalog_uri") == \
+        f"gs://test-bucket/data/asos/{configs.CATALOG_FILE}"
+    pusher = _component(compiled["pipeline"], "Pusher")
+    if pusher is not None:
+        assert config.serving_model_dir in _parameter(tasks[pusher.id], "push_destination")
+    assert compiled["spec"].pipeline_info.name == configs.PIPELINE_NAME
+
+
+def test_module_code_is_referenced_by_dotted_path(compiled):
+    tasks = compiled["spec"].root.dag.tasks
+    assert _parameter(tasks["Transform"], "preprocessing_fn") == configs.PREPROCESSING_FN
+    trainer = _component(compiled["pipeline"], "Trainer")
+    if trainer is not None:
+        assert _parameter(tasks[trainer.id], "run_fn") == configs.RUN_FN
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def test_main_compiles_and_lists_the_components(tmp_path, capsys):
+    assert kubeflow_v2_runner.main(REQUIRED + ["--output-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / configs.VERTEX_PIPELINE_JSON).is_file()
+    assert "Transform (Transform)" in printed and "wrote" in printed
+
+
+@pytest.mark.parametrize("missing, flag, env", [
+    ("--project", "--project", "RECSYS_GCP_PROJECT"),
+    ("--region", "--region", "RECSYS_GCP_REGION"),
+    ("--bucket", "--bucket", "RECSYS_GCS_BUCKET"),
+    ("--image", "--image", "RECSYS_IMAGE"),
+])
+def test_a_missing_setting_is_one_line_naming_it(monkeypatch, capsys, missing, flag, env):
+    for name in list(os.environ):
+        if name.startswith("RECSYS_"):
+            monkeypatch.delenv(name)
+    i = REQUIRED.index(missing)
+    assert kubeflow_v2_runner.main(REQUIRED[:i] + REQUIRED[i + 2:]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err and env in err, err
+
+
+def test_settings_come_from_the_environment():
+    environ = {"RECSYS_GCP_PROJECT": "p", "RECSYS_GCP_REGION": "us-central1",
+               "RECSYS_GCS_BUCKET": "gs://b/", "RECSYS_IMAGE": "img:1", "RECSYS_DATAFLOW": "true",
+               "RECSYS_BEAM_ARGS": "--experiments=use_runner_v2 --number_of_worker_harness_threads=2",
+               "RECSYS_PIPELINE_ROOT": "gs://other/root"}
+    config, _, _ = vertex.parse_compile_args([], environ=environ)
+    assert (config.project, config.region, config.bucket, config.image) == ("p", "us-central1", "gs://b", "img:1")
+    assert config.pipeline_root == "gs://other/root" and config.data_root == "gs://b/data/asos"
+    args = config.beam_pipeline_args()
+    assert args[:5] == ["--runner=DataflowRunner", "--project=p", "--region=us-central1",
+                        "--temp_location=gs://b/dataflow/tmp", "--sdk_container_image=img:1"]
+    assert args[-2:] == ["--experiments=use_runner_v2", "--number_of_worker_harness_threads=2"]
+    # a flag wins over its variable
+    config, _, _ = vertex.parse_compile_args(["--no-dataflow", "--project", "q"], environ=environ)
+    assert config.project == "q" and config.beam_pipeline_args()[0] == "--runner=DirectRunner"
+    with pytest.raises(vertex.SettingError, match="RECSYS_DATAFLOW"):
+        vertex.parse_compile_args([], environ={**environ, "RECSYS_DATAFLOW": "maybe"})

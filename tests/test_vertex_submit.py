@@ -1,0 +1,128 @@
+"""vertex_submit.py for real up to the network: flags and RECSYS_* variables, the
+aiplatform.PipelineJob built from a freshly compiled JSON, and the request submit() sends. Only the
+RPCs to Vertex AI (create_pipeline_job, create_schedule) and the pipeline-root bucket check against
+Cloud Storage are replaced; credentials are anonymous, so nothing looks for real ones."""
+
+import json
+import os
+
+import pytest
+
+import kubeflow_v2_runner
+import vertex_submit
+from pipeline import configs, vertex
+
+IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender:test"
+
+
+@pytest.fixture(scope="module")
+def pipeline_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vertex")
+    config, _, _ = vertex.parse_compile_args(
+        ["--project", "test-project", "--region", "europe-west1", "--bucket", "test-bucket",
+         "--image", IMAGE], environ={})
+    path, _ = kubeflow_v2_runner.compile_pipeline(config, str(out))
+    return path
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Replaces the calls that leave the machine; records what would have been sent."""
+    from google.auth import credentials as auth_credentials
+    from google.cloud.aiplatform import pipeline_jobs
+    from google.cloud.aiplatform_v1.services.pipeline_service.client import PipelineServiceClient
+    from google.cloud.aiplatform_v1.services.schedule_service.client import ScheduleServiceClient
+
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never probe a metadata server
+    for name in list(os.environ):
+        if name.startswith("RECSYS_"):
+            monkeypatch.delenv(name)
+    calls = {}
+
+    def create_pipeline_job(self, parent, pipeline_job, pipeline_job_id, timeout=None, **_):
+        calls["job"] = dict(parent=parent, pipeline_job=pipeline_job, job_id=pipeline_job_id)
+        result = type(pipeline_job).deserialize(type(pipeline_job).serialize(pipeline_job))
+        result.name = f"{parent}/pipelineJobs/{pipeline_job_id}"
+        return result
+
+    def create_schedule(self, parent, schedule, timeout=None, **_):
+        calls["schedule"] = dict(parent=parent, schedule=schedule)
+        result = type(schedule).deserialize(type(schedule).serialize(schedule))
+        result.name = f"{parent}/schedules/123"
+        return result
+
+    monkeypatch.setattr(PipelineServiceClient, "create_pipeline_job", create_pipeline_job)
+    monkeypatch.setattr(ScheduleServiceClient, "create_schedule", create_schedule)
+    monkeypatch.setattr(pipeline_jobs.gcs_utils,
+                        "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+                        lambda **kwargs: calls.setdefault("bucket_check", kwargs))
+    calls["credentials"] = auth_credentials.AnonymousCredentials()
+    return calls
+
+
+def test_submit_sends_the_compiled_pipeline(pipeline_json, sent, capsys):
+    argv = ["--project", "test-project", "--region", "europe-west1", "--pipeline-json", pipeline_json,
+            "--service-account", "runner@test-project.iam.gserviceaccount.com",
+            "--label", "team=recsys", "--label", "env=test", "--job-id", "asos-test-1"]
+    assert vertex_submit.main(argv, credentials=sent["credentials"]) == 0
+    request = sent["job"]
+    assert request["parent"] == "projects/test-project/locations/europe-west1"
+    assert request["job_id"] == "asos-test-1"
+    job = request["pipeline_job"]
+    assert job.service_account == "runner@test-project.iam.gserviceaccount.com"
+    assert job.labels["team"] == "recsys" and job.labels["env"] == "test"
+    assert job.runtime_config.gcs_output_directory == "gs://test-bucket/pipeline_root"
+    with open(pipeline_json) as f:
+        compiled = json.load(f)["pipelineSpec"]
+    spec = dict(job.pipeline_spec)
+    assert spec["pipelineInfo"]["name"] == configs.PIPELINE_NAME
+    assert set(spec["root"]["dag"]["tasks"]) == set(compiled["root"]["dag"]["tasks"])
+    assert "pipelineJobs/asos-test-1" in capsys.readouterr().out
+
+
+def test_environment_and_overrides(pipeline_json, sent, monkeypatch):
+    monkeypatch.setenv("RECSYS_GCP_PROJECT", "env-project")
+    monkeypatch.setenv("RECSYS_GCP_REGION", "us-central1")
+    monkeypatch.setenv("RECSYS_PIPELINE_JSON", pipeline_json)
+    monkeypatch.setenv("RECSYS_VERTEX_LABELS", "team=recsys,cost-center=ml")
+    monkeypatch.setenv("RECSYS_VERTEX_SERVICE_ACCOUNT", "sa@env-project.iam.gserviceaccount.com")
+    options = vertex_submit.parse_args(["--pipeline-root", "gs://elsewhere/root", "--no-cache"])
+    job = vertex_submit.build_job(options, credentials=sent["credentials"])
+    vertex_submit.submit(job, options)
+    request = sent["job"]
+    assert request["parent"] == "projects/env-project/locations/us-central1"
+    sent_job = request["pipeline_job"]
+    assert sent_job.runtime_config.gcs_output_directory == "gs://elsewhere/root"
+    assert dict(sent_job.labels) == {"team": "recsys", "cost-center": "ml"}
+    assert sent_job.service_account == "sa@env-project.iam.gserviceaccount.com"
+    tasks = dict(sent_job.pipeline_spec)["root"]["dag"]["tasks"]
+    assert all(not t["cachingOptions"].get("enableCache", False) for t in tasks.values())
+
+
+def test_schedule(pipeline_json, sent):
+    argv = ["--project", "test-project", "--region", "europe-west1", "--pipeline-json", pipeline_json,
+            "--schedule-cron", "TZ=Europe/London 0 3 * * 1", "--schedule-name", "weekly",
+            "--service-account", "runner@test-project.iam.gserviceaccount.com"]
+    assert vertex_submit.main(argv, credentials=sent["credentials"]) == 0
+    assert "job" not in sent, "a schedule starts no run by itself"
+    schedule = sent["schedule"]["schedule"]
+    assert sent["schedule"]["parent"] == "projects/test-project/locations/europe-west1"
+    assert schedule.cron == "TZ=Europe/London 0 3 * * 1" and schedule.display_name == "weekly"
+    request = schedule.create_pipeline_job_request
+    assert request.pipeline_job.service_account == "runner@test-project.iam.gserviceaccount.com"
+    assert dict(request.pipeline_job.pipeline_spec)["pipelineInfo"]["name"] == configs.PIPELINE_NAME
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--region", "r"], "--project"),
+    (["--project", "p"], "RECSYS_GCP_REGION"),
+    (["--project", "p", "--region", "r", "--pipeline-json", "/nonexistent/x.json"], "--pipeline-json"),
+    (["--project", "p", "--region", "r", "--label", "Team=x"], "label"),
+])
+def test_bad_settings_are_one_line(pipeline_json, sent, capsys, argv, named):
+    if "--pipeline-json" not in argv:
+        argv = argv + ["--pipeline-json", pipeline_json]
+    assert vertex_submit.main(argv, credentials=sent["credentials"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err, err
+    assert "job" not in sent and "schedule" not in sent

@@ -1,0 +1,153 @@
+"""Submits the compiled pipeline JSON (kubeflow_v2_runner.py) to Vertex AI Pipelines, once or on a
+schedule, with `google.cloud.aiplatform.PipelineJob`.
+
+    env/run-in-env python vertex_submit.py --project P --region europe-west1 \\
+        --service-account pipelines@P.iam.gserviceaccount.com --label team=recsys
+    env/run-in-env python vertex_submit.py ... --schedule-cron "0 3 * * 1"   # Mondays 03:00 UTC
+
+Credentials: Application Default Credentials (`gcloud auth application-default login`, or
+GOOGLE_APPLICATION_CREDENTIALS, or the VM's service account). Every setting: --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+from typing import Any, Dict, List, Mapping, Optional
+
+from pipeline import vertex
+
+PIPELINE_JSON = vertex.Setting("pipeline_json", "--pipeline-json", "RECSYS_PIPELINE_JSON",
+                               "the compiled pipeline (kubeflow_v2_runner.py output)",
+                               default=vertex.DEFAULT_PIPELINE_JSON)
+PIPELINE_ROOT = dataclasses.replace(
+    vertex.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
+CACHE = vertex.Setting("enable_caching", "--cache", "RECSYS_ENABLE_CACHE",
+                       "override the caching compiled into the JSON", parse=vertex._bool,
+                       is_bool=True)
+NETWORK = vertex.Setting("network", "--network", "RECSYS_VERTEX_NETWORK",
+                         "VPC network to peer with: projects/NUMBER/global/networks/NAME")
+JOB_ID = vertex.Setting("job_id", "--job-id", "RECSYS_VERTEX_JOB_ID",
+                        "job id (default: pipeline name + timestamp)")
+SCHEDULE_CRON = vertex.Setting("schedule_cron", "--schedule-cron", "RECSYS_VERTEX_SCHEDULE_CRON",
+                               "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
+                               "0 3 * * *' for another zone) instead of one run")
+SCHEDULE_NAME = vertex.Setting("schedule_name", "--schedule-name", "RECSYS_VERTEX_SCHEDULE_NAME",
+                               "display name of the schedule (default: PIPELINE-schedule)")
+MAX_CONCURRENT = vertex.Setting("max_concurrent_runs", "--max-concurrent-runs",
+                                "RECSYS_VERTEX_MAX_CONCURRENT_RUNS",
+                                "scheduled runs allowed at once", parse=int, default=1)
+
+SETTINGS = (vertex.PROJECT, vertex.REGION, PIPELINE_JSON, PIPELINE_ROOT, vertex.SERVICE_ACCOUNT,
+            vertex.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
+
+# Vertex AI label rules: lowercase letters, digits, '_' and '-'; keys start with a letter.
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+@dataclasses.dataclass
+class SubmitOptions:
+    project: str
+    region: str
+    pipeline_json: str
+    pipeline_root: Optional[str] = None
+    service_account: Optional[str] = None
+    labels: Dict[str, str] = dataclasses.field(default_factory=dict)
+    enable_caching: Optional[bool] = None
+    network: Optional[str] = None
+    job_id: Optional[str] = None
+    schedule_cron: Optional[str] = None
+    schedule_name: Optional[str] = None
+    max_concurrent_runs: int = 1
+    wait: bool = False
+
+
+def parse_args(argv: Optional[List[str]] = None,
+               environ: Optional[Mapping[str, str]] = None) -> SubmitOptions:
+    """Flags > RECSYS_* variables > defaults. Raises vertex.SettingError (one line)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vertex.add_settings(p, SETTINGS)
+    p.add_argument("--wait", action="store_true", help="block until the run ends (not with a schedule)")
+    args = p.parse_args(argv)
+    values = vertex.resolve(args, SETTINGS, environ)
+    options = SubmitOptions(wait=args.wait, **values)
+    if not os.path.isfile(options.pipeline_json):
+        raise vertex.SettingError(
+            f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
+            f"{PIPELINE_JSON.flag} / set {PIPELINE_JSON.env}")
+    for key, value in options.labels.items():
+        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            raise vertex.SettingError(
+                f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
+                "keys start with a letter; at most 63 characters)")
+    if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
+        raise vertex.SettingError(f"{PIPELINE_ROOT.flag} must be a gs:// URI, not {options.pipeline_root}")
+    return options
+
+
+def pipeline_name(pipeline_json: str) -> str:
+    with open(pipeline_json) as f:
+        spec = json.load(f)
+    return spec.get("pipelineSpec", {}).get("pipelineInfo", {}).get("name") or spec.get("displayName")
+
+
+def build_job(options: SubmitOptions, credentials=None):
+    """The PipelineJob for the compiled JSON (nothing is sent yet). credentials=None: ADC."""
+    from google.cloud import aiplatform
+
+    name = pipeline_name(options.pipeline_json)
+    return aiplatform.PipelineJob(
+        display_name=name,
+        template_path=options.pipeline_json,
+        job_id=options.job_id,
+        pipeline_root=options.pipeline_root,
+        enable_caching=options.enable_caching,
+        labels=options.labels or None,
+        project=options.project,
+        location=options.region,
+        credentials=credentials,
+    )
+
+
+def submit(job, options: SubmitOptions):
+    """Sends the job to Vertex AI: one run, or a schedule when a cron expression is set."""
+    if options.schedule_cron:
+        return job.create_schedule(
+            cron=options.schedule_cron,
+            display_name=options.schedule_name or f"{job.display_name}-schedule",
+            max_concurrent_run_count=options.max_concurrent_runs,
+            service_account=options.service_account,
+            network=options.network,
+        )
+    job.submit(service_account=options.service_account, network=options.network)
+    if options.wait:
+        job.wait()
+    return job
+
+
+def main(argv: Optional[List[str]] = None, credentials=None) -> int:
+    try:
+        options = parse_args(argv)
+    except vertex.SettingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        import google.auth.exceptions
+        job = build_job(options, credentials)
+        result = submit(job, options)
+    except google.auth.exceptions.DefaultCredentialsError:
+        print("error: no Google Cloud credentials: run 'gcloud auth application-default login' or set "
+              "GOOGLE_APPLICATION_CREDENTIALS", file=sys.stderr)
+        return 1
+    what = "schedule" if options.schedule_cron else "pipeline job"
+    print(f"[submit] {what} {result.resource_name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
