@@ -1,0 +1,82 @@
+"""End to end on generated data, the whole pipeline: a good model is blessed and pushed; then a
+model that cannot learn is refused by the Evaluator's gate and not pushed, and the pushed model
+stays the good one."""
+
+import os
+
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+
+from components import evaluator
+from pipeline import configs
+from tests import fake_asos, pipeline_helpers as helpers
+
+pytestmark = pytest.mark.e2e
+SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.05}
+# A random ranking of the ~60 generated products puts the held-out one in the top 10 about 1
+# time in 6; a trained model does far better (about 0.5 with SMALL).
+GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy": 0.0})
+
+
+def _config(root, overrides):
+    return helpers.test_config(
+        str(root / "data"), str(root / "out"),
+        training=configs.TrainingConfig(overrides=overrides, serving_top_k=20), gate=GATE)
+
+
+def _pushed_versions(config):
+    return sorted(os.listdir(config.serving_model_dir)) if os.path.isdir(config.serving_model_dir) else []
+
+
+def _blessing(config):
+    [uri] = helpers.output_uris(config, "Evaluator", "blessing")
+    return sorted(os.listdir(uri))  # TFX writes an empty BLESSED or NOT_BLESSED file
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gate")
+    fake_asos.write_fake_asos(str(root / "data"))
+    good = _config(root, SMALL)
+    helpers.run(good)
+    after_good = (_pushed_versions(good), _blessing(good))
+    # learning rate ~0: the model stays at its random initialisation
+    bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9})
+    helpers.run(bad)
+    return good, bad, after_good
+
+
+def test_a_good_model_is_blessed_and_pushed(runs):
+    good, _, (pushed, blessing) = runs
+    assert blessing == ["BLESSED"]
+    assert len(pushed) == 1
+    model = tf.saved_model.load(os.path.join(good.serving_model_dir, pushed[0]))
+    assert "call_item_item" in model.signatures
+
+
+def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
+    _, bad, (pushed_after_good, _) = runs
+    assert _blessing(bad) == ["NOT_BLESSED"]
+    assert _pushed_versions(bad) == pushed_after_good  # the good model stays the pushed one
+    ran = helpers.executions(bad)
+    assert ran["Trainer"] == ["COMPLETE", "COMPLETE"]
+    assert ran["Evaluator"] == ["COMPLETE", "COMPLETE"]
+    [pushed_model] = helpers.output_uris(bad, "Pusher", "pushed_model")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(bad.metadata_path))
+    [artifact] = [a for a in store.get_artifacts() if a.uri == pushed_model]
+    assert artifact.custom_properties["pushed"].int_value == 0
+
+
+def test_the_refusal_is_said_in_plain_words(runs):
+    _, bad, _ = runs
+    [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation")
+    blessed, report = evaluator.gate_report(evaluation, evaluator.eval_config(GATE.lower_bounds, GATE.max_relative_drop))
+    assert not blessed
+    assert "NOT BLESSED" in report and "will NOT be pushed" in report
+    assert "compared with the last blessed model" in report  # the good model is the baseline
+    line = next(l for l in report.splitlines() if l.startswith("recall_at_10"))
+    candidate, baseline = (float(v) for v in line.split()[1:3])
+    assert candidate < 0.3 <= baseline and ">= 0.3" in line and line.endswith("FAILED")
