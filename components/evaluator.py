@@ -105,7 +105,7 @@ def gate_report(output_uri: str, config: config_pb2.EvalConfig) -> Tuple[bool, s
                "the serving model stays the last blessed one")
     baseline_note = ("compared with the last blessed model" if has_baseline else
                      "no blessed model yet: absolute thresholds only")
-    details = "".join(f"\n  {name}: {message}" for name, message in sorted(failed.items()))
+    details = "".join(f"\n  {name}: {message}" for name, message in sorted(failed.items()) if message)
     if not blessed and not failed and result.HasField("validation_details"):
         details = f"\n  {result.validation_details}"
     return blessed, f"[gate] {verdict} ({baseline_note})\n" + "\n".join(lines) + details

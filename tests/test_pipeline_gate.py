@@ -6,8 +6,6 @@ import os
 
 import pytest
 import tensorflow as tf
-from ml_metadata import metadata_store
-from tfx import v1 as tfx
 
 from components import evaluator
 from pipeline import configs
@@ -64,9 +62,7 @@ def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
     assert ran["Trainer"] == ["COMPLETE", "COMPLETE"]
     assert ran["Evaluator"] == ["COMPLETE", "COMPLETE"]
     [pushed_model] = helpers.output_uris(bad, "Pusher", "pushed_model")
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(bad.metadata_path))
-    [artifact] = [a for a in store.get_artifacts() if a.uri == pushed_model]
+    [artifact] = [a for a in helpers.store(bad).get_artifacts() if a.uri == pushed_model]
     assert artifact.custom_properties["pushed"].int_value == 0
 
 
