@@ -1,8 +1,10 @@
-"""Reading what ML Metadata recorded of local runs: executions per component, their outputs."""
+"""What local runs left: ML Metadata's executions per component and their outputs, and the
+pushed models."""
 
 from __future__ import annotations
 
 import collections
+import os
 from typing import Dict, List, Tuple
 
 from ml_metadata import metadata_store
@@ -54,3 +56,12 @@ def output_uris(config: configs.PipelineConfig, node: str, key: str) -> List[str
     ids = [ev.artifact_id for ev in events if ev.type == metadata_store_pb2.Event.OUTPUT
            and any(s.HasField("key") and s.key == key for s in ev.path.steps)]
     return [a.uri for a in mlmd.get_artifacts_by_id(ids)]
+
+
+def latest_pushed_model(serving_model_dir: str) -> str:
+    """The newest version directory Pusher wrote (versions are numeric, as TF Serving needs)."""
+    versions = sorted((d for d in os.listdir(serving_model_dir) if d.isdigit()), key=int) \
+        if os.path.isdir(serving_model_dir) else []
+    if not versions:
+        raise FileNotFoundError(f"no pushed model in {serving_model_dir}: run 'make run' first")
+    return os.path.join(serving_model_dir, versions[-1])

@@ -1,0 +1,153 @@
+"""The quality table: the pushed model, the notebook's configuration and popularity (prints it).
+
+    make run && env/run-in-env python benchmarks/quality.py
+
+Every row goes through the same path: a serving SavedModel (components/exporter.py) loaded by
+plain TensorFlow and asked through its signatures, so the pushed model is measured exactly as it
+is served. The notebook's configuration is trained here on the pipeline's own Transform output;
+the popularity baseline is exported through the same exporter.
+
+Protocol (README, "Model quality"): on the eval split, per user, the ranking of all products
+leaving out the user's train purchases: HitRate@10, Recall@10, Recall@100, NDCG@10, MRR, catalog
+coverage@10; and per purchase the notebook's sampled accuracy (100 uniform products, seeded per
+purchase, identical for every model). Ranks come from the `evaluate` signature (the one TFMA
+gates on); the per-purchase figures the gate uses are printed too.
+"""
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+import time
+from typing import Dict
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import exporter, trainer
+from components import model as model_lib
+from pipeline import configs, metadata
+
+K = 10
+BATCH = 512
+
+
+class PopularityModel(tf.Module):
+    """Scores every product by its train purchase count, whoever the user: the baseline."""
+
+    def __init__(self, num_users: int, num_items: int, items: np.ndarray):
+        super().__init__(name="popularity")
+        self.num_users, self.num_items = num_users, num_items
+        counts = np.bincount(items[items < num_items], minlength=num_items).astype(np.float32)
+        self.log_counts = tf.Variable(np.log1p(counts), trainable=False)
+        self.item_embeddings = tf.Variable(np.ones([num_items + 1, 1], np.float32), trainable=False)
+
+    def score_all(self, user_idx):
+        return tf.tile(self.log_counts[tf.newaxis, :], [tf.shape(user_idx)[0], 1])
+
+
+def _examples(users, items):
+    return [tf.train.Example(features=tf.train.Features(feature={
+        configs.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[u])),
+        configs.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)])),
+    })).SerializeToString() for u, i in zip(users, items)]
+
+
+def measure(model, eval_users, eval_items, catalog_size: int) -> Dict[str, float]:
+    """The protocol's table for a loaded serving SavedModel."""
+    ranks = np.concatenate([
+        model.signatures["evaluate"](examples=tf.constant(_examples(
+            eval_users[s:s + BATCH], eval_items[s:s + BATCH])))["ranks"].numpy()
+        for s in range(0, len(eval_users), BATCH)])
+    full, sampled = ranks[:, 0], ranks[:, 1]
+
+    by_user = collections.defaultdict(dict)  # user -> {product: rank}: each eval product once
+    for user, item, rank in zip(eval_users, eval_items, full):
+        by_user[user][item] = rank
+    discounts = 1.0 / np.log2(np.arange(2, K + 2))
+    hit = rec10 = rec100 = ndcg = mrr = 0.0
+    for item_ranks in by_user.values():
+        r = np.array(list(item_ranks.values()))
+        hit += float((r < K).any())
+        rec10 += float((r < K).mean())
+        rec100 += float((r < 100).mean())
+        ndcg += float(discounts[r[r < K].astype(int)].sum() / discounts[:min(len(r), K)].sum())
+        mrr += 1.0 / (r.min() + 1.0)
+    n = len(by_user)
+
+    users = list(by_user)
+    shown = set()
+    for s in range(0, len(users), BATCH):
+        out = model.signatures["serving_default"](user_id=tf.constant(users[s:s + BATCH]))
+        shown.update(out["products"].numpy()[:, :K].ravel().tolist())
+    return {
+        "HitRate@10": hit / n, "Recall@10": rec10 / n, "Recall@100": rec100 / n,
+        "NDCG@10": ndcg / n, "MRR": mrr / n, "Coverage@10": len(shown) / catalog_size,
+        "SampledAcc": float((sampled == 0).mean()),
+        # per eval purchase, as the Evaluator's gate computes them
+        "gate recall@10": float((full < K).mean()),
+        "gate ndcg@10": float(np.where(full < K, 1.0 / np.log2(np.minimum(full, K) + 2), 0.0).mean()),
+        "gate sampled": float((sampled == 0).mean()),
+    }
+
+
+def export_and_load(recommender, transform_output, users, items, directory: str):
+    exporter.export_serving_model(
+        exporter.ServingModule(recommender, transform_output, users, items,
+                               top_k=min(100, recommender.num_items)), directory)
+    return tf.saved_model.load(directory)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output-dir", default=configs.DEFAULT_OUTPUT_DIR,
+                   help="the output directory of the 'make run' to measure; default %(default)s")
+    p.add_argument("--data-dir", default=configs.default_data_dir())
+    args = p.parse_args(argv)
+    config = configs.PipelineConfig(output_dir=args.output_dir, data_dir=args.data_dir)
+    pushed_dir = metadata.latest_pushed_model(config.serving_model_dir)
+    [graph] = metadata.output_uris(config, "Transform", "transform_graph")
+    [transformed] = metadata.output_uris(config, "Transform", "transformed_examples")
+    transform_output = tft.TFTransformOutput(graph)
+    users, items = trainer.read_pairs([os.path.join(transformed, "Split-train", "*")], transform_output)
+    num_users = transform_output.vocabulary_size_by_name(configs.USER_VOCAB)
+    num_items = transform_output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
+    with open(config.catalog_path) as f:
+        catalog_size = sum(1 for line in f if line.strip())
+    eval_rows = pq.read_table(os.path.join(config.data_dir, configs.EVAL_FILE)).to_pydict()
+    eval_users = np.array(eval_rows[configs.USER_KEY], dtype=object)
+    eval_items = np.array(eval_rows[configs.PRODUCT_KEY], dtype=np.int64)
+    print(f"[quality] eval: {len(eval_users)} purchases by {len(set(eval_users))} users; "
+          f"{num_items} products in the train vocabulary; catalog {catalog_size}", flush=True)
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        popularity = PopularityModel(num_users, num_items, items)
+        rows["popularity"] = measure(export_and_load(popularity, transform_output, users, items,
+                                                     os.path.join(tmp, "popularity")),
+                                     eval_users, eval_items, catalog_size)
+        start = time.time()
+        notebook = model_lib.Recommender(num_users, num_items, model_lib.NOTEBOOK)
+        model_lib.train(notebook, users, items)
+        print(f"[quality] notebook configuration trained in {time.time() - start:.0f} s", flush=True)
+        rows["notebook config"] = measure(export_and_load(notebook, transform_output, users, items,
+                                                          os.path.join(tmp, "notebook")),
+                                          eval_users, eval_items, catalog_size)
+    rows[f"pushed ({os.path.basename(pushed_dir)})"] = measure(
+        tf.saved_model.load(pushed_dir), eval_users, eval_items, catalog_size)
+
+    names = list(next(iter(rows.values())))
+    print("\n| model | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, values in rows.items():
+        print(f"| {label} | " + " | ".join(f"{values[n]:.4f}" for n in names) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
