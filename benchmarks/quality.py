@@ -17,24 +17,20 @@ gates on); the per-purchase figures the gate uses are printed too.
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
-import collections
 import os
 import sys
 import tempfile
 import time
-from typing import Dict
 
 import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import exporter, trainer
+from components import exporter, ranking_metrics, trainer
 from components import model as model_lib
 from pipeline import configs, metadata
 
-K = 10
-BATCH = 512
 
 
 class PopularityModel(tf.Module):
@@ -49,51 +45,6 @@ class PopularityModel(tf.Module):
 
     def score_all(self, user_idx):
         return tf.tile(self.log_counts[tf.newaxis, :], [tf.shape(user_idx)[0], 1])
-
-
-def _examples(users, items):
-    return [tf.train.Example(features=tf.train.Features(feature={
-        configs.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[u])),
-        configs.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)])),
-    })).SerializeToString() for u, i in zip(users, items)]
-
-
-def measure(model, eval_users, eval_items, catalog_size: int) -> Dict[str, float]:
-    """The protocol's table for a loaded serving SavedModel."""
-    ranks = np.concatenate([
-        model.signatures["evaluate"](examples=tf.constant(_examples(
-            eval_users[s:s + BATCH], eval_items[s:s + BATCH])))["ranks"].numpy()
-        for s in range(0, len(eval_users), BATCH)])
-    full, sampled = ranks[:, 0], ranks[:, 1]
-
-    by_user = collections.defaultdict(dict)  # user -> {product: rank}: each eval product once
-    for user, item, rank in zip(eval_users, eval_items, full):
-        by_user[user][item] = rank
-    discounts = 1.0 / np.log2(np.arange(2, K + 2))
-    hit = rec10 = rec100 = ndcg = mrr = 0.0
-    for item_ranks in by_user.values():
-        r = np.array(list(item_ranks.values()))
-        hit += float((r < K).any())
-        rec10 += float((r < K).mean())
-        rec100 += float((r < 100).mean())
-        ndcg += float(discounts[r[r < K].astype(int)].sum() / discounts[:min(len(r), K)].sum())
-        mrr += 1.0 / (r.min() + 1.0)
-    n = len(by_user)
-
-    users = list(by_user)
-    shown = set()
-    for s in range(0, len(users), BATCH):
-        out = model.signatures["serving_default"](user_id=tf.constant(users[s:s + BATCH]))
-        shown.update(out["products"].numpy()[:, :K].ravel().tolist())
-    return {
-        "HitRate@10": hit / n, "Recall@10": rec10 / n, "Recall@100": rec100 / n,
-        "NDCG@10": ndcg / n, "MRR": mrr / n, "Coverage@10": len(shown) / catalog_size,
-        "SampledAcc": float((sampled == 0).mean()),
-        # per eval purchase, as the Evaluator's gate computes them
-        "gate recall@10": float((full < K).mean()),
-        "gate ndcg@10": float(np.where(full < K, 1.0 / np.log2(np.minimum(full, K) + 2), 0.0).mean()),
-        "gate sampled": float((sampled == 0).mean()),
-    }
 
 
 def export_and_load(recommender, transform_output, users, items, directory: str):
@@ -128,17 +79,15 @@ def main(argv=None) -> int:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         popularity = PopularityModel(num_users, num_items, items)
-        rows["popularity"] = measure(export_and_load(popularity, transform_output, users, items,
-                                                     os.path.join(tmp, "popularity")),
-                                     eval_users, eval_items, catalog_size)
+        served = export_and_load(popularity, transform_output, users, items, os.path.join(tmp, "pop"))
+        rows["popularity"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
         start = time.time()
         notebook = model_lib.Recommender(num_users, num_items, model_lib.NOTEBOOK)
         model_lib.train(notebook, users, items)
         print(f"[quality] notebook configuration trained in {time.time() - start:.0f} s", flush=True)
-        rows["notebook config"] = measure(export_and_load(notebook, transform_output, users, items,
-                                                          os.path.join(tmp, "notebook")),
-                                          eval_users, eval_items, catalog_size)
-    rows[f"pushed ({os.path.basename(pushed_dir)})"] = measure(
+        served = export_and_load(notebook, transform_output, users, items, os.path.join(tmp, "nb"))
+        rows["notebook config"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
+    rows[f"pushed ({os.path.basename(pushed_dir)})"] = ranking_metrics.measure(
         tf.saved_model.load(pushed_dir), eval_users, eval_items, catalog_size)
 
     names = list(next(iter(rows.values())))

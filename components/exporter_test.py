@@ -10,11 +10,12 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tfx.utils import io_utils
 
-from components import exporter, preprocessing
+from components import exporter, preprocessing, ranking_metrics
 from components import model as model_lib
 from pipeline import configs
+from tests import reference_protocol
 
-TOP_K = 5
+TOP_K = 10  # of 20 products: also what ranking_metrics.measure needs (coverage@10)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def served(tmp_path_factory):
     bought = {}
     for r in rows:
         bought.setdefault(r[configs.USER_KEY][0], set()).add(r[configs.PRODUCT_KEY][0])
-    return tf.saved_model.load(export_dir), users, products, bought, recommender
+    return tf.saved_model.load(export_dir), users, products, bought, recommender, output
 
 
 def _example(user: bytes, product: int) -> bytes:
@@ -68,7 +69,7 @@ def test_the_three_signatures_are_exported(served):
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_item_item_known_products(served, batch):
-    model, _, products, _, _ = served
+    model, _, products, *_ = served
     items = products[:batch]
     out = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
     assert out["products"].shape == (batch, TOP_K) and out["scores"].shape == (batch, TOP_K)
@@ -80,7 +81,7 @@ def test_item_item_known_products(served, batch):
 
 
 def test_item_item_unknown_product_gets_the_popular_ones(served):
-    model, _, products, _, _ = served
+    model, _, products, *_ = served
     out = model.signatures["call_item_item"](item=tf.constant([123123, products[0]], tf.int64))
     assert out["known_item"].numpy().tolist() == [False, True]
     popular = model.signatures["serving_default"](user_id=tf.constant([b"nobody"]))["products"]
@@ -89,7 +90,7 @@ def test_item_item_unknown_product_gets_the_popular_ones(served):
 
 @pytest.mark.parametrize("batch", [1, 9])
 def test_user_recommendations_leave_out_what_was_bought(served, batch):
-    model, users, products, bought, _ = served
+    model, users, products, bought, *_ = served
     out = model.signatures["serving_default"](user_id=tf.constant(users[:batch]))
     assert out["products"].shape == (batch, TOP_K)
     assert out["known_user"].numpy().all()
@@ -99,7 +100,7 @@ def test_user_recommendations_leave_out_what_was_bought(served, batch):
 
 
 def test_unknown_user_gets_popular_products_and_a_flag(served):
-    model, users, _, _, _ = served
+    model, users, *_ = served
     out = model.signatures["serving_default"](user_id=tf.constant([b"nobody", users[0]]))
     assert out["known_user"].numpy().tolist() == [False, True]
     scores = out["scores"].numpy()[0]
@@ -107,7 +108,7 @@ def test_unknown_user_gets_popular_products_and_a_flag(served):
 
 
 def test_evaluate_ranks_match_the_model_scores(served):
-    model, users, products, bought, recommender = served
+    model, users, products, bought, recommender, _ = served
     user = users[0]
     candidate = next(p for p in products if p not in bought[user])
     ranks = model.signatures["evaluate"](examples=tf.constant([
@@ -121,3 +122,29 @@ def test_evaluate_ranks_match_the_model_scores(served):
     num_items = recommender.num_items
     assert ranks[1].tolist() == [num_items, 100] and ranks[2].tolist() == [num_items, 100]
     assert 0 <= ranks[0, 1] <= 100
+
+
+def test_served_ranks_agree_with_the_reference_protocol(served):
+    """The `evaluate` signature (what TFMA gates on and the quality benchmark reads) against the
+    protocol recomputed in numpy from the model's own scores."""
+    model, users, products, bought, recommender, output = served
+    rng = np.random.default_rng(1)
+    eval_users, eval_items = [], []
+    for user in users:
+        for product in rng.choice([p for p in products if p not in bought[user]], 2, replace=False):
+            eval_users.append(user)
+            eval_items.append(int(product))
+    served_table = ranking_metrics.measure(model, eval_users, eval_items, catalog_size=len(products))
+
+    user_vocab = {u: i for i, u in enumerate(output.vocabulary_by_name(configs.USER_VOCAB))}
+    item_vocab = {int(p): i for i, p in enumerate(output.vocabulary_by_name(configs.PRODUCT_VOCAB))}
+    train_pairs = ([user_vocab[u] for u in bought for _ in bought[u]],
+                   [item_vocab[p] for u in bought for p in bought[u]])
+    reference = reference_protocol.evaluate_ranking(
+        lambda idx: recommender.score_all(idx).numpy(), train_pairs,
+        ([user_vocab[u] for u in eval_users], [item_vocab[p] for p in eval_items]),
+        num_items=recommender.num_items, catalog_size=len(products), k_values=(10,))
+    for served_name, reference_name in [("HitRate@10", "hit_rate@10"), ("Recall@10", "recall@10"),
+                                        ("NDCG@10", "ndcg@10"), ("MRR", "mrr"),
+                                        ("Coverage@10", "coverage@10")]:
+        assert served_table[served_name] == pytest.approx(reference[reference_name], abs=1e-6), served_name

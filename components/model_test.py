@@ -27,7 +27,10 @@ def _model(config):
 @pytest.mark.parametrize("config", [model_lib.DEFAULT, model_lib.NOTEBOOK])
 def test_shapes(config):
     model, _, _ = _model(config.replace(embedding_dim=8))
-    assert model.user_embeddings.shape == (NUM_USERS + 1, 8)  # + the OOV row
+    if config.use_user_embedding:
+        assert model.user_embeddings.shape == (NUM_USERS + 1, 8)  # + the OOV row
+    else:
+        assert model.user_embeddings is None  # the user vector is the history's alone
     assert model.item_embeddings.shape == (NUM_ITEMS + 1, 8)
     assert model.user_vectors([0, 1, NUM_USERS]).shape == (3, 8)
     assert model.score_all([0, 5]).shape == (2, NUM_ITEMS)  # real items only, never the OOV row

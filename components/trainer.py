@@ -10,13 +10,13 @@ custom_config (plain JSON values, set from pipeline.configs.TrainerConfig):
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Any, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from absl import logging
 from tfx import v1 as tfx
 
 from components import exporter
