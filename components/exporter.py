@@ -59,6 +59,9 @@ class ServingModule(tf.Module):
             trainable=False, name="purchased")
         counts = np.bincount(train_items[train_items < num_items], minlength=num_items)
         popular = np.argsort(-counts, kind="stable")[:top_k]
+        # item-item similarity is the cosine of item embeddings: normalise them once, here
+        self.unit_items = tf.Variable(tf.math.l2_normalize(
+            recommender.item_embeddings[:num_items], axis=1), trainable=False, name="unit_items")
         self.popular_items = tf.Variable(popular.astype(np.int32), trainable=False, name="popular")
         self.popular_scores = tf.Variable((counts[popular] / max(counts.sum(), 1)).astype(np.float32),
                                           trainable=False, name="popular_scores")
@@ -106,8 +109,7 @@ class ServingModule(tf.Module):
         item_idx = self._item_index(item)
         known = item_idx < self.num_items
         safe_idx = tf.where(known, item_idx, 0)
-        embeddings = tf.math.l2_normalize(self.recommender.item_embeddings[:self.num_items], axis=1)
-        similarity = tf.matmul(tf.gather(embeddings, safe_idx), embeddings, transpose_b=True)
+        similarity = tf.matmul(tf.gather(self.unit_items, safe_idx), self.unit_items, transpose_b=True)
         itself = tf.one_hot(safe_idx, self.num_items, on_value=True, off_value=False)
         similarity = tf.where(itself, tf.constant(-np.inf, similarity.dtype), similarity)
         top = tf.math.top_k(similarity, k=self.top_k)

@@ -5,6 +5,8 @@ custom_config (plain JSON values, set from pipeline.configs.TrainerConfig):
   preset         "default" or "notebook": the starting ModelConfig (components.model)
   model          overrides of ModelConfig fields, e.g. {"epochs": 3, "sampling": "uniform"}
   serving_top_k  products returned by the serving signatures
+  module_code    fingerprint of the module code (pipeline.configs.module_code_fingerprint):
+                 only there so that TFX's cache sees code changes
 """
 
 from __future__ import annotations

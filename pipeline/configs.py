@@ -8,6 +8,7 @@ reads the feature names from here and its tunables from `custom_config`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from typing import Any, Dict, List, Optional
 
@@ -56,6 +57,22 @@ PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
 
 
+def module_code_fingerprint() -> str:
+    """sha256 (12 hex) of the module code Transform and the Trainer import by dotted path.
+
+    TFX fingerprints a `module_file` for its cache, but not code named by dotted path: the
+    pipeline passes this in their custom_config, so a code change re-runs them (locally and in
+    a pipeline compiled with the changed code)."""
+    digest = hashlib.sha256()
+    components_dir = os.path.join(PROJECT_DIR, "components")
+    paths = sorted(os.path.join(components_dir, n) for n in os.listdir(components_dir)
+                   if n.endswith(".py") and not n.endswith("_test.py"))
+    for path in paths + [os.path.abspath(__file__)]:
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + b"\0" + f.read())
+    return digest.hexdigest()[:12]
+
+
 def default_data_dir() -> str:
     """`data/asos/` in the clone, else the team's shared copy when it exists."""
     if os.path.isdir(DEFAULT_DATA_DIR) or not os.path.isdir(SHARED_DATA_DIR):
@@ -76,13 +93,14 @@ class TrainingConfig:
                 "serving_top_k": self.serving_top_k}
 
 
-# Per eval purchase (TFMA's examples), the most-popular baseline on the notebook's eval split
-# scores recall@10 0.0198, recall@100 0.0805, ndcg@10 0.0107, mrr 0.0106, sampled accuracy
-# 0.132 (benchmarks/quality.py prints these per-purchase figures). The default bounds sit above.
+# Per eval purchase (TFMA's examples) on the notebook's eval split, as benchmarks/quality.py
+# prints them ("gate" columns): most-popular products score recall@10 0.0198, ndcg@10 0.0107,
+# sampled accuracy 0.132; the notebook's model 0.0142, 0.0076, 0.110; the default model 0.0369,
+# 0.0220, 0.174. The bounds sit well above popularity and leave the default model a margin.
 DEFAULT_LOWER_BOUNDS = {
-    "recall_at_10": 0.025,
-    "ndcg_at_10": 0.013,
-    "sampled_accuracy": 0.14,
+    "recall_at_10": 0.03,
+    "ndcg_at_10": 0.016,
+    "sampled_accuracy": 0.15,
 }
 
 

@@ -52,10 +52,12 @@ def create_pipeline(
         schema=schema_importer.outputs["result"],
         examples=example_gen.outputs["examples"],
     )
+    code = configs.module_code_fingerprint()  # dotted paths: the cache must see code changes
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["result"],
         preprocessing_fn=configs.PREPROCESSING_FN,
+        custom_config={"module_code": code},
     )
     # Transform reads the examples, not the anomalies: this edge is what makes a failed
     # validation stop the pipeline before anything learns from the data.
@@ -70,7 +72,7 @@ def create_pipeline(
         schema=schema_importer.outputs["result"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=training.custom_config(),
+        custom_config={**training.custom_config(), "module_code": code},
     )
     trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
     latest_blessed_model = tfx.dsl.Resolver(
