@@ -7,12 +7,14 @@
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
+import json
 import logging
 import sys
 
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
+from components import trainer
 from pipeline import configs, data
 from pipeline import pipeline as pipeline_def
 
@@ -30,11 +32,26 @@ def parse_config(argv=None) -> configs.PipelineConfig:
     p.add_argument("--beam-running-mode", default=defaults.beam_direct_running_mode,
                    choices=["in_memory", "multi_threading", "multi_processing"])
     p.add_argument("--no-cache", action="store_true", help="re-run every component")
+    p.add_argument("--preset", default=defaults.training.preset, choices=["default", "notebook"],
+                   help="the model to train: the tuned default or the workshop notebook's")
+    p.add_argument("--model-param", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a ModelConfig field (components/model.py), e.g. epochs=3 or "
+                        "sampling=mixed; repeatable")
     args = p.parse_args(argv)
+    overrides = {}
+    for item in args.model_param:
+        field, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--model-param {item!r} is not FIELD=VALUE")
+        try:
+            overrides[field] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[field] = value  # a bare word: a string such as sampling=mixed
     return configs.PipelineConfig(
         data_dir=args.data_dir, output_dir=args.output_dir, enable_cache=not args.no_cache,
         beam_workers=args.beam_workers, beam_direct_running_mode=args.beam_running_mode,
-        verify_checksums=not args.skip_checksums)
+        verify_checksums=not args.skip_checksums,
+        training=configs.TrainingConfig(preset=args.preset, overrides=overrides))
 
 
 def build(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
@@ -58,6 +75,11 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.INFO)
     pipeline.check_keras()
     config = parse_config(argv)
+    try:  # a bad --preset/--model-param fails here, in one line, not inside the Trainer
+        trainer.model_config(config.training.custom_config())
+    except (TypeError, ValueError) as e:
+        print(f"error: model configuration: {e}", file=sys.stderr)
+        return 2
     try:
         config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
     except data.DataError as e:

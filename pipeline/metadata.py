@@ -48,11 +48,12 @@ def execution_times(config: configs.PipelineConfig, since_ms: int = 0) -> List[T
     return [row[1:] for row in sorted(rows)]
 
 
-def output_uris(config: configs.PipelineConfig, node: str, key: str) -> List[str]:
-    """URIs of the artifacts the node's latest execution produced under output `key`."""
+def output_uris(config: configs.PipelineConfig, node: str, key: str, execution: int = -1) -> List[str]:
+    """URIs of the artifacts a node's execution (default: its latest; 0 = its first) produced
+    under output `key`."""
     mlmd = store(config)
-    latest = node_executions(config)[node][-1]
-    events = mlmd.get_events_by_execution_ids([latest.id])
+    chosen = node_executions(config)[node][execution]
+    events = mlmd.get_events_by_execution_ids([chosen.id])
     ids = [ev.artifact_id for ev in events if ev.type == metadata_store_pb2.Event.OUTPUT
            and any(s.HasField("key") and s.key == key for s in ev.path.steps)]
     return [a.uri for a in mlmd.get_artifacts_by_id(ids)]

@@ -15,6 +15,7 @@ from tfx.proto import example_gen_pb2
 from components import evaluator as evaluator_lib
 from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
+from components.pusher import DedupPusher
 from components.validator import StrictExampleValidator
 from pipeline import configs
 
@@ -87,12 +88,12 @@ def create_pipeline(
         eval_config=evaluator_lib.eval_config(gate.lower_bounds, gate.max_relative_drop),
         example_splits=["eval"],
     ).with_id("Evaluator")
-    pusher = tfx.components.Pusher(
+    pusher = DedupPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
-    )
+    ).with_id("Pusher")
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
                   catalog_check, trainer, latest_blessed_model, evaluator, pusher]

@@ -28,8 +28,8 @@ def _pushed_versions(config):
     return sorted(os.listdir(config.serving_model_dir)) if os.path.isdir(config.serving_model_dir) else []
 
 
-def _blessing(config):
-    [uri] = helpers.output_uris(config, "Evaluator", "blessing")
+def _blessing(config, execution=-1):
+    [uri] = helpers.output_uris(config, "Evaluator", "blessing", execution)
     return sorted(os.listdir(uri))  # TFX writes an empty BLESSED or NOT_BLESSED file
 
 
@@ -43,6 +43,7 @@ def runs(tmp_path_factory):
     # learning rate ~0: the model stays at its random initialisation
     bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9})
     helpers.run(bad)
+    helpers.run(good)  # nothing changed since the first run: the good model from the cache
     return good, bad, after_good
 
 
@@ -54,21 +55,37 @@ def test_a_good_model_is_blessed_and_pushed(runs):
     assert "call_item_item" in model.signatures
 
 
+def _pushes(config):
+    """(pushed, destination) of every Pusher execution's output, oldest first."""
+    mlmd = helpers.store(config)
+    pushed = sorted(mlmd.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    return [(a.custom_properties["pushed"].int_value,
+             a.custom_properties["pushed_destination"].string_value) for a in pushed]
+
+
 def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
-    _, bad, (pushed_after_good, _) = runs
-    assert _blessing(bad) == ["NOT_BLESSED"]
-    assert _pushed_versions(bad) == pushed_after_good  # the good model stays the pushed one
+    good, bad, (pushed_after_good, _) = runs
+    assert _blessing(bad, execution=1) == ["NOT_BLESSED"]
     ran = helpers.executions(bad)
-    assert ran["Trainer"] == ["COMPLETE", "COMPLETE"]
-    assert ran["Evaluator"] == ["COMPLETE", "COMPLETE"]
-    [pushed_model] = helpers.output_uris(bad, "Pusher", "pushed_model")
-    [artifact] = [a for a in helpers.store(bad).get_artifacts() if a.uri == pushed_model]
-    assert artifact.custom_properties["pushed"].int_value == 0
+    assert ran["Trainer"] == ["COMPLETE", "COMPLETE", "CACHED"]
+    assert ran["Evaluator"] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    first, refused, _ = _pushes(bad)
+    assert first == (1, os.path.join(good.serving_model_dir, pushed_after_good[0]))
+    assert refused == (0, "")  # the bad model: not pushed
+    assert _pushed_versions(bad) == pushed_after_good  # the good model stays the served one
+
+
+def test_the_same_model_is_not_pushed_twice(runs):
+    good, _, (pushed_after_good, _) = runs
+    assert _blessing(good) == ["BLESSED"]  # the cached good model, blessed again against itself
+    *_, again = _pushes(good)
+    assert again == (1, os.path.join(good.serving_model_dir, pushed_after_good[0]))
+    assert _pushed_versions(good) == pushed_after_good  # no second copy as a new version
 
 
 def test_the_refusal_is_said_in_plain_words(runs):
     _, bad, _ = runs
-    [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation")
+    [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation", execution=1)
     blessed, report = evaluator.gate_report(evaluation, evaluator.eval_config(GATE.lower_bounds, GATE.max_relative_drop))
     assert not blessed
     assert "NOT BLESSED" in report and "will NOT be pushed" in report

@@ -1,0 +1,70 @@
+"""Pusher that does not push the same model twice.
+
+TFX's Pusher copies every blessed model to a new version directory. When a run changes nothing
+(the Trainer comes from the cache, the Evaluator blesses that model again against itself), that
+would publish a byte-identical copy as a new version and make TF Serving reload it. This Pusher
+compares the SavedModel fingerprint (`fingerprint.pb`: checksums of the graph, signatures and
+variables) with that of the newest version already served; when they are equal it records the
+existing version as the push (pushed=1, same destination) and copies nothing. Everything else is
+TFX's Pusher.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from absl import logging
+from tfx import types
+from tfx import v1 as tfx
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+FINGERPRINT = "fingerprint.pb"
+
+
+def newest_version(base_directory: str) -> Optional[str]:
+    """The newest numeric version directory under `base_directory`, or None."""
+    if not fileio.exists(base_directory):
+        return None
+    versions = [v.rstrip("/") for v in fileio.listdir(base_directory) if v.rstrip("/").isdigit()]
+    return max(versions, key=int) if versions else None
+
+
+def same_model(model_path: str, served_path: str) -> bool:
+    a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
+    return fileio.exists(a) and fileio.exists(b) and \
+        io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b)
+
+
+class Executor(pusher_executor.Executor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        destination = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+            pusher_pb2.PushDestination())
+        if self.CheckBlessing(input_dict) and destination.HasField("filesystem"):
+            base = destination.filesystem.base_directory
+            version = newest_version(base)
+            served = os.path.join(base, version) if version else None
+            if served and same_model(self.GetModelPath(input_dict), served):
+                model_push = artifact_utils.get_single_instance(
+                    output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+                self._MarkPushed(model_push, pushed_destination=served, pushed_version=version)
+                message = f"[push] this model is already served as version {version} ({served}): no new version"
+                logging.info(message)
+                print(message, flush=True)
+                return
+        super().Do(input_dict, output_dict, exec_properties)
+
+
+class DedupPusher(tfx.components.Pusher):
+    """tfx.components.Pusher that skips a model already served (see the module docstring)."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

@@ -1,0 +1,44 @@
+"""local_runner's command line: flags to configuration, and errors that stop before any work."""
+
+import pytest
+
+import local_runner
+from pipeline import configs
+
+
+def test_flags_set_the_configuration(tmp_path):
+    config = local_runner.parse_config([
+        "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), "--skip-checksums",
+        "--no-cache", "--beam-workers", "2", "--preset", "notebook",
+        "--model-param", "epochs=3", "--model-param", "sampling=mixed",
+        "--model-param", "learning_rate=0.5"])
+    assert (config.data_dir, config.output_dir) == (str(tmp_path), str(tmp_path / "out"))
+    assert not config.verify_checksums and not config.enable_cache and config.beam_workers == 2
+    assert config.training.preset == "notebook"
+    assert config.training.overrides == {"epochs": 3, "sampling": "mixed", "learning_rate": 0.5}
+    assert "--direct_num_workers=2" in config.beam_pipeline_args()
+    assert "--runner=DirectRunner" in config.beam_pipeline_args()
+
+
+def test_defaults_are_the_configs_defaults():
+    config = local_runner.parse_config([])
+    assert config == configs.PipelineConfig()
+
+
+@pytest.mark.parametrize("param, message", [
+    ("dropout=0.1", "unknown ModelConfig keys: dropout"),
+    ("sampling=hard", "sampling must be one of"),
+])
+def test_a_bad_model_parameter_stops_before_any_work(tmp_path, capsys, param, message):
+    code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"),
+                              "--model-param", param])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_stops_with_the_file_named(tmp_path, capsys):
+    code = local_runner.main(["--data-dir", str(tmp_path), "--skip-checksums",
+                              "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert f"{configs.TRAIN_FILE}" in capsys.readouterr().err
