@@ -100,7 +100,7 @@ def gate_report(output_uri: str, config: config_pb2.EvalConfig) -> Tuple[bool, s
             f"{(_thresholds_text(metric.threshold) if gated else 'not gated'):<34}"
             f"{('FAILED' if name in failed else 'ok') if gated else '-'}")
     blessed = result.validation_ok
-    verdict = ("BLESSED: the model passes the gate and will be pushed" if blessed else
+    verdict = ("BLESSED: the model passes the gate; Pusher serves it" if blessed else
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
                "the serving model stays the last blessed one")
     baseline_note = ("compared with the last blessed model" if has_baseline else
