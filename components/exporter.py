@@ -22,8 +22,6 @@ ids are mapped to indices with exactly the tables training used; OOV rows are ne
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft

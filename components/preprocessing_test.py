@@ -3,10 +3,8 @@
 import os
 
 import pytest
-import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import schema_utils
 from tfx.utils import io_utils
 
 from components import preprocessing

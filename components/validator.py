@@ -19,7 +19,7 @@ from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, json_utils
 
 # A BYTES feature's annotation tag "id_pattern=REGEX" in schema.pbtxt: every value must fullmatch it.

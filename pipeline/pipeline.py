@@ -3,7 +3,7 @@ DirectRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines / Vertex 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx

@@ -6,7 +6,7 @@ import hashlib
 import os
 import random
 import string
-from typing import Dict, Optional
+from typing import Dict
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -13,8 +13,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-
 from pipeline import configs
 
 ROOT = configs.PROJECT_DIR

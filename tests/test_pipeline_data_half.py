@@ -118,6 +118,6 @@ def test_catalog_missing_a_bought_product_stops_before_training(tmp_path):
     with open(catalog, "w") as f:
         f.writelines(lines[1:])  # the first line is a product that sells
     config = helpers.test_config(data_dir, str(tmp_path / "out"))
-    with pytest.raises(Exception, match=f"1 product\\(s\\) bought in train are not in the catalog"):
+    with pytest.raises(Exception, match="1 product\\(s\\) bought in train are not in the catalog"):
         helpers.run(config)
     assert helpers.executions(config)["CatalogCheck"] == ["FAILED"]
