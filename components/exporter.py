@@ -126,7 +126,8 @@ class ServingModule(tf.Module):
         safe_user = tf.where(known, user_idx, self.recommender.num_users)
         safe_item = tf.where(known, item_idx, 0)
 
-        scores = self._mask_purchased(self.recommender.score_all(safe_user), safe_user)
+        raw_scores = self.recommender.score_all(safe_user)
+        scores = self._mask_purchased(raw_scores, safe_user)
         true_score = tf.gather(scores, safe_item, batch_dims=1)
         rankable = known & tf.math.is_finite(true_score)
         full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
@@ -139,7 +140,6 @@ class ServingModule(tf.Module):
             lambda s: tf.random.stateless_uniform([SAMPLED_NEGATIVES], seed=tf.stack([s, SAMPLE_SEED]),
                                                   maxval=self.num_items, dtype=tf.int32),
             seeds, fn_output_signature=tf.TensorSpec([SAMPLED_NEGATIVES], tf.int32))
-        raw_scores = self.recommender.score_all(safe_user)
         sampled_scores = tf.gather(raw_scores, sampled, batch_dims=1)
         true_raw = tf.gather(raw_scores, safe_item, batch_dims=1)
         beaten = (sampled_scores >= true_raw[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
