@@ -11,7 +11,7 @@ downstream (Transform, Trainer, Pusher) runs on a failed validation.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -57,8 +57,8 @@ def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> List[s
 
 
 def find_pattern_violations(example_files: List[str], patterns: Dict[str, str],
-                            batch_size: int = 8192) -> Dict[str, List[Any]]:
-    """Feature -> the first few values that do not match its pattern, then their total count.
+                            batch_size: int = 8192) -> Dict[str, Tuple[List[str], int]]:
+    """Feature -> (the first few values that do not match its pattern, how many do not).
 
     Values are matched in batches with tf.strings.regex_full_match (RE2: the patterns use the
     common subset of RE2 and Python syntax). A feature absent from an example is TFDV's to
@@ -78,7 +78,7 @@ def find_pattern_violations(example_files: List[str], patterns: Dict[str, str],
             counts[name] += len(bad)
             room = MAX_EXAMPLES_LISTED - len(samples[name])
             samples[name] += [v.decode("utf-8", errors="replace") for v in bad[:room]]
-    return {name: samples[name] + [counts[name]] for name in patterns if counts[name]}
+    return {name: (samples[name], counts[name]) for name in patterns if counts[name]}
 
 
 class Executor(example_validator_executor.Executor):
@@ -109,8 +109,7 @@ class Executor(example_validator_executor.Executor):
         for split in splits:
             files = tf.io.gfile.glob(os.path.join(
                 artifact_utils.get_split_uri(examples, split), "*.gz"))
-            for feature, found in find_pattern_violations(files, patterns).items():
-                *samples, total = found
+            for feature, (samples, total) in find_pattern_violations(files, patterns).items():
                 problems.append(
                     f"split '{split}', feature '{feature}': {total} value(s) do not match "
                     f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")

@@ -65,7 +65,7 @@ def test_bad_rows_are_anomalies(tmp_path, rows, feature, short_description):
 @pytest.mark.parametrize("bad_user", ["aB3dE5fG7hJ9kL1mN3p", "aB3dE5fG7hJ9kL1mN3pQ7", "aB3dE5fG7hJ9kL1mN3-Q", ""])
 def test_user_ids_must_be_20_ascii_letters_or_digits(tmp_path, bad_user):
     _, violations = _validate(tmp_path, [_example(), _example(user=bad_user)])
-    assert violations == {configs.USER_KEY: [bad_user, 1]}
+    assert violations == {configs.USER_KEY: ([bad_user], 1)}
 
 
 def test_schema_states_the_rules():
