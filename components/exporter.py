@@ -52,7 +52,10 @@ class ServingModule(tf.Module):
         product_ids = np.array(
             [int(p) for p in transform_output.vocabulary_by_name(configs.PRODUCT_VOCAB)], np.int64)
         self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
-        self.purchased = tf.Variable(
+        # Each user's train purchases, to leave them out. A model that pools the user's history
+        # holds exactly this matrix already (build_user_history of the same pairs): share it.
+        history = getattr(recommender, "user_history", None)
+        self.purchased = history if history is not None else tf.Variable(
             model_lib.build_user_history(train_users, train_items, num_users, num_items),
             trainable=False, name="purchased")
         counts = np.bincount(train_items[train_items < num_items], minlength=num_items)
