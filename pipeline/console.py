@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from typing import IO, List, Optional
+from typing import IO, Callable, List, Optional
 
 PROGRESS_LOGGER = "recsys"  # the channel of lines meant for the console
 
@@ -150,6 +150,24 @@ class Console:
         logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
         logging.captureWarnings(True)
         return self
+
+    def move_log(self, new_path: str) -> None:
+        """Moves the log file (its content so far, and what follows) to `new_path`: the run
+        starts logging before it knows it may write into the output directory."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.makedirs(os.path.dirname(new_path), exist_ok=True)
+        self._log.flush()
+        with open(self.log_path, "rb") as old, open(new_path, "ab") as new:
+            new.write(old.read())
+        log = open(new_path, "a", buffering=1)
+        if not self.verbose:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        previous, self._log = self._log, log
+        previous.close()
+        os.remove(self.log_path)
+        self.log_path = new_path
 
     def _copy(self, read_fd: int) -> None:
         terminal = os.dup(self._saved_fds[1])
@@ -293,3 +311,103 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -
     else:
         lines.append("  next           open the report; the previous model is still the one `make serve` serves")
     return lines
+
+
+def _served_versions(serving_model_dir: str) -> set:
+    return set(os.listdir(serving_model_dir)) if os.path.isdir(serving_model_dir) else set()
+
+
+def _publish_report(report_uri: Optional[str], output_dir: str, stamp: str) -> Optional[str]:
+    """Copies the run's report to `<output_dir>/reports/run-<stamp>.html` and
+    `<output_dir>/report.html` (the latest); returns the former."""
+    import shutil
+
+    if not report_uri:
+        return None
+    from components import run_report
+
+    source = os.path.join(report_uri, run_report.HTML_FILE)
+    if not os.path.exists(source):
+        return None
+    kept = os.path.join(output_dir, "reports", f"run-{stamp}.html")
+    os.makedirs(os.path.dirname(kept), exist_ok=True)
+    shutil.copyfile(source, kept)
+    shutil.copyfile(source, os.path.join(output_dir, "report.html"))
+    return kept
+
+
+def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = False,
+                 stream: Optional[IO[str]] = None) -> int:
+    """Runs `build(config)` with LocalDagRunner behind the console; returns the exit code.
+
+    Order: the log starts in a temporary file (nothing is written into the output directory
+    before the flags and the data pass their checks), the model configuration is checked, the
+    input files are checked, the output directory's run lock is taken, the log moves into
+    `<output_dir>/logs/`, the pipeline runs, and the summary (or the cause of the failure) ends
+    the console."""
+    import tempfile
+
+    from pipeline import data, run_lock
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = f"{now:%Y%m%d-%H%M%S}"
+    fd, tmp_log = tempfile.mkstemp(prefix="recsys-run-", suffix=".log")
+    os.close(fd)
+    console = Console(tmp_log, verbose=verbose, stream=stream).start()
+    try:
+        import pipeline
+
+        pipeline.check_keras()
+        from models import trainer
+
+        try:  # a bad --preset/--model-param fails here, in one line, not inside the Trainer
+            trainer.model_config(config.training.custom_config())
+        except (TypeError, ValueError) as e:
+            console.say(f"error: model configuration: {e}")
+            return EXIT_USAGE
+        try:
+            config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
+        except data.DataError as e:
+            console.say(f"error: the input data was rejected: {e}")
+            return EXIT_DATA_REJECTED
+        try:
+            with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0):
+                console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
+                return _run_locked(config, build, console, stamp)
+        except run_lock.OutputDirBusy as e:
+            console.say(f"error: {e}")
+            return EXIT_BUSY
+    finally:
+        console.close()
+        if os.path.exists(tmp_log):
+            os.remove(tmp_log)
+
+
+def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
+    from tfx import v1 as tfx
+
+    console.say(f"[run] data {config.data_dir}")
+    console.say(f"[run] outputs {config.output_dir} (full log: {console.log_path})")
+    served_before = _served_versions(config.serving_model_dir)
+    since_ms = int(time.time() * 1000) - 1000
+    try:
+        tfx.orchestration.LocalDagRunner().run(build(config))
+    except Exception as e:  # noqa: BLE001  the component's own message says what went wrong
+        logging.exception("the pipeline stopped")
+        failed = [c.name for c in console.handler.components if c.state == "failed"]
+        where = f" at {failed[-1]}" if failed else ""
+        if is_data_rejection(e):
+            console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed.")
+            code = EXIT_DATA_REJECTED
+        else:
+            console.say(f"\nerror: the pipeline stopped{where}: {type(e).__name__}")
+            code = EXIT_FAILED
+        console.say(plain_cause(e))
+        console.say(f"full log: {console.log_path}")
+        console.say(f"exit code {code}")
+        return code
+    outcome = read_outcome(config, since_ms, served_before)
+    report = _publish_report(outcome.report_uri, config.output_dir, stamp)
+    for line in summary_lines(outcome, report, console.log_path):
+        console.say(line)
+    return outcome.exit_code
