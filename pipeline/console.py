@@ -397,14 +397,14 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         failed = [c.name for c in console.handler.components if c.state == "failed"]
         where = f" at {failed[-1]}" if failed else ""
         if is_data_rejection(e):
-            console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed.")
             code = EXIT_DATA_REJECTED
+            console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed "
+                        f"(exit code {code}):")
         else:
-            console.say(f"\nerror: the pipeline stopped{where}: {type(e).__name__}")
             code = EXIT_FAILED
-        console.say(plain_cause(e))
+            console.say(f"\nerror: the pipeline stopped{where} (exit code {code}): {type(e).__name__}:")
+        console.say("\n".join("  " + line for line in plain_cause(e).splitlines()))
         console.say(f"full log: {console.log_path}")
-        console.say(f"exit code {code}")
         return code
     outcome = read_outcome(config, since_ms, served_before)
     report = _publish_report(outcome.report_uri, config.output_dir, stamp)
