@@ -25,6 +25,7 @@ from pipeline import configs
 
 REPORT_FILE = "report.json"
 SAMPLE_SIZE = 20
+log = logging.getLogger("recsys.catalog")  # the console shows it (pipeline/console.py)
 
 
 class CatalogReport(artifact.Artifact):
@@ -90,8 +91,7 @@ class Executor(base_executor.BaseExecutor):
                    f"{report['catalog_products_not_in_vocabulary']} catalog products were never "
                    f"bought in train and cannot be recommended (e.g. "
                    f"{report['catalog_products_not_in_vocabulary_sample'][:5]})")
-        logging.info(summary)
-        print(f"[catalog] {summary}", flush=True)
+        log.info("[catalog] %s", summary)
         if report["vocabulary_products_not_in_catalog"]:
             raise CatalogMismatchError(
                 f"{report['vocabulary_products_not_in_catalog']} product(s) bought in train are "
