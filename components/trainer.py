@@ -12,20 +12,25 @@ custom_config (plain JSON values, set from pipeline.configs.TrainerConfig):
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from absl import logging
 from tfx import v1 as tfx
 
 from components import exporter
 from components import model as model_lib
 from pipeline import configs
 
+log = logging.getLogger(__name__)
+progress = logging.getLogger("recsys.train")  # the console shows it (pipeline/console.py)
 PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
+# Written to the Trainer's model_run artifact beside TensorBoard's logs
+MODEL_CONFIG_FILE = "model_config.json"
+HISTORY_FILE = "training_history.json"
 
 
 def model_config(custom_config: Dict[str, Any]) -> model_lib.ModelConfig:
@@ -56,20 +61,22 @@ def read_pairs(file_patterns, transform_output: tft.TFTransformOutput) -> Tuple[
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     custom_config = fn_args.custom_config or {}
     config = model_config(custom_config)
-    logging.info("model config: %s", json.dumps(config.to_dict(), sort_keys=True))
+    log.info("model config: %s", json.dumps(config.to_dict(), sort_keys=True))
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     num_users = transform_output.vocabulary_size_by_name(configs.USER_VOCAB)
     num_items = transform_output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
     users, items = read_pairs(fn_args.train_files, transform_output)
-    logging.info("training on %d purchases: %d users, %d products", len(users), num_users, num_items)
+    progress.info("[train] %d purchases: %d users, %d products", len(users), num_users, num_items)
 
     history = model_lib.build_user_history(users, items, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
-    model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
+    history = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
 
     module = exporter.ServingModule(recommender, transform_output, users, items,
                                     top_k=min(int(custom_config.get("serving_top_k", 100)), num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "model_config.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
+        json.dump(history, f, indent=1)  # per epoch: loss, seconds, examples/s (the run report)
