@@ -53,6 +53,7 @@ COVERAGE_K = 10
 EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
 EXAMPLE_TOP = 8
 BATCH = 1024
+MAX_PURCHASES_BAR = 30  # purchases-per-user plot: the last bar counts users with this many or more
 
 
 class RunReportFile(artifact.Artifact):
@@ -96,7 +97,8 @@ def split_statistics(purchases: Dict[str, np.ndarray]) -> Dict[str, Any]:
         "purchases_per_user": _distribution(per_user),
         "purchases_per_product": _distribution(per_product),
         # for the plots: how many users bought n times; product counts, most bought first
-        "users_by_purchases": np.bincount(per_user).tolist() if len(per_user) else [],
+        "users_by_purchases": np.bincount(np.minimum(per_user, MAX_PURCHASES_BAR)).tolist()
+        if len(per_user) else [],
         "product_counts_desc": sorted(per_product.tolist(), reverse=True),
     }
 
@@ -168,6 +170,7 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     out = {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -179,7 +182,10 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
         product_counts = stats["product_counts_desc"]
         if product_counts:
             right.loglog(np.arange(1, len(product_counts) + 1), product_counts, label=split)
-    left.set(title="purchases per user", xlabel="purchases", ylabel="users", yscale="log")
+    left.set(title="purchases per user", xlabel=f"purchases (last bar: {MAX_PURCHASES_BAR} or more)",
+             ylabel="users", yscale="log")
+    left.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    left.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     right.set(title="purchases per product (most bought first)", xlabel="product rank",
               ylabel="purchases")
     left.legend()
@@ -215,7 +221,7 @@ border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6} td:first-c
 {text-align:left} .ok{color:#17692b;font-weight:600} .bad{color:#b00020;font-weight:600}
 .verdict{font-size:1.1em;padding:.6em 1em;border-radius:6px;margin:.8em 0}
 .blessed{background:#e6f4ea} .refused{background:#fde7e9} .muted{color:#777} img{max-width:100%}
-code{background:#f3f3f3;padding:0 .25em}
+code{background:#f3f3f3;padding:0 .25em} table.examples td:last-child{text-align:left}
 """
 
 
@@ -227,10 +233,10 @@ def _num(value: Optional[float], digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{f' class={css!r}' if css else ''}><tr>{head}</tr>{body}</table>"
 
 
 def _img(images: Dict[str, str], name: str, alt: str) -> str:
@@ -312,7 +318,7 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     parts.append(_table(["product", "train purchases", "similar products (cosine)"], [
         [str(ex["product"]), f"{ex['purchases']:,}",
          ", ".join(f"{p} <span class='muted'>({s:.2f})</span>" for p, s in zip(ex["similar"], ex["scores"]))]
-        for ex in report["examples"]]))
+        for ex in report["examples"]], css="examples"))
 
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
