@@ -34,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import types
+from tfx import v1 as tfx
+from tfx.components.util import tfxio_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
@@ -391,8 +393,12 @@ class Executor(base_executor.BaseExecutor):
         catalog_size = (catalog or {}).get("catalog_products") or report["data"]["train"]["products"]
 
         transform_output = tft.TFTransformOutput(single("transform_graph").uri)
+        transformed = single("transformed_examples")
+        accessor = tfx.components.DataAccessor(  # as the Trainer reads Transform's output
+            tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([transformed], []),
+            record_batch_factory=None, data_view_decode_fn=None)
         train_users, train_items = trainer.read_pairs(
-            [os.path.join(artifact_utils.get_split_uri([single("transformed_examples")], "train"), "*")],
+            accessor, [os.path.join(artifact_utils.get_split_uri([transformed], "train"), "*")],
             transform_output)
         num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
         num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)

@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from components import eval_metrics, run_report
+from components import run_report
+from models import eval_metrics
 
 
 def test_metrics_from_ranks_are_the_evaluators_metrics():

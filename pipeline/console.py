@@ -34,7 +34,7 @@ EXIT_REFUSED = 3  # the gate refused the model; the previously pushed model stay
 EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too small, or invalid)
 EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
 
-__doc__ += "".join(f"  {code:>3}  {name}\n" for code, name in [
+EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_OK, "a model was pushed, or the model is already the one served"),
     (EXIT_FAILED, "another failure"),
     (EXIT_USAGE, "bad flags or model parameters; nothing ran"),
@@ -42,6 +42,7 @@ __doc__ += "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_DATA_REJECTED, "the input data was rejected"),
     (EXIT_BUSY, "another run is using the output directory"),
 ])
+__doc__ += EXIT_CODES_TEXT
 
 # The exception classes that mean "the data was rejected", by name (module.Class), whoever
 # raised them: the pre-run file checks (pipeline.data), the validator, the catalog check.
@@ -139,6 +140,9 @@ class Console:
         if self.verbose:
             os.close(write_fd)
 
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.INFO)  # TFX's component records are INFO
         root = logging.getLogger()
         root.setLevel(logging.INFO)
         self._file_handler = logging.StreamHandler(sys.stderr)  # fd 2: the log file
@@ -360,10 +364,17 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         pipeline.check_keras()
         from models import trainer
 
+        from components import evaluator
+
         try:  # a bad --preset/--model-param fails here, in one line, not inside the Trainer
             trainer.model_config(config.training.custom_config())
         except (TypeError, ValueError) as e:
             console.say(f"error: model configuration: {e}")
+            return EXIT_USAGE
+        try:
+            evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+        except ValueError as e:
+            console.say(f"error: gate configuration: {e}")
             return EXIT_USAGE
         try:
             config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
