@@ -46,3 +46,11 @@ def test_visible_and_system_directories_are_left_alone(tmp_path):
                        "/usr/bin/python3", "/etc/ssl/certs/x.pem", "/tmp/somewhere/else",
                        "/v1/models/recommender:predict")  # nearest existing parent: "/"
     assert paths == []
+
+
+def test_absolute_paths_inside_an_argument(tmp_path):
+    clone, data = tmp_path / "clone", tmp_path / "shared" / "data"
+    clone.mkdir()
+    data.mkdir(parents=True)
+    code = f"import os; os.makedirs('{data}/new', exist_ok=True); print(1/2)"
+    assert host_paths([str(clone)], str(clone), "python", "-c", code) == [str(data)]
