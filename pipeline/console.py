@@ -269,6 +269,8 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                and any(s.HasField("key") and s.key == key for s in ev.path.steps)]
         return mlmd.get_artifacts_by_id(ids)
 
+    from pipeline import configs
+
     rows = {}
     for artifact in outputs("StatisticsGen", "statistics"):
         for split in sorted(os.listdir(artifact.uri)):
@@ -278,6 +280,8 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                 with open(path, "rb") as f:
                     stats.ParseFromString(f.read())
                 rows[split[len("Split-"):]] = sum(d.num_examples for d in stats.datasets)
+    order = list(configs.SPLIT_PATTERNS)
+    rows = dict(sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     blessings = outputs("Evaluator", "blessing")
     blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
     pushed_model = outputs("Pusher", "pushed_model")
@@ -388,9 +392,15 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         except run_lock.OutputDirBusy as e:
             console.say(f"error: {e}")
             return EXIT_BUSY
+    except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the log
+        logging.exception("the run stopped")
+        console.say(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")
+        console.say(f"full log: {console.log_path}")
+        tmp_log = None  # kept: it holds the traceback
+        return EXIT_FAILED
     finally:
         console.close()
-        if os.path.exists(tmp_log):
+        if tmp_log and os.path.exists(tmp_log):
             os.remove(tmp_log)
 
 

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Dict, Optional
 
+from models import features
 from pipeline import configs
 
 # Sizes in bytes of the published files: tell a truncated download from an altered one.
@@ -64,7 +65,7 @@ def check_parquet(path: str) -> int:
     except (pyarrow.ArrowException, OSError) as e:
         raise DataError(f"{name}: not a readable parquet file ({e}) at {path}") from e
     columns = set(parquet.schema_arrow.names)
-    missing = [c for c in (configs.USER_KEY, configs.PRODUCT_KEY) if c not in columns]
+    missing = [c for c in (features.USER_KEY, features.PRODUCT_KEY) if c not in columns]
     if missing:
         raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}")
     return parquet.metadata.num_rows
