@@ -86,11 +86,12 @@ class Executor(base_executor.BaseExecutor):
                     "catalog_products_not_in_vocabulary", "vocabulary_products_not_in_catalog"):
             out.set_int_custom_property(key, report[key])
 
-        summary = (f"catalog {catalog_path}: {report['catalog_products']} products; "
-                   f"{report['vocabulary_products']} in the train vocabulary; "
-                   f"{report['catalog_products_not_in_vocabulary']} catalog products were never "
-                   f"bought in train and cannot be recommended (e.g. "
-                   f"{report['catalog_products_not_in_vocabulary_sample'][:5]})")
+        never = report["catalog_products_not_in_vocabulary"]
+        summary = (f"{report['catalog_products']:,} products in the catalog, "
+                   f"{report['vocabulary_products']:,} in the train vocabulary; " +
+                   (f"{never:,} were never bought in train and cannot be recommended (e.g. "
+                    f"{report['catalog_products_not_in_vocabulary_sample'][:5]})" if never else
+                    "every catalog product was bought in train"))
         log.info("[catalog] %s", summary)
         if report["vocabulary_products_not_in_catalog"]:
             raise CatalogMismatchError(

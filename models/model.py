@@ -350,8 +350,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         seconds = time.time() - start
         stats = {"epoch": epoch, "loss": total / batches, "seconds": seconds,
                  "examples_per_sec": num_examples / seconds}
-        progress.info("[train] epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)", epoch, config.epochs,
-                      stats["loss"], stats["examples_per_sec"], seconds)
+        progress.info("[train] epoch %d/%d: loss %.4f, %s examples/s (%.1f s)", epoch, config.epochs,
+                      stats["loss"], f"{stats['examples_per_sec']:,.0f}", seconds)
         history.append(stats)
         if writer is not None:
             with writer.as_default():

@@ -69,7 +69,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
     num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
     users, items = read_pairs(fn_args.data_accessor, fn_args.train_files, transform_output)
-    progress.info("[train] %d purchases: %d users, %d products", len(users), num_users, num_items)
+    progress.info("[train] %s purchases: %s users, %s products", f"{len(users):,}", f"{num_users:,}",
+                  f"{num_items:,}")
 
     history = model_lib.build_user_history(users, items, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config,

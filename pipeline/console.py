@@ -104,6 +104,24 @@ class ConsoleHandler(logging.Handler):
         self.console.say(f"  {run.name:<30} {state:<7}{run.seconds:6.1f} s")
 
 
+class _LogFileHandler(logging.Handler):
+    """Every record into the run's log file (verbose: through the pipe that shows it live too)."""
+
+    def __init__(self, console: "Console"):
+        super().__init__(level=logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+            if self.console.verbose:
+                os.write(2, text.encode("utf-8", errors="replace"))
+            else:
+                self.console._log.write(text)
+        except Exception:
+            self.handleError(record)
+
+
 class Console:
     """The run's console and its log file (see the module docstring).
 
@@ -145,7 +163,7 @@ class Console:
         absl_logging.set_verbosity(absl_logging.INFO)  # TFX's component records are INFO
         root = logging.getLogger()
         root.setLevel(logging.INFO)
-        self._file_handler = logging.StreamHandler(sys.stderr)  # fd 2: the log file
+        self._file_handler = _LogFileHandler(self)
         self._file_handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname).1s %(name)s: %(message)s"))
         self.handler = ConsoleHandler(self)
