@@ -129,7 +129,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
                "the serving model stays the last blessed one")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
     details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
-    if not blessed and not details and result.HasField("validation_details"):
+    if not blessed and not failed and not missing and result.HasField("validation_details"):
         details = [str(result.validation_details)]
     return {"blessed": blessed, "verdict": verdict, "has_baseline": bool(values[BASELINE]),
             "values": values, "rows": rows, "details": details}

@@ -18,6 +18,7 @@ import pytest
 
 import local_runner
 from components import run_report
+from models import features
 from pipeline import configs, console
 from tests import fake_asos, pipeline_helpers as helpers
 
@@ -60,7 +61,7 @@ def _first_rows(data_dir, n):
     import pyarrow.parquet as pq
 
     table = pq.read_table(str(data_dir / configs.EVAL_FILE)).to_pydict()
-    return table[configs.USER_KEY][:n], table[configs.PRODUCT_KEY][:n]
+    return table[features.USER_KEY][:n], table[features.PRODUCT_KEY][:n]
 
 
 def _summary(text):
