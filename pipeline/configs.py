@@ -103,8 +103,8 @@ DEFAULT_LOWER_BOUNDS = {
 
 # StrictExampleValidator's rule: fewer rows than this in a split stops the run at validation (an
 # empty or absurdly small split would otherwise be transformed, trained on and "evaluated" to
-# metrics without values). The ASOS files have 165,042 (train) and 35,567 (eval) rows; tests/fake_asos.py's
-# generated data about 400 and 60.
+# metrics without values). The ASOS files have 165,042 (train) and 35,567 (eval) rows;
+# tests/fake_asos.py's generated data about 400 and 60.
 DEFAULT_MIN_SPLIT_ROWS = {"train": 100, "eval": 20}
 
 
