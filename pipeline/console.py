@@ -135,6 +135,7 @@ class Console:
         self._stream = stream
         self._saved_fds: List[int] = []
         self._tee: Optional[threading.Thread] = None
+        self._swap = threading.Lock()  # the tee thread vs move_log
         self.handler: Optional[ConsoleHandler] = None
         self._file_handler: Optional[logging.Handler] = None
 
@@ -186,7 +187,8 @@ class Console:
         if not self.verbose:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-        previous, self._log = self._log, log
+        with self._swap:
+            previous, self._log = self._log, log
         previous.close()
         os.remove(self.log_path)
         self.log_path = new_path
@@ -195,7 +197,8 @@ class Console:
         terminal = os.dup(self._saved_fds[1])
         with os.fdopen(read_fd, "rb", buffering=0) as pipe:
             for chunk in iter(lambda: pipe.read(65536), b""):
-                self._log.write(chunk.decode("utf-8", errors="replace"))
+                with self._swap:
+                    self._log.write(chunk.decode("utf-8", errors="replace"))
                 os.write(terminal, chunk)
         os.close(terminal)
 
