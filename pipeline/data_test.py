@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from models import features
 from pipeline import configs, data
 from tests import fake_asos
 
@@ -110,5 +111,5 @@ def test_a_parquet_file_without_the_purchase_columns_is_named(tmp_path, fake_dat
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"user": [b"x"], "productId": [1]}), os.path.join(fake_data_dir, configs.TRAIN_FILE))
-    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: no column {configs.USER_KEY}"):
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: no column {features.USER_KEY}"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
