@@ -204,8 +204,9 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ks = np.arange(1, MAX_K + 1)
+    styles = {"candidate": {"linewidth": 2.2}, "last blessed": {"linestyle": "--", "linewidth": 1.6}}
     for label, figures in report["evaluation"]["models"].items():
-        ax.plot(ks, figures["recall_at_k"], label=label)
+        ax.plot(ks, figures["recall_at_k"], label=label, **styles.get(label, {}))
     ax.set(title="recall@k on the eval split (per purchase)", xlabel="k", ylabel="recall@k")
     ax.legend()
     ax.grid(alpha=0.3)
