@@ -26,6 +26,7 @@ import time
 from typing import IO, Callable, List, Optional
 
 PROGRESS_LOGGER = "recsys"  # the channel of lines meant for the console
+REPORT_NODE = "RunReport"  # the last component: its failure does not change what was pushed
 
 EXIT_OK = 0  # a model was pushed, or the model is already the one served
 EXIT_FAILED = 1  # anything else went wrong (the cause is printed last, with the log's path)
@@ -310,7 +311,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     pushed = bool(props["pushed"].int_value) if "pushed" in props else False
     path = props["pushed_destination"].string_value if "pushed_destination" in props else ""
     version = props["pushed_version"].string_value if "pushed_version" in props else ""
-    reports = outputs("RunReport", "report")
+    reports = outputs(REPORT_NODE, "report")
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
                    already_served=pushed and version in served_before,
                    pushed_version=version, pushed_path=path,
@@ -438,6 +439,13 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         logging.exception("the pipeline stopped")
         failed = [c.name for c in console.handler.components if c.state == "failed"]
         where = f" at {failed[-1]}" if failed else ""
+        if failed and failed[-1] == REPORT_NODE:  # the model's fate is decided: say it anyway
+            console.say(f"warning: the run report could not be written ({type(e).__name__}: "
+                        f"{plain_cause(e).splitlines()[0]}); see the full log")
+            outcome = read_outcome(config, since_ms, served_before)
+            for line in summary_lines(outcome, None, console.log_path):
+                console.say(line)
+            return outcome.exit_code
         if is_data_rejection(e):
             code = EXIT_DATA_REJECTED
             console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed "
