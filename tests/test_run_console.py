@@ -54,7 +54,18 @@ def runs(tmp_path_factory):
     shutil.copytree(root / "data", root / "tiny")
     fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 3))
     rejected = _in_process(_argv(root, "tiny"))
-    return root, pushed, refused, rejected
+    # the good model again (from the cache: already served), and a run report that fails
+    mp = pytest.MonkeyPatch()
+    mp.setattr(run_report.Executor, "Do", _failing_report)
+    try:
+        report_failed = _in_process(_argv(root))
+    finally:
+        mp.undo()
+    return root, pushed, refused, rejected, report_failed
+
+
+def _failing_report(self, input_dict, output_dict, exec_properties):
+    raise OSError("disk full (simulated)")
 
 
 def _first_rows(data_dir, n):
@@ -72,7 +83,7 @@ def _summary(text):
 
 
 def test_a_pushed_run_prints_a_short_console_and_exits_0(runs):
-    root, pushed, _, _ = runs
+    root, pushed, *_ = runs
     assert pushed.returncode == console.EXIT_OK, pushed.stdout + pushed.stderr
     out = pushed.stdout.splitlines()
     assert len(out) <= 60
@@ -124,7 +135,7 @@ class _Html(html.parser.HTMLParser):
 
 
 def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
-    root, pushed, _, _ = runs
+    root, pushed, *_ = runs
     path, page = _report_of(pushed.stdout)
     assert os.path.exists(root / "out" / "report.html")
     parser = _Html()
@@ -164,7 +175,7 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
 
 
 def test_a_refused_run_exits_3_and_keeps_the_served_model(runs):
-    root, pushed, (code, text), _ = runs
+    root, pushed, (code, text), *_ = runs
     assert code == console.EXIT_REFUSED, text
     summary = _summary(text)
     assert summary["verdict"].startswith("NOT blessed: the gate refused the model")
@@ -176,13 +187,22 @@ def test_a_refused_run_exits_3_and_keeps_the_served_model(runs):
 
 
 def test_a_rejected_run_exits_4_naming_the_problem(runs):
-    _, _, _, (code, text) = runs
+    _, _, _, (code, text), _ = runs
     assert code == console.EXIT_DATA_REJECTED, text
     lines = text.strip().splitlines()
     assert "error: the data was rejected at StrictExampleValidator" in text and "(exit code 4)" in text
     assert re.search(r"split 'eval': 3 rows?, fewer than the 20 required", text)
     assert lines[-1].startswith("full log: ")  # the cause last, with the log's path
     assert not re.search(r"^  (Transform|Trainer) ", text, re.M)  # stopped before Transform
+
+
+def test_a_failed_report_does_not_hide_what_was_pushed(runs):
+    root, pushed, _, _, (code, text) = runs
+    assert code == console.EXIT_OK, text
+    assert "warning: the run report could not be written (OSError: disk full (simulated))" in text
+    served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
+    assert _summary(text)["verdict"] == f"blessed; already served as version {served[0]}: nothing new pushed"
+    assert len(served) == 1
 
 
 def test_a_second_run_on_a_busy_output_directory_exits_75(tmp_path, fake_data_dir):
