@@ -124,7 +124,8 @@ class Executor(example_validator_executor.Executor):
                     f"split '{split}', feature '{feature}': {total} value(s) do not match "
                     f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
 
-        rows = {split: stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0].num_examples
+        rows = {split: sum(d.num_examples for d in
+                           stats_artifact_utils.load_statistics(statistics, split).proto().datasets)
                 for split in splits}
         problems += too_few_rows(rows, json_utils.loads(exec_properties.get(MIN_ROWS_KEY) or "{}"))
 

@@ -50,9 +50,9 @@ def runs(tmp_path_factory):
     # learning rate ~0: the model stays random; the gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
                                 "--model-param", "learning_rate=1e-9"))
-    # an eval split of 3 purchases: rejected at validation, before Transform
+    # an eval file with no rows (still parquet): rejected at validation, before Transform
     shutil.copytree(root / "data", root / "tiny")
-    fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 3))
+    fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 0))
     rejected = _in_process(_argv(root, "tiny"))
     # the good model again (from the cache: already served), and a run report that fails
     mp = pytest.MonkeyPatch()
@@ -191,7 +191,7 @@ def test_a_rejected_run_exits_4_naming_the_problem(runs):
     assert code == console.EXIT_DATA_REJECTED, text
     lines = text.strip().splitlines()
     assert "error: the data was rejected at StrictExampleValidator" in text and "(exit code 4)" in text
-    assert re.search(r"split 'eval': 3 rows?, fewer than the 20 required", text)
+    assert "split 'eval': 0 rows, fewer than the 20 required" in text
     assert lines[-1].startswith("full log: ")  # the cause last, with the log's path
     assert not re.search(r"^  (Transform|Trainer) ", text, re.M)  # stopped before Transform
 
