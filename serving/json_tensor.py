@@ -289,6 +289,8 @@ def _write_b64(writer: PrettyWriter, value: bytes) -> None:
 def _write_tensor(writer: PrettyWriter, array: np.ndarray, name: str) -> None:
     """AddTensorValues: nested lists following the array's shape (a scalar as a bare value).
     String tensors whose name ends in `_bytes` are written as {"b64": ...} objects."""
+    if not isinstance(array, np.ndarray):  # one element: a numpy scalar, or bytes of a string tensor
+        array = np.asarray(array) if isinstance(array, np.generic) else np.array(array, dtype=object)
     as_b64 = name.endswith(BYTES_SUFFIX) and array.dtype == object
     if array.ndim == 0:
         if as_b64:
