@@ -8,8 +8,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tfx.utils import io_utils
 
-from components import exporter, preprocessing
-from components import model as model_lib
+from models import exporter, features, preprocessing
+from models import model as model_lib
 from pipeline import configs
 
 TOP_K = 10
@@ -21,7 +21,7 @@ UNKNOWN_PRODUCT = 123123  # the workshop's request: not a product of any catalog
 def export(workdir: str) -> str:
     """Trains and exports the model under `workdir`; returns the SavedModel directory."""
     rng = np.random.default_rng(0)
-    rows = [{configs.USER_KEY: [u.encode()], configs.PRODUCT_KEY: [int(p)]}
+    rows = [{features.USER_KEY: [u.encode()], features.PRODUCT_KEY: [int(p)]}
             for u in USERS for p in rng.choice(PRODUCTS, size=3, replace=False)]
     schema = io_utils.SchemaReader().read(os.path.join(configs.SCHEMA_DIR, "schema.pbtxt"))
     metadata = tft.tf_metadata.dataset_metadata.DatasetMetadata(schema)
@@ -30,10 +30,10 @@ def export(workdir: str) -> str:
             preprocessing.preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(workdir, "tft"))
     output = tft.TFTransformOutput(os.path.join(workdir, "tft"))
-    user_idx = np.array([r[configs.USER_INDEX] for r in transformed], np.int32)
-    item_idx = np.array([r[configs.PRODUCT_INDEX] for r in transformed], np.int32)
-    num_users = output.vocabulary_size_by_name(configs.USER_VOCAB)
-    num_items = output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
+    user_idx = np.array([r[features.USER_INDEX] for r in transformed], np.int32)
+    item_idx = np.array([r[features.PRODUCT_INDEX] for r in transformed], np.int32)
+    num_users = output.vocabulary_size_by_name(features.USER_VOCAB)
+    num_items = output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
     config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16)
     history = model_lib.build_user_history(user_idx, item_idx, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config, user_history=history)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from models import features
 from pipeline import configs
 from serving import json_tensor
 from tests import serving_model
@@ -170,8 +171,8 @@ def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
 
 def _example(user: bytes, product: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature={
-        configs.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        configs.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
+        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
+        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
     })).SerializeToString()
 
 
