@@ -54,11 +54,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_base_path", "--model-base-path", default=None,
-                   help="directory (or gs:// path) of numbered SavedModel versions; default the Pusher's "
-                        f"{os.path.relpath(configs.PipelineConfig().serving_model_dir, configs.PROJECT_DIR)}, "
-                        "or AIP_STORAGE_URI when set")
-    p.add_argument("--model_name", "--model-name", default=configs.MODEL_NAME,
-                   help="the name in /v1/models/NAME (default %(default)s)")
+                   help="directory (or gs:// path) of numbered SavedModel versions; default AIP_STORAGE_URI "
+                        "(Vertex AI), else MODEL_BASE_PATH (as TF Serving's image), else the Pusher's "
+                        f"{os.path.relpath(configs.PipelineConfig().serving_model_dir, configs.PROJECT_DIR)}")
+    p.add_argument("--model_name", "--model-name", default=None,
+                   help=f"the name in /v1/models/NAME (default MODEL_NAME, else {configs.MODEL_NAME})")
     p.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", type=_port, default=None,
                    help=f"REST port (default {DEFAULT_REST_PORT}, or AIP_HTTP_PORT when set; 0: no REST)")
     p.add_argument("--port", "--grpc_port", "--grpc-port", type=_port, default=DEFAULT_GRPC_PORT,
@@ -94,7 +94,9 @@ def _setup_logging(log_file: Optional[str]) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     env = os.environ
-    base_path = args.model_base_path or env.get("AIP_STORAGE_URI") or configs.PipelineConfig().serving_model_dir
+    base_path = (args.model_base_path or env.get("AIP_STORAGE_URI") or env.get("MODEL_BASE_PATH")
+                 or configs.PipelineConfig().serving_model_dir)
+    args.model_name = args.model_name or env.get("MODEL_NAME") or configs.MODEL_NAME
     rest_port = args.rest_api_port if args.rest_api_port is not None else int(
         env.get("AIP_HTTP_PORT", DEFAULT_REST_PORT))
     host = args.bind_address or ("0.0.0.0" if "AIP_HTTP_PORT" in env else "127.0.0.1")
