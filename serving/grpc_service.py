@@ -3,12 +3,16 @@
 (`prediction_service_pb2_grpc.PredictionServiceStub`, `model_service_pb2_grpc.ModelServiceStub`)
 work unchanged. Failures are the call's status, with TF Serving's code and message. Classify,
 Regress and MultiInference answer UNIMPLEMENTED (the recommender has predict signatures only).
+
+The server is grpc.aio on its own thread and event loop: a request waiting for its batch holds no
+thread (as the REST side), so many concurrent clients cost no thread switches.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import logging
+import threading
 from typing import Optional
 
 import grpc
@@ -53,18 +57,18 @@ def _spec_version(spec) -> Optional[int]:
     return spec.version.value if spec.HasField("version") else None
 
 
-def _abort(context: grpc.ServicerContext, error: Exception):
+async def _abort(context: grpc.aio.ServicerContext, error: Exception):
     error = from_exception(error)
     if error.code in ("INTERNAL", "UNKNOWN"):
         log.error("gRPC request failed: %s", error)
-    context.abort(error.grpc_status, error.message)
+    await context.abort(error.grpc_status, error.message)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager: ModelManager):
         self.manager = manager
 
-    def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
+    async def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
         try:
             spec = request.model_spec
             servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
@@ -75,16 +79,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     inputs[name] = tf.make_ndarray(proto)
                 except Exception as e:  # noqa: BLE001 - a malformed TensorProto
                     raise invalid_argument("Input '", name, "' is not a valid TensorProto: ", e)
-            outputs = servable.predict(signature, inputs, list(request.output_filter)).result()
+            outputs = await asyncio.wrap_future(servable.predict(signature, inputs, list(request.output_filter)))
             response = predict_pb2.PredictResponse()
             response.model_spec.CopyFrom(model_spec(servable.name, servable.version, signature.name))
             for name in (request.output_filter or sorted(outputs)):
                 response.outputs[name].CopyFrom(as_proto_field(outputs[name]))
             return response
         except Exception as e:  # noqa: BLE001
-            _abort(context, e)
+            await _abort(context, e)
 
-    def GetModelMetadata(self, request, context):
+    async def GetModelMetadata(self, request, context):
         try:
             if not request.HasField("model_spec"):
                 raise invalid_argument("Missing ModelSpec")
@@ -96,31 +100,65 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec = request.model_spec
             return self.manager.servable(spec.name, _spec_version(spec), spec.version_label).metadata()
         except Exception as e:  # noqa: BLE001
-            _abort(context, e)
+            await _abort(context, e)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager: ModelManager):
         self.manager = manager
 
-    def GetModelStatus(self, request, context):
+    async def GetModelStatus(self, request, context):
         try:
             if not request.HasField("model_spec"):
                 raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
             return self.manager.status(spec.name, _spec_version(spec), spec.version_label)
         except Exception as e:  # noqa: BLE001
-            _abort(context, e)
+            await _abort(context, e)
 
 
-def create_server(manager: ModelManager, address: str, max_workers: int = 32) -> grpc.Server:
-    """A started-later grpc.Server on `address` ('host:port') with both services."""
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                               thread_name_prefix="grpc"),
-                         options=[("grpc.max_receive_message_length", -1),
-                                  ("grpc.max_send_message_length", -1)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
-    if server.add_insecure_port(address) == 0:
-        raise OSError(f"cannot listen for gRPC on {address}")
-    return server
+class GrpcServer:
+    """grpc.aio serving both services on `address` ('host:port'), in a thread of its own."""
+
+    def __init__(self, manager: ModelManager, address: str):
+        self.manager = manager
+        self.address = address
+        self._loop = asyncio.new_event_loop()
+        self._server = None
+        self._started = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="grpc", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except Exception as e:  # noqa: BLE001 - reported to start()
+            self._error = e
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1),
+                                                ("grpc.max_send_message_length", -1)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionService(self.manager), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self._server)
+        if self._server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+        await self._server.start()
+        self._started.set()
+        await self._server.wait_for_termination()
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop).result(grace + 5)
+        self._thread.join(grace + 5)
+
+    def wait_for_termination(self) -> None:
+        self._thread.join()

@@ -76,8 +76,6 @@ def parser() -> argparse.ArgumentParser:
                    help="how long a batch waits for more requests (default 0: takes what is queued)")
     p.add_argument("--num_batch_threads", "--num-batch-threads", type=_positive, default=DEFAULT_BATCH_THREADS,
                    help="TensorFlow calls in flight at once, per signature (default %(default)s)")
-    p.add_argument("--grpc_max_threads", "--grpc-max-threads", type=_positive, default=32,
-                   help="gRPC handler threads (default %(default)s)")
     p.add_argument("--log_file", "--log-file", default=None, help="also write the log to this file")
     return p
 
@@ -120,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "serving starts now and loads it when it appears", args.model_name, base_path)
     grpc_server = None
     if args.port:
-        grpc_server = grpc_service.create_server(manager, f"{host}:{args.port}", args.grpc_max_threads)
+        grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}")
         grpc_server.start()
         log.info("Running gRPC ModelServer at %s:%d", host, args.port)
     try:
@@ -136,6 +134,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             grpc_server.wait_for_termination()
     finally:
         if grpc_server is not None:
-            grpc_server.stop(grace=1).wait()
+            grpc_server.stop(grace=1)
         manager.stop()
     return 0
