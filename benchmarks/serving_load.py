@@ -180,6 +180,10 @@ def run(args, extra, label):
     finally:
         server.terminate()
         server.wait(30)
+    with open(log_path) as f:  # what batching did: requests per TensorFlow call, per signature
+        for line in f:
+            if "TensorFlow calls" in line:
+                print(f"  {label:<10}{line.split(': ', 1)[1].strip()}")
     return rows
 
 

@@ -257,8 +257,15 @@ class ModelManager:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._current is not None:
-            self._current.close()
+        current = self._current
+        if current is not None:
+            current.close()
+            for signature in current.signatures.values():
+                batcher = signature.batcher
+                if batcher is not None and batcher.requests:
+                    log.info("signature %s of version %d: %d requests in %d TensorFlow calls (%.1f per call)",
+                             signature.name, current.version, batcher.requests, batcher.calls,
+                             batcher.requests / max(batcher.calls, 1))
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):

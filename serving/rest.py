@@ -19,9 +19,10 @@ Vertex AI's custom-container contract adds two routes when its variables are set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
@@ -133,12 +134,20 @@ class RestApi:
 
 
 def create_app(manager: ModelManager, health_route: Optional[str] = None,
-               predict_route: Optional[str] = None) -> FastAPI:
+               predict_route: Optional[str] = None, on_shutdown: Optional[Callable[[], None]] = None) -> FastAPI:
     """The ASGI app. Handlers are plain Starlette routes on the FastAPI app: the request body is
-    TF Serving's JSON, parsed by json_tensor with TF Serving's rules, not by a pydantic model."""
+    TF Serving's JSON, parsed by json_tensor with TF Serving's rules, not by a pydantic model.
+    `on_shutdown` runs when the ASGI server shuts down (uvicorn re-raises SIGTERM afterwards, so
+    code after its run() would not)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
     api = RestApi(manager)
     app = FastAPI(title="TF-Serving-compatible model server", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, lifespan=lifespan)
     if health_route:
         app.add_route(health_route, api.vertex_health, methods=["GET"])
     if predict_route:

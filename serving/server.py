@@ -121,19 +121,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}")
         grpc_server.start()
         log.info("Running gRPC ModelServer at %s:%d", host, args.port)
+    stopped = []
+
+    def shutdown() -> None:
+        if not stopped:
+            stopped.append(True)
+            manager.stop()
+            if grpc_server is not None:
+                grpc_server.stop(grace=1)
+
     try:
         if rest_port:
             app = rest.create_app(manager, health_route=env.get("AIP_HEALTH_ROUTE"),
-                                  predict_route=env.get("AIP_PREDICT_ROUTE"))
+                                  predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown)
             log.info("Exporting HTTP/REST API at %s:%d (model %s, batching %s, max batch size %d)", host,
                      rest_port, args.model_name, "on" if args.enable_batching else "off", args.max_batch_size)
             uvicorn.Server(uvicorn.Config(app, host=host, port=rest_port, loop="uvloop", http="httptools",
-                                          lifespan="off", access_log=False, log_level="warning",
+                                          lifespan="on", access_log=False, log_level="warning",
                                           timeout_keep_alive=30)).run()
         else:
             grpc_server.wait_for_termination()
     finally:
-        if grpc_server is not None:
-            grpc_server.stop(grace=1)
-        manager.stop()
+        shutdown()
     return 0
