@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format
+from google.protobuf import json_format, message
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
@@ -192,8 +192,12 @@ class Servable:
 
 def _serve_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
     saved_model = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(os.path.join(path, SAVED_MODEL_FILE), "rb") as f:
-        saved_model.ParseFromString(f.read())
+    pb_path = os.path.join(path, SAVED_MODEL_FILE)
+    with tf.io.gfile.GFile(pb_path, "rb") as f:
+        try:
+            saved_model.ParseFromString(f.read())
+        except message.DecodeError:  # TensorFlow's loader says the same
+            raise ServingError("DATA_LOSS", f"Can't parse {pb_path} as binary proto") from None
     for meta_graph in saved_model.meta_graphs:
         if SERVE_TAG in meta_graph.meta_info_def.tags:
             return meta_graph

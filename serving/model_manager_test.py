@@ -45,7 +45,8 @@ def test_a_version_that_fails_to_load_is_reported_and_not_retried(tmp_path, capl
     status = manager.status("recommender").model_version_status
     assert len(status) == 1 and status[0].version == 7
     assert status[0].state == model_manager.State.END
-    assert status[0].status.error_code != 0 and status[0].status.error_message
+    assert status[0].status.error_code == 15  # DATA_LOSS, as TensorFlow's loader reports it
+    assert status[0].status.error_message == f"Can't parse {os.path.join(base, '7', 'saved_model.pb')} as binary proto"
     with pytest.raises(ServingError) as e:
         manager.servable("recommender")
     assert e.value.code == "NOT_FOUND" and e.value.message == "Servable not found for request: Latest(recommender)"
