@@ -136,7 +136,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown)
             log.info("Exporting HTTP/REST API at %s:%d (model %s, batching %s, max batch size %d)", host,
                      rest_port, args.model_name, "on" if args.enable_batching else "off", args.max_batch_size)
-            uvicorn.Server(uvicorn.Config(app, host=host, port=rest_port, loop="uvloop", http="httptools",
+            # the app's router itself: its routes and lifespan without FastAPI's middleware stack
+            # (error pages, telemetry, body limits), which these handlers do not need: each
+            # answers every failure itself, as TF Serving does
+            uvicorn.Server(uvicorn.Config(app.router, host=host, port=rest_port, loop="uvloop", http="httptools",
                                           lifespan="on", access_log=False, log_level="warning",
                                           timeout_keep_alive=30)).run()
         else:
