@@ -76,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
                    help="how long a batch waits for more requests (default 0: takes what is queued)")
     p.add_argument("--num_batch_threads", "--num-batch-threads", type=_positive, default=DEFAULT_BATCH_THREADS,
                    help="TensorFlow calls in flight at once, per signature (default %(default)s)")
+    p.add_argument("--tensorflow_intra_op_parallelism", "--tensorflow-intra-op-parallelism", type=int, default=0,
+                   help="threads one TensorFlow op may use (default 0: TensorFlow decides, one per core)")
+    p.add_argument("--tensorflow_inter_op_parallelism", "--tensorflow-inter-op-parallelism", type=int, default=0,
+                   help="TensorFlow ops run at once (default 0: TensorFlow decides)")
     p.add_argument("--log_file", "--log-file", default=None, help="also write the log to this file")
     return p
 
@@ -103,7 +107,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     _setup_logging(args.log_file)
 
-    import uvicorn  # after the flags: --help stays fast
+    import tensorflow as tf  # after the flags: --help stays fast
+    import uvicorn
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
     from serving import grpc_service, rest
     from serving.model_manager import ModelManager
