@@ -249,7 +249,7 @@ class ModelManager:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._warned_empty = False
+        self._warned_empty = True  # at start-up the server says it, with what to do
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
