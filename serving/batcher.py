@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional
 
 import numpy as np
 
@@ -163,6 +163,3 @@ class Batcher:
             task.future.set_result({n: a[start:end] for n, a in outputs.items()})
             start = end
 
-
-def batch_stats(batchers) -> Tuple[int, int]:
-    return sum(b.calls for b in batchers), sum(b.requests for b in batchers)

@@ -511,7 +511,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
     sizes: Dict[str, int] = {}
     shapes: Dict[str, Tuple[int, ...]] = {}
 
-    def add(item, name, index, key_part):
+    def add(item, name):
         if name not in input_dtypes:
             raise invalid_argument("JSON object: does not have named input: ", name)
         array, size = _tensor_from_value(item, input_dtypes[name])
@@ -530,7 +530,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
                 raise invalid_argument("Expecting object but got list at item ", index, " of input list")
             for name, item in element.items():
                 try:
-                    add(item, name, index, name)
+                    add(item, name)
                 except ServingError as e:
                     raise invalid_argument("Failed to process element: ", index, " key: ", name,
                                            " of 'instances' list. Error: ", e)
@@ -541,7 +541,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
             if is_element_object(element):
                 raise invalid_argument("Expecting value/list but got object at item ", index, " of input list")
             try:
-                add(element, names[0], index, None)
+                add(element, names[0])
             except ServingError as e:
                 raise invalid_argument("Failed to process element: ", index, " of 'instances' list. Error: ", e)
     return {name: np.stack(arrays) for name, arrays in rows.items()}

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -377,10 +377,6 @@ class ModelManager:
             entry.status.error_code = status.CODES[code]
             entry.status.error_message = message
         return response
-
-    def batchers(self) -> List[Batcher]:
-        current = self._current
-        return [s.batcher for s in current.signatures.values() if s.batcher] if current else []
 
 
 def status_json(response: get_model_status_pb2.GetModelStatusResponse) -> str:
