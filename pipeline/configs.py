@@ -101,6 +101,13 @@ DEFAULT_LOWER_BOUNDS = {
 }
 
 
+# StrictExampleValidator's rule: fewer rows than this in a split stops the run at validation (an
+# empty or absurdly small split would otherwise be transformed, trained on and "evaluated" to
+# metrics without values). The ASOS files have 165,042 (train) and 35,567 (eval) rows;
+# tests/fake_asos.py's generated data about 400 and 60.
+DEFAULT_MIN_SPLIT_ROWS = {"train": 100, "eval": 20}
+
+
 @dataclasses.dataclass
 class GateConfig:
     """The Evaluator's gate: absolute lower bounds, and the largest relative drop allowed
@@ -128,6 +135,7 @@ class PipelineConfig:
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
 
     @property
     def pipeline_root(self) -> str:
@@ -218,6 +226,7 @@ class VertexConfig:
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
 
     def __post_init__(self):
         self.bucket = _gs(self.bucket)
