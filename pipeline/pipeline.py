@@ -12,6 +12,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import evaluator as evaluator_lib
+from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
@@ -21,7 +22,8 @@ from pipeline import code_fingerprint, configs
 
 def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig]) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck →
-    Trainer → Evaluator (vs the latest blessed model) → Pusher.
+    Trainer → Evaluator (vs the latest blessed model) → Pusher, and beside it
+    BatchRecommendations (every known user's top-K lists, blessed models only).
 
     The one mapping from configuration to the pipeline, for both runners: a local run's
     `PipelineConfig` (SQLite ML Metadata at `metadata_path`) and a Vertex run's `VertexConfig`
@@ -86,9 +88,16 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)),
     ).with_id("Pusher")
+    batch_recommendations = BatchRecommendations(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],  # a refused model gets no lists
+        transform_graph=transform.outputs["transform_graph"],  # its user vocabulary: who gets lists
+        bigquery_table=config.batch_bigquery_table,
+    ).with_id("BatchRecommendations")
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
-                  catalog_check, trainer, latest_blessed_model, evaluator, pusher]
+                  catalog_check, trainer, latest_blessed_model, evaluator, pusher,
+                  batch_recommendations]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

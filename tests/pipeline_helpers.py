@@ -31,23 +31,24 @@ def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, t
     import pyarrow.parquet as pq
     import tensorflow as tf
 
+    from models import features
     from pipeline import configs
 
     files = sorted(os.listdir(directory))
     assert files and all(f.endswith(".parquet") and "-of-" in f for f in files), files
-    frame = ds.dataset(directory).to_table().to_pandas().sort_values([configs.USER_KEY, "rank"])
-    assert list(frame.columns) == [configs.USER_KEY, "rank", configs.PRODUCT_KEY, "score"]
+    frame = ds.dataset(directory).to_table().to_pandas().sort_values([features.USER_KEY, "rank"])
+    assert list(frame.columns) == [features.USER_KEY, "rank", features.PRODUCT_KEY, "score"]
     train = pq.read_table(os.path.join(data_dir, configs.TRAIN_FILE)).to_pydict()
     bought = collections.defaultdict(set)
-    for user, product in zip(train[configs.USER_KEY], train[configs.PRODUCT_KEY]):
+    for user, product in zip(train[features.USER_KEY], train[features.PRODUCT_KEY]):
         bought[user.decode() if isinstance(user, bytes) else user].add(int(product))
     users = sorted(bought)
-    assert sorted(frame[configs.USER_KEY].unique()) == users, "one list per known user"
+    assert sorted(frame[features.USER_KEY].unique()) == users, "one list per known user"
     assert len(frame) == len(users) * top_k
     served = tf.saved_model.load(model_dir).signatures["serving_default"](
         user_id=tf.constant([u.encode() for u in users]))
     assert bool(tf.reduce_all(served["known_user"]))
-    products = frame[configs.PRODUCT_KEY].to_numpy().reshape(len(users), top_k)
+    products = frame[features.PRODUCT_KEY].to_numpy().reshape(len(users), top_k)
     scores = frame["score"].to_numpy().reshape(len(users), top_k)
     ranks = frame["rank"].to_numpy().reshape(len(users), top_k)
     assert (ranks == np.arange(1, top_k + 1)).all()
