@@ -10,10 +10,11 @@ run:  ## the full pipeline on the ASOS data
 test:  ## the test suite
 	$(RUN) python -m pytest $(ARGS)
 
-benchmark:  ## pipeline timings, model quality and serving latency on the ASOS data
+benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py
 	$(RUN) python benchmarks/quality.py
 	$(RUN) python benchmarks/serving_latency.py
+	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)
