@@ -55,7 +55,7 @@ def inputs(tmp_path_factory):
     return {"model": str(model_dir), "serving": str(serving_dir), "graph": str(graph), "root": root}
 
 
-def _run(inputs, out, blessed, **props):
+def _run(inputs, out, blessed, mode="in_memory", **props):
     model, blessing, graph = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
                               standard_artifacts.TransformGraph())
     model.uri, graph.uri = inputs["model"], inputs["graph"]
@@ -65,7 +65,8 @@ def _run(inputs, out, blessed, **props):
     result.uri = str(out)
     os.makedirs(out, exist_ok=True)
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
+        beam_pipeline_args=["--runner=DirectRunner", f"--direct_running_mode={mode}",
+                            "--direct_num_workers=2"],
         tmp_dir=str(out) + "_tmp", unique_id="1")
     batch.Executor(context).Do(
         {"model": [model], "model_blessing": [blessing], "transform_graph": [graph]},
@@ -73,8 +74,11 @@ def _run(inputs, out, blessed, **props):
     return result
 
 
-def test_every_user_gets_what_serving_default_answers(inputs, tmp_path):
-    result = _run(inputs, tmp_path / "out", True, batch_size=8, num_shards=3)
+# in_memory: the local run's; multi_processing: Vertex's default without Dataflow (counters
+# come back from the worker processes; a minute of worker start-up, hence e2e)
+@pytest.mark.parametrize("mode", ["in_memory", pytest.param("multi_processing", marks=pytest.mark.e2e)])
+def test_every_user_gets_what_serving_default_answers(inputs, tmp_path, mode):
+    result = _run(inputs, tmp_path / "out", True, mode, batch_size=8, num_shards=3)
     files = sorted(os.listdir(tmp_path / "out" / batch.RECOMMENDATIONS_DIR))
     assert files == [f"part-0000{i}-of-00003.parquet" for i in range(3)]
     table = ds.dataset(str(tmp_path / "out" / batch.RECOMMENDATIONS_DIR)).to_table()
