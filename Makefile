@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test lock benchmark compile
+.PHONY: run test serve lock benchmark compile
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -10,10 +10,14 @@ run:  ## the full pipeline on the ASOS data
 test:  ## the test suite
 	$(RUN) python -m pytest $(ARGS)
 
+serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
+	$(RUN) python -m serving $(ARGS)
+
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py
 	$(RUN) python benchmarks/quality.py
 	$(RUN) python benchmarks/serving_latency.py
+	$(RUN) python benchmarks/serving_load.py
 	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON

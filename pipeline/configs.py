@@ -201,6 +201,12 @@ class VertexConfig:
     enable_cache: bool = True
     # BatchRecommendations also writes to this BigQuery table (PROJECT.DATASET.TABLE), replacing it
     batch_bigquery_table: Optional[str] = None
+    # Deploying each blessed model to a Vertex AI endpoint (off unless an endpoint is named): TFX's
+    # Vertex Pusher uploads it as a Vertex Model running `serving_image` (the Dockerfile's `serving`
+    # target) and deploys it to the endpoint of that display name (created if missing).
+    deploy_endpoint: Optional[str] = None
+    serving_image: Optional[str] = None
+    deploy_machine_type: str = "n1-standard-2"
     # Submitting (vertex_submit.py)
     service_account: Optional[str] = None
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
@@ -231,6 +237,28 @@ class VertexConfig:
     @property
     def metadata_path(self) -> Optional[str]:
         return None  # Vertex AI keeps ML Metadata itself
+
+    def vertex_deploy_custom_config(self) -> Optional[Dict[str, Any]]:
+        """custom_config of TFX's Vertex Pusher (tfx.extensions.google_cloud_ai_platform), or None
+        when no endpoint is named. The serving container gets Vertex's AIP_* variables and needs
+        no arguments (its ENTRYPOINT is the model server)."""
+        if not self.deploy_endpoint:
+            return None
+        if not self.serving_image:
+            raise ValueError("deploying to a Vertex AI endpoint needs the serving image "
+                             "(the Dockerfile's `serving` target)")
+        return {
+            "ai_platform_enable_vertex": True,
+            "ai_platform_vertex_region": self.region,
+            "ai_platform_vertex_container_image_uri": self.serving_image,
+            "ai_platform_serving_args": {
+                "project": self.project,
+                "endpoint_name": self.deploy_endpoint,
+                "machine_type": self.deploy_machine_type,
+                "min_replica_count": 1,
+                "max_replica_count": 1,
+            },
+        }
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,

@@ -98,6 +98,13 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
                   catalog_check, trainer, latest_blessed_model, evaluator, pusher,
                   batch_recommendations]
+    deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
+    if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint
+        components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            custom_config=deploy,
+        ).with_id("VertexEndpointPusher"))
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(
