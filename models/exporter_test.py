@@ -1,53 +1,26 @@
 """The serving SavedModel, loaded by plain TensorFlow (as TF Serving does, no project code):
 each signature with known and unknown ids, batches of 1 and many."""
 
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
 
-from models import exporter, features, preprocessing, ranking_metrics
-from models import model as model_lib
-from tests import reference_protocol
+from models import features, ranking_metrics
+from tests import reference_protocol, serving_model
 
 TOP_K = 10  # of 20 products: also what ranking_metrics.measure needs (coverage@10)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, curated_schema):
+def served(tmp_path_factory):
     """A model trained for one epoch on a tiny dataset, exported and loaded back."""
-    rng = np.random.default_rng(0)
-    users = [f"user{u:016d}".encode() for u in range(30)]
-    products = list(range(2000000, 2000020))
-    rows = []
-    for u in users:
-        for p in rng.choice(products, size=3, replace=False):
-            rows.append({features.USER_KEY: [u], features.PRODUCT_KEY: [int(p)]})
-    temp = str(tmp_path_factory.mktemp("export"))
-    metadata = tft.tf_metadata.dataset_metadata.DatasetMetadata(curated_schema)
-    with tft_beam.Context(temp_dir=os.path.join(temp, "tmp"), force_tf_compat_v1=False):
-        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            preprocessing.preprocessing_fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(temp, "tft"))
-    output = tft.TFTransformOutput(os.path.join(temp, "tft"))
-    user_idx = np.array([r[features.USER_INDEX] for r in transformed], np.int32)
-    item_idx = np.array([r[features.PRODUCT_INDEX] for r in transformed], np.int32)
-    num_users = output.vocabulary_size_by_name(features.USER_VOCAB)
-    num_items = output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
-    config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16)
-    history = model_lib.build_user_history(user_idx, item_idx, num_users, num_items)
-    recommender = model_lib.Recommender(num_users, num_items, config, user_history=history)
-    model_lib.train(recommender, user_idx, item_idx)
-    export_dir = os.path.join(temp, "serving")
-    exporter.export_serving_model(
-        exporter.ServingModule(recommender, output, user_idx, item_idx, top_k=TOP_K), export_dir)
+    built = serving_model.build(str(tmp_path_factory.mktemp("export")), top_k=TOP_K)
     bought = {}
-    for r in rows:
+    for r in built.rows:
         bought.setdefault(r[features.USER_KEY][0], set()).add(r[features.PRODUCT_KEY][0])
-    return tf.saved_model.load(export_dir), users, products, bought, recommender, output
+    users = [u.encode() for u in serving_model.USERS]
+    return (tf.saved_model.load(built.export_dir), users, serving_model.PRODUCTS, bought,
+            built.recommender, built.transform_output)
 
 
 def _example(user: bytes, product: int) -> bytes:

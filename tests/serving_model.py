@@ -1,7 +1,9 @@
 """A small serving SavedModel for the server's tests: the exporter's ServingModule, trained one
 epoch on generated purchases (the same recipe as the exporter's own test), exported once."""
 
+import dataclasses
 import os
+from typing import List
 
 import numpy as np
 import tensorflow_transform as tft
@@ -18,8 +20,18 @@ PRODUCTS = list(range(2000000, 2000020))
 UNKNOWN_PRODUCT = 123123  # the workshop's request: not a product of any catalog
 
 
-def export(workdir: str) -> str:
-    """Trains and exports the model under `workdir`; returns the SavedModel directory."""
+@dataclasses.dataclass
+class Exported:
+    """What `build` made: the SavedModel's directory and what it was made from."""
+
+    export_dir: str
+    rows: List[dict]  # the purchases, as tf.Example-like dicts of raw ids
+    recommender: model_lib.Recommender
+    transform_output: tft.TFTransformOutput
+
+
+def build(workdir: str, top_k: int = TOP_K) -> Exported:
+    """Transforms generated purchases, trains one epoch, exports the serving model under `workdir`."""
     rng = np.random.default_rng(0)
     rows = [{features.USER_KEY: [u.encode()], features.PRODUCT_KEY: [int(p)]}
             for u in USERS for p in rng.choice(PRODUCTS, size=3, replace=False)]
@@ -40,5 +52,10 @@ def export(workdir: str) -> str:
     model_lib.train(recommender, user_idx, item_idx)
     export_dir = os.path.join(workdir, "saved_model")
     exporter.export_serving_model(
-        exporter.ServingModule(recommender, output, user_idx, item_idx, top_k=TOP_K), export_dir)
-    return export_dir
+        exporter.ServingModule(recommender, output, user_idx, item_idx, top_k=top_k), export_dir)
+    return Exported(export_dir, rows, recommender, output)
+
+
+def export(workdir: str) -> str:
+    """Trains and exports the model under `workdir`; returns the SavedModel directory."""
+    return build(workdir).export_dir
