@@ -33,6 +33,7 @@ COPY schema/schema.pbtxt /src/schema/schema.pbtxt
 COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
+COPY models/ /src/models/
 RUN /opt/venv/bin/uv pip install --no-cache --python /opt/venv/bin/python --no-deps --no-build-isolation /src
 
 FROM ${PYTHON_IMAGE}
@@ -51,5 +52,5 @@ ENV PATH=/opt/venv/bin:$PATH \
     RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
 WORKDIR /pipeline
 # Fails the build, not a pipeline run, if the code or Keras 2 is not what the pipeline needs.
-RUN python -c "import pipeline, components.catalog_check, components.preprocessing, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; pipeline.check_keras()"
+RUN python -c "import pipeline, components.catalog_check, models.preprocessing, models.trainer, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; pipeline.check_keras()"
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -12,6 +12,15 @@ import pytest  # noqa: E402
 from tests import fake_asos  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def curated_schema():
+    """schema/schema.pbtxt, parsed (for tests of module code, which knows no pipeline paths)."""
+    from tfx.utils import io_utils
+
+    from pipeline import configs
+    return io_utils.SchemaReader().read(os.path.join(configs.SCHEMA_DIR, "schema.pbtxt"))
+
+
 @pytest.fixture
 def fake_data_dir(tmp_path):
     """A directory with small generated data of the ASOS shape (the four files)."""

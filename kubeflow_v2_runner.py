@@ -2,7 +2,7 @@
 
 The same `create_pipeline` as local_runner.py, with cloud locations, the container image and
 (optionally) Dataflow as Beam runner. Fully offline: no credentials, no network, nothing uploaded.
-Module code is referenced by dotted path (components.preprocessing.preprocessing_fn, ...) and runs
+Module code is referenced by dotted path (models.preprocessing.preprocessing_fn, ...) and runs
 from the package installed in the image (see Dockerfile), so no wheel is built here.
 
     make compile ARGS="--project P --region europe-west1 --bucket B --image IMAGE [--dataflow]"
@@ -13,45 +13,13 @@ Then submit the JSON with vertex_submit.py.
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-import inspect
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from pipeline import configs
 from pipeline import vertex
-
-
-def pipeline_kwargs(config: configs.VertexConfig) -> Dict[str, Any]:
-    """create_pipeline's arguments for a run on Vertex: the one place they are chosen.
-
-    `training` and `gate` are VertexConfig's, whose defaults are the local run's (PipelineConfig),
-    so both runs train and judge the same way. A new required argument of create_pipeline that is
-    not set here is a TypeError naming it."""
-    from pipeline import pipeline as pipeline_def
-
-    wanted = dict(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        data_root=config.data_root,
-        schema_dir=config.schema_dir,
-        catalog_uri=config.catalog_uri,
-        serving_model_dir=config.serving_model_dir,
-        training=config.training,
-        gate=config.gate,
-        beam_pipeline_args=config.beam_pipeline_args(),
-        enable_cache=config.enable_cache,
-        metadata_connection_config=None,  # Vertex AI keeps ML Metadata itself
-    )
-    params = inspect.signature(pipeline_def.create_pipeline).parameters
-    missing = [name for name, p in params.items()
-               if p.default is inspect.Parameter.empty and name not in wanted
-               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if missing:
-        raise TypeError(f"create_pipeline needs {', '.join(missing)}, which kubeflow_v2_runner."
-                        "pipeline_kwargs does not set: add it there")
-    return {name: value for name, value in wanted.items() if name in params}
 
 
 # Kubeflow V2 keeps a custom artifact type only as its TYPE_NAME, and the container re-imports the
@@ -61,15 +29,13 @@ _KFP_TITLE = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
 
 def check_custom_artifact_types(tfx_pipeline) -> None:
     """Raises ValueError naming each custom artifact type Vertex could not restore in the container."""
-    from tfx.orchestration.kubeflow.v2 import compiler_utils
     from tfx.utils import import_utils
 
-    standard = compiler_utils._SUPPORTED_STANDARD_ARTIFACT_TYPES  # pylint: disable=protected-access
     problems = []
     for node in tfx_pipeline.components:
         for key, channel in node.outputs.items():
             cls = channel.type
-            if cls in standard or cls.__module__.startswith("tfx."):
+            if cls.__module__.startswith("tfx."):  # TFX's own types: Kubeflow V2 knows them
                 continue
             name = cls.TYPE_NAME
             try:
@@ -91,14 +57,14 @@ def build(config: configs.VertexConfig):
     """The tfx Pipeline for Vertex; refuses what would upload code at compile time or fail there."""
     from pipeline import pipeline as pipeline_def
 
-    result = pipeline_def.create_pipeline(**pipeline_kwargs(config))
+    result = pipeline_def.create_pipeline(config)
     check_custom_artifact_types(result)
     for component in result.components:
         props = getattr(component, "exec_properties", {}) or {}
         if props.get("module_file") or props.get("module_path"):
             raise ValueError(
                 f"component {component.id} has a module_file: compiling would build a wheel and copy "
-                "it to the pipeline root; give it a dotted path (e.g. run_fn='components.trainer.run_fn')")
+                "it to the pipeline root; give it a dotted path (e.g. run_fn='models.trainer.run_fn')")
     return result
 
 
@@ -134,6 +100,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         config, output_dir, output_file = vertex.parse_compile_args(argv)
     except vertex.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    from models import trainer
+    try:  # a bad --preset/--model-param fails here, in one line
+        trainer.model_config(config.training.custom_config())
+    except (TypeError, ValueError) as e:
+        print(f"error: model configuration: {e}", file=sys.stderr)
         return 2
     try:
         path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)

@@ -7,14 +7,13 @@
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
-import json
 import logging
 import sys
 
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
-from components import trainer
+from models import trainer
 from pipeline import configs, data
 from pipeline import pipeline as pipeline_def
 
@@ -32,43 +31,21 @@ def parse_config(argv=None) -> configs.PipelineConfig:
     p.add_argument("--beam-running-mode", default=defaults.beam_direct_running_mode,
                    choices=["in_memory", "multi_threading", "multi_processing"])
     p.add_argument("--no-cache", action="store_true", help="re-run every component")
-    p.add_argument("--preset", default=defaults.training.preset, choices=["default", "notebook"],
-                   help="the model to train: the tuned default or the workshop notebook's")
-    p.add_argument("--model-param", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a ModelConfig field (components/model.py), e.g. epochs=3 or "
-                        "sampling=mixed; repeatable")
+    configs.TrainingConfig.add_flags(p)
     args = p.parse_args(argv)
-    overrides = {}
-    for item in args.model_param:
-        field, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--model-param {item!r} is not FIELD=VALUE")
-        try:
-            overrides[field] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[field] = value  # a bare word: a string such as sampling=mixed
+    try:
+        training = configs.TrainingConfig.from_flags(args)
+    except ValueError as e:
+        p.error(str(e))
     return configs.PipelineConfig(
         data_dir=args.data_dir, output_dir=args.output_dir, enable_cache=not args.no_cache,
         beam_workers=args.beam_workers, beam_direct_running_mode=args.beam_running_mode,
         verify_checksums=not args.skip_checksums,
-        training=configs.TrainingConfig(preset=args.preset, overrides=overrides))
+        training=training)
 
 
 def build(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
-    return pipeline_def.create_pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        data_root=config.data_dir,
-        schema_dir=config.schema_dir,
-        catalog_uri=config.catalog_path,
-        beam_pipeline_args=config.beam_pipeline_args(),
-        enable_cache=config.enable_cache,
-        serving_model_dir=config.serving_model_dir,
-        training=config.training,
-        gate=config.gate,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
-    )
+    return pipeline_def.create_pipeline(config)
 
 
 def main(argv=None) -> int:

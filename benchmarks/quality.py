@@ -2,7 +2,7 @@
 
     make run && env/run-in-env python benchmarks/quality.py
 
-Every row goes through the same path: a serving SavedModel (components/exporter.py) loaded by
+Every row goes through the same path: a serving SavedModel (models/exporter.py) loaded by
 plain TensorFlow and asked through its signatures, so the pushed model is measured exactly as it
 is served. The notebook's configuration is trained here on the pipeline's own Transform output;
 the popularity baseline is exported through the same exporter.
@@ -26,9 +26,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
 import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
 
-from components import exporter, ranking_metrics, trainer
-from components import model as model_lib
+from models import exporter, ranking_metrics, trainer
+from models import model as model_lib
+from models import features
 from pipeline import configs, metadata
 
 
@@ -65,14 +68,19 @@ def main(argv=None) -> int:
     [graph] = metadata.output_uris(config, "Transform", "transform_graph")
     [transformed] = metadata.output_uris(config, "Transform", "transformed_examples")
     transform_output = tft.TFTransformOutput(graph)
-    users, items = trainer.read_pairs([os.path.join(transformed, "Split-train", "*")], transform_output)
-    num_users = transform_output.vocabulary_size_by_name(configs.USER_VOCAB)
-    num_items = transform_output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
-    with open(config.catalog_path) as f:
+    accessor = tfx.components.DataAccessor(  # as the Trainer gets it, for Transform's TFRecords
+        tf_dataset_factory=lambda files, options, schema: tfxio.TFExampleRecord(
+            files, schema=schema).TensorFlowDataset(options),
+        record_batch_factory=None, data_view_decode_fn=None)
+    users, items = trainer.read_pairs(accessor, [os.path.join(transformed, "Split-train", "*")],
+                                      transform_output)
+    num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
+    num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
+    with open(config.catalog_uri) as f:
         catalog_size = sum(1 for line in f if line.strip())
     eval_rows = pq.read_table(os.path.join(config.data_dir, configs.EVAL_FILE)).to_pydict()
-    eval_users = np.array(eval_rows[configs.USER_KEY], dtype=object)
-    eval_items = np.array(eval_rows[configs.PRODUCT_KEY], dtype=np.int64)
+    eval_users = np.array(eval_rows[features.USER_KEY], dtype=object)
+    eval_items = np.array(eval_rows[features.PRODUCT_KEY], dtype=np.int64)
     print(f"[quality] eval: {len(eval_users)} purchases by {len(set(eval_users))} users; "
           f"{num_items} products in the train vocabulary; catalog {catalog_size}", flush=True)
 

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from models import features
 from pipeline import configs, metadata
 
 
@@ -42,8 +43,8 @@ def main(argv=None) -> int:
     model_dir = args.model_dir or metadata.latest_pushed_model(configs.PipelineConfig().serving_model_dir)
     model = tf.saved_model.load(model_dir)
     eval_rows = pq.read_table(os.path.join(args.data_dir, configs.EVAL_FILE)).to_pydict()
-    users = np.array(eval_rows[configs.USER_KEY], dtype=object)
-    items = np.array(eval_rows[configs.PRODUCT_KEY], dtype=np.int64)
+    users = np.array(eval_rows[features.USER_KEY], dtype=object)
+    items = np.array(eval_rows[features.PRODUCT_KEY], dtype=np.int64)
     rng = np.random.default_rng(0)
     print(f"[latency] {model_dir}; {os.cpu_count()} cores; {args.repeats} calls each; milliseconds")
     print(f"  {'signature':<16}{'batch':>6}{'p50':>9}{'p99':>9}")

@@ -21,7 +21,7 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipeline import configs
+from models import features
 
 REPORT_FILE = "report.json"
 SAMPLE_SIZE = 20
@@ -73,7 +73,7 @@ class Executor(base_executor.BaseExecutor):
            exec_properties: Dict[str, Any]) -> None:
         transform_output = tft.TFTransformOutput(
             artifact_utils.get_single_uri(input_dict["transform_graph"]))
-        vocabulary = [int(t) for t in transform_output.vocabulary_by_name(configs.PRODUCT_VOCAB)]
+        vocabulary = [int(t) for t in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)]
         catalog_path = exec_properties["catalog_uri"]
         report = compare(vocabulary, read_catalog(catalog_path))
         report["catalog_uri"] = catalog_path

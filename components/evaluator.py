@@ -20,10 +20,10 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx import v1 as tfx
 
-from components import exporter
-from pipeline import configs
+from models import exporter
+from models import features
 
-METRICS_MODULE = "components.eval_metrics"
+METRICS_MODULE = "models.eval_metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
 
 
@@ -59,7 +59,7 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> 
             config=json.dumps({"name": name, **cfg}), threshold=threshold))
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
-            signature_name=exporter.EVAL_SIGNATURE, label_key=configs.LABEL_KEY,
+            signature_name=exporter.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
             prediction_key=exporter.RANKS_KEY, model_type="tf_generic")],
         slicing_specs=[config_pb2.SlicingSpec()],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],

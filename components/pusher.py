@@ -41,6 +41,15 @@ def same_model(model_path: str, served_path: str) -> bool:
         io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b)
 
 
+def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> None:
+    """Records a push on the PushedModel artifact with the custom properties TFX's Pusher sets
+    (`pushed`, `pushed_destination`, `pushed_version`: what the resolvers and tools read). TFX
+    has no public helper for this (its executor's `_MarkPushed` is protected), hence the names here."""
+    model_push.set_int_custom_property("pushed", 1)
+    model_push.set_string_custom_property("pushed_destination", destination)
+    model_push.set_string_custom_property("pushed_version", version)
+
+
 class Executor(pusher_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -56,7 +65,7 @@ class Executor(pusher_executor.Executor):
             if served and same_model(self.GetModelPath(input_dict), served):
                 model_push = artifact_utils.get_single_instance(
                     output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-                self._MarkPushed(model_push, pushed_destination=served, pushed_version=version)
+                mark_pushed(model_push, served, version)
                 message = f"[push] this model is already served as version {version} ({served}): no new version"
                 logging.info(message)
                 print(message, flush=True)

@@ -14,6 +14,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
+from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
@@ -84,24 +85,21 @@ def find_pattern_violations(example_files: List[str], patterns: Dict[str, str],
 class Executor(example_validator_executor.Executor):
     """Stock TFDV validation, the id-pattern check, then a failure if anything was found."""
 
-    def _Validate(self, inputs, outputs):
-        anomalies = super()._Validate(inputs, outputs)
-        self._anomalies.append(anomalies)
-        return anomalies
-
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]):
         examples = input_dict.pop(standard_component_specs.EXAMPLES_KEY)
-        self._anomalies: List[anomalies_pb2.Anomalies] = []
         result = super().Do(input_dict, output_dict, exec_properties)
 
+        # What TFX's executor found, read back from its output (one SchemaDiff.pb per split).
         anomalies_artifact = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.ANOMALIES_KEY])
         splits = artifact_utils.decode_split_names(anomalies_artifact.split_names)
         problems: List[str] = []
-        for split, anomalies in zip(splits, self._anomalies):
-            problems += describe_anomalies(split, anomalies)
+        for split in splits:
+            problems += describe_anomalies(split, anomalies_util.load_anomalies_binary(os.path.join(
+                artifact_utils.get_split_uri([anomalies_artifact], split),
+                example_validator_executor.DEFAULT_FILE_NAME)))
 
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))

@@ -1,35 +1,24 @@
-"""The one place for the pipeline's names, feature keys and defaults.
+"""The one place for the pipeline's names and defaults (feature names: models/features.py).
 
-Everything a run can change is a field of `PipelineConfig`; runners build one (from flags or the
-environment) and hand it to `pipeline.pipeline.create_pipeline`. Module code (Transform, Trainer)
-reads the feature names from here and its tunables from `custom_config`.
+Everything a run can change is a field of `PipelineConfig` (a local run) or `VertexConfig` (a
+run compiled for Vertex AI); runners build one (from flags or the environment) and hand it to
+`pipeline.pipeline.create_pipeline`. Feature names live with the module code, in
+`models/features.py`; module code reads its tunables from `custom_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import os
 from typing import Any, Dict, List, Optional
+
+from models import features
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PIPELINE_NAME = "asos-recommender"
 MODEL_NAME = "recommender"  # TF Serving model name: /v1/models/recommender:predict
-
-# --- Raw features (the parquet columns) -----------------------------------------------------
-USER_KEY = "dummyUserId"  # bytes, 20 ASCII letters or digits
-PRODUCT_KEY = "productId"  # int64 in tf.Example (int32 in parquet)
-LABEL_KEY = PRODUCT_KEY  # the purchased product is what the model must rank first
-
-# --- Transform outputs ------------------------------------------------------------------------
-USER_INDEX = "user_index"
-PRODUCT_INDEX = "product_index"
-USER_VOCAB = "user_vocab"  # file names under transform_fn/assets, loaded by the serving model
-PRODUCT_VOCAB = "product_vocab"
-# Ids never seen in training hash into one extra row each (index == vocabulary size). That row
-# is never a candidate: the serving model answers unknown ids explicitly (see exporter.py).
-NUM_OOV_BUCKETS = 1
 
 # --- Data -------------------------------------------------------------------------------------
 TRAIN_FILE = "dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
@@ -51,26 +40,10 @@ SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), "shared", "data", "
 DEFAULT_OUTPUT_DIR = os.path.join(PROJECT_DIR, "outputs")
 SCHEMA_DIR = os.path.join(PROJECT_DIR, "schema")
 
-# Dotted paths of module code: importable from the installed package, so nothing is uploaded
-# when the pipeline is compiled for Kubeflow / Vertex.
-PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
-RUN_FN = "components.trainer.run_fn"
-
-
-def module_code_fingerprint() -> str:
-    """sha256 (12 hex) of the module code Transform and the Trainer import by dotted path.
-
-    TFX fingerprints a `module_file` for its cache, but not code named by dotted path: the
-    pipeline passes this in their custom_config, so a code change re-runs them (locally and in
-    a pipeline compiled with the changed code)."""
-    digest = hashlib.sha256()
-    components_dir = os.path.join(PROJECT_DIR, "components")
-    paths = sorted(os.path.join(components_dir, n) for n in os.listdir(components_dir)
-                   if n.endswith(".py") and not n.endswith("_test.py"))
-    for path in paths + [os.path.abspath(__file__)]:
-        with open(path, "rb") as f:
-            digest.update(os.path.basename(path).encode() + b"\0" + f.read())
-    return digest.hexdigest()[:12]
+# Dotted paths of module code (models/): importable from the installed package, so nothing is
+# uploaded when the pipeline is compiled for Kubeflow / Vertex.
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
 
 
 def default_data_dir() -> str:
@@ -82,15 +55,39 @@ def default_data_dir() -> str:
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """What the Trainer trains: a preset of components.model plus overrides (custom_config)."""
+    """What the Trainer trains: a preset of models.model plus overrides (custom_config)."""
 
     preset: str = "default"  # "default" (the tuned model) or "notebook" (the workshop's)
     overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
-    serving_top_k: int = 100  # products returned by the serving signatures
+    serving_top_k: int = features.SERVING_TOP_K  # products returned by the serving signatures
 
     def custom_config(self) -> Dict[str, Any]:
         return {"preset": self.preset, "model": dict(self.overrides),
                 "serving_top_k": self.serving_top_k}
+
+    @staticmethod
+    def add_flags(parser) -> None:
+        """`--preset` and `--model-param`: the same flags for a local run and a Vertex compile."""
+        parser.add_argument("--preset", default="default", choices=["default", "notebook"],
+                            help="the model to train: the tuned default or the workshop notebook's")
+        parser.add_argument("--model-param", action="append", default=[], metavar="FIELD=VALUE",
+                            help="override a ModelConfig field (models/model.py), e.g. epochs=3 or "
+                                 "sampling=mixed; repeatable")
+
+    @classmethod
+    def from_flags(cls, args) -> "TrainingConfig":
+        """From `add_flags`' parsed flags; ValueError names a `--model-param` that is not FIELD=VALUE.
+        Values are JSON (3, 0.5, true) or, failing that, bare strings (sampling=mixed)."""
+        overrides = {}
+        for item in args.model_param:
+            field, sep, value = item.partition("=")
+            if not sep or not field.strip():
+                raise ValueError(f"--model-param {item!r} is not FIELD=VALUE")
+            try:
+                overrides[field.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[field.strip()] = value
+        return cls(preset=args.preset, overrides=overrides)
 
 
 # Per eval purchase (TFMA's examples) on the notebook's eval split, as benchmarks/quality.py
@@ -144,8 +141,13 @@ class PipelineConfig:
     def serving_model_dir(self) -> str:
         return os.path.join(self.output_dir, "serving_model", MODEL_NAME)
 
+    # --- what create_pipeline reads, named as VertexConfig names it -----------------------------
     @property
-    def catalog_path(self) -> str:
+    def data_root(self) -> str:
+        return self.data_dir
+
+    @property
+    def catalog_uri(self) -> str:
         return os.path.join(self.data_dir, CATALOG_FILE)
 
     def beam_pipeline_args(self) -> List[str]:
@@ -161,7 +163,7 @@ class PipelineConfig:
 # --- Kubeflow Pipelines / Vertex AI ---------------------------------------------------------------
 # The container image (Dockerfile) holds the code and the curated schema at fixed places; the
 # compiled pipeline refers to them there, never to a path of the machine that compiled it.
-IMAGE_PROJECT_DIR = "/pipeline"  # the clone's files (schema/, pipeline/, components/) in the image
+IMAGE_PROJECT_DIR = "/pipeline"  # the clone's files (schema/, pipeline/, components/, models/) in the image
 IMAGE_SCHEMA_DIR = IMAGE_PROJECT_DIR + "/schema"
 VERTEX_PIPELINE_JSON = "asos-recommender-pipeline.json"
 
@@ -219,6 +221,10 @@ class VertexConfig:
         self.catalog_uri = self.catalog_uri or f"{self.data_root}/{CATALOG_FILE}"
         self.serving_model_dir = self.serving_model_dir or f"{root}/serving_model/{MODEL_NAME}"
         self.dataflow_temp_location = self.dataflow_temp_location or f"{root}/dataflow/tmp"
+
+    @property
+    def metadata_path(self) -> Optional[str]:
+        return None  # Vertex AI keeps ML Metadata itself
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,

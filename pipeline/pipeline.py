@@ -3,9 +3,8 @@ DirectRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines / Vertex 
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Union
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.custom_executors import parquet_executor
@@ -17,27 +16,19 @@ from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
 from components.validator import StrictExampleValidator
-from pipeline import configs
+from pipeline import code_fingerprint, configs
 
 
-def create_pipeline(
-    *,
-    pipeline_name: str,
-    pipeline_root: str,
-    data_root: str,
-    schema_dir: str,
-    catalog_uri: str,
-    beam_pipeline_args: List[str],
-    enable_cache: bool = True,
-    serving_model_dir: str,
-    training: configs.TrainingConfig,
-    gate: configs.GateConfig,
-    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-) -> tfx.dsl.Pipeline:
+def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig]) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck →
-    Trainer → Evaluator (vs the latest blessed model) → Pusher."""
+    Trainer → Evaluator (vs the latest blessed model) → Pusher.
+
+    The one mapping from configuration to the pipeline, for both runners: a local run's
+    `PipelineConfig` (SQLite ML Metadata at `metadata_path`) and a Vertex run's `VertexConfig`
+    (no `metadata_path`: Vertex keeps ML Metadata) name the same things the same way."""
+    training, gate = config.training, config.gate
     example_gen = FileBasedExampleGen(
-        input_base=data_root,
+        input_base=config.data_root,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name=name, pattern=pattern)
             for name, pattern in configs.SPLIT_PATTERNS.items()
@@ -46,25 +37,25 @@ def create_pipeline(
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_importer = tfx.dsl.Importer(
-        source_uri=schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
+        source_uri=config.schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
     ).with_id("schema_importer")
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["result"],
         examples=example_gen.outputs["examples"],
     )
-    code = configs.module_code_fingerprint()  # dotted paths: the cache must see code changes
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["result"],
         preprocessing_fn=configs.PREPROCESSING_FN,
-        custom_config={"module_code": code},
+        # dotted path: TFX's cache does not see a change in that code, its fingerprint does
+        custom_config={"module_code": code_fingerprint.fingerprint(configs.PREPROCESSING_FN)},
     )
     # Transform reads the examples, not the anomalies: this edge is what makes a failed
     # validation stop the pipeline before anything learns from the data.
     transform.add_upstream_node(example_validator)
     catalog_check = CatalogCheck(
-        transform_graph=transform.outputs["transform_graph"], catalog_uri=catalog_uri)
+        transform_graph=transform.outputs["transform_graph"], catalog_uri=config.catalog_uri)
 
     trainer = tfx.components.Trainer(
         run_fn=configs.RUN_FN,
@@ -73,7 +64,8 @@ def create_pipeline(
         schema=schema_importer.outputs["result"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**training.custom_config(), "module_code": code},
+        custom_config={**training.custom_config(),
+                       "module_code": code_fingerprint.fingerprint(configs.RUN_FN)},
     )
     trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
     latest_blessed_model = tfx.dsl.Resolver(
@@ -92,16 +84,18 @@ def create_pipeline(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)),
     ).with_id("Pusher")
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
                   catalog_check, trainer, latest_blessed_model, evaluator, pusher]
+    metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+                if config.metadata_path else None)
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
         components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=config.beam_pipeline_args(),
     )

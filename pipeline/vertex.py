@@ -183,6 +183,7 @@ def compile_parser(description: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_settings(p, COMPILE_SETTINGS)
+    configs.TrainingConfig.add_flags(p)
     p.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
                    help="directory for the pipeline JSON; default %(default)s")
     p.add_argument("--output-file", default=configs.VERTEX_PIPELINE_JSON,
@@ -193,5 +194,9 @@ def compile_parser(description: str = "") -> argparse.ArgumentParser:
 def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None):
     """(VertexConfig, output_dir, output_file) from the command line and environment."""
     args = compile_parser().parse_args(argv)
-    config = vertex_config(resolve(args, COMPILE_SETTINGS, environ))
+    try:
+        training = configs.TrainingConfig.from_flags(args)
+    except ValueError as e:
+        raise SettingError(str(e)) from None
+    config = vertex_config({**resolve(args, COMPILE_SETTINGS, environ), "training": training})
     return config, args.output_dir, args.output_file

@@ -11,6 +11,7 @@ from typing import Dict
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models import features
 from pipeline import configs
 
 PRODUCT_ID_MIN, PRODUCT_ID_MAX = 1864055, 13881282
@@ -23,8 +24,8 @@ def user_id(rng: random.Random) -> str:
 def write_purchases(path: str, users, products) -> None:
     """A parquet file with the ASOS columns and types: dummyUserId binary, productId int32."""
     table = pa.table({
-        configs.USER_KEY: pa.array([u.encode() if isinstance(u, str) else u for u in users], pa.binary()),
-        configs.PRODUCT_KEY: pa.array(products, pa.int32()),
+        features.USER_KEY: pa.array([u.encode() if isinstance(u, str) else u for u in users], pa.binary()),
+        features.PRODUCT_KEY: pa.array(products, pa.int32()),
     })
     pq.write_table(table, path)
 

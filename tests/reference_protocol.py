@@ -1,6 +1,6 @@
 """The evaluation protocol in plain numpy, from a model's scores: the reference that the served
 `evaluate` signature (which TFMA gates on and benchmarks/quality.py reads) is checked against
-(components/exporter_test.py). It was also the yardstick of the model research.
+(models/exporter_test.py). It was also the yardstick of the model research.
 
 Users and products are integer indices as produced by the Transform vocabularies: products
 0..num_items-1 are the train vocabulary (the candidates), index num_items is the

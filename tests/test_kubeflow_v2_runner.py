@@ -286,3 +286,24 @@ def test_settings_come_from_the_environment():
     assert config.project == "q" and config.beam_pipeline_args()[0] == "--runner=DirectRunner"
     with pytest.raises(vertex.SettingError, match="RECSYS_DATAFLOW"):
         vertex.parse_compile_args([], environ={**environ, "RECSYS_DATAFLOW": "maybe"})
+
+
+def test_model_settings_are_compiled_into_the_trainer(tmp_path):
+    argv = REQUIRED + ["--output-dir", str(tmp_path), "--preset", "notebook",
+                       "--model-param", "epochs=2", "--model-param", "sampling=mixed"]
+    assert kubeflow_v2_runner.main(argv) == 0
+    with open(tmp_path / configs.VERTEX_PIPELINE_JSON) as f:
+        document = json.load(f)
+    spec = document.get("pipelineSpec", document)
+    parameter = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
+    value = parameter["runtimeValue"].get("constant", parameter["runtimeValue"].get("constantValue"))
+    custom_config = json.loads(value if isinstance(value, str) else value["stringValue"])
+    assert custom_config["preset"] == "notebook"
+    assert custom_config["model"] == {"epochs": 2, "sampling": "mixed"}
+
+
+def test_a_bad_model_parameter_stops_the_compile(tmp_path, capsys):
+    argv = REQUIRED + ["--output-dir", str(tmp_path), "--model-param", "dropout=0.1"]
+    assert kubeflow_v2_runner.main(argv) == 2
+    assert "unknown ModelConfig keys: dropout" in capsys.readouterr().err
+    assert not (tmp_path / configs.VERTEX_PIPELINE_JSON).exists()

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from models import features
 from pipeline import configs
 from tests import fake_asos, pipeline_helpers as helpers
 
@@ -69,14 +70,14 @@ def test_transform_vocabularies_and_catalog_report(good_run):
     [graph] = helpers.output_uris(config, "Transform", "transform_graph")
     output = tft.TFTransformOutput(graph)
     train = pq.read_table(os.path.join(config.data_dir, configs.TRAIN_FILE)).to_pydict()
-    assert output.vocabulary_size_by_name(configs.USER_VOCAB) == len(set(train[configs.USER_KEY]))
-    assert output.vocabulary_size_by_name(configs.PRODUCT_VOCAB) == len(set(train[configs.PRODUCT_KEY]))
+    assert output.vocabulary_size_by_name(features.USER_VOCAB) == len(set(train[features.USER_KEY]))
+    assert output.vocabulary_size_by_name(features.PRODUCT_VOCAB) == len(set(train[features.PRODUCT_KEY]))
     [report_dir] = helpers.output_uris(config, "CatalogCheck", "catalog_report")
     with open(os.path.join(report_dir, "report.json")) as f:
         report = json.load(f)
     with open(os.path.join(config.data_dir, configs.CATALOG_FILE)) as f:
         catalog = {int(line) for line in f}
-    never_bought = catalog - set(train[configs.PRODUCT_KEY])
+    never_bought = catalog - set(train[features.PRODUCT_KEY])
     assert len(never_bought) >= 5  # write_fake_asos lists at least 5 products nobody bought
     assert report["catalog_products_not_in_vocabulary"] == len(never_bought)
     assert report["vocabulary_products_not_in_catalog"] == 0

@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.utils import io_utils
 
 from components import validator
+from models import features
 from pipeline import configs
 
 GOOD_USER = "aB3dE5fG7hJ9kL1mN3pQ"
@@ -18,15 +19,15 @@ SCHEMA = io_utils.SchemaReader().read(os.path.join(configs.SCHEMA_DIR, "schema.p
 
 
 def _example(user=GOOD_USER, product=2000000, extra=None) -> tf.train.Example:
-    features = {}
+    values = {}
     if user is not None:
-        features[configs.USER_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()]))
+        values[features.USER_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()]))
     if isinstance(product, int):
-        features[configs.PRODUCT_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[product]))
+        values[features.PRODUCT_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[product]))
     elif isinstance(product, str):
-        features[configs.PRODUCT_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[product.encode()]))
-    features.update(extra or {})
-    return tf.train.Example(features=tf.train.Features(feature=features))
+        values[features.PRODUCT_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[product.encode()]))
+    values.update(extra or {})
+    return tf.train.Example(features=tf.train.Features(feature=values))
 
 
 def _validate(tmp_path, examples):
@@ -48,11 +49,11 @@ def test_good_rows_pass(tmp_path):
 
 
 @pytest.mark.parametrize("rows, feature, short_description", [
-    ([_example(), _example(product=None)], configs.PRODUCT_KEY, "Column dropped"),
-    ([_example(), _example(product=123123)], configs.PRODUCT_KEY, "Out-of-range values"),
+    ([_example(), _example(product=None)], features.PRODUCT_KEY, "Column dropped"),
+    ([_example(), _example(product=123123)], features.PRODUCT_KEY, "Out-of-range values"),
     # a parquet column has one type: string product ids come as a whole column
-    ([_example(product="2000000"), _example(product="2000001")], configs.PRODUCT_KEY, "Unexpected data type"),
-    ([_example(), _example(user=None)], configs.USER_KEY, "Column dropped"),
+    ([_example(product="2000000"), _example(product="2000001")], features.PRODUCT_KEY, "Unexpected data type"),
+    ([_example(), _example(user=None)], features.USER_KEY, "Column dropped"),
     ([_example(extra={"price": tf.train.Feature(int64_list=tf.train.Int64List(value=[3]))})], "price", "New column"),
 ])
 def test_bad_rows_are_anomalies(tmp_path, rows, feature, short_description):
@@ -65,17 +66,17 @@ def test_bad_rows_are_anomalies(tmp_path, rows, feature, short_description):
 @pytest.mark.parametrize("bad_user", ["aB3dE5fG7hJ9kL1mN3p", "aB3dE5fG7hJ9kL1mN3pQ7", "aB3dE5fG7hJ9kL1mN3-Q", ""])
 def test_user_ids_must_be_20_ascii_letters_or_digits(tmp_path, bad_user):
     _, violations = _validate(tmp_path, [_example(), _example(user=bad_user)])
-    assert violations == {configs.USER_KEY: ([bad_user], 1)}
+    assert violations == {features.USER_KEY: ([bad_user], 1)}
 
 
 def test_schema_states_the_rules():
-    features = {f.name: f for f in SCHEMA.feature}
-    assert set(features) == {configs.USER_KEY, configs.PRODUCT_KEY}
-    for f in features.values():
+    by_name = {f.name: f for f in SCHEMA.feature}
+    assert set(by_name) == {features.USER_KEY, features.PRODUCT_KEY}
+    for f in by_name.values():
         assert f.presence.min_fraction == 1.0 and [d.size for d in f.shape.dim] == [1]
     catalog = os.path.join(configs.SHARED_DATA_DIR, configs.CATALOG_FILE)
     if os.path.exists(catalog):  # the range is the real catalog's
         with open(catalog) as f:
             ids = [int(line) for line in f if line.strip()]
-        domain = features[configs.PRODUCT_KEY].int_domain
+        domain = by_name[features.PRODUCT_KEY].int_domain
         assert (domain.min, domain.max) == (min(ids), max(ids))

@@ -1,12 +1,12 @@
 """The Trainer's run_fn: reads Transform's output, trains the recommender with negative sampling,
 exports the serving SavedModel.
 
-custom_config (plain JSON values, set from pipeline.configs.TrainerConfig):
-  preset         "default" or "notebook": the starting ModelConfig (components.model)
+custom_config (plain JSON values; the pipeline builds it from its TrainingConfig):
+  preset         "default" or "notebook": the starting ModelConfig (models.model)
   model          overrides of ModelConfig fields, e.g. {"epochs": 3, "sampling": "uniform"}
-  serving_top_k  products returned by the serving signatures
-  module_code    fingerprint of the module code (pipeline.configs.module_code_fingerprint):
-                 only there so that TFX's cache sees code changes
+  serving_top_k  products returned by the serving signatures (default features.SERVING_TOP_K)
+  module_code    fingerprint of the code this run_fn imports: only there so that TFX's cache
+                 sees code changes (module code is named by dotted path, which TFX does not hash)
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
 
-from components import exporter
-from components import model as model_lib
-from pipeline import configs
+from models import exporter
+from models import model as model_lib
+from models import features
 
 PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
 
@@ -37,19 +38,21 @@ def model_config(custom_config: Dict[str, Any]) -> model_lib.ModelConfig:
     return model_lib.ModelConfig.from_dict(merged)
 
 
-def read_pairs(file_patterns, transform_output: tft.TFTransformOutput) -> Tuple[np.ndarray, np.ndarray]:
-    """(user_index, product_index) int32 arrays of every transformed example in the files."""
-    files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise ValueError(f"no transformed examples match {file_patterns}")
-    spec = {k: v for k, v in transform_output.transformed_feature_spec().items()
-            if k in (configs.USER_INDEX, configs.PRODUCT_INDEX)}
-    dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
-               .batch(65536).map(lambda x: tf.io.parse_example(x, spec)))
+def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
+               transform_output: tft.TFTransformOutput) -> Tuple[np.ndarray, np.ndarray]:
+    """(user_index, product_index) int32 arrays of every transformed example in the files, read
+    through a data accessor (the Trainer's `fn_args.data_accessor`: TFXIO, whatever format
+    Transform wrote)."""
+    dataset = data_accessor.tf_dataset_factory(
+        file_patterns,
+        tfxio.TensorFlowDatasetOptions(batch_size=65536, num_epochs=1, shuffle=False),
+        transform_output.transformed_metadata.schema)
     users, items = [], []
     for batch in dataset:
-        users.append(batch[configs.USER_INDEX].numpy().reshape(-1))
-        items.append(batch[configs.PRODUCT_INDEX].numpy().reshape(-1))
+        users.append(batch[features.USER_INDEX].numpy().reshape(-1))
+        items.append(batch[features.PRODUCT_INDEX].numpy().reshape(-1))
+    if not users:
+        raise ValueError(f"no transformed examples in {file_patterns}")
     return np.concatenate(users).astype(np.int32), np.concatenate(items).astype(np.int32)
 
 
@@ -58,9 +61,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = model_config(custom_config)
     logging.info("model config: %s", json.dumps(config.to_dict(), sort_keys=True))
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    num_users = transform_output.vocabulary_size_by_name(configs.USER_VOCAB)
-    num_items = transform_output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
-    users, items = read_pairs(fn_args.train_files, transform_output)
+    num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
+    num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
+    users, items = read_pairs(fn_args.data_accessor, fn_args.train_files, transform_output)
     logging.info("training on %d purchases: %d users, %d products", len(users), num_users, num_items)
 
     history = model_lib.build_user_history(users, items, num_users, num_items)
@@ -69,7 +72,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
 
     module = exporter.ServingModule(recommender, transform_output, users, items,
-                                    top_k=min(int(custom_config.get("serving_top_k", 100)), num_items))
+                                    top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "model_config.json"), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)

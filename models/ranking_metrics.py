@@ -3,9 +3,9 @@
 On the eval purchases: per user, the ranking of all products leaving out the user's train
 purchases (HitRate@10, Recall@10, Recall@100, NDCG@10, MRR), catalog coverage@10 of the users'
 top-10 lists, and per purchase the notebook's sampled accuracy. Ranks come from the `evaluate`
-signature, the one the Evaluator's gate reads through TFMA (components/eval_metrics.py), so the
+signature, the one the Evaluator's gate reads through TFMA (models/eval_metrics.py), so the
 benchmark and the gate share one ranking; tests/reference_protocol.py recomputes it in numpy
-from the model's scores (components/exporter_test.py).
+from the model's scores (models/exporter_test.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Dict, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pipeline import configs
+from models import features
 
 K = 10
 BATCH = 512
@@ -24,8 +24,8 @@ BATCH = 512
 
 def _examples(users, items):
     return [tf.train.Example(features=tf.train.Features(feature={
-        configs.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[u])),
-        configs.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)])),
+        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[u])),
+        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)])),
     })).SerializeToString() for u, i in zip(users, items)]
 
 

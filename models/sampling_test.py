@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import sampling
+from models import sampling
 
 COUNTS = np.array([400, 200, 100, 50, 25, 25, 0, 200], np.float64)
 SEED = tf.constant([7, 0], tf.int64)

@@ -26,13 +26,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import model as model_lib
-from pipeline import configs
+from models import model as model_lib
+from models import features
 
 EVAL_SIGNATURE = "evaluate"
 ITEM_ITEM_SIGNATURE = "call_item_item"
 RANKS_KEY = "ranks"
-SAMPLED_NEGATIVES = 100
+SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
 
 
@@ -40,7 +40,8 @@ class ServingModule(tf.Module):
     """The recommender with its vocabularies, purchase history and popularity fallback."""
 
     def __init__(self, recommender: model_lib.Recommender, transform_output: tft.TFTransformOutput,
-                 train_users: np.ndarray, train_items: np.ndarray, top_k: int = 100):
+                 train_users: np.ndarray, train_items: np.ndarray,
+                 top_k: int = features.SERVING_TOP_K):
         super().__init__(name="serving")
         num_users, num_items = recommender.num_users, recommender.num_items
         if not 1 <= top_k <= num_items:
@@ -50,7 +51,7 @@ class ServingModule(tf.Module):
         self.num_items = num_items
         self.top_k = top_k
         product_ids = np.array(
-            [int(p) for p in transform_output.vocabulary_by_name(configs.PRODUCT_VOCAB)], np.int64)
+            [int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)], np.int64)
         self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
         # Each user's train purchases, to leave them out. A model that pools the user's history
         # holds exactly this matrix already (build_user_history of the same pairs): share it.
@@ -69,12 +70,12 @@ class ServingModule(tf.Module):
 
     # --- id <-> index -------------------------------------------------------------------------
     def _user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
-        out = self.tft_layer({configs.USER_KEY: tf.reshape(user_ids, [-1, 1])})
-        return tf.cast(out[configs.USER_INDEX], tf.int32)
+        out = self.tft_layer({features.USER_KEY: tf.reshape(user_ids, [-1, 1])})
+        return tf.cast(out[features.USER_INDEX], tf.int32)
 
     def _item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
-        out = self.tft_layer({configs.PRODUCT_KEY: tf.reshape(item_ids, [-1, 1])})
-        return tf.cast(out[configs.PRODUCT_INDEX], tf.int32)
+        out = self.tft_layer({features.PRODUCT_KEY: tf.reshape(item_ids, [-1, 1])})
+        return tf.cast(out[features.PRODUCT_INDEX], tf.int32)
 
     def _fallback(self, known: tf.Tensor, items: tf.Tensor, scores: tf.Tensor):
         """Rows of unknown ids get the popular products and their popularity scores."""
@@ -120,11 +121,11 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def evaluate(self, examples):
         parsed = tf.io.parse_example(examples, {
-            configs.USER_KEY: tf.io.FixedLenFeature([1], tf.string),
-            configs.PRODUCT_KEY: tf.io.FixedLenFeature([1], tf.int64),
+            features.USER_KEY: tf.io.FixedLenFeature([1], tf.string),
+            features.PRODUCT_KEY: tf.io.FixedLenFeature([1], tf.int64),
         })
-        user_idx = self._user_index(parsed[configs.USER_KEY])
-        item_idx = self._item_index(parsed[configs.PRODUCT_KEY])
+        user_idx = self._user_index(parsed[features.USER_KEY])
+        item_idx = self._item_index(parsed[features.PRODUCT_KEY])
         known = (user_idx < self.recommender.num_users) & (item_idx < self.num_items)
         safe_user = tf.where(known, user_idx, self.recommender.num_users)
         safe_item = tf.where(known, item_idx, 0)
@@ -136,8 +137,8 @@ class ServingModule(tf.Module):
         full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
 
         # The notebook's sampled accuracy: 100 uniform products, seeded by the example itself.
-        key = tf.strings.join([parsed[configs.USER_KEY][:, 0],
-                               tf.strings.as_string(parsed[configs.PRODUCT_KEY][:, 0])], "/")
+        key = tf.strings.join([parsed[features.USER_KEY][:, 0],
+                               tf.strings.as_string(parsed[features.PRODUCT_KEY][:, 0])], "/")
         seeds = tf.strings.to_hash_bucket_fast(key, 2**31 - 1)
         sampled = tf.map_fn(
             lambda s: tf.random.stateless_uniform([SAMPLED_NEGATIVES], seed=tf.stack([s, SAMPLE_SEED]),

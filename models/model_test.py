@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components import model as model_lib
+from models import model as model_lib
 
 NUM_USERS, NUM_ITEMS = 40, 30
 

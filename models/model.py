@@ -5,7 +5,7 @@ score(u, j) = <user_vector(u), item_embedding[j]> (+ item_bias[j])
 user_vector(u) is a user-id embedding (`use_user_embedding`), the mean embedding of the user's
 train purchases (`use_history`, from a separate "history" item table), or their sum. The model
 is trained on (user, item) purchase pairs with a sampled softmax: each positive competes
-against negatives sampled in TensorFlow during training (`components.sampling`), with log-Q
+against negatives sampled in TensorFlow during training (`models.sampling`), with log-Q
 correction.
 
 Inputs are integer indices as produced by the Transform vocabularies (sorted by descending
@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 import tf_keras as keras
 
-from components import sampling
+from models import sampling
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 _MASKED_LOGIT = -1e9
@@ -117,7 +117,7 @@ NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
                        optimizer="sgd", learning_rate=100.0, l2=0.0, init_scale=0.05,
                        shuffle=False, seed=42)
 
-# The team's default, the field defaults above (see .scratch/REPORT.md): in-batch negatives
+# The team's default, the field defaults above (README, "Model quality"): in-batch negatives
 # with log-Q correction, user vector = mean embedding of the user's train purchases (no user-id
 # embedding: it memorises the 1-2 purchases most users have), item bias, L2, Adam; the eval
 # curve peaks at 4-5 epochs. num_negatives and popularity_alpha only matter when switching

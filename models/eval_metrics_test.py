@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from components.eval_metrics import RankingMetric
+from models.eval_metrics import RankingMetric
 
 # ranks of four purchases: full-catalog rank, rank among the 100 sampled products
 RANKS = np.array([[0, 0], [4, 0], [12, 3], [99, 7]], np.float32)

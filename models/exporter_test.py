@@ -8,18 +8,16 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tfx.utils import io_utils
 
-from components import exporter, preprocessing, ranking_metrics
-from components import model as model_lib
-from pipeline import configs
+from models import exporter, features, preprocessing, ranking_metrics
+from models import model as model_lib
 from tests import reference_protocol
 
 TOP_K = 10  # of 20 products: also what ranking_metrics.measure needs (coverage@10)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, curated_schema):
     """A model trained for one epoch on a tiny dataset, exported and loaded back."""
     rng = np.random.default_rng(0)
     users = [f"user{u:016d}".encode() for u in range(30)]
@@ -27,19 +25,18 @@ def served(tmp_path_factory):
     rows = []
     for u in users:
         for p in rng.choice(products, size=3, replace=False):
-            rows.append({configs.USER_KEY: [u], configs.PRODUCT_KEY: [int(p)]})
+            rows.append({features.USER_KEY: [u], features.PRODUCT_KEY: [int(p)]})
     temp = str(tmp_path_factory.mktemp("export"))
-    schema = io_utils.SchemaReader().read(os.path.join(configs.SCHEMA_DIR, "schema.pbtxt"))
-    metadata = tft.tf_metadata.dataset_metadata.DatasetMetadata(schema)
+    metadata = tft.tf_metadata.dataset_metadata.DatasetMetadata(curated_schema)
     with tft_beam.Context(temp_dir=os.path.join(temp, "tmp"), force_tf_compat_v1=False):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             preprocessing.preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(temp, "tft"))
     output = tft.TFTransformOutput(os.path.join(temp, "tft"))
-    user_idx = np.array([r[configs.USER_INDEX] for r in transformed], np.int32)
-    item_idx = np.array([r[configs.PRODUCT_INDEX] for r in transformed], np.int32)
-    num_users = output.vocabulary_size_by_name(configs.USER_VOCAB)
-    num_items = output.vocabulary_size_by_name(configs.PRODUCT_VOCAB)
+    user_idx = np.array([r[features.USER_INDEX] for r in transformed], np.int32)
+    item_idx = np.array([r[features.PRODUCT_INDEX] for r in transformed], np.int32)
+    num_users = output.vocabulary_size_by_name(features.USER_VOCAB)
+    num_items = output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
     config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16)
     history = model_lib.build_user_history(user_idx, item_idx, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config, user_history=history)
@@ -49,14 +46,14 @@ def served(tmp_path_factory):
         exporter.ServingModule(recommender, output, user_idx, item_idx, top_k=TOP_K), export_dir)
     bought = {}
     for r in rows:
-        bought.setdefault(r[configs.USER_KEY][0], set()).add(r[configs.PRODUCT_KEY][0])
+        bought.setdefault(r[features.USER_KEY][0], set()).add(r[features.PRODUCT_KEY][0])
     return tf.saved_model.load(export_dir), users, products, bought, recommender, output
 
 
 def _example(user: bytes, product: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature={
-        configs.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        configs.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
+        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
+        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
     })).SerializeToString()
 
 
@@ -136,8 +133,8 @@ def test_served_ranks_agree_with_the_reference_protocol(served):
             eval_items.append(int(product))
     served_table = ranking_metrics.measure(model, eval_users, eval_items, catalog_size=len(products))
 
-    user_vocab = {u: i for i, u in enumerate(output.vocabulary_by_name(configs.USER_VOCAB))}
-    item_vocab = {int(p): i for i, p in enumerate(output.vocabulary_by_name(configs.PRODUCT_VOCAB))}
+    user_vocab = {u: i for i, u in enumerate(output.vocabulary_by_name(features.USER_VOCAB))}
+    item_vocab = {int(p): i for i, p in enumerate(output.vocabulary_by_name(features.PRODUCT_VOCAB))}
     train_pairs = ([user_vocab[u] for u in bought for _ in bought[u]],
                    [item_vocab[p] for u in bought for p in bought[u]])
     reference = reference_protocol.evaluate_ranking(

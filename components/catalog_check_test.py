@@ -1,0 +1,34 @@
+"""CatalogCheck: the catalog file's parsing and its comparison with the product vocabulary."""
+
+import pytest
+
+from components import catalog_check
+
+
+def test_read_catalog_skips_blank_lines(tmp_path):
+    path = tmp_path / "catalog.csv"
+    path.write_text("2000001\n\n 2000002 \n2000003\n")
+    assert catalog_check.read_catalog(str(path)) == [2000001, 2000002, 2000003]
+
+
+def test_read_catalog_names_the_first_bad_line(tmp_path):
+    path = tmp_path / "catalog.csv"
+    path.write_text("2000001\nproduct-2\n2000003\n")
+    with pytest.raises(ValueError, match=r"catalog.csv, line 2: 'product-2' is not an integer"):
+        catalog_check.read_catalog(str(path))
+
+
+def test_compare_counts_both_directions():
+    report = catalog_check.compare(vocabulary=[1, 2, 3, 7], catalog=[1, 2, 3, 4, 5, 5])
+    assert report["catalog_products"] == 5
+    assert report["vocabulary_products"] == 4
+    assert report["catalog_products_not_in_vocabulary"] == 2  # never bought: 4, 5
+    assert report["catalog_products_not_in_vocabulary_sample"] == [4, 5]
+    assert report["vocabulary_products_not_in_catalog"] == 1  # bought, not in the catalog: 7
+    assert report["vocabulary_products_not_in_catalog_sample"] == [7]
+
+
+def test_compare_samples_are_bounded():
+    report = catalog_check.compare(vocabulary=list(range(100)), catalog=[])
+    assert report["vocabulary_products_not_in_catalog"] == 100
+    assert len(report["vocabulary_products_not_in_catalog_sample"]) == catalog_check.SAMPLE_SIZE
