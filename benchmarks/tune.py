@@ -36,7 +36,7 @@ from pipeline import configs
 K = 10
 # The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
 GRID = [{}, {"epochs": 3}, {"epochs": 8}, {"batch_size": 512}, {"embedding_dim": 64},
-        {"l2": 0.003}, {"learning_rate": 0.01}, {"optimizer": "adam"}]
+        {"l2": 0.003}, {"learning_rate": 0.01}]
 GRAPH_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
 REFERENCE_WEIGHTS = [(1.0, 0.0, 0.0)] + [(1.0, mf, pop) for mf, pop in
                                          itertools.product((0.1, 0.25, 0.5), (0.0, 0.05, 0.2))]
@@ -64,11 +64,13 @@ def validation_ranks(score_fns, user_history, num_items, val_users, val_items, b
         users, items = val_users[s:s + batch], val_items[s:s + batch]
         history = user_history[users]
         rows, cols = np.nonzero(history < num_items)
+        bought = tf.constant(np.stack([rows, history[rows, cols]], axis=1), tf.int32)
+        minus_inf = tf.fill([len(rows)], -np.inf)
         for name, scores in score_fns(users):
-            scores = np.array(scores, dtype=np.float32)
-            scores[rows, history[rows, cols]] = -np.inf
-            true = scores[np.arange(len(users)), items]
-            ranks.setdefault(name, []).append((scores > true[:, None]).sum(axis=1))
+            scores = tf.tensor_scatter_nd_update(tf.constant(scores, tf.float32), bought, minus_inf)
+            true = tf.gather(scores, items, batch_dims=1)
+            beaten = tf.reduce_sum(tf.cast(scores > true[:, None], tf.int32), axis=1)
+            ranks.setdefault(name, []).append(beaten.numpy())
     return {name: np.concatenate(r) for name, r in ranks.items()}
 
 
@@ -86,6 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", action="append", type=json.loads,
                    help="a JSON dict of ModelConfig overrides (repeatable); default: the grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
+    p.add_argument("--no-references", dest="references", action="store_false",
+                   help="skip popularity and the item-graph references")
     args = p.parse_args(argv)
     grid = args.model if args.model is not None else GRID
 
@@ -95,9 +99,7 @@ def main(argv=None) -> int:
     print(f"[tune] fit {fit.sum()} purchases, validation {val.sum()} (one per user with >= 2); "
           f"{num_users} users, {num_items} products", flush=True)
 
-    refs = {f"RP3beta + {w[1]} MF + {w[2]} popularity" if w[1] or w[2] else "RP3beta (alpha 0.25)":
-            references.ReferenceModel(num_users, num_items, history, weights=w)
-            for w in REFERENCE_WEIGHTS}
+    reference = references.ReferenceModel(num_users, num_items, history) if args.references else None
     learned = {}
     for overrides in grid:
         config = model_lib.DEFAULT.replace(**{"copurchase_weight": 1.0, **overrides})
@@ -108,10 +110,11 @@ def main(argv=None) -> int:
         learned[json.dumps(overrides)] = model
 
     def score_fns(batch):
-        yield "popularity", np.broadcast_to(refs["RP3beta (alpha 0.25)"].popularity.numpy(),
-                                            (len(batch), num_items))
-        for name, ref in refs.items():
-            yield name, ref.score_all(batch).numpy()
+        if reference is not None:
+            yield "popularity", np.broadcast_to(reference.popularity.numpy(), (len(batch), num_items))
+            for weights in REFERENCE_WEIGHTS:  # one model, its weights changed (eager calls)
+                reference.weights = weights
+                yield references.label(weights), reference.score_all(batch).numpy()
         for name, model in learned.items():
             dot = model.learned_scores(batch).numpy()
             graph = model.copurchase_scores(batch).numpy()
