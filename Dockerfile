@@ -34,8 +34,30 @@ COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
 COPY models/ /src/models/
+COPY serving/ /src/serving/
 RUN /opt/venv/bin/uv pip install --no-cache --python /opt/venv/bin/python --no-deps --no-build-isolation /src
 
+# The model server (serving/): `docker build --target serving -t .../asos-recommender-serving:TAG .`
+# TF Serving's REST API on 8501 and gRPC on 8500 for the models under MODEL_BASE_PATH (numbered
+# versions, polled; a gs:// path works), or, on Vertex AI, AIP_HTTP_PORT / AIP_STORAGE_URI /
+# AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE (the custom-container contract). Same venv as the pipeline:
+# the TensorFlow that trained the model serves it. No Beam harness.
+FROM ${PYTHON_IMAGE} AS serving
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    VIRTUAL_ENV=/opt/venv \
+    TF_USE_LEGACY_KERAS=1 \
+    PYTHONUNBUFFERED=1 \
+    MODEL_NAME=recommender \
+    MODEL_BASE_PATH=/models/recommender
+RUN python -c "import serving.server, serving.rest, serving.grpc_service, serving.model_manager"
+EXPOSE 8501 8500
+ENTRYPOINT ["python", "-m", "serving", "--bind_address", "0.0.0.0"]
+
+# The pipeline image (the default target).
 FROM ${PYTHON_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 ca-certificates \

@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test lock benchmark compile
+.PHONY: run test serve lock benchmark compile
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -10,10 +10,14 @@ run:  ## the full pipeline on the ASOS data
 test:  ## the test suite
 	$(RUN) python -m pytest $(ARGS)
 
+serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
+	$(RUN) python -m serving $(ARGS)
+
 benchmark:  ## pipeline timings, model quality and serving latency on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py
 	$(RUN) python benchmarks/quality.py
 	$(RUN) python benchmarks/serving_latency.py
+	$(RUN) python benchmarks/serving_load.py
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)

@@ -9,4 +9,7 @@ def __getattr__(name):
     if name == "CatalogReport":
         from components.catalog_check import CatalogReport
         return CatalogReport
+    if name == "RunReportFile":
+        from components.run_report import RunReportFile
+        return RunReportFile
     raise AttributeError(f"module 'components' has no attribute {name!r}")

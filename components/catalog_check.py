@@ -25,6 +25,7 @@ from models import features
 
 REPORT_FILE = "report.json"
 SAMPLE_SIZE = 20
+log = logging.getLogger("recsys.catalog")  # the console shows it (pipeline/console.py)
 
 
 class CatalogReport(artifact.Artifact):
@@ -85,13 +86,13 @@ class Executor(base_executor.BaseExecutor):
                     "catalog_products_not_in_vocabulary", "vocabulary_products_not_in_catalog"):
             out.set_int_custom_property(key, report[key])
 
-        summary = (f"catalog {catalog_path}: {report['catalog_products']} products; "
-                   f"{report['vocabulary_products']} in the train vocabulary; "
-                   f"{report['catalog_products_not_in_vocabulary']} catalog products were never "
-                   f"bought in train and cannot be recommended (e.g. "
-                   f"{report['catalog_products_not_in_vocabulary_sample'][:5]})")
-        logging.info(summary)
-        print(f"[catalog] {summary}", flush=True)
+        never = report["catalog_products_not_in_vocabulary"]
+        summary = (f"{report['catalog_products']:,} products in the catalog, "
+                   f"{report['vocabulary_products']:,} in the train vocabulary; " +
+                   (f"{never:,} were never bought in train and cannot be recommended (e.g. "
+                    f"{report['catalog_products_not_in_vocabulary_sample'][:5]})" if never else
+                    "every catalog product was bought in train"))
+        log.info("[catalog] %s", summary)
         if report["vocabulary_products_not_in_catalog"]:
             raise CatalogMismatchError(
                 f"{report['vocabulary_products_not_in_catalog']} product(s) bought in train are "

@@ -1,9 +1,9 @@
 """Evaluator (TFMA) whose verdict is said in plain words, and the EvalConfig of the gate.
 
 `GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
-its blessing, the executor prints (and logs) a table of every gated metric: the candidate's
-value, the last blessed model's value, the thresholds, and whether it passed. Nothing else
-changes: the blessing artifact decides, and Pusher pushes only a blessed model.
+its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
+metric: the candidate's value, the last blessed model's value, the thresholds, and whether it
+passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the blessing artifact decides, and Pusher pushes only a blessed model.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
@@ -25,6 +26,8 @@ from models import features
 
 METRICS_MODULE = "models.eval_metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
+NO_VALUE = "FAILED (no value)"
+log = logging.getLogger("recsys.gate")
 
 
 def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
@@ -75,40 +78,74 @@ def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
     return ", ".join(parts)
 
 
-def gate_report(output_uri: str, config: config_pb2.EvalConfig) -> Tuple[bool, str]:
-    """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
+def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, float]],
+              failed: Mapping[str, str]) -> List[Dict[str, Any]]:
+    """One row per metric: {"metric", "candidate", "baseline", "threshold", "result"}.
+
+    `values`: model (CANDIDATE/BASELINE) -> metric -> value; `failed`: metric -> TFMA's failure
+    message. A gated metric without a value (an empty eval split, a metric that could not be
+    computed) reads `FAILED (no value)`: never `ok` without a value."""
+    rows = []
+    for metric in config.metrics_specs[0].metrics:
+        name = json.loads(metric.config)["name"]
+        candidate = values.get(CANDIDATE, {}).get(name)
+        baseline = values.get(BASELINE, {}).get(name)
+        gated = metric.HasField("threshold")
+        if not gated:
+            outcome = "-"
+        elif candidate is None:
+            outcome = NO_VALUE
+        else:
+            outcome = "FAILED" if name in failed else "ok"
+        rows.append({"metric": name, "candidate": candidate, "baseline": baseline,
+                     "threshold": _thresholds_text(metric.threshold) if gated else "not gated",
+                     "result": outcome})
+    return rows
+
+
+def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Dict[str, Any]:
+    """The gate's verdict from an Evaluator output: {"blessed", "verdict", "has_baseline",
+    "values": {CANDIDATE|BASELINE: {metric: value}}, "rows" (gate_rows), "details"}.
+    `config` defaults to the one TFMA saved with its output."""
+    if config is None:
+        config = eval_config_writer.load_eval_run(output_uri)[0]
     result = tfma.load_validation_result(output_uri)
-    values: Dict[Tuple[str, str], float] = {}
+    values: Dict[str, Dict[str, float]] = {CANDIDATE: {}, BASELINE: {}}
     for slice_metrics in tfma.load_metrics(output_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue  # the overall slice only
         for entry in slice_metrics.metric_keys_and_values:
-            if entry.key.is_diff:
+            if entry.key.is_diff or not entry.value.HasField("double_value"):
                 continue
-            values[(entry.key.model_name or CANDIDATE, entry.key.name)] = entry.value.double_value.value
+            values.setdefault(entry.key.model_name or CANDIDATE, {})[entry.key.name] = \
+                entry.value.double_value.value
     failed = {f.metric_key.name: f.message
               for per_slice in result.metric_validations_per_slice for f in per_slice.failures}
-    has_baseline = any(model == BASELINE for model, _ in values)
-    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}  {'threshold':<34}result"]
-    for metric in config.metrics_specs[0].metrics:
-        name = json.loads(metric.config)["name"]
-        candidate = values.get((CANDIDATE, name))
-        baseline = values.get((BASELINE, name))
-        gated = metric.HasField("threshold")
-        lines.append(
-            f"{name:<18}{_fmt(candidate):>11}{_fmt(baseline):>11}  "
-            f"{(_thresholds_text(metric.threshold) if gated else 'not gated'):<34}"
-            f"{('FAILED' if name in failed else 'ok') if gated else '-'}")
-    blessed = result.validation_ok
+    rows = gate_rows(config, values, failed)
+    missing = [r["metric"] for r in rows if r["result"] == NO_VALUE]
+    blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
     verdict = ("BLESSED: the model passes the gate; Pusher serves it" if blessed else
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
                "the serving model stays the last blessed one")
-    baseline_note = ("compared with the last blessed model" if has_baseline else
+    details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
+    details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
+    if not blessed and not failed and not missing and result.HasField("validation_details"):
+        details = [str(result.validation_details)]
+    return {"blessed": blessed, "verdict": verdict, "has_baseline": bool(values[BASELINE]),
+            "values": values, "rows": rows, "details": details}
+
+
+def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:
+    """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
+    gate = gate_verdict(output_uri, config)
+    baseline_note = ("compared with the last blessed model" if gate["has_baseline"] else
                      "no blessed model yet: absolute thresholds only")
-    details = "".join(f"\n  {name}: {message}" for name, message in sorted(failed.items()) if message)
-    if not blessed and not failed and result.HasField("validation_details"):
-        details = f"\n  {result.validation_details}"
-    return blessed, f"[gate] {verdict} ({baseline_note})\n" + "\n".join(lines) + details
+    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}  {'threshold':<34}result"]
+    for row in gate["rows"]:
+        lines.append(f"{row['metric']:<18}{_fmt(row['candidate']):>11}{_fmt(row['baseline']):>11}  "
+                     f"{row['threshold']:<34}{row['result']}")
+    details = "".join(f"\n  {line}" for line in gate["details"])
+    return gate["blessed"], f"[gate] {gate['verdict']} ({baseline_note})\n" + "\n".join(lines) + details
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -124,8 +161,7 @@ class Executor(evaluator_executor.Executor):
         eval_cfg = json_format.Parse(exec_properties[standard_component_specs.EVAL_CONFIG_KEY],
                                      config_pb2.EvalConfig())
         _, report = gate_report(output_uri, eval_cfg)
-        logging.info("%s", report)
-        print(report, flush=True)
+        log.info("%s", report)  # the console shows it (pipeline/console.py)
         return result
 
 

@@ -11,10 +11,10 @@ TFX's Pusher.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Dict, List, Optional
 
-from absl import logging
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
@@ -25,6 +25,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 FINGERPRINT = "fingerprint.pb"
+log = logging.getLogger("recsys.push")  # the console shows it (pipeline/console.py)
 
 
 def newest_version(base_directory: str) -> Optional[str]:
@@ -66,11 +67,17 @@ class Executor(pusher_executor.Executor):
                 model_push = artifact_utils.get_single_instance(
                     output_dict[standard_component_specs.PUSHED_MODEL_KEY])
                 mark_pushed(model_push, served, version)
-                message = f"[push] this model is already served as version {version} ({served}): no new version"
-                logging.info(message)
-                print(message, flush=True)
+                log.info("[push] this model is already served as version %s (%s): no new version",
+                         version, served)
                 return
         super().Do(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if model_push.get_int_custom_property("pushed"):
+            log.info("[push] pushed version %s to %s", model_push.get_string_custom_property("pushed_version"),
+                     model_push.get_string_custom_property("pushed_destination"))
+        else:
+            log.info("[push] nothing pushed: the model is not blessed")
 
 
 class DedupPusher(tfx.components.Pusher):

@@ -2,8 +2,9 @@
 
 The stock ExampleValidator writes its anomalies and lets the pipeline go on: Transform and the
 Trainer would then learn from data the schema rejects. `StrictExampleValidator` runs the same
-TFDV validation of the statistics against the curated schema, plus one check statistics cannot
-express (every id matches the pattern the schema gives it, see `id_patterns`), writes everything
+TFDV validation of the statistics against the curated schema, plus a check statistics cannot
+express (every id matches the pattern the schema gives it, see `id_patterns`) and a minimum
+number of rows per split (`min_rows`: an empty or absurdly small split), writes everything
 to its `anomalies` output, and then fails the run with the anomalies in plain words. Nothing
 downstream (Transform, Trainer, Pusher) runs on a failed validation.
 """
@@ -18,9 +19,10 @@ from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, json_utils
 
 # A BYTES feature's annotation tag "id_pattern=REGEX" in schema.pbtxt: every value must fullmatch it.
@@ -28,6 +30,7 @@ ID_PATTERN_TAG = "id_pattern="
 REPORT_FILE = "anomalies_in_plain_words.txt"
 REJECTED_DIR = "rejected"  # <pipeline_root>/StrictExampleValidator/rejected/<execution id>/
 MAX_EXAMPLES_LISTED = 5
+MIN_ROWS_KEY = "min_rows"  # exec property: JSON {split: the fewest rows it may have}
 
 
 class DataValidationError(RuntimeError):
@@ -82,6 +85,14 @@ def find_pattern_violations(example_files: List[str], patterns: Dict[str, str],
     return {name: (samples[name], counts[name]) for name in patterns if counts[name]}
 
 
+def too_few_rows(rows: Dict[str, int], min_rows: Dict[str, int]) -> List[str]:
+    """One line per split with fewer rows than its minimum (an empty or absurdly small split
+    would otherwise be transformed, trained on and evaluated to metrics without values)."""
+    return [f"split '{split}': {rows.get(split, 0):,} rows, fewer than the {minimum:,} required "
+            "(min_split_rows in pipeline/configs.py)"
+            for split, minimum in sorted(min_rows.items()) if rows.get(split, 0) < minimum]
+
+
 class Executor(example_validator_executor.Executor):
     """Stock TFDV validation, the id-pattern check, then a failure if anything was found."""
 
@@ -89,6 +100,7 @@ class Executor(example_validator_executor.Executor):
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]):
         examples = input_dict.pop(standard_component_specs.EXAMPLES_KEY)
+        [statistics] = input_dict[standard_component_specs.STATISTICS_KEY]
         result = super().Do(input_dict, output_dict, exec_properties)
 
         # What TFX's executor found, read back from its output (one SchemaDiff.pb per split).
@@ -112,11 +124,16 @@ class Executor(example_validator_executor.Executor):
                     f"split '{split}', feature '{feature}': {total} value(s) do not match "
                     f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
 
+        rows = {split: sum(d.num_examples for d in
+                           stats_artifact_utils.load_statistics(statistics, split).proto().datasets)
+                for split in splits}
+        problems += too_few_rows(rows, json_utils.loads(exec_properties.get(MIN_ROWS_KEY) or "{}"))
+
         if problems:
             kept = self._keep_anomalies(anomalies_artifact.uri, "\n".join(problems) + "\n")
             raise DataValidationError(
-                "The data does not match the schema; the pipeline stops before Transform so "
-                "nothing is trained on it.\n" + "\n".join(problems) +
+                "The data was rejected (schema, id patterns, minimum rows); the pipeline stops "
+                "before Transform so nothing is trained on it.\n" + "\n".join(problems) +
                 f"\n(anomalies kept in {kept})")
         return result
 
@@ -134,6 +151,10 @@ class Executor(example_validator_executor.Executor):
 
 
 class StrictExampleValidatorSpec(standard_component_specs.ExampleValidatorSpec):
+    PARAMETERS = {
+        **standard_component_specs.ExampleValidatorSpec.PARAMETERS,
+        MIN_ROWS_KEY: ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {
         **standard_component_specs.ExampleValidatorSpec.INPUTS,
         standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -147,12 +168,14 @@ class StrictExampleValidator(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, statistics: types.BaseChannel, schema: types.BaseChannel,
-                 examples: types.BaseChannel, exclude_splits: Optional[List[str]] = None):
+                 examples: types.BaseChannel, exclude_splits: Optional[List[str]] = None,
+                 min_rows: Optional[Dict[str, int]] = None):
         spec = StrictExampleValidatorSpec(
             statistics=statistics,
             schema=schema,
             examples=examples,
             exclude_splits=json_utils.dumps(exclude_splits or []),
+            min_rows=json_utils.dumps(dict(min_rows or {})),
             anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
         )
         super().__init__(spec=spec)

@@ -20,18 +20,20 @@ recommended (`score_all` covers the real items only).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
-from absl import logging
 import tf_keras as keras
 
 from models import sampling
 
 OPTIMIZERS = ("sgd", "adam", "lazy_adam", "adagrad")
+# Per-epoch progress: the `recsys` logger hierarchy is what the local run's console shows.
+progress = logging.getLogger("recsys.train")
 _MASKED_LOGIT = -1e9
 
 
@@ -448,7 +450,7 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     Pairs with an OOV user or item are dropped. Item frequencies for the samplers' log-Q terms
     come from these pairs. Reproducible: seeds tf (global), numpy, the tf.data shuffle and the
     stateless negative draws (seed [config.seed, step]) from config.seed. Logs loss and
-    examples/sec per epoch with logging.info, and writes them as TensorBoard scalars under
+    examples/sec per epoch (logger `recsys.train`), and writes them as TensorBoard scalars under
     `log_dir` when given.
 
     Returns:
@@ -500,8 +502,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         seconds = time.time() - start
         stats = {"epoch": epoch, "loss": loss, "seconds": seconds,
                  "examples_per_sec": num_examples / seconds}
-        logging.info("epoch %d/%d: loss %.4f, %.0f examples/sec (%.1fs)", epoch, config.epochs,
-                     stats["loss"], stats["examples_per_sec"], seconds)
+        progress.info("[train] epoch %d/%d: loss %.4f, %s examples/s (%.1f s)", epoch, config.epochs,
+                      stats["loss"], f"{stats['examples_per_sec']:,.0f}", seconds)
         history.append(stats)
         if writer is not None:
             with writer.as_default():

@@ -12,13 +12,13 @@ custom_config (plain JSON values; the pipeline builds it from its TrainingConfig
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
@@ -26,7 +26,12 @@ from models import exporter
 from models import model as model_lib
 from models import features
 
+log = logging.getLogger(__name__)
+progress = logging.getLogger("recsys.train")  # the console shows it (pipeline/console.py)
 PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
+# Written to the Trainer's model_run artifact beside TensorBoard's logs
+MODEL_CONFIG_FILE = "model_config.json"
+HISTORY_FILE = "training_history.json"
 
 
 def model_config(custom_config: Dict[str, Any]) -> model_lib.ModelConfig:
@@ -59,20 +64,23 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     custom_config = fn_args.custom_config or {}
     config = model_config(custom_config)
-    logging.info("model config: %s", json.dumps(config.to_dict(), sort_keys=True))
+    log.info("model config: %s", json.dumps(config.to_dict(), sort_keys=True))
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
     num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
     users, items = read_pairs(fn_args.data_accessor, fn_args.train_files, transform_output)
-    logging.info("training on %d purchases: %d users, %d products", len(users), num_users, num_items)
+    progress.info("[train] %s purchases: %s users, %s products", f"{len(users):,}", f"{num_users:,}",
+                  f"{num_items:,}")
 
     history = model_lib.build_user_history(users, items, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
-    model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
+    epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
 
     module = exporter.ServingModule(recommender, transform_output, users, items,
                                     top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "model_config.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
+        json.dump(epochs, f, indent=1)  # per epoch: loss, seconds, examples/s (the run report)

@@ -101,6 +101,13 @@ DEFAULT_LOWER_BOUNDS = {
 }
 
 
+# StrictExampleValidator's rule: fewer rows than this in a split stops the run at validation (an
+# empty or absurdly small split would otherwise be transformed, trained on and "evaluated" to
+# metrics without values). The ASOS files have 165,042 (train) and 35,567 (eval) rows;
+# tests/fake_asos.py's generated data about 400 and 60.
+DEFAULT_MIN_SPLIT_ROWS = {"train": 100, "eval": 20}
+
+
 @dataclasses.dataclass
 class GateConfig:
     """The Evaluator's gate: absolute lower bounds, and the largest relative drop allowed
@@ -128,6 +135,7 @@ class PipelineConfig:
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
 
     @property
     def pipeline_root(self) -> str:
@@ -195,6 +203,12 @@ class VertexConfig:
     schema_dir: str = IMAGE_SCHEMA_DIR
     serving_model_dir: Optional[str] = None
     enable_cache: bool = True
+    # Deploying each blessed model to a Vertex AI endpoint (off unless an endpoint is named): TFX's
+    # Vertex Pusher uploads it as a Vertex Model running `serving_image` (the Dockerfile's `serving`
+    # target) and deploys it to the endpoint of that display name (created if missing).
+    deploy_endpoint: Optional[str] = None
+    serving_image: Optional[str] = None
+    deploy_machine_type: str = "n1-standard-2"
     # Submitting (vertex_submit.py)
     service_account: Optional[str] = None
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
@@ -212,6 +226,7 @@ class VertexConfig:
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
 
     def __post_init__(self):
         self.bucket = _gs(self.bucket)
@@ -225,6 +240,28 @@ class VertexConfig:
     @property
     def metadata_path(self) -> Optional[str]:
         return None  # Vertex AI keeps ML Metadata itself
+
+    def vertex_deploy_custom_config(self) -> Optional[Dict[str, Any]]:
+        """custom_config of TFX's Vertex Pusher (tfx.extensions.google_cloud_ai_platform), or None
+        when no endpoint is named. The serving container gets Vertex's AIP_* variables and needs
+        no arguments (its ENTRYPOINT is the model server)."""
+        if not self.deploy_endpoint:
+            return None
+        if not self.serving_image:
+            raise ValueError("deploying to a Vertex AI endpoint needs the serving image "
+                             "(the Dockerfile's `serving` target)")
+        return {
+            "ai_platform_enable_vertex": True,
+            "ai_platform_vertex_region": self.region,
+            "ai_platform_vertex_container_image_uri": self.serving_image,
+            "ai_platform_serving_args": {
+                "project": self.project,
+                "endpoint_name": self.deploy_endpoint,
+                "machine_type": self.deploy_machine_type,
+                "min_replica_count": 1,
+                "max_replica_count": 1,
+            },
+        }
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,

@@ -3,6 +3,7 @@ and checked against their published sha256 before the pipeline reads them."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Dict, Optional
 
+from models import features
 from pipeline import configs
 
 # Sizes in bytes of the published files: tell a truncated download from an altered one.
@@ -50,6 +52,39 @@ def check_file(path: str, expected_sha256: str, expected_size: Optional[int] = N
             "delete it to download it again, or pass --skip-checksums for data of your own")
 
 
+def check_parquet(path: str) -> int:
+    """Raises DataError naming `path` unless it is a parquet file with the purchase columns;
+    returns its row count. (ExampleGen would stop with `ArrowInvalid: Parquet magic bytes not
+    found in footer` and no file name.)"""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    name = os.path.basename(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as e:
+        raise DataError(f"{name}: not a readable parquet file ({e}) at {path}") from e
+    columns = set(parquet.schema_arrow.names)
+    missing = [c for c in (features.USER_KEY, features.PRODUCT_KEY) if c not in columns]
+    if missing:
+        raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}")
+    return parquet.metadata.num_rows
+
+
+def check_split_files(data_dir: str) -> Dict[str, int]:
+    """Every file ExampleGen will read (those matching configs.SPLIT_PATTERNS) must be parquet
+    with the purchase columns; returns {file name: rows}."""
+    rows = {}
+    names = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
+    for split, pattern in configs.SPLIT_PATTERNS.items():
+        matching = [n for n in names if fnmatch.fnmatch(n, pattern)]
+        if not matching:
+            raise DataError(f"no file for split '{split}' ({pattern}) in {data_dir}")
+        for name in matching:
+            rows[name] = check_parquet(os.path.join(data_dir, name))
+    return rows
+
+
 def download(url: str, dest: str, expected_sha256: str, timeout: float = 60) -> None:
     """Downloads `url` to `dest` atomically; the file appears only once its checksum is right."""
     name = os.path.basename(dest)
@@ -79,7 +114,8 @@ def ensure_data(data_dir: str,
     """Makes sure `data_dir` holds the four input files, downloading missing ones.
 
     With `verify_checksums` every file (present or downloaded) must match its published sha256;
-    without it (data of your own in the same shape) the files only need to exist.
+    without it (data of your own in the same shape) the files only need to exist. Either way the
+    parquet files ExampleGen reads must be readable parquet with the purchase columns.
     Returns the absolute data directory.
     """
     expected = configs.DATA_SHA256 if expected is None else expected
@@ -99,4 +135,5 @@ def ensure_data(data_dir: str,
     if verify_checksums:
         for name, sha in expected.items():
             check_file(os.path.join(data_dir, name), sha, sizes.get(name))
+    check_split_files(data_dir)
     return data_dir

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from models import features
 from pipeline import configs, data
 from tests import fake_asos
 
@@ -85,3 +86,30 @@ def test_own_data_needs_files_but_no_checksums(tmp_path, fake_data_dir):
 @pytest.mark.skipif(not os.path.isdir(configs.SHARED_DATA_DIR), reason="no shared ASOS copy here")
 def test_shared_asos_copy_matches_published_checksums():
     data.ensure_data(configs.SHARED_DATA_DIR)
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path, fake_data_dir):
+    path = os.path.join(fake_data_dir, configs.EVAL_FILE)
+    with open(path, "wb") as f:
+        f.write(b"dummyUserId,productId\nabc,123\n")  # a CSV saved under the parquet name
+    with pytest.raises(data.DataError) as error:
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    message = str(error.value)
+    assert message.startswith(f"{configs.EVAL_FILE}: not a readable parquet file") and path in message
+
+
+def test_a_stray_file_matching_a_split_pattern_is_checked_too(tmp_path, fake_data_dir):
+    stray = os.path.join(fake_data_dir, "dsf_asos_train_extra.parquet")  # ExampleGen would read it
+    with open(stray, "wb") as f:
+        f.write(b"PAR1 not really")
+    with pytest.raises(data.DataError, match="dsf_asos_train_extra.parquet: not a readable parquet"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_a_parquet_file_without_the_purchase_columns_is_named(tmp_path, fake_data_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"user": [b"x"], "productId": [1]}), os.path.join(fake_data_dir, configs.TRAIN_FILE))
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: no column {features.USER_KEY}"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)

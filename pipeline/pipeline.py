@@ -15,6 +15,7 @@ from components import evaluator as evaluator_lib
 from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
+from components.run_report import RunReport
 from components.validator import StrictExampleValidator
 from pipeline import code_fingerprint, configs
 
@@ -43,6 +44,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["result"],
         examples=example_gen.outputs["examples"],
+        min_rows=config.min_split_rows,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -87,8 +89,29 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)),
     ).with_id("Pusher")
 
+    run_report = RunReport(  # the run's HTML report, last: it tells what the Pusher did
+        pipeline_name=config.pipeline_name,
+        examples=example_gen.outputs["examples"],
+        anomalies=example_validator.outputs["anomalies"],
+        catalog_report=catalog_check.outputs["catalog_report"],
+        transform_graph=transform.outputs["transform_graph"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        model=trainer.outputs["model"],
+        model_run=trainer.outputs["model_run"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        evaluation=evaluator.outputs["evaluation"],
+        pushed_model=pusher.outputs["pushed_model"],
+    )
+
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
-                  catalog_check, trainer, latest_blessed_model, evaluator, pusher]
+                  catalog_check, trainer, latest_blessed_model, evaluator, pusher, run_report]
+    deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
+    if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint
+        components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            custom_config=deploy,
+        ).with_id("VertexEndpointPusher"))
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -88,6 +88,14 @@ SCHEMA_DIR = Setting("schema_dir", "--schema-dir", "RECSYS_SCHEMA_DIR",
 SERVING_MODEL_DIR = Setting("serving_model_dir", "--serving-model-dir", "RECSYS_SERVING_MODEL_DIR",
                             "where Pusher writes blessed models; default gs://BUCKET/serving_model/"
                             + configs.MODEL_NAME)
+DEPLOY_ENDPOINT = Setting("deploy_endpoint", "--deploy-endpoint", "RECSYS_DEPLOY_ENDPOINT",
+                          "also deploy each blessed model to the Vertex AI endpoint of this display name "
+                          "(created if missing; off by default), served by --serving-image")
+SERVING_IMAGE = Setting("serving_image", "--serving-image", "RECSYS_SERVING_IMAGE",
+                        "the model server image for --deploy-endpoint (Dockerfile target `serving`), e.g. "
+                        "europe-west1-docker.pkg.dev/PROJECT/recsys/asos-recommender-serving:TAG")
+DEPLOY_MACHINE_TYPE = Setting("deploy_machine_type", "--deploy-machine-type", "RECSYS_DEPLOY_MACHINE_TYPE",
+                              "machine type of the endpoint's replica (default n1-standard-2)")
 CACHE = Setting("enable_cache", "--cache", "RECSYS_ENABLE_CACHE",
                 "reuse results of unchanged components (default on)", parse=_bool, default=True,
                 is_bool=True)
@@ -119,7 +127,7 @@ LABELS = Setting("labels", "--label", "RECSYS_VERTEX_LABELS",
                  parse=_labels, default={}, repeat=True)  # copied by resolve, never mutated
 
 COMPILE_SETTINGS = (PROJECT, REGION, BUCKET, IMAGE, PIPELINE_ROOT, PIPELINE_NAME, DATA_ROOT, CATALOG_URI,
-                    SCHEMA_DIR, SERVING_MODEL_DIR, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
+                    SCHEMA_DIR, SERVING_MODEL_DIR, DEPLOY_ENDPOINT, SERVING_IMAGE, DEPLOY_MACHINE_TYPE, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
                     DATAFLOW_MAX_WORKERS, DATAFLOW_DISK, DATAFLOW_SA, DATAFLOW_SUBNET, DATAFLOW_PUBLIC_IPS,
                     BEAM_ARGS)
 
@@ -198,5 +206,9 @@ def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mappi
         training = configs.TrainingConfig.from_flags(args)
     except ValueError as e:
         raise SettingError(str(e)) from None
-    config = vertex_config({**resolve(args, COMPILE_SETTINGS, environ), "training": training})
+    values = resolve(args, COMPILE_SETTINGS, environ)
+    if values.get("deploy_endpoint") and not values.get("serving_image"):
+        raise SettingError(f"{DEPLOY_ENDPOINT.flag} needs the model server image: pass {SERVING_IMAGE.flag} "
+                           f"or set {SERVING_IMAGE.env} (Dockerfile target `serving`)")
+    config = vertex_config({**values, "training": training})
     return config, args.output_dir, args.output_file

@@ -3,6 +3,7 @@ as the local environment (hash-checked), sets Keras 2, ships the package and the
 compiled pipeline expects them, and its entry point modules exist. setup.py is built for real."""
 
 import ast
+import json
 import fnmatch
 import importlib
 import importlib.util
@@ -131,7 +132,7 @@ def test_setup_py_builds_the_package(tmp_path):
                  "env/requirements.in", "schema/schema.pbtxt"]:
         os.makedirs(os.path.dirname(src / name), exist_ok=True)
         shutil.copy(os.path.join(ROOT, name), src / name)
-    for package in ["pipeline", "components", "models"]:
+    for package in ["pipeline", "components", "models", "serving"]:
         shutil.copytree(os.path.join(ROOT, package), src / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -142,10 +143,42 @@ def test_setup_py_builds_the_package(tmp_path):
         entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
         metadata = next(z.read(n).decode() for n in names if n.endswith("METADATA"))
     for module in ["pipeline/configs.py", "pipeline/pipeline.py", "pipeline/vertex.py",
-                   "models/preprocessing.py", "components/catalog_check.py",
+                   "models/preprocessing.py", "components/catalog_check.py", "serving/server.py",
                    "kubeflow_v2_runner.py", "vertex_submit.py", "local_runner.py"]:
         assert module in names, module
     assert any(n.endswith("data/share/asos-recommender/schema/schema.pbtxt") for n in names)
     for command in ["asos-recsys-run", "asos-recsys-compile", "asos-recsys-submit"]:
         assert command in entry_points
     assert "Requires-Dist: tfx==1.21.0" in metadata and "pytest" not in metadata
+
+
+def _stages():
+    """{stage name or index: [(INSTRUCTION, argument)]} in Dockerfile order."""
+    stages, current = {}, None
+    for word, rest in _instructions():
+        if word == "FROM":
+            parts = rest.split()
+            current = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else len(stages)
+            stages[current] = []
+        if current is not None:  # global ARGs come before the first FROM
+            stages[current].append((word, rest))
+    return stages
+
+
+def test_serving_stage_runs_the_model_server_and_the_pipeline_image_stays_the_default():
+    stages = _stages()
+    assert "serving" in stages and list(stages)[-1] != "serving"  # the last stage is the default target
+    serving = stages["serving"]
+    base = _expand(serving[0][1].split()[0])
+    assert re.fullmatch(r"python:3\.13(\.\d+)?-(slim-)?trixie", base)
+    assert ("COPY", "--from=build /opt/venv /opt/venv") in serving  # the pipeline's own venv (lock)
+    env = " ".join(rest for word, rest in serving if word == "ENV")
+    assert re.search(r"\bTF_USE_LEGACY_KERAS=1\b", env) and f"MODEL_NAME={configs.MODEL_NAME}" in env
+    entrypoint = json.loads(next(rest for word, rest in serving if word == "ENTRYPOINT"))
+    assert entrypoint[:3] == ["python", "-m", "serving"] and "0.0.0.0" in entrypoint
+    assert importlib.util.find_spec("serving.server") is not None
+    from serving import server
+    server.parser().parse_args(entrypoint[3:])  # the image's flags are the server's
+    ports = " ".join(rest for word, rest in serving if word == "EXPOSE").split()
+    assert ports == [str(server.DEFAULT_REST_PORT), str(server.DEFAULT_GRPC_PORT)]
+    assert ("COPY", "serving/ /src/serving/") in stages["build"]

@@ -307,3 +307,46 @@ def test_a_bad_model_parameter_stops_the_compile(tmp_path, capsys):
     assert kubeflow_v2_runner.main(argv) == 2
     assert "unknown ModelConfig keys: dropout" in capsys.readouterr().err
     assert not (tmp_path / configs.VERTEX_PIPELINE_JSON).exists()
+
+
+# --- deploying each blessed model to a Vertex AI endpoint (optional) ----------------------------
+SERVING_IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender-serving:test"
+
+
+def test_no_endpoint_deploy_unless_asked(compiled):
+    assert not [t for t in compiled["spec"].root.dag.tasks if "VertexEndpoint" in t]
+    assert compiled["config"].vertex_deploy_custom_config() is None
+
+
+def test_deploy_endpoint_needs_the_serving_image():
+    with pytest.raises(vertex.SettingError, match="--serving-image"):
+        vertex.parse_compile_args(REQUIRED + ["--deploy-endpoint", "recsys"], environ={})
+
+
+def test_deploy_endpoint_compiles_tfxs_vertex_pusher_with_the_serving_image(tmp_path):
+    """What would be deployed: TFX's Vertex Pusher after the gate, uploading the blessed model as a
+    Vertex Model that runs the serving image, on the named endpoint in the pipeline's region.
+    Compiled offline: nothing calls Google."""
+    argv = REQUIRED + ["--deploy-endpoint", "recsys-endpoint", "--serving-image", SERVING_IMAGE]
+    config, _, _ = vertex.parse_compile_args(argv, environ={})
+    path, tfx_pipeline = kubeflow_v2_runner.compile_pipeline(config, str(tmp_path))
+    with open(path) as f:
+        job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob())
+    spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), pipeline_spec_pb2.PipelineSpec())
+    deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec),
+                                       pipeline_spec_pb2.PipelineDeploymentConfig())
+    task = spec.root.dag.tasks["VertexEndpointPusher"]
+    assert {"Trainer", "Evaluator"} <= set(task.dependent_tasks)  # the blessed model, after the gate
+    assert json.loads(_parameter(task, "custom_config")) == {
+        "ai_platform_enable_vertex": True,
+        "ai_platform_vertex_region": "europe-west1",
+        "ai_platform_vertex_container_image_uri": SERVING_IMAGE,
+        "ai_platform_serving_args": {"project": "test-project", "endpoint_name": "recsys-endpoint",
+                                     "machine_type": "n1-standard-2", "min_replica_count": 1,
+                                     "max_replica_count": 1},
+    }
+    executor = deployment.executors[spec.components[task.component_ref.name].executor_label].container
+    assert executor.image == IMAGE  # the pipeline image runs the deploy; the serving image is deployed
+    assert "tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor" in " ".join(executor.args)
+    # the filesystem push (KServe, `make serve` on a copy) stays
+    assert "Pusher" in spec.root.dag.tasks

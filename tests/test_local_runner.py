@@ -1,9 +1,11 @@
 """local_runner's command line: flags to configuration, and errors that stop before any work."""
 
+import io
+
 import pytest
 
 import local_runner
-from pipeline import configs
+from pipeline import configs, console
 
 
 def test_flags_set_the_configuration(tmp_path):
@@ -29,16 +31,30 @@ def test_defaults_are_the_configs_defaults():
     ("dropout=0.1", "unknown ModelConfig keys: dropout"),
     ("sampling=hard", "sampling must be one of"),
 ])
-def test_a_bad_model_parameter_stops_before_any_work(tmp_path, capsys, param, message):
+def test_a_bad_model_parameter_stops_before_any_work(tmp_path, param, message):
+    stream = io.StringIO()
     code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"),
-                              "--model-param", param])
-    assert code == 2
-    assert message in capsys.readouterr().err
+                              "--model-param", param], stream=stream)
+    assert code == console.EXIT_USAGE
+    assert message in stream.getvalue()
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_data_stops_with_the_file_named(tmp_path, capsys):
+def test_gate_bounds_from_flags(tmp_path):
+    config = local_runner.parse_config(["--gate-bound", "recall_at_10=0.3", "--gate-bound", "mrr=0.01"])
+    assert config.gate.lower_bounds == {**configs.DEFAULT_LOWER_BOUNDS, "recall_at_10": 0.3, "mrr": 0.01}
+    with pytest.raises(SystemExit):
+        local_runner.parse_config(["--gate-bound", "recall_at_10"])
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"),
+                              "--gate-bound", "precision=0.5"], stream=stream)
+    assert code == console.EXIT_USAGE and "no such metric to gate on: ['precision']" in stream.getvalue()
+
+
+def test_missing_data_is_rejected_with_the_file_named(tmp_path):
+    stream = io.StringIO()
     code = local_runner.main(["--data-dir", str(tmp_path), "--skip-checksums",
-                              "--output-dir", str(tmp_path / "out")])
-    assert code == 2
-    assert f"{configs.TRAIN_FILE}" in capsys.readouterr().err
+                              "--output-dir", str(tmp_path / "out")], stream=stream)
+    assert code == console.EXIT_DATA_REJECTED
+    assert f"{configs.TRAIN_FILE}" in stream.getvalue()
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,28 @@
+"""The gate's table: a gated metric reads `ok` only with a value that passed."""
+
+from components import evaluator
+
+BOUNDS = {"recall_at_10": 0.03, "sampled_accuracy": 0.15}
+
+
+def _rows(values, failed=()):
+    config = evaluator.eval_config(BOUNDS, 0.01)
+    rows = evaluator.gate_rows(config, values, {name: "below" for name in failed})
+    return {row["metric"]: row for row in rows}
+
+
+def test_a_gated_metric_without_a_value_is_never_ok():
+    rows = _rows({evaluator.CANDIDATE: {}, evaluator.BASELINE: {}})  # e.g. an empty eval split
+    assert rows["recall_at_10"]["result"] == evaluator.NO_VALUE
+    assert rows["sampled_accuracy"]["result"] == evaluator.NO_VALUE
+    assert rows["mrr"]["result"] == "-"  # not gated
+
+
+def test_passed_and_failed_metrics():
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.04, "sampled_accuracy": 0.1, "mrr": 0.02}}
+    rows = _rows(values, failed=["sampled_accuracy"])
+    assert rows["recall_at_10"]["result"] == "ok" and rows["recall_at_10"]["candidate"] == 0.04
+    assert rows["recall_at_10"]["baseline"] is None
+    assert rows["recall_at_10"]["threshold"] == ">= 0.03, drop <= 1.0% vs blessed"
+    assert rows["sampled_accuracy"]["result"] == "FAILED"
+    assert (rows["mrr"]["result"], rows["mrr"]["threshold"]) == ("-", "not gated")

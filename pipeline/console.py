@@ -1,0 +1,463 @@
+"""What a local run prints, what it logs, and how it ends.
+
+The console shows, by default:
+  - one line per component: `running` when it starts work, then `ran` or `cached` with its
+    seconds (read from TFX's LocalDagRunner and launcher log records);
+  - the lines the project's own code logs for a person to read: every record of the `recsys`
+    logger hierarchy (`logging.getLogger("recsys.<what>")`: the Trainer's epochs, the gate's
+    table, the Pusher's push, the catalog check);
+  - a closing summary (`summary`), or the cause of a failure in plain words, last.
+Everything else (TFX, absl, Beam and TensorFlow logs, TensorFlow's C++ start-up lines, library
+warnings, anything printed) goes to a log file per run: file descriptors 1 and 2 are redirected
+to it, so even output from C++ lands there. `verbose` shows that log live as well.
+
+Exit codes (documented in the README; scripts and cron jobs act on them):
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import sys
+import threading
+import time
+from typing import IO, Callable, List, Optional
+
+PROGRESS_LOGGER = "recsys"  # the channel of lines meant for the console
+REPORT_NODE = "RunReport"  # the last component: its failure does not change what was pushed
+
+EXIT_OK = 0  # a model was pushed, or the model is already the one served
+EXIT_FAILED = 1  # anything else went wrong (the cause is printed last, with the log's path)
+EXIT_USAGE = 2  # bad flags or model parameters: nothing was run
+EXIT_REFUSED = 3  # the gate refused the model; the previously pushed model stays served
+EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too small, or invalid)
+EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
+
+EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
+    (EXIT_OK, "a model was pushed, or the model is already the one served"),
+    (EXIT_FAILED, "another failure"),
+    (EXIT_USAGE, "bad flags or model parameters; nothing ran"),
+    (EXIT_REFUSED, "the gate refused the model; the previously pushed model stays served"),
+    (EXIT_DATA_REJECTED, "the input data was rejected"),
+    (EXIT_BUSY, "another run is using the output directory"),
+])
+__doc__ += EXIT_CODES_TEXT
+
+# The exception classes that mean "the data was rejected", by name (module.Class), whoever
+# raised them: the pre-run file checks (pipeline.data), the validator, the catalog check.
+DATA_REJECTED_ERRORS = {
+    "pipeline.data.DataError",
+    "components.validator.DataValidationError",
+    "components.catalog_check.CatalogMismatchError",
+}
+
+# TFX 1.21's own log records that tell a component's life (tfx/orchestration/local/
+# local_dag_runner.py and tfx/orchestration/portable/launcher.py).
+_TFX_RUNNING = "Component %s is running."
+_TFX_FINISHED = "Component %s is finished."
+_TFX_CACHED = "A cached execution %d is used."
+_TFX_NEW = "Going to run a new execution %d"
+_TFX_FAILED = "Execution %d failed."
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    name: str
+    started: float
+    state: str = "done"  # "ran", "cached", "failed", or "done" (importer, resolver)
+    seconds: float = 0.0
+
+
+class ConsoleHandler(logging.Handler):
+    """Turns log records into the console's lines (see the module docstring)."""
+
+    def __init__(self, console: "Console"):
+        super().__init__(level=logging.INFO)
+        self.console = console
+        self.current: Optional[ComponentRun] = None
+        self.components: List[ComponentRun] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.name == PROGRESS_LOGGER or record.name.startswith(PROGRESS_LOGGER + "."):
+                if not self.console.verbose:  # verbose: the live log shows it already
+                    self.console.say(record.getMessage(), log=False)
+            elif record.msg == _TFX_RUNNING and record.args:
+                self.current = ComponentRun(str(record.args[0]), time.monotonic())
+            elif self.current is not None and record.msg == _TFX_CACHED:
+                self.current.state = "cached"
+            elif self.current is not None and record.msg == _TFX_NEW:
+                self.current.state = "ran"
+                self.console.say(f"  {self.current.name:<30} running")
+            elif self.current is not None and record.msg == _TFX_FAILED:
+                self._end("failed")
+            elif self.current is not None and record.msg == _TFX_FINISHED:
+                self._end(self.current.state)
+        except Exception:  # the console must never break the run
+            self.handleError(record)
+
+    def _end(self, state: str) -> None:
+        run, self.current = self.current, None
+        run.state, run.seconds = state, time.monotonic() - run.started
+        self.components.append(run)
+        self.console.say(f"  {run.name:<30} {state:<7}{run.seconds:6.1f} s")
+
+
+class _LogFileHandler(logging.Handler):
+    """Every record into the run's log file (verbose: through the pipe that shows it live too)."""
+
+    def __init__(self, console: "Console"):
+        super().__init__(level=logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+            if self.console.verbose:
+                os.write(2, text.encode("utf-8", errors="replace"))
+            else:
+                self.console._log.write(text)
+        except Exception:
+            self.handleError(record)
+
+
+class Console:
+    """The run's console and its log file (see the module docstring).
+
+    Started before TensorFlow is imported, so that its C++ start-up lines reach the log file.
+    `stream` is where the console's lines go (default: the terminal's standard output as it
+    was before the redirection)."""
+
+    def __init__(self, log_path: str, verbose: bool = False, stream: Optional[IO[str]] = None):
+        self.log_path = log_path
+        self.verbose = verbose
+        self._stream = stream
+        self._saved_fds: List[int] = []
+        self._tee: Optional[threading.Thread] = None
+        self._swap = threading.Lock()  # the tee thread vs move_log
+        self.handler: Optional[ConsoleHandler] = None
+        self._file_handler: Optional[logging.Handler] = None
+
+    def start(self) -> "Console":
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved_fds = [os.dup(1), os.dup(2)]
+        if self._stream is None:
+            self._stream = os.fdopen(os.dup(self._saved_fds[0]), "w", buffering=1)
+        self._log = open(self.log_path, "a", buffering=1)
+        if self.verbose:  # fds 1 and 2 into a pipe; a thread copies it to the log and the terminal
+            read_fd, write_fd = os.pipe()
+            self._tee = threading.Thread(target=self._copy, args=(read_fd,), daemon=True)
+            self._tee.start()
+            target = write_fd
+        else:
+            target = self._log.fileno()
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        if self.verbose:
+            os.close(write_fd)
+
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.INFO)  # TFX's component records are INFO
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        self._file_handler = _LogFileHandler(self)
+        self._file_handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname).1s %(name)s: %(message)s"))
+        self.handler = ConsoleHandler(self)
+        root.addHandler(self._file_handler)
+        root.addHandler(self.handler)
+        logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        return self
+
+    def move_log(self, new_path: str) -> None:
+        """Moves the log file (its content so far, and what follows) to `new_path`: the run
+        starts logging before it knows it may write into the output directory."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.makedirs(os.path.dirname(new_path), exist_ok=True)
+        self._log.flush()
+        with open(self.log_path, "rb") as old, open(new_path, "ab") as new:
+            new.write(old.read())
+        log = open(new_path, "a", buffering=1)
+        if not self.verbose:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        with self._swap:
+            previous, self._log = self._log, log
+        previous.close()
+        os.remove(self.log_path)
+        self.log_path = new_path
+
+    def _copy(self, read_fd: int) -> None:
+        terminal = os.dup(self._saved_fds[1])
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            for chunk in iter(lambda: pipe.read(65536), b""):
+                with self._swap:
+                    self._log.write(chunk.decode("utf-8", errors="replace"))
+                os.write(terminal, chunk)
+        os.close(terminal)
+
+    def say(self, text: str, log: bool = True) -> None:
+        """A line for the console, and for the log unless the log has it already."""
+        self._stream.write(text + "\n")
+        self._stream.flush()
+        if log and not self.verbose:
+            self._log.write(text + "\n")
+
+    def close(self) -> None:
+        """Restores the standard outputs; the log file stays."""
+        root = logging.getLogger()
+        for handler in (self.handler, self._file_handler):
+            if handler is not None:
+                root.removeHandler(handler)
+        logging.captureWarnings(False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self._saved_fds:
+            os.dup2(self._saved_fds[0], 1)
+            os.dup2(self._saved_fds[1], 2)  # closes the pipe's last writer: the tee thread ends
+            for fd in self._saved_fds:
+                os.close(fd)
+            self._saved_fds = []
+        if self._tee is not None:
+            self._tee.join(timeout=5)
+        self._log.close()
+
+
+def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None) -> str:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return os.path.join(output_dir, "logs", f"run-{now:%Y%m%d-%H%M%S}.log")
+
+
+def is_data_rejection(error: BaseException) -> bool:
+    """Whether `error` (or an exception it was raised from) means the data was rejected."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for cls in type(error).__mro__:
+            if f"{cls.__module__}.{cls.__qualname__}" in DATA_REJECTED_ERRORS:
+                return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def plain_cause(error: BaseException) -> str:
+    """The failure's own message, without a traceback (the log has that)."""
+    message = str(error).strip() or type(error).__name__
+    return message if len(message) < 4000 else message[:4000] + " ..."
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a finished run did, read back from ML Metadata (executions of this run only)."""
+
+    rows: dict  # split -> examples read
+    blessed: Optional[bool]  # None: the Evaluator did not run
+    pushed: bool
+    already_served: bool
+    pushed_version: str
+    pushed_path: str
+    report_uri: Optional[str]
+
+    @property
+    def exit_code(self) -> int:
+        if self.pushed:
+            return EXIT_OK
+        return EXIT_REFUSED if self.blessed is False else EXIT_FAILED
+
+
+def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
+    """The outcome of the run started at `since_ms` (ML Metadata times, ms since the epoch)."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from pipeline import metadata
+
+    mlmd = metadata.store(config)
+    executions = metadata.node_executions(config)
+
+    def outputs(node: str, key: str):
+        runs = [e for e in executions.get(node, []) if e.create_time_since_epoch >= since_ms]
+        if not runs:
+            return []
+        events = mlmd.get_events_by_execution_ids([runs[-1].id])
+        ids = [ev.artifact_id for ev in events if ev.type == metadata_store_pb2.Event.OUTPUT
+               and any(s.HasField("key") and s.key == key for s in ev.path.steps)]
+        return mlmd.get_artifacts_by_id(ids)
+
+    from pipeline import configs
+
+    rows = {}
+    for artifact in outputs("StatisticsGen", "statistics"):
+        for split in sorted(os.listdir(artifact.uri)):
+            path = os.path.join(artifact.uri, split, "FeatureStats.pb")
+            if split.startswith("Split-") and os.path.exists(path):
+                stats = statistics_pb2.DatasetFeatureStatisticsList()
+                with open(path, "rb") as f:
+                    stats.ParseFromString(f.read())
+                rows[split[len("Split-"):]] = sum(d.num_examples for d in stats.datasets)
+    order = list(configs.SPLIT_PATTERNS)
+    rows = dict(sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    blessings = outputs("Evaluator", "blessing")
+    blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
+    pushed_model = outputs("Pusher", "pushed_model")
+    props = pushed_model[0].custom_properties if pushed_model else {}
+    pushed = bool(props["pushed"].int_value) if "pushed" in props else False
+    path = props["pushed_destination"].string_value if "pushed_destination" in props else ""
+    version = props["pushed_version"].string_value if "pushed_version" in props else ""
+    reports = outputs(REPORT_NODE, "report")
+    return Outcome(rows=rows, blessed=blessed, pushed=pushed,
+                   already_served=pushed and version in served_before,
+                   pushed_version=version, pushed_path=path,
+                   report_uri=reports[0].uri if reports else None)
+
+
+def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -> List[str]:
+    rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
+    if outcome.pushed and outcome.already_served:
+        verdict = f"blessed; already served as version {outcome.pushed_version}: nothing new pushed"
+    elif outcome.pushed:
+        verdict = f"blessed and pushed as version {outcome.pushed_version}"
+    elif outcome.blessed is False:
+        verdict = "NOT blessed: the gate refused the model (table above); the served model is unchanged"
+    else:
+        verdict = "no model pushed"
+    lines = ["", "summary",
+             f"  rows read      {rows}",
+             f"  verdict        {verdict}"]
+    if outcome.pushed:
+        lines.append(f"  served model   {outcome.pushed_path}")
+    lines += [f"  report         {report_path or '-'}",
+              f"  full log       {log_path}",
+              f"  exit code      {outcome.exit_code}"]
+    if outcome.pushed:
+        lines.append("  next           make serve   (serves the pushed model)")
+    else:
+        lines.append("  next           open the report; the previous model is still the one `make serve` serves")
+    return lines
+
+
+def _served_versions(serving_model_dir: str) -> set:
+    return set(os.listdir(serving_model_dir)) if os.path.isdir(serving_model_dir) else set()
+
+
+def _publish_report(report_uri: Optional[str], output_dir: str, stamp: str) -> Optional[str]:
+    """Copies the run's report to `<output_dir>/reports/run-<stamp>.html` and
+    `<output_dir>/report.html` (the latest); returns the former."""
+    import shutil
+
+    if not report_uri:
+        return None
+    from components import run_report
+
+    source = os.path.join(report_uri, run_report.HTML_FILE)
+    if not os.path.exists(source):
+        return None
+    kept = os.path.join(output_dir, "reports", f"run-{stamp}.html")
+    os.makedirs(os.path.dirname(kept), exist_ok=True)
+    shutil.copyfile(source, kept)
+    shutil.copyfile(source, os.path.join(output_dir, "report.html"))
+    return kept
+
+
+def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = False,
+                 stream: Optional[IO[str]] = None) -> int:
+    """Runs `build(config)` with LocalDagRunner behind the console; returns the exit code.
+
+    Order: the log starts in a temporary file (nothing is written into the output directory
+    before the flags and the data pass their checks), the model configuration is checked, the
+    input files are checked, the output directory's run lock is taken, the log moves into
+    `<output_dir>/logs/`, the pipeline runs, and the summary (or the cause of the failure) ends
+    the console."""
+    import tempfile
+
+    from pipeline import data, run_lock
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = f"{now:%Y%m%d-%H%M%S}"
+    fd, tmp_log = tempfile.mkstemp(prefix="recsys-run-", suffix=".log")
+    os.close(fd)
+    console = Console(tmp_log, verbose=verbose, stream=stream).start()
+    try:
+        import pipeline
+
+        pipeline.check_keras()
+        from models import trainer
+
+        from components import evaluator
+
+        try:  # a bad --preset/--model-param fails here, in one line, not inside the Trainer
+            trainer.model_config(config.training.custom_config())
+        except (TypeError, ValueError) as e:
+            console.say(f"error: model configuration: {e}")
+            return EXIT_USAGE
+        try:
+            evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+        except ValueError as e:
+            console.say(f"error: gate configuration: {e}")
+            return EXIT_USAGE
+        try:
+            config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
+        except data.DataError as e:
+            console.say(f"error: the input data was rejected: {e}")
+            return EXIT_DATA_REJECTED
+        try:
+            with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0):
+                console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
+                return _run_locked(config, build, console, stamp)
+        except run_lock.OutputDirBusy as e:
+            console.say(f"error: {e}")
+            return EXIT_BUSY
+    except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the log
+        logging.exception("the run stopped")
+        console.say(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")
+        console.say(f"full log: {console.log_path}")
+        tmp_log = None  # kept: it holds the traceback
+        return EXIT_FAILED
+    finally:
+        console.close()
+        if tmp_log and os.path.exists(tmp_log):
+            os.remove(tmp_log)
+
+
+def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
+    from tfx import v1 as tfx
+
+    console.say(f"[run] data {config.data_dir}")
+    console.say(f"[run] outputs {config.output_dir} (full log: {console.log_path})")
+    served_before = _served_versions(config.serving_model_dir)
+    since_ms = int(time.time() * 1000) - 1000
+    try:
+        tfx.orchestration.LocalDagRunner().run(build(config))
+    except Exception as e:  # noqa: BLE001  the component's own message says what went wrong
+        logging.exception("the pipeline stopped")
+        failed = [c.name for c in console.handler.components if c.state == "failed"]
+        where = f" at {failed[-1]}" if failed else ""
+        if failed and failed[-1] == REPORT_NODE:  # the model's fate is decided: say it anyway
+            console.say(f"warning: the run report could not be written ({type(e).__name__}: "
+                        f"{plain_cause(e).splitlines()[0]}); see the full log")
+            outcome = read_outcome(config, since_ms, served_before)
+            for line in summary_lines(outcome, None, console.log_path):
+                console.say(line)
+            return outcome.exit_code
+        if is_data_rejection(e):
+            code = EXIT_DATA_REJECTED
+            console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed "
+                        f"(exit code {code}):")
+        else:
+            code = EXIT_FAILED
+            console.say(f"\nerror: the pipeline stopped{where} (exit code {code}): {type(e).__name__}:")
+        console.say("\n".join("  " + line for line in plain_cause(e).splitlines()))
+        console.say(f"full log: {console.log_path}")
+        return code
+    outcome = read_outcome(config, since_ms, served_before)
+    report = _publish_report(outcome.report_uri, config.output_dir, stamp)
+    for line in summary_lines(outcome, report, console.log_path):
+        console.say(line)
+    return outcome.exit_code

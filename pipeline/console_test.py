@@ -1,0 +1,102 @@
+"""The console without a pipeline: TFX's records to one line per component, everything else to the
+log file (even what is written straight to file descriptors 1 and 2), the summary and exit codes."""
+
+import io
+import logging
+import os
+
+from components import catalog_check, validator
+from pipeline import console, data
+
+
+def _started(tmp_path):
+    stream = io.StringIO()
+    return stream, console.Console(str(tmp_path / "logs" / "run.log"), stream=stream).start()
+
+
+def test_one_line_per_component_and_the_recsys_lines_only(tmp_path):
+    stream, run = _started(tmp_path)
+    absl = logging.getLogger("absl")
+    try:
+        absl.info("Component %s is running.", "StatisticsGen")
+        absl.info("A cached execution %d is used.", 3)
+        absl.info("Component %s is finished.", "StatisticsGen")
+        absl.info("Component %s is running.", "Trainer")
+        absl.info("Going to run a new execution %d", 4)
+        logging.getLogger("recsys.train").info("[train] epoch %d/%d: loss %.4f", 1, 2, 0.5)
+        logging.getLogger("tensorflow").warning("something only the log needs")
+        os.write(1, b"printed by a library\n")
+        os.write(2, b"I0000 a C++ start-up line\n")
+        absl.info("Component %s is finished.", "Trainer")
+        absl.info("Component %s is running.", "Evaluator")
+        absl.info("Going to run a new execution %d", 5)
+        absl.error("Execution %d failed.", 5)
+    finally:
+        run.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["StatisticsGen", "cached"], ["Trainer", "running"], ["[train]", "epoch"],
+        ["Trainer", "ran"], ["Evaluator", "running"], ["Evaluator", "failed"]]
+    assert lines[2] == "[train] epoch 1/2: loss 0.5000"
+    assert [c.state for c in run.handler.components] == ["cached", "ran", "failed"]
+    with open(tmp_path / "logs" / "run.log") as f:
+        log = f.read()
+    for text in ("something only the log needs", "printed by a library", "I0000 a C++ start-up line",
+                 "Component Trainer is running.", "[train] epoch 1/2", "  Trainer"):
+        assert text in log, text
+
+
+def test_the_log_moves_with_what_it_held(tmp_path):
+    stream, run = _started(tmp_path)
+    try:
+        logging.getLogger("absl").info("before the move")
+        run.move_log(str(tmp_path / "out" / "logs" / "run-1.log"))
+        os.write(2, b"after the move\n")
+    finally:
+        run.close()
+    assert not (tmp_path / "logs" / "run.log").exists()
+    with open(tmp_path / "out" / "logs" / "run-1.log") as f:
+        log = f.read()
+    assert "before the move" in log and "after the move" in log
+
+
+def test_data_rejections_are_told_from_other_failures():
+    assert console.is_data_rejection(validator.DataValidationError("split 'eval': 0 rows"))
+    assert console.is_data_rejection(catalog_check.CatalogMismatchError("x"))
+    assert console.is_data_rejection(data.DataError("x.parquet: not a readable parquet file"))
+    try:
+        try:
+            raise validator.DataValidationError("bad")
+        except validator.DataValidationError as e:
+            raise RuntimeError("wrapped by the orchestrator") from e
+    except RuntimeError as wrapped:
+        assert console.is_data_rejection(wrapped)
+    assert not console.is_data_rejection(MemoryError())
+
+
+def _outcome(**changes):
+    values = dict(rows={"train": 165042, "eval": 35567}, blessed=True, pushed=True,
+                  already_served=False, pushed_version="17", pushed_path="/o/serving_model/recommender/17",
+                  report_uri="/r")
+    values.update(changes)
+    return console.Outcome(**values)
+
+
+def test_summary_and_exit_code_of_each_outcome():
+    pushed = _outcome()
+    lines = console.summary_lines(pushed, "/o/reports/run-1.html", "/o/logs/run-1.log")
+    assert "  rows read      train 165,042, eval 35,567" in lines
+    assert "  verdict        blessed and pushed as version 17" in lines
+    assert "  report         /o/reports/run-1.html" in lines and "  exit code      0" in lines
+    assert pushed.exit_code == console.EXIT_OK and lines[-1].startswith("  next           make serve")
+
+    served = _outcome(already_served=True)
+    assert served.exit_code == console.EXIT_OK
+    assert "already served as version 17: nothing new pushed" in "\n".join(
+        console.summary_lines(served, None, "l"))
+
+    refused = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="")
+    assert refused.exit_code == console.EXIT_REFUSED
+    text = "\n".join(console.summary_lines(refused, "r.html", "l"))
+    assert "NOT blessed: the gate refused the model" in text and "make serve" in text
+    assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED

@@ -1,0 +1,63 @@
+"""One run at a time per output directory.
+
+Two runs on one output directory would share ML Metadata, the pipeline root and the serving
+directory: both would train and both would push a version. `hold(output_dir)` takes an exclusive
+`flock` on `<output_dir>/.run.lock` for the length of the run; the kernel releases it when the
+process ends, however it ends, so a crashed run never leaves a stale lock behind. The holder's
+pid and start time are written into the file so that the second run can say who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+import time
+from typing import Iterator, Optional
+
+LOCK_FILE = ".run.lock"
+
+
+class OutputDirBusy(RuntimeError):
+    """Another run holds the output directory."""
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+@contextlib.contextmanager
+def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float = 1.0
+         ) -> Iterator[str]:
+    """Holds the output directory's run lock; yields the lock file's path.
+
+    wait_seconds: 0 refuses at once when the lock is held, None waits as long as it takes,
+    a number waits that long. Raises OutputDirBusy naming the holder."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise OutputDirBusy(
+                        f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); "
+                        "wait for it to finish, pass --wait to queue behind it, or use another "
+                        "--output-dir") from None
+                time.sleep(poll_seconds)
+        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock

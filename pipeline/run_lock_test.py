@@ -1,0 +1,61 @@
+"""The output directory's run lock: a second run refuses (or waits) while the first holds it, and
+the lock goes with the process that held it."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from pipeline import run_lock
+
+HOLD_IN_CHILD = textwrap.dedent("""
+    import sys, time
+    from pipeline import run_lock
+    with run_lock.hold(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(float(sys.argv[2]))
+""")
+
+
+def _child_holding(output_dir, seconds):
+    child = subprocess.Popen([sys.executable, "-c", HOLD_IN_CHILD, str(output_dir), str(seconds)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_a_second_run_refuses_naming_the_holder(tmp_path):
+    child = _child_holding(tmp_path, 30)
+    try:
+        with pytest.raises(run_lock.OutputDirBusy) as busy:
+            with run_lock.hold(str(tmp_path)):
+                pass
+        message = str(busy.value)
+        assert f"pid {child.pid}" in message and str(tmp_path) in message
+        assert "--output-dir" in message
+    finally:
+        child.kill()
+        child.wait()
+    with run_lock.hold(str(tmp_path)):  # the holder is gone (killed): the lock went with it
+        pass
+
+
+def test_a_second_run_can_wait_for_the_first(tmp_path):
+    child = _child_holding(tmp_path, 1.5)
+    start = time.monotonic()
+    with run_lock.hold(str(tmp_path), wait_seconds=None, poll_seconds=0.1):
+        assert child.poll() is not None  # got the lock only once the first run had ended
+    assert time.monotonic() - start > 0.5
+    child.wait()
+
+
+def test_one_process_does_not_block_another_directory(tmp_path):
+    child = _child_holding(tmp_path / "a", 30)
+    try:
+        with run_lock.hold(str(tmp_path / "b")):
+            pass
+    finally:
+        child.kill()
+        child.wait()

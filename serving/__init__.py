@@ -1,0 +1,14 @@
+"""A TensorFlow-Serving-compatible model server for the SavedModels the pipeline's Pusher pushes.
+
+    python -m serving [--model_base_path DIR] [--model_name NAME] [--rest_api_port 8501] [--port 8500]
+
+REST (rest.py, FastAPI on uvicorn) and gRPC (grpc_service.py, grpcio with the tensorflow-serving-api
+protos) speak TF Serving's APIs; model_manager.py serves the newest version and swaps in new pushes;
+batcher.py merges concurrent requests into one TensorFlow call; json_tensor.py is TF Serving's
+JSON mapping. The models are loaded with plain TensorFlow: no project code is needed to serve them.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as every entry point (TFT's layer is Keras 2)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet console: TensorFlow's own start-up lines

@@ -1,0 +1,169 @@
+"""TF Serving's gRPC API with grpcio and the tensorflow-serving-api protos: PredictionService
+(Predict, GetModelMetadata) and ModelService (GetModelStatus), so the official client stubs
+(`prediction_service_pb2_grpc.PredictionServiceStub`, `model_service_pb2_grpc.ModelServiceStub`)
+work unchanged. Failures are the call's status, with TF Serving's code and message. Classify,
+Regress and MultiInference answer UNIMPLEMENTED (the recommender has predict signatures only).
+
+The server is grpc.aio on its own thread and event loop: a request waiting for its batch holds no
+thread (as the REST side), so many concurrent clients cost no thread switches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Optional
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+
+from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
+from serving.status import from_exception, invalid_argument
+
+log = logging.getLogger(__name__)
+
+_FIELDS = {  # Tensor::AsProtoField, which TF Serving's Predict uses for outputs
+    np.dtype(np.float32): (types_pb2.DT_FLOAT, "float_val"),
+    np.dtype(np.float64): (types_pb2.DT_DOUBLE, "double_val"),
+    np.dtype(np.int32): (types_pb2.DT_INT32, "int_val"),
+    np.dtype(np.int16): (types_pb2.DT_INT16, "int_val"),
+    np.dtype(np.int8): (types_pb2.DT_INT8, "int_val"),
+    np.dtype(np.uint8): (types_pb2.DT_UINT8, "int_val"),
+    np.dtype(np.int64): (types_pb2.DT_INT64, "int64_val"),
+    np.dtype(np.uint32): (types_pb2.DT_UINT32, "uint32_val"),
+    np.dtype(np.uint64): (types_pb2.DT_UINT64, "uint64_val"),
+    np.dtype(np.bool_): (types_pb2.DT_BOOL, "bool_val"),
+    np.dtype(object): (types_pb2.DT_STRING, "string_val"),
+}
+
+
+def as_proto_field(array: np.ndarray) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto()
+    dtype, field = _FIELDS.get(array.dtype, (None, None))
+    if dtype is None:
+        return tf.make_tensor_proto(array)
+    proto.dtype = dtype
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    getattr(proto, field).extend(array.ravel().tolist())
+    return proto
+
+
+def _spec_version(spec) -> Optional[int]:
+    return spec.version.value if spec.HasField("version") else None
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception):
+    error = from_exception(error)
+    if error.code in ("INTERNAL", "UNKNOWN"):
+        log.error("gRPC request failed: %s", error)
+    await context.abort(error.grpc_status, error.message)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+
+    async def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
+        try:
+            spec = request.model_spec
+            servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
+            signature = servable.signature(spec.signature_name)
+            inputs = {}
+            for name, proto in request.inputs.items():
+                try:
+                    inputs[name] = tf.make_ndarray(proto)
+                except Exception as e:  # noqa: BLE001 - a malformed TensorProto
+                    raise invalid_argument("Input '", name, "' is not a valid TensorProto: ", e)
+            outputs = await asyncio.wrap_future(servable.predict(signature, inputs, list(request.output_filter)))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.CopyFrom(model_spec(servable.name, servable.version, signature.name))
+            for name in (request.output_filter or sorted(outputs)):
+                response.outputs[name].CopyFrom(as_proto_field(outputs[name]))
+            return response
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def GetModelMetadata(self, request, context):
+        try:
+            if not request.HasField("model_spec"):
+                raise invalid_argument("Missing ModelSpec")
+            if not request.metadata_field:
+                raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+            for field in request.metadata_field:
+                if field != SIGNATURE_DEF_FIELD:
+                    raise invalid_argument("Metadata field ", field, " is not supported")
+            spec = request.model_spec
+            return self.manager.servable(spec.name, _spec_version(spec), spec.version_label).metadata()
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+
+    async def GetModelStatus(self, request, context):
+        try:
+            if not request.HasField("model_spec"):
+                raise invalid_argument("Missing ModelSpec")
+            spec = request.model_spec
+            return self.manager.status(spec.name, _spec_version(spec), spec.version_label)
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+
+class GrpcServer:
+    """grpc.aio serving both services on `address` ('host:port'), in a thread of its own."""
+
+    def __init__(self, manager: ModelManager, address: str):
+        self.manager = manager
+        self.address = address
+        self._loop = asyncio.new_event_loop()
+        self._server = None
+        self._started = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="grpc", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except Exception as e:  # noqa: BLE001 - reported to start()
+            self._error = e
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1),
+                                                ("grpc.max_send_message_length", -1)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionService(self.manager), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self._server)
+        if self._server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+        await self._server.start()
+        self._started.set()
+        await self._server.wait_for_termination()
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stops accepting calls and gives running ones `grace` seconds (best effort: the thread is a
+        daemon, and the process is ending)."""
+        if self._server is not None and self._thread.is_alive():
+            done = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop)
+            try:
+                done.result(grace + 1)
+            except Exception:  # noqa: BLE001 - a slow stop must not hold the process
+                log.debug("gRPC server did not stop within %.1f s", grace + 1)
+
+    def wait_for_termination(self) -> None:
+        self._thread.join()

@@ -1,0 +1,589 @@
+"""TF Serving's JSON <-> tensor mapping for the REST predict API, ported from
+tensorflow_serving/util/json_tensor.cc (same rules, same error texts, same output bytes).
+
+Requests (`FillPredictRequestFromJson`): a JSON object with an optional string `signature_name`
+and exactly one of `instances` (row format: a non-empty list, one element per batch row; a list of
+objects when the signature has several inputs) or `inputs` (columnar: one value, or an object of
+named values). Each tensor's shape is read from the nesting of its lists; every value must have
+the signature's type (integers for ints, numbers for floats, strings or `{"b64": ...}` for
+strings, true/false for bools).
+
+Responses (`MakeJsonFromTensors`): `{"predictions": [...]}` for the row format (one element per
+row; an object per row when there are several outputs) or `{"outputs": ...}` for the columnar
+format (the tensor, or an object of named tensors). Written as rapidjson's PrettyWriter writes
+them (4-space indent, rows' arrays on one line), floats as TF Serving prints them: `%g` (six
+digits) when that reads back to the same float, else `%.9g` (`%.17g` for doubles), with `.0`
+added to whole numbers; `NaN`, `Infinity`, `-Infinity` for non-finite values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+import math
+import struct
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+from tensorflow.core.framework import types_pb2
+
+from serving.status import ServingError, invalid_argument
+
+SIGNATURE_KEY = "signature_name"
+INSTANCES_KEY = "instances"
+INPUTS_KEY = "inputs"
+PREDICTIONS_KEY = "predictions"
+OUTPUTS_KEY = "outputs"
+ERROR_KEY = "error"
+B64_KEY = "b64"
+BYTES_SUFFIX = "_bytes"
+MAX_DEBUG_STRING_BYTES = 256
+
+NUMPY_DTYPES = {
+    types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT16: np.int16, types_pb2.DT_INT8: np.int8, types_pb2.DT_UINT8: np.uint8,
+    types_pb2.DT_INT64: np.int64, types_pb2.DT_UINT32: np.uint32, types_pb2.DT_UINT64: np.uint64,
+    types_pb2.DT_STRING: object, types_pb2.DT_BOOL: np.bool_,
+}
+_INT_RANGES = {  # rapidjson's IsInt / IsInt64 / IsUint / IsUint64
+    types_pb2.DT_INT32: (-2**31, 2**31 - 1), types_pb2.DT_INT16: (-2**31, 2**31 - 1),
+    types_pb2.DT_INT8: (-2**31, 2**31 - 1), types_pb2.DT_UINT8: (-2**31, 2**31 - 1),
+    types_pb2.DT_INT64: (-2**63, 2**63 - 1), types_pb2.DT_UINT32: (0, 2**32 - 1),
+    types_pb2.DT_UINT64: (0, 2**64 - 1),
+}
+
+
+class Format(enum.Enum):
+    ROW = "row"  # instances -> predictions
+    COLUMNAR = "columnar"  # inputs -> outputs
+
+
+def dtype_name(dtype: int) -> str:
+    """TensorFlow's DataTypeString: DT_INT64 -> int64, DT_FLOAT -> float."""
+    return types_pb2.DataType.Name(dtype)[3:].lower()
+
+
+# --- rapidjson's PrettyWriter -------------------------------------------------------------------
+class PrettyWriter:
+    """The output of rapidjson::PrettyWriter (indent 4), including kFormatSingleLineArray, which
+    TF Serving switches on and off while writing; `limit` stops writing once the output reaches
+    that many characters, as json_tensor.cc's JsonWriterWithLimit does for error messages."""
+
+    def __init__(self, limit: Optional[int] = None):
+        self.parts: List[str] = []
+        self.size = 0
+        self.stack: List[List] = []  # [in_array, value_count]
+        self.single_line = False
+        self.limit = limit
+
+    def _put(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+
+    def _in_limit(self) -> bool:
+        return self.limit is None or self.size < self.limit
+
+    def _prefix(self) -> None:
+        if not self.stack:
+            return
+        level = self.stack[-1]
+        if level[0]:
+            if level[1] > 0:
+                self._put(", " if self.single_line else ",")
+            if not self.single_line:
+                self._put("\n" + " " * (4 * len(self.stack)))
+        else:
+            if level[1] > 0:
+                self._put(",\n" if level[1] % 2 == 0 else ": ")
+            else:
+                self._put("\n")
+            if level[1] % 2 == 0:
+                self._put(" " * (4 * len(self.stack)))
+        level[1] += 1
+
+    def raw(self, token: str) -> bool:
+        """A scalar already written as JSON text (number, string, true/false/null)."""
+        if not self._in_limit():
+            return False
+        self._prefix()
+        self._put(token)
+        return True
+
+    def key(self, name: str) -> bool:
+        return self.raw(json.dumps(name, ensure_ascii=False))
+
+    def scalars(self, tokens: List[str]) -> bool:
+        """An array of scalars: the same bytes as StartArray, raw(...) each, EndArray."""
+        if not self.start_array():
+            return False
+        if tokens:
+            if self.single_line:
+                self._put(", ".join(tokens))
+            else:
+                pad = "\n" + " " * (4 * len(self.stack))
+                self._put(pad + ("," + pad).join(tokens))
+            self.stack[-1][1] = len(tokens)
+        return self.end_array()
+
+    def start_object(self) -> bool:
+        if not self._in_limit():
+            return False
+        self._prefix()
+        self._put("{")
+        self.stack.append([False, 0])
+        return True
+
+    def end_object(self) -> bool:
+        if not self._in_limit():
+            return False
+        empty = self.stack.pop()[1] == 0
+        if not empty:
+            self._put("\n" + " " * (4 * len(self.stack)))
+        self._put("}")
+        return True
+
+    def start_array(self) -> bool:
+        if not self._in_limit():
+            return False
+        self._prefix()
+        self._put("[")
+        self.stack.append([True, 0])
+        return True
+
+    def end_array(self) -> bool:
+        if not self._in_limit():
+            return False
+        empty = self.stack.pop()[1] == 0
+        if not empty and not self.single_line:
+            self._put("\n" + " " * (4 * len(self.stack)))
+        self._put("]")
+        return True
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _scalar_token(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        return _format_double(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _write_value(writer: PrettyWriter, value: Any) -> bool:
+    if isinstance(value, dict):
+        if not writer.start_object():
+            return False
+        for k, v in value.items():
+            if not (writer.key(str(k)) and _write_value(writer, v)):
+                return False
+        return writer.end_object()
+    if isinstance(value, list):
+        if not writer.start_array():
+            return False
+        for v in value:
+            if not _write_value(writer, v):
+                return False
+        return writer.end_array()
+    return writer.raw(_scalar_token(value))
+
+
+def debug_string(value: Any) -> str:
+    """JsonValueToDebugString: pretty, arrays on one line, cut after 256 characters."""
+    writer = PrettyWriter(limit=MAX_DEBUG_STRING_BYTES)
+    writer.single_line = True
+    _write_value(writer, value)
+    return writer.text()
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+# --- numbers as TF Serving prints them ----------------------------------------------------------
+_F32 = struct.Struct("f")
+
+
+def _to_float32(x: float) -> float:
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _nonfinite(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "-Infinity" if value < 0 else "Infinity"
+
+
+def _finish(text: str) -> str:
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def format_float(value: float) -> str:
+    """WriteDecimal<float>: StrCat's six digits if they read back to the same float32, else %.9g."""
+    if not math.isfinite(value):
+        return _nonfinite(value)
+    text = "%g" % value
+    if _to_float32(float(text)) != value:
+        text = "%.9g" % value
+    return _finish(text)
+
+
+def _format_double(value: float) -> str:
+    """WriteDecimal<double>: six digits if they read back to the same double, else %.17g."""
+    if not math.isfinite(value):
+        return _nonfinite(value)
+    text = "%g" % value
+    if float(text) != value:
+        text = "%.17g" % value
+    return _finish(text)
+
+
+def _tokens(flat: np.ndarray) -> List[str]:
+    """JSON tokens of a 1-D array's values (AddSingleValueAndAdvance)."""
+    kind = flat.dtype
+    if kind == np.float32:
+        return [format_float(v) for v in flat.tolist()]
+    if kind == np.float64:
+        return [_format_double(v) for v in flat.tolist()]
+    if kind == np.bool_:
+        return ["true" if v else "false" for v in flat.tolist()]
+    if kind.kind in "iu":
+        return [str(v) for v in flat.tolist()]
+    if kind == object or kind.kind in "SU":
+        return [json.dumps(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v),
+                           ensure_ascii=False) for v in flat.tolist()]
+    raise invalid_argument("Failed to write JSON value for tensor type: ", kind.name)
+
+
+def _write_b64(writer: PrettyWriter, value: bytes) -> None:
+    writer.start_object()
+    writer.key(B64_KEY)
+    writer.raw('"%s"' % base64.b64encode(value).decode())
+    writer.end_object()
+
+
+def _write_tensor(writer: PrettyWriter, array: np.ndarray, name: str) -> None:
+    """AddTensorValues: nested lists following the array's shape (a scalar as a bare value).
+    String tensors whose name ends in `_bytes` are written as {"b64": ...} objects."""
+    if not isinstance(array, np.ndarray):  # one element: a numpy scalar, or bytes of a string tensor
+        array = np.asarray(array) if isinstance(array, np.generic) else np.array(array, dtype=object)
+    as_b64 = name.endswith(BYTES_SUFFIX) and array.dtype == object
+    if array.ndim == 0:
+        if as_b64:
+            _write_b64(writer, array.item())
+        else:
+            writer.raw(_tokens(array.reshape(1))[0])
+    elif array.ndim == 1 and not as_b64:
+        writer.scalars(_tokens(array))
+    else:
+        writer.start_array()
+        for sub in array:
+            _write_tensor(writer, sub, name)
+        writer.end_array()
+
+
+def make_json_from_tensors(outputs: Mapping[str, np.ndarray], fmt: Format) -> str:
+    """MakeJsonFromTensors: the predict response body (outputs in name order)."""
+    if not outputs:
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    writer = PrettyWriter()
+    writer.start_object()
+    several = len(names) > 1
+    if fmt is Format.ROW:
+        batch = -1
+        for name in names:
+            array = outputs[name]
+            if array.ndim == 0:
+                raise invalid_argument("Tensor name: ", name, " has no shape information ")
+            if batch >= 0 and array.shape[0] != batch:
+                raise invalid_argument("Tensor name: ", name, " has inconsistent batch size: ",
+                                       array.shape[0], " expecting: ", batch)
+            batch = array.shape[0]
+        writer.key(PREDICTIONS_KEY)
+        writer.start_array()
+        for row in range(batch):
+            if several:
+                writer.start_object()
+            writer.single_line = True
+            for name in names:
+                if several:
+                    writer.key(name)
+                _write_tensor(writer, outputs[name][row], name)
+            writer.single_line = False
+            if several:
+                writer.end_object()
+        writer.end_array()
+    else:
+        writer.key(OUTPUTS_KEY)
+        if several:
+            writer.start_object()
+        for name in names:
+            if several:
+                writer.key(name)
+            _write_tensor(writer, outputs[name], name)
+        if several:
+            writer.end_object()
+    writer.end_object()
+    return writer.text()
+
+
+def make_json_from_error(message: str) -> str:
+    """MakeJsonFromStatus: {"error": "<message>"}, pretty-printed."""
+    writer = PrettyWriter()
+    writer.start_object()
+    writer.key(ERROR_KEY)
+    writer.raw(json.dumps(message, ensure_ascii=False))
+    writer.end_object()
+    return writer.text()
+
+
+# --- requests -----------------------------------------------------------------------------------
+def parse_json(body: bytes) -> Dict[str, Any]:
+    """ParseJson: a JSON object (NaN/Infinity allowed, anything after the object ignored)."""
+    if not body or not body.strip():
+        raise invalid_argument("JSON Parse error: The document is empty")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise invalid_argument("JSON Parse error: Invalid encoding in string. at offset: ", e.start)
+    stripped = text.lstrip()
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(stripped)
+    except json.JSONDecodeError as e:
+        raise invalid_argument("JSON Parse error: ", e.msg, " at offset: ", e.pos + len(text) - len(stripped))
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: The document is nested too deeply")
+    if not isinstance(doc, dict):
+        raise invalid_argument("JSON Value: ", debug_string(doc), " Is not object")
+    return doc
+
+
+def signature_name(doc: Mapping[str, Any]) -> str:
+    """FillSignature: the optional string `signature_name` ("" when absent)."""
+    if SIGNATURE_KEY not in doc:
+        return ""
+    name = doc[SIGNATURE_KEY]
+    if not isinstance(name, str):
+        raise invalid_argument("JSON Value: ", debug_string(doc),
+                               " not formatted correctly. 'signature_name' key must be a string value.")
+    return name
+
+
+def _is_b64_object(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64_KEY), str)
+
+
+def _decode_b64(value: Any) -> bytes:
+    if not _is_b64_object(value):
+        raise invalid_argument("JSON Value: ", debug_string(value), " not formatted correctly for base64 data")
+    text = value[B64_KEY]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid_argument("Unable to base64 decode")
+
+
+def _type_error(value: Any, dtype: int) -> ServingError:
+    return invalid_argument("JSON Value: ", debug_string(value), " Type: ", json_type(value),
+                            " is not of expected type: ", dtype_name(dtype))
+
+
+def _checked_value(value: Any, dtype: int) -> Any:
+    """AddValueToTensor: `value` as the signature's type, or a type error."""
+    if isinstance(value, dict):
+        if dtype == types_pb2.DT_STRING:
+            return _decode_b64(value)
+        raise _type_error(value, dtype)
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(value, dtype)
+        return float(value)
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _type_error(value, dtype)
+        return value
+    if dtype == types_pb2.DT_STRING:
+        if not isinstance(value, str):
+            raise _type_error(value, dtype)
+        return value.encode("utf-8")
+    if dtype == types_pb2.DT_BOOL:
+        if not isinstance(value, bool):
+            raise _type_error(value, dtype)
+        return value
+    raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {debug_string(value)} to type: "
+                                        f"{dtype_name(dtype)}")
+
+
+def _dense_shape(value: Any) -> List[int]:
+    """GetDenseTensorShape: the sizes of the first element at each nesting level."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _fill(value: Any, level: int, shape: List[int], dtype: int, flat: List[Any]) -> None:
+    """FillTensorProto: walks the nested lists, checking every level's size and every value's type."""
+    if not isinstance(value, list):
+        if level != len(shape):
+            raise invalid_argument("JSON Value: ", debug_string(value), " found at incorrect level: ",
+                                   level + 1, " in the JSON DOM. Expected at level: ", len(shape))
+        flat.append(_checked_value(value, dtype))
+        return
+    if level >= len(shape):
+        raise invalid_argument("Encountered list at unexpected level: ", level, " expected < ", len(shape))
+    if len(value) != shape[level]:
+        raise invalid_argument("Encountered list at unexpected size: ", len(value), " at level: ", level,
+                               " expected size: ", shape[level])
+    if level == len(shape) - 1 and not any(isinstance(v, list) for v in value):
+        flat.extend(_checked_value(v, dtype) for v in value)  # the innermost lists: most values
+        return
+    for v in value:
+        _fill(v, level + 1, shape, dtype, flat)
+
+
+def _to_array(flat: List[Any], shape: List[int], dtype: int) -> np.ndarray:
+    np_dtype = NUMPY_DTYPES.get(dtype)
+    if np_dtype is None:
+        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON to type: {dtype_name(dtype)}")
+    if np_dtype is object:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+    elif np_dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore"):
+            array = np.array(flat, dtype=np.float64).astype(np_dtype)  # too large for float: inf
+    elif np_dtype == np.bool_:
+        array = np.array(flat, dtype=np.bool_)
+    elif np_dtype == np.uint64:
+        array = np.array(flat, dtype=np.uint64)
+    else:
+        array = np.array(flat, dtype=np.int64).astype(np_dtype)  # int8/16/uint8 wrap as a proto cast does
+    return array.reshape(shape)
+
+
+def _tensor_from_value(value: Any, dtype: int) -> Tuple[np.ndarray, int]:
+    shape = _dense_shape(value)
+    flat: List[Any] = []
+    _fill(value, 0, shape, dtype, flat)
+    return _to_array(flat, shape, dtype), len(flat)
+
+
+def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Dict[str, np.ndarray]:
+    """FillTensorMapFromInstancesList: one element per row, batched on a new dimension 0."""
+    def is_element_object(v):
+        return isinstance(v, dict) and not _is_b64_object(v)
+
+    if not isinstance(instances[0], dict) and len(input_dtypes) > 1:
+        raise invalid_argument("instances is a plain list, but expecting list of objects as multiple "
+                               "input tensors required as per tensorinfo_map")
+    objects = is_element_object(instances[0])
+    names = sorted(input_dtypes)
+    rows: Dict[str, List[np.ndarray]] = {}
+    sizes: Dict[str, int] = {}
+    shapes: Dict[str, Tuple[int, ...]] = {}
+
+    def add(item, name):
+        if name not in input_dtypes:
+            raise invalid_argument("JSON object: does not have named input: ", name)
+        array, size = _tensor_from_value(item, input_dtypes[name])
+        if name not in sizes:
+            sizes[name], shapes[name] = size, array.shape
+        elif sizes[name] != size:
+            raise invalid_argument("Expecting tensor size: ", sizes[name], " but got: ", size)
+        elif shapes[name] != array.shape:
+            raise invalid_argument("Expecting shape ", _shape_text(shapes[name]), " but got: ",
+                                   _shape_text(array.shape))
+        rows.setdefault(name, []).append(array)
+
+    for index, element in enumerate(instances):
+        if objects:
+            if not is_element_object(element):
+                raise invalid_argument("Expecting object but got list at item ", index, " of input list")
+            for name, item in element.items():
+                try:
+                    add(item, name)
+                except ServingError as e:
+                    raise invalid_argument("Failed to process element: ", index, " key: ", name,
+                                           " of 'instances' list. Error: ", e)
+            if set(element) != set(names):
+                raise invalid_argument("Failed to process element: ", index, " of 'instances' list. JSON object: ",
+                                       debug_string(element), " keys must be equal to: ", ",".join(names))
+        else:
+            if is_element_object(element):
+                raise invalid_argument("Expecting value/list but got object at item ", index, " of input list")
+            try:
+                add(element, names[0])
+            except ServingError as e:
+                raise invalid_argument("Failed to process element: ", index, " of 'instances' list. Error: ", e)
+    return {name: np.stack(arrays) for name, arrays in rows.items()}
+
+
+def _shape_text(shape: Tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _from_inputs(inputs: Any, input_dtypes: Mapping[str, int]) -> Dict[str, np.ndarray]:
+    """FillTensorMapFromInputsMap: one tensor, or an object with every named input."""
+    if not isinstance(inputs, dict) or _is_b64_object(inputs):
+        if len(input_dtypes) > 1:
+            raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple "
+                                   "input tensors required as per tensorinfo_map")
+        name = next(iter(input_dtypes))
+        return {name: _tensor_from_value(inputs, input_dtypes[name])[0]}
+    tensors = {}
+    for name in sorted(input_dtypes):
+        if name not in inputs:
+            raise invalid_argument("Missing named input: ", name, " in 'inputs' object.")
+        tensors[name] = _tensor_from_value(inputs[name], input_dtypes[name])[0]
+    return tensors
+
+
+def parse_predict_request(doc: Mapping[str, Any], input_dtypes: Mapping[str, int],
+                          signature: str) -> Tuple[Dict[str, np.ndarray], Format]:
+    """FillPredictRequestFromJson, after the signature's inputs (name -> DataType) are known."""
+    if not input_dtypes:
+        raise invalid_argument("Failed to get input map for signature: ", signature or "DEFAULT")
+    has_instances, has_inputs = INSTANCES_KEY in doc, INPUTS_KEY in doc
+    if has_instances and has_inputs:
+        raise invalid_argument("JSON Value: ", debug_string(doc), " Not formatted correctly expecting only",
+                               " one of '", INPUTS_KEY, "' or '", INSTANCES_KEY, "' keys to exist ")
+    if has_instances:
+        instances = doc[INSTANCES_KEY]
+        if not isinstance(instances, list):
+            raise invalid_argument("JSON Value: ", debug_string(doc), " Expecting '", INSTANCES_KEY,
+                                   "' to be an list/array")
+        if not instances:
+            raise invalid_argument("JSON Value: ", debug_string(doc), " No values in '", INSTANCES_KEY, "' array")
+        return _from_instances(instances, input_dtypes), Format.ROW
+    if has_inputs:
+        return _from_inputs(doc[INPUTS_KEY], input_dtypes), Format.COLUMNAR
+    raise invalid_argument("Missing 'inputs' or 'instances' key")

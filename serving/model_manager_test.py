@@ -1,0 +1,74 @@
+"""Version discovery and load failures (no TensorFlow model needed: the real loading is covered
+end to end in tests/test_serving.py)."""
+
+import logging
+import os
+
+import pytest
+
+from serving import model_manager
+from serving.status import ServingError
+
+
+def _version(base, name, complete=True, content=b"not a SavedModel"):
+    path = os.path.join(base, name)
+    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
+    if complete:
+        with open(os.path.join(path, model_manager.SAVED_MODEL_FILE), "wb") as f:
+            f.write(content)
+    return path
+
+
+def test_only_numbered_directories_with_a_saved_model_are_versions(tmp_path):
+    base = str(tmp_path)
+    _version(base, "1")
+    _version(base, "2", complete=False)  # the Pusher is still copying: saved_model.pb comes last
+    _version(base, "10")
+    _version(base, "tmp-3")
+    assert model_manager.find_versions(base) == {1: os.path.join(base, "1"), 10: os.path.join(base, "10")}
+    assert model_manager.find_versions(os.path.join(base, "missing")) == {}
+
+
+def test_a_base_path_that_is_a_saved_model_is_version_1(tmp_path):
+    path = _version(str(tmp_path), "model")
+    assert model_manager.find_versions(path) == {1: path}
+
+
+def test_a_version_that_fails_to_load_is_reported_and_not_retried(tmp_path, caplog):
+    base = str(tmp_path)
+    _version(base, "7")
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60)
+    with caplog.at_level(logging.ERROR, logger="serving.model_manager"):
+        manager.poll_once()
+    assert manager.current is None
+    assert "Loading servable version {name: recommender version: 7} failed" in caplog.text
+    status = manager.status("recommender").model_version_status
+    assert len(status) == 1 and status[0].version == 7
+    assert status[0].state == model_manager.State.END
+    assert status[0].status.error_code == 15  # DATA_LOSS, as TensorFlow's loader reports it
+    assert status[0].status.error_message == f"Can't parse {os.path.join(base, '7', 'saved_model.pb')} as binary proto"
+    with pytest.raises(ServingError) as e:
+        manager.servable("recommender")
+    assert e.value.code == "NOT_FOUND" and e.value.message == "Servable not found for request: Latest(recommender)"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="serving.model_manager"):
+        manager.poll_once()  # same saved_model.pb: not loaded again
+    assert "Loading" not in caplog.text
+
+
+def test_status_errors_are_tf_servings(tmp_path):
+    manager = model_manager.ModelManager("recommender", str(tmp_path), poll_seconds=60)
+    with pytest.raises(ServingError, match="Could not find any versions of model recommender") as e:
+        manager.status("recommender")
+    assert e.value.http_status == 404
+    with pytest.raises(ServingError, match="Could not find any versions of model other"):
+        manager.status("other")
+    with pytest.raises(ServingError, match="Could not find version 3 of model recommender"):
+        manager.status("recommender", 3)
+    with pytest.raises(ServingError, match="Missing model name in request.") as e:
+        manager.status("")
+    assert e.value.http_status == 400
+    with pytest.raises(ServingError, match="Unrecognized servable version label: stable"):
+        manager.servable("recommender", label="stable")
+    with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(recommender, 3\)"):
+        manager.servable("recommender", 3)

@@ -1,0 +1,159 @@
+"""The model server: flags as TensorFlow Serving names them, REST and gRPC side by side.
+
+    make serve                                       # the Pusher's models, REST 8501, gRPC 8500
+    make serve ARGS="--model_base_path DIR --rest_api_port 9000 --port 9001"
+    env/run-in-env python -m serving --help
+
+TF Serving's flag names are accepted with underscores (its spelling) and with dashes, and its
+`--rest-port`/`--grpc-port` aliases. On Vertex AI the container contract's variables take over
+when set: AIP_HTTP_PORT (REST port, listening on all interfaces), AIP_STORAGE_URI (the model),
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (extra routes, see rest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from pipeline import configs
+
+log = logging.getLogger("serving")
+
+DEFAULT_REST_PORT = 8501
+DEFAULT_GRPC_PORT = 8500
+DEFAULT_BATCH_THREADS = 2
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_base_path", "--model-base-path", default=None,
+                   help="directory (or gs:// path) of numbered SavedModel versions; default AIP_STORAGE_URI "
+                        "(Vertex AI), else MODEL_BASE_PATH (as TF Serving's image), else the Pusher's "
+                        f"{os.path.relpath(configs.PipelineConfig().serving_model_dir, configs.PROJECT_DIR)}")
+    p.add_argument("--model_name", "--model-name", default=None,
+                   help=f"the name in /v1/models/NAME (default MODEL_NAME, else {configs.MODEL_NAME})")
+    p.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", type=_port, default=None,
+                   help=f"REST port (default {DEFAULT_REST_PORT}, or AIP_HTTP_PORT when set; 0: no REST)")
+    p.add_argument("--port", "--grpc_port", "--grpc-port", type=_port, default=DEFAULT_GRPC_PORT,
+                   help="gRPC port (default %(default)s; 0: no gRPC)")
+    p.add_argument("--bind_address", "--bind-address", default=None,
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)")
+    p.add_argument("--file_system_poll_wait_seconds", "--file-system-poll-wait-seconds", type=float,
+                   default=1.0, help="how often to look for a new version (default %(default)s s)")
+    p.add_argument("--enable_batching", "--enable-batching", type=_bool, nargs="?", const=True, default=True,
+                   help="merge concurrent requests into one TensorFlow call (default true)")
+    p.add_argument("--max_batch_size", "--max-batch-size", type=_positive, default=1000,
+                   help="most rows in one request, and in one merged call (default %(default)s); a larger "
+                        "request is refused with 400")
+    p.add_argument("--batch_timeout_micros", "--batch-timeout-micros", type=int, default=0,
+                   help="how long a batch waits for more requests (default 0: takes what is queued)")
+    p.add_argument("--num_batch_threads", "--num-batch-threads", type=_positive, default=DEFAULT_BATCH_THREADS,
+                   help="TensorFlow calls in flight at once, per signature (default %(default)s)")
+    p.add_argument("--tensorflow_intra_op_parallelism", "--tensorflow-intra-op-parallelism", type=int, default=0,
+                   help="threads one TensorFlow op may use (default 0: TensorFlow decides, one per core)")
+    p.add_argument("--tensorflow_inter_op_parallelism", "--tensorflow-inter-op-parallelism", type=int, default=0,
+                   help="TensorFlow ops run at once (default 0: TensorFlow decides)")
+    p.add_argument("--log_file", "--log-file", default=None, help="also write the log to this file")
+    return p
+
+
+def _setup_logging(log_file: Optional[str]) -> None:
+    handlers: List[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    env = os.environ
+    base_path = (args.model_base_path or env.get("AIP_STORAGE_URI") or env.get("MODEL_BASE_PATH")
+                 or configs.PipelineConfig().serving_model_dir)
+    args.model_name = args.model_name or env.get("MODEL_NAME") or configs.MODEL_NAME
+    rest_port = args.rest_api_port if args.rest_api_port is not None else int(
+        env.get("AIP_HTTP_PORT", DEFAULT_REST_PORT))
+    host = args.bind_address or ("0.0.0.0" if "AIP_HTTP_PORT" in env else "127.0.0.1")
+    if rest_port == 0 and args.port == 0:
+        print("serving: both --rest_api_port and --port are 0: nothing to serve on", file=sys.stderr)
+        return 2
+    _setup_logging(args.log_file)
+
+    import tensorflow as tf  # after the flags: --help stays fast
+    import uvicorn
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+
+    from serving import grpc_service, rest
+    from serving.model_manager import ModelManager
+
+    manager = ModelManager(args.model_name, base_path, poll_seconds=args.file_system_poll_wait_seconds,
+                           max_batch_size=args.max_batch_size, enable_batching=args.enable_batching,
+                           batch_timeout_micros=args.batch_timeout_micros,
+                           num_batch_threads=args.num_batch_threads)
+    manager.start()
+    if manager.current is None:
+        log.warning("no servable version of %s under %s yet (run 'make run' to push one); "
+                    "serving starts now and loads it when it appears", args.model_name, base_path)
+    grpc_server = None
+    if args.port:
+        grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}")
+        grpc_server.start()
+        log.info("Running gRPC ModelServer at %s:%d", host, args.port)
+    stopped = []
+
+    def shutdown() -> None:
+        if not stopped:
+            stopped.append(True)
+            manager.stop()
+            if grpc_server is not None:
+                grpc_server.stop(grace=1)
+
+    try:
+        if rest_port:
+            app = rest.create_app(manager, health_route=env.get("AIP_HEALTH_ROUTE"),
+                                  predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown)
+            log.info("Exporting HTTP/REST API at %s:%d (model %s, batching %s, max batch size %d)", host,
+                     rest_port, args.model_name, "on" if args.enable_batching else "off", args.max_batch_size)
+            # the app's router itself: its routes and lifespan without FastAPI's middleware stack
+            # (error pages, telemetry, body limits), which these handlers do not need: each
+            # answers every failure itself, as TF Serving does
+            uvicorn.Server(uvicorn.Config(app.router, host=host, port=rest_port, loop="uvloop", http="httptools",
+                                          lifespan="on", access_log=False, log_level="warning",
+                                          timeout_keep_alive=30)).run()
+        else:
+            grpc_server.wait_for_termination()
+    finally:
+        shutdown()
+    return 0

@@ -1,0 +1,493 @@
+"""The model server end to end: `python -m serving` started on free loopback ports against an
+exported recommender, queried over REST (httpx) and gRPC (the official tensorflow-serving-api
+stubs), compared with the SavedModel called in process and with TF Serving's documented
+request/response examples (tensorflow_serving/g3doc/api_rest.md)."""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from models import features
+from pipeline import configs
+from serving import json_tensor
+from tests import serving_model
+
+pytestmark = pytest.mark.e2e
+NAME = configs.MODEL_NAME
+MAX_BATCH = 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def push(saved_model: str, base: str, version: int) -> str:
+    """Copies a SavedModel as TFX's Pusher does: everything, then saved_model.pb last."""
+    target = os.path.join(base, str(version))
+    shutil.copytree(saved_model, target, ignore=shutil.ignore_patterns("saved_model.pb"))
+    shutil.copy(os.path.join(saved_model, "saved_model.pb"), os.path.join(target, "saved_model.pb"))
+    return target
+
+
+class Server:
+    """`python -m serving` in a subprocess, its log in a file."""
+
+    def __init__(self, base_path, workdir, *flags):
+        self.rest_port, self.grpc_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.rest_port}"
+        self.log_path = os.path.join(workdir, f"server-{self.rest_port}.log")
+        args = [sys.executable, "-m", "serving", "--model_base_path", base_path, "--rest_api_port",
+                str(self.rest_port), "--port", str(self.grpc_port), "--file_system_poll_wait_seconds", "0.2", *flags]
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=configs.PROJECT_DIR)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_until(self, path="/v1/models/" + NAME, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.process.poll() is None, f"server exited:\n{self.log_text()}"
+            try:
+                if self.http.get(path).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.log_text()}")
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def predict(self, body, path=f"/v1/models/{NAME}:predict"):
+        return self.http.post(path, content=body if isinstance(body, (str, bytes)) else json.dumps(body))
+
+    def alive(self):
+        """The server still answers a good request after whatever came before."""
+        response = self.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]})
+        return response.status_code == 200 and response.json()["predictions"][0]["known_item"] is True
+
+    def stop(self):
+        self.http.close()
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory):
+    return serving_model.export(str(tmp_path_factory.mktemp("serving_model")))
+
+
+@pytest.fixture(scope="session")
+def reference(saved_model):
+    """The same model called in process, as plain TensorFlow (what the server must agree with)."""
+    return tf.saved_model.load(saved_model)
+
+
+@pytest.fixture(scope="module")
+def server(saved_model, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("served"))
+    base = os.path.join(workdir, "models")
+    push(saved_model, base, 1)
+    running = Server(base, workdir, "--max_batch_size", str(MAX_BATCH)).wait_until()
+    yield running
+    running.stop()
+
+
+def grpc_stubs(server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    return (prediction_service_pb2_grpc.PredictionServiceStub(channel),
+            model_service_pb2_grpc.ModelServiceStub(channel), channel)
+
+
+# --- REST: predict ------------------------------------------------------------------------------
+def test_the_workshops_request_as_written(server, reference):
+    response = server.predict('{"signature_name":"call_item_item","inputs":{"item":[123123]}}')
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    outputs = response.json()["outputs"]
+    assert set(outputs) == {"known_item", "products", "scores"}
+    assert outputs["known_item"] == [False]
+    assert len(outputs["products"]) == 1 and len(outputs["products"][0]) == serving_model.TOP_K
+    popular = reference.signatures["serving_default"](user_id=tf.constant([b"nobody"]))
+    assert outputs["products"][0] == popular["products"].numpy()[0].tolist()
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_item_item_row_format_known_and_unknown(server, reference, batch):
+    items = ([serving_model.UNKNOWN_PRODUCT] + serving_model.PRODUCTS)[:batch]
+    response = server.predict({"signature_name": "call_item_item", "instances": items})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    expected = reference.signatures["call_item_item"](item=tf.constant(items, tf.int64))
+    assert len(predictions) == batch
+    for i, row in enumerate(predictions):
+        assert set(row) == {"known_item", "products", "scores"}
+        assert row["known_item"] == (items[i] != serving_model.UNKNOWN_PRODUCT)
+        assert row["products"] == expected["products"].numpy()[i].tolist()
+        assert np.array(row["scores"], np.float32).tolist() == expected["scores"].numpy()[i].tolist()
+
+
+@pytest.mark.parametrize("batch", [1, 9])
+def test_user_recommendations_both_formats(server, reference, batch):
+    users = (["nobody"] + serving_model.USERS)[:batch]
+    expected = reference.signatures["serving_default"](user_id=tf.constant([u.encode() for u in users]))
+    row = server.predict({"instances": users})  # no signature_name: serving_default
+    columnar = server.predict({"inputs": {"user_id": users}})
+    assert row.status_code == 200 and columnar.status_code == 200
+    predictions, outputs = row.json()["predictions"], columnar.json()["outputs"]
+    assert [p["known_user"] for p in predictions] == outputs["known_user"] == [u != "nobody" for u in users]
+    assert [p["products"] for p in predictions] == outputs["products"] == expected["products"].numpy().tolist()
+    assert [p["scores"] for p in predictions] == outputs["scores"]
+    # columnar with the one input given bare (api_rest.md: "inputs": <value>|<(nested)list>|<object>)
+    assert server.predict({"inputs": users}).json() == columnar.json()
+
+
+def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
+    response = server.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[3]]})
+    scores = json.loads(response.text, parse_float=str)["predictions"][0]["scores"]
+    expected = reference.signatures["call_item_item"](item=tf.constant([serving_model.PRODUCTS[3]], tf.int64))
+    assert scores == [json_tensor.format_float(float(s)) for s in expected["scores"].numpy()[0]]
+    assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
+
+
+def _example(user: bytes, product: int) -> bytes:
+    return tf.train.Example(features=tf.train.Features(feature={
+        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
+        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
+    })).SerializeToString()
+
+
+def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference):
+    """`evaluate` has one output (ranks): api_rest.md says the name is then omitted, in both formats.
+    Its input is serialized tf.Examples, sent as {"b64": ...}; whole floats print with ".0"."""
+    examples = [_example(serving_model.USERS[0].encode(), serving_model.PRODUCTS[1]), _example(b"nobody", 5)]
+    encoded = [{"b64": base64.b64encode(e).decode()} for e in examples]
+    expected = reference.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy().tolist()
+    row = server.predict({"signature_name": "evaluate", "instances": encoded})
+    columnar = server.predict({"signature_name": "evaluate", "inputs": encoded})
+    assert row.json() == {"predictions": expected} and columnar.json() == {"outputs": expected}
+    rows = ", ".join("[" + ", ".join(json_tensor.format_float(v) for v in r) + "]" for r in expected)
+    assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
+
+
+def test_versions_path_answers_like_the_plain_path(server):
+    body = {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]}
+    assert server.predict(body, f"/v1/models/{NAME}/versions/1:predict").json() == server.predict(body).json()
+
+
+# --- REST: status and metadata ------------------------------------------------------------------
+def test_model_status_is_api_rest_md_example(server):
+    """api_rest.md: GET /v1/models/saved_model_half_plus_three, with our model and version."""
+    expected = {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert server.http.get(f"/v1/models/{NAME}").json() == expected
+    assert server.http.get(f"/v1/models/{NAME}/versions/1").json() == expected
+
+
+def test_metadata_is_the_signature_def_map(server, saved_model):
+    response = server.http.get(f"/v1/models/{NAME}/metadata")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert {"serving_default", "call_item_item", "evaluate"} <= set(signatures)
+    item = signatures["call_item_item"]
+    assert item["method_name"] == "tensorflow/serving/predict"
+    assert item["inputs"]["item"]["dtype"] == "DT_INT64"
+    assert item["inputs"]["item"]["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert set(item["outputs"]) == {"known_item", "products", "scores"}
+    assert item["outputs"]["products"]["tensor_shape"]["dim"][1]["size"] == str(serving_model.TOP_K)
+    assert server.http.get(f"/v1/models/{NAME}/versions/1/metadata").json() == body
+
+
+# --- REST: bad requests -------------------------------------------------------------------------
+BAD_REQUESTS = [
+    # (name, method, path, body, HTTP status, the error message or a part of it)
+    ("malformed JSON", "POST", f"/v1/models/{NAME}:predict", "{not json", 400, "JSON Parse error: "),
+    ("empty body", "POST", f"/v1/models/{NAME}:predict", "", 400, "JSON Parse error: The document is empty"),
+    ("not an object", "POST", f"/v1/models/{NAME}:predict", "[1]", 400, "JSON Value: [1] Is not object"),
+    ("wrong type", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","inputs":{"item":["123123"]}}', 400,
+     'JSON Value: "123123" Type: String is not of expected type: int64'),
+    ("float id", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","instances":[1.5]}', 400,
+     "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: 1.5 Type: Number"),
+    ("missing input", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","inputs":{"itm":[1]}}', 400, "Missing named input: item in 'inputs' object."),
+    ("no inputs", "POST", f"/v1/models/{NAME}:predict", '{"signature_name":"call_item_item"}', 400,
+     "Missing 'inputs' or 'instances' key"),
+    ("both formats", "POST", f"/v1/models/{NAME}:predict", '{"instances":["a"],"inputs":["a"]}', 400,
+     "JSON Value: {"),
+    ("wrong shape", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","inputs":{"item":[[1],[2]]}}', 400,
+     "Input 'item' of signature 'call_item_item' has shape [2,1] but the signature expects [-1]"),
+    ("unknown signature", "POST", f"/v1/models/{NAME}:predict", '{"signature_name":"nope","instances":[1]}', 400,
+     'Serving signature name: "nope" not found in signature def'),
+    ("signature_name not a string", "POST", f"/v1/models/{NAME}:predict", '{"signature_name":1,"instances":[1]}',
+     400, "not formatted correctly. 'signature_name' key must be a string value."),
+    ("batch too large", "POST", f"/v1/models/{NAME}:predict",
+     json.dumps({"signature_name": "call_item_item", "instances": list(range(MAX_BATCH + 1))}), 400,
+     f"Task size {MAX_BATCH + 1} is larger than maximum input batch size {MAX_BATCH}"),
+    ("unknown model", "POST", "/v1/models/half:predict", '{"instances":[1.0,5.0]}', 404,
+     "Servable not found for request: Latest(half)"),
+    ("unknown version", "POST", f"/v1/models/{NAME}/versions/99:predict", '{"instances":["a"]}', 404,
+     f"Servable not found for request: Specific({NAME}, 99)"),
+    ("unknown label", "POST", f"/v1/models/{NAME}/labels/stable:predict", '{"instances":["a"]}', 400,
+     "Unrecognized servable version label: stable"),
+    ("classify on a predict signature", "POST", f"/v1/models/{NAME}:classify", '{"examples":[{}]}', 400,
+     "Expected classification signature method_name to be tensorflow/serving/classify."),
+    ("status of an unknown model", "GET", "/v1/models/half", None, 404, "Could not find any versions of model half"),
+    ("status of an unknown version", "GET", f"/v1/models/{NAME}/versions/99", None, 404,
+     f"Could not find version 99 of model {NAME}"),
+    ("metadata of an unknown model", "GET", "/v1/models/half/metadata", None, 404,
+     "Servable not found for request: Latest(half)"),
+    ("no model name", "GET", "/v1/models", None, 400, "Missing model name in request."),
+    ("malformed path", "GET", "/v1/foo", None, 400, "Malformed request: GET /v1/foo"),
+    ("predict with GET", "GET", f"/v1/models/{NAME}:predict", None, 400, f"Malformed request: GET /v1/models/{NAME}:predict"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_requests_get_tf_servings_error_and_the_server_keeps_serving(server, case):
+    _, method, path, body, status, message = case
+    response = server.http.request(method, path, content=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error"} and message in response.json()["error"], response.text
+    assert server.alive()
+
+
+def test_unknown_ids_are_answers_not_errors(server):
+    response = server.predict({"signature_name": "call_item_item", "instances": [0, -5, 2**62]})
+    assert response.status_code == 200
+    assert [p["known_item"] for p in response.json()["predictions"]] == [False, False, False]
+    response = server.predict({"instances": ["", "x" * 1000]})
+    assert [p["known_user"] for p in response.json()["predictions"]] == [False, False]
+
+
+def test_many_concurrent_clients_each_get_their_own_answer(server, reference):
+    """Batching merges concurrent requests into one call: every client must still get its rows."""
+    items = serving_model.PRODUCTS
+    expected = reference.signatures["call_item_item"](item=tf.constant(items, tf.int64))["products"].numpy()
+    failures = []
+
+    def client(offset):
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for n in range(20):
+                i = (offset + n) % len(items)
+                got = http.post(f"/v1/models/{NAME}:predict", content=json.dumps(
+                    {"signature_name": "call_item_item", "instances": [items[i]]}))
+                if got.status_code != 200 or got.json()["predictions"][0]["products"] != expected[i].tolist():
+                    failures.append((i, got.status_code, got.text[:200]))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+# --- gRPC ---------------------------------------------------------------------------------------
+def _predict_request(signature, key, values, dtype):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = NAME
+    request.model_spec.signature_name = signature
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+    return request
+
+
+def test_grpc_predict_with_the_official_client(server, reference):
+    stub, _, channel = grpc_stubs(server)
+    with channel:
+        items = [serving_model.UNKNOWN_PRODUCT, serving_model.PRODUCTS[2]]
+        response = stub.Predict(_predict_request("call_item_item", "item", items, tf.int64), timeout=30)
+        assert response.model_spec.name == NAME and response.model_spec.version.value == 1
+        assert response.model_spec.signature_name == "call_item_item"
+        expected = reference.signatures["call_item_item"](item=tf.constant(items, tf.int64))
+        for key in ("products", "scores", "known_item"):
+            assert tf.make_ndarray(response.outputs[key]).tolist() == expected[key].numpy().tolist()
+        assert response.outputs["scores"].float_val  # as TF Serving: values in the typed field
+        users = [serving_model.USERS[0].encode(), b"nobody"]
+        response = stub.Predict(_predict_request("", "user_id", users, tf.string), timeout=30)
+        assert response.model_spec.signature_name == "serving_default"
+        assert tf.make_ndarray(response.outputs["known_user"]).tolist() == [True, False]
+        request = _predict_request("call_item_item", "item", items, tf.int64)
+        request.output_filter.append("products")
+        assert set(stub.Predict(request, timeout=30).outputs) == {"products"}
+
+
+def test_grpc_metadata_and_status(server):
+    stub, model_stub, channel = grpc_stubs(server)
+    with channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = NAME
+        request.metadata_field.append("signature_def")
+        response = stub.GetModelMetadata(request, timeout=30)
+        assert response.model_spec.version.value == 1
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        assert signatures.signature_def["call_item_item"].inputs["item"].dtype == tf.int64.as_datatype_enum
+        status_request = get_model_status_pb2.GetModelStatusRequest()
+        status_request.model_spec.name = NAME
+        status = model_stub.GetModelStatus(status_request, timeout=30).model_version_status
+        assert [(s.version, s.state, s.status.error_code) for s in status] == [
+            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0)]
+
+
+@pytest.mark.parametrize("change, code, message", [
+    (lambda r: r.model_spec.__setattr__("name", "half"), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(half)"),
+    (lambda r: r.model_spec.__setattr__("signature_name", "nope"), grpc.StatusCode.FAILED_PRECONDITION,
+     'Serving signature key "nope" not found.'),
+    (lambda r: r.inputs["item"].CopyFrom(tf.make_tensor_proto(["x"])), grpc.StatusCode.INVALID_ARGUMENT,
+     "Input 'item' of signature 'call_item_item' is string but the signature expects int64"),
+    (lambda r: r.inputs["other"].CopyFrom(tf.make_tensor_proto([1])), grpc.StatusCode.INVALID_ARGUMENT,
+     "input size does not match signature: 2!=1 len({item,other}) != len({item}). Sent extra: {other}. "
+     "Missing but required: {}."),
+    (lambda r: r.model_spec.version.__setattr__("value", 99), grpc.StatusCode.NOT_FOUND,
+     f"Servable not found for request: Specific({NAME}, 99)"),
+])
+def test_grpc_errors_have_tf_servings_codes(server, change, code, message):
+    stub, _, channel = grpc_stubs(server)
+    with channel:
+        request = _predict_request("call_item_item", "item", [1], tf.int64)
+        change(request)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Predict(request, timeout=30)
+        assert e.value.code() == code and e.value.details() == message
+    assert server.alive()
+
+
+# --- versions -----------------------------------------------------------------------------------
+def test_a_new_version_is_swapped_in_under_load_and_a_broken_one_never_serves(saved_model, tmp_path):
+    base = str(tmp_path / "models")
+    push(saved_model, base, 1)
+    running = Server(base, str(tmp_path)).wait_until()
+    stub, model_stub, channel = grpc_stubs(running)
+    results, stop = [], threading.Event()
+
+    def client(k):
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    got = http.post(f"/v1/models/{NAME}:predict", content=json.dumps(
+                        {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[k]]}))
+                    results.append(got.status_code)
+                except httpx.HTTPError as e:
+                    results.append(repr(e))
+
+    def versions():
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = NAME
+        return {s.version: (get_model_status_pb2.ModelVersionStatus.State.Name(s.state), s.status.error_code,
+                            s.status.error_message)
+                for s in model_stub.GetModelStatus(request, timeout=30).model_version_status}
+
+    def wait_for(predicate, what):
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if predicate(versions()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: {versions()}\n{running.log_text()}")
+
+    def served_version():
+        response = stub.Predict(_predict_request("call_item_item", "item", [1], tf.int64), timeout=30)
+        return response.model_spec.version.value
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        push(saved_model, base, 2)
+        wait_for(lambda v: v.get(2, ("",))[0] == "AVAILABLE" and v[1][0] == "END", "version 2 never replaced 1")
+        time.sleep(1)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert len(results) > 20 and set(results) == {200}, [r for r in results if r != 200][:5]
+        assert served_version() == 2
+        assert running.predict({"instances": ["a"]}, f"/v1/models/{NAME}/versions/2:predict").status_code == 200
+        assert running.predict({"instances": ["a"]}, f"/v1/models/{NAME}/versions/1:predict").status_code == 404
+
+        # a broken push: saved_model.pb that is not a SavedModel
+        os.makedirs(os.path.join(base, "3"))
+        with open(os.path.join(base, "3", "saved_model.pb"), "wb") as f:
+            f.write(b"this is not a SavedModel")
+        wait_for(lambda v: 3 in v and v[3][0] == "END", "version 3 never reported")
+        state, code, message = versions()[3]
+        assert code != 0 and message
+        assert served_version() == 2 and running.alive()
+        status = running.http.get(f"/v1/models/{NAME}/versions/3").json()["model_version_status"][0]
+        assert status["state"] == "END" and status["status"]["error_code"] != "OK"
+        assert status["status"]["error_message"] == message
+        assert "version: 3} failed" in running.log_text() and "version 2 keeps serving" in running.log_text()
+
+        push(saved_model, base, 4)  # the next good push is served again
+        wait_for(lambda v: v.get(4, ("",))[0] == "AVAILABLE", "version 4 never loaded")
+        assert served_version() == 4
+    finally:
+        stop.set()
+        channel.close()
+        running.stop()
+
+
+# --- Vertex AI's custom-container contract ------------------------------------------------------
+def test_vertex_ai_container_contract(saved_model, tmp_path):
+    """AIP_STORAGE_URI points at the SavedModel itself (no version directory), AIP_HTTP_PORT is the
+    port, AIP_HEALTH_ROUTE answers once the model is loaded, AIP_PREDICT_ROUTE takes
+    {"instances": [...]} and answers {"predictions": [...]}."""
+    port = free_port()
+    env = {"AIP_HTTP_PORT": str(port), "AIP_STORAGE_URI": saved_model,
+           "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
+           "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict"}
+    args = [sys.executable, "-m", "serving", "--port", "0"]  # no --rest_api_port: AIP_HTTP_PORT decides
+    log = open(os.path.join(str(tmp_path), "vertex.log"), "w")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=configs.PROJECT_DIR,
+                               env={**os.environ, **env})
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                try:
+                    if http.get(env["AIP_HEALTH_ROUTE"]).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None
+                time.sleep(0.2)
+            assert http.get(env["AIP_HEALTH_ROUTE"]).status_code == 200
+            response = http.post(env["AIP_PREDICT_ROUTE"], json={"instances": ["nobody", serving_model.USERS[0]]})
+            assert response.status_code == 200
+            assert [p["known_user"] for p in response.json()["predictions"]] == [False, True]
+            response = http.post(env["AIP_PREDICT_ROUTE"], json={
+                "signature_name": "call_item_item", "instances": [serving_model.UNKNOWN_PRODUCT]})
+            assert response.json()["predictions"][0]["known_item"] is False
+            assert http.post(env["AIP_PREDICT_ROUTE"], json={"instances": [1]}).status_code == 400
+            status = http.get(f"/v1/models/{NAME}").json()["model_version_status"][0]
+            assert status["version"] == "1" and status["state"] == "AVAILABLE"
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
