@@ -71,6 +71,8 @@ class ModelConfig:
         product over the train purchases; a user's graph score for product j is the sum over
         the user's train purchases i of graph[i, j]. Needs use_history (the same matrix).
       copurchase_alpha: RP3beta's exponent on the walk's transition probabilities.
+      copurchase_top_k: keep each product's top_k graph neighbours only (0: all); fewer
+        entries make scoring cheaper.
       shuffle: reshuffle the training pairs every epoch (seeded).
       seed: seed of initialisation, shuffling and negative sampling.
     """
@@ -91,6 +93,7 @@ class ModelConfig:
     init_scale: float = 0.05
     copurchase_weight: float = 4.0
     copurchase_alpha: float = 0.25
+    copurchase_top_k: int = 0
     shuffle: bool = True
     seed: int = 42
 
@@ -106,8 +109,8 @@ class ModelConfig:
             raise ValueError("the user vector needs use_user_embedding or use_history")
         if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
             raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
-        if self.copurchase_weight < 0 or self.copurchase_alpha < 0:
-            raise ValueError("copurchase_weight and copurchase_alpha must be >= 0")
+        if self.copurchase_weight < 0 or self.copurchase_alpha < 0 or self.copurchase_top_k < 0:
+            raise ValueError("copurchase_weight, copurchase_alpha and copurchase_top_k must be >= 0")
         if self.copurchase_weight > 0 and not self.use_history:
             raise ValueError("copurchase_weight > 0 needs use_history (the purchase matrix)")
 
@@ -170,8 +173,8 @@ def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: in
     return history
 
 
-def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.25
-                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.25,
+                     top_k: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RP3beta's item graph (beta 0) of the purchases in `user_history`, as CSR arrays.
 
     graph[i, j] = deg(i)^-alpha * sum over users u who bought both i and j of deg(u)^-alpha,
@@ -185,6 +188,7 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
       user_history: `build_user_history(...)` [num_users + 1, L], padded with num_items.
       num_items: number of real products.
       alpha: exponent of the transition probabilities (0: plain co-purchase counts).
+      top_k: keep only each row's top_k largest entries (ties to the lower column); 0 keeps all.
 
     Returns:
       (row_splits int64 [num_items + 1], columns int32 [nnz], values float32 [nnz]): row i's
@@ -203,6 +207,14 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
     graph.setdiag(0.0)
     graph.eliminate_zeros()
     graph.sort_indices()
+    if top_k > 0:
+        rows = np.repeat(np.arange(num_items), np.diff(graph.indptr))
+        order = np.lexsort((graph.indices, -graph.data, rows))  # by row, largest first
+        rank = np.arange(len(order)) - graph.indptr[rows[order]]
+        keep = np.sort(order[rank < top_k])
+        graph = sp.csr_matrix((graph.data[keep], graph.indices[keep], np.concatenate(
+            [[0], np.cumsum(np.bincount(rows[keep], minlength=num_items))])),
+            shape=graph.shape)
     return (graph.indptr.astype(np.int64), graph.indices.astype(np.int32),
             graph.data.astype(np.float32))
 
@@ -273,7 +285,8 @@ class Recommender(tf.Module):
             self.user_history = None
         if config.copurchase_weight > 0:
             splits, columns, values = copurchase_graph(user_history, num_items,
-                                                       config.copurchase_alpha)
+                                                       config.copurchase_alpha,
+                                                       config.copurchase_top_k)
             self.graph_splits = tf.Variable(splits, trainable=False, name="graph_splits")
             self.graph_columns = tf.Variable(columns, trainable=False, name="graph_columns")
             self.graph_values = tf.Variable(values, trainable=False, name="graph_values")

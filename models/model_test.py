@@ -135,3 +135,15 @@ def test_lazy_adam_moves_only_the_rows_a_step_uses():
     after = table.numpy()
     np.testing.assert_array_equal(after[[0, 2, 3, 4, 5]], before[[0, 2, 3, 4, 5]])
     assert (after[1] < before[1]).all()
+
+
+def test_copurchase_top_k_keeps_each_rows_largest_entries():
+    users, items = _pairs(n=300)
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    _, w = _dense_rp3(users, items, NUM_USERS, NUM_ITEMS, 0.25)
+    splits, columns, values = model_lib.copurchase_graph(history, NUM_ITEMS, 0.25, top_k=3)
+    for i in range(NUM_ITEMS):
+        cols, vals = columns[splits[i]:splits[i + 1]], values[splits[i]:splits[i + 1]]
+        assert len(cols) == min(3, np.count_nonzero(w[i]))
+        assert (np.diff(cols) > 0).all()  # still sorted by column
+        np.testing.assert_allclose(np.sort(vals)[::-1], np.sort(w[i])[::-1][:len(vals)], rtol=1e-5)
