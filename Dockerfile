@@ -74,5 +74,5 @@ ENV PATH=/opt/venv/bin:$PATH \
     RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
 WORKDIR /pipeline
 # Fails the build, not a pipeline run, if the code or Keras 2 is not what the pipeline needs.
-RUN python -c "import pipeline, components.catalog_check, models.preprocessing, models.trainer, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; pipeline.check_keras()"
+RUN python -c "import pipeline, components.catalog_check, components.run_report, components.batch_recommendations, models.preprocessing, models.trainer, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; pipeline.check_keras()"
 ENTRYPOINT ["/opt/apache/beam/boot"]

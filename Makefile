@@ -13,11 +13,12 @@ test:  ## the test suite
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
 	$(RUN) python -m serving $(ARGS)
 
-benchmark:  ## pipeline timings, model quality and serving latency on the ASOS data
+benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py
 	$(RUN) python benchmarks/quality.py
 	$(RUN) python benchmarks/serving_latency.py
 	$(RUN) python benchmarks/serving_load.py
+	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)

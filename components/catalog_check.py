@@ -80,6 +80,7 @@ class Executor(base_executor.BaseExecutor):
         report["catalog_uri"] = catalog_path
 
         out = artifact_utils.get_single_instance(output_dict["catalog_report"])
+        tf.io.gfile.makedirs(out.uri)  # Vertex creates no directory for an output artifact
         with tf.io.gfile.GFile(os.path.join(out.uri, REPORT_FILE), "w") as f:
             json.dump(report, f, indent=2)
         for key in ("catalog_products", "vocabulary_products",

@@ -159,6 +159,10 @@ class PipelineConfig:
     def catalog_uri(self) -> str:
         return os.path.join(self.data_dir, CATALOG_FILE)
 
+    @property
+    def batch_bigquery_table(self) -> Optional[str]:
+        return None  # a local run writes the batch recommendations as parquet only
+
     def beam_pipeline_args(self) -> List[str]:
         args = [f"--runner={self.beam_runner}"]
         if self.beam_runner == "DirectRunner":
@@ -204,6 +208,8 @@ class VertexConfig:
     schema_dir: str = IMAGE_SCHEMA_DIR
     serving_model_dir: Optional[str] = None
     enable_cache: bool = True
+    # BatchRecommendations also writes to this BigQuery table (PROJECT.DATASET.TABLE), replacing it
+    batch_bigquery_table: Optional[str] = None
     # Deploying each blessed model to a Vertex AI endpoint (off unless an endpoint is named): TFX's
     # Vertex Pusher uploads it as a Vertex Model running `serving_image` (the Dockerfile's `serving`
     # target) and deploys it to the endpoint of that display name (created if missing).

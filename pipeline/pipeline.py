@@ -12,6 +12,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import evaluator as evaluator_lib
+from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
@@ -22,7 +23,8 @@ from pipeline import code_fingerprint, configs
 
 def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig]) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck →
-    Trainer → Evaluator (vs the latest blessed model) → Pusher.
+    Trainer → Evaluator (vs the latest blessed model) → Pusher, and beside it
+    BatchRecommendations (every known user's top-K lists, blessed models only).
 
     The one mapping from configuration to the pipeline, for both runners: a local run's
     `PipelineConfig` (SQLite ML Metadata at `metadata_path`) and a Vertex run's `VertexConfig`
@@ -88,6 +90,12 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)),
     ).with_id("Pusher")
+    batch_recommendations = BatchRecommendations(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],  # a refused model gets no lists
+        transform_graph=transform.outputs["transform_graph"],  # its user vocabulary: who gets lists
+        bigquery_table=config.batch_bigquery_table,
+    ).with_id("BatchRecommendations")
 
     run_report = RunReport(  # the run's HTML report, last: it tells what the Pusher did
         pipeline_name=config.pipeline_name,
@@ -104,7 +112,8 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
-                  catalog_check, trainer, latest_blessed_model, evaluator, pusher, run_report]
+                  catalog_check, trainer, latest_blessed_model, evaluator, pusher,
+                  batch_recommendations, run_report]
     deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
     if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint
         components.append(tfx.extensions.google_cloud_ai_platform.Pusher(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shlex
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -62,6 +63,15 @@ class Setting:
         return f"{self.flag} or {self.env}"
 
 
+def _bigquery_table(text: str) -> str:
+    """`PROJECT.DATASET.TABLE` (or Beam's `PROJECT:DATASET.TABLE`) -> `PROJECT:DATASET.TABLE`."""
+    value = text.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9][.:][A-Za-z0-9_]{1,1024}\.[\w$-]{1,1024}", value):
+        raise ValueError(f"{text!r} is not a BigQuery table PROJECT.DATASET.TABLE")
+    project, rest = (value.split(":", 1) if ":" in value else value.split(".", 1))
+    return f"{project}:{rest}"
+
+
 # --- What can be set ---------------------------------------------------------------------------
 PROJECT = Setting("project", "--project", "RECSYS_GCP_PROJECT", "Google Cloud project id", required=True)
 REGION = Setting("region", "--region", "RECSYS_GCP_REGION",
@@ -88,6 +98,10 @@ SCHEMA_DIR = Setting("schema_dir", "--schema-dir", "RECSYS_SCHEMA_DIR",
 SERVING_MODEL_DIR = Setting("serving_model_dir", "--serving-model-dir", "RECSYS_SERVING_MODEL_DIR",
                             "where Pusher writes blessed models; default gs://BUCKET/serving_model/"
                             + configs.MODEL_NAME)
+BATCH_BIGQUERY_TABLE = Setting(
+    "batch_bigquery_table", "--batch-bigquery-table", "RECSYS_BATCH_BIGQUERY_TABLE",
+    "BigQuery table PROJECT.DATASET.TABLE that BatchRecommendations also writes (replaced each "
+    "run; default: parquet in the pipeline root only)", parse=_bigquery_table)
 DEPLOY_ENDPOINT = Setting("deploy_endpoint", "--deploy-endpoint", "RECSYS_DEPLOY_ENDPOINT",
                           "also deploy each blessed model to the Vertex AI endpoint of this display name "
                           "(created if missing; off by default), served by --serving-image")
@@ -127,7 +141,8 @@ LABELS = Setting("labels", "--label", "RECSYS_VERTEX_LABELS",
                  parse=_labels, default={}, repeat=True)  # copied by resolve, never mutated
 
 COMPILE_SETTINGS = (PROJECT, REGION, BUCKET, IMAGE, PIPELINE_ROOT, PIPELINE_NAME, DATA_ROOT, CATALOG_URI,
-                    SCHEMA_DIR, SERVING_MODEL_DIR, DEPLOY_ENDPOINT, SERVING_IMAGE, DEPLOY_MACHINE_TYPE, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
+                    SCHEMA_DIR, SERVING_MODEL_DIR, BATCH_BIGQUERY_TABLE, DEPLOY_ENDPOINT, SERVING_IMAGE,
+                    DEPLOY_MACHINE_TYPE, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
                     DATAFLOW_MAX_WORKERS, DATAFLOW_DISK, DATAFLOW_SA, DATAFLOW_SUBNET, DATAFLOW_PUBLIC_IPS,
                     BEAM_ARGS)
 

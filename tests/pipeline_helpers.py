@@ -17,3 +17,44 @@ def test_config(data_dir: str, output_dir: str, **overrides) -> configs.Pipeline
 
 def run(config: configs.PipelineConfig) -> None:
     tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+
+
+def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, top_k: int) -> int:
+    """Asserts the BatchRecommendations parquet in `directory`: one list per user of the train
+    file, `top_k` distinct products ranked 1..top_k, none the user bought in train, exactly what
+    the SavedModel's serving_default answers. Returns the number of users."""
+    import collections
+    import os
+
+    import numpy as np
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    from models import features
+    from pipeline import configs
+
+    files = sorted(os.listdir(directory))
+    assert files and all(f.endswith(".parquet") and "-of-" in f for f in files), files
+    frame = ds.dataset(directory).to_table().to_pandas().sort_values([features.USER_KEY, "rank"])
+    assert list(frame.columns) == [features.USER_KEY, "rank", features.PRODUCT_KEY, "score"]
+    train = pq.read_table(os.path.join(data_dir, configs.TRAIN_FILE)).to_pydict()
+    bought = collections.defaultdict(set)
+    for user, product in zip(train[features.USER_KEY], train[features.PRODUCT_KEY]):
+        bought[user.decode() if isinstance(user, bytes) else user].add(int(product))
+    users = sorted(bought)
+    assert sorted(frame[features.USER_KEY].unique()) == users, "one list per known user"
+    assert len(frame) == len(users) * top_k
+    served = tf.saved_model.load(model_dir).signatures["serving_default"](
+        user_id=tf.constant([u.encode() for u in users]))
+    assert bool(tf.reduce_all(served["known_user"]))
+    products = frame[features.PRODUCT_KEY].to_numpy().reshape(len(users), top_k)
+    scores = frame["score"].to_numpy().reshape(len(users), top_k)
+    ranks = frame["rank"].to_numpy().reshape(len(users), top_k)
+    assert (ranks == np.arange(1, top_k + 1)).all()
+    np.testing.assert_array_equal(products, served["products"].numpy())
+    np.testing.assert_allclose(scores, served["scores"].numpy(), rtol=1e-6)
+    for user, row in zip(users, products):
+        assert len(set(row.tolist())) == top_k, f"{user}: repeated products"
+        assert not set(row.tolist()) & bought[user], f"{user}: recommended a product bought in train"
+    return len(users)

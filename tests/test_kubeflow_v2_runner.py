@@ -350,3 +350,29 @@ def test_deploy_endpoint_compiles_tfxs_vertex_pusher_with_the_serving_image(tmp_
     assert "tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor" in " ".join(executor.args)
     # the filesystem push (KServe, `make serve` on a copy) stays
     assert "Pusher" in spec.root.dag.tasks
+
+
+# --- batch recommendations ----------------------------------------------------------------------
+
+def _batch_parameters(argv):
+    config, _, _ = vertex.parse_compile_args(argv, environ={})
+    job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
+        kubeflow_v2_runner.build(config), write_out=False)
+    task = job["pipelineSpec"]["root"]["dag"]["tasks"]["BatchRecommendations"]
+    return task, {k: v["runtimeValue"]["constantValue"] for k, v in task["inputs"].get("parameters", {}).items()}
+
+
+def test_batch_recommendations_read_the_blessed_model_and_write_bigquery_when_asked():
+    task, params = _batch_parameters(REQUIRED)
+    inputs = {k: (v["taskOutputArtifact"]["producerTask"], v["taskOutputArtifact"]["outputArtifactKey"])
+              for k, v in task["inputs"]["artifacts"].items()}
+    assert inputs == {"model": ("Trainer", "model"), "model_blessing": ("Evaluator", "blessing"),
+                      "transform_graph": ("Transform", "transform_graph")}
+    assert "bigquery_table" not in params  # parquet in the pipeline root only
+    _, params = _batch_parameters(REQUIRED + ["--batch-bigquery-table", "test-project.recs.batch"])
+    assert params["bigquery_table"] == {"stringValue": "test-project:recs.batch"}
+
+
+def test_a_bad_bigquery_table_is_named():
+    with pytest.raises(vertex.SettingError, match="--batch-bigquery-table.*PROJECT.DATASET.TABLE"):
+        vertex.parse_compile_args(REQUIRED + ["--batch-bigquery-table", "recs.batch"], environ={})

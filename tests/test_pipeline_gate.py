@@ -93,3 +93,22 @@ def test_the_refusal_is_said_in_plain_words(runs):
     line = next(l for l in report.splitlines() if l.startswith("recall_at_10"))
     candidate, baseline = (float(v) for v in line.split()[1:3])
     assert candidate < 0.3 <= baseline and ">= 0.3" in line and line.endswith("FAILED")
+
+
+def test_a_blessed_model_gets_batch_recommendations_for_every_user(runs):
+    good, _, (pushed, _) = runs
+    [uri] = helpers.output_uris(good, "BatchRecommendations", "recommendations", execution=0)
+    users = helpers.check_batch_recommendations(
+        os.path.join(uri, "recommendations"), os.path.join(good.serving_model_dir, pushed[0]),
+        good.data_dir, good.training.serving_top_k)
+    [artifact] = helpers.store(good).get_artifacts_by_uri(uri)
+    assert artifact.custom_properties["users"].int_value == users
+
+
+def test_a_refused_model_gets_no_batch_recommendations(runs):
+    _, bad, _ = runs
+    assert helpers.executions(bad)["BatchRecommendations"] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    [uri] = helpers.output_uris(bad, "BatchRecommendations", "recommendations", execution=1)
+    assert not os.path.exists(uri) or os.listdir(uri) == []
+    [artifact] = helpers.store(bad).get_artifacts_by_uri(uri)
+    assert artifact.custom_properties["users"].int_value == 0

@@ -1,0 +1,253 @@
+"""BatchRecommendations: the top-K products for every known user, precomputed, as sharded parquet.
+
+Runs beside the Pusher on the same two inputs (the Trainer's model and the Evaluator's blessing)
+and, like TFX's BulkInferrer, only for a blessed model: a refused model writes no recommendations
+(its output artifact says `blessed: 0, users: 0`).
+
+- **Who**: every user of Transform's user vocabulary (`user_vocab` in the transform graph: the
+  train split's distinct users, the users the model has a vector for). Users never seen in train
+  have nothing to personalise; serving answers them with the popular products at request time.
+- **What**: exactly what the SavedModel's `serving_default` signature answers for the user (its
+  top K, the user's train purchases left out), through Beam's `RunInference` with a model
+  handler that loads the SavedModel with `tf.saved_model.load` and calls `serving_default` on
+  batches of raw user ids. (TFX's BulkInferrer cannot be used: it feeds serialized tf.Examples
+  to a one-string-input signature, and `serving_default` would take each as an unknown user id.)
+- **Where**: `<artifact uri>/recommendations/part-SSSSS-of-NNNNN.parquet`, one row per (user,
+  rank): `dummyUserId` (string), `rank` (1 = best), `productId` (int64), `score` (float32);
+  `<artifact uri>/summary.json` and the artifact's custom properties give the counts. Optionally
+  also a BigQuery table (`bigquery_table`, PROJECT.DATASET.TABLE, replaced on each run).
+
+Beam makes it run on Dataflow in the Vertex pipeline (the same image, the pipeline's Beam args).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from absl import logging
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from tfx import types
+from tfx.components.util import model_utils
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import path_utils
+
+from models import features
+
+SIGNATURE = "serving_default"
+RECOMMENDATIONS_DIR = "recommendations"
+SUMMARY_FILE = "summary.json"
+SHARD_PREFIX = "part"
+DEFAULT_BATCH_SIZE = 1024
+COUNTER_NAMESPACE = "batch_recommendations"
+
+# The parquet file's and the BigQuery table's columns.
+PARQUET_SCHEMA = pa.schema([
+    (features.USER_KEY, pa.string()),
+    ("rank", pa.int32()),
+    (features.PRODUCT_KEY, pa.int64()),
+    ("score", pa.float32()),
+])
+BIGQUERY_SCHEMA = ",".join(f"{name}:{kind}" for name, kind in [
+    (features.USER_KEY, "STRING"), ("rank", "INT64"), (features.PRODUCT_KEY, "INT64"),
+    ("score", "FLOAT64")])
+
+
+class ServingDefaultModelHandler(ModelHandler[bytes, PredictionResult, Any]):
+    """RunInference's model handler for the recommender SavedModel: raw user ids in, the
+    `serving_default` outputs (`products`, `scores`, `known_user`) out, one result per user."""
+
+    def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE):
+        super().__init__()
+        self._model_path = model_path
+        self._batch_size = batch_size
+
+    def load_model(self) -> Any:
+        import tensorflow as tf  # in the worker (Dataflow): not pickled with the handler
+
+        model = tf.saved_model.load(self._model_path)
+        if SIGNATURE not in model.signatures:
+            raise ValueError(f"{self._model_path} has no {SIGNATURE!r} signature "
+                             f"(it has {sorted(model.signatures)})")
+        return model
+
+    def run_inference(self, batch: Sequence[bytes], model: Any,
+                      inference_args: Optional[Dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        import tensorflow as tf
+
+        out = model.signatures[SIGNATURE](user_id=tf.constant(list(batch), dtype=tf.string))
+        products, scores = out["products"].numpy(), out["scores"].numpy()
+        known = out["known_user"].numpy()
+        return [PredictionResult(user, {"products": products[i], "scores": scores[i],
+                                        "known_user": bool(known[i])}, self._model_path)
+                for i, user in enumerate(batch)]
+
+    def batch_elements_kwargs(self) -> Dict[str, Any]:
+        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+
+    def get_num_bytes(self, batch: Sequence[bytes]) -> int:
+        return sum(len(u) for u in batch)
+
+
+def to_table(results: Sequence[PredictionResult]) -> pa.Table:
+    """Results of several users -> one columnar table (rows ordered by user, then rank)."""
+    users = [r.example.decode() if isinstance(r.example, bytes) else r.example for r in results]
+    products = np.stack([r.inference["products"] for r in results]).astype(np.int64)
+    scores = np.stack([r.inference["scores"] for r in results]).astype(np.float32)
+    k = products.shape[1]
+    return pa.Table.from_arrays([
+        pa.array(np.repeat(np.array(users, dtype=object), k), pa.string()),
+        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(results))),
+        pa.array(products.reshape(-1)),
+        pa.array(scores.reshape(-1)),
+    ], schema=PARQUET_SCHEMA)
+
+
+def to_bigquery_rows(result: PredictionResult) -> Iterable[Dict[str, Any]]:
+    user = result.example.decode() if isinstance(result.example, bytes) else result.example
+    for rank, (product, score) in enumerate(zip(result.inference["products"],
+                                                 result.inference["scores"]), start=1):
+        yield {features.USER_KEY: user, "rank": rank, features.PRODUCT_KEY: int(product),
+               "score": float(score)}
+
+
+class _Count(beam.DoFn):
+    """Counts users (all, and those the model did not know) and passes results through."""
+
+    def __init__(self):
+        self.users = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "users")
+        self.unknown = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "unknown_users")
+        self.top_k = beam.metrics.Metrics.distribution(COUNTER_NAMESPACE, "top_k")
+
+    def process(self, result: PredictionResult):
+        self.users.inc()
+        self.top_k.update(len(result.inference["products"]))
+        if not result.inference["known_user"]:
+            self.unknown.inc()
+        yield result
+
+
+def read_users(transform_graph_uri: str) -> List[bytes]:
+    """The user vocabulary of the transform graph: the users the model was trained on."""
+    import tensorflow_transform as tft
+
+    return list(tft.TFTransformOutput(transform_graph_uri).vocabulary_by_name(features.USER_VOCAB))
+
+
+def recommend(pipeline: beam.Pipeline, users: Sequence[bytes], model_path: str, output_prefix: str,
+              *, batch_size: int = DEFAULT_BATCH_SIZE, num_shards: int = 0,
+              bigquery_table: Optional[str] = None) -> None:
+    """Adds the batch-recommendation steps to `pipeline`: users -> RunInference -> parquet
+    (and BigQuery when a table is given)."""
+    results = (
+        pipeline
+        | "Users" >> beam.Create(users, reshuffle=True)
+        | "RunInference" >> RunInference(ServingDefaultModelHandler(model_path, batch_size))
+        | "Count" >> beam.ParDo(_Count()))
+    _ = (results
+         | "Rebatch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+         | "ToTable" >> beam.Map(to_table)
+         | "WriteParquet" >> beam.io.WriteToParquetBatched(
+             output_prefix, schema=PARQUET_SCHEMA, file_name_suffix=".parquet",
+             num_shards=num_shards, shard_name_template="-SSSSS-of-NNNNN"))
+    if bigquery_table:
+        _ = (results
+             | "ToRows" >> beam.FlatMap(to_bigquery_rows)
+             | "WriteBigQuery" >> beam.io.WriteToBigQuery(
+                 bigquery_table, schema=BIGQUERY_SCHEMA,
+                 create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
+                 write_disposition=beam.io.BigQueryDisposition.WRITE_TRUNCATE))
+
+
+def _metric(result, name: str, kind: str = "counters"):
+    found = result.metrics().query(beam.metrics.MetricsFilter()
+                                   .with_namespace(COUNTER_NAMESPACE).with_name(name))[kind]
+    return [m.committed if m.committed is not None else m.attempted for m in found]
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        output = artifact_utils.get_single_instance(output_dict["recommendations"])
+        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+        if not model_utils.is_model_blessed(blessing):
+            output.set_int_custom_property("blessed", 0)
+            output.set_int_custom_property("users", 0)
+            message = "[batch] the model is not blessed: no batch recommendations"
+            logging.info(message)
+            print(message, flush=True)
+            return
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+        users = read_users(artifact_utils.get_single_uri(input_dict["transform_graph"]))
+        table = exec_properties.get("bigquery_table") or None
+        out_dir = os.path.join(output.uri, RECOMMENDATIONS_DIR)
+        pipeline = self._make_beam_pipeline()
+        recommend(pipeline, users, model_path, os.path.join(out_dir, SHARD_PREFIX),
+                  batch_size=int(exec_properties.get("batch_size") or DEFAULT_BATCH_SIZE),
+                  num_shards=int(exec_properties.get("num_shards") or 0), bigquery_table=table)
+        result = pipeline.run()
+        result.wait_until_finish()
+        covered = int(sum(_metric(result, "users")))
+        unknown = int(sum(_metric(result, "unknown_users")))
+        top_k = max((d.max for d in _metric(result, "top_k", "distributions") if d.count), default=0)
+        if covered != len(users) or unknown:
+            raise RuntimeError(f"batch recommendations covered {covered} of {len(users)} users, "
+                               f"{unknown} of them unknown to the model")
+        import tensorflow as tf
+
+        files = sorted(os.path.basename(f) for f in tf.io.gfile.glob(os.path.join(out_dir, "*.parquet")))
+        summary = {"users": covered, "top_k": top_k, "rows": covered * top_k, "files": files,
+                   "directory": out_dir, "model": model_path, "bigquery_table": table}
+        with tf.io.gfile.GFile(os.path.join(output.uri, SUMMARY_FILE), "w") as f:
+            json.dump(summary, f, indent=2)
+        output.set_int_custom_property("blessed", 1)
+        output.set_int_custom_property("users", covered)
+        output.set_int_custom_property("top_k", summary["top_k"])
+        output.set_int_custom_property("rows", summary["rows"])
+        output.set_int_custom_property("files", len(files))
+        if table:
+            output.set_string_custom_property("bigquery_table", table)
+        message = (f"[batch] top {summary['top_k']} products for {covered} users: "
+                   f"{len(files)} parquet files in {out_dir}" + (f", and {table}" if table else ""))
+        logging.info(message)
+        print(message, flush=True)
+
+
+class BatchRecommendationsSpec(ComponentSpec):
+    PARAMETERS = {
+        "bigquery_table": ExecutionParameter(type=str, optional=True),
+        "batch_size": ExecutionParameter(type=int, optional=True),
+        "num_shards": ExecutionParameter(type=int, optional=True),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+    }
+    OUTPUTS = {
+        "recommendations": ChannelParameter(type=standard_artifacts.InferenceResult),
+    }
+
+
+class BatchRecommendations(base_beam_component.BaseBeamComponent):
+    """Top-K products for every known user of a blessed model (see the module docstring)."""
+
+    SPEC_CLASS = BatchRecommendationsSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 transform_graph: types.BaseChannel, bigquery_table: Optional[str] = None,
+                 batch_size: Optional[int] = None, num_shards: Optional[int] = None):
+        super().__init__(spec=BatchRecommendationsSpec(
+            model=model, model_blessing=model_blessing, transform_graph=transform_graph,
+            bigquery_table=bigquery_table or None, batch_size=batch_size, num_shards=num_shards,
+            recommendations=types.Channel(type=standard_artifacts.InferenceResult)))

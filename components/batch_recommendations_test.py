@@ -1,0 +1,113 @@
+"""BatchRecommendations' executor on a small SavedModel with the recommender's `serving_default`
+contract (raw user ids in; products, scores, known_user out) and a real transform graph's user
+vocabulary: the parquet it writes, the counts it records, and nothing for a refused model.
+The whole pipeline with the real model: tests/test_batch_recommendations.py."""
+
+import json
+import os
+
+import pyarrow.dataset as ds
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+
+from components import batch_recommendations as batch
+from models import features
+
+K = 5
+NUM_PRODUCTS = 12
+
+
+class _Recommender(tf.Module):
+    """Known users get K products derived from a hash of their id; others get products 1..K."""
+
+    def __init__(self, users):
+        super().__init__()
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(users), tf.range(len(users), dtype=tf.int64)), -1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(self, user_id):
+        idx = self.table.lookup(user_id)
+        known = idx >= 0
+        base = tf.where(known, idx, 0)[:, None]
+        products = 1000 + (base * 7 + tf.range(K, dtype=tf.int64)[None, :]) % NUM_PRODUCTS
+        scores = tf.cast(K - tf.range(K), tf.float32)[None, :] + tf.cast(base, tf.float32)
+        return {"products": products, "scores": scores, "known_user": known}
+
+
+USERS = [f"user{i:016d}".encode() for i in range(37)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    model_dir = root / "model"
+    serving_dir = model_dir / "Format-Serving"
+    module = _Recommender(USERS)
+    tf.saved_model.save(module, str(serving_dir), signatures={"serving_default": module.serve})
+    graph = root / "transform_graph"
+    assets = graph / tft.TFTransformOutput.TRANSFORM_FN_DIR / "assets"
+    os.makedirs(assets)
+    (assets / features.USER_VOCAB).write_bytes(b"".join(u + b"\n" for u in USERS))
+    return {"model": str(model_dir), "serving": str(serving_dir), "graph": str(graph), "root": root}
+
+
+def _run(inputs, out, blessed, mode="in_memory", **props):
+    model, blessing, graph = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
+                              standard_artifacts.TransformGraph())
+    model.uri, graph.uri = inputs["model"], inputs["graph"]
+    blessing.uri = str(out) + "_blessing"
+    blessing.set_int_custom_property("blessed", int(blessed))
+    result = standard_artifacts.InferenceResult()
+    result.uri = str(out)
+    os.makedirs(out, exist_ok=True)
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=["--runner=DirectRunner", f"--direct_running_mode={mode}",
+                            "--direct_num_workers=2"],
+        tmp_dir=str(out) + "_tmp", unique_id="1")
+    batch.Executor(context).Do(
+        {"model": [model], "model_blessing": [blessing], "transform_graph": [graph]},
+        {"recommendations": [result]}, props)
+    return result
+
+
+# in_memory: the local run's; multi_processing: Vertex's default without Dataflow (counters
+# come back from the worker processes; a minute of worker start-up, hence e2e)
+@pytest.mark.parametrize("mode", ["in_memory", pytest.param("multi_processing", marks=pytest.mark.e2e)])
+def test_every_user_gets_what_serving_default_answers(inputs, tmp_path, mode):
+    result = _run(inputs, tmp_path / "out", True, mode, batch_size=8, num_shards=3)
+    files = sorted(os.listdir(tmp_path / "out" / batch.RECOMMENDATIONS_DIR))
+    assert files == [f"part-0000{i}-of-00003.parquet" for i in range(3)]
+    table = ds.dataset(str(tmp_path / "out" / batch.RECOMMENDATIONS_DIR)).to_table()
+    assert table.schema == batch.PARQUET_SCHEMA
+    frame = table.to_pandas().sort_values([features.USER_KEY, "rank"])
+    assert sorted(frame[features.USER_KEY].unique()) == sorted(u.decode() for u in USERS)
+    model = tf.saved_model.load(inputs["serving"])
+    expected = model.signatures["serving_default"](user_id=tf.constant(USERS))
+    for i, user in enumerate(USERS):
+        rows = frame[frame[features.USER_KEY] == user.decode()]
+        assert list(rows["rank"]) == list(range(1, K + 1))
+        assert list(rows[features.PRODUCT_KEY]) == list(expected["products"][i].numpy())
+        assert list(rows["score"]) == pytest.approx(list(expected["scores"][i].numpy()))
+    props = {k: result.get_int_custom_property(k) for k in ("blessed", "users", "top_k", "rows", "files")}
+    assert props == {"blessed": 1, "users": len(USERS), "top_k": K, "rows": len(USERS) * K, "files": 3}
+    with open(tmp_path / "out" / batch.SUMMARY_FILE) as f:
+        summary = json.load(f)
+    assert (summary["users"], summary["top_k"], summary["files"]) == (len(USERS), K, files)
+
+
+def test_a_refused_model_writes_nothing(inputs, tmp_path):
+    result = _run(inputs, tmp_path / "out", False)
+    assert os.listdir(tmp_path / "out") == []
+    assert (result.get_int_custom_property("blessed"), result.get_int_custom_property("users")) == (0, 0)
+
+
+def test_a_model_without_serving_default_is_named(tmp_path):
+    module = tf.Module()
+    module.f = tf.function(lambda x: x, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"other": module.f})
+    with pytest.raises(ValueError, match="no 'serving_default' signature"):
+        batch.ServingDefaultModelHandler(str(tmp_path / "m")).load_model()

@@ -1,0 +1,471 @@
+"""Runs a compiled Vertex AI PipelineSpec (the JSON kubeflow_v2_runner.py writes) on this machine,
+task by task, the way Vertex AI Pipelines runs it.
+
+What Vertex does with the JSON, and what this module does in its place:
+
+- Orders the tasks of `pipelineSpec.root.dag` by `dependentTasks` and by the producers of their
+  input artifacts, and runs each one once all of those succeeded (two at a time here).
+- For a **container** task, builds the `ExecutorInput` (input artifacts as the producers wrote
+  them: name, uri, type, metadata; output artifacts with fresh URIs under the pipeline root;
+  parameters from `runtimeValue.constantValue`, in both the `parameters` and `parameterValues`
+  forms; the `outputFile`), substitutes it for the `{{$}}` placeholder and runs the container's
+  `command` + `args` exactly as compiled, in a subprocess of this Python environment (the image's
+  `python`) with the image's environment variables. A `lifecycle.preCacheCheck` container (the
+  file-based ExampleGen driver) runs first with the same ExecutorInput; its parameters join the
+  cache key. The task's `executor_output.json` gives its output artifacts' metadata to consumers.
+- Caches as Vertex does when the task's `cachingOptions.enableCache` is on: same component, same
+  executor, same input artifacts and parameters -> the earlier execution's outputs, no process.
+- An **importer** task registers its `artifactUri` as an artifact of its type (the same one again
+  on a later run when `reimport` is off).
+- A **resolver** task evaluates its `outputArtifactQueries` filters (`schema_title=...`,
+  `state=LIVE`, `metadata.K.number_value=N`, `name="{{$.inputs.artifacts[...].metadata[...]}}"`)
+  against every artifact recorded so far and returns the newest match, or none (first run).
+
+Vertex keeps artifacts in its ML Metadata store; here they are kept in a JSON file in the
+pipeline root (`vertex_local_metadata.json`): every artifact (name, uri, type, metadata, creation
+time, run) and the cache. Each task's output is logged to `<log_dir>/<run>/<task>.log`.
+
+Only a real Vertex run can show what lies outside the JSON: IAM (the service account's access to
+the bucket, Dataflow, Artifact Registry), quotas, the image itself (built from the Dockerfile;
+here the project's environment stands in for it), gs:// paths, and Dataflow.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METADATA_FILE = "vertex_local_metadata.json"
+# The image's ENV (Dockerfile): what every container starts with.
+IMAGE_ENV = {
+    "TF_USE_LEGACY_KERAS": "1",
+    "GRPC_ENABLE_FORK_SUPPORT": "false",
+    "PYTHONUNBUFFERED": "1",
+}
+_ARTIFACT_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{}"
+_PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
+
+
+class TaskFailed(RuntimeError):
+    """A task's container exited with an error; the message names the task and shows its log."""
+
+
+@dataclasses.dataclass
+class TaskResult:
+    name: str
+    kind: str  # container | importer | resolver
+    outputs: Dict[str, List[Dict[str, Any]]]  # output key -> RuntimeArtifact dicts
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_id: str
+    tasks: Dict[str, TaskResult]
+
+    def artifact(self, task: str, key: str) -> Optional[Dict[str, Any]]:
+        """The single artifact a task wrote under `key` (None when it has none: a resolver)."""
+        found = self.tasks[task].outputs.get(key, [])
+        return found[0] if found else None
+
+
+class MetadataStore:
+    """The artifacts and cache entries of every run on one pipeline root (Vertex's ML Metadata)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.data = {"artifacts": [], "cache": {}, "runs": []}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def save(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def add(self, artifact: Dict[str, Any], run_id: str, task: str) -> None:
+        record = dict(artifact, state="LIVE", run=run_id, task=task,
+                      createTime=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                      order=len(self.data["artifacts"]))
+        self.data["artifacts"].append(record)
+
+    def query(self, filter_text: str) -> List[Dict[str, Any]]:
+        """Artifacts matching a Vertex filter made of `A=B` clauses joined by AND, newest first."""
+        clauses = [_clause(c) for c in filter_text.split(" AND ")]
+        found = [a for a in self.data["artifacts"] if all(match(a) for match in clauses)]
+        return sorted(found, key=lambda a: a["order"], reverse=True)
+
+
+def _clause(text: str) -> Callable[[Dict[str, Any]], bool]:
+    key, sep, value = text.strip().partition("=")
+    if not sep:
+        raise ValueError(f"resolver filter clause {text!r} is not KEY=VALUE")
+    key, value = key.strip(), value.strip()
+    if value.startswith('"') and value.endswith('"'):
+        value = value[1:-1]
+    if key == "schema_title":
+        return lambda a: _title(a["type"]) == value
+    if key == "state":
+        return lambda a: a["state"] == value
+    if key == "name":
+        return lambda a: a["name"] == value
+    m = re.fullmatch(r"metadata\.([\w-]+)\.(number_value|string_value|bool_value)", key)
+    if m:
+        field, kind = m.groups()
+        if kind == "number_value":
+            return lambda a: isinstance(a["metadata"].get(field), (int, float)) and \
+                float(a["metadata"][field]) == float(value)
+        if kind == "bool_value":
+            return lambda a: a["metadata"].get(field) is (value == "true")
+        return lambda a: a["metadata"].get(field) == value
+    raise ValueError(f"resolver filter clause {text!r}: {key!r} is not supported by this harness")
+
+
+def _title(type_schema: Dict[str, Any]) -> str:
+    if "schemaTitle" in type_schema:
+        return type_schema["schemaTitle"]
+    first = type_schema.get("instanceSchema", "").splitlines()[0]
+    if not first.startswith("title:"):
+        raise ValueError(f"artifact type without a title: {type_schema}")
+    return first.split(":", 1)[1].strip()
+
+
+def _value(constant: Dict[str, Any]) -> Any:
+    """A runtimeValue.constantValue (pipeline_spec Value: intValue/doubleValue/stringValue)."""
+    if "stringValue" in constant:
+        return constant["stringValue"]
+    if "intValue" in constant:
+        return int(constant["intValue"])
+    if "doubleValue" in constant:
+        return float(constant["doubleValue"])
+    raise ValueError(f"unsupported constant value {constant}")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def topological_order(tasks: Dict[str, Any]) -> Dict[str, List[str]]:
+    """{task: the tasks it waits for}; raises ValueError on an unknown task or a cycle."""
+    deps = {}
+    for name, task in tasks.items():
+        wanted = set(task.get("dependentTasks", []))
+        for spec in task.get("inputs", {}).get("artifacts", {}).values():
+            if "taskOutputArtifact" in spec:
+                wanted.add(spec["taskOutputArtifact"]["producerTask"])
+        unknown = wanted - set(tasks)
+        if unknown:
+            raise ValueError(f"task {name} depends on unknown tasks {sorted(unknown)}")
+        deps[name] = sorted(wanted)
+    seen, visiting = set(), set()
+
+    def visit(n):
+        if n in visiting:
+            raise ValueError(f"the DAG has a cycle through {n}")
+        if n not in seen:
+            visiting.add(n)
+            for d in deps[n]:
+                visit(d)
+            visiting.discard(n)
+            seen.add(n)
+    for n in tasks:
+        visit(n)
+    return deps
+
+
+class VertexLocalRunner:
+    """Runs one compiled pipeline JSON; `run()` once per pipeline run (same store, same cache)."""
+
+    def __init__(self, job_path: str, log_dir: str, *, max_parallel: int = 2,
+                 python: str = sys.executable, progress: Optional[Callable[[str], None]] = None):
+        with open(job_path) as f:
+            self.job = json.load(f)
+        self.spec = self.job["pipelineSpec"]
+        self.root = self.job["runtimeConfig"]["gcsOutputDirectory"]
+        if "://" in self.root:
+            raise ValueError(f"pipeline root {self.root} is not local: compile with a local --pipeline-root")
+        self.components = self.spec["components"]
+        self.executors = self.spec["deploymentSpec"]["executors"]
+        self.tasks = self.spec["root"]["dag"]["tasks"]
+        self.deps = topological_order(self.tasks)
+        self.log_dir = log_dir
+        self.max_parallel = max_parallel
+        self.python = python
+        self.progress = progress or (lambda line: print(line, flush=True))
+        os.makedirs(self.root, exist_ok=True)
+        self.store = MetadataStore(os.path.join(self.root, METADATA_FILE))
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        run_id = "run-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S") \
+            + "-" + uuid.uuid4().hex[:6]
+        os.makedirs(os.path.join(self.log_dir, run_id), exist_ok=True)
+        self.store.data["runs"].append(run_id)
+        done: Dict[str, TaskResult] = {}
+        running: Dict[concurrent.futures.Future, str] = {}
+        prepared_of: Dict[str, Dict[str, Any]] = {}
+        with concurrent.futures.ThreadPoolExecutor(self.max_parallel) as pool:
+            while len(done) < len(self.tasks):
+                ready = [n for n in sorted(self.tasks) if n not in done
+                         and n not in running.values() and all(d in done for d in self.deps[n])]
+                for name in ready:
+                    kind = self._kind(name)
+                    if kind != "container":  # Vertex's own work: instant, in this thread
+                        done[name] = self._run_in_vertex(name, kind, done, run_id)
+                        continue
+                    prepared = self._prepare(name, done, run_id)
+                    if prepared["cached"] is not None:
+                        done[name] = self._from_cache(name, prepared, run_id)
+                        continue
+                    prepared_of[name] = prepared
+                    running[pool.submit(self._execute, name, prepared, run_id)] = name
+                if len(done) == len(self.tasks):
+                    break
+                if not running:
+                    if ready:  # instant tasks made others ready
+                        continue
+                    raise RuntimeError("no task can run: " + ", ".join(sorted(set(self.tasks) - set(done))))
+                finished, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    try:
+                        done[name] = self._finish(name, prepared_of[name], future.result(), run_id)
+                    except BaseException:
+                        for other in running:
+                            other.cancel()
+                        self.store.save()
+                        raise
+        self.store.save()
+        return RunResult(run_id, done)
+
+    def _kind(self, name: str) -> str:
+        label = self.components[self.tasks[name]["componentRef"]["name"]]["executorLabel"]
+        executor = self.executors[label]
+        for kind in ("container", "importer", "resolver"):
+            if kind in executor:
+                return kind
+        raise ValueError(f"task {name}: executor kind {sorted(executor)} is not supported")
+
+    def _component(self, name):
+        return self.components[self.tasks[name]["componentRef"]["name"]]
+
+    def _executor(self, name):
+        return self.executors[self._component(name)["executorLabel"]]
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def _input_artifacts(self, name: str, done: Dict[str, TaskResult]) -> Dict[str, Dict[str, Any]]:
+        result = {}
+        for key, spec in self.tasks[name].get("inputs", {}).get("artifacts", {}).items():
+            if "taskOutputArtifact" not in spec:
+                raise ValueError(f"task {name}: input artifact {key} {spec} is not supported")
+            ref = spec["taskOutputArtifact"]
+            produced = done[ref["producerTask"]].outputs.get(ref["outputArtifactKey"])
+            if produced is None:
+                raise ValueError(f"task {name}: {ref['producerTask']} has no output "
+                                 f"{ref['outputArtifactKey']!r}")
+            result[key] = {"artifacts": copy.deepcopy(produced)}
+        return result
+
+    def _input_parameters(self, name: str):
+        parameters, values = {}, {}
+        for key, spec in self.tasks[name].get("inputs", {}).get("parameters", {}).items():
+            runtime = spec.get("runtimeValue")
+            if runtime is None or "constantValue" not in runtime:
+                raise ValueError(f"task {name}: parameter {key} {spec} is not a compiled constant; "
+                                 "pipeline parameters are not supported by this harness")
+            parameters[key] = runtime["constantValue"]
+            values[key] = _value(runtime["constantValue"])
+        return parameters, values
+
+    # --- importer and resolver: done by Vertex itself --------------------------------------------
+    def _run_in_vertex(self, name: str, kind: str, done, run_id: str) -> TaskResult:
+        start = time.time()
+        executor = self._executor(name)[kind]
+        outputs_def = self._component(name).get("outputDefinitions", {}).get("artifacts", {})
+        if kind == "importer":
+            uri = _value(executor["artifactUri"]["constantValue"])
+            type_schema = executor["typeSchema"]
+            _, params = self._input_parameters(name)
+            existing = [a for a in self.store.query(f'schema_title="{_title(type_schema)}"')
+                        if a["uri"] == uri]
+            if existing and not params.get("reimport"):
+                artifact = _public(existing[0])
+            else:
+                artifact = {"name": _ARTIFACT_NAME.format(uuid.uuid4().hex), "uri": uri,
+                            "type": type_schema, "metadata": dict(executor.get("metadata", {}))}
+                self.store.add(artifact, run_id, name)
+            (key,) = outputs_def
+            outputs = {key: [artifact]}
+            self.progress(f"[vertex-local] {name}: imported {uri}")
+        else:
+            inputs = self._input_artifacts(name, done)
+            outputs = {}
+            for key, query in executor["outputArtifactQueries"].items():
+                text = query["filter"]
+                try:
+                    text = _PLACEHOLDER.sub(lambda m: _resolve_placeholder(m.group(0), inputs), text)
+                except LookupError:
+                    outputs[key] = []  # the input it refers to resolved to nothing
+                    continue
+                found = self.store.query(text)
+                outputs[key] = [_public(found[0])] if found else []
+            summary = ", ".join(f"{k}: {v[0]['uri'] if v else 'nothing'}" for k, v in outputs.items())
+            self.progress(f"[vertex-local] {name}: resolved {summary}")
+        return TaskResult(name, kind, outputs, seconds=time.time() - start)
+
+    # --- containers -----------------------------------------------------------------------------
+    def _prepare(self, name: str, done, run_id: str) -> Dict[str, Any]:
+        """The ExecutorInput, the pre-cache check's output and the cache lookup of a container task."""
+        component = self._component(name)
+        container = self._executor(name)["container"]
+        task_dir = os.path.join(self.root, "local", run_id, f"{name}_{uuid.uuid4().hex[:8]}")
+        parameters, values = self._input_parameters(name)
+        outputs = {}
+        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            outputs[key] = {"artifacts": [{
+                "name": _ARTIFACT_NAME.format(uuid.uuid4().hex),
+                "uri": os.path.join(task_dir, key),
+                "type": definition["artifactType"],
+                "metadata": {},
+            }]}
+        if component.get("outputDefinitions", {}).get("parameters"):
+            raise ValueError(f"task {name}: output parameters are not supported by this harness")
+        executor_input = {
+            "inputs": {"artifacts": self._input_artifacts(name, done),
+                       "parameters": parameters, "parameterValues": values},
+            "outputs": {"artifacts": outputs,
+                        "outputFile": os.path.join(task_dir, "executor_output.json")},
+        }
+        pre_cache = {}
+        check = container.get("lifecycle", {}).get("preCacheCheck")
+        if check:
+            self._subprocess(name + ".pre_cache_check", check["command"], check["args"],
+                             executor_input, run_id)
+            with open(executor_input["outputs"]["outputFile"]) as f:
+                pre_cache = json.load(f).get("parameterValues", {})
+        key = _digest({
+            "component": component, "container": container,
+            "inputs": {k: [a["name"] for a in v["artifacts"]]
+                       for k, v in executor_input["inputs"]["artifacts"].items()},
+            "parameters": values, "pre_cache_check": pre_cache,
+        })
+        enabled = self.tasks[name].get("cachingOptions", {}).get("enableCache", False)
+        cached = self.store.data["cache"].get(key) if enabled else None
+        return {"executor_input": executor_input, "cache_key": key, "cached": cached,
+                "container": container, "started": time.time()}
+
+    def _from_cache(self, name: str, prepared, run_id: str) -> TaskResult:
+        self.progress(f"[vertex-local] {name}: cached (execution of {prepared['cached']['run']})")
+        return TaskResult(name, "container", prepared["cached"]["outputs"], cached=True)
+
+    def _execute(self, name: str, prepared, run_id: str) -> float:
+        """Runs in a worker thread: only the subprocess, no bookkeeping."""
+        start = time.time()
+        container = prepared["container"]
+        self._subprocess(name, container["command"], container["args"],
+                         prepared["executor_input"], run_id)
+        return time.time() - start
+
+    def _finish(self, name: str, prepared, seconds: float, run_id: str) -> TaskResult:
+        """The task's executor_output.json -> its output artifacts, recorded and cached."""
+        executor_input = prepared["executor_input"]
+        path = executor_input["outputs"]["outputFile"]
+        written = {}  # no file: the outputs are as declared (Vertex does the same)
+        if os.path.exists(path):
+            with open(path) as f:
+                written = json.load(f).get("artifacts", {})
+        outputs = {}
+        for key, declared in executor_input["outputs"]["artifacts"].items():
+            artifact = dict(declared["artifacts"][0])
+            for reported in written.get(key, {}).get("artifacts", []):
+                if reported.get("uri", artifact["uri"]).rstrip("/") != artifact["uri"].rstrip("/"):
+                    raise TaskFailed(f"task {name}: output {key} reported at {reported.get('uri')}, "
+                                     f"expected {artifact['uri']}")
+                artifact["metadata"] = reported.get("metadata", {})
+            self.store.add(artifact, run_id, name)
+            outputs[key] = [artifact]
+        self.store.data["cache"][prepared["cache_key"]] = {"run": run_id, "outputs": outputs}
+        self.store.save()
+        self.progress(f"[vertex-local] {name}: done in {seconds:.0f} s")
+        return TaskResult(name, "container", outputs, seconds=seconds)
+
+    def _subprocess(self, label: str, command: List[str], args: List[str],
+                    executor_input: Dict[str, Any], run_id: str) -> None:
+        text = json.dumps(executor_input)
+        argv = [self.python if command[0] == "python" else command[0]] + list(command[1:])
+        for arg in args:
+            if arg == "{{$}}":
+                argv.append(text)
+            elif _PLACEHOLDER.search(arg):
+                raise ValueError(f"task {label}: placeholder in {arg!r} is not supported by this harness")
+            else:
+                argv.append(arg)
+        env = dict(os.environ, **IMAGE_ENV)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
+        log_path = os.path.join(self.log_dir, run_id, label + ".log")
+        self.progress(f"[vertex-local] {label}: running ({' '.join(argv[:3])} ...)")
+        with open(log_path, "w") as log:
+            code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        if code != 0:
+            with open(log_path, errors="replace") as f:
+                tail = f.read()[-4000:]
+            raise TaskFailed(f"task {label} failed (exit {code}); log {log_path}:\n{tail}")
+
+
+def _public(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored artifact as a RuntimeArtifact dict."""
+    return {k: copy.deepcopy(record[k]) for k in ("name", "uri", "type", "metadata")}
+
+
+def _resolve_placeholder(text: str, inputs: Dict[str, Dict[str, Any]]) -> str:
+    m = re.fullmatch(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}", text)
+    if not m:
+        raise ValueError(f"placeholder {text} is not supported by this harness")
+    key, field = m.groups()
+    artifacts = inputs.get(key, {}).get("artifacts", [])
+    if not artifacts:
+        raise LookupError(key)
+    value = artifacts[0]["metadata"].get(field)
+    if value is None:
+        raise LookupError(field)
+    return str(value)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pipeline_json", help="the JSON kubeflow_v2_runner.py wrote (local roots)")
+    parser.add_argument("--log-dir", required=True, help="where each task's output is logged")
+    parser.add_argument("--runs", type=int, default=1, help="run the pipeline this many times")
+    args = parser.parse_args(argv)
+    runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
+    for _ in range(args.runs):
+        try:
+            result = runner.run()
+        except TaskFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
+        print(f"[vertex-local] {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
