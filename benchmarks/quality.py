@@ -29,6 +29,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from benchmarks import references
 from models import exporter, ranking_metrics, trainer
 from models import model as model_lib
 from models import features
@@ -81,7 +82,14 @@ def main(argv=None) -> int:
         print(f"[quality] notebook configuration trained in {time.time() - start:.0f} s", flush=True)
         served = export_and_load(notebook, transform_output, users, items, os.path.join(tmp, "nb"))
         rows["notebook config"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
-    rows[f"pushed ({os.path.basename(pushed_dir)})"] = ranking_metrics.measure(
+        history = model_lib.build_user_history(users, items, num_users, num_items)
+        for label, weights in references.TABLE_ROWS.items():
+            reference = references.ReferenceModel(num_users, num_items, history, weights=weights)
+            served = export_and_load(reference, transform_output, users, items,
+                                     os.path.join(tmp, "ref"))
+            rows[label] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
+    pushed = f"pushed ({os.path.basename(pushed_dir)})"
+    rows[pushed] = ranking_metrics.measure(
         tf.saved_model.load(pushed_dir), eval_users, eval_items, catalog_size)
 
     names = list(next(iter(rows.values())))
@@ -89,6 +97,14 @@ def main(argv=None) -> int:
     print("|---|" + "---|" * len(names))
     for label, values in rows.items():
         print(f"| {label} | " + " | ".join(f"{values[n]:.4f}" for n in names) + " |")
+    print()
+    for metric in ("HitRate@10", "NDCG@10"):
+        se = rows[pushed][f"se {metric}"]
+        for label in ["popularity", *references.TABLE_ROWS]:
+            margin = rows[pushed][metric] - rows[label][metric]
+            verdict = "ahead by more than one standard error" if margin > se else "NOT ahead by one standard error"
+            print(f"[quality] {metric}: pushed - {label} = {margin:+.4f} (one standard error "
+                  f"{se:.4f}): {verdict}")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 score(u, j) = <user_vector(u), item_embedding[j]> (+ item_bias[j])
 
+plus, by default, copurchase_weight * graph(u, j): RP3beta's item-to-item co-purchase scores
+summed over the user's train purchases (`copurchase_graph`; no training, part of the model).
+
 user_vector(u) is a user-id embedding (`use_user_embedding`), the mean embedding of the user's
 train purchases (`use_history`, from a separate "history" item table), or their sum. The model
 is trained on (user, item) purchase pairs with a sampled softmax: each positive competes
@@ -19,15 +22,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 import tf_keras as keras
 
 from models import sampling
 
-OPTIMIZERS = ("sgd", "adam", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "lazy_adam", "adagrad")
 # Per-epoch progress: the `recsys` logger hierarchy is what the local run's console shows.
 progress = logging.getLogger("recsys.train")
 _MASKED_LOGIT = -1e9
@@ -54,12 +58,21 @@ class ModelConfig:
         (the example's own item is left out during training).
       epochs: passes over the training pairs.
       batch_size: training pairs per step.
-      optimizer: one of OPTIMIZERS.
+      optimizer: one of OPTIMIZERS. "lazy_adam" is Adam whose moments and weights change only
+        on the embedding rows a step uses (`LazyAdam`); Keras' "adam" decays every row's
+        moments and updates every row at every step, most of a step's time with these tables.
       learning_rate: optimizer learning rate.
       l2: weight of the squared L2 norm of the embeddings (and biases) used by a batch,
         averaged over the batch.
       init_scale: embeddings start uniform in [-init_scale, init_scale] (0.05 as Keras'
         Embedding); biases start at 0.
+      copurchase_weight: weight of the item-graph score added to the learned score (0: none).
+        The item graph is RP3beta's (`copurchase_graph`): a two-step walk product -> buyer ->
+        product over the train purchases; a user's graph score for product j is the sum over
+        the user's train purchases i of graph[i, j]. Needs use_history (the same matrix).
+      copurchase_alpha: RP3beta's exponent on the walk's transition probabilities.
+      copurchase_top_k: keep each product's top_k graph neighbours only (0: all); fewer
+        entries make scoring cheaper.
       shuffle: reshuffle the training pairs every epoch (seeded).
       seed: seed of initialisation, shuffling and negative sampling.
     """
@@ -74,10 +87,13 @@ class ModelConfig:
     use_history: bool = True
     epochs: int = 5
     batch_size: int = 1024
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"
     learning_rate: float = 0.005
     l2: float = 0.01
     init_scale: float = 0.05
+    copurchase_weight: float = 4.0
+    copurchase_alpha: float = 0.25
+    copurchase_top_k: int = 0
     shuffle: bool = True
     seed: int = 42
 
@@ -93,6 +109,10 @@ class ModelConfig:
             raise ValueError("the user vector needs use_user_embedding or use_history")
         if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
             raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
+        if self.copurchase_weight < 0 or self.copurchase_alpha < 0 or self.copurchase_top_k < 0:
+            raise ValueError("copurchase_weight, copurchase_alpha and copurchase_top_k must be >= 0")
+        if self.copurchase_weight > 0 and not self.use_history:
+            raise ValueError("copurchase_weight > 0 needs use_history (the purchase matrix)")
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
@@ -117,13 +137,15 @@ NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
                        popularity_alpha=0.0, remove_accidental_hits=False, use_item_bias=False,
                        use_user_embedding=True, use_history=False, epochs=5, batch_size=1024,
                        optimizer="sgd", learning_rate=100.0, l2=0.0, init_scale=0.05,
-                       shuffle=False, seed=42)
+                       copurchase_weight=0.0, shuffle=False, seed=42)
 
-# The team's default, the field defaults above (README, "Model quality"): in-batch negatives
-# with log-Q correction, user vector = mean embedding of the user's train purchases (no user-id
-# embedding: it memorises the 1-2 purchases most users have), item bias, L2, Adam; the eval
-# curve peaks at 4-5 epochs. num_negatives and popularity_alpha only matter when switching
-# sampling to "popularity" or "mixed".
+# The team's default, the field defaults above, chosen on a validation split carved from train
+# (benchmarks/tune.py; README, "Model quality"): in-batch negatives with log-Q correction, user
+# vector = mean embedding of the user's train purchases (no user-id embedding: it memorises the
+# 1-2 purchases most users have), item bias, L2 0.01, lazy Adam 0.005, 5 epochs (3 and 8 were
+# worse there), and the item-graph score with weight 4 (validation HitRate@10 0.0292 without
+# it, 0.0342 with it; RP3beta alone 0.0308). num_negatives and popularity_alpha only matter
+# when switching sampling to "popularity" or "mixed".
 DEFAULT = ModelConfig()
 
 
@@ -149,6 +171,79 @@ def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: in
     fits = position < length
     history[users[fits], position[fits]] = items[fits]
     return history
+
+
+def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.25,
+                     top_k: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RP3beta's item graph (beta 0) of the purchases in `user_history`, as CSR arrays.
+
+    graph[i, j] = deg(i)^-alpha * sum over users u who bought both i and j of deg(u)^-alpha,
+    with deg the number of purchases of a product or a user (Paudel et al. 2016, "Updatable,
+    accurate, diverse, and scalable recommendations for interactive applications": a two-step
+    random walk product -> buyer -> product with transition probabilities raised to alpha).
+    The diagonal is zero. Built from the matrix the model is given, so only its (train)
+    purchases are in the graph.
+
+    Args:
+      user_history: `build_user_history(...)` [num_users + 1, L], padded with num_items.
+      num_items: number of real products.
+      alpha: exponent of the transition probabilities (0: plain co-purchase counts).
+      top_k: keep only each row's top_k largest entries (ties to the lower column); 0 keeps all.
+
+    Returns:
+      (row_splits int64 [num_items + 1], columns int32 [nnz], values float32 [nnz]): row i's
+      neighbours are columns[row_splits[i]:row_splits[i + 1]], sorted by column.
+    """
+    history = np.asarray(user_history)
+    users, positions = np.nonzero(history < num_items)
+    items = history[users, positions].astype(np.int64)
+    purchases = sp.csr_matrix((np.ones(len(users), np.float64), (users, items)),
+                              shape=(history.shape[0], num_items))
+    user_degree = np.maximum(np.asarray(purchases.sum(axis=1)).ravel(), 1.0)
+    item_degree = np.maximum(np.asarray(purchases.sum(axis=0)).ravel(), 1.0)
+    user_step = sp.diags(user_degree ** -alpha) @ purchases            # [U, N]
+    item_step = sp.diags(item_degree ** -alpha) @ purchases.T.tocsr()  # [N, U]
+    graph = (item_step @ user_step).tocsr()
+    graph.setdiag(0.0)
+    graph.eliminate_zeros()
+    graph.sort_indices()
+    if top_k > 0:
+        rows = np.repeat(np.arange(num_items), np.diff(graph.indptr))
+        order = np.lexsort((graph.indices, -graph.data, rows))  # by row, largest first
+        rank = np.arange(len(order)) - graph.indptr[rows[order]]
+        keep = np.sort(order[rank < top_k])
+        graph = sp.csr_matrix((graph.data[keep], graph.indices[keep], np.concatenate(
+            [[0], np.cumsum(np.bincount(rows[keep], minlength=num_items))])),
+            shape=graph.shape)
+    return (graph.indptr.astype(np.int64), graph.indices.astype(np.int32),
+            graph.data.astype(np.float32))
+
+
+def history_entries(user_history: tf.Tensor, num_items: int, user_idx: tf.Tensor,
+                    exclude_items: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The users' train purchases as flat (row in the batch, item) int32 pairs, padding dropped
+    (and each row's `exclude_items` entry, when given)."""
+    history = tf.gather(user_history, user_idx)  # [B, L]
+    valid = history < num_items
+    if exclude_items is not None:
+        valid &= tf.not_equal(history, tf.cast(exclude_items, history.dtype)[:, None])
+    where = tf.where(valid)
+    return tf.cast(where[:, 0], tf.int32), tf.gather_nd(history, where)
+
+
+def graph_scores(rows: tf.Tensor, items: tf.Tensor, batch: tf.Tensor, num_items: int,
+                 splits: tf.Tensor, columns: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """float [batch, num_items]: for each row, the sum of the graph rows of its items.
+
+    (rows, items) are `history_entries`; (splits, columns, values) a CSR graph
+    (`copurchase_graph`). Only the neighbours of the given items are touched."""
+    starts = tf.gather(splits, items)
+    lengths = tf.gather(splits, items + 1) - starts
+    positions = tf.ragged.range(starts, starts + lengths).flat_values
+    entry_rows = tf.repeat(rows, tf.cast(lengths, tf.int32))
+    where = tf.stack([entry_rows, tf.gather(columns, positions)], axis=1)
+    return tf.tensor_scatter_nd_add(tf.zeros([batch, num_items]), where,
+                                    tf.gather(values, positions))
 
 
 class Recommender(tf.Module):
@@ -188,23 +283,43 @@ class Recommender(tf.Module):
         else:
             self.history_embeddings = None
             self.user_history = None
+        if config.copurchase_weight > 0:
+            splits, columns, values = copurchase_graph(user_history, num_items,
+                                                       config.copurchase_alpha,
+                                                       config.copurchase_top_k)
+            self.graph_splits = tf.Variable(splits, trainable=False, name="graph_splits")
+            self.graph_columns = tf.Variable(columns, trainable=False, name="graph_columns")
+            self.graph_values = tf.Variable(values, trainable=False, name="graph_values")
+
+    def _history_entries(self, user_idx: tf.Tensor, exclude_items: Optional[tf.Tensor] = None):
+        return history_entries(self.user_history, self.num_items, user_idx, exclude_items)
 
     def _user_vectors(self, user_idx: tf.Tensor,
                       exclude_items: Optional[tf.Tensor] = None) -> tf.Tensor:
-        vectors = tf.zeros([tf.shape(user_idx)[0], self.config.embedding_dim])
+        batch = tf.shape(user_idx)[0]
+        vectors = tf.zeros([batch, self.config.embedding_dim])
         if self.user_embeddings is not None:
             vectors += tf.gather(self.user_embeddings, user_idx)
         if self.config.use_history:
-            history = tf.gather(self.user_history, user_idx)  # [B, L]
-            valid = history < self.num_items
-            if exclude_items is not None:
-                valid &= tf.not_equal(history, tf.cast(exclude_items, history.dtype)[:, None])
-            weights = tf.cast(valid, tf.float32)
-            count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)
-            pooled = tf.einsum("bl,bld->bd", weights,
-                               tf.gather(self.history_embeddings, history))
-            vectors += pooled / count
+            # Only the real entries are gathered (a user has 3.8 purchases on average, the
+            # padded matrix is 27 wide), so a step's gradient touches only those rows.
+            rows, items = self._history_entries(user_idx, exclude_items)
+            pooled = tf.math.unsorted_segment_sum(tf.gather(self.history_embeddings, items),
+                                                  rows, batch)
+            count = tf.math.unsorted_segment_sum(tf.ones_like(rows, tf.float32), rows, batch)
+            vectors += pooled / tf.maximum(count, 1.0)[:, tf.newaxis]
         return vectors
+
+    def copurchase_scores(self, user_idx) -> tf.Tensor:
+        """float [B, num_items]: each user's item-graph score, sum of graph rows of the user's
+        train purchases (zero for a user without any, and without a graph)."""
+        user_idx = tf.convert_to_tensor(user_idx, dtype=tf.int32)
+        batch = tf.shape(user_idx)[0]
+        if self.config.copurchase_weight <= 0:
+            return tf.zeros([batch, self.num_items])
+        rows, items = self._history_entries(user_idx)
+        return graph_scores(rows, items, batch, self.num_items, self.graph_splits,
+                            self.graph_columns, self.graph_values)
 
     def user_vectors(self, user_idx) -> tf.Tensor:
         """float [B, d]: the user representation of each user index (OOV row for unknown)."""
@@ -222,7 +337,15 @@ class Recommender(tf.Module):
         return scores
 
     def score_all(self, user_idx) -> tf.Tensor:
-        """float [B, num_items]: the score of every real item for each user index."""
+        """float [B, num_items]: the score of every real item for each user index: the learned
+        score, plus copurchase_weight times the item-graph score."""
+        scores = self.learned_scores(user_idx)
+        if self.config.copurchase_weight > 0:
+            scores += self.config.copurchase_weight * self.copurchase_scores(user_idx)
+        return scores
+
+    def learned_scores(self, user_idx) -> tf.Tensor:
+        """float [B, num_items]: the dot product (and item bias) part of `score_all`."""
         vectors = self.user_vectors(user_idx)
         scores = tf.matmul(vectors, self.item_embeddings[:self.num_items], transpose_b=True)
         if self.item_bias is not None:
@@ -265,14 +388,50 @@ class Recommender(tf.Module):
         if self.item_bias is not None:
             total += tf.reduce_sum(tf.square(tf.gather(self.item_bias, used)))
         if self.config.use_history:
-            history = tf.gather(self.user_history, users)
-            weights = tf.cast(history < self.num_items, tf.float32)
-            total += tf.reduce_sum(weights[..., tf.newaxis]
-                                   * tf.square(tf.gather(self.history_embeddings, history)))
+            _, history = self._history_entries(users)
+            total += tf.reduce_sum(tf.square(tf.gather(self.history_embeddings, history)))
         return total / batch
 
 
-def _make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+class LazyAdam(tf.Module):
+    """Adam (Kingma & Ba 2015) that, for a sparse gradient (tf.IndexedSlices, the gradient of an
+    embedding lookup), updates the moments and weights of the gathered rows only, as TF Addons'
+    LazyAdam did; dense gradients get plain Adam. Rows a step does not use keep their moments
+    instead of decaying them. Its slots are created here, outside any tf.function.
+    """
+
+    def __init__(self, variables, learning_rate: float, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7):
+        super().__init__(name="lazy_adam")
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = (
+            learning_rate, beta_1, beta_2, epsilon)
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.iterations = tf.Variable(0.0, trainable=False)
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        self.iterations.assign_add(1.0)
+        t = self.iterations
+        lr = self.learning_rate * tf.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        for (grad, var), m, v in zip(grads_and_vars, self.m, self.v):
+            if isinstance(grad, tf.IndexedSlices):
+                rows, position = tf.unique(grad.indices)
+                grad = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0])
+                m_rows = self.beta_1 * tf.gather(m, rows) + (1.0 - self.beta_1) * grad
+                v_rows = self.beta_2 * tf.gather(v, rows) + (1.0 - self.beta_2) * tf.square(grad)
+                m.scatter_update(tf.IndexedSlices(m_rows, rows))
+                v.scatter_update(tf.IndexedSlices(v_rows, rows))
+                var.scatter_sub(tf.IndexedSlices(
+                    lr * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+            else:
+                m.assign(self.beta_1 * m + (1.0 - self.beta_1) * grad)
+                v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad))
+                var.assign_sub(lr * m / (tf.sqrt(v) + self.epsilon))
+
+
+def _make_optimizer(config: ModelConfig, variables):
+    if config.optimizer == "lazy_adam":
+        return LazyAdam(variables, config.learning_rate)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=config.learning_rate)
     if config.optimizer == "adam":
@@ -326,8 +485,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         dataset = dataset.shuffle(num_examples, seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    optimizer = _make_optimizer(config)
     variables = model.trainable_variables
+    optimizer = _make_optimizer(config, variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     @tf.function
@@ -339,16 +498,22 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         step.assign_add(1)
         return loss
 
+    @tf.function
+    def train_epoch():
+        # the whole epoch in one graph: no Python between steps
+        total, batches = tf.constant(0.0), tf.constant(0.0)
+        for users, items in dataset:
+            total += train_step(users, items)
+            batches += 1.0
+        return total / batches
+
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
     for epoch in range(1, config.epochs + 1):
         start = time.time()
-        total, batches = 0.0, 0
-        for users, items in dataset:
-            total += float(train_step(users, items))
-            batches += 1
+        loss = float(train_epoch())
         seconds = time.time() - start
-        stats = {"epoch": epoch, "loss": total / batches, "seconds": seconds,
+        stats = {"epoch": epoch, "loss": loss, "seconds": seconds,
                  "examples_per_sec": num_examples / seconds}
         progress.info("[train] epoch %d/%d: loss %.4f, %s examples/s (%.1f s)", epoch, config.epochs,
                       stats["loss"], f"{stats['examples_per_sec']:,.0f}", seconds)

@@ -60,3 +60,90 @@ def test_config_from_dict_names_unknown_keys():
         model_lib.ModelConfig.from_dict({"dropout": 0.1})
     with pytest.raises(ValueError, match="sampling must be one of"):
         model_lib.DEFAULT.replace(sampling="hard")
+
+
+def _dense_rp3(users, items, num_users, num_items, alpha):
+    """RP3beta (beta 0) written out densely: the numpy reference of copurchase_graph."""
+    x = np.zeros((num_users + 1, num_items))
+    x[users, items] = 1.0
+    du = np.maximum(x.sum(1), 1.0)
+    di = np.maximum(x.sum(0), 1.0)
+    w = (x.T * di[:, None] ** -alpha) @ (x * du[:, None] ** -alpha)
+    np.fill_diagonal(w, 0.0)
+    return x, w
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 1.0])
+def test_copurchase_graph_and_scores_match_a_numpy_reference(alpha):
+    users, items = _pairs(n=120)
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    x, w = _dense_rp3(users, items, NUM_USERS, NUM_ITEMS, alpha)
+    splits, columns, values = model_lib.copurchase_graph(history, NUM_ITEMS, alpha)
+    graph = np.zeros((NUM_ITEMS, NUM_ITEMS))
+    for i in range(NUM_ITEMS):
+        graph[i, columns[splits[i]:splits[i + 1]]] = values[splits[i]:splits[i + 1]]
+    np.testing.assert_allclose(graph, w, rtol=1e-5)
+
+    config = model_lib.DEFAULT.replace(embedding_dim=4, copurchase_weight=2.5,
+                                       copurchase_alpha=alpha)
+    model = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config, user_history=history)
+    batch = np.array([0, 7, 3, NUM_USERS], np.int32)  # the OOV user has no purchases
+    np.testing.assert_allclose(model.copurchase_scores(batch).numpy(), x[batch] @ w,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score_all(batch).numpy(),
+                               model.learned_scores(batch).numpy() + 2.5 * x[batch] @ w,
+                               rtol=1e-5, atol=1e-5)
+    assert not model.copurchase_scores([NUM_USERS]).numpy().any()
+
+
+def test_the_graph_holds_only_the_purchases_it_is_given():
+    """Held-out purchases (validation, eval) cannot leak into the item graph."""
+    users, items = _pairs(n=200)
+    fit = np.arange(len(users)) % 5 != 0
+    history = model_lib.build_user_history(users[fit], items[fit], NUM_USERS, NUM_ITEMS)
+    _, w_fit = _dense_rp3(users[fit], items[fit], NUM_USERS, NUM_ITEMS, 0.25)
+    splits, columns, values = model_lib.copurchase_graph(history, NUM_ITEMS, 0.25)
+    assert len(values) == np.count_nonzero(w_fit)
+
+
+def test_no_graph_without_weight_and_no_weight_without_history():
+    model, _, _ = _model(model_lib.DEFAULT.replace(embedding_dim=4, copurchase_weight=0.0))
+    assert not hasattr(model, "graph_values")
+    np.testing.assert_allclose(model.score_all([1, 2]).numpy(), model.learned_scores([1, 2]).numpy())
+    with pytest.raises(ValueError, match="copurchase_weight > 0 needs use_history"):
+        model_lib.NOTEBOOK.replace(copurchase_weight=1.0)
+
+
+def test_lazy_adam_moves_only_the_rows_a_step_uses():
+    import tensorflow as tf
+    table = tf.Variable(np.arange(12, dtype=np.float32).reshape(6, 2))
+    reference = tf.Variable(table.numpy())
+    lazy = model_lib.LazyAdam([table], learning_rate=0.1)
+    dense = model_lib.keras.optimizers.Adam(learning_rate=0.1)
+
+    def step(optimizer, var, rows):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(tf.gather(var, rows)))
+        optimizer.apply_gradients([(tape.gradient(loss, var), var)])
+
+    step(lazy, table, [0, 2, 2])
+    step(dense, reference, [0, 2, 2])
+    # first step: Adam's moments start at zero, so lazy and dense Adam agree everywhere
+    np.testing.assert_allclose(table.numpy(), reference.numpy(), rtol=1e-5)
+    before = table.numpy()
+    step(lazy, table, [1])
+    after = table.numpy()
+    np.testing.assert_array_equal(after[[0, 2, 3, 4, 5]], before[[0, 2, 3, 4, 5]])
+    assert (after[1] < before[1]).all()
+
+
+def test_copurchase_top_k_keeps_each_rows_largest_entries():
+    users, items = _pairs(n=300)
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    _, w = _dense_rp3(users, items, NUM_USERS, NUM_ITEMS, 0.25)
+    splits, columns, values = model_lib.copurchase_graph(history, NUM_ITEMS, 0.25, top_k=3)
+    for i in range(NUM_ITEMS):
+        cols, vals = columns[splits[i]:splits[i + 1]], values[splits[i]:splits[i + 1]]
+        assert len(cols) == min(3, np.count_nonzero(w[i]))
+        assert (np.diff(cols) > 0).all()  # still sorted by column
+        np.testing.assert_allclose(np.sort(vals)[::-1], np.sort(w[i])[::-1][:len(vals)], rtol=1e-5)

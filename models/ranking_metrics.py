@@ -42,15 +42,17 @@ def measure(model, eval_users: Sequence[bytes], eval_items: Sequence[int], catal
     for user, item, rank in zip(eval_users, eval_items, full):
         by_user[user][item] = rank
     discounts = 1.0 / np.log2(np.arange(2, K + 2))
-    hit = rec10 = rec100 = ndcg = mrr = 0.0
+    hits, ndcgs = [], []
+    rec10 = rec100 = mrr = 0.0
     for item_ranks in by_user.values():
         r = np.array(list(item_ranks.values()))
-        hit += float((r < K).any())
+        hits.append(float((r < K).any()))
         rec10 += float((r < K).mean())
         rec100 += float((r < 100).mean())
-        ndcg += float(discounts[r[r < K].astype(int)].sum() / discounts[:min(len(r), K)].sum())
+        ndcgs.append(float(discounts[r[r < K].astype(int)].sum() / discounts[:min(len(r), K)].sum()))
         mrr += 1.0 / (r.min() + 1.0)
     n = len(by_user)
+    hit, ndcg = sum(hits), sum(ndcgs)
 
     users = list(by_user)
     shown = set()
@@ -62,6 +64,9 @@ def measure(model, eval_users: Sequence[bytes], eval_items: Sequence[int], catal
     return {
         "HitRate@10": hit / n, "Recall@10": rec10 / n, "Recall@100": rec100 / n,
         "NDCG@10": ndcg / n, "MRR": mrr / n, "Coverage@10": len(shown) / catalog_size,
+        # standard errors of the per-user means
+        "se HitRate@10": float(np.std(hits) / np.sqrt(n)),
+        "se NDCG@10": float(np.std(ndcgs) / np.sqrt(n)),
         "SampledAcc": float((sampled == 0).mean()),
         # per eval purchase, as the Evaluator's gate computes them
         "gate recall@10": float((full < K).mean()),

@@ -1,0 +1,137 @@
+"""The validation search behind the default model (prints its table; the eval split is not read).
+
+    env/run-in-env python benchmarks/tune.py            # the grid below, about 10 minutes
+    env/run-in-env python benchmarks/tune.py --model '{"epochs": 3}' --model '{"l2": 0.003}'
+
+The validation split is carved from the train purchases (models/validation.py: one purchase per
+user with at least two, at random, seed 0); models and reference graphs are fitted on the rest
+of train ("fit"). Each validation user has one held-out purchase, ranked against the whole
+catalog leaving out the user's fit purchases: HitRate@10, NDCG@10, Recall@100, MRR, and their
+standard errors. The eval split is reported once, with the chosen defaults, by
+benchmarks/quality.py.
+
+For each learned configuration the item-graph weight (`copurchase_weight`) is searched on the
+same trained model (score = learned + weight * graph); the references (RP3beta, and its blend
+with PureSVD and popularity: benchmarks/references.py) have their weights searched here too.
+"""
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from benchmarks import references
+from models import features, validation
+from models import model as model_lib
+from pipeline import configs
+
+K = 10
+# The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
+GRID = [{}, {"epochs": 3}, {"epochs": 8}, {"batch_size": 512}, {"embedding_dim": 64},
+        {"l2": 0.003}, {"learning_rate": 0.01}]
+GRAPH_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
+REFERENCE_WEIGHTS = [(1.0, 0.0, 0.0)] + [(1.0, mf, pop) for mf, pop in
+                                         itertools.product((0.1, 0.25, 0.5), (0.0, 0.05, 0.2))]
+
+
+def index_pairs(data_dir: str):
+    """Train purchases as (user, product) indices of vocabularies sorted by descending
+    frequency (as Transform builds them)."""
+    table = pq.read_table(os.path.join(data_dir, configs.TRAIN_FILE)).to_pydict()
+    out = []
+    for key in (features.USER_KEY, features.PRODUCT_KEY):
+        values, inverse, counts = np.unique(np.asarray(table[key]), return_inverse=True,
+                                            return_counts=True)
+        rank = np.empty(len(values), np.int64)
+        rank[np.lexsort((values, -counts))] = np.arange(len(values))
+        out.append((rank[inverse].astype(np.int32), len(values)))
+    (users, num_users), (items, num_items) = out
+    return users, items, num_users, num_items
+
+
+def validation_ranks(score_fns, user_history, num_items, val_users, val_items, batch=1024):
+    """{name: 0-based rank of each validation purchase}, the user's fit purchases left out."""
+    ranks = {}
+    for s in range(0, len(val_users), batch):
+        users, items = val_users[s:s + batch], val_items[s:s + batch]
+        history = user_history[users]
+        rows, cols = np.nonzero(history < num_items)
+        bought = tf.constant(np.stack([rows, history[rows, cols]], axis=1), tf.int32)
+        minus_inf = tf.fill([len(rows)], -np.inf)
+        for name, scores in score_fns(users):
+            scores = tf.tensor_scatter_nd_update(tf.constant(scores, tf.float32), bought, minus_inf)
+            true = tf.gather(scores, items, batch_dims=1)
+            beaten = tf.reduce_sum(tf.cast(scores > true[:, None], tf.int32), axis=1)
+            ranks.setdefault(name, []).append(beaten.numpy())
+    return {name: np.concatenate(r) for name, r in ranks.items()}
+
+
+def summary(ranks):
+    hit = (ranks < K).astype(float)
+    ndcg = np.where(ranks < K, 1.0 / np.log2(ranks + 2.0), 0.0)
+    se = lambda x: x.std() / np.sqrt(len(x))
+    return {"HitRate@10": hit.mean(), "se": se(hit), "NDCG@10": ndcg.mean(), "se ": se(ndcg),
+            "Recall@100": (ranks < 100).mean(), "MRR": (1.0 / (ranks + 1.0)).mean()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=configs.default_data_dir())
+    p.add_argument("--model", action="append", type=json.loads,
+                   help="a JSON dict of ModelConfig overrides (repeatable); default: the grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
+    p.add_argument("--no-references", dest="references", action="store_false",
+                   help="skip popularity and the item-graph references")
+    args = p.parse_args(argv)
+    grid = args.model if args.model is not None else GRID
+
+    users, items, num_users, num_items = index_pairs(args.data_dir)
+    fit, val = validation.carve_validation(users, items, seed=args.seed)
+    history = model_lib.build_user_history(users[fit], items[fit], num_users, num_items)
+    print(f"[tune] fit {fit.sum()} purchases, validation {val.sum()} (one per user with >= 2); "
+          f"{num_users} users, {num_items} products", flush=True)
+
+    reference = references.ReferenceModel(num_users, num_items, history) if args.references else None
+    learned = {}
+    for overrides in grid:
+        config = model_lib.DEFAULT.replace(**{"copurchase_weight": 1.0, **overrides})
+        model = model_lib.Recommender(num_users, num_items, config, user_history=history)
+        start = time.time()
+        model_lib.train(model, users[fit], items[fit])
+        print(f"[tune] trained {json.dumps(overrides)} in {time.time() - start:.0f} s", flush=True)
+        learned[json.dumps(overrides)] = model
+
+    def score_fns(batch):
+        if reference is not None:
+            yield "popularity", np.broadcast_to(reference.popularity.numpy(), (len(batch), num_items))
+            for weights in REFERENCE_WEIGHTS:  # one model, its weights changed (eager calls)
+                reference.weights = weights
+                yield references.label(weights), reference.score_all(batch).numpy()
+        for name, model in learned.items():
+            dot = model.learned_scores(batch).numpy()
+            graph = model.copurchase_scores(batch).numpy()
+            for w in GRAPH_WEIGHTS:
+                yield f"model {name} + {w} graph", dot + w * graph
+
+    start = time.time()
+    ranks = validation_ranks(score_fns, history, num_items, users[val], items[val])
+    print(f"[tune] ranked in {time.time() - start:.0f} s\n")
+    rows = {name: summary(r) for name, r in ranks.items()}
+    names = list(next(iter(rows.values())))
+    print("| model (validation split) | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, values in rows.items():
+        print(f"| {label} | " + " | ".join(f"{values[n]:.4f}" for n in names) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
