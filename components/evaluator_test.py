@@ -26,3 +26,14 @@ def test_passed_and_failed_metrics():
     assert rows["recall_at_10"]["threshold"] == ">= 0.03, drop <= 1.0% vs blessed"
     assert rows["sampled_accuracy"]["result"] == "FAILED"
     assert (rows["mrr"]["result"], rows["mrr"]["threshold"]) == ("-", "not gated")
+
+
+def test_the_evaluator_reads_fixed_size_batches_and_restores_the_flag():
+    from tfx_bsl.coders import batch_util
+
+    adaptive = batch_util.GetBatchElementsKwargs(None)
+    assert adaptive["min_batch_size"] != adaptive["max_batch_size"]  # Beam tunes the size
+    with evaluator.fixed_size_input_batches():
+        fixed = batch_util.GetBatchElementsKwargs(None)
+        assert fixed["min_batch_size"] == fixed["max_batch_size"]  # one size, by bytes
+    assert batch_util.GetBatchElementsKwargs(None) == adaptive
