@@ -40,8 +40,8 @@ def runs(tmp_path_factory):
     good = _config(root, SMALL)
     helpers.run(good)
     after_good = (_pushed_versions(good), _blessing(good))
-    # learning rate ~0: the model stays at its random initialisation
-    bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9})
+    # learning rate ~0 and no item graph (which needs no training): a random ranking
+    bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9, "copurchase_weight": 0.0})
     helpers.run(bad)
     helpers.run(good)  # nothing changed since the first run: the good model from the cache
     return good, bad, after_good
