@@ -16,6 +16,7 @@ HOLD_IN_CHILD = textwrap.dedent("""
     with run_lock.hold(sys.argv[1]):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
+        open(sys.argv[1] + "/first-run-done", "w").close()  # the last thing before releasing
 """)
 
 
@@ -46,7 +47,8 @@ def test_a_second_run_can_wait_for_the_first(tmp_path):
     child = _child_holding(tmp_path, 1.5)
     start = time.monotonic()
     with run_lock.hold(str(tmp_path), wait_seconds=None, poll_seconds=0.1):
-        assert child.poll() is not None  # got the lock only once the first run had ended
+        # got the lock only once the first run had finished its work and released it
+        assert (tmp_path / "first-run-done").exists()
     assert time.monotonic() - start > 0.5
     child.wait()
 
