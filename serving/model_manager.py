@@ -231,6 +231,15 @@ def _stamp(path: str) -> Tuple[int, int]:
         return (-1, -1)
 
 
+def _check_version_label(version: Optional[int], label: Optional[str]) -> None:
+    """TF Serving's checks of a model spec's version/label pair (no version labels are served)."""
+    if version is not None and label:
+        raise invalid_argument("Both model version (", version, ") and model version label (",
+                               label, ") cannot be supplied.")
+    if label:
+        raise invalid_argument("Unrecognized servable version label: ", label)
+
+
 class ModelManager:
     """The versions of one model: which one serves, and every version's state for the status API."""
 
@@ -340,11 +349,7 @@ class ModelManager:
         """ServerCore::GetServableHandle for a model spec (name, optional version or label)."""
         if not name:
             raise invalid_argument("ModelSpec has no name specified.")
-        if version is not None and label:
-            raise invalid_argument("Both model version (", version, ") and model version label (",
-                                   label, ") cannot be supplied.")
-        if label:
-            raise invalid_argument("Unrecognized servable version label: ", label)
+        _check_version_label(version, label)
         current = self._current
         if name != self.name or current is None or (version is not None and version != current.version):
             request = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
@@ -356,11 +361,7 @@ class ModelManager:
         """GetModelStatusImpl: one version's state, or every version's."""
         if not name:
             raise invalid_argument("Missing model name in request.")
-        if version is not None and label:
-            raise invalid_argument("Both model version (", version, ") and model version label (",
-                                   label, ") cannot be supplied.")
-        if label:
-            raise invalid_argument("Unrecognized servable version label: ", label)
+        _check_version_label(version, label)
         with self._lock:
             states = dict(self._states) if name == self.name else {}
         if version is not None:
