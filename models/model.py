@@ -296,19 +296,31 @@ class Recommender(tf.Module):
 
     def _user_vectors(self, user_idx: tf.Tensor,
                       exclude_items: Optional[tf.Tensor] = None) -> tf.Tensor:
+        return self._user_vectors_and_rows(user_idx, exclude_items)[0]
+
+    def _user_vectors_and_rows(self, user_idx: tf.Tensor,
+                               exclude_items: Optional[tf.Tensor] = None
+                               ) -> Tuple[tf.Tensor, List[tf.Tensor]]:
+        """The user vectors [B, d] and the embedding rows they were pooled from (for the L2
+        term: each table is gathered once per step, so its sparse gradient has one part)."""
         batch = tf.shape(user_idx)[0]
         vectors = tf.zeros([batch, self.config.embedding_dim])
+        used = []
         if self.user_embeddings is not None:
-            vectors += tf.gather(self.user_embeddings, user_idx)
+            rows = tf.gather(self.user_embeddings, user_idx)
+            vectors += rows
+            used.append(rows)
         if self.config.use_history:
             # Only the real entries are gathered (a user has 3.8 purchases on average, the
             # padded matrix is 27 wide), so a step's gradient touches only those rows.
-            rows, items = self._history_entries(user_idx, exclude_items)
-            pooled = tf.math.unsorted_segment_sum(tf.gather(self.history_embeddings, items),
-                                                  rows, batch)
-            count = tf.math.unsorted_segment_sum(tf.ones_like(rows, tf.float32), rows, batch)
+            entry_rows, items = self._history_entries(user_idx, exclude_items)
+            history = tf.gather(self.history_embeddings, items)
+            pooled = tf.math.unsorted_segment_sum(history, entry_rows, batch)
+            count = tf.math.unsorted_segment_sum(tf.ones_like(entry_rows, tf.float32), entry_rows,
+                                                 batch)
             vectors += pooled / tf.maximum(count, 1.0)[:, tf.newaxis]
-        return vectors
+            used.append(history)
+        return vectors, used
 
     def copurchase_scores(self, user_idx) -> tf.Tensor:
         """float [B, num_items]: each user's item-graph score, sum of graph rows of the user's
@@ -324,17 +336,6 @@ class Recommender(tf.Module):
     def user_vectors(self, user_idx) -> tf.Tensor:
         """float [B, d]: the user representation of each user index (OOV row for unknown)."""
         return self._user_vectors(tf.convert_to_tensor(user_idx, dtype=tf.int32))
-
-    def _item_scores(self, vectors: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        """Scores of `items` ([C] shared, or [B, C] per user) for user vectors [B, d]."""
-        embeddings = tf.gather(self.item_embeddings, items)
-        if items.shape.rank == 1:
-            scores = tf.matmul(vectors, embeddings, transpose_b=True)
-        else:
-            scores = tf.einsum("bd,bcd->bc", vectors, embeddings)
-        if self.item_bias is not None:
-            scores += tf.gather(self.item_bias, items)
-        return scores
 
     def score_all(self, user_idx) -> tf.Tensor:
         """float [B, num_items]: the score of every real item for each user index: the learned
@@ -354,43 +355,63 @@ class Recommender(tf.Module):
 
     def loss(self, users: tf.Tensor, items: tf.Tensor, negatives: sampling.NegativeSamples
              ) -> tf.Tensor:
-        """Mean sampled-softmax cross-entropy of a batch (plus the L2 term)."""
+        """Mean sampled-softmax cross-entropy of a batch (plus the L2 term).
+
+        Each row's logits are its positive's score and its candidates' scores, each minus its
+        log-Q term; candidates in `negatives.self_mask` (and, with remove_accidental_hits,
+        those equal to the positive) are masked out. Each table is gathered once: in-batch
+        candidates reuse the positives' rows (`negatives.items is items`)."""
         exclude = items if self.config.use_history else None
-        vectors = self._user_vectors(users, exclude_items=exclude)
-        positive = self._positive_scores(vectors, items) - negatives.positive_log_q
-        candidates = self._item_scores(vectors, negatives.items)
-        log_q = negatives.log_q
-        candidates -= log_q if log_q.shape.rank == 2 else log_q[tf.newaxis, :]
-        mask = tf.zeros_like(candidates, dtype=tf.bool)
-        if negatives.self_mask is not None:
-            mask |= negatives.self_mask
-        if self.config.remove_accidental_hits:
-            mask |= sampling.accidental_hits(items, negatives.items)
-        candidates = tf.where(mask, _MASKED_LOGIT, candidates)
-        logits = tf.concat([positive[:, tf.newaxis], candidates], axis=1)
-        loss = tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positive)
+        vectors, used = self._user_vectors_and_rows(users, exclude_items=exclude)
+        item_rows = tf.gather(self.item_embeddings, items)
+        item_bias = tf.gather(self.item_bias, items) if self.item_bias is not None else None
+        positive = tf.reduce_sum(vectors * item_rows, axis=1) - negatives.positive_log_q
+        if item_bias is not None:
+            positive += item_bias
+        in_batch = negatives.items is items
+        if in_batch:
+            # [B, B]: the diagonal is each row's positive (its log-Q term is the positive's)
+            logits = tf.matmul(vectors, item_rows, transpose_b=True) - negatives.log_q[tf.newaxis, :]
+            if item_bias is not None:
+                logits += item_bias[tf.newaxis, :]
+            mask = tf.zeros_like(logits, dtype=tf.bool)
+            if self.config.remove_accidental_hits:
+                mask = sampling.accidental_hits(items, items)
+            if negatives.self_mask is not None or self.config.remove_accidental_hits:
+                mask &= ~tf.eye(tf.shape(items)[0], dtype=tf.bool)
+            logits = tf.where(mask, _MASKED_LOGIT, logits)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                tf.range(tf.shape(items)[0]), logits))
+            candidate_rows, candidate_bias = item_rows, item_bias
+        else:
+            candidate_rows = tf.gather(self.item_embeddings, negatives.items)
+            candidate_bias = (tf.gather(self.item_bias, negatives.items)
+                              if self.item_bias is not None else None)
+            if negatives.items.shape.rank == 1:
+                candidates = tf.matmul(vectors, candidate_rows, transpose_b=True)
+            else:
+                candidates = tf.einsum("bd,bcd->bc", vectors, candidate_rows)
+            if candidate_bias is not None:
+                candidates += candidate_bias
+            log_q = negatives.log_q
+            candidates -= log_q if log_q.shape.rank == 2 else log_q[tf.newaxis, :]
+            mask = tf.zeros_like(candidates, dtype=tf.bool)
+            if negatives.self_mask is not None:
+                mask |= negatives.self_mask
+            if self.config.remove_accidental_hits:
+                mask |= sampling.accidental_hits(items, negatives.items)
+            candidates = tf.where(mask, _MASKED_LOGIT, candidates)
+            logits = tf.concat([positive[:, tf.newaxis], candidates], axis=1)
+            loss = tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positive)
         if self.config.l2 > 0:
-            loss += self.config.l2 * self._l2_term(users, items, negatives.items)
+            # the rows the batch used: positives and candidates (in-batch: the same rows, twice,
+            # as before), the pooled user rows, and their biases
+            total = tf.reduce_sum(tf.square(item_rows)) + tf.reduce_sum(tf.square(candidate_rows))
+            total += tf.add_n([tf.reduce_sum(tf.square(rows)) for rows in used])
+            if item_bias is not None:
+                total += tf.reduce_sum(tf.square(item_bias)) + tf.reduce_sum(tf.square(candidate_bias))
+            loss += self.config.l2 * total / tf.cast(tf.shape(users)[0], tf.float32)
         return loss
-
-    def _positive_scores(self, vectors: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        scores = tf.reduce_sum(vectors * tf.gather(self.item_embeddings, items), axis=1)
-        if self.item_bias is not None:
-            scores += tf.gather(self.item_bias, items)
-        return scores
-
-    def _l2_term(self, users: tf.Tensor, items: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
-        batch = tf.cast(tf.shape(users)[0], tf.float32)
-        used = tf.concat([items, tf.reshape(negatives, [-1])], axis=0)
-        total = tf.reduce_sum(tf.square(tf.gather(self.item_embeddings, used)))
-        if self.user_embeddings is not None:
-            total += tf.reduce_sum(tf.square(tf.gather(self.user_embeddings, users)))
-        if self.item_bias is not None:
-            total += tf.reduce_sum(tf.square(tf.gather(self.item_bias, used)))
-        if self.config.use_history:
-            _, history = self._history_entries(users)
-            total += tf.reduce_sum(tf.square(tf.gather(self.history_embeddings, history)))
-        return total / batch
 
 
 class LazyAdam(tf.Module):
@@ -419,10 +440,11 @@ class LazyAdam(tf.Module):
                 grad = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0])
                 m_rows = self.beta_1 * tf.gather(m, rows) + (1.0 - self.beta_1) * grad
                 v_rows = self.beta_2 * tf.gather(v, rows) + (1.0 - self.beta_2) * tf.square(grad)
+                # gather + scatter_update: ResourceScatterSub is several times slower here
+                var_rows = tf.gather(var, rows) - lr * m_rows / (tf.sqrt(v_rows) + self.epsilon)
                 m.scatter_update(tf.IndexedSlices(m_rows, rows))
                 v.scatter_update(tf.IndexedSlices(v_rows, rows))
-                var.scatter_sub(tf.IndexedSlices(
-                    lr * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+                var.scatter_update(tf.IndexedSlices(var_rows, rows))
             else:
                 m.assign(self.beta_1 * m + (1.0 - self.beta_1) * grad)
                 v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad))
@@ -456,13 +478,26 @@ def _sampler(config: ModelConfig, num_items: int, item_counts: np.ndarray):
     return lambda pos, seed: sampling.mixed_negatives(pos, frequency, popularity, n, seed)
 
 
+def epoch_order(num_examples: int, seed: int, epoch, shuffle: bool = True) -> tf.Tensor:
+    """int32 [num_examples]: the order in which epoch `epoch` visits the training pairs: a
+    permutation drawn from (seed, epoch) (stateless: the same for the same arguments, another
+    for every epoch), or 0..num_examples-1 without `shuffle`."""
+    order = tf.range(num_examples, dtype=tf.int32)
+    if not shuffle:
+        return order
+    return tf.random.experimental.stateless_shuffle(
+        order, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]))
+
+
 def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
           log_dir: Optional[str] = None) -> List[Dict[str, float]]:
     """Trains `model` on (user, item) index pairs with its config; returns per-epoch stats.
 
     Pairs with an OOV user or item are dropped. Item frequencies for the samplers' log-Q terms
-    come from these pairs. Reproducible: seeds tf (global), numpy, the tf.data shuffle and the
-    stateless negative draws (seed [config.seed, step]) from config.seed. Logs loss and
+    come from these pairs. Each epoch visits every pair once, in the order `epoch_order` gives
+    (batches of config.batch_size, the last one shorter). Reproducible: seeds tf (global), numpy,
+    the epoch orders and the stateless negative draws (seed [config.seed, step]) from
+    config.seed. Logs loss and
     examples/sec per epoch (logger `recsys.train`), and writes them as TensorBoard scalars under
     `log_dir` when given.
 
@@ -480,16 +515,16 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     counts = np.bincount(item_idx, minlength=model.num_items)
     sample = _sampler(config, model.num_items, counts)
 
-    dataset = tf.data.Dataset.from_tensor_slices((user_idx, item_idx))
-    if config.shuffle:
-        dataset = dataset.shuffle(num_examples, seed=config.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    # The pairs are small (165k on the ASOS data): they stay in memory as two tensors, and each
+    # epoch visits them in a seeded permutation (no tf.data shuffle buffer to fill).
+    all_users, all_items = tf.constant(user_idx), tf.constant(item_idx)
+    batch_size = config.batch_size
+    num_steps = -(-num_examples // batch_size)
 
     variables = model.trainable_variables
     optimizer = _make_optimizer(config, variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    @tf.function
     def train_step(users, items):
         seed = tf.stack([tf.constant(config.seed, tf.int64), step])
         with tf.GradientTape() as tape:
@@ -498,20 +533,21 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         step.assign_add(1)
         return loss
 
-    @tf.function
-    def train_epoch():
-        # the whole epoch in one graph: no Python between steps
-        total, batches = tf.constant(0.0), tf.constant(0.0)
-        for users, items in dataset:
-            total += train_step(users, items)
-            batches += 1.0
-        return total / batches
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+    def train_epoch(epoch):
+        # the whole epoch in one graph, traced once for all epochs: no Python between steps
+        order = epoch_order(num_examples, config.seed, epoch, config.shuffle)
+        total = tf.constant(0.0)
+        for s in tf.range(num_steps):
+            batch = order[s * batch_size:(s + 1) * batch_size]
+            total += train_step(tf.gather(all_users, batch), tf.gather(all_items, batch))
+        return total / float(num_steps)
 
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
     for epoch in range(1, config.epochs + 1):
         start = time.time()
-        loss = float(train_epoch())
+        loss = float(train_epoch(tf.constant(epoch, tf.int64)))
         seconds = time.time() - start
         stats = {"epoch": epoch, "loss": loss, "seconds": seconds,
                  "examples_per_sec": num_examples / seconds}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -68,18 +69,25 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     num_users = transform_output.vocabulary_size_by_name(features.USER_VOCAB)
     num_items = transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
+    start = time.time()
     users, items = read_pairs(fn_args.data_accessor, fn_args.train_files, transform_output)
-    progress.info("[train] %s purchases: %s users, %s products", f"{len(users):,}", f"{num_users:,}",
-                  f"{num_items:,}")
+    progress.info("[train] %s purchases: %s users, %s products (read in %.1f s)", f"{len(users):,}",
+                  f"{num_users:,}", f"{num_items:,}", time.time() - start)
 
+    start = time.time()
     history = model_lib.build_user_history(users, items, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
+    progress.info("[train] history and item graph built in %.1f s", time.time() - start)
+    start = time.time()
     epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
+    progress.info("[train] trained in %.1f s", time.time() - start)
 
+    start = time.time()
     module = exporter.ServingModule(recommender, transform_output, users, items,
                                     top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
+    progress.info("[train] serving model exported in %.1f s", time.time() - start)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
