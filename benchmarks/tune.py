@@ -10,8 +10,9 @@ catalog leaving out the user's fit purchases: HitRate@10, NDCG@10, Recall@100, M
 standard errors. The eval split is reported once, with the chosen defaults, by
 benchmarks/quality.py.
 
-For each learned configuration the item-graph weight (`copurchase_weight`) is searched on the
-same trained model (score = learned + weight * graph); the references (RP3beta, and its blend
+For each learned configuration the item-graph weight (`copurchase_weight`), its per-user
+scaling (`copurchase_norm`) and RP3beta's popularity penalty (`copurchase_beta`, `--betas`) are
+searched on the same trained model (score = learned + weight * scaled graph); the references (RP3beta, and its blend
 with PureSVD and popularity: benchmarks/references.py) have their weights searched here too.
 """
 
@@ -37,7 +38,9 @@ K = 10
 # The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
 GRID = [{}, {"epochs": 3}, {"epochs": 8}, {"batch_size": 512}, {"embedding_dim": 64},
         {"l2": 0.003}, {"learning_rate": 0.01}]
-GRAPH_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
+# Graph weights searched for each way of scaling a user's graph score (models.model.GRAPH_NORMS)
+GRAPH_WEIGHTS = {"sum": (0.0, 1.0, 2.0, 4.0, 8.0), "sqrt": (2.0, 4.0, 8.0, 16.0),
+                 "mean": (4.0, 8.0, 16.0, 32.0), "max": (1.0, 2.0, 4.0, 8.0, 16.0)}
 REFERENCE_WEIGHTS = [(1.0, 0.0, 0.0)] + [(1.0, mf, pop) for mf, pop in
                                          itertools.product((0.1, 0.25, 0.5), (0.0, 0.05, 0.2))]
 
@@ -88,6 +91,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", action="append", type=json.loads,
                    help="a JSON dict of ModelConfig overrides (repeatable); default: the grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
+    p.add_argument("--norms", default=",".join(model_lib.GRAPH_NORMS),
+                   help="graph scalings searched (comma-separated; default %(default)s)")
+    p.add_argument("--betas", default="0",
+                   help="RP3beta popularity penalties searched (comma-separated; default %(default)s)")
     p.add_argument("--no-references", dest="references", action="store_false",
                    help="skip popularity and the item-graph references")
     args = p.parse_args(argv)
@@ -100,6 +107,20 @@ def main(argv=None) -> int:
           f"{num_users} users, {num_items} products", flush=True)
 
     reference = references.ReferenceModel(num_users, num_items, history) if args.references else None
+    norms = args.norms.split(",")
+    betas = [float(b) for b in args.betas.split(",")]
+    history_t = tf.constant(history)
+    counts = (history < num_items).sum(axis=1)
+    graphs = {}
+
+    def graph(config, beta):
+        """CSR arrays of the item graph of the fit purchases, with the config's alpha, top_k."""
+        key = (config.copurchase_alpha, config.copurchase_top_k, beta)
+        if key not in graphs:
+            graphs[key] = [tf.constant(a) for a in model_lib.copurchase_graph(
+                history, num_items, config.copurchase_alpha, config.copurchase_top_k, beta)]
+        return graphs[key]
+
     learned = {}
     for overrides in grid:
         config = model_lib.DEFAULT.replace(**{"copurchase_weight": 1.0, **overrides})
@@ -115,11 +136,19 @@ def main(argv=None) -> int:
             for weights in REFERENCE_WEIGHTS:  # one model, its weights changed (eager calls)
                 reference.weights = weights
                 yield references.label(weights), reference.score_all(batch).numpy()
+        rows, entries = model_lib.history_entries(history_t, num_items, tf.constant(batch))
         for name, model in learned.items():
             dot = model.learned_scores(batch).numpy()
-            graph = model.copurchase_scores(batch).numpy()
-            for w in GRAPH_WEIGHTS:
-                yield f"model {name} + {w} graph", dot + w * graph
+            for beta in betas:
+                raw = model_lib.graph_scores(rows, entries, len(batch), num_items,
+                                             *graph(model.config, beta))
+                for norm in norms:
+                    scaled = model_lib.normalise_graph_scores(raw, counts[batch], norm).numpy()
+                    for w in GRAPH_WEIGHTS[norm]:
+                        if w == 0 and (norm != norms[0] or beta != betas[0]):
+                            continue  # the learned model alone: once
+                        label = f"model {name} + {w} x {norm} graph"
+                        yield label + (f", beta {beta}" if beta else ""), dot + w * scaled
 
     start = time.time()
     ranks = validation_ranks(score_fns, history, num_items, users[val], items[val])

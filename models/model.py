@@ -32,6 +32,9 @@ import tf_keras as keras
 from models import sampling
 
 OPTIMIZERS = ("sgd", "adam", "lazy_adam", "adagrad")
+# How a user's item-graph score is scaled by the user's number of train purchases n:
+# "sum" (not at all), "sqrt" (divided by sqrt(n)), "mean" (by n), "max" (by its largest value).
+GRAPH_NORMS = ("sum", "sqrt", "mean", "max")
 # Per-epoch progress: the `recsys` logger hierarchy is what the local run's console shows.
 progress = logging.getLogger("recsys.train")
 _MASKED_LOGIT = -1e9
@@ -71,6 +74,9 @@ class ModelConfig:
         product over the train purchases; a user's graph score for product j is the sum over
         the user's train purchases i of graph[i, j]. Needs use_history (the same matrix).
       copurchase_alpha: RP3beta's exponent on the walk's transition probabilities.
+      copurchase_beta: RP3beta's popularity penalty: graph[i, j] is divided by deg(j)**beta.
+      copurchase_norm: one of GRAPH_NORMS: how a user's graph score is scaled by the number
+        of the user's train purchases (`normalise_graph_scores`).
       copurchase_top_k: keep each product's top_k graph neighbours only (0: all); fewer
         entries make scoring cheaper.
       shuffle: reshuffle the training pairs every epoch (seeded).
@@ -93,6 +99,8 @@ class ModelConfig:
     init_scale: float = 0.05
     copurchase_weight: float = 4.0
     copurchase_alpha: float = 0.25
+    copurchase_beta: float = 0.0
+    copurchase_norm: str = "sum"
     copurchase_top_k: int = 0
     shuffle: bool = True
     seed: int = 42
@@ -109,8 +117,13 @@ class ModelConfig:
             raise ValueError("the user vector needs use_user_embedding or use_history")
         if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
             raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
-        if self.copurchase_weight < 0 or self.copurchase_alpha < 0 or self.copurchase_top_k < 0:
-            raise ValueError("copurchase_weight, copurchase_alpha and copurchase_top_k must be >= 0")
+        if min(self.copurchase_weight, self.copurchase_alpha, self.copurchase_beta,
+               self.copurchase_top_k) < 0:
+            raise ValueError("copurchase_weight, copurchase_alpha, copurchase_beta and "
+                             "copurchase_top_k must be >= 0")
+        if self.copurchase_norm not in GRAPH_NORMS:
+            raise ValueError(f"copurchase_norm must be one of {GRAPH_NORMS}, "
+                             f"not {self.copurchase_norm!r}")
         if self.copurchase_weight > 0 and not self.use_history:
             raise ValueError("copurchase_weight > 0 needs use_history (the purchase matrix)")
 
@@ -174,11 +187,11 @@ def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: in
 
 
 def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.25,
-                     top_k: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RP3beta's item graph (beta 0) of the purchases in `user_history`, as CSR arrays.
+                     top_k: int = 0, beta: float = 0.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RP3beta's item graph of the purchases in `user_history`, as CSR arrays.
 
-    graph[i, j] = deg(i)^-alpha * sum over users u who bought both i and j of deg(u)^-alpha,
-    with deg the number of purchases of a product or a user (Paudel et al. 2016, "Updatable,
+    graph[i, j] = deg(i)^-alpha * deg(j)^-beta * sum over users u who bought both i and j of
+    deg(u)^-alpha, with deg the number of purchases of a product or a user (Paudel et al. 2016, "Updatable,
     accurate, diverse, and scalable recommendations for interactive applications": a two-step
     random walk product -> buyer -> product with transition probabilities raised to alpha).
     The diagonal is zero. Built from the matrix the model is given, so only its (train)
@@ -188,6 +201,7 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
       user_history: `build_user_history(...)` [num_users + 1, L], padded with num_items.
       num_items: number of real products.
       alpha: exponent of the transition probabilities (0: plain co-purchase counts).
+      beta: popularity penalty, the exponent of the target product's degree (0: none).
       top_k: keep only each row's top_k largest entries (ties to the lower column); 0 keeps all.
 
     Returns:
@@ -204,6 +218,9 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
     user_step = sp.diags(user_degree ** -alpha) @ purchases            # [U, N]
     item_step = sp.diags(item_degree ** -alpha) @ purchases.T.tocsr()  # [N, U]
     graph = (item_step @ user_step).tocsr()
+    if beta:
+        graph = graph @ sp.diags(item_degree ** -beta)
+        graph = graph.tocsr()
     graph.setdiag(0.0)
     graph.eliminate_zeros()
     graph.sort_indices()
@@ -229,6 +246,21 @@ def history_entries(user_history: tf.Tensor, num_items: int, user_idx: tf.Tensor
         valid &= tf.not_equal(history, tf.cast(exclude_items, history.dtype)[:, None])
     where = tf.where(valid)
     return tf.cast(where[:, 0], tf.int32), tf.gather_nd(history, where)
+
+
+def normalise_graph_scores(scores: tf.Tensor, counts: tf.Tensor, norm: str) -> tf.Tensor:
+    """Each row of item-graph scores [B, N] scaled by its user's number of train purchases
+    `counts` [B] (see GRAPH_NORMS); rows without purchases stay zero."""
+    if norm not in GRAPH_NORMS:
+        raise ValueError(f"norm must be one of {GRAPH_NORMS}, not {norm!r}")
+    counts = tf.maximum(tf.cast(counts, scores.dtype), 1.0)[:, tf.newaxis]
+    if norm == "sqrt":
+        return scores / tf.sqrt(counts)
+    if norm == "mean":
+        return scores / counts
+    if norm == "max":
+        return scores / tf.maximum(tf.reduce_max(scores, axis=1, keepdims=True), 1e-12)
+    return scores
 
 
 def graph_scores(rows: tf.Tensor, items: tf.Tensor, batch: tf.Tensor, num_items: int,
@@ -286,7 +318,8 @@ class Recommender(tf.Module):
         if config.copurchase_weight > 0:
             splits, columns, values = copurchase_graph(user_history, num_items,
                                                        config.copurchase_alpha,
-                                                       config.copurchase_top_k)
+                                                       config.copurchase_top_k,
+                                                       config.copurchase_beta)
             self.graph_splits = tf.Variable(splits, trainable=False, name="graph_splits")
             self.graph_columns = tf.Variable(columns, trainable=False, name="graph_columns")
             self.graph_values = tf.Variable(values, trainable=False, name="graph_values")
@@ -323,15 +356,18 @@ class Recommender(tf.Module):
         return vectors, used
 
     def copurchase_scores(self, user_idx) -> tf.Tensor:
-        """float [B, num_items]: each user's item-graph score, sum of graph rows of the user's
-        train purchases (zero for a user without any, and without a graph)."""
+        """float [B, num_items]: each user's item-graph score, the sum of the graph rows of the
+        user's train purchases, scaled as config.copurchase_norm says (zero for a user without
+        any, and without a graph)."""
         user_idx = tf.convert_to_tensor(user_idx, dtype=tf.int32)
         batch = tf.shape(user_idx)[0]
         if self.config.copurchase_weight <= 0:
             return tf.zeros([batch, self.num_items])
         rows, items = self._history_entries(user_idx)
-        return graph_scores(rows, items, batch, self.num_items, self.graph_splits,
-                            self.graph_columns, self.graph_values)
+        scores = graph_scores(rows, items, batch, self.num_items, self.graph_splits,
+                              self.graph_columns, self.graph_values)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, batch)
+        return normalise_graph_scores(scores, counts, self.config.copurchase_norm)
 
     def user_vectors(self, user_idx) -> tf.Tensor:
         """float [B, d]: the user representation of each user index (OOV row for unknown)."""

@@ -62,13 +62,13 @@ def test_config_from_dict_names_unknown_keys():
         model_lib.DEFAULT.replace(sampling="hard")
 
 
-def _dense_rp3(users, items, num_users, num_items, alpha):
-    """RP3beta (beta 0) written out densely: the numpy reference of copurchase_graph."""
+def _dense_rp3(users, items, num_users, num_items, alpha, beta=0.0):
+    """RP3beta written out densely: the numpy reference of copurchase_graph."""
     x = np.zeros((num_users + 1, num_items))
     x[users, items] = 1.0
     du = np.maximum(x.sum(1), 1.0)
     di = np.maximum(x.sum(0), 1.0)
-    w = (x.T * di[:, None] ** -alpha) @ (x * du[:, None] ** -alpha)
+    w = (x.T * di[:, None] ** -alpha) @ (x * du[:, None] ** -alpha) * di[None, :] ** -beta
     np.fill_diagonal(w, 0.0)
     return x, w
 
@@ -147,3 +147,48 @@ def test_copurchase_top_k_keeps_each_rows_largest_entries():
         assert len(cols) == min(3, np.count_nonzero(w[i]))
         assert (np.diff(cols) > 0).all()  # still sorted by column
         np.testing.assert_allclose(np.sort(vals)[::-1], np.sort(w[i])[::-1][:len(vals)], rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm", model_lib.GRAPH_NORMS)
+def test_graph_norms_and_beta_match_a_numpy_reference(norm):
+    users, items = _pairs(n=150)
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    x, w = _dense_rp3(users, items, NUM_USERS, NUM_ITEMS, 0.25, beta=0.3)
+    config = model_lib.DEFAULT.replace(embedding_dim=4, copurchase_weight=1.0,
+                                       copurchase_beta=0.3, copurchase_norm=norm)
+    model = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config, user_history=history)
+    batch = np.array([0, 7, 3, NUM_USERS], np.int32)
+    raw = x[batch] @ w
+    n = np.maximum(x[batch].sum(1), 1.0)[:, None]  # distinct train purchases of each user
+    expected = {"sum": raw, "sqrt": raw / np.sqrt(n), "mean": raw / n,
+                "max": raw / np.maximum(raw.max(1, keepdims=True), 1e-12)}[norm]
+    np.testing.assert_allclose(model.copurchase_scores(batch).numpy(), expected, rtol=1e-5,
+                               atol=1e-6)
+    assert not model.copurchase_scores([NUM_USERS]).numpy().any()  # no purchases: zero
+    with pytest.raises(ValueError, match="copurchase_norm must be one of"):
+        config.replace(copurchase_norm="median")
+
+
+def test_each_epoch_visits_every_pair_once_in_its_own_seeded_order():
+    orders = [model_lib.epoch_order(1000, seed=42, epoch=e).numpy() for e in (1, 2, 1)]
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), np.arange(1000))
+    assert (orders[0] != orders[1]).any()  # reshuffled every epoch
+    np.testing.assert_array_equal(orders[0], orders[2])  # the same for the same seed and epoch
+    assert (model_lib.epoch_order(1000, seed=7, epoch=1).numpy() != orders[0]).any()
+    np.testing.assert_array_equal(model_lib.epoch_order(10, 42, 1, shuffle=False).numpy(),
+                                  np.arange(10))
+
+
+def test_the_in_batch_loss_equals_the_general_sampled_softmax():
+    """The in-batch path (the positives' rows reused as candidates, the diagonal as label) is
+    the same loss as the general path (positive logit first, masked candidates after)."""
+    import tensorflow as tf
+    from models import sampling
+    model, users, items = _model(model_lib.DEFAULT.replace(embedding_dim=8))
+    users, items = tf.constant(users[:64]), tf.constant(items[:64])  # with repeated items
+    frequency = tf.constant(sampling.item_log_probs(np.bincount(items, minlength=NUM_ITEMS)))
+    fast = sampling.in_batch_negatives(items, frequency)
+    general = fast._replace(items=tf.identity(items))  # not `items` itself: the general path
+    np.testing.assert_allclose(model.loss(users, items, fast).numpy(),
+                               model.loss(users, items, general).numpy(), rtol=1e-5)
