@@ -348,7 +348,11 @@ class Recommender(tf.Module):
             # padded matrix is 27 wide), so a step's gradient touches only those rows.
             entry_rows, items = self._history_entries(user_idx, exclude_items)
             history = tf.gather(self.history_embeddings, items)
-            pooled = tf.math.unsorted_segment_sum(history, entry_rows, batch)
+            # entry_rows is sorted (tf.where's row-major order): segment_sum, whose gradient
+            # is a plain gather (unsorted_segment_sum's also masks negative ids), padded to
+            # the batch for users without entries at its end
+            pooled = tf.math.segment_sum(history, entry_rows)
+            pooled = tf.pad(pooled, [[0, batch - tf.shape(pooled)[0]], [0, 0]])
             count = tf.math.unsorted_segment_sum(tf.ones_like(entry_rows, tf.float32), entry_rows,
                                                  batch)
             vectors += pooled / tf.maximum(count, 1.0)[:, tf.newaxis]
@@ -410,12 +414,12 @@ class Recommender(tf.Module):
             logits = tf.matmul(vectors, item_rows, transpose_b=True) - negatives.log_q[tf.newaxis, :]
             if item_bias is not None:
                 logits += item_bias[tf.newaxis, :]
-            mask = tf.zeros_like(logits, dtype=tf.bool)
             if self.config.remove_accidental_hits:
-                mask = sampling.accidental_hits(items, items)
-            if negatives.self_mask is not None or self.config.remove_accidental_hits:
-                mask &= ~tf.eye(tf.shape(items)[0], dtype=tf.bool)
-            logits = tf.where(mask, _MASKED_LOGIT, logits)
+                # an added constant, not tf.where: the gradient of tf.where(mask, scalar, x)
+                # also builds zeros and a [B, B] tile for the scalar (a fifth of a step)
+                hits = sampling.accidental_hits(items, items) & ~tf.eye(tf.shape(items)[0],
+                                                                         dtype=tf.bool)
+                logits += tf.where(hits, _MASKED_LOGIT, 0.0)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 tf.range(tf.shape(items)[0]), logits))
             candidate_rows, candidate_bias = item_rows, item_bias
@@ -442,10 +446,12 @@ class Recommender(tf.Module):
         if self.config.l2 > 0:
             # the rows the batch used: positives and candidates (in-batch: the same rows, twice,
             # as before), the pooled user rows, and their biases
-            total = tf.reduce_sum(tf.square(item_rows)) + tf.reduce_sum(tf.square(candidate_rows))
-            total += tf.add_n([tf.reduce_sum(tf.square(rows)) for rows in used])
+            # 2 * tf.nn.l2_loss(x) is sum(x**2); its gradient is one multiplication (that of
+            # reduce_sum(square(x)) also tiles the incoming scalar to x's shape)
+            tensors = [item_rows, candidate_rows, *used]
             if item_bias is not None:
-                total += tf.reduce_sum(tf.square(item_bias)) + tf.reduce_sum(tf.square(candidate_bias))
+                tensors += [item_bias, candidate_bias]
+            total = 2.0 * tf.add_n([tf.nn.l2_loss(t) for t in tensors])
             loss += self.config.l2 * total / tf.cast(tf.shape(users)[0], tf.float32)
         return loss
 
