@@ -96,7 +96,7 @@ class ServingModule(tf.Module):
         return tf.tensor_scatter_nd_update(scores, where, minus_inf)
 
     # --- signatures ---------------------------------------------------------------------------
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")], autograph=False)
     def recommend(self, user_id):
         user_idx = self._user_index(user_id)
         known = user_idx < self.recommender.num_users
@@ -106,7 +106,7 @@ class ServingModule(tf.Module):
         products, scores = self._fallback(known, top.indices, top.values)
         return {"products": products, "scores": scores, "known_user": known}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item")], autograph=False)
     def item_item(self, item):
         item_idx = self._item_index(item)
         known = item_idx < self.num_items
@@ -118,7 +118,7 @@ class ServingModule(tf.Module):
         products, scores = self._fallback(known, top.indices, top.values)
         return {"products": products, "scores": scores, "known_item": known}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def evaluate(self, examples):
         parsed = tf.io.parse_example(examples, {
             features.USER_KEY: tf.io.FixedLenFeature([1], tf.string),

@@ -575,14 +575,19 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         step.assign_add(1)
         return loss
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+    # The whole epoch in one graph, traced once for all epochs: no Python between steps. No
+    # autograph (the loop is a tf.while_loop): converting the model's code cost seconds.
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64)], autograph=False)
     def train_epoch(epoch):
-        # the whole epoch in one graph, traced once for all epochs: no Python between steps
         order = epoch_order(num_examples, config.seed, epoch, config.shuffle)
-        total = tf.constant(0.0)
-        for s in tf.range(num_steps):
+
+        def one_step(s, total):
             batch = order[s * batch_size:(s + 1) * batch_size]
-            total += train_step(tf.gather(all_users, batch), tf.gather(all_items, batch))
+            return s + 1, total + train_step(tf.gather(all_users, batch),
+                                             tf.gather(all_items, batch))
+
+        _, total = tf.while_loop(lambda s, _: s < num_steps, one_step,
+                                 [tf.constant(0), tf.constant(0.0)])
         return total / float(num_steps)
 
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
