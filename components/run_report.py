@@ -12,9 +12,10 @@ What it shows:
     check;
   - training: loss and examples/s per epoch (the Trainer's `training_history.json`);
   - evaluation: each metric for the candidate and the last blessed model (TFMA's values, the
-    ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100 and
-    catalog coverage@10 of all three (computed here through the models' `evaluate` and
-    `serving_default` signatures, the popularity baseline through the same serving module);
+    ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100
+    (the candidate's and blessed model's from the Evaluator's `RecallCurve` metric, the
+    popularity baseline's through the same serving module) and catalog coverage@10 of all three
+    (through `serving_default`);
   - the gate's verdict and thresholds, and what the Pusher did;
   - example recommendations: `call_item_item` of the candidate for the most bought products.
 """
