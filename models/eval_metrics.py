@@ -97,9 +97,9 @@ class _RecallCurveCombiner(beam.CombineFn):
                 element, eval_config=self._eval_config, model_name=self._key.model_name,
                 output_name=self._key.output_name, example_weighted=self._example_weighted,
                 flatten=False, allow_none=True, require_single_example_weight=True):
-            full_ranks = np.asarray(prediction, np.float64).reshape(-1, 2)[:, 0]
-            buckets = np.minimum(full_ranks, self._max_k).astype(np.int64)
-            np.add.at(accumulator, buckets, float(np.asarray(weight).reshape(-1)[0]))
+            weight = float(np.asarray(weight).reshape(-1)[0])
+            for full_rank in np.asarray(prediction).reshape(-1, 2)[:, 0]:
+                accumulator[min(int(full_rank), self._max_k)] += weight
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
