@@ -59,14 +59,22 @@ BIGQUERY_SCHEMA = ",".join(f"{name}:{kind}" for name, kind in [
     ("score", "FLOAT64")])
 
 
-class ServingDefaultModelHandler(ModelHandler[bytes, PredictionResult, Any]):
-    """RunInference's model handler for the recommender SavedModel: raw user ids in, the
-    `serving_default` outputs (`products`, `scores`, `known_user`) out, one result per user."""
+def chunks(users: Sequence[bytes], size: int) -> List[np.ndarray]:
+    """The users in arrays of `size` (the last one shorter): RunInference's elements."""
+    return [np.array(users[s:s + size], dtype=object) for s in range(0, len(users), size)]
 
-    def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE):
+
+class ServingDefaultModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """RunInference's model handler for the recommender SavedModel: raw user ids in, the
+    `serving_default` outputs (`products`, `scores`, `known_user`) out.
+
+    An element is a chunk of users (an array of ids), one `serving_default` call, and its result
+    holds the chunk's arrays: 43,607 ASOS users are 43 elements between Beam's stages, not
+    43,607 pickled per-user results (which took most of the component's time)."""
+
+    def __init__(self, model_path: str):
         super().__init__()
         self._model_path = model_path
-        self._batch_size = batch_size
 
     def load_model(self) -> Any:
         import tensorflow as tf  # in the worker (Dataflow): not pickled with the handler
@@ -77,44 +85,49 @@ class ServingDefaultModelHandler(ModelHandler[bytes, PredictionResult, Any]):
                              f"(it has {sorted(model.signatures)})")
         return model
 
-    def run_inference(self, batch: Sequence[bytes], model: Any,
+    def run_inference(self, batch: Sequence[np.ndarray], model: Any,
                       inference_args: Optional[Dict[str, Any]] = None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
-        out = model.signatures[SIGNATURE](user_id=tf.constant(list(batch), dtype=tf.string))
-        products, scores = out["products"].numpy(), out["scores"].numpy()
-        known = out["known_user"].numpy()
-        return [PredictionResult(user, {"products": products[i], "scores": scores[i],
-                                        "known_user": bool(known[i])}, self._model_path)
-                for i, user in enumerate(batch)]
+        results = []
+        for users in batch:
+            out = model.signatures[SIGNATURE](user_id=tf.constant(list(users), dtype=tf.string))
+            results.append(PredictionResult(users, {
+                "products": out["products"].numpy(), "scores": out["scores"].numpy(),
+                "known_user": out["known_user"].numpy()}, self._model_path))
+        return results
 
     def batch_elements_kwargs(self) -> Dict[str, Any]:
-        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+        return {"min_batch_size": 1, "max_batch_size": 1}  # an element is a batch already
 
-    def get_num_bytes(self, batch: Sequence[bytes]) -> int:
-        return sum(len(u) for u in batch)
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return sum(len(u) for users in batch for u in users)
 
 
-def to_table(results: Sequence[PredictionResult]) -> pa.Table:
-    """Results of several users -> one columnar table (rows ordered by user, then rank)."""
-    users = [r.example.decode() if isinstance(r.example, bytes) else r.example for r in results]
-    products = np.stack([r.inference["products"] for r in results]).astype(np.int64)
-    scores = np.stack([r.inference["scores"] for r in results]).astype(np.float32)
+def _user_strings(users: np.ndarray) -> List[str]:
+    return [u.decode() if isinstance(u, bytes) else u for u in users]
+
+
+def to_table(result: PredictionResult) -> pa.Table:
+    """One chunk's results -> a columnar table (rows ordered by user, then rank)."""
+    users = _user_strings(result.example)
+    products = np.asarray(result.inference["products"], np.int64)
+    scores = np.asarray(result.inference["scores"], np.float32)
     k = products.shape[1]
     return pa.Table.from_arrays([
         pa.array(np.repeat(np.array(users, dtype=object), k), pa.string()),
-        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(results))),
+        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(users))),
         pa.array(products.reshape(-1)),
         pa.array(scores.reshape(-1)),
     ], schema=PARQUET_SCHEMA)
 
 
 def to_bigquery_rows(result: PredictionResult) -> Iterable[Dict[str, Any]]:
-    user = result.example.decode() if isinstance(result.example, bytes) else result.example
-    for rank, (product, score) in enumerate(zip(result.inference["products"],
-                                                 result.inference["scores"]), start=1):
-        yield {features.USER_KEY: user, "rank": rank, features.PRODUCT_KEY: int(product),
-               "score": float(score)}
+    products, scores = result.inference["products"], result.inference["scores"]
+    for i, user in enumerate(_user_strings(result.example)):
+        for rank, (product, score) in enumerate(zip(products[i], scores[i]), start=1):
+            yield {features.USER_KEY: user, "rank": rank, features.PRODUCT_KEY: int(product),
+                   "score": float(score)}
 
 
 class _Count(beam.DoFn):
@@ -126,10 +139,10 @@ class _Count(beam.DoFn):
         self.top_k = beam.metrics.Metrics.distribution(COUNTER_NAMESPACE, "top_k")
 
     def process(self, result: PredictionResult):
-        self.users.inc()
-        self.top_k.update(len(result.inference["products"]))
-        if not result.inference["known_user"]:
-            self.unknown.inc()
+        known = np.asarray(result.inference["known_user"], bool)
+        self.users.inc(len(known))
+        self.unknown.inc(int((~known).sum()))
+        self.top_k.update(int(np.shape(result.inference["products"])[1]))
         yield result
 
 
@@ -147,11 +160,10 @@ def recommend(pipeline: beam.Pipeline, users: Sequence[bytes], model_path: str, 
     (and BigQuery when a table is given)."""
     results = (
         pipeline
-        | "Users" >> beam.Create(users, reshuffle=True)
-        | "RunInference" >> RunInference(ServingDefaultModelHandler(model_path, batch_size))
+        | "Users" >> beam.Create(chunks(users, batch_size), reshuffle=True)
+        | "RunInference" >> RunInference(ServingDefaultModelHandler(model_path))
         | "Count" >> beam.ParDo(_Count()))
     _ = (results
-         | "Rebatch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
          | "ToTable" >> beam.Map(to_table)
          | "WriteParquet" >> beam.io.WriteToParquetBatched(
              output_prefix, schema=PARQUET_SCHEMA, file_name_suffix=".parquet",

@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 
 from models import exporter
 from models import features
+from models.eval_metrics import RECALL_CURVE
 
 METRICS_MODULE = "models.eval_metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -61,6 +62,10 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> 
         metrics.append(config_pb2.MetricConfig(
             class_name="RankingMetric", module=METRICS_MODULE,
             config=json.dumps({"name": name, **cfg}), threshold=threshold))
+    # not a gate row: the run report's recall@k curve, computed in the same pass
+    metrics.append(config_pb2.MetricConfig(
+        class_name="RecallCurve", module=METRICS_MODULE,
+        config=json.dumps({"name": RECALL_CURVE, "max_k": features.SERVING_TOP_K})))
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
             signature_name=exporter.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
@@ -89,6 +94,8 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
     rows = []
     for metric in config.metrics_specs[0].metrics:
         name = json.loads(metric.config)["name"]
+        if metric.class_name != "RankingMetric":
+            continue  # the recall@k curve: drawn in the run report, not a row of the gate
         candidate = values.get(CANDIDATE, {}).get(name)
         baseline = values.get(BASELINE, {}).get(name)
         gated = metric.HasField("threshold")
@@ -106,20 +113,25 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
 
 def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Dict[str, Any]:
     """The gate's verdict from an Evaluator output: {"blessed", "verdict", "has_baseline",
-    "values": {CANDIDATE|BASELINE: {metric: value}}, "rows" (gate_rows), "details"}.
+    "values": {CANDIDATE|BASELINE: {metric: value}}, "curves": {CANDIDATE|BASELINE: recall@k
+    for k = 1..}, "rows" (gate_rows), "details"}.
     `config` defaults to the one TFMA saved with its output."""
     if config is None:
         config = eval_config_writer.load_eval_run(output_uri)[0]
     result = tfma.load_validation_result(output_uri)
     values: Dict[str, Dict[str, float]] = {CANDIDATE: {}, BASELINE: {}}
+    curves: Dict[str, List[float]] = {}  # model -> recall@k, k = 1..
     for slice_metrics in tfma.load_metrics(output_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue  # the overall slice only
         for entry in slice_metrics.metric_keys_and_values:
-            if entry.key.is_diff or not entry.value.HasField("double_value"):
+            model = entry.key.model_name or CANDIDATE
+            if entry.key.is_diff:
                 continue
-            values.setdefault(entry.key.model_name or CANDIDATE, {})[entry.key.name] = \
-                entry.value.double_value.value
+            if entry.value.HasField("double_value"):
+                values.setdefault(model, {})[entry.key.name] = entry.value.double_value.value
+            elif entry.key.name == RECALL_CURVE and entry.value.HasField("array_value"):
+                curves[model] = list(entry.value.array_value.float64_values)
     failed = {f.metric_key.name: f.message
               for per_slice in result.metric_validations_per_slice for f in per_slice.failures}
     rows = gate_rows(config, values, failed)
@@ -133,7 +145,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     if not blessed and not failed and not missing and result.HasField("validation_details"):
         details = [str(result.validation_details)]
     return {"blessed": blessed, "verdict": verdict, "has_baseline": bool(values[BASELINE]),
-            "values": values, "rows": rows, "details": details}
+            "values": values, "curves": curves, "rows": rows, "details": details}
 
 
 def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:

@@ -37,3 +37,10 @@ def test_the_evaluator_reads_fixed_size_batches_and_restores_the_flag():
         fixed = batch_util.GetBatchElementsKwargs(None)
         assert fixed["min_batch_size"] == fixed["max_batch_size"]  # one size, by bytes
     assert batch_util.GetBatchElementsKwargs(None) == adaptive
+
+
+def test_the_recall_curve_is_computed_but_is_not_a_gate_row():
+    config = evaluator.eval_config(BOUNDS, 0.01)
+    assert "RecallCurve" in [m.class_name for m in config.metrics_specs[0].metrics]
+    rows = _rows({evaluator.CANDIDATE: {"recall_at_10": 0.04}})
+    assert evaluator.RECALL_CURVE not in rows and len(rows) == len(evaluator.metric_configs())

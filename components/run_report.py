@@ -12,9 +12,10 @@ What it shows:
     check;
   - training: loss and examples/s per epoch (the Trainer's `training_history.json`);
   - evaluation: each metric for the candidate and the last blessed model (TFMA's values, the
-    ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100 and
-    catalog coverage@10 of all three (computed here through the models' `evaluate` and
-    `serving_default` signatures, the popularity baseline through the same serving module);
+    ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100
+    (the candidate's and blessed model's from the Evaluator's `RecallCurve` metric, the
+    popularity baseline's through the same serving module) and catalog coverage@10 of all three
+    (through `serving_default`);
   - the gate's verdict and thresholds, and what the Pusher did;
   - example recommendations: `call_item_item` of the candidate for the most bought products.
 """
@@ -131,20 +132,23 @@ def serialized_examples(users: np.ndarray, products: np.ndarray) -> List[bytes]:
     })).SerializeToString() for u, p in zip(users, products)]
 
 
-def model_figures(signatures, examples: Sequence[bytes], eval_users: np.ndarray,
-                  catalog_size: int) -> Dict[str, Any]:
-    """Metrics, recall@k curve and coverage@10 of one model, through its signatures
-    (`signatures`: name -> callable, a loaded SavedModel's or a ServingModule's)."""
+def ranking_figures(signatures, examples: Sequence[bytes]) -> Dict[str, Any]:
+    """Metrics and recall@k curve of one model through its `evaluate` signature (`signatures`:
+    name -> callable, a loaded SavedModel's or a ServingModule's)."""
     ranks = np.concatenate([
         signatures[exporter.EVAL_SIGNATURE](examples=tf.constant(examples[s:s + BATCH]))
         [exporter.RANKS_KEY].numpy() for s in range(0, len(examples), BATCH)])
+    return {"metrics": metrics_from_ranks(ranks), "recall_at_k": recall_curve(ranks)}
+
+
+def coverage_at_10(signatures, eval_users: np.ndarray, catalog_size: int) -> float:
+    """The share of catalog products in at least one eval user's top 10 (`serving_default`)."""
     users = np.unique(eval_users)
     shown = set()
     for s in range(0, len(users), BATCH):
         products = signatures["serving_default"](user_id=tf.constant(users[s:s + BATCH]))["products"]
         shown.update(products.numpy()[:, :COVERAGE_K].ravel().tolist())
-    return {"metrics": metrics_from_ranks(ranks), "recall_at_k": recall_curve(ranks),
-            "coverage_at_10": len(shown) / catalog_size if catalog_size else 0.0}
+    return len(shown) / catalog_size if catalog_size else 0.0
 
 
 def _saved_model_signatures(model_uri: str):
@@ -407,19 +411,25 @@ class Executor(base_executor.BaseExecutor):
             baselines.PopularityModel(num_users, num_items, train_items), transform_output,
             train_users, train_items, top_k=min(MAX_K, num_items))
 
+        # Candidate and last blessed: TFMA's metrics and recall@k curve (the Evaluator computed
+        # them; an evaluation without the curve, from before it was added, is re-scored here),
+        # their coverage through `serving_default`; popularity all through the serving module.
         candidate = _saved_model_signatures(single("model").uri)
-        models = {"candidate": model_figures(candidate, examples_bytes, eval_users, catalog_size)}
+        scored = {"candidate": (evaluator_lib.CANDIDATE, candidate)}
         baseline = single("baseline_model")
         if baseline is not None:
-            models["last blessed"] = model_figures(_saved_model_signatures(baseline.uri),
-                                                   examples_bytes, eval_users, catalog_size)
-        models["most popular"] = model_figures(_module_signatures(popularity), examples_bytes,
-                                               eval_users, catalog_size)
-        # the candidate's and blessed model's metrics: TFMA's, exactly what the gate judged
-        for label, tfma_name in (("candidate", evaluator_lib.CANDIDATE),
-                                 ("last blessed", evaluator_lib.BASELINE)):
-            if label in models:
-                models[label]["metrics"] = dict(gate["values"].get(tfma_name, {}))
+            scored["last blessed"] = (evaluator_lib.BASELINE, _saved_model_signatures(baseline.uri))
+        models = {}
+        for label, (tfma_name, signatures) in scored.items():
+            curve = gate["curves"].get(tfma_name)
+            figures = ({"recall_at_k": curve} if curve else
+                       ranking_figures(signatures, examples_bytes))
+            figures["metrics"] = dict(gate["values"].get(tfma_name, {}))
+            figures["coverage_at_10"] = coverage_at_10(signatures, eval_users, catalog_size)
+            models[label] = figures
+        popular = _module_signatures(popularity)
+        models["most popular"] = {**ranking_figures(popular, examples_bytes),
+                                  "coverage_at_10": coverage_at_10(popular, eval_users, catalog_size)}
         report["evaluation"] = {
             "split": eval_split,
             "protocol": (f"On the {eval_split} split ({len(eval_products):,} purchases): each "

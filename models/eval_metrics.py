@@ -5,9 +5,18 @@ among all products (the user's train purchases left out), `ranks[:, 1]` its rank
 uniformly sampled products. Averaged over purchases (TFMA's examples), so recall@k here is the
 share of eval purchases ranked in the top k; benchmarks/quality.py reports the per-user table.
 Rebuilt by TFMA from `get_config` (tfx#4022): keep the constructor arguments in it.
+
+`RecallCurve` is a TFMA metric (not a Keras one) whose value is an array: recall@k for
+k = 1..max_k, the run report's curve, computed in the same pass as the gated metrics.
 """
 
+from typing import Dict, Iterable, List, Optional
+
+import apache_beam as beam
+import numpy as np
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import metric_util
 
 KINDS = ("recall", "ndcg", "mrr", "sampled_accuracy")
 
@@ -40,3 +49,68 @@ class RankingMetric(tf.keras.metrics.Mean):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "k": self.k}
+
+
+RECALL_CURVE = "recall_at_k_curve"
+
+
+class RecallCurve(tfma.metrics.Metric):
+    """recall@k for k = 1..max_k (one array value, per eval purchase like the other metrics):
+    the share of eval purchases whose product ranks in the top k of the whole catalog."""
+
+    def __init__(self, max_k: int = 100, name: str = RECALL_CURVE):
+        if max_k < 1:
+            raise ValueError(f"max_k must be >= 1, not {max_k}")
+        super().__init__(_recall_curve, max_k=max_k, name=name)
+
+    @property
+    def compute_confidence_interval(self) -> bool:
+        return False
+
+
+def _recall_curve(max_k: int, name: str, eval_config=None, model_names: Optional[List[str]] = None,
+                  output_names: Optional[List[str]] = None, example_weighted: bool = False):
+    computations = []
+    for model_name in model_names or [""]:
+        for output_name in output_names or [""]:
+            key = tfma.metrics.MetricKey(name=name, model_name=model_name, output_name=output_name,
+                                         example_weighted=example_weighted)
+            computations.append(tfma.metrics.MetricComputation(
+                keys=[key], preprocessors=None,
+                combiner=_RecallCurveCombiner(key, eval_config, max_k, example_weighted)))
+    return computations
+
+
+class _RecallCurveCombiner(beam.CombineFn):
+    """Accumulates [weight of purchases ranked k, for k < max_k; weight ranked max_k or lower;
+    total weight]: a few numbers, whatever the number of purchases."""
+
+    def __init__(self, key, eval_config, max_k: int, example_weighted: bool):
+        self._key, self._eval_config = key, eval_config
+        self._max_k, self._example_weighted = max_k, example_weighted
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros(self._max_k + 1, np.float64)
+
+    def add_input(self, accumulator: np.ndarray, element) -> np.ndarray:
+        for _, prediction, weight in metric_util.to_label_prediction_example_weight(
+                element, eval_config=self._eval_config, model_name=self._key.model_name,
+                output_name=self._key.output_name, example_weighted=self._example_weighted,
+                flatten=False, allow_none=True, require_single_example_weight=True):
+            weight = float(np.asarray(weight).reshape(-1)[0])
+            for full_rank in np.asarray(prediction).reshape(-1, 2)[:, 0]:
+                accumulator[min(int(full_rank), self._max_k)] += weight
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+        accumulators = iter(accumulators)
+        result = next(accumulators).copy()
+        for accumulator in accumulators:
+            result += accumulator
+        return result
+
+    def extract_output(self, accumulator: np.ndarray) -> Dict:
+        total = accumulator.sum()
+        curve = np.cumsum(accumulator[:self._max_k]) / total if total > 0 else \
+            np.full(self._max_k, np.nan)
+        return {self._key: curve}

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from models.eval_metrics import RankingMetric
+import tensorflow_model_analysis as tfma
+
+from models.eval_metrics import RankingMetric, RecallCurve
 
 # ranks of four purchases: full-catalog rank, rank among the 100 sampled products
 RANKS = np.array([[0, 0], [4, 0], [12, 3], [99, 7]], np.float32)
@@ -29,3 +31,33 @@ def test_rebuilt_from_config_as_tfma_does():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         RankingMetric("precision", 10)
+
+
+def _curve(ranks, max_k, weights=None):
+    """RecallCurve's value through its TFMA computation, fed one purchase at a time."""
+    [computation] = RecallCurve(max_k=max_k).computations(model_names=[""], output_names=[""])
+    combiner = computation.combiner
+    halves = []
+    for part in (slice(0, len(ranks) // 2), slice(len(ranks) // 2, None)):  # merged as Beam does
+        acc = combiner.create_accumulator()
+        for row in ranks[part]:
+            acc = combiner.add_input(acc, tfma.metrics.StandardMetricInputs(
+                label=np.array([0.0]), prediction=row, example_weight=np.array([1.0])))
+        halves.append(acc)
+    [value] = combiner.extract_output(combiner.merge_accumulators(halves)).values()
+    return value
+
+
+def test_recall_curve_is_recall_at_every_k():
+    curve = _curve(RANKS, max_k=100)
+    assert curve.shape == (100,)
+    for k in (1, 5, 10, 13, 100):
+        metric = RankingMetric("recall", k)
+        metric.update_state(np.zeros([4, 1]), RANKS)
+        assert curve[k - 1] == pytest.approx(float(metric.result())), k
+    assert list(_curve(RANKS, max_k=3)) == [0.25, 0.25, 0.25]  # ranks past max_k count as misses
+
+
+def test_recall_curve_is_rebuilt_from_its_config_as_tfma_does():
+    clone = RecallCurve.from_config(RecallCurve(max_k=7).get_config())
+    assert clone.name == "recall_at_k_curve" and clone.get_config()["max_k"] == 7

@@ -22,6 +22,8 @@ ids are mapped to indices with exactly the tables training used; OOV rows are ne
 
 from __future__ import annotations
 
+from typing import Dict, List, Tuple
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -96,8 +98,18 @@ class ServingModule(tf.Module):
         return tf.tensor_scatter_nd_update(scores, where, minus_inf)
 
     # --- signatures ---------------------------------------------------------------------------
+    # serving_default and evaluate score the whole catalog for every row: a [rows, products]
+    # matrix and a few copies of it. They work through their input CHUNK rows at a time, so a
+    # big request (TFMA sends thousands of examples at once) stays in cache-sized pieces.
+    # No autograph in the signatures (no Python control flow on tensors; the loop is a
+    # tf.while_loop): converting the model's code took most of the export's time.
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")], autograph=False)
     def recommend(self, user_id):
+        return in_chunks(self._recommend, user_id, {
+            "products": (tf.int64, [self.top_k]), "scores": (tf.float32, [self.top_k]),
+            "known_user": (tf.bool, [])})
+
+    def _recommend(self, user_id):
         user_idx = self._user_index(user_id)
         known = user_idx < self.recommender.num_users
         safe_idx = tf.where(known, user_idx, self.recommender.num_users)
@@ -120,6 +132,9 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def evaluate(self, examples):
+        return in_chunks(self._evaluate, examples, {RANKS_KEY: (tf.float32, [2])})
+
+    def _evaluate(self, examples):
         parsed = tf.io.parse_example(examples, {
             features.USER_KEY: tf.io.FixedLenFeature([1], tf.string),
             features.PRODUCT_KEY: tf.io.FixedLenFeature([1], tf.int64),
@@ -153,6 +168,31 @@ class ServingModule(tf.Module):
         ranks = tf.stack([tf.where(rankable, full_rank, worst),
                           tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
         return {RANKS_KEY: ranks}
+
+
+CHUNK = 256  # rows per step of serving_default/evaluate: 0.57 ms an example against 1.0 ms in
+#              one step of 8,192 (TFMA's batches), on this 2-core machine (2026-11-30)
+
+
+def in_chunks(fn, inputs: tf.Tensor, outputs: Dict[str, Tuple[tf.DType, List[int]]],
+              chunk: int = CHUNK) -> Dict[str, tf.Tensor]:
+    """`fn(inputs[s:s + chunk])` for s = 0, chunk, 2 chunk, ..., its outputs (a dict name ->
+    [rows, *shape] tensor, declared in `outputs` as name -> (dtype, shape)) concatenated: the
+    same values as `fn(inputs)` when `fn` treats each row on its own."""
+    rows = tf.shape(inputs)[0]
+    steps = (rows + chunk - 1) // chunk
+    names = sorted(outputs)
+    arrays = [tf.TensorArray(outputs[n][0], size=steps, infer_shape=False,
+                             element_shape=tf.TensorShape([None] + list(outputs[n][1])))
+              for n in names]
+
+    def step(i, arrays):
+        out = fn(inputs[i * chunk:(i + 1) * chunk])
+        return i + 1, [a.write(i, out[n]) for a, n in zip(arrays, names)]
+
+    _, arrays = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), arrays),
+                              parallel_iterations=1)
+    return {n: tf.reshape(a.concat(), [rows] + list(outputs[n][1])) for a, n in zip(arrays, names)}
 
 
 def export_serving_model(module: ServingModule, export_dir: str) -> None:

@@ -118,3 +118,27 @@ def test_served_ranks_agree_with_the_reference_protocol(served):
                                         ("NDCG@10", "ndcg@10"), ("MRR", "mrr"),
                                         ("Coverage@10", "coverage@10")]:
         assert served_table[served_name] == pytest.approx(reference[reference_name], abs=1e-6), served_name
+
+
+def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatch):
+    """serving_default and evaluate work through big inputs exporter.CHUNK rows at a time: a
+    batch spanning several chunks (and an empty one) gets what one piece would give."""
+    from models import exporter
+
+    model, users, products, *_ = served
+    rng = np.random.default_rng(0)
+    picked = [users[i] for i in rng.integers(0, len(users), 2 * exporter.CHUNK + 7)] + [b"nobody"]
+    recommended = model.signatures["serving_default"](user_id=tf.constant(picked))
+    examples = [_example(u, int(rng.choice(products))) for u in picked]
+    ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
+    for start in range(0, len(picked), 97):  # pieces below the chunk size: one step each
+        part = slice(start, start + 97)
+        one = model.signatures["serving_default"](user_id=tf.constant(picked[part]))
+        for key in ("products", "known_user"):
+            assert (recommended[key].numpy()[part] == one[key].numpy()).all(), key
+        np.testing.assert_allclose(recommended["scores"].numpy()[part], one["scores"].numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(
+            ranks[part], model.signatures["evaluate"](examples=tf.constant(examples[part]))["ranks"].numpy())
+    empty = model.signatures["serving_default"](user_id=tf.constant([], tf.string))
+    assert empty["products"].shape == (0, TOP_K) and empty["known_user"].shape == (0,)
+    assert model.signatures["evaluate"](examples=tf.constant([], tf.string))["ranks"].shape == (0, 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 from models import features
 
@@ -133,6 +133,9 @@ class PipelineConfig:
     beam_runner: str = "DirectRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
+    # The Evaluator's baseline leaves the candidate out (pipeline/resolvers.py): a second run with
+    # nothing changed is cached whole instead of comparing the model with itself.
+    baseline_excludes_candidate: ClassVar[bool] = True
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
@@ -230,6 +233,8 @@ class VertexConfig:
     dataflow_public_ips: bool = True
     direct_num_workers: int = 0  # without Dataflow: 0 = every core of the component's machine
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+    # TFX's LatestBlessedModelStrategy: the Kubeflow V2 compiler accepts no other (pipeline/resolvers.py)
+    baseline_excludes_candidate: ClassVar[bool] = False
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)

@@ -264,6 +264,7 @@ class Outcome:
     pushed_version: str
     pushed_path: str
     report_uri: Optional[str]
+    evaluation_uri: Optional[str] = None
 
     @property
     def exit_code(self) -> int:
@@ -312,10 +313,12 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     path = props["pushed_destination"].string_value if "pushed_destination" in props else ""
     version = props["pushed_version"].string_value if "pushed_version" in props else ""
     reports = outputs(REPORT_NODE, "report")
+    evaluations = outputs("Evaluator", "evaluation")
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
                    already_served=pushed and version in served_before,
                    pushed_version=version, pushed_path=path,
-                   report_uri=reports[0].uri if reports else None)
+                   report_uri=reports[0].uri if reports else None,
+                   evaluation_uri=evaluations[0].uri if evaluations else None)
 
 
 def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -> List[str]:
@@ -457,6 +460,13 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         console.say(f"full log: {console.log_path}")
         return code
     outcome = read_outcome(config, since_ms, served_before)
+    evaluator_run = next((c for c in console.handler.components if c.name == "Evaluator"), None)
+    if evaluator_run and evaluator_run.state == "cached" and outcome.evaluation_uri:
+        # nothing changed since the run that judged this model: its gate table, from the cache
+        from components import evaluator
+
+        _, table = evaluator.gate_report(outcome.evaluation_uri)
+        console.say(table.replace("[gate] ", "[gate] (cached) ", 1))
     report = _publish_report(outcome.report_uri, config.output_dir, stamp)
     for line in summary_lines(outcome, report, console.log_path):
         console.say(line)

@@ -18,10 +18,14 @@ SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.0
 GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy": 0.0})
 
 
-def _config(root, overrides):
+# The gate changed, the model did not: the Evaluator judges the cached good model again
+REGATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy": 0.001})
+
+
+def _config(root, overrides, gate=GATE):
     return helpers.test_config(
         str(root / "data"), str(root / "out"),
-        training=configs.TrainingConfig(overrides=overrides, serving_top_k=20), gate=GATE)
+        training=configs.TrainingConfig(overrides=overrides, serving_top_k=20), gate=gate)
 
 
 def _pushed_versions(config):
@@ -43,7 +47,8 @@ def runs(tmp_path_factory):
     # learning rate ~0 and no item graph (which needs no training): a random ranking
     bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9, "copurchase_weight": 0.0})
     helpers.run(bad)
-    helpers.run(good)  # nothing changed since the first run: the good model from the cache
+    # the good model from the cache under a changed gate: blessed again, already served
+    helpers.run(_config(root, SMALL, gate=REGATE))
     return good, bad, after_good
 
 
@@ -77,7 +82,7 @@ def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
 
 def test_the_same_model_is_not_pushed_twice(runs):
     good, _, (pushed_after_good, _) = runs
-    assert _blessing(good) == ["BLESSED"]  # the cached good model, blessed again against itself
+    assert _blessing(good) == ["BLESSED"]  # the cached good model, blessed again
     *_, again = _pushes(good)
     assert again == (1, os.path.join(good.serving_model_dir, pushed_after_good[0]))
     assert _pushed_versions(good) == pushed_after_good  # no second copy as a new version

@@ -47,6 +47,7 @@ def runs(tmp_path_factory):
     fake_asos.write_fake_asos(str(root / "data"))
     pushed = subprocess.run([sys.executable, "local_runner.py", *_argv(root)], cwd=configs.PROJECT_DIR,
                             capture_output=True, text=True)
+    again = _in_process(_argv(root))  # nothing changed: the whole run from the cache
     # learning rate ~0: the model stays random; the gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
                                 "--model-param", "learning_rate=1e-9"))
@@ -54,14 +55,15 @@ def runs(tmp_path_factory):
     shutil.copytree(root / "data", root / "tiny")
     fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 0))
     rejected = _in_process(_argv(root, "tiny"))
-    # the good model again (from the cache: already served), and a run report that fails
+    # the good model again (from the cache: already served), judged by a changed gate (so the
+    # Evaluator, the Pusher and the report run again), and a run report that fails
     mp = pytest.MonkeyPatch()
     mp.setattr(run_report.Executor, "Do", _failing_report)
     try:
-        report_failed = _in_process(_argv(root))
+        report_failed = _in_process(_argv(root, "data", "--gate-bound", "sampled_accuracy=0.001"))
     finally:
         mp.undo()
-    return root, pushed, refused, rejected, report_failed
+    return root, pushed, refused, rejected, report_failed, again
 
 
 def _failing_report(self, input_dict, output_dict, exec_properties):
@@ -187,7 +189,7 @@ def test_a_refused_run_exits_3_and_keeps_the_served_model(runs):
 
 
 def test_a_rejected_run_exits_4_naming_the_problem(runs):
-    _, _, _, (code, text), _ = runs
+    _, _, _, (code, text), *_ = runs
     assert code == console.EXIT_DATA_REJECTED, text
     lines = text.strip().splitlines()
     assert "error: the data was rejected at StrictExampleValidator" in text and "(exit code 4)" in text
@@ -197,12 +199,25 @@ def test_a_rejected_run_exits_4_naming_the_problem(runs):
 
 
 def test_a_failed_report_does_not_hide_what_was_pushed(runs):
-    root, pushed, _, _, (code, text) = runs
+    root, pushed, _, _, (code, text), _ = runs
     assert code == console.EXIT_OK, text
     assert "warning: the run report could not be written (OSError: disk full (simulated))" in text
     served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
     assert _summary(text)["verdict"] == f"blessed; already served as version {served[0]}: nothing new pushed"
     assert len(served) == 1
+
+
+def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
+    root, pushed, *_, (code, text) = runs
+    assert code == console.EXIT_OK, text
+    lines = [l for l in text.splitlines() if re.match(r"^  [A-Za-z_]+ +(ran|cached|done|failed) ", l)]
+    assert lines and all(re.match(r"^  \S+ +(cached|done) ", l) for l in lines), text
+    # the first run's gate table again, marked as such, and the same model still served
+    assert "[gate] (cached) BLESSED" in text and re.search(r"^recall_at_10 .* ok$", text, re.M)
+    served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
+    assert _summary(text)["verdict"] == f"blessed; already served as version {served[0]}: nothing new pushed"
+    assert _summary(pushed.stdout)["report"] != _summary(text)["report"]  # a copy for this run too
+    assert os.path.exists(_summary(text)["report"])
 
 
 def test_a_second_run_on_a_busy_output_directory_exits_75(tmp_path, fake_data_dir):
