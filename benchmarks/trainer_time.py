@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=json.loads, default={}, help="JSON ModelConfig overrides")
     args = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s")
-    logging.getLogger("recsys").setLevel(logging.INFO)
+    for name in ("recsys", "models.trainer"):  # the phases: console lines and full-log lines
+        logging.getLogger(name).setLevel(logging.INFO)
     config = configs.PipelineConfig(output_dir=args.output_dir)
     [graph] = metadata.output_uris(config, "Transform", "transform_graph")
     [transformed] = metadata.output_uris(config, "Transform", "transformed_examples")

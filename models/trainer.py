@@ -78,16 +78,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = model_lib.build_user_history(users, items, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
-    progress.info("[train] history and item graph built in %.1f s", time.time() - start)
+    log.info("history and item graph built in %.1f s", time.time() - start)  # the full log
     start = time.time()
     epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
-    progress.info("[train] trained in %.1f s", time.time() - start)
+    trained = time.time() - start
 
     start = time.time()
     module = exporter.ServingModule(recommender, transform_output, users, items,
                                     top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
-    progress.info("[train] serving model exported in %.1f s", time.time() - start)
+    progress.info("[train] trained in %.1f s, serving model exported in %.1f s", trained,
+                  time.time() - start)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
