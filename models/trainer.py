@@ -51,7 +51,11 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
     Transform wrote)."""
     dataset = data_accessor.tf_dataset_factory(
         file_patterns,
-        tfxio.TensorFlowDatasetOptions(batch_size=65536, num_epochs=1, shuffle=False),
+        # reader_num_threads=None: the files are read one after the other. TFXIO's default (a
+        # parallel interleave) hands every record from a reader thread to the consumer; on
+        # this idle 2-core VM that cost 6-10 s for the 165,042 ASOS purchases, 0.6 s without.
+        tfxio.TensorFlowDatasetOptions(batch_size=65536, num_epochs=1, shuffle=False,
+                                       reader_num_threads=None),
         transform_output.transformed_metadata.schema)
     users, items = [], []
     for batch in dataset:
