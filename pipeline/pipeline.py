@@ -53,7 +53,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         schema=schema_importer.outputs["result"],
         preprocessing_fn=configs.PREPROCESSING_FN,
         # The raw data's statistics and anomalies are StatisticsGen's and the validator's; TFDV
-        # again on the input and on two integer indices would double Transform's time for nothing.
+        # again on the input and on two integer indices would add two statistics passes for nothing.
         disable_statistics=True,
         # dotted path: TFX's cache does not see a change in that code, its fingerprint does
         custom_config={"module_code": code_fingerprint.fingerprint(configs.PREPROCESSING_FN)},
