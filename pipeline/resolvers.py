@@ -26,27 +26,15 @@ MODEL, BLESSING, CANDIDATE = "model", "model_blessing", "candidate"
 class LatestBlessedOtherModelStrategy(tfx.dsl.experimental.ResolverStrategy):
     """Inputs: `model` and `model_blessing` (every Model and ModelBlessing of the pipeline, as
     for `LatestBlessedModelStrategy`) and `candidate` (the Trainer's model of this run).
-    Outputs: `model` and `model_blessing`, the latest model blessed by an Evaluator other than
-    the candidate (empty lists when there is none), and `candidate` unchanged."""
+    Outputs: `model` and `model_blessing`, what TFX's `LatestBlessedModelStrategy` resolves
+    from every model but the candidate (empty lists when no other model was blessed), and
+    `candidate` unchanged."""
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
-        del store  # everything needed is in the artifacts' properties
-        return {**latest_blessed_other(input_dict.get(MODEL, []), input_dict.get(BLESSING, []),
-                                       input_dict.get(CANDIDATE, [])),
-                CANDIDATE: list(input_dict.get(CANDIDATE, []))}
-
-
-def latest_blessed_other(models: List[types.Artifact], blessings: List[types.Artifact],
-                         candidates: List[types.Artifact]) -> Dict[str, List[types.Artifact]]:
-    """{"model": [the newest blessed model not in `candidates`], "model_blessing": [its
-    blessing]}, or empty lists. "Blessed" and "newest" as TFX's LatestBlessedModelStrategy
-    reads them: a ModelBlessing with `blessed` = 1 names its model by `current_model_id`; the
-    highest artifact id is the newest."""
-    excluded = {c.id for c in candidates}
-    blessing_of = {b.get_int_custom_property("current_model_id"): b for b in blessings
-                   if b.get_int_custom_property("blessed") == 1}
-    for model in sorted(models, key=lambda m: m.id, reverse=True):
-        if model.id not in excluded and model.id in blessing_of:
-            return {MODEL: [model], BLESSING: [blessing_of[model.id]]}
-    return {MODEL: [], BLESSING: []}
+        candidates = list(input_dict.get(CANDIDATE, []))
+        excluded = {c.id for c in candidates}
+        others = {MODEL: [m for m in input_dict.get(MODEL, []) if m.id not in excluded],
+                  BLESSING: list(input_dict.get(BLESSING, []))}
+        resolved = tfx.dsl.experimental.LatestBlessedModelStrategy().resolve_artifacts(store, others)
+        return {**resolved, CANDIDATE: candidates}
