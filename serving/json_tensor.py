@@ -128,37 +128,34 @@ class PrettyWriter:
         return self.end_array()
 
     def start_object(self) -> bool:
-        if not self._in_limit():
-            return False
-        self._prefix()
-        self._put("{")
-        self.stack.append([False, 0])
-        return True
+        return self._open("{", array=False)
 
     def end_object(self) -> bool:
-        if not self._in_limit():
-            return False
-        empty = self.stack.pop()[1] == 0
-        if not empty:
-            self._put("\n" + " " * (4 * len(self.stack)))
-        self._put("}")
-        return True
+        return self._close("}", line_break=True)
 
     def start_array(self) -> bool:
+        return self._open("[", array=True)
+
+    def end_array(self) -> bool:
+        return self._close("]", line_break=not self.single_line)
+
+    def _open(self, bracket: str, array: bool) -> bool:
         if not self._in_limit():
             return False
         self._prefix()
-        self._put("[")
-        self.stack.append([True, 0])
+        self._put(bracket)
+        self.stack.append([array, 0])
         return True
 
-    def end_array(self) -> bool:
+    def _close(self, bracket: str, line_break: bool) -> bool:
+        """Closes the innermost object or array; a non-empty one gets its closing bracket on a
+        line of its own when `line_break`."""
         if not self._in_limit():
             return False
         empty = self.stack.pop()[1] == 0
-        if not empty and not self.single_line:
+        if not empty and line_break:
             self._put("\n" + " " * (4 * len(self.stack)))
-        self._put("]")
+        self._put(bracket)
         return True
 
     def text(self) -> str:
