@@ -7,11 +7,11 @@ from typing import Union
 
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import evaluator as evaluator_lib
+from components import parquet_example_gen
 from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
 from components.evaluator import GatedEvaluator
@@ -36,7 +36,8 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
             example_gen_pb2.Input.Split(name=name, pattern=pattern)
             for name, pattern in configs.SPLIT_PATTERNS.items()
         ]),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor),
+        # TFX's parquet_executor, a record batch at a time (components/parquet_example_gen.py)
+        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_importer = tfx.dsl.Importer(
