@@ -15,7 +15,8 @@ What it shows:
     ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100
     (the candidate's and blessed model's from the Evaluator's `RecallCurve` metric, the
     popularity baseline's through the same serving module) and catalog coverage@10 of all three
-    (through `serving_default`);
+    (through `serving_default`; the candidate's from BatchRecommendations' lists when it wrote
+    them, the same answers);
   - the gate's verdict and thresholds, and what the Pusher did;
   - example recommendations: `call_item_item` of the candidate for the most bought products.
 """
@@ -147,6 +148,35 @@ def coverage_at_10(signatures, eval_users: np.ndarray, catalog_size: int) -> flo
     shown = set()
     for s in range(0, len(users), BATCH):
         products = signatures["serving_default"](user_id=tf.constant(users[s:s + BATCH]))["products"]
+        shown.update(products.numpy()[:, :COVERAGE_K].ravel().tolist())
+    return len(shown) / catalog_size if catalog_size else 0.0
+
+
+def coverage_from_batch_lists(recommendations_uri: str, model_path: str, signatures,
+                              eval_users: np.ndarray, catalog_size: int) -> Optional[float]:
+    """`coverage_at_10` from BatchRecommendations' lists, when they are `model_path`'s: the same
+    `serving_default` answers for every known user, computed once already (its summary names
+    the model). Eval users without a list (unknown to the model) are asked through `signatures`
+    as `coverage_at_10` does. None when there are no lists of that model (a refused model, or
+    lists of fewer than COVERAGE_K products)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from components import batch_recommendations as batch
+
+    summary = _read_json(os.path.join(recommendations_uri, batch.SUMMARY_FILE))
+    if not summary or summary.get("model") != model_path or summary.get("top_k", 0) < COVERAGE_K:
+        return None
+    users = np.unique(eval_users)
+    wanted = pa.array([u.decode() if isinstance(u, bytes) else u for u in users], pa.string())
+    lists = ds.dataset(os.path.join(recommendations_uri, batch.RECOMMENDATIONS_DIR), format="parquet")
+    top = lists.to_table(columns=[features.USER_KEY, features.PRODUCT_KEY],
+                         filter=(ds.field("rank") <= COVERAGE_K) & ds.field(features.USER_KEY).isin(wanted))
+    shown = set(np.unique(top[features.PRODUCT_KEY].to_numpy()).tolist())
+    listed = pc.unique(top[features.USER_KEY])
+    missing = users[~pc.is_in(wanted, value_set=listed).to_numpy(zero_copy_only=False)]
+    for s in range(0, len(missing), BATCH):
+        products = signatures["serving_default"](user_id=tf.constant(missing[s:s + BATCH]))["products"]
         shown.update(products.numpy()[:, :COVERAGE_K].ravel().tolist())
     return len(shown) / catalog_size if catalog_size else 0.0
 
@@ -425,7 +455,14 @@ class Executor(base_executor.BaseExecutor):
             figures = ({"recall_at_k": curve} if curve else
                        ranking_figures(signatures, examples_bytes))
             figures["metrics"] = dict(gate["values"].get(tfma_name, {}))
-            figures["coverage_at_10"] = coverage_at_10(signatures, eval_users, catalog_size)
+            reused = None
+            if label == "candidate" and single("batch_recommendations") is not None:
+                reused = coverage_from_batch_lists(
+                    single("batch_recommendations").uri,
+                    path_utils.serving_model_path(single("model").uri), signatures, eval_users,
+                    catalog_size)
+            figures["coverage_at_10"] = (reused if reused is not None else
+                                         coverage_at_10(signatures, eval_users, catalog_size))
             models[label] = figures
         popular = _module_signatures(popularity)
         models["most popular"] = {**ranking_figures(popular, examples_bytes),
@@ -497,6 +534,8 @@ class RunReportSpec(ComponentSpec):
         "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
         "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel, optional=True),
+        # the candidate's lists, when blessed: its coverage@10 without asking the model again
+        "batch_recommendations": ChannelParameter(type=standard_artifacts.InferenceResult, optional=True),
     }
     OUTPUTS = {"report": ChannelParameter(type=RunReportFile)}
 
@@ -509,10 +548,10 @@ class RunReport(base_component.BaseComponent):
 
     def __init__(self, *, pipeline_name: str, examples, transform_graph, transformed_examples,
                  model, model_run, evaluation, anomalies=None, catalog_report=None,
-                 baseline_model=None, pushed_model=None):
+                 baseline_model=None, pushed_model=None, batch_recommendations=None):
         super().__init__(spec=RunReportSpec(
             pipeline_name=pipeline_name, examples=examples, anomalies=anomalies,
             catalog_report=catalog_report, transform_graph=transform_graph,
             transformed_examples=transformed_examples, model=model, model_run=model_run,
             baseline_model=baseline_model, evaluation=evaluation, pushed_model=pushed_model,
-            report=types.Channel(type=RunReportFile)))
+            batch_recommendations=batch_recommendations, report=types.Channel(type=RunReportFile)))

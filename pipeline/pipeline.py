@@ -118,6 +118,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         baseline_model=latest_blessed_model.outputs["model"],
         evaluation=evaluator.outputs["evaluation"],
         pushed_model=pusher.outputs["pushed_model"],
+        batch_recommendations=batch_recommendations.outputs["recommendations"],
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
