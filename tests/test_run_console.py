@@ -169,6 +169,13 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
     assert candidate["recall_at_k"][9] == pytest.approx(tfma_recall, abs=1e-6)
     assert len(candidate["recall_at_k"]) == 100 and "most popular" in figures["evaluation"]["models"]
     assert f"{tfma_recall:.4f}" in text
+    # the candidate's coverage@10, read from BatchRecommendations' lists, is what the model answers
+    [model_uri] = helpers.output_uris(config, "Trainer", "model", execution=0)
+    [examples_uri] = helpers.output_uris(config, "FileBasedExampleGen", "examples", execution=0)
+    eval_users = run_report.read_purchases(os.path.join(examples_uri, "Split-eval"))["users"]
+    asked = run_report.coverage_at_10(run_report._saved_model_signatures(model_uri), eval_users,
+                                      figures["validation"]["catalog"]["catalog_products"])
+    assert candidate["coverage_at_10"] == asked > 0
     # the training curve is the Trainer's history: one point per epoch
     assert [h["epoch"] for h in figures["training"]["history"]] == [1, 2, 3]
     assert f"{figures['training']['history'][-1]['loss']:.4f}" in text
