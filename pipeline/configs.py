@@ -170,9 +170,9 @@ class PipelineConfig:
 
     def beam_pipeline_args(self) -> List[str]:
         # The project's package is the pipeline's Beam dependency (what a remote runner would
-        # stage: module code and components; the DirectRunner stages nothing). Without one
+        # stage: module code and components; a local runner stages nothing). Without one
         # declared, TFX builds a TFX sdist for Beam in each of the five Beam components (2-6 s
-        # each on 2 cores, tfx/utils/dependency_utils.py), which the DirectRunner never reads.
+        # each on 2 cores, tfx/utils/dependency_utils.py), which a local runner never reads.
         args = [f"--runner={self.beam_runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
         if self.beam_runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
             args += [
@@ -202,7 +202,7 @@ class VertexConfig:
 
     Defaults derived from `bucket`: pipeline root `gs://BUCKET/pipeline_root`, data
     `gs://BUCKET/data/asos`, pushed models `gs://BUCKET/serving_model/recommender`, Dataflow temp
-    files `gs://BUCKET/dataflow/tmp`. Beam runs inside each component's container (DirectRunner)
+    files `gs://BUCKET/dataflow/tmp`. Beam runs inside each component's container (FnApiRunner)
     unless `dataflow` is on, then on Dataflow workers started from the same `image`.
     """
 
@@ -283,7 +283,7 @@ class VertexConfig:
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,
-        Evaluator...): Dataflow with workers from our image, else the in-container DirectRunner."""
+        Evaluator...): Dataflow with workers from our image, else the in-container FnApiRunner."""
         if not self.dataflow:
             # named, as the local run's (PipelineConfig.beam_runner): the DirectRunner would try
             # Prism first, and with internet in the container download and run it
