@@ -1,4 +1,4 @@
-"""Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
+"""Runs the pipeline on this machine: LocalDagRunner, Beam's FnApiRunner, SQLite ML Metadata.
 
     make run                      # the ASOS data: data/asos/, else ../shared/data/asos
     make run ARGS="--data-dir /path/to/data --skip-checksums"

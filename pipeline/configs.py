@@ -129,8 +129,10 @@ class PipelineConfig:
     schema_dir: str = SCHEMA_DIR
     enable_cache: bool = True
     verify_checksums: bool = True  # the published ASOS files; off for data of your own
-    # Beam: runner named explicitly (Beam >= 2.68 would otherwise try to download Prism).
-    beam_runner: str = "DirectRunner"
+    # Beam: the FnApiRunner, named. Beam's "DirectRunner" (>= 2.68) first tries Prism, which
+    # downloads a binary: without internet that attempt failed after 1.5-2.7 s in each of the five
+    # Beam components before the DirectRunner fell back to this same FnApiRunner.
+    beam_runner: str = "FnApiRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
     # The Evaluator's baseline leaves the candidate out (pipeline/resolvers.py): a second run with
@@ -168,11 +170,11 @@ class PipelineConfig:
 
     def beam_pipeline_args(self) -> List[str]:
         # The project's package is the pipeline's Beam dependency (what a remote runner would
-        # stage: module code and components; the DirectRunner stages nothing). Without one
+        # stage: module code and components; a local runner stages nothing). Without one
         # declared, TFX builds a TFX sdist for Beam in each of the five Beam components (2-6 s
-        # each on 2 cores, tfx/utils/dependency_utils.py), which the DirectRunner never reads.
+        # each on 2 cores, tfx/utils/dependency_utils.py), which a local runner never reads.
         args = [f"--runner={self.beam_runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
-        if self.beam_runner == "DirectRunner":
+        if self.beam_runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
             args += [
                 f"--direct_running_mode={self.beam_direct_running_mode}",
                 f"--direct_num_workers={self.beam_workers}",
@@ -200,7 +202,7 @@ class VertexConfig:
 
     Defaults derived from `bucket`: pipeline root `gs://BUCKET/pipeline_root`, data
     `gs://BUCKET/data/asos`, pushed models `gs://BUCKET/serving_model/recommender`, Dataflow temp
-    files `gs://BUCKET/dataflow/tmp`. Beam runs inside each component's container (DirectRunner)
+    files `gs://BUCKET/dataflow/tmp`. Beam runs inside each component's container (FnApiRunner)
     unless `dataflow` is on, then on Dataflow workers started from the same `image`.
     """
 
@@ -281,9 +283,11 @@ class VertexConfig:
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-using component gets (ExampleGen, StatisticsGen, Transform,
-        Evaluator...): Dataflow with workers from our image, else the in-container DirectRunner."""
+        Evaluator...): Dataflow with workers from our image, else the in-container FnApiRunner."""
         if not self.dataflow:
-            args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+            # named, as the local run's (PipelineConfig.beam_runner): the DirectRunner would try
+            # Prism first, and with internet in the container download and run it
+            args = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
                     f"--direct_num_workers={self.direct_num_workers}"]
             return args + list(self.extra_beam_args)
         args = [

@@ -1,5 +1,5 @@
 """The recommender pipeline, defined once. Knows no runner: local_runner.py runs it on Beam's
-DirectRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines / Vertex AI."""
+in-process FnApiRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines / Vertex AI."""
 
 from __future__ import annotations
 

@@ -114,8 +114,8 @@ CACHE = Setting("enable_cache", "--cache", "RECSYS_ENABLE_CACHE",
                 "reuse results of unchanged components (default on)", parse=_bool, default=True,
                 is_bool=True)
 DATAFLOW = Setting("dataflow", "--dataflow", "RECSYS_DATAFLOW",
-                   "run the Beam work of every component on Dataflow (default: DirectRunner inside "
-                   "the component's container)", parse=_bool, default=False, is_bool=True)
+                   "run the Beam work of every component on Dataflow (default: Beam's FnApiRunner "
+                   "inside the component's container)", parse=_bool, default=False, is_bool=True)
 DATAFLOW_TEMP = Setting("dataflow_temp_location", "--dataflow-temp-location", "RECSYS_DATAFLOW_TEMP_LOCATION",
                         "Dataflow temp/staging files; default gs://BUCKET/dataflow/tmp")
 DATAFLOW_MACHINE = Setting("dataflow_machine_type", "--dataflow-machine-type", "RECSYS_DATAFLOW_MACHINE_TYPE",

@@ -163,9 +163,9 @@ def test_without_dataflow_beam_stays_in_the_container(local_pipeline):
         kubeflow_v2_runner.build(config), write_out=False)
     executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
     args = executors["Transform_executor"]["container"]["args"]
-    assert "--runner=DirectRunner" in args and not any("Dataflow" in a for a in args)
-    # and the local run is untouched: DirectRunner, in memory
-    assert "--runner=DirectRunner" in local_pipeline.beam_pipeline_args
+    assert "--runner=FnApiRunner" in args and not any("Dataflow" in a for a in args)
+    # and the local run is untouched: in memory
+    assert "--runner=FnApiRunner" in local_pipeline.beam_pipeline_args
 
 
 # --- Evaluator ----------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_settings_come_from_the_environment():
     assert args[-2:] == ["--experiments=use_runner_v2", "--number_of_worker_harness_threads=2"]
     # a flag wins over its variable
     config, _, _ = vertex.parse_compile_args(["--no-dataflow", "--project", "q"], environ=environ)
-    assert config.project == "q" and config.beam_pipeline_args()[0] == "--runner=DirectRunner"
+    assert config.project == "q" and config.beam_pipeline_args()[0] == "--runner=FnApiRunner"
     with pytest.raises(vertex.SettingError, match="RECSYS_DATAFLOW"):
         vertex.parse_compile_args([], environ={**environ, "RECSYS_DATAFLOW": "maybe"})
 

@@ -20,7 +20,8 @@ def test_flags_set_the_configuration(tmp_path):
     assert config.training.preset == "notebook"
     assert config.training.overrides == {"epochs": 3, "sampling": "mixed", "learning_rate": 0.5}
     assert "--direct_num_workers=2" in config.beam_pipeline_args()
-    assert "--runner=DirectRunner" in config.beam_pipeline_args()
+    # named: Beam's DirectRunner would first try to download Prism
+    assert "--runner=FnApiRunner" in config.beam_pipeline_args()
     # a declared dependency: TFX builds no TFX sdist for Beam in every Beam component
     setup = next(a for a in config.beam_pipeline_args() if a.startswith("--setup_file="))
     assert os.path.exists(setup.split("=", 1)[1])
