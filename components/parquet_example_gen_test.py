@@ -28,7 +28,7 @@ def _both(input_base: str, pattern: str, out_dir: str):
     props = {standard_component_specs.INPUT_BASE_KEY: input_base}
     transforms = {"ours": parquet_example_gen.Executor().GetInputSourceToExamplePTransform(),
                   "tfx": parquet_executor.Executor().GetInputSourceToExamplePTransform()}
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner",
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner",
                                                 "--direct_running_mode=in_memory"])) as p:
         for name, transform in transforms.items():
             (p | f"Read[{name}]" >> transform(props, pattern)
