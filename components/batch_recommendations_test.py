@@ -66,7 +66,7 @@ def _run(inputs, out, blessed, mode="in_memory", **props):
     result.uri = str(out)
     os.makedirs(out, exist_ok=True)
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--runner=DirectRunner", f"--direct_running_mode={mode}",
+        beam_pipeline_args=["--runner=FnApiRunner", f"--direct_running_mode={mode}",
                             "--direct_num_workers=2"],
         tmp_dir=str(out) + "_tmp", unique_id="1")
     batch.Executor(context).Do(

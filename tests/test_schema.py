@@ -37,7 +37,7 @@ def _validate(tmp_path, examples):
         for e in examples:
             w.write(e.SerializeToString())
     stats = tfdv.generate_statistics_from_tfrecord(
-        path, pipeline_options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
+        path, pipeline_options=PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=in_memory"]))
     anomalies = tfdv.validate_statistics(stats, SCHEMA)
     return dict(anomalies.anomaly_info), validator.find_pattern_violations([path], validator.id_patterns(SCHEMA))
 
