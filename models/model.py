@@ -409,9 +409,6 @@ class Recommender(tf.Module):
         vectors, used = self._user_vectors_and_rows(users, exclude_items=exclude)
         item_rows = tf.gather(self.item_embeddings, items)
         item_bias = tf.gather(self.item_bias, items) if self.item_bias is not None else None
-        positive = tf.reduce_sum(vectors * item_rows, axis=1) - negatives.positive_log_q
-        if item_bias is not None:
-            positive += item_bias
         in_batch = negatives.items is items
         if in_batch:
             # [B, B]: the diagonal is each row's positive (its log-Q term is the positive's)
@@ -428,6 +425,9 @@ class Recommender(tf.Module):
                 tf.range(tf.shape(items)[0]), logits))
             candidate_rows, candidate_bias = item_rows, item_bias
         else:
+            positive = tf.reduce_sum(vectors * item_rows, axis=1) - negatives.positive_log_q
+            if item_bias is not None:
+                positive += item_bias
             candidate_rows = tf.gather(self.item_embeddings, negatives.items)
             candidate_bias = (tf.gather(self.item_bias, negatives.items)
                               if self.item_bias is not None else None)
