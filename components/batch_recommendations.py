@@ -104,13 +104,14 @@ class ServingDefaultModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]
         return sum(len(u) for users in batch for u in users)
 
 
-def _user_strings(users: np.ndarray) -> List[str]:
+def user_strings(users: np.ndarray) -> List[str]:
+    """User ids as str (Beam and the SavedModel hand them over as bytes)."""
     return [u.decode() if isinstance(u, bytes) else u for u in users]
 
 
 def to_table(result: PredictionResult) -> pa.Table:
     """One chunk's results -> a columnar table (rows ordered by user, then rank)."""
-    users = _user_strings(result.example)
+    users = user_strings(result.example)
     products = np.asarray(result.inference["products"], np.int64)
     scores = np.asarray(result.inference["scores"], np.float32)
     k = products.shape[1]
@@ -124,7 +125,7 @@ def to_table(result: PredictionResult) -> pa.Table:
 
 def to_bigquery_rows(result: PredictionResult) -> Iterable[Dict[str, Any]]:
     products, scores = result.inference["products"], result.inference["scores"]
-    for i, user in enumerate(_user_strings(result.example)):
+    for i, user in enumerate(user_strings(result.example)):
         for rank, (product, score) in enumerate(zip(products[i], scores[i]), start=1):
             yield {features.USER_KEY: user, "rank": rank, features.PRODUCT_KEY: int(product),
                    "score": float(score)}

@@ -142,13 +142,18 @@ def ranking_figures(signatures, examples: Sequence[bytes]) -> Dict[str, Any]:
     return {"metrics": metrics_from_ranks(ranks), "recall_at_k": recall_curve(ranks)}
 
 
-def coverage_at_10(signatures, eval_users: np.ndarray, catalog_size: int) -> float:
-    """The share of catalog products in at least one eval user's top 10 (`serving_default`)."""
-    users = np.unique(eval_users)
+def _top_products(signatures, users: np.ndarray) -> set:
+    """The products in at least one of `users`' top COVERAGE_K (`serving_default`)."""
     shown = set()
     for s in range(0, len(users), BATCH):
         products = signatures["serving_default"](user_id=tf.constant(users[s:s + BATCH]))["products"]
         shown.update(products.numpy()[:, :COVERAGE_K].ravel().tolist())
+    return shown
+
+
+def coverage_at_10(signatures, eval_users: np.ndarray, catalog_size: int) -> float:
+    """The share of catalog products in at least one eval user's top 10 (`serving_default`)."""
+    shown = _top_products(signatures, np.unique(eval_users))
     return len(shown) / catalog_size if catalog_size else 0.0
 
 
@@ -168,16 +173,14 @@ def coverage_from_batch_lists(recommendations_uri: str, model_path: str, signatu
     if not summary or summary.get("model") != model_path or summary.get("top_k", 0) < COVERAGE_K:
         return None
     users = np.unique(eval_users)
-    wanted = pa.array([u.decode() if isinstance(u, bytes) else u for u in users], pa.string())
+    wanted = pa.array(batch.user_strings(users), pa.string())
     lists = ds.dataset(os.path.join(recommendations_uri, batch.RECOMMENDATIONS_DIR), format="parquet")
     top = lists.to_table(columns=[features.USER_KEY, features.PRODUCT_KEY],
                          filter=(ds.field("rank") <= COVERAGE_K) & ds.field(features.USER_KEY).isin(wanted))
     shown = set(np.unique(top[features.PRODUCT_KEY].to_numpy()).tolist())
     listed = pc.unique(top[features.USER_KEY])
     missing = users[~pc.is_in(wanted, value_set=listed).to_numpy(zero_copy_only=False)]
-    for s in range(0, len(missing), BATCH):
-        products = signatures["serving_default"](user_id=tf.constant(missing[s:s + BATCH]))["products"]
-        shown.update(products.numpy()[:, :COVERAGE_K].ravel().tolist())
+    shown |= _top_products(signatures, missing)
     return len(shown) / catalog_size if catalog_size else 0.0
 
 
