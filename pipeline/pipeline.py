@@ -36,7 +36,8 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
             example_gen_pb2.Input.Split(name=name, pattern=pattern)
             for name, pattern in configs.SPLIT_PATTERNS.items()
         ]),
-        # TFX's parquet_executor, a record batch at a time (components/parquet_example_gen.py)
+        # parquet a record batch at a time, not row by row as TFX's parquet_executor
+        # (components/parquet_example_gen.py)
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
