@@ -9,7 +9,8 @@ splits (from the input patterns, as configured), the shuffle, the gzipped TFReco
 payload format and the artifact's properties.
 
 The examples are the same as TFX's executor writes for every row of valid data (test beside
-this file): integers become int64_list, binary and string columns bytes_list, one value each.
+this file): integers become int64_list, binary and string (utf8, as pandas writes it) columns
+bytes_list, one value each.
 TFX's `dict_to_example` also turns 0, 0.0, "" and nulls into an empty feature (tfx#6407); here a
 zero stays a zero, an empty string an empty string, and a null an empty feature, so the curated
 schema judges the value itself (the validator then names the column).
@@ -35,6 +36,8 @@ def _as_encodable(table: pa.Table) -> List[pa.RecordBatch]:
         column = column.combine_chunks()
         if pa.types.is_integer(column.type) and column.type != pa.int64():
             column = column.cast(pa.int64())
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.cast(pa.binary())  # the encoder takes bytes, not utf8 (Bad field type)
         offsets = pa.array(range(len(column) + 1), pa.int32())
         columns.append(pa.ListArray.from_arrays(offsets, column, mask=column.is_null()))
     if not columns:

@@ -68,3 +68,15 @@ def test_zero_stays_a_value(tmp_path):
     fake_asos.write_purchases(os.path.join(tmp_path, "part.parquet"), [b"u" * 20], [0])
     ours, _ = _both(str(tmp_path), "*.parquet", str(tmp_path / "out"))
     assert example_pb2.Example.FromString(ours[0]).features.feature["productId"].int64_list.value[:] == [0]
+
+
+def test_utf8_strings_are_encoded_as_bytes(tmp_path):
+    """pandas writes str columns as utf8, which tfx_bsl's encoder refuses ("Bad field type"):
+    they become the same bytes_list as binary, and as TFX's executor writes."""
+    table = pa.table({"u": pa.array(["abc", None, "xyzü"], pa.string()),
+                      "p": pa.array([7, 8, 9], pa.int64())})
+    pq.write_table(table, os.path.join(tmp_path, "part.parquet"))
+    ours, tfx_examples = _both(str(tmp_path), "*.parquet", str(tmp_path / "out"))
+    assert ours == tfx_examples
+    users = sorted(example_pb2.Example.FromString(e).features.feature["u"].bytes_list.value[:] for e in ours)
+    assert users == [[], [b"abc"], ["xyzü".encode()]]

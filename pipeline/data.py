@@ -52,22 +52,55 @@ def check_file(path: str, expected_sha256: str, expected_size: Optional[int] = N
             "delete it to download it again, or pass --skip-checksums for data of your own")
 
 
+def _column_type_problem(column: str, arrow_type) -> Optional[str]:
+    """Why ExampleGen cannot encode `column` of this Arrow type as the schema's feature, or None."""
+    import pyarrow as pa
+
+    if column == features.USER_KEY:
+        if (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+                or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
+            return None
+        return f"column {column} is {arrow_type}, expected binary or string user ids"
+    if column == features.PRODUCT_KEY:
+        if pa.types.is_integer(arrow_type) and arrow_type != pa.uint64():
+            return None
+        hint = " (cast it to int64 if the values are whole numbers)" if (
+            pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)) else ""
+        return f"column {column} is {arrow_type}, expected integer product ids{hint}"
+    return None
+
+
 def check_parquet(path: str) -> int:
-    """Raises DataError naming `path` unless it is a parquet file with the purchase columns;
-    returns its row count. (ExampleGen would stop with `ArrowInvalid: Parquet magic bytes not
-    found in footer` and no file name.)"""
+    """Raises DataError naming `path` unless it is a parquet file with exactly the purchase
+    columns, of types ExampleGen can encode, whose data reads back whole; returns its row count.
+    (ExampleGen would stop with `ArrowInvalid: Parquet magic bytes not found in footer`, `Bad
+    field type` or `Invalid column metadata`, and no file name.)"""
     import pyarrow
     import pyarrow.parquet as pq
 
     name = os.path.basename(path)
     try:
         parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except (pyarrow.ArrowException, OSError) as e:
         raise DataError(f"{name}: not a readable parquet file ({e}) at {path}") from e
-    columns = set(parquet.schema_arrow.names)
-    missing = [c for c in (features.USER_KEY, features.PRODUCT_KEY) if c not in columns]
+    columns = list(schema.names)
+    expected = [features.USER_KEY, features.PRODUCT_KEY]
+    missing = [c for c in expected if c not in columns]
     if missing:
         raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}")
+    extra = [c for c in columns if c not in expected]
+    if extra:  # ExampleGen would encode them and the curated schema does not know them
+        raise DataError(f"{name}: column(s) {extra} not in the schema (schema/schema.pbtxt has "
+                        f"{', '.join(expected)} only); drop them from the file, at {path}")
+    problems = [p for p in (_column_type_problem(c, schema.field(c).type) for c in expected) if p]
+    if problems:
+        raise DataError(f"{name}: {'; '.join(problems)}, at {path}")
+    try:  # the data pages too: a damaged file can have an intact footer
+        for batch in parquet.iter_batches(batch_size=65536):
+            del batch
+    except (pyarrow.ArrowException, OSError) as e:
+        raise DataError(f"{name}: not a readable parquet file ({e}) at {path}") from e
     return parquet.metadata.num_rows
 
 

@@ -113,3 +113,62 @@ def test_a_parquet_file_without_the_purchase_columns_is_named(tmp_path, fake_dat
     pq.write_table(pa.table({"user": [b"x"], "productId": [1]}), os.path.join(fake_data_dir, configs.TRAIN_FILE))
     with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: no column {features.USER_KEY}"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def _rewrite(path, change):
+    import pyarrow.parquet as pq
+
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+@pytest.mark.parametrize("arrow_type, expected", [
+    ("float64", "column productId is double, expected integer product ids (cast it to int64"),
+    ("string", "column productId is string, expected integer product ids"),
+])
+def test_a_product_column_of_the_wrong_type_is_named(fake_data_dir, arrow_type, expected):
+    """ExampleGen would stop with `Error encoding feature "productId": Bad field type`, exit 1."""
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    _rewrite(path, lambda t: t.set_column(1, features.PRODUCT_KEY, t.column(1).cast(arrow_type)))
+    with pytest.raises(data.DataError) as error:
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    assert str(error.value).startswith(f"{configs.TRAIN_FILE}: {expected}")
+
+
+def test_a_user_column_of_integers_is_named(fake_data_dir):
+    import pyarrow as pa
+
+    path = os.path.join(fake_data_dir, configs.EVAL_FILE)
+    _rewrite(path, lambda t: t.set_column(0, features.USER_KEY, pa.array(range(len(t)), pa.int64())))
+    with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: column dummyUserId is int64, "
+                                             "expected binary or string user ids"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_utf8_user_ids_and_int64_products_are_accepted(fake_data_dir):
+    """pandas writes str columns as utf8 and ints as int64: both are purchases as ExampleGen reads them."""
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    _rewrite(path, lambda t: t.set_column(0, features.USER_KEY, t.column(0).cast("string"))
+                              .set_column(1, features.PRODUCT_KEY, t.column(1).cast("int64")))
+    data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_an_extra_column_is_named(fake_data_dir):
+    """The curated schema knows two columns; ExampleGen would encode a third (and fail on a float)."""
+    import pyarrow as pa
+
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    _rewrite(path, lambda t: t.append_column("price", pa.array([9.99] * len(t))))
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: column\\(s\\) \\['price'\\] not in the schema"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_damaged_data_pages_behind_an_intact_footer_are_named(fake_data_dir):
+    """The footer (schema, row count) reads fine; the column chunks do not. ExampleGen would stop
+    with `OSError: Invalid column metadata (corrupt file?)` and no file name."""
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    with open(path, "rb") as f:
+        content = f.read()
+    with open(path, "wb") as f:
+        f.write(content[:100] + content[-(len(content) // 3):])
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: not a readable parquet file"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
