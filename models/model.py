@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -106,6 +107,7 @@ class ModelConfig:
     seed: int = 42
 
     def __post_init__(self):
+        self._check_types()
         if self.sampling not in sampling.SCHEMES:
             raise ValueError(f"sampling must be one of {sampling.SCHEMES}, not {self.sampling!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -126,6 +128,30 @@ class ModelConfig:
                              f"not {self.copurchase_norm!r}")
         if self.copurchase_weight > 0 and not self.use_history:
             raise ValueError("copurchase_weight > 0 needs use_history (the purchase matrix)")
+
+    def _check_types(self) -> None:
+        """Each field of its declared type (a value from `--model-param` is JSON or a bare
+        string): `embedding_dim=abc`, `epochs=2.5`, `batch_size=true` or `learning_rate=NaN`
+        raise ValueError naming the field, not a TypeError from a comparison or from inside
+        the Trainer."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            if kind == "bool":
+                ok, wanted = isinstance(value, bool), "true or false"
+            elif kind == "int":
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                wanted = "an integer"
+            elif kind == "float":
+                ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                      and bool(np.isfinite(value)))
+                wanted = "a finite number"
+            elif kind == "str":
+                ok, wanted = isinstance(value, str), "a string"
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"{field.name} must be {wanted}, got {value!r}")
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":

@@ -192,3 +192,25 @@ def test_the_in_batch_loss_equals_the_general_sampled_softmax():
     general = fast._replace(items=tf.identity(items))  # not `items` itself: the general path
     np.testing.assert_allclose(model.loss(users, items, fast).numpy(),
                                model.loss(users, items, general).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("embedding_dim", "abc", "embedding_dim must be an integer, got 'abc'"),
+    ("epochs", 2.5, "epochs must be an integer, got 2.5"),
+    ("batch_size", True, "batch_size must be an integer, got True"),  # JSON true: not batches of 1
+    ("learning_rate", float("nan"), "learning_rate must be a finite number, got nan"),
+    ("l2", "0.1x", "l2 must be a finite number, got '0.1x'"),
+    ("use_history", 1, "use_history must be true or false, got 1"),
+    ("sampling", 3, "sampling must be a string, got 3"),
+])
+def test_config_names_a_value_of_the_wrong_type(field, value, message):
+    """--model-param values are JSON or bare strings: a wrong one is named, before any comparison
+    (embedding_dim=abc used to end in "'<' not supported between instances of 'str' and 'int'")."""
+    with pytest.raises(ValueError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        model_lib.ModelConfig.from_dict({field: value})
+
+
+def test_config_takes_numpy_numbers_and_ints_for_floats():
+    config = model_lib.ModelConfig.from_dict({"embedding_dim": np.int64(8), "learning_rate": 1,
+                                              "l2": np.float32(0.5)})
+    assert (config.embedding_dim, config.learning_rate) == (8, 1)
