@@ -50,6 +50,14 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> 
     unknown = set(lower_bounds) - {name for name, _ in metric_configs()}
     if unknown:
         raise ValueError(f"no such metric to gate on: {sorted(unknown)}")
+    # Every metric is a fraction of eval purchases: a bound above 1 (or NaN) refuses every model
+    # after the whole run has trained one, a negative one gates nothing.
+    for name, bound in sorted(lower_bounds.items()):
+        if not 0.0 <= bound <= 1.0:
+            raise ValueError(f"the bound of {name} must be between 0 and 1 (the metrics are "
+                             f"fractions of eval purchases), got {bound}")
+    if not 0.0 <= max_relative_drop <= 1.0:
+        raise ValueError(f"max_relative_drop must be between 0 and 1 (a fraction), got {max_relative_drop}")
     metrics = []
     for name, cfg in metric_configs():
         threshold = None

@@ -44,3 +44,17 @@ def test_the_recall_curve_is_computed_but_is_not_a_gate_row():
     assert "RecallCurve" in [m.class_name for m in config.metrics_specs[0].metrics]
     rows = _rows({evaluator.CANDIDATE: {"recall_at_10": 0.04}})
     assert evaluator.RECALL_CURVE not in rows and len(rows) == len(evaluator.metric_configs())
+
+
+def test_bounds_outside_0_1_are_refused_before_the_run():
+    """--gate-bound recall_at_10=1.5 (or nan) used to train a model and then refuse it (exit 3)."""
+    import math
+
+    import pytest
+
+    for bound in (1.5, -0.1, math.nan):
+        with pytest.raises(ValueError, match=f"the bound of recall_at_10 must be between 0 and 1.*got {bound}"):
+            evaluator.eval_config({"recall_at_10": bound}, 0.01)
+    with pytest.raises(ValueError, match="max_relative_drop must be between 0 and 1"):
+        evaluator.eval_config(BOUNDS, 5)
+    evaluator.eval_config({"recall_at_10": 0.0, "mrr": 1.0}, 0.0)  # the ends are bounds too
