@@ -107,6 +107,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (TypeError, ValueError) as e:
         print(f"error: model configuration: {e}", file=sys.stderr)
         return 2
+    try:  # before compiling: TFX would end with a traceback of tf.io.gfile's error
+        os.makedirs(output_dir, exist_ok=True)
+        if not os.access(output_dir, os.W_OK):
+            raise PermissionError(f"no permission to write into {output_dir}")
+        if os.path.dirname(output_file):
+            raise ValueError(f"--output-file {output_file!r} is a file name; the directory is --output-dir")
+    except (OSError, ValueError) as e:
+        print(f"error: cannot write the pipeline JSON to --output-dir {output_dir}: {e}", file=sys.stderr)
+        return 2
     try:
         path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)
     except (TypeError, ValueError) as e:

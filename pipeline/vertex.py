@@ -72,13 +72,42 @@ def _bigquery_table(text: str) -> str:
     return f"{project}:{rest}"
 
 
+def _bucket(text: str) -> str:
+    """`name` or `gs://name/` -> `gs://name`; an empty or malformed bucket name is a ValueError
+    (`gs://` alone used to compile `gs://gs:/pipeline_root`)."""
+    path = text.strip()
+    path = (path[len("gs://"):] if path.startswith("gs://") else path).rstrip("/")
+    name = path.split("/", 1)[0]
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9._-]{0,220}[a-z0-9])?", name):
+        raise ValueError(f"{text!r} is not a Cloud Storage bucket (name or gs://name; a name is "
+                         "lowercase letters, digits, '-', '_' and '.')")
+    return f"gs://{path}"
+
+
+def _pipeline_name(text: str) -> str:
+    """The pattern the Kubeflow V2 compiler requires, checked as a setting (its own message
+    comes after the pipeline is built, and names no flag)."""
+    name = text.strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", name):
+        raise ValueError(f"{text!r} is not a pipeline name (lowercase letters, digits and '-', "
+                         "starting with a letter or digit, at most 128)")
+    return name
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} is not a positive number")
+    return value
+
+
 # --- What can be set ---------------------------------------------------------------------------
 PROJECT = Setting("project", "--project", "RECSYS_GCP_PROJECT", "Google Cloud project id", required=True)
 REGION = Setting("region", "--region", "RECSYS_GCP_REGION",
                  "region of Vertex AI Pipelines and Dataflow, e.g. europe-west1", required=True)
 BUCKET = Setting("bucket", "--bucket", "RECSYS_GCS_BUCKET",
                  "Cloud Storage bucket (name or gs://name): default home of pipeline root, data, models",
-                 required=True)
+                 required=True, parse=_bucket)
 IMAGE = Setting("image", "--image", "RECSYS_IMAGE",
                 "container image with this package installed (see Dockerfile), e.g. "
                 "europe-west1-docker.pkg.dev/PROJECT/recsys/asos-recommender:TAG; runs every component "
@@ -87,7 +116,7 @@ PIPELINE_ROOT = Setting("pipeline_root", "--pipeline-root", "RECSYS_PIPELINE_ROO
                         "where components write their artifacts; default gs://BUCKET/pipeline_root")
 PIPELINE_NAME = Setting("pipeline_name", "--pipeline-name", "RECSYS_PIPELINE_NAME",
                         "pipeline name (ML Metadata context, Vertex display name)",
-                        default=configs.PIPELINE_NAME)
+                        default=configs.PIPELINE_NAME, parse=_pipeline_name)
 DATA_ROOT = Setting("data_root", "--data-root", "RECSYS_DATA_ROOT",
                     "directory holding the ASOS parquet and csv files; default gs://BUCKET/data/asos")
 CATALOG_URI = Setting("catalog_uri", "--catalog-uri", "RECSYS_CATALOG_URI",
@@ -121,9 +150,9 @@ DATAFLOW_TEMP = Setting("dataflow_temp_location", "--dataflow-temp-location", "R
 DATAFLOW_MACHINE = Setting("dataflow_machine_type", "--dataflow-machine-type", "RECSYS_DATAFLOW_MACHINE_TYPE",
                            "Dataflow worker machine type, e.g. n2-standard-4 (default: Dataflow's)")
 DATAFLOW_MAX_WORKERS = Setting("dataflow_max_workers", "--dataflow-max-workers", "RECSYS_DATAFLOW_MAX_WORKERS",
-                               "upper bound of Dataflow autoscaling", parse=int)
+                               "upper bound of Dataflow autoscaling", parse=_positive_int)
 DATAFLOW_DISK = Setting("dataflow_disk_size_gb", "--dataflow-disk-size-gb", "RECSYS_DATAFLOW_DISK_SIZE_GB",
-                        "Dataflow worker disk size", parse=int)
+                        "Dataflow worker disk size", parse=_positive_int)
 DATAFLOW_SA = Setting("dataflow_service_account", "--dataflow-service-account", "RECSYS_DATAFLOW_SERVICE_ACCOUNT",
                       "service account the Dataflow workers run as (default: Compute Engine default)")
 DATAFLOW_SUBNET = Setting("dataflow_subnetwork", "--dataflow-subnetwork", "RECSYS_DATAFLOW_SUBNETWORK",

@@ -380,3 +380,16 @@ def test_batch_recommendations_read_the_blessed_model_and_write_bigquery_when_as
 def test_a_bad_bigquery_table_is_named():
     with pytest.raises(vertex.SettingError, match="--batch-bigquery-table.*PROJECT.DATASET.TABLE"):
         vertex.parse_compile_args(REQUIRED + ["--batch-bigquery-table", "recs.batch"], environ={})
+
+
+@pytest.mark.parametrize("output_dir, output_file", [
+    ("{tmp}/a-file/vertex", configs.VERTEX_PIPELINE_JSON),  # a file where a directory should be
+    ("{tmp}/out", "../elsewhere.json"),
+])
+def test_an_output_dir_that_cannot_take_the_json_is_one_line(tmp_path, capsys, output_dir, output_file):
+    """Used to end in a traceback of tf.io.gfile's FailedPreconditionError / NotFoundError."""
+    (tmp_path / "a-file").write_text("")
+    argv = REQUIRED + ["--output-dir", output_dir.format(tmp=tmp_path), "--output-file", output_file]
+    assert kubeflow_v2_runner.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: cannot write the pipeline JSON"), err
