@@ -38,18 +38,29 @@ class CatalogMismatchError(RuntimeError):
     """Products were bought that the catalog does not list."""
 
 
+class CatalogFormatError(ValueError):
+    """The catalog file is not product ids one a line; the message names the file and line."""
+
+
 def read_catalog(path: str) -> List[int]:
-    """Product ids, one a line, no header. Raises ValueError naming the first bad line."""
+    """Product ids, one a line; the first line may be the header `productId` (as pandas'
+    `to_csv` writes it). Raises CatalogFormatError naming the first bad line, or a catalog
+    without ids."""
     ids = []
     with tf.io.gfile.GFile(path) as f:
         for number, line in enumerate(f, start=1):
             text = line.strip()
-            if not text:
+            if not text or (number == 1 and text.strip('"') == features.PRODUCT_KEY):
                 continue
             try:
                 ids.append(int(text))
             except ValueError:
-                raise ValueError(f"{path}, line {number}: {text!r} is not an integer product id")
+                hint = (f" (a header line may only be {features.PRODUCT_KEY!r})"
+                        if number == 1 else "")
+                raise CatalogFormatError(
+                    f"{path}, line {number}: {text!r} is not an integer product id{hint}") from None
+    if not ids:
+        raise CatalogFormatError(f"{path}: no product ids (the catalog lists one a line)")
     return ids
 
 

@@ -32,3 +32,22 @@ def test_compare_samples_are_bounded():
     report = catalog_check.compare(vocabulary=list(range(100)), catalog=[])
     assert report["vocabulary_products_not_in_catalog"] == 100
     assert len(report["vocabulary_products_not_in_catalog_sample"]) == catalog_check.SAMPLE_SIZE
+
+
+def test_read_catalog_takes_the_header_pandas_writes(tmp_path):
+    path = tmp_path / "catalog.csv"
+    path.write_text("productId\n2000001\n2000002\n")
+    assert catalog_check.read_catalog(str(path)) == [2000001, 2000002]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("product_id\n2000001\n", "line 1: 'product_id' is not an integer product id \\(a header line may only be 'productId'\\)"),
+    ("productId\n", "no product ids"),
+    ("", "no product ids"),
+    ("2000001\n2000002.0\n", "line 2: '2000002.0' is not an integer"),
+])
+def test_read_catalog_names_what_is_wrong(tmp_path, text, expected):
+    path = tmp_path / "catalog.csv"
+    path.write_text(text)
+    with pytest.raises(catalog_check.CatalogFormatError, match=expected):
+        catalog_check.read_catalog(str(path))

@@ -51,6 +51,7 @@ DATA_REJECTED_ERRORS = {
     "pipeline.data.DataError",
     "components.validator.DataValidationError",
     "components.catalog_check.CatalogMismatchError",
+    "components.catalog_check.CatalogFormatError",
 }
 
 # TFX 1.21's own log records that tell a component's life (tfx/orchestration/local/

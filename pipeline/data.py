@@ -118,6 +118,17 @@ def check_split_files(data_dir: str) -> Dict[str, int]:
     return rows
 
 
+def check_catalog(path: str) -> int:
+    """Raises DataError unless the catalog is product ids one a line (CatalogCheck reads it only
+    after Transform; a header or a stray word would stop the run there); returns how many ids."""
+    from components import catalog_check
+
+    try:
+        return len(catalog_check.read_catalog(path))
+    except (catalog_check.CatalogFormatError, UnicodeDecodeError) as e:
+        raise DataError(f"{os.path.basename(path)}: {e}") from e
+
+
 def download(url: str, dest: str, expected_sha256: str, timeout: float = 60) -> None:
     """Downloads `url` to `dest` atomically; the file appears only once its checksum is right."""
     name = os.path.basename(dest)
@@ -169,4 +180,5 @@ def ensure_data(data_dir: str,
         for name, sha in expected.items():
             check_file(os.path.join(data_dir, name), sha, sizes.get(name))
     check_split_files(data_dir)
+    check_catalog(os.path.join(data_dir, configs.CATALOG_FILE))
     return data_dir

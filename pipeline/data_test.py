@@ -172,3 +172,18 @@ def test_damaged_data_pages_behind_an_intact_footer_are_named(fake_data_dir):
         f.write(content[:100] + content[-(len(content) // 3):])
     with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: not a readable parquet file"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("product_id\n2000001\n", "line 1: 'product_id' is not an integer product id"),
+    ("productId\n", "no product ids"),
+    ("2000001\nabc\n", "line 2: 'abc' is not an integer"),
+    (b"\xff\xfe2\x000\x00", "codec can't decode"),  # UTF-16 saved by a spreadsheet
+])
+def test_a_malformed_catalog_is_named_before_the_run(fake_data_dir, text, expected):
+    """CatalogCheck would find it only after ExampleGen, StatisticsGen and Transform, with exit 1."""
+    path = os.path.join(fake_data_dir, configs.CATALOG_FILE)
+    with open(path, "wb") as f:
+        f.write(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(data.DataError, match=f"^{configs.CATALOG_FILE}: .*{expected}"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
