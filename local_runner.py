@@ -16,6 +16,13 @@ import sys
 from pipeline import configs, console
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:  # Beam's FnApiRunner fails inside ExampleGen with an IndexError
+        raise argparse.ArgumentTypeError(f"{value} is not a number of workers (0: one per core)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = configs.PipelineConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -26,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="data of your own in the ASOS shape: do not check the published sha256")
     p.add_argument("--output-dir", default=defaults.output_dir,
                    help="pipeline root, ML Metadata, pushed models, logs and reports go here; default %(default)s")
-    p.add_argument("--beam-workers", type=int, default=defaults.beam_workers)
+    p.add_argument("--beam-workers", type=_workers, default=defaults.beam_workers,
+                   help="Beam workers (0: one per core); default %(default)s")
     p.add_argument("--beam-running-mode", default=defaults.beam_direct_running_mode,
                    choices=["in_memory", "multi_threading", "multi_processing"])
     p.add_argument("--no-cache", action="store_true", help="re-run every component")

@@ -412,6 +412,12 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             console.say(f"error: the input data was rejected: {e}")
             return EXIT_DATA_REJECTED
         try:
+            run_lock.check_writable(config.output_dir)
+        except OSError as e:
+            console.say(f"error: cannot write into --output-dir {config.output_dir}: "
+                        f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}")
+            return EXIT_USAGE
+        try:
             with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0):
                 console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
                 return _run_locked(config, build, console, stamp)

@@ -165,6 +165,9 @@ def ensure_data(data_dir: str,
     expected = configs.DATA_SHA256 if expected is None else expected
     sizes = DATA_SIZES if sizes is None else sizes
     data_dir = os.path.abspath(data_dir)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir} is a file, not a directory: --data-dir names the directory "
+                        "that holds the four files")
     missing = [n for n in expected if not os.path.isfile(os.path.join(data_dir, n))]
     if missing and not verify_checksums:
         raise DataError(f"{', '.join(missing)}: missing in {data_dir} (downloads happen only "

@@ -32,6 +32,16 @@ def _holder(path: str) -> str:
     return text or "another process"
 
 
+def check_writable(output_dir: str) -> None:
+    """Raises OSError saying why a run cannot write into `output_dir` (a file on its path, no
+    permission, a read-only file system), creating it if needed."""
+    os.makedirs(output_dir, exist_ok=True)
+    probe = os.path.join(output_dir, f".write-test-{os.getpid()}")
+    with open(probe, "w"):
+        pass
+    os.remove(probe)
+
+
 @contextlib.contextmanager
 def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float = 1.0
          ) -> Iterator[str]:

@@ -61,3 +61,12 @@ def test_one_process_does_not_block_another_directory(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_check_writable_creates_the_directory_and_leaves_nothing(tmp_path):
+    out = tmp_path / "new" / "out"
+    run_lock.check_writable(str(out))
+    assert out.is_dir() and not list(out.iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError):
+        run_lock.check_writable(str(tmp_path / "file" / "out"))

@@ -63,3 +63,48 @@ def test_missing_data_is_rejected_with_the_file_named(tmp_path):
     assert code == console.EXIT_DATA_REJECTED
     assert f"{configs.TRAIN_FILE}" in stream.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--model-param", "embedding_dim=abc", "embedding_dim must be an integer, got 'abc'"),
+    ("--model-param", "epochs=2.5", "epochs must be an integer, got 2.5"),
+    ("--gate-bound", "recall_at_10=1.5", "the bound of recall_at_10 must be between 0 and 1"),
+    ("--gate-bound", "ndcg_at_10=nan", "the bound of ndcg_at_10 must be between 0 and 1"),
+])
+def test_a_bad_value_stops_before_any_work(tmp_path, flag, value, message):
+    """Each used to run the pipeline: a Trainer crash (exit 1), or a model trained and refused (exit 3)."""
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"),
+                              flag, value], stream=stream)
+    assert code == console.EXIT_USAGE, stream.getvalue()
+    assert message in stream.getvalue()
+    assert not (tmp_path / "out").exists()
+
+
+def test_negative_beam_workers_are_a_flag_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        local_runner.parse_config(["--beam-workers", "-1"])  # Beam: IndexError inside ExampleGen
+    assert exit_.value.code == console.EXIT_USAGE
+    assert "-1 is not a number of workers" in capsys.readouterr().err
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path):
+    data_file = tmp_path / "data.parquet"
+    data_file.write_bytes(b"PAR1")
+    for checksums in ([], ["--skip-checksums"]):  # with checksums it was FileExistsError, exit 1
+        stream = io.StringIO()
+        code = local_runner.main(["--data-dir", str(data_file), "--output-dir", str(tmp_path / "out")]
+                                 + checksums, stream=stream)
+        assert code == console.EXIT_DATA_REJECTED
+        assert f"{data_file} is a file, not a directory" in stream.getvalue()
+
+
+def test_an_output_dir_that_cannot_be_written_is_named(tmp_path, fake_data_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", fake_data_dir, "--skip-checksums",
+                              "--output-dir", str(blocker / "out")], stream=stream)
+    assert code == console.EXIT_USAGE  # was exit 1, "the run stopped: NotADirectoryError"
+    last = stream.getvalue().strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write into --output-dir {blocker / 'out'}: Not a directory"), last
