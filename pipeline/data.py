@@ -25,6 +25,10 @@ DATA_SIZES = {
 }
 
 
+# The console shows this logger's lines (pipeline/console.py); a print() would go to the log only.
+progress = logging.getLogger("recsys.data")
+
+
 class DataError(RuntimeError):
     """An input file is missing, truncated or altered; the message names the file."""
 
@@ -172,13 +176,14 @@ def ensure_data(data_dir: str,
     if missing and not verify_checksums:
         raise DataError(f"{', '.join(missing)}: missing in {data_dir} (downloads happen only "
                         "for the published ASOS files, i.e. without --skip-checksums)")
-    if missing:
-        os.makedirs(data_dir, exist_ok=True)
     for name in missing:
         url = f"{source_url.rstrip('/')}/{name}"
-        logging.info("Downloading %s from %s", name, url)
-        print(f"[data] downloading {name} from {url}", flush=True)
-        download(url, os.path.join(data_dir, name), expected[name])
+        progress.info("[data] downloading %s from %s", name, url)
+        try:
+            os.makedirs(data_dir, exist_ok=True)
+            download(url, os.path.join(data_dir, name), expected[name])
+        except OSError as e:  # the directory cannot be created or written: say where and why
+            raise DataError(f"{name}: cannot be downloaded into {data_dir}: {e}") from e
     if verify_checksums:
         for name, sha in expected.items():
             check_file(os.path.join(data_dir, name), sha, sizes.get(name))

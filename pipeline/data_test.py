@@ -187,3 +187,22 @@ def test_a_malformed_catalog_is_named_before_the_run(fake_data_dir, text, expect
         f.write(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(data.DataError, match=f"^{configs.CATALOG_FILE}: .*{expected}"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_downloads_are_announced_on_the_console_channel(tmp_path, published, caplog):
+    """A print() went to the run's log file only: a download of megabytes was silent."""
+    import logging
+
+    url, checksums, sizes, _ = published
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)
+    announced = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
+    assert sorted(announced) == sorted(f"[data] downloading {n} from {url}/{n}" for n in checksums)
+
+
+def test_a_data_dir_that_cannot_be_created_is_named(tmp_path, published):
+    url, checksums, sizes, _ = published
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "data"
+    with pytest.raises(data.DataError, match=f"cannot be downloaded into {target}: .*Not a directory"):
+        data.ensure_data(str(target), source_url=url, expected=checksums, sizes=sizes)
