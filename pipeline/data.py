@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from models import features
 from pipeline import configs
@@ -108,27 +108,73 @@ def check_parquet(path: str) -> int:
     return parquet.metadata.num_rows
 
 
-def check_split_files(data_dir: str) -> Dict[str, int]:
-    """Every file ExampleGen will read (those matching configs.SPLIT_PATTERNS) must be parquet
-    with the purchase columns; returns {file name: rows}."""
-    rows = {}
+def split_files(data_dir: str) -> Dict[str, List[str]]:
+    """{split: the paths ExampleGen will read for it} (configs.SPLIT_PATTERNS); DataError for a
+    split without a file."""
     names = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
+    files = {}
     for split, pattern in configs.SPLIT_PATTERNS.items():
         matching = [n for n in names if fnmatch.fnmatch(n, pattern)]
         if not matching:
             raise DataError(f"no file for split '{split}' ({pattern}) in {data_dir}")
-        for name in matching:
-            rows[name] = check_parquet(os.path.join(data_dir, name))
-    return rows
+        files[split] = [os.path.join(data_dir, n) for n in matching]
+    return files
 
 
-def check_catalog(path: str) -> int:
-    """Raises DataError unless the catalog is product ids one a line (CatalogCheck reads it only
-    after Transform; a header or a stray word would stop the run there); returns how many ids."""
+def check_split_files(data_dir: str) -> Dict[str, int]:
+    """Every file ExampleGen will read (those matching configs.SPLIT_PATTERNS) must be parquet
+    with the purchase columns; returns {file name: rows}."""
+    return {os.path.basename(path): check_parquet(path)
+            for paths in split_files(data_dir).values() for path in paths}
+
+
+def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:
+    """Raises DataError naming the first purchase file with products the catalog does not list.
+
+    CatalogCheck finds such train products after Transform (and on Vertex); an eval purchase of a
+    product outside the catalog it never sees: the model cannot recommend it, so the gate would
+    refuse a good model for the data's fault. Also says on the console how many eval users and
+    products never occur in train (legitimate, but they can only be answered with the popular
+    products)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def read(paths, column, arrow_type):
+        return pa.chunked_array([pq.read_table(p, columns=[column]).column(0).cast(arrow_type)
+                                 for p in paths]).drop_null()  # nulls: the validator's to name
+
+    known = pa.array(sorted(set(catalog)), pa.int64())
+    files = split_files(data_dir)
+    for paths in files.values():
+        for path in paths:
+            products = read([path], features.PRODUCT_KEY, pa.int64())
+            unknown = products.filter(pc.invert(pc.is_in(products, value_set=known)))
+            if len(unknown):
+                sample = pc.unique(unknown).to_pylist()[:10]
+                raise DataError(
+                    f"{os.path.basename(path)}: {len(unknown):,} of {len(products):,} purchases are of "
+                    f"products not in the catalog {configs.CATALOG_FILE}, e.g. {sample}; fix the "
+                    f"catalog or the purchases, at {path}")
+    if "train" in files and "eval" in files:
+        for column, what, arrow_type in [(features.USER_KEY, "users", pa.binary()),
+                                         (features.PRODUCT_KEY, "products", pa.int64())]:
+            train = pc.unique(read(files["train"], column, arrow_type))
+            evaluated = pc.unique(read(files["eval"], column, arrow_type))
+            unseen = int(pc.sum(pc.invert(pc.is_in(evaluated, value_set=train))).as_py() or 0)
+            if unseen:
+                progress.info("[data] eval: %s of %s %s never occur in train (the model answers "
+                              "them with the most popular products)", f"{unseen:,}",
+                              f"{len(evaluated):,}", what)
+
+
+def read_catalog(path: str) -> List[int]:
+    """The catalog's product ids; DataError unless it is product ids one a line (CatalogCheck
+    reads it only after Transform: a header or a stray word would stop the run there)."""
     from components import catalog_check
 
     try:
-        return len(catalog_check.read_catalog(path))
+        return catalog_check.read_catalog(path)
     except (catalog_check.CatalogFormatError, UnicodeDecodeError) as e:
         raise DataError(f"{os.path.basename(path)}: {e}") from e
 
@@ -188,5 +234,5 @@ def ensure_data(data_dir: str,
         for name, sha in expected.items():
             check_file(os.path.join(data_dir, name), sha, sizes.get(name))
     check_split_files(data_dir)
-    check_catalog(os.path.join(data_dir, configs.CATALOG_FILE))
+    check_purchases_in_catalog(data_dir, read_catalog(os.path.join(data_dir, configs.CATALOG_FILE)))
     return data_dir

@@ -206,3 +206,50 @@ def test_a_data_dir_that_cannot_be_created_is_named(tmp_path, published):
     target = tmp_path / "a-file" / "data"
     with pytest.raises(data.DataError, match=f"cannot be downloaded into {target}: .*Not a directory"):
         data.ensure_data(str(target), source_url=url, expected=checksums, sizes=sizes)
+
+
+def _products(data_dir, name):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(os.path.join(data_dir, name)).column(features.PRODUCT_KEY).to_pylist()
+
+
+@pytest.mark.parametrize("name", [configs.EVAL_FILE, configs.TRAIN_FILE])
+def test_purchases_of_products_outside_the_catalog_are_named(fake_data_dir, name):
+    """Eval purchases of such products used to be evaluated as misses (the gate would refuse a good
+    model); train ones were found by CatalogCheck only after Transform."""
+    import pyarrow as pa
+
+    path = os.path.join(fake_data_dir, name)
+    _rewrite(path, lambda t: t.set_column(1, features.PRODUCT_KEY, pa.array(
+        [1864055 if i < 3 else p for i, p in enumerate(t.column(1).to_pylist())], pa.int32())))
+    with pytest.raises(data.DataError, match=f"^{name}: 3 of [0-9,]+ purchases are of products not in "
+                                             f"the catalog {configs.CATALOG_FILE}, e.g. \\[1864055\\]"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_eval_users_and_products_unseen_in_train_are_said(fake_data_dir, caplog):
+    import logging
+
+    import pyarrow as pa
+
+    catalog = open(os.path.join(fake_data_dir, configs.CATALOG_FILE)).read().split()
+    never_bought = sorted(set(map(int, catalog)) - set(_products(fake_data_dir, configs.TRAIN_FILE)))
+    path = os.path.join(fake_data_dir, configs.EVAL_FILE)
+    _rewrite(path, lambda t: t.set_column(0, features.USER_KEY, pa.array(
+        [b"A" * 20 if i == 0 else u for i, u in enumerate(t.column(0).to_pylist())], pa.binary()))
+        .set_column(1, features.PRODUCT_KEY, pa.array(
+            [never_bought[0] if i < 2 else p for i, p in enumerate(t.column(1).to_pylist())], pa.int32())))
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
+    assert any(s.startswith("[data] eval: 1 of ") and " users never occur in train" in s for s in said), said
+    assert any(s.startswith("[data] eval: 1 of ") and " products never occur in train" in s for s in said), said
+
+
+def test_the_generated_data_says_nothing(fake_data_dir, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    assert not [r for r in caplog.records if r.name == "recsys.data"]
