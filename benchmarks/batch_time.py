@@ -35,16 +35,27 @@ def _artifact(cls, uri, **int_properties):
     return a
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default=configs.DEFAULT_OUTPUT_DIR,
                    help="the local run's output directory (default %(default)s)")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=batch.DEFAULT_BATCH_SIZE)
+    p.add_argument("--repeats", type=_positive, default=1)
+    p.add_argument("--batch-size", type=_positive, default=batch.DEFAULT_BATCH_SIZE)
     args = p.parse_args(argv)
     config = configs.PipelineConfig(output_dir=args.output_dir, verify_checksums=False)
     if not os.path.exists(config.metadata_path):
         print(f"error: no local run in {args.output_dir}: run 'make run' first", file=sys.stderr)
+        return 1
+    if "Trainer" not in metadata.node_executions(config):
+        print(f"error: no trained model in {args.output_dir}: its runs stopped before the Trainer "
+              "(run 'make run' to a successful end first)", file=sys.stderr)
         return 1
     [model_uri] = metadata.output_uris(config, "Trainer", "model")
     [graph_uri] = metadata.output_uris(config, "Transform", "transform_graph")

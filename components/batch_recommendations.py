@@ -59,6 +59,16 @@ BIGQUERY_SCHEMA = ",".join(f"{name}:{kind}" for name, kind in [
     ("score", "FLOAT64")])
 
 
+def check_sizes(batch_size: Optional[int], num_shards: Optional[int]) -> None:
+    """ValueError for a batch size below 1 or a negative shard count (0 or None: the defaults).
+    A negative batch size made no chunks at all: the run failed only after loading the model,
+    with "covered 0 of N users"."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (users per serving_default call), got {batch_size}")
+    if num_shards is not None and num_shards < 0:
+        raise ValueError(f"num_shards must be >= 0 (0: Beam chooses), got {num_shards}")
+
+
 def chunks(users: Sequence[bytes], size: int) -> List[np.ndarray]:
     """The users in arrays of `size` (the last one shorter): RunInference's elements."""
     return [np.array(users[s:s + size], dtype=object) for s in range(0, len(users), size)]
@@ -200,6 +210,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             return
         model = artifact_utils.get_single_instance(input_dict["model"])
         model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+        check_sizes(exec_properties.get("batch_size"), exec_properties.get("num_shards"))
         users = read_users(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         table = exec_properties.get("bigquery_table") or None
         out_dir = os.path.join(output.uri, RECOMMENDATIONS_DIR)
@@ -260,6 +271,7 @@ class BatchRecommendations(base_beam_component.BaseBeamComponent):
     def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
                  transform_graph: types.BaseChannel, bigquery_table: Optional[str] = None,
                  batch_size: Optional[int] = None, num_shards: Optional[int] = None):
+        check_sizes(batch_size, num_shards)
         super().__init__(spec=BatchRecommendationsSpec(
             model=model, model_blessing=model_blessing, transform_graph=transform_graph,
             bigquery_table=bigquery_table or None, batch_size=batch_size, num_shards=num_shards,

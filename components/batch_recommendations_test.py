@@ -133,3 +133,19 @@ def test_the_run_report_reads_coverage_from_these_lists(inputs, tmp_path, monkey
     _run(inputs, tmp_path / "refused", False)
     assert run_report.coverage_from_batch_lists(
         str(tmp_path / "refused"), inputs["serving"], signatures, eval_users, NUM_PRODUCTS) is None
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"batch_size": -5}, "batch_size must be >= 1"),  # made no chunks: "covered 0 of N users"
+    ({"num_shards": -1}, "num_shards must be >= 0"),
+])
+def test_bad_sizes_are_refused_when_the_component_is_built(sizes, message):
+    from tfx import types
+
+    channels = {name: types.Channel(type=cls) for name, cls in [
+        ("model", standard_artifacts.Model), ("model_blessing", standard_artifacts.ModelBlessing),
+        ("transform_graph", standard_artifacts.TransformGraph)]}
+    with pytest.raises(ValueError, match=message):
+        batch.BatchRecommendations(**channels, **sizes)
+    batch.BatchRecommendations(**channels, batch_size=1, num_shards=0)
