@@ -34,6 +34,8 @@ def _as_encodable(table: pa.Table) -> List[pa.RecordBatch]:
     columns = []
     for column in table.columns:
         column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type):  # pandas' category dtype
+            column = column.dictionary_decode()
         if pa.types.is_integer(column.type) and column.type != pa.int64():
             column = column.cast(pa.int64())
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

@@ -80,3 +80,15 @@ def test_utf8_strings_are_encoded_as_bytes(tmp_path):
     assert ours == tfx_examples
     users = sorted(example_pb2.Example.FromString(e).features.feature["u"].bytes_list.value[:] for e in ours)
     assert users == [[], [b"abc"], ["xyzü".encode()]]
+
+
+def test_dictionary_columns_are_decoded(tmp_path):
+    """pandas writes a category column as a dictionary, which the encoder refuses."""
+    table = pa.table({"u": pa.array(["abc", "xyz", "abc"]).dictionary_encode(),
+                      "p": pa.array([7, 8, 7], pa.int32()).dictionary_encode()})
+    pq.write_table(table, os.path.join(tmp_path, "part.parquet"))
+    ours, tfx_examples = _both(str(tmp_path), "*.parquet", str(tmp_path / "out"))
+    assert ours == tfx_examples
+    parsed = [example_pb2.Example.FromString(e).features.feature for e in ours]
+    assert sorted((f["u"].bytes_list.value[0], f["p"].int64_list.value[0]) for f in parsed) == [
+        (b"abc", 7), (b"abc", 7), (b"xyz", 8)]

@@ -60,6 +60,8 @@ def _column_type_problem(column: str, arrow_type) -> Optional[str]:
     """Why ExampleGen cannot encode `column` of this Arrow type as the schema's feature, or None."""
     import pyarrow as pa
 
+    if pa.types.is_dictionary(arrow_type):  # pandas' category dtype: ExampleGen decodes it
+        arrow_type = arrow_type.value_type
     if column == features.USER_KEY:
         if (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
                 or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
@@ -95,8 +97,10 @@ def check_parquet(path: str) -> int:
         raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}")
     extra = [c for c in columns if c not in expected]
     if extra:  # ExampleGen would encode them and the curated schema does not know them
+        hint = " (pandas' index: write with to_parquet(..., index=False))" if any(
+            c.startswith("__index_level_") for c in extra) else ""
         raise DataError(f"{name}: column(s) {extra} not in the schema (schema/schema.pbtxt has "
-                        f"{', '.join(expected)} only); drop them from the file, at {path}")
+                        f"{', '.join(expected)} only); drop them from the file{hint}, at {path}")
     problems = [p for p in (_column_type_problem(c, schema.field(c).type) for c in expected) if p]
     if problems:
         raise DataError(f"{name}: {'; '.join(problems)}, at {path}")

@@ -253,3 +253,17 @@ def test_the_generated_data_says_nothing(fake_data_dir, caplog):
     with caplog.at_level(logging.INFO, logger="recsys.data"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
     assert not [r for r in caplog.records if r.name == "recsys.data"]
+
+
+def test_what_pandas_writes_is_accepted_or_named(fake_data_dir):
+    """category columns (dictionaries) are purchases; a stored index is an extra column, with a hint."""
+    import pandas as pd
+
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    frame = pd.read_parquet(path)
+    frame[features.USER_KEY] = frame[features.USER_KEY].map(bytes.decode).astype("category")
+    frame.to_parquet(path, index=False)
+    data.ensure_data(fake_data_dir, verify_checksums=False)
+    frame[frame.index % 2 == 0].to_parquet(path)  # a filtered frame: pandas stores its index
+    with pytest.raises(data.DataError, match=r"\['__index_level_0__'\] not in the schema.*index=False"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
