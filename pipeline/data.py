@@ -128,8 +128,13 @@ def split_files(data_dir: str) -> Dict[str, List[str]]:
 def check_split_files(data_dir: str) -> Dict[str, int]:
     """Every file ExampleGen will read (those matching configs.SPLIT_PATTERNS) must be parquet
     with the purchase columns; returns {file name: rows}."""
-    return {os.path.basename(path): check_parquet(path)
-            for paths in split_files(data_dir).values() for path in paths}
+    rows = {}
+    for split, paths in split_files(data_dir).items():
+        if len(paths) > 1:  # all are read: a stray copy would be trained on twice
+            progress.info("[data] split '%s' reads %d files: %s", split, len(paths),
+                          ", ".join(os.path.basename(p) for p in paths))
+        rows.update((os.path.basename(path), check_parquet(path)) for path in paths)
+    return rows
 
 
 def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:

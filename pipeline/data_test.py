@@ -267,3 +267,16 @@ def test_what_pandas_writes_is_accepted_or_named(fake_data_dir):
     frame[frame.index % 2 == 0].to_parquet(path)  # a filtered frame: pandas stores its index
     with pytest.raises(data.DataError, match=r"\['__index_level_0__'\] not in the schema.*index=False"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
+def test_a_split_of_several_files_is_said(fake_data_dir, caplog):
+    """ExampleGen reads every file matching the split's pattern: a copy left beside the train file
+    would be trained on too, silently."""
+    import logging
+
+    shutil.copy(os.path.join(fake_data_dir, configs.TRAIN_FILE),
+                os.path.join(fake_data_dir, "dsf_asos_train_copy.parquet"))
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
+    assert said == [f"[data] split 'train' reads 2 files: dsf_asos_train_copy.parquet, {configs.TRAIN_FILE}"]
