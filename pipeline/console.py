@@ -34,6 +34,7 @@ EXIT_USAGE = 2  # bad flags or model parameters: nothing was run
 EXIT_REFUSED = 3  # the gate refused the model; the previously pushed model stays served
 EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too small, or invalid)
 EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it: 128 + 2
 
 EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_OK, "a model was pushed, or the model is already the one served"),
@@ -42,6 +43,7 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_REFUSED, "the gate refused the model; the previously pushed model stays served"),
     (EXIT_DATA_REJECTED, "the input data was rejected"),
     (EXIT_BUSY, "another run is using the output directory"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 ])
 __doc__ += EXIT_CODES_TEXT
 
@@ -370,6 +372,18 @@ def _publish_report(report_uri: Optional[str], output_dir: str, stamp: str) -> O
     return kept
 
 
+def interrupted_lines(handler: Optional[ConsoleHandler], log_path: str) -> List[str]:
+    """What an interrupted run says: where it stopped and whether the Pusher had run."""
+    current = handler.current.name if handler is not None and handler.current else None
+    finished = {c.name for c in handler.components} if handler is not None else set()
+    pushed = ("the Pusher had run before, so its verdict stands" if "Pusher" in finished else
+              "nothing was pushed; the served model is unchanged")
+    where = f" during {current}" if current else ""
+    return [f"\nerror: interrupted{where} (exit code {EXIT_INTERRUPTED}); {pushed}; components "
+            "that finished keep their outputs (the next run takes them from the cache)",
+            f"full log: {log_path}"]
+
+
 def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = False,
                  stream: Optional[IO[str]] = None) -> int:
     """Runs `build(config)` with LocalDagRunner behind the console; returns the exit code.
@@ -424,6 +438,12 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         except run_lock.OutputDirBusy as e:
             console.say(f"error: {e}")
             return EXIT_BUSY
+    except KeyboardInterrupt:  # Ctrl-C: say where, not a traceback of wherever Python was
+        logging.exception("the run was interrupted")
+        for line in interrupted_lines(console.handler, console.log_path):
+            console.say(line)
+        tmp_log = None  # kept when the run had not moved it yet
+        return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the log
         logging.exception("the run stopped")
         console.say(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")

@@ -100,3 +100,32 @@ def test_summary_and_exit_code_of_each_outcome():
     text = "\n".join(console.summary_lines(refused, "r.html", "l"))
     assert "NOT blessed: the gate refused the model" in text and "make serve" in text
     assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED
+
+
+def test_ctrl_c_ends_with_where_it_stopped_not_a_traceback(tmp_path, fake_data_dir):
+    """Ctrl-C used to end the console with Python's traceback of wherever the run was."""
+    from pipeline import configs
+
+    def build(config):
+        logging.getLogger("absl").info("Component %s is running.", "Transform")
+        logging.getLogger("absl").info("Going to run a new execution %d", 4)
+        raise KeyboardInterrupt
+
+    config = configs.PipelineConfig(data_dir=fake_data_dir, output_dir=str(tmp_path / "out"),
+                                    verify_checksums=False)
+    stream = io.StringIO()
+    assert console.run_pipeline(config, build, stream=stream) == console.EXIT_INTERRUPTED == 130
+    lines = stream.getvalue().strip().splitlines()
+    assert lines[-2].startswith("error: interrupted during Transform (exit code 130); nothing was "
+                                "pushed; the served model is unchanged"), lines
+    assert lines[-1].startswith(f"full log: {tmp_path / 'out' / 'logs'}")
+    with open(lines[-1].split(": ", 1)[1]) as f:
+        assert "KeyboardInterrupt" in f.read()  # the traceback is in the log
+
+
+def test_an_interruption_after_the_pusher_says_so(tmp_path):
+    handler = console.ConsoleHandler(console.Console(str(tmp_path / "l.log")))
+    handler.components = [console.ComponentRun("Pusher", 0.0, "ran")]
+    handler.current = console.ComponentRun("RunReport", 0.0, "ran")
+    [line, _] = console.interrupted_lines(handler, "l.log")
+    assert "during RunReport" in line and "the Pusher had run before" in line
