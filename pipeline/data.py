@@ -229,8 +229,15 @@ def ensure_data(data_dir: str,
                         "that holds the four files")
     missing = [n for n in expected if not os.path.isfile(os.path.join(data_dir, n))]
     if missing and not verify_checksums:
-        raise DataError(f"{', '.join(missing)}: missing in {data_dir} (downloads happen only "
-                        "for the published ASOS files, i.e. without --skip-checksums)")
+        if not os.path.isdir(data_dir):
+            raise DataError(f"{data_dir}: no such directory (--data-dir names the directory that "
+                            "holds the four files)")
+        others = sorted(n for n in os.listdir(data_dir)
+                        if n not in expected and n.endswith((".parquet", ".csv")))
+        found = (f"; it has {', '.join(others[:6])}{' ...' if len(others) > 6 else ''}: the files "
+                 "must have the ASOS names (pipeline/configs.py)") if others else ""
+        raise DataError(f"{', '.join(missing)}: missing in {data_dir}{found} (downloads happen "
+                        "only for the published ASOS files, i.e. without --skip-checksums)")
     for name in missing:
         url = f"{source_url.rstrip('/')}/{name}"
         progress.info("[data] downloading %s from %s", name, url)

@@ -280,3 +280,12 @@ def test_a_split_of_several_files_is_said(fake_data_dir, caplog):
         data.ensure_data(fake_data_dir, verify_checksums=False)
     said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
     assert said == [f"[data] split 'train' reads 2 files: dsf_asos_train_copy.parquet, {configs.TRAIN_FILE}"]
+
+
+def test_files_under_other_names_are_listed(tmp_path, fake_data_dir):
+    os.rename(os.path.join(fake_data_dir, configs.TRAIN_FILE), os.path.join(fake_data_dir, "train.parquet"))
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: missing in {fake_data_dir}; it has "
+                                             "train.parquet: the files must have the ASOS names"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    with pytest.raises(data.DataError, match=f"{tmp_path / 'nowhere'}: no such directory"):
+        data.ensure_data(str(tmp_path / "nowhere"), verify_checksums=False)
