@@ -80,6 +80,16 @@ def parse_args(argv: Optional[List[str]] = None,
         raise vertex.SettingError(
             f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
             f"{PIPELINE_JSON.flag} / set {PIPELINE_JSON.env}")
+    try:  # before any Google Cloud call: a truncated or foreign file would end in a traceback
+        name = pipeline_name(options.pipeline_json)
+    except (ValueError, AttributeError) as e:  # JSONDecodeError, UnicodeDecodeError, not an object
+        name, problem = None, f" ({e})"
+    else:
+        problem = ""
+    if not name:
+        raise vertex.SettingError(
+            f"{options.pipeline_json} is not a pipeline JSON compiled by kubeflow_v2_runner.py{problem}: "
+            "compile it again (make compile)")
     for key, value in options.labels.items():
         if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
             raise vertex.SettingError(

@@ -126,3 +126,15 @@ def test_bad_settings_are_one_line(pipeline_json, sent, capsys, argv, named):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err, err
     assert "job" not in sent and "schedule" not in sent
+
+
+@pytest.mark.parametrize("content", ['{"pipelineSpec": {"pipelineInfo"', "[1, 2]", "{}", "\udcff"])
+def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, sent, capsys, content):
+    """A truncated JSON (or another file) used to end in a JSONDecodeError traceback, exit 1."""
+    path = tmp_path / "pipeline.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    argv = ["--project", "p", "--region", "r", "--pipeline-json", str(path)]
+    assert vertex_submit.main(argv, credentials=sent["credentials"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {path} is not a pipeline JSON compiled"), err
+    assert "job" not in sent and "schedule" not in sent
