@@ -166,15 +166,17 @@ def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:
                     f"products not in the catalog {configs.CATALOG_FILE}, e.g. {sample}; fix the "
                     f"catalog or the purchases, at {path}")
     if "train" in files and "eval" in files:
-        for column, what, arrow_type in [(features.USER_KEY, "users", pa.binary()),
-                                         (features.PRODUCT_KEY, "products", pa.int64())]:
+        for column, what, arrow_type, means in [
+                (features.USER_KEY, "users", pa.binary(),
+                 "the model answers them with the most popular products"),
+                (features.PRODUCT_KEY, "products", pa.int64(),
+                 "the model cannot recommend them: their purchases count as misses")]:
             train = pc.unique(read(files["train"], column, arrow_type))
             evaluated = pc.unique(read(files["eval"], column, arrow_type))
             unseen = int(pc.sum(pc.invert(pc.is_in(evaluated, value_set=train))).as_py() or 0)
             if unseen:
-                progress.info("[data] eval: %s of %s %s never occur in train (the model answers "
-                              "them with the most popular products)", f"{unseen:,}",
-                              f"{len(evaluated):,}", what)
+                progress.info("[data] eval: %s of %s %s never occur in train (%s)", f"{unseen:,}",
+                              f"{len(evaluated):,}", what, means)
 
 
 def read_catalog(path: str) -> List[int]:
