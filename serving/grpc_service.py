@@ -112,7 +112,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             if not request.HasField("model_spec"):
                 raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
-            return self.manager.status(spec.name, _spec_version(spec), spec.version_label)
+            return self.manager.status(spec.name, _spec_version(spec))  # version_label is not read
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
 

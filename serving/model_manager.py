@@ -356,12 +356,12 @@ class ModelManager:
             raise not_found("Servable not found for request: ", request)
         return current
 
-    def status(self, name: str, version: Optional[int] = None,
-               label: Optional[str] = None) -> get_model_status_pb2.GetModelStatusResponse:
-        """GetModelStatusImpl: one version's state, or every version's."""
-        if not name:
-            raise invalid_argument("Missing model name in request.")
-        _check_version_label(version, label)
+    def status(self, name: str, version: Optional[int] = None) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatusImpl::GetModelStatusWithModelSpec: one version's state, or every version's,
+        newest first (ServableStateMonitor's VersionMap is ordered by std::greater). TF Serving reads
+        only the spec's name and version: a version label is ignored (every version is answered),
+        and an empty name is a model with no versions (NOT_FOUND; the REST handler refuses an
+        empty name itself, before this)."""
         with self._lock:
             states = dict(self._states) if name == self.name else {}
         if version is not None:
@@ -371,7 +371,7 @@ class ModelManager:
         elif not states:
             raise not_found("Could not find any versions of model ", name)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for v in sorted(states):
+        for v in sorted(states, reverse=True):
             state, code, message = states[v]
             entry = response.model_version_status.add(version=v, state=state)
             entry.status.SetInParent()

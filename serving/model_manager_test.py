@@ -65,10 +65,22 @@ def test_status_errors_are_tf_servings(tmp_path):
         manager.status("other")
     with pytest.raises(ServingError, match="Could not find version 3 of model recommender"):
         manager.status("recommender", 3)
-    with pytest.raises(ServingError, match="Missing model name in request.") as e:
-        manager.status("")
-    assert e.value.http_status == 400
+    with pytest.raises(ServingError, match="Could not find any versions of model $") as e:
+        manager.status("")  # gRPC with an empty name (REST refuses it before: "Missing model name")
+    assert e.value.code == "NOT_FOUND"
     with pytest.raises(ServingError, match="Unrecognized servable version label: stable"):
         manager.servable("recommender", label="stable")
     with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(recommender, 3\)"):
         manager.servable("recommender", 3)
+
+
+def test_status_lists_versions_newest_first(tmp_path):
+    """GetModelStatusImpl walks ServableStateMonitor's VersionMap, a std::map ordered by
+    std::greater<int64>: the newest version comes first."""
+    base = str(tmp_path)
+    for v in ("3", "12", "5"):
+        _version(base, v)
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60)
+    for v in (3, 12, 5):  # every one fails to load (not a SavedModel): each has a state
+        manager._load(v, os.path.join(base, str(v)), (0, 0))
+    assert [s.version for s in manager.status("recommender").model_version_status] == [12, 5, 3]

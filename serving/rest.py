@@ -97,7 +97,7 @@ class RestApi:
                 raise invalid_argument("Both model version (", version, ") and model version label (",
                                        label, ") cannot be supplied.")
             return _json_response(metadata_json(self.manager.servable(name, version, label).metadata()))
-        return _json_response(status_json(self.manager.status(name, version, label)))
+        return _json_response(status_json(self.manager.status(name, version)))  # the label: ignored, as TF Serving
 
     async def v1(self, request: Request) -> Response:
         """Every /v1/ path: HttpRestApiHandler::ProcessRequest."""
