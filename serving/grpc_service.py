@@ -2,7 +2,8 @@
 (Predict, GetModelMetadata) and ModelService (GetModelStatus), so the official client stubs
 (`prediction_service_pb2_grpc.PredictionServiceStub`, `model_service_pb2_grpc.ModelServiceStub`)
 work unchanged. Failures are the call's status, with TF Serving's code and message. Classify,
-Regress and MultiInference answer UNIMPLEMENTED (the recommender has predict signatures only).
+Regress and MultiInference make TF Serving's checks of the signature (classify_regress.py: a
+predict-only model gets TF Serving's INVALID_ARGUMENT) and answer UNIMPLEMENTED past them.
 
 The server is grpc.aio on its own thread and event loop: a request waiting for its batch holds no
 thread (as the REST side), so many concurrent clients cost no thread switches.
@@ -19,8 +20,9 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import model_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
+from serving import classify_regress
 from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
 from serving.status import from_exception, invalid_argument
 
@@ -70,21 +72,56 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
         try:
+            if not request.HasField("model_spec"):  # TensorflowPredictor::Predict
+                raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
             servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
             signature = servable.signature(spec.signature_name)
+            signature.check_input_names(request.inputs)  # before parsing, as predict_util.cc
             inputs = {}
-            for name, proto in request.inputs.items():
+            for name in sorted(request.inputs):
                 try:
-                    inputs[name] = tf.make_ndarray(proto)
-                except Exception as e:  # noqa: BLE001 - a malformed TensorProto
-                    raise invalid_argument("Input '", name, "' is not a valid TensorProto: ", e)
+                    inputs[name] = tf.make_ndarray(request.inputs[name])
+                except Exception:  # noqa: BLE001 - Tensor::FromProto failed (GetInputValues' words)
+                    raise invalid_argument("tensor parsing error: ", name) from None
             outputs = await asyncio.wrap_future(servable.predict(signature, inputs, list(request.output_filter)))
             response = predict_pb2.PredictResponse()
             response.model_spec.CopyFrom(model_spec(servable.name, servable.version, signature.name))
             for name in (request.output_filter or sorted(outputs)):
                 response.outputs[name].CopyFrom(as_proto_field(outputs[name]))
             return response
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    def _checked_classify_regress(self, request, verb: str):
+        """TensorflowClassificationServiceImpl::Classify / TensorflowRegressionServiceImpl::Regress
+        up to running the model (classify_regress.py)."""
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        spec = request.model_spec
+        servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
+        classify_regress.signature_def(servable.meta_graph, spec.signature_name, verb)
+        raise classify_regress.not_run(verb)
+
+    async def Classify(self, request, context):
+        try:
+            self._checked_classify_regress(request, classify_regress.CLASSIFY)
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def Regress(self, request, context):
+        try:
+            self._checked_classify_regress(request, classify_regress.REGRESS)
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def MultiInference(self, request, context):
+        """RunMultiInferenceWithServerCore: the first task's model spec names the servable."""
+        try:
+            spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+            servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
+            classify_regress.check_multi_inference(servable.meta_graph, request.tasks)
+            raise classify_regress.not_run("MultiInference")
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
 

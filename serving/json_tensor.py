@@ -37,6 +37,8 @@ INPUTS_KEY = "inputs"
 PREDICTIONS_KEY = "predictions"
 OUTPUTS_KEY = "outputs"
 ERROR_KEY = "error"
+CONTEXT_KEY = "context"
+EXAMPLES_KEY = "examples"
 B64_KEY = "b64"
 BYTES_SUFFIX = "_bytes"
 MAX_DEBUG_STRING_BYTES = 256
@@ -584,3 +586,65 @@ def parse_predict_request(doc: Mapping[str, Any], input_dtypes: Mapping[str, int
     if has_inputs:
         return _from_inputs(doc[INPUTS_KEY], input_dtypes), Format.COLUMNAR
     raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+# --- classify / regress requests ----------------------------------------------------------------
+_INT64_MIN, _UINT64_MAX = -2**63, 2**64 - 1
+
+
+def _feature_kind(value: Any, name: str, kind: Optional[str]) -> str:
+    """AddValueToFeature: the kind of feature list (`int64`, `float`, `bytes`) one JSON value goes
+    to, given the kind the feature already has (None: not set yet)."""
+    def incompatible(want: str) -> None:
+        if kind is not None and kind != want:
+            raise invalid_argument("Unexpected element type in feature: ", name, " expecting type: ", kind)
+
+    if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64_object(value)):
+        raise invalid_argument("Feature: ", name, " has element with unexpected JSON type: ", json_type(value))
+    if isinstance(value, bool):
+        incompatible("int64")
+        return "int64"
+    if isinstance(value, dict):
+        incompatible("bytes")
+        _decode_b64(value)
+        return "bytes"
+    if isinstance(value, str):
+        incompatible("bytes")
+        return "bytes"
+    if isinstance(value, float) or not _INT64_MIN <= value <= _UINT64_MAX:  # rapidjson: a double
+        incompatible("float")
+        return "float"
+    incompatible("int64")
+    if value > 2**63 - 1:
+        raise invalid_argument("Feature: ", name, " has uint64_t element. Only int64_t is supported.")
+    return "int64"
+
+
+def _check_example(value: Any) -> None:
+    """MakeExampleFromJsonObject: an object of features, each a value or a list of values of one kind."""
+    if not isinstance(value, dict):
+        raise invalid_argument("Example must be JSON object but got JSON ", json_type(value))
+    for name, content in value.items():
+        kind = None
+        for item in content if isinstance(content, list) else [content]:
+            kind = _feature_kind(item, name, kind)
+
+
+def check_classify_regress_request(doc: Mapping[str, Any]) -> int:
+    """FillClassifyRegressRequestFromJson after ParseJson and FillSignature: the optional `context`
+    example and the non-empty `examples` list (TF Serving's message says "classify" for regress
+    too). Returns the number of examples."""
+    if CONTEXT_KEY in doc:
+        _check_example(doc[CONTEXT_KEY])
+    if EXAMPLES_KEY not in doc:
+        raise invalid_argument("JSON Value: ", debug_string(doc), " When method is classify, key '", EXAMPLES_KEY,
+                               "' is expected and was not found")
+    examples = doc[EXAMPLES_KEY]
+    if not isinstance(examples, list):
+        raise invalid_argument("JSON Value: ", debug_string(doc), " Expecting '", EXAMPLES_KEY,
+                               "' value to be an list/array")
+    if not examples:
+        raise invalid_argument("JSON Value: ", debug_string(doc), " '", EXAMPLES_KEY, "' value is an empty array")
+    for example in examples:
+        _check_example(example)
+    return len(examples)

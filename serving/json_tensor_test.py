@@ -215,3 +215,44 @@ def test_response_errors():
 def test_error_body():
     assert jt.make_json_from_error("Servable not found for request: Latest(half)") == \
         '{\n    "error": "Servable not found for request: Latest(half)"\n}'
+
+
+# --- classify / regress requests (json_tensor_test.cc ClassifyRegressRequestTest) ----------------
+def classify_error_of(body):
+    with pytest.raises(ServingError) as e:
+        doc = jt.parse_json(body.encode())
+        jt.signature_name(doc)
+        jt.check_classify_regress_request(doc)
+    assert e.value.code == "INVALID_ARGUMENT" and e.value.http_status == 400
+    return e.value.message
+
+
+def test_classify_regress_requests_with_and_without_context():
+    doc = jt.parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
+                        b' {"names": ["baz"], "ratings": 6.0}]}')
+    assert jt.check_classify_regress_request(doc) == 2
+    doc = jt.parse_json(b'{"signature_name": "x", "context": {"uid": {"b64": "aGVsbG8="}, "flag": true},'
+                        b' "examples": [{"rating": [1e3, 2.5]}, {"empty": []}]}')
+    assert jt.check_classify_regress_request(doc) == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"signature_name": ["hello"], "examples": [{"names": ["foo"]}]}', "'signature_name' key must be a string"),
+    ('{"context": [{"names": ["foo", "bar"]}]}', "Example must be JSON object but got JSON Array"),
+    ('{"examples": {"names": ["foo", "bar"]}}', "Expecting 'examples' value to be an list/array"),
+    ('{"examples": [[{"names": ["foo", "bar"]}]]}', "Example must be JSON object but got JSON Array"),
+    ('{"examples": [{"names": [10, null]}]}', "Feature: names has element with unexpected JSON type: Null"),
+    ('{"examples": [{"names": [10, 10.0]}]}', "Unexpected element type in feature: names expecting type: int64"),
+    ('{"examples": [{"names": ["a", 1.5]}]}', "Unexpected element type in feature: names expecting type: bytes"),
+    ('{"examples": [{"rating": [1e3, 2]}]}', "Unexpected element type in feature: rating expecting type: float"),
+    ('{"examples": [{"names": [10, {"test": 10}]}]}', "Feature: names has element with unexpected JSON type: Object"),
+    ('{"examples": [{"names": [[10], 20]}]}', "Feature: names has element with unexpected JSON type: Array"),
+    ('{"examples": [{"names": [20, 18446744073709551603]}]}',
+     "Feature: names has uint64_t element. Only int64_t is supported."),
+    ('{"examples": [{"names": {"b64": "!"}}]}', "Unable to base64 decode"),
+    ('{"examples": []}', "JSON Value: {\n    \"examples\": []\n} 'examples' value is an empty array"),
+    ('{"signature_name": "call_item_item", "inputs": {"item": [1]}}',
+     "When method is classify, key 'examples' is expected and was not found"),
+])
+def test_classify_regress_request_errors_are_tf_servings(body, message):
+    assert message in classify_error_of(body)

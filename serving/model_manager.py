@@ -61,15 +61,33 @@ class Signature:
         outputs = self.function(**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
-    def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
-        """predict_util.cc's VerifyRequestInputsSize, then the types and shapes TF would refuse."""
-        sent, expected = set(inputs), set(self.input_dtypes)
-        if sent != expected:
+    def check_input_names(self, names) -> None:
+        """predict_util.cc's VerifyRequestInputsSize, then the names as TensorFlow's
+        saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc) checks them."""
+        sent, expected = set(names), set(self.input_dtypes)
+        if len(sent) > len(expected) or (len(sent) < len(expected) and not self.definition.defaults):
             raise invalid_argument(
                 "input size does not match signature: ", len(sent), "!=", len(expected),
                 " len({", ",".join(sorted(sent)), "}) != len({", ",".join(sorted(expected)),
                 "}). Sent extra: {", ",".join(sorted(sent - expected)), "}. Missing but required: {",
                 ",".join(sorted(expected - sent)), "}.")
+        for alias in sorted(expected - sent):
+            if alias not in self.definition.defaults:
+                raise invalid_argument(
+                    "Signature input alias: ", alias, "(feed name: ", self.definition.inputs[alias].name,
+                    ") not found in request and no default value provided. Inputs expected to be in the "
+                    "request {", ",".join(sorted(sent)), "}, or default input alias set: ",
+                    ",".join(sorted(self.definition.defaults)))
+        if sent - expected:
+            raise invalid_argument("Inputs contains invalid name. Used request inputs: ",
+                                   ",".join(sorted(sent & expected)), ", request input: ", ",".join(sorted(sent)))
+
+    def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """The names (check_input_names), then the types and shapes TF would refuse."""
+        self.check_input_names(inputs)
+        if set(inputs) != set(self.input_dtypes):  # defaults would be needed: not supported here
+            raise invalid_argument("Signature '", self.name, "' has default inputs, which this server does "
+                                   "not fill in: send every input {", ",".join(sorted(self.input_dtypes)), "}")
         for name, array in inputs.items():
             want = NUMPY_DTYPES.get(self.input_dtypes[name])
             if want is not None and np.dtype(want) != array.dtype:
@@ -150,15 +168,12 @@ class Servable:
 
     def predict(self, signature: Signature, inputs: Mapping[str, np.ndarray],
                 output_filter: Sequence[str] = ()):
-        """A future of the signature's outputs (name -> array), after checking the request."""
-        if signature.definition.method_name not in ("", PREDICT_METHOD, "tensorflow/serving/classify",
-                                                    "tensorflow/serving/regress"):
-            raise ServingError("INTERNAL", "Expected prediction signature method_name to be one of {"
-                               f"{PREDICT_METHOD}, tensorflow/serving/classify, tensorflow/serving/regress"
-                               f"}}. Was: {signature.definition.method_name}")
+        """A future of the signature's outputs (name -> array), after checking the request. The
+        signature's method_name is not checked: TF Serving checks it only with
+        --enable_signature_method_name_check, off by default (predict_util.cc VerifySignature)."""
+        signature.check_inputs(inputs)
         if signature.function is None or signature.batcher is None:
             raise invalid_argument("Signature '", signature.name, "' cannot be called (no inputs)")
-        signature.check_inputs(inputs)
         for alias in output_filter:
             if alias not in signature.definition.outputs:
                 raise invalid_argument("output tensor alias not found in signature: ", alias,

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from serving import json_tensor
+from serving import classify_regress, json_tensor
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager, metadata_json, status_json
 from serving.status import ServingError, from_exception, invalid_argument
 
@@ -39,7 +39,6 @@ PREDICT_PATH = re.compile(
 STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.I)
 JSON = "application/json"
-VERB_METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
 
 
 def _json_response(body: str, status_code: int = 200) -> Response:
@@ -72,17 +71,16 @@ class RestApi:
                                    label, ") cannot be supplied.")
         doc = json_tensor.parse_json(body)
         signature_name = json_tensor.signature_name(doc)
+        if verb != "predict":  # ProcessClassifyRequest / ProcessRegressRequest
+            json_tensor.check_classify_regress_request(doc)
+            servable = self.manager.servable(name, version, label)
+            classify_regress.signature_def(servable.meta_graph, signature_name, verb)
+            raise classify_regress.not_run(verb)
         servable = self.manager.servable(name, version, label)
         key = signature_name or DEFAULT_SIGNATURE
         signature = servable.signatures.get(key)
         if signature is None:  # HttpRestApiHandler::GetInfoMap
             raise invalid_argument('Serving signature name: "', key, '" not found in signature def')
-        if verb in VERB_METHODS and signature.definition.method_name != VERB_METHODS[verb]:
-            raise invalid_argument("Expected ", "classification" if verb == "classify" else "regression",
-                                   " signature method_name to be ", VERB_METHODS[verb], ". Was: ",
-                                   signature.definition.method_name)
-        if verb in VERB_METHODS:
-            raise ServingError("UNIMPLEMENTED", f"{verb} is not implemented by this server: use predict")
         inputs, fmt = json_tensor.parse_predict_request(doc, signature.input_dtypes, signature_name)
         future = servable.predict(signature, inputs)
         outputs = await asyncio.wrap_future(future)

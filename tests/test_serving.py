@@ -18,8 +18,9 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     inference_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
 from models import features
 from pipeline import configs
@@ -203,6 +204,12 @@ def test_model_status_is_api_rest_md_example(server):
     assert server.http.get(f"/v1/models/{NAME}/versions/1").json() == expected
 
 
+def test_model_status_ignores_a_version_label(server):
+    """GetModelStatusImpl reads the spec's name and version only: /labels/L answers every version
+    (where predict and metadata refuse an unknown label)."""
+    assert server.http.get(f"/v1/models/{NAME}/labels/stable").json() == server.http.get(f"/v1/models/{NAME}").json()
+
+
 def test_metadata_is_the_signature_def_map(server, saved_model):
     response = server.http.get(f"/v1/models/{NAME}/metadata")
     assert response.status_code == 200
@@ -253,8 +260,22 @@ BAD_REQUESTS = [
      f"Servable not found for request: Specific({NAME}, 99)"),
     ("unknown label", "POST", f"/v1/models/{NAME}/labels/stable:predict", '{"instances":["a"]}', 400,
      "Unrecognized servable version label: stable"),
+    # :classify / :regress on predict signatures: TF Serving's checks with its default flags
+    # (classifier.cc, regressor.cc; --enable_signature_method_name_check is off)
     ("classify on a predict signature", "POST", f"/v1/models/{NAME}:classify", '{"examples":[{}]}', 400,
-     "Expected classification signature method_name to be tensorflow/serving/classify."),
+     "Expected one or two output Tensors, found 3"),
+    ("regress on a predict signature", "POST", f"/v1/models/{NAME}:regress", '{"examples":[{"item":1}]}', 400,
+     "Expected one output Tensor."),
+    ("classify on the evaluate signature", "POST", f"/v1/models/{NAME}:classify",
+     '{"signature_name":"evaluate","examples":[{"item":1}]}', 400,
+     'No classification inputs found in SignatureDef: inputs {\n  key: "examples"'),
+    ("classify an unknown signature", "POST", f"/v1/models/{NAME}:regress",
+     '{"signature_name":"nope","examples":[{"item":1}]}', 400, "No signature was found with the name: nope"),
+    ("classify with a predict body", "POST", f"/v1/models/{NAME}:classify",
+     '{"signature_name":"call_item_item","inputs":{"item":[123123]}}', 400,
+     "When method is classify, key 'examples' is expected and was not found"),
+    ("classify an unknown model", "POST", "/v1/models/half:classify", '{"examples":[{"x":1.0}]}', 404,
+     "Servable not found for request: Latest(half)"),
     ("status of an unknown model", "GET", "/v1/models/half", None, 404, "Could not find any versions of model half"),
     ("status of an unknown version", "GET", f"/v1/models/{NAME}/versions/99", None, 404,
      f"Could not find version 99 of model {NAME}"),
@@ -366,6 +387,13 @@ def test_grpc_metadata_and_status(server):
      "Missing but required: {}."),
     (lambda r: r.model_spec.version.__setattr__("value", 99), grpc.StatusCode.NOT_FOUND,
      f"Servable not found for request: Specific({NAME}, 99)"),
+    (lambda r: r.ClearField("model_spec"), grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
+    # one input, under another name: the sizes agree, GetInputValues (tensorflow/cc/saved_model/util.cc) does not
+    (lambda r: (r.inputs["itm"].CopyFrom(r.inputs["item"]), r.inputs.pop("item")), grpc.StatusCode.INVALID_ARGUMENT,
+     "Signature input alias: item(feed name: call_item_item_item:0) not found in request and no default value "
+     "provided. Inputs expected to be in the request {itm}, or default input alias set: "),
+    (lambda r: r.inputs["item"].__setattr__("tensor_content", b"\0" * 3), grpc.StatusCode.INVALID_ARGUMENT,
+     "tensor parsing error: item"),
 ])
 def test_grpc_errors_have_tf_servings_codes(server, change, code, message):
     stub, _, channel = grpc_stubs(server)
@@ -375,6 +403,36 @@ def test_grpc_errors_have_tf_servings_codes(server, change, code, message):
         with pytest.raises(grpc.RpcError) as e:
             stub.Predict(request, timeout=30)
         assert e.value.code() == code and e.value.details() == message
+    assert server.alive()
+
+
+def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server):
+    """A model with predict signatures only: TF Serving's INVALID_ARGUMENT naming what the signature
+    lacks (classifier.cc / regressor.cc / multi_inference.cc), and the status of an empty name."""
+    stub, model_stub, channel = grpc_stubs(server)
+    with channel:
+        classify = classification_pb2.ClassificationRequest()
+        classify.model_spec.name = NAME
+        example = classify.input.example_list.examples.add()
+        example.features.feature["item"].int64_list.value.append(1)
+        regress = regression_pb2.RegressionRequest(model_spec=classify.model_spec, input=classify.input)
+        multi = inference_pb2.MultiInferenceRequest(input=classify.input)
+        multi.tasks.add(model_spec=classify.model_spec, method_name="tensorflow/serving/classify")
+        for call, request, code, message in [
+            (stub.Classify, classify, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
+            (stub.Regress, regress, grpc.StatusCode.INVALID_ARGUMENT, "Expected one output Tensor."),
+            (stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
+            (stub.Classify, classification_pb2.ClassificationRequest(), grpc.StatusCode.INVALID_ARGUMENT,
+             "Missing ModelSpec"),
+            (model_stub.GetModelStatus, get_model_status_pb2.GetModelStatusRequest(model_spec={"name": ""}),
+             grpc.StatusCode.NOT_FOUND, "Could not find any versions of model "),
+        ]:
+            with pytest.raises(grpc.RpcError) as e:
+                call(request, timeout=30)
+            assert (e.value.code(), e.value.details()) == (code, message)
+        labelled = get_model_status_pb2.GetModelStatusRequest()
+        labelled.model_spec.name, labelled.model_spec.version_label = NAME, "stable"
+        assert len(model_stub.GetModelStatus(labelled, timeout=30).model_version_status) == 1
     assert server.alive()
 
 
