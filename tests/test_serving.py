@@ -190,6 +190,45 @@ def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference)
     assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
 
 
+def _raw_http(server, request: bytes) -> bytes:
+    """What the server sends back on one connection for `request` (bytes as written), until it
+    closes the connection or is idle for 2 s."""
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as s:
+        s.sendall(request)
+        s.settimeout(2)
+        received = b""
+        try:
+            while chunk := s.recv(65536):
+                received += chunk
+        except socket.timeout:
+            pass
+    return received
+
+
+def test_what_tf_serving_accepts_besides_the_usual_request(server):
+    """Clients written against TF Serving: any Content-Type (TF Serving never reads it), the /v1/
+    prefix and names in any case, a percent-encoded model name, HTTP/1.0, several requests on one
+    keep-alive connection, a chunked body."""
+    body = json.dumps({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]})
+    expected = server.predict(body).json()
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}, {}):
+        assert server.http.post(f"/v1/models/{NAME}:predict", content=body, headers=headers).json() == expected
+    encoded = "".join(f"%{ord(c):02X}" for c in NAME)
+    assert server.predict(body, f"/V1/MODELS/{encoded}/VERSIONS/1:predict").json() == expected
+    data = body.encode()
+    http10 = _raw_http(server, b"POST /v1/models/%s:predict HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s"
+                       % (NAME.encode(), len(data), data))
+    assert http10.split(b"\r\n")[0].endswith(b"200 OK") and json.loads(http10.split(b"\r\n\r\n", 1)[1]) == expected
+    one = b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        NAME.encode(), len(data), data)
+    assert _raw_http(server, one * 3).count(b" 200 OK\r\n") == 3
+    chunked = (b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (NAME.encode(), len(data), data))
+    response = _raw_http(server, chunked)
+    assert b" 200 OK\r\n" in response.split(b"\r\n")[0] + b"\r\n"
+    assert json.loads(response.split(b"\r\n\r\n", 1)[1]) == expected
+
+
 def test_versions_path_answers_like_the_plain_path(server):
     body = {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]}
     assert server.predict(body, f"/v1/models/{NAME}/versions/1:predict").json() == server.predict(body).json()
@@ -283,6 +322,10 @@ BAD_REQUESTS = [
      "Servable not found for request: Latest(half)"),
     ("no model name", "GET", "/v1/models", None, 400, "Missing model name in request."),
     ("malformed path", "GET", "/v1/foo", None, 400, "Malformed request: GET /v1/foo"),
+    ("a query string (TF Serving matches the path with it)", "POST", f"/v1/models/{NAME}:predict?debug=1",
+     '{"instances":["a"]}', 400, f"Malformed request: POST /v1/models/{NAME}:predict?debug=1"),
+    ("the verb in capitals", "POST", f"/v1/models/{NAME}:PREDICT", '{"instances":["a"]}', 400,
+     f"Malformed request: POST /v1/models/{NAME}:PREDICT"),
     ("predict with GET", "GET", f"/v1/models/{NAME}:predict", None, 400, f"Malformed request: GET /v1/models/{NAME}:predict"),
 ]
 
