@@ -49,7 +49,7 @@ METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]  # what T
 
 
 def _json_response(body: str, status_code: int = 200) -> Response:
-    return Response(body.encode("utf-8"), status_code=status_code, media_type=JSON)
+    return Response(json_tensor.utf8(body), status_code=status_code, media_type=JSON)
 
 
 def _error_response(error: ServingError) -> Response:

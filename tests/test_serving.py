@@ -270,6 +270,13 @@ BAD_REQUESTS = [
     # (name, method, path, body, HTTP status, the error message or a part of it)
     ("malformed JSON", "POST", f"/v1/models/{NAME}:predict", "{not json", 400, "JSON Parse error: "),
     ("empty body", "POST", f"/v1/models/{NAME}:predict", "", 400, "JSON Parse error: The document is empty"),
+    ("a trailing comma", "POST", f"/v1/models/{NAME}:predict", '{"instances": ["a",]}', 400,
+     "JSON Parse error: Invalid value. at offset: 19"),
+    ("a lone surrogate escape in an id", "POST", f"/v1/models/{NAME}:predict", '{"instances": ["\\ud800"]}', 400,
+     "JSON Parse error: The surrogate pair in string is invalid. at offset: 16"),
+    ("an id too big for a double", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","instances":[1e999]}', 400,
+     "JSON Parse error: Number too big to be stored in double. at offset: 48"),
     ("not an object", "POST", f"/v1/models/{NAME}:predict", "[1]", 400, "JSON Value: [1] Is not object"),
     ("wrong type", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","inputs":{"item":["123123"]}}', 400,
@@ -346,6 +353,10 @@ def test_unknown_ids_are_answers_not_errors(server):
     assert [p["known_item"] for p in response.json()["predictions"]] == [False, False, False]
     response = server.predict({"instances": ["", "x" * 1000]})
     assert [p["known_user"] for p in response.json()["predictions"]] == [False, False]
+    # ids in bytes that are not UTF-8, a NUL, a lone low surrogate: TF Serving (rapidjson) passes them on
+    response = server.predict(b'{"instances": ["caf\xe9", "a\\u0000b", "\\udc00"]}')
+    assert response.status_code == 200, response.text
+    assert [p["known_user"] for p in response.json()["predictions"]] == [False, False, False]
 
 
 def test_many_concurrent_clients_each_get_their_own_answer(server, reference):
