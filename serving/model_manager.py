@@ -171,17 +171,19 @@ class Servable:
         """A future of the signature's outputs (name -> array), after checking the request. The
         signature's method_name is not checked: TF Serving checks it only with
         --enable_signature_method_name_check, off by default (predict_util.cc VerifySignature)."""
-        signature.check_inputs(inputs)
-        if signature.function is None or signature.batcher is None:
-            raise invalid_argument("Signature '", signature.name, "' cannot be called (no inputs)")
-        for alias in output_filter:
+        signature.check_input_names(inputs)
+        seen = set()
+        for alias in output_filter:  # PreProcessPrediction: after the inputs' names, before running
             if alias not in signature.definition.outputs:
                 raise invalid_argument("output tensor alias not found in signature: ", alias,
                                        " Outputs expected to be in the set {",
                                        ",".join(signature.output_names), "}.")
-        if len(set(output_filter)) != len(output_filter):
-            dup = next(a for a in output_filter if list(output_filter).count(a) > 1)
-            raise invalid_argument("duplicate output tensor alias: ", dup)
+            if alias in seen:
+                raise invalid_argument("duplicate output tensor alias: ", alias)
+            seen.add(alias)
+        signature.check_inputs(inputs)  # the types and shapes TensorFlow's run would refuse
+        if signature.function is None or signature.batcher is None:
+            raise invalid_argument("Signature '", signature.name, "' cannot be called (no inputs)")
         rows = signature.rows(inputs)
         if rows is not None and rows > self.max_batch_size:
             raise invalid_argument("Task size ", rows, " is larger than maximum input batch size ",

@@ -442,6 +442,10 @@ def test_grpc_metadata_and_status(server):
     (lambda r: r.model_spec.version.__setattr__("value", 99), grpc.StatusCode.NOT_FOUND,
      f"Servable not found for request: Specific({NAME}, 99)"),
     (lambda r: r.ClearField("model_spec"), grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
+    # output_filter is checked alias by alias, before the input's type (which only running would find wrong)
+    (lambda r: (r.output_filter.extend(["scores", "scores", "nope"]),
+                r.inputs["item"].CopyFrom(tf.make_tensor_proto([1], tf.int32))), grpc.StatusCode.INVALID_ARGUMENT,
+     "duplicate output tensor alias: scores"),
     # one input, under another name: the sizes agree, GetInputValues (tensorflow/cc/saved_model/util.cc) does not
     (lambda r: (r.inputs["itm"].CopyFrom(r.inputs["item"]), r.inputs.pop("item")), grpc.StatusCode.INVALID_ARGUMENT,
      "Signature input alias: item(feed name: call_item_item_item:0) not found in request and no default value "
