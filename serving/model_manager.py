@@ -88,12 +88,17 @@ class Signature:
         if set(inputs) != set(self.input_dtypes):  # defaults would be needed: not supported here
             raise invalid_argument("Signature '", self.name, "' has default inputs, which this server does "
                                    "not fill in: send every input {", ",".join(sorted(self.input_dtypes)), "}")
-        for name, array in inputs.items():
+        # TensorFlow's DirectSession numbers the feeds by their sorted tensor names; a feed of the
+        # wrong type fails its FunctionCallFrame::SetArgs (what TF Serving's gRPC clients see,
+        # e.g. tensorflow/serving#1495; REST always builds the signature's type)
+        feeds = sorted(self.definition.inputs[name].name for name in inputs)
+        for name, array in sorted(inputs.items(), key=lambda item: self.definition.inputs[item[0]].name):
             want = NUMPY_DTYPES.get(self.input_dtypes[name])
             if want is not None and np.dtype(want) != array.dtype:
-                raise invalid_argument("Input '", name, "' of signature '", self.name, "' is ",
-                                       _numpy_dtype_name(array.dtype), " but the signature expects ",
-                                       dtype_name(self.input_dtypes[name]))
+                raise invalid_argument("Expects arg[", feeds.index(self.definition.inputs[name].name), "] to be ",
+                                       dtype_name(self.input_dtypes[name]), " but ", _numpy_dtype_name(array.dtype),
+                                       " is provided")
+        for name, array in inputs.items():
             dims = self.input_shapes[name]
             if dims is not None and (len(dims) != array.ndim or any(
                     d != -1 and d != s for d, s in zip(dims, array.shape))):

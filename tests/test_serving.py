@@ -434,8 +434,11 @@ def test_grpc_metadata_and_status(server):
      "Servable not found for request: Latest(half)"),
     (lambda r: r.model_spec.__setattr__("signature_name", "nope"), grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "nope" not found.'),
+    # TensorFlow's message for a feed of the wrong type (FunctionCallFrame::SetArgs; tensorflow/serving#1495)
     (lambda r: r.inputs["item"].CopyFrom(tf.make_tensor_proto(["x"])), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'item' of signature 'call_item_item' is string but the signature expects int64"),
+     "Expects arg[0] to be int64 but string is provided"),
+    (lambda r: r.inputs["item"].CopyFrom(tf.make_tensor_proto([1], tf.int32)), grpc.StatusCode.INVALID_ARGUMENT,
+     "Expects arg[0] to be int64 but int32 is provided"),
     (lambda r: r.inputs["other"].CopyFrom(tf.make_tensor_proto([1])), grpc.StatusCode.INVALID_ARGUMENT,
      "input size does not match signature: 2!=1 len({item,other}) != len({item}). Sent extra: {other}. "
      "Missing but required: {}."),
