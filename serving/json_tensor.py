@@ -165,7 +165,36 @@ class PrettyWriter:
         return "".join(self.parts)
 
 
+def rapidjson_double(value: float) -> str:
+    """rapidjson 1.1.0's Writer::Double of a finite double (internal/dtoa.h: the shortest digits,
+    laid out by Prettify): 1.0, 10000000000.0, 0.000001, 1e-7, 1e21, 1.5e300."""
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    k = int(exponent or 0) - len(fraction)
+    stripped = digits.rstrip("0")
+    k += len(digits) - len(stripped)
+    digits = stripped
+    length = len(digits)
+    kk = length + k  # 10^(kk-1) <= value < 10^kk
+    if 0 <= k and kk <= 21:
+        text = digits + "0" * k + ".0"
+    elif 0 < kk <= 21:
+        text = digits[:kk] + "." + digits[kk:]
+    elif -6 < kk <= 0:
+        text = "0." + "0" * -kk + digits
+    elif length == 1:
+        text = digits + "e" + str(kk - 1)
+    else:
+        text = digits[0] + "." + digits[1:] + "e" + str(kk - 1)
+    return sign + text
+
+
 def _scalar_token(value: Any) -> str:
+    """A parsed JSON scalar as rapidjson's Writer writes it back (JsonValueToDebugString)."""
     if value is None:
         return "null"
     if value is True:
@@ -173,9 +202,9 @@ def _scalar_token(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
-        return _format_double(value)
-    if isinstance(value, int):
-        return str(value)
+        return rapidjson_double(value)
+    if isinstance(value, int):  # beyond 64 bits rapidjson holds a double
+        return str(value) if -2**63 <= value < 2**64 else rapidjson_double(float(value))
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -194,6 +223,9 @@ def _write_value(writer: PrettyWriter, value: Any) -> bool:
             if not _write_value(writer, v):
                 return False
         return writer.end_array()
+    if isinstance(value, float) and not math.isfinite(value):
+        writer.raw("")  # rapidjson's Writer refuses NaN and Infinity: the text stops after the separator
+        return False
     return writer.raw(_scalar_token(value))
 
 

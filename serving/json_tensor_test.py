@@ -309,3 +309,19 @@ def test_json_that_rapidjson_reads_and_pythons_json_would_read_otherwise():
     assert jt.parse_json(b' \t\r\n{"a": 1} trailing') == {"a": 1}
     with pytest.raises(ServingError, match="Invalid value. at offset: 0"):
         jt.parse_json(b'\x0c{"a": 1}')
+
+
+def test_numbers_in_error_texts_are_written_as_rapidjson_writes_them():
+    """JsonValueToDebugString writes parsed doubles with rapidjson's dtoa (shortest digits, its own
+    layout) and stops at NaN/Infinity, which its Writer refuses."""
+    cases = {1.0: "1.0", 1e10: "10000000000.0", 1e-6: "0.000001", 1e-7: "1e-7", 1e21: "1e21", 1e20:
+             "100000000000000000000.0", 1.5e300: "1.5e300", -79.39773355813419: "-79.39773355813419",
+             5e-324: "5e-324", -0.0: "-0.0", 0.000123: "0.000123"}
+    assert {v: jt.rapidjson_double(v) for v in cases} == cases
+    item = {"item": types_pb2.DT_INT64}
+    assert "JSON Value: 10000000000.0 Type: Number is not of expected type: int64" in error_of(
+        '{"instances": [1e10]}', item)
+    assert "JSON Value: 18446744073709552000.0 Type: Number" in error_of('{"instances": [18446744073709551616]}', item)
+    assert "Error: INVALID_ARGUMENT: JSON Value:  Type: Number is not of expected type: int64" in error_of(
+        '{"instances": [NaN]}', item)
+    assert jt.debug_string([1.0, float("nan"), 2]) == "[1.0, "
