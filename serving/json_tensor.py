@@ -115,7 +115,7 @@ class PrettyWriter:
         return True
 
     def key(self, name: str) -> bool:
-        return self.raw(json.dumps(name, ensure_ascii=False))
+        return self.raw(json_string(name))
 
     def scalars(self, tokens: List[str]) -> bool:
         """An array of scalars: the same bytes as StartArray, raw(...) each, EndArray."""
@@ -165,6 +165,19 @@ class PrettyWriter:
         return "".join(self.parts)
 
 
+_LOWER_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00([01][0-9a-f])")
+
+
+def json_string(text: str) -> str:
+    """`text` as a JSON string the way rapidjson's Writer escapes it: `"` `\\` and control
+    characters only (\\n, \\t, ...; others as \\u001F, upper-case hex), everything else as it is
+    (bytes that were not UTF-8 go back out unchanged through `utf8`)."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    if "\\u00" not in quoted:
+        return quoted
+    return _LOWER_HEX_ESCAPE.sub(lambda m: m.group(1) + "\\u00" + m.group(2).upper(), quoted)
+
+
 def rapidjson_double(value: float) -> str:
     """rapidjson 1.1.0's Writer::Double of a finite double (internal/dtoa.h: the shortest digits,
     laid out by Prettify): 1.0, 10000000000.0, 0.000001, 1e-7, 1e21, 1.5e300."""
@@ -205,7 +218,7 @@ def _scalar_token(value: Any) -> str:
         return rapidjson_double(value)
     if isinstance(value, int):  # beyond 64 bits rapidjson holds a double
         return str(value) if -2**63 <= value < 2**64 else rapidjson_double(float(value))
-    return json.dumps(value, ensure_ascii=False)
+    return json_string(value)
 
 
 def _write_value(writer: PrettyWriter, value: Any) -> bool:
@@ -306,8 +319,8 @@ def _tokens(flat: np.ndarray) -> List[str]:
     if kind.kind in "iu":
         return [str(v) for v in flat.tolist()]
     if kind == object or kind.kind in "SU":
-        return [json.dumps(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v),
-                           ensure_ascii=False) for v in flat.tolist()]
+        return [json_string(v.decode("utf-8", errors="surrogateescape") if isinstance(v, bytes) else str(v))
+                for v in flat.tolist()]
     raise invalid_argument("Failed to write JSON value for tensor type: ", kind.name)
 
 
@@ -389,7 +402,7 @@ def make_json_from_error(message: str) -> str:
     writer = PrettyWriter()
     writer.start_object()
     writer.key(ERROR_KEY)
-    writer.raw(json.dumps(message, ensure_ascii=False))
+    writer.raw(json_string(message))
     writer.end_object()
     return writer.text()
 

@@ -325,3 +325,11 @@ def test_numbers_in_error_texts_are_written_as_rapidjson_writes_them():
     assert "Error: INVALID_ARGUMENT: JSON Value:  Type: Number is not of expected type: int64" in error_of(
         '{"instances": [NaN]}', item)
     assert jt.debug_string([1.0, float("nan"), 2]) == "[1.0, "
+
+
+def test_strings_are_escaped_and_kept_as_rapidjsons_writer_does():
+    assert jt.json_string('a"b\\c\n\x01\x1f\x7f\u00e9') == '"a\\"b\\\\c\\n\\u0001\\u001F\x7f\u00e9"'
+    assert jt.json_string("\\u001f") == '"\\\\u001f"'  # a backslash and text, not an escape
+    # a string output's bytes that are not UTF-8 go out as they are (rapidjson writes bytes)
+    body = jt.make_json_from_tensors({"s": np.array([b"caf\xe9"], dtype=object)}, jt.Format.COLUMNAR)
+    assert jt.utf8(body) == b'{\n    "outputs": [\n        "caf\xe9"\n    ]\n}'
