@@ -56,6 +56,12 @@ def _error_response(error: ServingError) -> Response:
     return _json_response(json_tensor.make_json_from_error(error.message), error.http_status)
 
 
+def _decode(text: str) -> str:
+    """DecodeArg (curl_easy_unescape): %XX decoded to bytes, `+` left as it is; bytes that are not
+    UTF-8 kept (surrogateescape), to be written back as they came."""
+    return unquote(text, errors="surrogateescape")
+
+
 def _version(text: Optional[str]) -> Optional[int]:
     if not text:
         return None
@@ -133,13 +139,13 @@ class RestApi:
         try:
             if method == "POST" and (m := PREDICT_PATH.fullmatch(path)):
                 name, version, label, verb = m.groups()
-                name, version, label = unquote(name), _version(version), label and unquote(label)
+                name, version, label = _decode(name), _version(version), label and _decode(label)
                 if verb in ("classify", "regress", "predict"):
                     return await self.predict(name, version, label, verb, await request.body())
             elif method == "GET" and (m := STATUS_PATH.fullmatch(path)):
                 name, version, label, sub = m.groups()
-                return self.status_or_metadata(name and unquote(name), _version(version),
-                                               label and unquote(label), sub)
+                return self.status_or_metadata(name and _decode(name), _version(version),
+                                               label and _decode(label), sub)
             raise invalid_argument("Malformed request: ", method, " ", path)
         except Exception as e:  # noqa: BLE001 - every failure is an answer; the server goes on
             error = from_exception(e)

@@ -75,6 +75,9 @@ def test_the_query_string_is_part_of_the_path_tf_serving_matches(client):
 
 def test_names_are_percent_decoded_and_outside_v1_is_404(client):
     assert error(client.get("/v1/models/m%2Fx")) == (404, "Could not find any versions of model m/x")
+    assert error(client.get("/v1/models/a+b%20c")) == (404, "Could not find any versions of model a+b c")
+    response = client.get("/v1/models/caf%E9")  # not UTF-8: the bytes come back as they were sent
+    assert response.status_code == 404 and response.content.endswith(b'model caf\xe9"\n}')
     assert error(client.get("/v1/models/m/versions/99999999999999999999")) == (
         400, "Failed to convert version: 99999999999999999999 to numeric.")
     assert error(client.put("/v1/models/m:predict", content=b"{}")) == (400, "Malformed request: PUT /v1/models/m:predict")
