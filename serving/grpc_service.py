@@ -43,6 +43,34 @@ _FIELDS = {  # Tensor::AsProtoField, which TF Serving's Predict uses for outputs
 }
 
 
+_VALUE_FIELDS = {  # ProtoHelper<T>: the repeated field each type's values are read from
+    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val", types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val", types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_STRING: "string_val", types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val", types_pb2.DT_BFLOAT16: "half_val",
+}
+
+
+def tensor_from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """Tensor::FromProto as TensorFlow's C++ reads a request's TensorProto: a shape with an unknown
+    rank or a negative size is refused; values in a repeated field beyond the shape's element count
+    are ignored (FromProtoField copies the first N; fewer are padded with the last, as
+    tf.make_ndarray does too)."""
+    shape = proto.tensor_shape
+    if shape.unknown_rank or any(d.size < 0 for d in shape.dim):
+        raise ValueError("invalid shape")
+    field = _VALUE_FIELDS.get(proto.dtype)
+    if field is not None and not proto.tensor_content:
+        count = int(np.prod([d.size for d in shape.dim], dtype=np.int64))
+        if len(getattr(proto, field)) > count:
+            trimmed = tensor_pb2.TensorProto()
+            trimmed.CopyFrom(proto)
+            del getattr(trimmed, field)[count:]
+            proto = trimmed
+    return tf.make_ndarray(proto)
+
+
 def as_proto_field(array: np.ndarray) -> tensor_pb2.TensorProto:
     proto = tensor_pb2.TensorProto()
     dtype, field = _FIELDS.get(array.dtype, (None, None))
@@ -81,7 +109,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             inputs = {}
             for name in sorted(request.inputs):
                 try:
-                    inputs[name] = tf.make_ndarray(request.inputs[name])
+                    inputs[name] = tensor_from_proto(request.inputs[name])
                 except Exception:  # noqa: BLE001 - Tensor::FromProto failed (GetInputValues' words)
                     raise invalid_argument("tensor parsing error: ", name) from None
             outputs = await asyncio.wrap_future(servable.predict(signature, inputs, list(request.output_filter)))
