@@ -442,10 +442,14 @@ def _float(literal: str) -> float:
 
 
 def _int(literal: str) -> int:
-    value = int(literal)
-    if abs(value) >= _DOUBLE_OVERFLOW:  # rapidjson reads a long integer as a double: too big for one
+    """An integer literal; one too big for a double is refused, as rapidjson refuses it (checked by
+    its length first: Python would not even convert more than 4300 digits)."""
+    digits = len(literal) - (literal[0] == "-")
+    if digits < 309:
+        return int(literal)
+    if digits > 309 or abs(int(literal)) >= _DOUBLE_OVERFLOW:
         raise _NumberTooBig(literal)
-    return value
+    return int(literal)
 
 
 _DOUBLE_OVERFLOW = 17976931348623157 * 10**292
@@ -551,7 +555,7 @@ def parse_json(body: bytes) -> Dict[str, Any]:
         doc, end, error = None, len(text), (_NUMBER_TOO_BIG, max(text.find(e.literal), 0))
     except RecursionError:
         raise invalid_argument("JSON Parse error: The document is nested too deeply") from None
-    surrogate = _LONE_HIGH_SURROGATE.search(text, 0, end if error is None else len(text))
+    surrogate = _LONE_HIGH_SURROGATE.search(text, 0, end if error is None else len(text)) if "\\u" in text else None
     if surrogate is not None and (error is None or surrogate.start(1) < error[1]):
         error = (_BAD_SURROGATE, surrogate.start(1))  # rapidjson stops there, Python reads on
     if error is not None:

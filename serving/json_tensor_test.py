@@ -286,6 +286,7 @@ def test_classify_regress_request_errors_are_tf_servings(body, message):
     ('{"a": [1e+]}', "Miss exponent in number. at offset: 10"),
     ('{"a": [1e400]}', "Number too big to be stored in double. at offset: 7"),
     ('{"a": [-' + "9" * 400 + "]}", "Number too big to be stored in double. at offset: 7"),
+    ('{"a": [' + "1" * 5000 + "]}", "Number too big to be stored in double. at offset: 7"),  # Python: ValueError
 ])
 def test_malformed_json_gets_rapidjsons_error_and_offset(body, message):
     with pytest.raises(ServingError) as e:
