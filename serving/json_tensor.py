@@ -672,8 +672,16 @@ def _to_array(flat: List[Any], shape: List[int], dtype: int) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _tensor_from_value(value: Any, dtype: int) -> Tuple[np.ndarray, int]:
+MAX_DIMS = 64  # numpy's limit (NPY_MAXDIMS); TensorFlow's is 254
+
+
+def _tensor_from_value(value: Any, dtype: int, batch_dim: bool = False) -> Tuple[np.ndarray, int]:
+    """The tensor of one JSON value (`batch_dim`: an element of `instances`, to be stacked)."""
     shape = _dense_shape(value)
+    if len(shape) + batch_dim > MAX_DIMS:  # deeper than any array can be: refused before walking it
+        raise invalid_argument("JSON Value: ", debug_string(value), " is nested ", len(shape), " lists deep",
+                               " (and batched)" if batch_dim else "", ": a tensor of at most ", MAX_DIMS,
+                               " dimensions is supported")
     flat: List[Any] = []
     _fill(value, 0, shape, dtype, flat)
     return _to_array(flat, shape, dtype), len(flat)
@@ -696,7 +704,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
     def add(item, name):
         if name not in input_dtypes:
             raise invalid_argument("JSON object: does not have named input: ", name)
-        array, size = _tensor_from_value(item, input_dtypes[name])
+        array, size = _tensor_from_value(item, input_dtypes[name], batch_dim=True)
         if name not in sizes:
             sizes[name], shapes[name] = size, array.shape
         elif sizes[name] != size:

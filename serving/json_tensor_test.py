@@ -334,3 +334,21 @@ def test_strings_are_escaped_and_kept_as_rapidjsons_writer_does():
     # a string output's bytes that are not UTF-8 go out as they are (rapidjson writes bytes)
     body = jt.make_json_from_tensors({"s": np.array([b"caf\xe9"], dtype=object)}, jt.Format.COLUMNAR)
     assert jt.utf8(body) == b'{\n    "outputs": [\n        "caf\xe9"\n    ]\n}'
+
+
+def test_instances_of_64_nested_lists_would_need_65_dimensions():
+    body = '{"instances": [' + "[" * 64 + "1" + "]" * 64 + "]}"
+    assert "is nested 64 lists deep (and batched): a tensor of at most 64 dimensions is supported" in error_of(
+        body, {"item": types_pb2.DT_INT64})
+    tensors, _ = parse('{"instances": [' + "[" * 63 + "1" + "]" * 63 + "]}", {"item": types_pb2.DT_INT64})
+    assert tensors["item"].ndim == 64
+
+
+@pytest.mark.parametrize("depth", [65, 500, 990])
+def test_lists_nested_deeper_than_an_array_can_be_are_a_clear_400(depth):
+    """(Were a 500: numpy's 64-dimension limit, then Python's recursion limit.)"""
+    body = '{"inputs": ' + "[" * depth + "1" + "]" * depth + "}"
+    assert f"is nested {depth} lists deep: a tensor of at most 64 dimensions is supported" in error_of(
+        body, {"item": types_pb2.DT_INT64})
+    assert "Failed to process element: 0 of 'instances' list" in error_of(
+        '{"instances": [' + "[" * depth + "1" + "]" * depth + "]}", {"item": types_pb2.DT_INT64})
