@@ -279,7 +279,7 @@ BAD_REQUESTS = [
      "JSON Parse error: Number too big to be stored in double. at offset: 48"),
     ("lists nested 900 deep", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","instances":' + "[" * 900 + "1" + "]" * 900 + "}", 400,
-     "is nested 899 lists deep: a tensor of at most 64 dimensions is supported"),
+     "is nested 899 lists deep (and batched): a tensor of at most 64 dimensions is supported"),
     ("an id of 5000 digits (Python's int() refuses more than 4300)", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","instances":[' + "7" * 5000 + "]}", 400,
      "JSON Parse error: Number too big to be stored in double. at offset: 48"),
