@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 SAVED_MODEL_FILE = "saved_model.pb"
 SERVE_TAG = "serve"
-PREDICT_METHOD = "tensorflow/serving/predict"
 SIGNATURE_DEF_FIELD = "signature_def"
 State = get_model_status_pb2.ModelVersionStatus.State
 
