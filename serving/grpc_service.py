@@ -20,11 +20,12 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
-from tensorflow_serving.apis import model_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (model_management_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
 
 from serving import classify_regress
 from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
-from serving.status import from_exception, invalid_argument
+from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,28 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
             return self.manager.status(spec.name, _spec_version(spec))  # version_label is not read
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def HandleReloadConfigRequest(self, request, context):
+        """ModelServiceImpl::HandleReloadConfigRequest: only a ModelConfigList is accepted. This
+        server serves the one model of --model_base_path (new versions are picked up by polling),
+        so a config that is exactly that model is a no-op, as it is for TF Serving; any other is
+        refused (UNIMPLEMENTED), nothing is reloaded."""
+        try:
+            config = request.config
+            if config.WhichOneof("config") != "model_config_list":
+                raise invalid_argument("ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                                       "Only ModelConfigList is currently supported")
+            models = config.model_config_list.config
+            if not (len(models) == 1 and models[0].name == self.manager.name
+                    and models[0].base_path.rstrip("/") == self.manager.base_path.rstrip("/")):
+                raise ServingError("UNIMPLEMENTED", f"this server serves one model, {self.manager.name} from "
+                                                    f"{self.manager.base_path} (--model_base_path); it cannot "
+                                                    "load another model config")
+            response = model_management_pb2.ReloadConfigResponse()
+            response.status.SetInParent()  # error_code OK
+            return response
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
 

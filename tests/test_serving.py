@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     inference_pb2, model_service_pb2_grpc, predict_pb2,
+                                     inference_pb2, model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from models import features
@@ -50,6 +50,7 @@ class Server:
     """`python -m serving` in a subprocess, its log in a file."""
 
     def __init__(self, base_path, workdir, *flags):
+        self.base_path = base_path
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self.log_path = os.path.join(workdir, f"server-{self.rest_port}.log")
@@ -497,6 +498,16 @@ def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server
             with pytest.raises(grpc.RpcError) as e:
                 call(request, timeout=30)
             assert (e.value.code(), e.value.details()) == (code, message)
+        reload = model_management_pb2.ReloadConfigRequest()
+        with pytest.raises(grpc.RpcError) as e:  # no config: TF Serving's INVALID_ARGUMENT
+            model_stub.HandleReloadConfigRequest(reload, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Only ModelConfigList" in e.value.details()
+        other = reload.config.model_config_list.config.add(name="other", base_path="/elsewhere")
+        with pytest.raises(grpc.RpcError) as e:
+            model_stub.HandleReloadConfigRequest(reload, timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        other.name, other.base_path = NAME, server.base_path  # the served model: a no-op, OK
+        assert model_stub.HandleReloadConfigRequest(reload, timeout=30).status.error_code == 0
         labelled = get_model_status_pb2.GetModelStatusRequest()
         labelled.model_spec.name, labelled.model_spec.version_label = NAME, "stable"
         assert len(model_stub.GetModelStatus(labelled, timeout=30).model_version_status) == 1
