@@ -72,7 +72,7 @@ def signature_def(meta_graph: meta_graph_pb2.MetaGraphDef, signature_name: str,
     """GetClassificationSignatureDef / GetRegressionSignatureDef: the named signature (default
     serving_default), checked for `verb` ("classify" or "regress")."""
     key = signature_name or DEFAULT_SIGNATURE
-    if key not in meta_graph.signature_def:
+    if key not in set(meta_graph.signature_def):  # a Python set: a REST name may hold non-UTF-8 bytes
         raise invalid_argument("No signature was found with the name: ", key)
     signature = meta_graph.signature_def[key]
     (preprocess_classification if verb == CLASSIFY else preprocess_regression)(signature)
