@@ -2,7 +2,8 @@
 (Predict, GetModelMetadata) and ModelService (GetModelStatus), so the official client stubs
 (`prediction_service_pb2_grpc.PredictionServiceStub`, `model_service_pb2_grpc.ModelServiceStub`)
 work unchanged. Failures are the call's status, with TF Serving's code and message. Classify,
-Regress and MultiInference answer UNIMPLEMENTED (the recommender has predict signatures only).
+Regress and MultiInference make TF Serving's checks of the signature (classify_regress.py: a
+predict-only model gets TF Serving's INVALID_ARGUMENT) and answer UNIMPLEMENTED past them.
 
 The server is grpc.aio on its own thread and event loop: a request waiting for its batch holds no
 thread (as the REST side), so many concurrent clients cost no thread switches.
@@ -19,10 +20,12 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (model_management_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
 
+from serving import classify_regress
 from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
-from serving.status import from_exception, invalid_argument
+from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,34 @@ _FIELDS = {  # Tensor::AsProtoField, which TF Serving's Predict uses for outputs
     np.dtype(np.bool_): (types_pb2.DT_BOOL, "bool_val"),
     np.dtype(object): (types_pb2.DT_STRING, "string_val"),
 }
+
+
+_VALUE_FIELDS = {  # ProtoHelper<T>: the repeated field each type's values are read from
+    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val", types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val", types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_STRING: "string_val", types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val", types_pb2.DT_BFLOAT16: "half_val",
+}
+
+
+def tensor_from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """Tensor::FromProto as TensorFlow's C++ reads a request's TensorProto: a shape with an unknown
+    rank or a negative size is refused; values in a repeated field beyond the shape's element count
+    are ignored (FromProtoField copies the first N; fewer are padded with the last, as
+    tf.make_ndarray does too)."""
+    shape = proto.tensor_shape
+    if shape.unknown_rank or any(d.size < 0 for d in shape.dim):
+        raise ValueError("invalid shape")
+    field = _VALUE_FIELDS.get(proto.dtype)
+    if field is not None and not proto.tensor_content:
+        count = int(np.prod([d.size for d in shape.dim], dtype=np.int64))
+        if len(getattr(proto, field)) > count:
+            trimmed = tensor_pb2.TensorProto()
+            trimmed.CopyFrom(proto)
+            del getattr(trimmed, field)[count:]
+            proto = trimmed
+    return tf.make_ndarray(proto)
 
 
 def as_proto_field(array: np.ndarray) -> tensor_pb2.TensorProto:
@@ -70,21 +101,56 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
         try:
+            if not request.HasField("model_spec"):  # TensorflowPredictor::Predict
+                raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
             servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
             signature = servable.signature(spec.signature_name)
+            signature.check_input_names(request.inputs)  # before parsing, as predict_util.cc
             inputs = {}
-            for name, proto in request.inputs.items():
+            for name in sorted(request.inputs):
                 try:
-                    inputs[name] = tf.make_ndarray(proto)
-                except Exception as e:  # noqa: BLE001 - a malformed TensorProto
-                    raise invalid_argument("Input '", name, "' is not a valid TensorProto: ", e)
+                    inputs[name] = tensor_from_proto(request.inputs[name])
+                except Exception:  # noqa: BLE001 - Tensor::FromProto failed (GetInputValues' words)
+                    raise invalid_argument("tensor parsing error: ", name) from None
             outputs = await asyncio.wrap_future(servable.predict(signature, inputs, list(request.output_filter)))
             response = predict_pb2.PredictResponse()
             response.model_spec.CopyFrom(model_spec(servable.name, servable.version, signature.name))
             for name in (request.output_filter or sorted(outputs)):
                 response.outputs[name].CopyFrom(as_proto_field(outputs[name]))
             return response
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    def _checked_classify_regress(self, request, verb: str):
+        """TensorflowClassificationServiceImpl::Classify / TensorflowRegressionServiceImpl::Regress
+        up to running the model (classify_regress.py)."""
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        spec = request.model_spec
+        servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
+        classify_regress.signature_def(servable.meta_graph, spec.signature_name, verb)
+        raise classify_regress.not_run(verb)
+
+    async def Classify(self, request, context):
+        try:
+            self._checked_classify_regress(request, classify_regress.CLASSIFY)
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def Regress(self, request, context):
+        try:
+            self._checked_classify_regress(request, classify_regress.REGRESS)
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def MultiInference(self, request, context):
+        """RunMultiInferenceWithServerCore: the first task's model spec names the servable."""
+        try:
+            spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+            servable = self.manager.servable(spec.name, _spec_version(spec), spec.version_label)
+            classify_regress.check_multi_inference(servable.meta_graph, request.tasks)
+            raise classify_regress.not_run("MultiInference")
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
 
@@ -112,7 +178,29 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             if not request.HasField("model_spec"):
                 raise invalid_argument("Missing ModelSpec")
             spec = request.model_spec
-            return self.manager.status(spec.name, _spec_version(spec), spec.version_label)
+            return self.manager.status(spec.name, _spec_version(spec))  # version_label is not read
+        except Exception as e:  # noqa: BLE001
+            await _abort(context, e)
+
+    async def HandleReloadConfigRequest(self, request, context):
+        """ModelServiceImpl::HandleReloadConfigRequest: only a ModelConfigList is accepted. This
+        server serves the one model of --model_base_path (new versions are picked up by polling),
+        so a config that is exactly that model is a no-op, as it is for TF Serving; any other is
+        refused (UNIMPLEMENTED), nothing is reloaded."""
+        try:
+            config = request.config
+            if config.WhichOneof("config") != "model_config_list":
+                raise invalid_argument("ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                                       "Only ModelConfigList is currently supported")
+            models = config.model_config_list.config
+            if not (len(models) == 1 and models[0].name == self.manager.name
+                    and models[0].base_path.rstrip("/") == self.manager.base_path.rstrip("/")):
+                raise ServingError("UNIMPLEMENTED", f"this server serves one model, {self.manager.name} from "
+                                                    f"{self.manager.base_path} (--model_base_path); it cannot "
+                                                    "load another model config")
+            response = model_management_pb2.ReloadConfigResponse()
+            response.status.SetInParent()  # error_code OK
+            return response
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
 

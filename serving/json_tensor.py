@@ -23,6 +23,7 @@ import binascii
 import enum
 import json
 import math
+import re
 import struct
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -37,6 +38,8 @@ INPUTS_KEY = "inputs"
 PREDICTIONS_KEY = "predictions"
 OUTPUTS_KEY = "outputs"
 ERROR_KEY = "error"
+CONTEXT_KEY = "context"
+EXAMPLES_KEY = "examples"
 B64_KEY = "b64"
 BYTES_SUFFIX = "_bytes"
 MAX_DEBUG_STRING_BYTES = 256
@@ -112,7 +115,7 @@ class PrettyWriter:
         return True
 
     def key(self, name: str) -> bool:
-        return self.raw(json.dumps(name, ensure_ascii=False))
+        return self.raw(json_string(name))
 
     def scalars(self, tokens: List[str]) -> bool:
         """An array of scalars: the same bytes as StartArray, raw(...) each, EndArray."""
@@ -162,7 +165,49 @@ class PrettyWriter:
         return "".join(self.parts)
 
 
+_LOWER_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00([01][0-9a-f])")
+
+
+def json_string(text: str) -> str:
+    """`text` as a JSON string the way rapidjson's Writer escapes it: `"` `\\` and control
+    characters only (\\n, \\t, ...; others as \\u001F, upper-case hex), everything else as it is
+    (bytes that were not UTF-8 go back out unchanged through `utf8`)."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    if "\\u00" not in quoted:
+        return quoted
+    return _LOWER_HEX_ESCAPE.sub(lambda m: m.group(1) + "\\u00" + m.group(2).upper(), quoted)
+
+
+def rapidjson_double(value: float) -> str:
+    """rapidjson 1.1.0's Writer::Double of a finite double (internal/dtoa.h: the shortest digits,
+    laid out by Prettify): 1.0, 10000000000.0, 0.000001, 1e-7, 1e21, 1.5e300."""
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    k = int(exponent or 0) - len(fraction)
+    stripped = digits.rstrip("0")
+    k += len(digits) - len(stripped)
+    digits = stripped
+    length = len(digits)
+    kk = length + k  # 10^(kk-1) <= value < 10^kk
+    if 0 <= k and kk <= 21:
+        text = digits + "0" * k + ".0"
+    elif 0 < kk <= 21:
+        text = digits[:kk] + "." + digits[kk:]
+    elif -6 < kk <= 0:
+        text = "0." + "0" * -kk + digits
+    elif length == 1:
+        text = digits + "e" + str(kk - 1)
+    else:
+        text = digits[0] + "." + digits[1:] + "e" + str(kk - 1)
+    return sign + text
+
+
 def _scalar_token(value: Any) -> str:
+    """A parsed JSON scalar as rapidjson's Writer writes it back (JsonValueToDebugString)."""
     if value is None:
         return "null"
     if value is True:
@@ -170,10 +215,10 @@ def _scalar_token(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
-        return _format_double(value)
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
+        return rapidjson_double(value)
+    if isinstance(value, int):  # beyond 64 bits rapidjson holds a double
+        return str(value) if -2**63 <= value < 2**64 else rapidjson_double(float(value))
+    return json_string(value)
 
 
 def _write_value(writer: PrettyWriter, value: Any) -> bool:
@@ -191,6 +236,9 @@ def _write_value(writer: PrettyWriter, value: Any) -> bool:
             if not _write_value(writer, v):
                 return False
         return writer.end_array()
+    if isinstance(value, float) and not math.isfinite(value):
+        writer.raw("")  # rapidjson's Writer refuses NaN and Infinity: the text stops after the separator
+        return False
     return writer.raw(_scalar_token(value))
 
 
@@ -271,8 +319,8 @@ def _tokens(flat: np.ndarray) -> List[str]:
     if kind.kind in "iu":
         return [str(v) for v in flat.tolist()]
     if kind == object or kind.kind in "SU":
-        return [json.dumps(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v),
-                           ensure_ascii=False) for v in flat.tolist()]
+        return [json_string(v.decode("utf-8", errors="surrogateescape") if isinstance(v, bytes) else str(v))
+                for v in flat.tolist()]
     raise invalid_argument("Failed to write JSON value for tensor type: ", kind.name)
 
 
@@ -354,27 +402,164 @@ def make_json_from_error(message: str) -> str:
     writer = PrettyWriter()
     writer.start_object()
     writer.key(ERROR_KEY)
-    writer.raw(json.dumps(message, ensure_ascii=False))
+    writer.raw(json_string(message))
     writer.end_object()
     return writer.text()
 
 
 # --- requests -----------------------------------------------------------------------------------
+# rapidjson 1.1.0 (TF Serving's version, tensorflow_serving/workspace.bzl): GetParseError_En's texts
+_DOCUMENT_EMPTY = "The document is empty."
+_VALUE_INVALID = "Invalid value."
+_MISS_NAME = "Missing a name for object member."
+_MISS_COLON = "Missing a colon after a name of object member."
+_MISS_COMMA_OR_CURLY = "Missing a comma or '}' after an object member."
+_MISS_COMMA_OR_SQUARE = "Missing a comma or ']' after an array element."
+_BAD_HEX = "Incorrect hex digit after \\u escape in string."
+_BAD_SURROGATE = "The surrogate pair in string is invalid."
+_BAD_ESCAPE = "Invalid escape character in string."
+_MISS_QUOTE = "Missing a closing quotation mark in string."
+_NUMBER_TOO_BIG = "Number too big to be stored in double."
+_MISS_FRACTION = "Miss fraction part in number."
+_MISS_EXPONENT = "Miss exponent in number."
+_JSON_SPACE = " \t\n\r"  # what rapidjson's SkipWhitespace skips
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+# a \uD800-\uDBFF escape (an even number of backslashes before it) not followed by a \uDC00-\uDFFF one
+_LONE_HIGH_SURROGATE = re.compile(r'(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})')
+
+
+class _NumberTooBig(ValueError):
+    def __init__(self, literal: str):
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # rapidjson refuses it; Python would read inf
+        raise _NumberTooBig(literal)
+    return value
+
+
+def _int(literal: str) -> int:
+    """An integer literal; one too big for a double is refused, as rapidjson refuses it (checked by
+    its length first: Python would not even convert more than 4300 digits)."""
+    digits = len(literal) - (literal[0] == "-")
+    if digits < 309:
+        return int(literal)
+    if digits > 309 or abs(int(literal)) >= _DOUBLE_OVERFLOW:
+        raise _NumberTooBig(literal)
+    return int(literal)
+
+
+_DOUBLE_OVERFLOW = 17976931348623157 * 10**292
+
+
+def _first_member_wins(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """rapidjson keeps duplicate members and FindMember returns the first: so does this."""
+    obj: Dict[str, Any] = {}
+    for key, value in pairs:
+        obj.setdefault(key, value)
+    return obj
+
+
+_DECODER = json.JSONDecoder(parse_float=_float, parse_int=_int, object_pairs_hook=_first_member_wins)
+
+
+def _innermost_open_bracket(text: str) -> str:
+    """'{' or '[' that is open at the end of `text` (a prefix of a JSON document), '' if none."""
+    stack: List[str] = []
+    for c in re.findall(r"[\[\]{}]", _STRING.sub('""', text)):
+        if c in "[{":
+            stack.append(c)
+        elif stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
+def _rapidjson_error(text: str, message: str, pos: int) -> Tuple[str, int]:
+    """The error rapidjson's iterative parser reports where Python's json says `message` at `pos`."""
+    def next_token(i: int) -> int:
+        while i < len(text) and text[i] in _JSON_SPACE:
+            i += 1
+        return i
+
+    at_end = pos >= len(text)
+    if message.startswith("Illegal trailing comma before end of array"):  # Python 3.13: at the comma
+        return _VALUE_INVALID, next_token(pos + 1)
+    if message.startswith("Illegal trailing comma before end of object"):
+        return _MISS_NAME, next_token(pos + 1)
+    if message.startswith("Expecting property name"):
+        return _MISS_NAME, pos
+    if message.startswith("Expecting ':'"):
+        return _MISS_COLON, pos
+    if message.startswith("Expecting ','"):
+        before = text[pos - 1] if pos > 0 else ""
+        if not at_end and before.isdigit() and text[pos] == ".":
+            return _MISS_FRACTION, pos + 1
+        if not at_end and before.isdigit() and text[pos] in "eE":
+            return _MISS_EXPONENT, pos + (2 if text[pos + 1:pos + 2] in ("+", "-") else 1)
+        in_object = _innermost_open_bracket(text[:pos]) == "{"
+        return (_MISS_COMMA_OR_CURLY if in_object else _MISS_COMMA_OR_SQUARE), pos
+    if message.startswith("Unterminated string"):
+        return _MISS_QUOTE, len(text)
+    if message.startswith("Invalid control character"):
+        return _BAD_ESCAPE, pos
+    if message.startswith("Invalid \\uXXXX"):
+        return _BAD_HEX, text.rfind("\\", 0, pos + 1)
+    if message.startswith("Invalid \\escape"):
+        return _BAD_ESCAPE, text.rfind("\\", 0, pos + 1)
+    # "Expecting value"
+    if not text[:pos].strip(_JSON_SPACE):
+        start = text[pos:pos + 1]
+        if at_end or start in ",:]}":  # rapidjson's start state: nothing it can begin with
+            return _DOCUMENT_EMPTY, pos
+    if at_end:
+        return _VALUE_INVALID, pos
+    for word in ("true", "false", "null"):  # a misspelled literal: rapidjson stops where it differs
+        if text[pos] == word[0]:
+            n = 1
+            while n < len(word) and text[pos + n:pos + n + 1] == word[n]:
+                n += 1
+            return _VALUE_INVALID, pos + n
+    return _VALUE_INVALID, pos + (1 if text[pos] == "-" else 0)
+
+
+def utf8(text: str) -> bytes:
+    """`text` as the bytes rapidjson would hold: invalid UTF-8 of the request kept as it came
+    (decoded with surrogateescape), a lone \\uDC00-style escape as its 3 bytes."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return b"".join(c.encode("utf-8", "surrogateescape" if "\udc80" <= c <= "\udcff" else "surrogatepass")
+                        for c in text)
+
+
 def parse_json(body: bytes) -> Dict[str, Any]:
-    """ParseJson: a JSON object (NaN/Infinity allowed, anything after the object ignored)."""
-    if not body or not body.strip():
+    """ParseJson: a JSON object, parsed as rapidjson 1.1.0 parses it with TF Serving's flags
+    (kParseIterativeFlag | kParseNanAndInfFlag | kParseStopWhenDoneFlag): NaN/Infinity allowed,
+    anything after the object ignored, bytes that are not UTF-8 kept as they are (rapidjson does not
+    validate the encoding), duplicate keys: the first counts; errors in rapidjson's words and offsets."""
+    if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
+    text = body.decode("utf-8", errors="surrogateescape")
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise invalid_argument("JSON Parse error: Invalid encoding in string. at offset: ", e.start)
-    stripped = text.lstrip()
-    try:
-        doc, _ = json.JSONDecoder().raw_decode(stripped)
+        doc, end = _DECODER.raw_decode(text, start) if start < len(text) else (None, -1)
+        if end < 0:
+            raise json.JSONDecodeError("Expecting value", text, start)
+        error = None
     except json.JSONDecodeError as e:
-        raise invalid_argument("JSON Parse error: ", e.msg, " at offset: ", e.pos + len(text) - len(stripped))
+        doc, end, error = None, e.pos, _rapidjson_error(text, e.msg, e.pos)
+    except _NumberTooBig as e:
+        doc, end, error = None, len(text), (_NUMBER_TOO_BIG, max(text.find(e.literal), 0))
     except RecursionError:
-        raise invalid_argument("JSON Parse error: The document is nested too deeply")
+        raise invalid_argument("JSON Parse error: The document is nested too deeply") from None
+    surrogate = _LONE_HIGH_SURROGATE.search(text, 0, end if error is None else len(text)) if "\\u" in text else None
+    if surrogate is not None and (error is None or surrogate.start(1) < error[1]):
+        error = (_BAD_SURROGATE, surrogate.start(1))  # rapidjson stops there, Python reads on
+    if error is not None:
+        raise invalid_argument("JSON Parse error: ", error[0], " at offset: ", error[1])
     if not isinstance(doc, dict):
         raise invalid_argument("JSON Value: ", debug_string(doc), " Is not object")
     return doc
@@ -428,7 +613,7 @@ def _checked_value(value: Any, dtype: int) -> Any:
     if dtype == types_pb2.DT_STRING:
         if not isinstance(value, str):
             raise _type_error(value, dtype)
-        return value.encode("utf-8")
+        return utf8(value)
     if dtype == types_pb2.DT_BOOL:
         if not isinstance(value, bool):
             raise _type_error(value, dtype)
@@ -487,8 +672,16 @@ def _to_array(flat: List[Any], shape: List[int], dtype: int) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _tensor_from_value(value: Any, dtype: int) -> Tuple[np.ndarray, int]:
+MAX_DIMS = 64  # numpy's limit (NPY_MAXDIMS); TensorFlow's is 254
+
+
+def _tensor_from_value(value: Any, dtype: int, batch_dim: bool = False) -> Tuple[np.ndarray, int]:
+    """The tensor of one JSON value (`batch_dim`: an element of `instances`, to be stacked)."""
     shape = _dense_shape(value)
+    if len(shape) + batch_dim > MAX_DIMS:  # deeper than any array can be: refused before walking it
+        raise invalid_argument("JSON Value: ", debug_string(value), " is nested ", len(shape), " lists deep",
+                               " (and batched)" if batch_dim else "", ": a tensor of at most ", MAX_DIMS,
+                               " dimensions is supported")
     flat: List[Any] = []
     _fill(value, 0, shape, dtype, flat)
     return _to_array(flat, shape, dtype), len(flat)
@@ -511,7 +704,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
     def add(item, name):
         if name not in input_dtypes:
             raise invalid_argument("JSON object: does not have named input: ", name)
-        array, size = _tensor_from_value(item, input_dtypes[name])
+        array, size = _tensor_from_value(item, input_dtypes[name], batch_dim=True)
         if name not in sizes:
             sizes[name], shapes[name] = size, array.shape
         elif sizes[name] != size:
@@ -584,3 +777,65 @@ def parse_predict_request(doc: Mapping[str, Any], input_dtypes: Mapping[str, int
     if has_inputs:
         return _from_inputs(doc[INPUTS_KEY], input_dtypes), Format.COLUMNAR
     raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+# --- classify / regress requests ----------------------------------------------------------------
+_INT64_MIN, _UINT64_MAX = -2**63, 2**64 - 1
+
+
+def _feature_kind(value: Any, name: str, kind: Optional[str]) -> str:
+    """AddValueToFeature: the kind of feature list (`int64`, `float`, `bytes`) one JSON value goes
+    to, given the kind the feature already has (None: not set yet)."""
+    def incompatible(want: str) -> None:
+        if kind is not None and kind != want:
+            raise invalid_argument("Unexpected element type in feature: ", name, " expecting type: ", kind)
+
+    if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64_object(value)):
+        raise invalid_argument("Feature: ", name, " has element with unexpected JSON type: ", json_type(value))
+    if isinstance(value, bool):
+        incompatible("int64")
+        return "int64"
+    if isinstance(value, dict):
+        incompatible("bytes")
+        _decode_b64(value)
+        return "bytes"
+    if isinstance(value, str):
+        incompatible("bytes")
+        return "bytes"
+    if isinstance(value, float) or not _INT64_MIN <= value <= _UINT64_MAX:  # rapidjson: a double
+        incompatible("float")
+        return "float"
+    incompatible("int64")
+    if value > 2**63 - 1:
+        raise invalid_argument("Feature: ", name, " has uint64_t element. Only int64_t is supported.")
+    return "int64"
+
+
+def _check_example(value: Any) -> None:
+    """MakeExampleFromJsonObject: an object of features, each a value or a list of values of one kind."""
+    if not isinstance(value, dict):
+        raise invalid_argument("Example must be JSON object but got JSON ", json_type(value))
+    for name, content in value.items():
+        kind = None
+        for item in content if isinstance(content, list) else [content]:
+            kind = _feature_kind(item, name, kind)
+
+
+def check_classify_regress_request(doc: Mapping[str, Any]) -> int:
+    """FillClassifyRegressRequestFromJson after ParseJson and FillSignature: the optional `context`
+    example and the non-empty `examples` list (TF Serving's message says "classify" for regress
+    too). Returns the number of examples."""
+    if CONTEXT_KEY in doc:
+        _check_example(doc[CONTEXT_KEY])
+    if EXAMPLES_KEY not in doc:
+        raise invalid_argument("JSON Value: ", debug_string(doc), " When method is classify, key '", EXAMPLES_KEY,
+                               "' is expected and was not found")
+    examples = doc[EXAMPLES_KEY]
+    if not isinstance(examples, list):
+        raise invalid_argument("JSON Value: ", debug_string(doc), " Expecting '", EXAMPLES_KEY,
+                               "' value to be an list/array")
+    if not examples:
+        raise invalid_argument("JSON Value: ", debug_string(doc), " '", EXAMPLES_KEY, "' value is an empty array")
+    for example in examples:
+        _check_example(example)
+    return len(examples)

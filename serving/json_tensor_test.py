@@ -215,3 +215,140 @@ def test_response_errors():
 def test_error_body():
     assert jt.make_json_from_error("Servable not found for request: Latest(half)") == \
         '{\n    "error": "Servable not found for request: Latest(half)"\n}'
+
+
+# --- classify / regress requests (json_tensor_test.cc ClassifyRegressRequestTest) ----------------
+def classify_error_of(body):
+    with pytest.raises(ServingError) as e:
+        doc = jt.parse_json(body.encode())
+        jt.signature_name(doc)
+        jt.check_classify_regress_request(doc)
+    assert e.value.code == "INVALID_ARGUMENT" and e.value.http_status == 400
+    return e.value.message
+
+
+def test_classify_regress_requests_with_and_without_context():
+    doc = jt.parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
+                        b' {"names": ["baz"], "ratings": 6.0}]}')
+    assert jt.check_classify_regress_request(doc) == 2
+    doc = jt.parse_json(b'{"signature_name": "x", "context": {"uid": {"b64": "aGVsbG8="}, "flag": true},'
+                        b' "examples": [{"rating": [1e3, 2.5]}, {"empty": []}]}')
+    assert jt.check_classify_regress_request(doc) == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"signature_name": ["hello"], "examples": [{"names": ["foo"]}]}', "'signature_name' key must be a string"),
+    ('{"context": [{"names": ["foo", "bar"]}]}', "Example must be JSON object but got JSON Array"),
+    ('{"examples": {"names": ["foo", "bar"]}}', "Expecting 'examples' value to be an list/array"),
+    ('{"examples": [[{"names": ["foo", "bar"]}]]}', "Example must be JSON object but got JSON Array"),
+    ('{"examples": [{"names": [10, null]}]}', "Feature: names has element with unexpected JSON type: Null"),
+    ('{"examples": [{"names": [10, 10.0]}]}', "Unexpected element type in feature: names expecting type: int64"),
+    ('{"examples": [{"names": ["a", 1.5]}]}', "Unexpected element type in feature: names expecting type: bytes"),
+    ('{"examples": [{"rating": [1e3, 2]}]}', "Unexpected element type in feature: rating expecting type: float"),
+    ('{"examples": [{"names": [10, {"test": 10}]}]}', "Feature: names has element with unexpected JSON type: Object"),
+    ('{"examples": [{"names": [[10], 20]}]}', "Feature: names has element with unexpected JSON type: Array"),
+    ('{"examples": [{"names": [20, 18446744073709551603]}]}',
+     "Feature: names has uint64_t element. Only int64_t is supported."),
+    ('{"examples": [{"names": {"b64": "!"}}]}', "Unable to base64 decode"),
+    ('{"examples": []}', "JSON Value: {\n    \"examples\": []\n} 'examples' value is an empty array"),
+    ('{"signature_name": "call_item_item", "inputs": {"item": [1]}}',
+     "When method is classify, key 'examples' is expected and was not found"),
+])
+def test_classify_regress_request_errors_are_tf_servings(body, message):
+    assert message in classify_error_of(body)
+
+
+# --- malformed JSON: rapidjson 1.1.0's errors (reader.h, GetParseError_En), as TF Serving reports them
+@pytest.mark.parametrize("body, message", [
+    ("", "The document is empty"),  # ParseJson's own check of an empty body (no offset)
+    ("   ", "The document is empty. at offset: 3"),
+    ("]", "The document is empty. at offset: 0"),
+    ("x", "Invalid value. at offset: 0"),
+    ('{"a": [1,]}', "Invalid value. at offset: 9"),  # a trailing comma: at what follows it
+    ('{"a":1,}', "Missing a name for object member. at offset: 7"),
+    ('{a:1}', "Missing a name for object member. at offset: 1"),
+    ('{"a" 1}', "Missing a colon after a name of object member. at offset: 5"),
+    ('{"a": [1', "Missing a comma or ']' after an array element. at offset: 8"),
+    ('{"a": [1 2]}', "Missing a comma or ']' after an array element. at offset: 9"),
+    ('{"a":1 "b":2}', "Missing a comma or '}' after an object member. at offset: 7"),
+    ('{"a": [{"b": 1 ]}', "Missing a comma or '}' after an object member. at offset: 15"),
+    ('{"a": [{"b": "]"} 1]}', "Missing a comma or ']' after an array element. at offset: 18"),
+    ('{"a": }', "Invalid value. at offset: 6"),
+    ('{"a": tru}', "Invalid value. at offset: 9"),  # where the literal stops matching
+    ('{"a": -x}', "Invalid value. at offset: 7"),
+    ('{"a": "abc', "Missing a closing quotation mark in string. at offset: 10"),
+    ('{"a": "a\x01b"}', "Invalid escape character in string. at offset: 8"),  # a control character
+    ('{"a": "\\q"}', "Invalid escape character in string. at offset: 7"),
+    ('{"a": "\\u12G4"}', "Incorrect hex digit after \\u escape in string. at offset: 7"),
+    ('{"a": "x\\ud800"}', "The surrogate pair in string is invalid. at offset: 8"),
+    ('{"a": "\\ud800\\u0041"}', "The surrogate pair in string is invalid. at offset: 7"),
+    ('{"a": [1.]}', "Miss fraction part in number. at offset: 9"),
+    ('{"a": [1e+]}', "Miss exponent in number. at offset: 10"),
+    ('{"a": [1e400]}', "Number too big to be stored in double. at offset: 7"),
+    ('{"a": [-' + "9" * 400 + "]}", "Number too big to be stored in double. at offset: 7"),
+    ('{"a": [' + "1" * 5000 + "]}", "Number too big to be stored in double. at offset: 7"),  # Python: ValueError
+])
+def test_malformed_json_gets_rapidjsons_error_and_offset(body, message):
+    with pytest.raises(ServingError) as e:
+        jt.parse_json(body.encode())
+    assert (e.value.code, e.value.message) == ("INVALID_ARGUMENT", "JSON Parse error: " + message)
+
+
+def test_json_that_rapidjson_reads_and_pythons_json_would_read_otherwise():
+    # duplicate members: rapidjson keeps both, FindMember finds the first
+    assert jt.parse_json(b'{"instances": [1], "instances": ["x"]}') == {"instances": [1]}
+    # a surrogate pair, an escaped backslash before "ud800", a lone low surrogate (encoded as is)
+    assert jt.parse_json(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}
+    lone_low = jt.parse_json(b'{"a": "\\udc00"}')["a"]
+    assert jt.utf8(lone_low) == b"\xed\xb0\x80"
+    # bytes that are not UTF-8 (rapidjson does not validate): kept as they came, in and out
+    doc = jt.parse_json(b'{"signature_name": "s\xff", "instances": ["caf\xe9"]}')
+    tensors, _ = jt.parse_predict_request(doc, {"user_id": types_pb2.DT_STRING}, jt.signature_name(doc))
+    assert tensors["user_id"].tolist() == [b"caf\xe9"]
+    assert jt.utf8(jt.make_json_from_error(f"not found: {doc['signature_name']}")).endswith(b'not found: s\xff"\n}')
+    # whitespace rapidjson skips is JSON's four characters only; text after the object is ignored
+    assert jt.parse_json(b' \t\r\n{"a": 1} trailing') == {"a": 1}
+    with pytest.raises(ServingError, match="Invalid value. at offset: 0"):
+        jt.parse_json(b'\x0c{"a": 1}')
+
+
+def test_numbers_in_error_texts_are_written_as_rapidjson_writes_them():
+    """JsonValueToDebugString writes parsed doubles with rapidjson's dtoa (shortest digits, its own
+    layout) and stops at NaN/Infinity, which its Writer refuses."""
+    cases = {1.0: "1.0", 1e10: "10000000000.0", 1e-6: "0.000001", 1e-7: "1e-7", 1e21: "1e21", 1e20:
+             "100000000000000000000.0", 1.5e300: "1.5e300", -79.39773355813419: "-79.39773355813419",
+             5e-324: "5e-324", -0.0: "-0.0", 0.000123: "0.000123"}
+    assert {v: jt.rapidjson_double(v) for v in cases} == cases
+    item = {"item": types_pb2.DT_INT64}
+    assert "JSON Value: 10000000000.0 Type: Number is not of expected type: int64" in error_of(
+        '{"instances": [1e10]}', item)
+    assert "JSON Value: 18446744073709552000.0 Type: Number" in error_of('{"instances": [18446744073709551616]}', item)
+    assert "Error: INVALID_ARGUMENT: JSON Value:  Type: Number is not of expected type: int64" in error_of(
+        '{"instances": [NaN]}', item)
+    assert jt.debug_string([1.0, float("nan"), 2]) == "[1.0, "
+
+
+def test_strings_are_escaped_and_kept_as_rapidjsons_writer_does():
+    assert jt.json_string('a"b\\c\n\x01\x1f\x7f\u00e9') == '"a\\"b\\\\c\\n\\u0001\\u001F\x7f\u00e9"'
+    assert jt.json_string("\\u001f") == '"\\\\u001f"'  # a backslash and text, not an escape
+    # a string output's bytes that are not UTF-8 go out as they are (rapidjson writes bytes)
+    body = jt.make_json_from_tensors({"s": np.array([b"caf\xe9"], dtype=object)}, jt.Format.COLUMNAR)
+    assert jt.utf8(body) == b'{\n    "outputs": [\n        "caf\xe9"\n    ]\n}'
+
+
+def test_instances_of_64_nested_lists_would_need_65_dimensions():
+    body = '{"instances": [' + "[" * 64 + "1" + "]" * 64 + "]}"
+    assert "is nested 64 lists deep (and batched): a tensor of at most 64 dimensions is supported" in error_of(
+        body, {"item": types_pb2.DT_INT64})
+    tensors, _ = parse('{"instances": [' + "[" * 63 + "1" + "]" * 63 + "]}", {"item": types_pb2.DT_INT64})
+    assert tensors["item"].ndim == 64
+
+
+@pytest.mark.parametrize("depth", [65, 500, 990])
+def test_lists_nested_deeper_than_an_array_can_be_are_a_clear_400(depth):
+    """(Were a 500: numpy's 64-dimension limit, then Python's recursion limit.)"""
+    body = '{"inputs": ' + "[" * depth + "1" + "]" * depth + "}"
+    assert f"is nested {depth} lists deep: a tensor of at most 64 dimensions is supported" in error_of(
+        body, {"item": types_pb2.DT_INT64})
+    assert "Failed to process element: 0 of 'instances' list" in error_of(
+        '{"instances": [' + "[" * depth + "1" + "]" * depth + "]}", {"item": types_pb2.DT_INT64})

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 SAVED_MODEL_FILE = "saved_model.pb"
 SERVE_TAG = "serve"
-PREDICT_METHOD = "tensorflow/serving/predict"
 SIGNATURE_DEF_FIELD = "signature_def"
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -61,21 +60,44 @@ class Signature:
         outputs = self.function(**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
-    def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
-        """predict_util.cc's VerifyRequestInputsSize, then the types and shapes TF would refuse."""
-        sent, expected = set(inputs), set(self.input_dtypes)
-        if sent != expected:
+    def check_input_names(self, names) -> None:
+        """predict_util.cc's VerifyRequestInputsSize, then the names as TensorFlow's
+        saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc) checks them."""
+        sent, expected = set(names), set(self.input_dtypes)
+        if len(sent) > len(expected) or (len(sent) < len(expected) and not self.definition.defaults):
             raise invalid_argument(
                 "input size does not match signature: ", len(sent), "!=", len(expected),
                 " len({", ",".join(sorted(sent)), "}) != len({", ",".join(sorted(expected)),
                 "}). Sent extra: {", ",".join(sorted(sent - expected)), "}. Missing but required: {",
                 ",".join(sorted(expected - sent)), "}.")
-        for name, array in inputs.items():
+        for alias in sorted(expected - sent):
+            if alias not in self.definition.defaults:
+                raise invalid_argument(
+                    "Signature input alias: ", alias, "(feed name: ", self.definition.inputs[alias].name,
+                    ") not found in request and no default value provided. Inputs expected to be in the "
+                    "request {", ",".join(sorted(sent)), "}, or default input alias set: ",
+                    ",".join(sorted(self.definition.defaults)))
+        if sent - expected:
+            raise invalid_argument("Inputs contains invalid name. Used request inputs: ",
+                                   ",".join(sorted(sent & expected)), ", request input: ", ",".join(sorted(sent)))
+
+    def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """The names (check_input_names), then the types and shapes TF would refuse."""
+        self.check_input_names(inputs)
+        if set(inputs) != set(self.input_dtypes):  # defaults would be needed: not supported here
+            raise invalid_argument("Signature '", self.name, "' has default inputs, which this server does "
+                                   "not fill in: send every input {", ",".join(sorted(self.input_dtypes)), "}")
+        # TensorFlow's DirectSession numbers the feeds by their sorted tensor names; a feed of the
+        # wrong type fails its FunctionCallFrame::SetArgs (what TF Serving's gRPC clients see,
+        # e.g. tensorflow/serving#1495; REST always builds the signature's type)
+        feeds = sorted(self.definition.inputs[name].name for name in inputs)
+        for name, array in sorted(inputs.items(), key=lambda item: self.definition.inputs[item[0]].name):
             want = NUMPY_DTYPES.get(self.input_dtypes[name])
             if want is not None and np.dtype(want) != array.dtype:
-                raise invalid_argument("Input '", name, "' of signature '", self.name, "' is ",
-                                       _numpy_dtype_name(array.dtype), " but the signature expects ",
-                                       dtype_name(self.input_dtypes[name]))
+                raise invalid_argument("Expects arg[", feeds.index(self.definition.inputs[name].name), "] to be ",
+                                       dtype_name(self.input_dtypes[name]), " but ", _numpy_dtype_name(array.dtype),
+                                       " is provided")
+        for name, array in inputs.items():
             dims = self.input_shapes[name]
             if dims is not None and (len(dims) != array.ndim or any(
                     d != -1 and d != s for d, s in zip(dims, array.shape))):
@@ -150,23 +172,22 @@ class Servable:
 
     def predict(self, signature: Signature, inputs: Mapping[str, np.ndarray],
                 output_filter: Sequence[str] = ()):
-        """A future of the signature's outputs (name -> array), after checking the request."""
-        if signature.definition.method_name not in ("", PREDICT_METHOD, "tensorflow/serving/classify",
-                                                    "tensorflow/serving/regress"):
-            raise ServingError("INTERNAL", "Expected prediction signature method_name to be one of {"
-                               f"{PREDICT_METHOD}, tensorflow/serving/classify, tensorflow/serving/regress"
-                               f"}}. Was: {signature.definition.method_name}")
-        if signature.function is None or signature.batcher is None:
-            raise invalid_argument("Signature '", signature.name, "' cannot be called (no inputs)")
-        signature.check_inputs(inputs)
-        for alias in output_filter:
+        """A future of the signature's outputs (name -> array), after checking the request. The
+        signature's method_name is not checked: TF Serving checks it only with
+        --enable_signature_method_name_check, off by default (predict_util.cc VerifySignature)."""
+        signature.check_input_names(inputs)
+        seen = set()
+        for alias in output_filter:  # PreProcessPrediction: after the inputs' names, before running
             if alias not in signature.definition.outputs:
                 raise invalid_argument("output tensor alias not found in signature: ", alias,
                                        " Outputs expected to be in the set {",
                                        ",".join(signature.output_names), "}.")
-        if len(set(output_filter)) != len(output_filter):
-            dup = next(a for a in output_filter if list(output_filter).count(a) > 1)
-            raise invalid_argument("duplicate output tensor alias: ", dup)
+            if alias in seen:
+                raise invalid_argument("duplicate output tensor alias: ", alias)
+            seen.add(alias)
+        signature.check_inputs(inputs)  # the types and shapes TensorFlow's run would refuse
+        if signature.function is None or signature.batcher is None:
+            raise invalid_argument("Signature '", signature.name, "' cannot be called (no inputs)")
         rows = signature.rows(inputs)
         if rows is not None and rows > self.max_batch_size:
             raise invalid_argument("Task size ", rows, " is larger than maximum input batch size ",
@@ -356,12 +377,12 @@ class ModelManager:
             raise not_found("Servable not found for request: ", request)
         return current
 
-    def status(self, name: str, version: Optional[int] = None,
-               label: Optional[str] = None) -> get_model_status_pb2.GetModelStatusResponse:
-        """GetModelStatusImpl: one version's state, or every version's."""
-        if not name:
-            raise invalid_argument("Missing model name in request.")
-        _check_version_label(version, label)
+    def status(self, name: str, version: Optional[int] = None) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatusImpl::GetModelStatusWithModelSpec: one version's state, or every version's,
+        newest first (ServableStateMonitor's VersionMap is ordered by std::greater). TF Serving reads
+        only the spec's name and version: a version label is ignored (every version is answered),
+        and an empty name is a model with no versions (NOT_FOUND; the REST handler refuses an
+        empty name itself, before this)."""
         with self._lock:
             states = dict(self._states) if name == self.name else {}
         if version is not None:
@@ -371,7 +392,7 @@ class ModelManager:
         elif not states:
             raise not_found("Could not find any versions of model ", name)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for v in sorted(states):
+        for v in sorted(states, reverse=True):
             state, code, message = states[v]
             entry = response.model_version_status.add(version=v, state=state)
             entry.status.SetInParent()

@@ -65,10 +65,58 @@ def test_status_errors_are_tf_servings(tmp_path):
         manager.status("other")
     with pytest.raises(ServingError, match="Could not find version 3 of model recommender"):
         manager.status("recommender", 3)
-    with pytest.raises(ServingError, match="Missing model name in request.") as e:
-        manager.status("")
-    assert e.value.http_status == 400
+    with pytest.raises(ServingError, match="Could not find any versions of model $") as e:
+        manager.status("")  # gRPC with an empty name (REST refuses it before: "Missing model name")
+    assert e.value.code == "NOT_FOUND"
     with pytest.raises(ServingError, match="Unrecognized servable version label: stable"):
         manager.servable("recommender", label="stable")
     with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(recommender, 3\)"):
         manager.servable("recommender", 3)
+
+
+def test_status_lists_versions_newest_first(tmp_path):
+    """GetModelStatusImpl walks ServableStateMonitor's VersionMap, a std::map ordered by
+    std::greater<int64>: the newest version comes first."""
+    base = str(tmp_path)
+    for v in ("3", "12", "5"):
+        _version(base, v)
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60)
+    for v in (3, 12, 5):  # every one fails to load (not a SavedModel): each has a state
+        manager._load(v, os.path.join(base, str(v)), (0, 0))
+    assert [s.version for s in manager.status("recommender").model_version_status] == [12, 5, 3]
+
+
+def _signature(**inputs):
+    """A Signature over a SignatureDef whose inputs are alias=(tensor name, dtype), shape [-1]."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+    definition = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+    for alias, (tensor, dtype) in inputs.items():
+        definition.inputs[alias].name = tensor
+        definition.inputs[alias].dtype = dtype
+        definition.inputs[alias].tensor_shape.dim.add(size=-1)
+    return model_manager.Signature("sig", definition, function=None)
+
+
+def test_input_checks_are_tensorflows_and_tf_servings():
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+
+    # the feeds are numbered by their sorted tensor names: "sig_a:0" (alias b) is arg 0
+    signature = _signature(a=("sig_z:0", types_pb2.DT_INT64), b=("sig_a:0", types_pb2.DT_FLOAT))
+    good = {"a": np.array([1], np.int64), "b": np.array([1.0], np.float32)}
+    signature.check_inputs(good)
+    cases = [
+        ({**good, "b": np.array([1], np.int64)}, "Expects arg[0] to be float but int64 is provided"),
+        ({**good, "a": np.array([b"x"], object)}, "Expects arg[1] to be int64 but string is provided"),
+        ({"a": good["a"]}, "input size does not match signature: 1!=2 len({a}) != len({a,b}). Sent extra: {}. "
+                           "Missing but required: {b}."),
+        ({"a": good["a"], "c": good["b"]}, "Signature input alias: b(feed name: sig_a:0) not found in request and "
+                                           "no default value provided. Inputs expected to be in the request {a,c}, "
+                                           "or default input alias set: "),
+        ({**good, "a": np.array([[1]], np.int64)}, "Input 'a' of signature 'sig' has shape [1,1] but the signature "
+                                                   "expects [-1] (-1: any size)"),
+    ]
+    for inputs, message in cases:
+        with pytest.raises(ServingError) as e:
+            signature.check_inputs(inputs)
+        assert (e.value.code, e.value.message) == ("INVALID_ARGUMENT", message)

@@ -1,13 +1,16 @@
 """TF Serving's REST API on an ASGI app (FastAPI, run by uvicorn).
 
-Routes are matched as TF Serving matches them (tensorflow_serving/model_servers/
-http_rest_api_util.cc): every path under /v1/ goes to one handler, which applies TF Serving's two
-regular expressions (case-insensitive, on the raw path, then percent-decoding the names):
+Routes are matched as TF Serving matches them (tensorflow_serving/model_servers/http_server.cc,
+http_rest_api_util.cc): every path matching `(?i)/v1/.*` goes to one handler, which applies TF
+Serving's two regular expressions (case-insensitive, on the raw path with its query string, then
+percent-decoding the names; the verb and `metadata` are then compared case-sensitively):
 
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:(predict|classify|regress)
     GET  /v1/models/{name}[/versions/{v}|/labels/{l}][/metadata]
 
-Anything else under /v1/ is `Malformed request: <METHOD> <path>` (400). Every failure is TF
+Anything else under /v1/ is `Malformed request: <METHOD> <path>` (400); other paths are 404; an
+OPTIONS request (CORS preflight) is 200 with an `Origin: http(s)://...` header, else 400, with no
+body; `--rest_api_enable_cors_support` adds TF Serving's CORS headers. Every failure is TF
 Serving's JSON body `{"error": "<message>"}` with the HTTP status TF Serving maps the error's code
 to (400 invalid argument / failed precondition, 404 not found, ...); the server goes on serving.
 
@@ -28,7 +31,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from serving import json_tensor
+from serving import classify_regress, json_tensor
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager, metadata_json, status_json
 from serving.status import ServingError, from_exception, invalid_argument
 
@@ -38,16 +41,25 @@ PREDICT_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.I)
 STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.I)
+DISPATCH_PATH = re.compile(r"/v1/.*", re.I)  # kHTTPRestApiHandlerPathRegex
 JSON = "application/json"
-VERB_METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, GET",
+                "Access-Control-Allow-Headers": "Content-Type"}  # AddCORSHeaders
+METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]  # what TF Serving's libevent server allows
 
 
 def _json_response(body: str, status_code: int = 200) -> Response:
-    return Response(body.encode("utf-8"), status_code=status_code, media_type=JSON)
+    return Response(json_tensor.utf8(body), status_code=status_code, media_type=JSON)
 
 
 def _error_response(error: ServingError) -> Response:
     return _json_response(json_tensor.make_json_from_error(error.message), error.http_status)
+
+
+def _decode(text: str) -> str:
+    """DecodeArg (curl_easy_unescape): %XX decoded to bytes, `+` left as it is; bytes that are not
+    UTF-8 kept (surrogateescape), to be written back as they came."""
+    return unquote(text, errors="surrogateescape")
 
 
 def _version(text: Optional[str]) -> Optional[int]:
@@ -62,8 +74,9 @@ def _version(text: Optional[str]) -> Optional[int]:
 class RestApi:
     """The handlers, bound to one ModelManager."""
 
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, enable_cors: bool = False):
         self.manager = manager
+        self.enable_cors = enable_cors
 
     async def predict(self, name: str, version: Optional[int], label: Optional[str], verb: str,
                       body: bytes) -> Response:
@@ -72,17 +85,16 @@ class RestApi:
                                    label, ") cannot be supplied.")
         doc = json_tensor.parse_json(body)
         signature_name = json_tensor.signature_name(doc)
+        if verb != "predict":  # ProcessClassifyRequest / ProcessRegressRequest
+            json_tensor.check_classify_regress_request(doc)
+            servable = self.manager.servable(name, version, label)
+            classify_regress.signature_def(servable.meta_graph, signature_name, verb)
+            raise classify_regress.not_run(verb)
         servable = self.manager.servable(name, version, label)
         key = signature_name or DEFAULT_SIGNATURE
         signature = servable.signatures.get(key)
         if signature is None:  # HttpRestApiHandler::GetInfoMap
             raise invalid_argument('Serving signature name: "', key, '" not found in signature def')
-        if verb in VERB_METHODS and signature.definition.method_name != VERB_METHODS[verb]:
-            raise invalid_argument("Expected ", "classification" if verb == "classify" else "regression",
-                                   " signature method_name to be ", VERB_METHODS[verb], ". Was: ",
-                                   signature.definition.method_name)
-        if verb in VERB_METHODS:
-            raise ServingError("UNIMPLEMENTED", f"{verb} is not implemented by this server: use predict")
         inputs, fmt = json_tensor.parse_predict_request(doc, signature.input_dtypes, signature_name)
         future = servable.predict(signature, inputs)
         outputs = await asyncio.wrap_future(future)
@@ -92,26 +104,48 @@ class RestApi:
                            subresource: Optional[str]) -> Response:
         if not name:
             raise invalid_argument("Missing model name in request.")
-        if subresource and subresource.lower() == "metadata":
+        if subresource == "metadata":
             if version is not None and label:
                 raise invalid_argument("Both model version (", version, ") and model version label (",
                                        label, ") cannot be supplied.")
             return _json_response(metadata_json(self.manager.servable(name, version, label).metadata()))
-        return _json_response(status_json(self.manager.status(name, version, label)))
+        return _json_response(status_json(self.manager.status(name, version)))  # the label: ignored, as TF Serving
 
-    async def v1(self, request: Request) -> Response:
-        """Every /v1/ path: HttpRestApiHandler::ProcessRequest."""
-        method = request.method
+    async def dispatch(self, request: Request) -> Response:
+        """Every request not taken by a Vertex AI route: RestApiRequestDispatcher (http_server.cc).
+        The path it matches is libevent's uri_path(), the raw path *with* its query string, so
+        `/v1/models/m:predict?x=1` is malformed there as here; paths outside `(?i)/v1/.*` are 404."""
         path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        query = request.scope.get("query_string", b"")
+        if query:
+            path += "?" + query.decode("latin-1")
+        if not DISPATCH_PATH.fullmatch(path):
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        if request.method == "OPTIONS":  # a CORS preflight: no body either way
+            ok = re.search(r"https?://", request.headers.get("origin", "")) is not None
+            response = Response(b"", status_code=200 if ok else 400)
+            if not ok:
+                log.debug("OPTIONS %s: Origin header is missing in CORS preflight", path)
+        else:
+            response = await self.v1(request.method, path, request)
+        if self.enable_cors:
+            response.headers.update(CORS_HEADERS)
+        return response
+
+    async def v1(self, method: str, path: str, request: Request) -> Response:
+        """A /v1/ request: HttpRestApiHandler::ProcessRequest. The regular expressions ignore case,
+        the verb and `metadata` are then compared as written (`:PREDICT` is malformed,
+        `/METADATA` is the model status), as TF Serving compares them."""
         try:
             if method == "POST" and (m := PREDICT_PATH.fullmatch(path)):
                 name, version, label, verb = m.groups()
-                return await self.predict(unquote(name), _version(version), label and unquote(label),
-                                          verb.lower(), await request.body())
-            if method == "GET" and (m := STATUS_PATH.fullmatch(path)):
+                name, version, label = _decode(name), _version(version), label and _decode(label)
+                if verb in ("classify", "regress", "predict"):
+                    return await self.predict(name, version, label, verb, await request.body())
+            elif method == "GET" and (m := STATUS_PATH.fullmatch(path)):
                 name, version, label, sub = m.groups()
-                return self.status_or_metadata(name and unquote(name), _version(version),
-                                               label and unquote(label), sub)
+                return self.status_or_metadata(name and _decode(name), _version(version),
+                                               label and _decode(label), sub)
             raise invalid_argument("Malformed request: ", method, " ", path)
         except Exception as e:  # noqa: BLE001 - every failure is an answer; the server goes on
             error = from_exception(e)
@@ -134,7 +168,8 @@ class RestApi:
 
 
 def create_app(manager: ModelManager, health_route: Optional[str] = None,
-               predict_route: Optional[str] = None, on_shutdown: Optional[Callable[[], None]] = None) -> FastAPI:
+               predict_route: Optional[str] = None, on_shutdown: Optional[Callable[[], None]] = None,
+               enable_cors: bool = False) -> FastAPI:
     """The ASGI app. Handlers are plain Starlette routes on the FastAPI app: the request body is
     TF Serving's JSON, parsed by json_tensor with TF Serving's rules, not by a pydantic model.
     `on_shutdown` runs when the ASGI server shuts down (uvicorn re-raises SIGTERM afterwards, so
@@ -145,14 +180,13 @@ def create_app(manager: ModelManager, health_route: Optional[str] = None,
         if on_shutdown is not None:
             on_shutdown()
 
-    api = RestApi(manager)
+    api = RestApi(manager, enable_cors=enable_cors)
     app = FastAPI(title="TF-Serving-compatible model server", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     if health_route:
         app.add_route(health_route, api.vertex_health, methods=["GET"])
     if predict_route:
         app.add_route(predict_route, api.vertex_predict, methods=["POST"])
-    app.add_route("/v1/{path:path}", api.v1, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    app.add_route("/v1", api.v1, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    app.add_route("/{path:path}", api.dispatch, methods=METHODS)
     app.state.api = api
     return app

@@ -80,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
                    help="threads one TensorFlow op may use (default 0: TensorFlow decides, one per core)")
     p.add_argument("--tensorflow_inter_op_parallelism", "--tensorflow-inter-op-parallelism", type=int, default=0,
                    help="TensorFlow ops run at once (default 0: TensorFlow decides)")
+    p.add_argument("--rest_api_enable_cors_support", "--rest-api-enable-cors-support", type=_bool, nargs="?",
+                   const=True, default=False,
+                   help="add TF Serving's CORS headers to every /v1/ response (default false)")
     p.add_argument("--log_file", "--log-file", default=None, help="also write the log to this file")
     return p
 
@@ -143,7 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if rest_port:
             app = rest.create_app(manager, health_route=env.get("AIP_HEALTH_ROUTE"),
-                                  predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown)
+                                  predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown,
+                                  enable_cors=args.rest_api_enable_cors_support)
             log.info("Exporting HTTP/REST API at %s:%d (model %s, batching %s, max batch size %d)", host,
                      rest_port, args.model_name, "on" if args.enable_batching else "off", args.max_batch_size)
             # the app's router itself: its routes and lifespan without FastAPI's middleware stack

@@ -8,6 +8,8 @@ its gRPC server sends the same code and message as the call's status.
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 # tensorflow.error.Code (tensorflow/core/protobuf/error_codes.proto) by name
@@ -57,13 +59,32 @@ def not_found(*parts) -> ServingError:
     return ServingError("NOT_FOUND", "".join(str(p) for p in parts))
 
 
+# What TensorFlow's Python layer wraps around the runtime's message (TF Serving, calling the C++
+# Session, reports the runtime's message alone): eager's "Graph execution error:" header, the
+# "Detected at node ... defined at (most recent call last):" block with its Python stack (or
+# "<stack traces unavailable>"), and the " [Op:__inference_...]" suffix.
+_PYTHON_WRAPPING = [
+    re.compile(r"\AGraph execution error:\n\n"),
+    re.compile(r"^Detected at node .*? defined at \(most recent call last\):\n(?:<stack traces unavailable>\n|"
+               r"(?:(?:[ \t].*)?\n)*)", re.M),
+    re.compile(r" \[Op:[^\]\n]*\](?: name: [^\n]*)?\Z"),
+]
+
+
+def runtime_message(message: str) -> str:
+    """A TensorFlow error's message without the Python layer's wrapping."""
+    for pattern in _PYTHON_WRAPPING:
+        message = pattern.sub("", message)
+    return message
+
+
 def from_exception(error: BaseException) -> ServingError:
-    """A TensorFlow error keeps its code (tf.errors.OpError carries TF's status); anything else
-    (a bug, a model that raises in Python) is INTERNAL with the exception's text."""
+    """A TensorFlow error keeps its code (tf.errors.OpError carries TF's status) and the runtime's
+    message; anything else (a bug, a model that raises in Python) is INTERNAL with the exception's text."""
     if isinstance(error, ServingError):
         return error
     code = getattr(error, "error_code", None)  # tf.errors.OpError
     if isinstance(code, int):
         name = next((n for n, c in CODES.items() if c == code and n != "OK"), "UNKNOWN")
-        return ServingError(name, getattr(error, "message", str(error)))
+        return ServingError(name, runtime_message(getattr(error, "message", str(error))))
     return ServingError("INTERNAL", f"{type(error).__name__}: {error}")

@@ -18,8 +18,9 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     inference_pb2, model_management_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
 from models import features
 from pipeline import configs
@@ -49,6 +50,7 @@ class Server:
     """`python -m serving` in a subprocess, its log in a file."""
 
     def __init__(self, base_path, workdir, *flags):
+        self.base_path = base_path
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self.log_path = os.path.join(workdir, f"server-{self.rest_port}.log")
@@ -189,6 +191,45 @@ def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference)
     assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
 
 
+def _raw_http(server, request: bytes) -> bytes:
+    """What the server sends back on one connection for `request` (bytes as written), until it
+    closes the connection or is idle for 2 s."""
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as s:
+        s.sendall(request)
+        s.settimeout(2)
+        received = b""
+        try:
+            while chunk := s.recv(65536):
+                received += chunk
+        except socket.timeout:
+            pass
+    return received
+
+
+def test_what_tf_serving_accepts_besides_the_usual_request(server):
+    """Clients written against TF Serving: any Content-Type (TF Serving never reads it), the /v1/
+    prefix and names in any case, a percent-encoded model name, HTTP/1.0, several requests on one
+    keep-alive connection, a chunked body."""
+    body = json.dumps({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]})
+    expected = server.predict(body).json()
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}, {}):
+        assert server.http.post(f"/v1/models/{NAME}:predict", content=body, headers=headers).json() == expected
+    encoded = "".join(f"%{ord(c):02X}" for c in NAME)
+    assert server.predict(body, f"/V1/MODELS/{encoded}/VERSIONS/1:predict").json() == expected
+    data = body.encode()
+    http10 = _raw_http(server, b"POST /v1/models/%s:predict HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s"
+                       % (NAME.encode(), len(data), data))
+    assert http10.split(b"\r\n")[0].endswith(b"200 OK") and json.loads(http10.split(b"\r\n\r\n", 1)[1]) == expected
+    one = b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        NAME.encode(), len(data), data)
+    assert _raw_http(server, one * 3).count(b" 200 OK\r\n") == 3
+    chunked = (b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (NAME.encode(), len(data), data))
+    response = _raw_http(server, chunked)
+    assert b" 200 OK\r\n" in response.split(b"\r\n")[0] + b"\r\n"
+    assert json.loads(response.split(b"\r\n\r\n", 1)[1]) == expected
+
+
 def test_versions_path_answers_like_the_plain_path(server):
     body = {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]}
     assert server.predict(body, f"/v1/models/{NAME}/versions/1:predict").json() == server.predict(body).json()
@@ -201,6 +242,12 @@ def test_model_status_is_api_rest_md_example(server):
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
     assert server.http.get(f"/v1/models/{NAME}").json() == expected
     assert server.http.get(f"/v1/models/{NAME}/versions/1").json() == expected
+
+
+def test_model_status_ignores_a_version_label(server):
+    """GetModelStatusImpl reads the spec's name and version only: /labels/L answers every version
+    (where predict and metadata refuse an unknown label)."""
+    assert server.http.get(f"/v1/models/{NAME}/labels/stable").json() == server.http.get(f"/v1/models/{NAME}").json()
 
 
 def test_metadata_is_the_signature_def_map(server, saved_model):
@@ -224,6 +271,19 @@ BAD_REQUESTS = [
     # (name, method, path, body, HTTP status, the error message or a part of it)
     ("malformed JSON", "POST", f"/v1/models/{NAME}:predict", "{not json", 400, "JSON Parse error: "),
     ("empty body", "POST", f"/v1/models/{NAME}:predict", "", 400, "JSON Parse error: The document is empty"),
+    ("a trailing comma", "POST", f"/v1/models/{NAME}:predict", '{"instances": ["a",]}', 400,
+     "JSON Parse error: Invalid value. at offset: 19"),
+    ("a lone surrogate escape in an id", "POST", f"/v1/models/{NAME}:predict", '{"instances": ["\\ud800"]}', 400,
+     "JSON Parse error: The surrogate pair in string is invalid. at offset: 16"),
+    ("an id too big for a double", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","instances":[1e999]}', 400,
+     "JSON Parse error: Number too big to be stored in double. at offset: 48"),
+    ("lists nested 900 deep", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","instances":' + "[" * 900 + "1" + "]" * 900 + "}", 400,
+     "is nested 899 lists deep (and batched): a tensor of at most 64 dimensions is supported"),
+    ("an id of 5000 digits (Python's int() refuses more than 4300)", "POST", f"/v1/models/{NAME}:predict",
+     '{"signature_name":"call_item_item","instances":[' + "7" * 5000 + "]}", 400,
+     "JSON Parse error: Number too big to be stored in double. at offset: 48"),
     ("not an object", "POST", f"/v1/models/{NAME}:predict", "[1]", 400, "JSON Value: [1] Is not object"),
     ("wrong type", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","inputs":{"item":["123123"]}}', 400,
@@ -253,8 +313,22 @@ BAD_REQUESTS = [
      f"Servable not found for request: Specific({NAME}, 99)"),
     ("unknown label", "POST", f"/v1/models/{NAME}/labels/stable:predict", '{"instances":["a"]}', 400,
      "Unrecognized servable version label: stable"),
+    # :classify / :regress on predict signatures: TF Serving's checks with its default flags
+    # (classifier.cc, regressor.cc; --enable_signature_method_name_check is off)
     ("classify on a predict signature", "POST", f"/v1/models/{NAME}:classify", '{"examples":[{}]}', 400,
-     "Expected classification signature method_name to be tensorflow/serving/classify."),
+     "Expected one or two output Tensors, found 3"),
+    ("regress on a predict signature", "POST", f"/v1/models/{NAME}:regress", '{"examples":[{"item":1}]}', 400,
+     "Expected one output Tensor."),
+    ("classify on the evaluate signature", "POST", f"/v1/models/{NAME}:classify",
+     '{"signature_name":"evaluate","examples":[{"item":1}]}', 400,
+     'No classification inputs found in SignatureDef: inputs {\n  key: "examples"'),
+    ("classify an unknown signature", "POST", f"/v1/models/{NAME}:regress",
+     '{"signature_name":"nope","examples":[{"item":1}]}', 400, "No signature was found with the name: nope"),
+    ("classify with a predict body", "POST", f"/v1/models/{NAME}:classify",
+     '{"signature_name":"call_item_item","inputs":{"item":[123123]}}', 400,
+     "When method is classify, key 'examples' is expected and was not found"),
+    ("classify an unknown model", "POST", "/v1/models/half:classify", '{"examples":[{"x":1.0}]}', 404,
+     "Servable not found for request: Latest(half)"),
     ("status of an unknown model", "GET", "/v1/models/half", None, 404, "Could not find any versions of model half"),
     ("status of an unknown version", "GET", f"/v1/models/{NAME}/versions/99", None, 404,
      f"Could not find version 99 of model {NAME}"),
@@ -262,6 +336,10 @@ BAD_REQUESTS = [
      "Servable not found for request: Latest(half)"),
     ("no model name", "GET", "/v1/models", None, 400, "Missing model name in request."),
     ("malformed path", "GET", "/v1/foo", None, 400, "Malformed request: GET /v1/foo"),
+    ("a query string (TF Serving matches the path with it)", "POST", f"/v1/models/{NAME}:predict?debug=1",
+     '{"instances":["a"]}', 400, f"Malformed request: POST /v1/models/{NAME}:predict?debug=1"),
+    ("the verb in capitals", "POST", f"/v1/models/{NAME}:PREDICT", '{"instances":["a"]}', 400,
+     f"Malformed request: POST /v1/models/{NAME}:PREDICT"),
     ("predict with GET", "GET", f"/v1/models/{NAME}:predict", None, 400, f"Malformed request: GET /v1/models/{NAME}:predict"),
 ]
 
@@ -276,12 +354,51 @@ def test_bad_requests_get_tf_servings_error_and_the_server_keeps_serving(server,
     assert server.alive()
 
 
+def test_no_request_body_gets_a_5xx(server):
+    """1500 random JSON bodies for the three verbs, a fifth of them with bytes overwritten at random: every
+    answer is TF Serving's 200 or 4xx (501 only for a real classification signature, absent here).
+    (Fuzzing like this found four 500s: a lone surrogate escape, an integer of 5000 digits, lists
+    nested deeper than 64, a signature name that is not UTF-8.)"""
+    import random
+    rng = random.Random(0)
+    atoms = [0, -1, 1.5, 1e308, 2**63, 2**64, True, None, "", "a", "\u0000", "\udc80", "\ud800", "é", {"b64": "!!"},
+             {"b64": "YQ=="}, [], {}, [[]]]
+    keys = ["signature_name", "instances", "inputs", "examples", "context", "item", "user_id", "b64"]
+
+    def value(depth=0):
+        r = rng.random()
+        if depth > 3 or r < 0.4:
+            return rng.choice(atoms)
+        if r < 0.7:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {rng.choice(keys): value(depth + 1) for _ in range(rng.randint(0, 3))}
+
+    answers = []
+    for _ in range(1500):
+        doc = {"signature_name": rng.choice(["", "call_item_item", "evaluate", "serving_default", "nope", 1])}
+        doc[rng.choice(["instances", "inputs", "examples"])] = value()
+        body = bytearray(json.dumps(doc).encode("utf-8", "surrogatepass"))
+        if rng.random() < 0.2:
+            for _ in range(rng.randint(1, 3)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+        verb = rng.choice(["predict", "classify", "regress"])
+        response = server.http.post(f"/v1/models/{NAME}:{verb}", content=bytes(body))
+        answers.append(response.status_code)
+        assert response.status_code < 500, (verb, bytes(body)[:300], response.text[:300])
+    assert 200 in answers and 400 in answers  # the bodies reach the model as well as the checks
+    assert server.alive()
+
+
 def test_unknown_ids_are_answers_not_errors(server):
     response = server.predict({"signature_name": "call_item_item", "instances": [0, -5, 2**62]})
     assert response.status_code == 200
     assert [p["known_item"] for p in response.json()["predictions"]] == [False, False, False]
     response = server.predict({"instances": ["", "x" * 1000]})
     assert [p["known_user"] for p in response.json()["predictions"]] == [False, False]
+    # ids in bytes that are not UTF-8, a NUL, a lone low surrogate: TF Serving (rapidjson) passes them on
+    response = server.predict(b'{"instances": ["caf\xe9", "a\\u0000b", "\\udc00"]}')
+    assert response.status_code == 200, response.text
+    assert [p["known_user"] for p in response.json()["predictions"]] == [False, False, False]
 
 
 def test_many_concurrent_clients_each_get_their_own_answer(server, reference):
@@ -359,13 +476,27 @@ def test_grpc_metadata_and_status(server):
      "Servable not found for request: Latest(half)"),
     (lambda r: r.model_spec.__setattr__("signature_name", "nope"), grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "nope" not found.'),
+    # TensorFlow's message for a feed of the wrong type (FunctionCallFrame::SetArgs; tensorflow/serving#1495)
     (lambda r: r.inputs["item"].CopyFrom(tf.make_tensor_proto(["x"])), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'item' of signature 'call_item_item' is string but the signature expects int64"),
+     "Expects arg[0] to be int64 but string is provided"),
+    (lambda r: r.inputs["item"].CopyFrom(tf.make_tensor_proto([1], tf.int32)), grpc.StatusCode.INVALID_ARGUMENT,
+     "Expects arg[0] to be int64 but int32 is provided"),
     (lambda r: r.inputs["other"].CopyFrom(tf.make_tensor_proto([1])), grpc.StatusCode.INVALID_ARGUMENT,
      "input size does not match signature: 2!=1 len({item,other}) != len({item}). Sent extra: {other}. "
      "Missing but required: {}."),
     (lambda r: r.model_spec.version.__setattr__("value", 99), grpc.StatusCode.NOT_FOUND,
      f"Servable not found for request: Specific({NAME}, 99)"),
+    (lambda r: r.ClearField("model_spec"), grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
+    # output_filter is checked alias by alias, before the input's type (which only running would find wrong)
+    (lambda r: (r.output_filter.extend(["scores", "scores", "nope"]),
+                r.inputs["item"].CopyFrom(tf.make_tensor_proto([1], tf.int32))), grpc.StatusCode.INVALID_ARGUMENT,
+     "duplicate output tensor alias: scores"),
+    # one input, under another name: the sizes agree, GetInputValues (tensorflow/cc/saved_model/util.cc) does not
+    (lambda r: (r.inputs["itm"].CopyFrom(r.inputs["item"]), r.inputs.pop("item")), grpc.StatusCode.INVALID_ARGUMENT,
+     "Signature input alias: item(feed name: call_item_item_item:0) not found in request and no default value "
+     "provided. Inputs expected to be in the request {itm}, or default input alias set: "),
+    (lambda r: r.inputs["item"].__setattr__("tensor_content", b"\0" * 3), grpc.StatusCode.INVALID_ARGUMENT,
+     "tensor parsing error: item"),
 ])
 def test_grpc_errors_have_tf_servings_codes(server, change, code, message):
     stub, _, channel = grpc_stubs(server)
@@ -375,6 +506,46 @@ def test_grpc_errors_have_tf_servings_codes(server, change, code, message):
         with pytest.raises(grpc.RpcError) as e:
             stub.Predict(request, timeout=30)
         assert e.value.code() == code and e.value.details() == message
+    assert server.alive()
+
+
+def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server):
+    """A model with predict signatures only: TF Serving's INVALID_ARGUMENT naming what the signature
+    lacks (classifier.cc / regressor.cc / multi_inference.cc), and the status of an empty name."""
+    stub, model_stub, channel = grpc_stubs(server)
+    with channel:
+        classify = classification_pb2.ClassificationRequest()
+        classify.model_spec.name = NAME
+        example = classify.input.example_list.examples.add()
+        example.features.feature["item"].int64_list.value.append(1)
+        regress = regression_pb2.RegressionRequest(model_spec=classify.model_spec, input=classify.input)
+        multi = inference_pb2.MultiInferenceRequest(input=classify.input)
+        multi.tasks.add(model_spec=classify.model_spec, method_name="tensorflow/serving/classify")
+        for call, request, code, message in [
+            (stub.Classify, classify, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
+            (stub.Regress, regress, grpc.StatusCode.INVALID_ARGUMENT, "Expected one output Tensor."),
+            (stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
+            (stub.Classify, classification_pb2.ClassificationRequest(), grpc.StatusCode.INVALID_ARGUMENT,
+             "Missing ModelSpec"),
+            (model_stub.GetModelStatus, get_model_status_pb2.GetModelStatusRequest(model_spec={"name": ""}),
+             grpc.StatusCode.NOT_FOUND, "Could not find any versions of model "),
+        ]:
+            with pytest.raises(grpc.RpcError) as e:
+                call(request, timeout=30)
+            assert (e.value.code(), e.value.details()) == (code, message)
+        reload = model_management_pb2.ReloadConfigRequest()
+        with pytest.raises(grpc.RpcError) as e:  # no config: TF Serving's INVALID_ARGUMENT
+            model_stub.HandleReloadConfigRequest(reload, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Only ModelConfigList" in e.value.details()
+        other = reload.config.model_config_list.config.add(name="other", base_path="/elsewhere")
+        with pytest.raises(grpc.RpcError) as e:
+            model_stub.HandleReloadConfigRequest(reload, timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        other.name, other.base_path = NAME, server.base_path  # the served model: a no-op, OK
+        assert model_stub.HandleReloadConfigRequest(reload, timeout=30).status.error_code == 0
+        labelled = get_model_status_pb2.GetModelStatusRequest()
+        labelled.model_spec.name, labelled.model_spec.version_label = NAME, "stable"
+        assert len(model_stub.GetModelStatus(labelled, timeout=30).model_version_status) == 1
     assert server.alive()
 
 
