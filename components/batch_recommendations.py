@@ -210,7 +210,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             return
         model = artifact_utils.get_single_instance(input_dict["model"])
         model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
-        check_sizes(exec_properties.get("batch_size"), exec_properties.get("num_shards"))
+        check_sizes(*(None if exec_properties.get(k) is None else int(exec_properties[k])
+                      for k in ("batch_size", "num_shards")))
         users = read_users(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         table = exec_properties.get("bigquery_table") or None
         out_dir = os.path.join(output.uri, RECOMMENDATIONS_DIR)
