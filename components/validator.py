@@ -12,7 +12,7 @@ downstream (Transform, Trainer, Pusher) runs on a failed validation.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import tensorflow as tf
 from tensorflow_data_validation.utils import anomalies_util
@@ -57,6 +57,26 @@ def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> List[s
         info = anomalies.dataset_anomaly_info
         reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason)
         lines.append(f"split '{split}', whole dataset: {reasons or info.description}")
+    return lines
+
+
+def missing_values(split: str, statistics, features: Optional[Set[str]] = None) -> List[str]:
+    """One line per feature some rows lack (a null or no column value), in plain words: TFDV
+    reports them as "Column dropped: ... minimum fraction = 1.000000, actual = 0.998" only.
+    `statistics` is the split's DatasetFeatureStatisticsList (StatisticsGen's); `features`, when
+    given, limits the lines to those (the ones TFDV flagged)."""
+    lines = []
+    for dataset in statistics.datasets:
+        for feature in dataset.features:
+            kind = feature.WhichOneof("stats")
+            if kind is None:
+                continue
+            missing = getattr(feature, kind).common_stats.num_missing
+            name = ".".join(feature.path.step) or feature.name
+            if missing and (features is None or name in features):
+                lines.append(f"split '{split}', feature '{name}': {int(missing):,} of "
+                             f"{dataset.num_examples:,} rows have no value (null or missing); "
+                             "every row needs exactly one")
     return lines
 
 
@@ -108,10 +128,13 @@ class Executor(example_validator_executor.Executor):
             output_dict[standard_component_specs.ANOMALIES_KEY])
         splits = artifact_utils.decode_split_names(anomalies_artifact.split_names)
         problems: List[str] = []
+        flagged: Dict[str, Set[str]] = {}
         for split in splits:
-            problems += describe_anomalies(split, anomalies_util.load_anomalies_binary(os.path.join(
+            found = anomalies_util.load_anomalies_binary(os.path.join(
                 artifact_utils.get_split_uri([anomalies_artifact], split),
-                example_validator_executor.DEFAULT_FILE_NAME)))
+                example_validator_executor.DEFAULT_FILE_NAME))
+            problems += describe_anomalies(split, found)
+            flagged[split] = set(found.anomaly_info)
 
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))
@@ -124,9 +147,12 @@ class Executor(example_validator_executor.Executor):
                     f"split '{split}', feature '{feature}': {total} value(s) do not match "
                     f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
 
-        rows = {split: sum(d.num_examples for d in
-                           stats_artifact_utils.load_statistics(statistics, split).proto().datasets)
+        split_statistics = {split: stats_artifact_utils.load_statistics(statistics, split).proto()
+                            for split in splits}
+        rows = {split: sum(d.num_examples for d in split_statistics[split].datasets)
                 for split in splits}
+        for split in splits:  # the features TFDV flagged that some rows lack, said plainly
+            problems += missing_values(split, split_statistics[split], flagged[split])
         problems += too_few_rows(rows, json_utils.loads(exec_properties.get(MIN_ROWS_KEY) or "{}"))
 
         if problems:
