@@ -4,8 +4,8 @@ On the eval purchases: per user, the ranking of all products leaving out the use
 purchases (HitRate@10, Recall@10, Recall@100, NDCG@10, MRR), catalog coverage@10 of the users'
 top-10 lists, and per purchase the notebook's sampled accuracy. Ranks come from the `evaluate`
 signature, the one the Evaluator's gate reads through TFMA (models/eval_metrics.py), so the
-benchmark and the gate share one ranking; tests/reference_protocol.py recomputes it in numpy
-from the model's scores (models/exporter_test.py).
+benchmark and the gate share one ranking; models/exporter_test.py recomputes it in numpy from
+the model's scores.
 """
 
 from __future__ import annotations

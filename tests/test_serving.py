@@ -22,10 +22,9 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      inference_pb2, model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
-from models import features
+from models import features, testing
 from pipeline import configs
 from serving import json_tensor
-from tests import serving_model
 
 pytestmark = pytest.mark.e2e
 NAME = configs.MODEL_NAME
@@ -81,7 +80,7 @@ class Server:
 
     def alive(self):
         """The server still answers a good request after whatever came before."""
-        response = self.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]})
+        response = self.predict({"signature_name": "call_item_item", "instances": [testing.PRODUCTS[0]]})
         return response.status_code == 200 and response.json()["predictions"][0]["known_item"] is True
 
     def stop(self):
@@ -95,8 +94,8 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def saved_model(tmp_path_factory):
-    return serving_model.export(str(tmp_path_factory.mktemp("serving_model")))
+def saved_model(tmp_path_factory, curated_schema):
+    return testing.build(str(tmp_path_factory.mktemp("serving_model")), curated_schema).export_dir
 
 
 @pytest.fixture(scope="session")
@@ -128,14 +127,14 @@ def test_the_workshops_request_as_written(server, reference):
     outputs = response.json()["outputs"]
     assert set(outputs) == {"known_item", "products", "scores"}
     assert outputs["known_item"] == [False]
-    assert len(outputs["products"]) == 1 and len(outputs["products"][0]) == serving_model.TOP_K
+    assert len(outputs["products"]) == 1 and len(outputs["products"][0]) == testing.TOP_K
     popular = reference.signatures["serving_default"](user_id=tf.constant([b"nobody"]))
     assert outputs["products"][0] == popular["products"].numpy()[0].tolist()
 
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_item_item_row_format_known_and_unknown(server, reference, batch):
-    items = ([serving_model.UNKNOWN_PRODUCT] + serving_model.PRODUCTS)[:batch]
+    items = ([testing.UNKNOWN_PRODUCT] + testing.PRODUCTS)[:batch]
     response = server.predict({"signature_name": "call_item_item", "instances": items})
     assert response.status_code == 200
     predictions = response.json()["predictions"]
@@ -143,14 +142,14 @@ def test_item_item_row_format_known_and_unknown(server, reference, batch):
     assert len(predictions) == batch
     for i, row in enumerate(predictions):
         assert set(row) == {"known_item", "products", "scores"}
-        assert row["known_item"] == (items[i] != serving_model.UNKNOWN_PRODUCT)
+        assert row["known_item"] == (items[i] != testing.UNKNOWN_PRODUCT)
         assert row["products"] == expected["products"].numpy()[i].tolist()
         assert np.array(row["scores"], np.float32).tolist() == expected["scores"].numpy()[i].tolist()
 
 
 @pytest.mark.parametrize("batch", [1, 9])
 def test_user_recommendations_both_formats(server, reference, batch):
-    users = (["nobody"] + serving_model.USERS)[:batch]
+    users = (["nobody"] + testing.USERS)[:batch]
     expected = reference.signatures["serving_default"](user_id=tf.constant([u.encode() for u in users]))
     row = server.predict({"instances": users})  # no signature_name: serving_default
     columnar = server.predict({"inputs": {"user_id": users}})
@@ -164,9 +163,9 @@ def test_user_recommendations_both_formats(server, reference, batch):
 
 
 def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
-    response = server.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[3]]})
+    response = server.predict({"signature_name": "call_item_item", "instances": [testing.PRODUCTS[3]]})
     scores = json.loads(response.text, parse_float=str)["predictions"][0]["scores"]
-    expected = reference.signatures["call_item_item"](item=tf.constant([serving_model.PRODUCTS[3]], tf.int64))
+    expected = reference.signatures["call_item_item"](item=tf.constant([testing.PRODUCTS[3]], tf.int64))
     assert scores == [json_tensor.format_float(float(s)) for s in expected["scores"].numpy()[0]]
     assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
 
@@ -181,7 +180,7 @@ def _example(user: bytes, product: int) -> bytes:
 def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference):
     """`evaluate` has one output (ranks): api_rest.md says the name is then omitted, in both formats.
     Its input is serialized tf.Examples, sent as {"b64": ...}; whole floats print with ".0"."""
-    examples = [_example(serving_model.USERS[0].encode(), serving_model.PRODUCTS[1]), _example(b"nobody", 5)]
+    examples = [_example(testing.USERS[0].encode(), testing.PRODUCTS[1]), _example(b"nobody", 5)]
     encoded = [{"b64": base64.b64encode(e).decode()} for e in examples]
     expected = reference.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy().tolist()
     row = server.predict({"signature_name": "evaluate", "instances": encoded})
@@ -210,7 +209,7 @@ def test_what_tf_serving_accepts_besides_the_usual_request(server):
     """Clients written against TF Serving: any Content-Type (TF Serving never reads it), the /v1/
     prefix and names in any case, a percent-encoded model name, HTTP/1.0, several requests on one
     keep-alive connection, a chunked body."""
-    body = json.dumps({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]})
+    body = json.dumps({"signature_name": "call_item_item", "instances": [testing.PRODUCTS[0]]})
     expected = server.predict(body).json()
     for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}, {}):
         assert server.http.post(f"/v1/models/{NAME}:predict", content=body, headers=headers).json() == expected
@@ -231,7 +230,7 @@ def test_what_tf_serving_accepts_besides_the_usual_request(server):
 
 
 def test_versions_path_answers_like_the_plain_path(server):
-    body = {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[0]]}
+    body = {"signature_name": "call_item_item", "instances": [testing.PRODUCTS[0]]}
     assert server.predict(body, f"/v1/models/{NAME}/versions/1:predict").json() == server.predict(body).json()
 
 
@@ -262,7 +261,7 @@ def test_metadata_is_the_signature_def_map(server, saved_model):
     assert item["inputs"]["item"]["dtype"] == "DT_INT64"
     assert item["inputs"]["item"]["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
     assert set(item["outputs"]) == {"known_item", "products", "scores"}
-    assert item["outputs"]["products"]["tensor_shape"]["dim"][1]["size"] == str(serving_model.TOP_K)
+    assert item["outputs"]["products"]["tensor_shape"]["dim"][1]["size"] == str(testing.TOP_K)
     assert server.http.get(f"/v1/models/{NAME}/versions/1/metadata").json() == body
 
 
@@ -403,7 +402,7 @@ def test_unknown_ids_are_answers_not_errors(server):
 
 def test_many_concurrent_clients_each_get_their_own_answer(server, reference):
     """Batching merges concurrent requests into one call: every client must still get its rows."""
-    items = serving_model.PRODUCTS
+    items = testing.PRODUCTS
     expected = reference.signatures["call_item_item"](item=tf.constant(items, tf.int64))["products"].numpy()
     failures = []
 
@@ -436,7 +435,7 @@ def _predict_request(signature, key, values, dtype):
 def test_grpc_predict_with_the_official_client(server, reference):
     stub, _, channel = grpc_stubs(server)
     with channel:
-        items = [serving_model.UNKNOWN_PRODUCT, serving_model.PRODUCTS[2]]
+        items = [testing.UNKNOWN_PRODUCT, testing.PRODUCTS[2]]
         response = stub.Predict(_predict_request("call_item_item", "item", items, tf.int64), timeout=30)
         assert response.model_spec.name == NAME and response.model_spec.version.value == 1
         assert response.model_spec.signature_name == "call_item_item"
@@ -444,7 +443,7 @@ def test_grpc_predict_with_the_official_client(server, reference):
         for key in ("products", "scores", "known_item"):
             assert tf.make_ndarray(response.outputs[key]).tolist() == expected[key].numpy().tolist()
         assert response.outputs["scores"].float_val  # as TF Serving: values in the typed field
-        users = [serving_model.USERS[0].encode(), b"nobody"]
+        users = [testing.USERS[0].encode(), b"nobody"]
         response = stub.Predict(_predict_request("", "user_id", users, tf.string), timeout=30)
         assert response.model_spec.signature_name == "serving_default"
         assert tf.make_ndarray(response.outputs["known_user"]).tolist() == [True, False]
@@ -562,7 +561,7 @@ def test_a_new_version_is_swapped_in_under_load_and_a_broken_one_never_serves(sa
             while not stop.is_set():
                 try:
                     got = http.post(f"/v1/models/{NAME}:predict", content=json.dumps(
-                        {"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[k]]}))
+                        {"signature_name": "call_item_item", "instances": [testing.PRODUCTS[k]]}))
                     results.append(got.status_code)
                 except httpx.HTTPError as e:
                     results.append(repr(e))
@@ -649,11 +648,11 @@ def test_vertex_ai_container_contract(saved_model, tmp_path):
                 assert process.poll() is None
                 time.sleep(0.2)
             assert http.get(env["AIP_HEALTH_ROUTE"]).status_code == 200
-            response = http.post(env["AIP_PREDICT_ROUTE"], json={"instances": ["nobody", serving_model.USERS[0]]})
+            response = http.post(env["AIP_PREDICT_ROUTE"], json={"instances": ["nobody", testing.USERS[0]]})
             assert response.status_code == 200
             assert [p["known_user"] for p in response.json()["predictions"]] == [False, True]
             response = http.post(env["AIP_PREDICT_ROUTE"], json={
-                "signature_name": "call_item_item", "instances": [serving_model.UNKNOWN_PRODUCT]})
+                "signature_name": "call_item_item", "instances": [testing.UNKNOWN_PRODUCT]})
             assert response.json()["predictions"][0]["known_item"] is False
             assert http.post(env["AIP_PREDICT_ROUTE"], json={"instances": [1]}).status_code == 400
             status = http.get(f"/v1/models/{NAME}").json()["model_version_status"][0]
