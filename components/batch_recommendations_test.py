@@ -1,7 +1,10 @@
-"""BatchRecommendations' executor on a small SavedModel with the recommender's `serving_default`
-contract (raw user ids in; products, scores, known_user out) and a real transform graph's user
-vocabulary: the parquet it writes, the counts it records, and nothing for a refused model.
-The whole pipeline with the real model: tests/test_batch_recommendations.py."""
+"""BatchRecommendations' executor: the parquet it writes, the counts it records, and nothing for a
+refused model. Its inputs: a real transform graph (the project's preprocessing_fn run by
+tf.Transform on generated purchases, models/testing.py: its user vocabulary says who gets lists)
+and a small hand-written SavedModel with the recommender's `serving_default` contract (raw user
+ids in; products, scores, known_user out), whose answers are simple functions of the user's
+index, so that every expected list is known. The trained model, in the whole pipeline:
+tests/test_pipeline_gate.py."""
 
 import json
 import os
@@ -10,12 +13,11 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 
 from components import batch_recommendations as batch
-from models import features
+from models import features, testing
 
 K = 5
 NUM_PRODUCTS = 12
@@ -43,17 +45,17 @@ USERS = [f"user{i:016d}".encode() for i in range(37)]
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, curated_schema):
     root = tmp_path_factory.mktemp("batch")
     model_dir = root / "model"
     serving_dir = model_dir / "Format-Serving"
     module = _Recommender(USERS)
     tf.saved_model.save(module, str(serving_dir), signatures={"serving_default": module.serve})
-    graph = root / "transform_graph"
-    assets = graph / tft.TFTransformOutput.TRANSFORM_FN_DIR / "assets"
-    os.makedirs(assets)
-    (assets / features.USER_VOCAB).write_bytes(b"".join(u + b"\n" for u in USERS))
-    return {"model": str(model_dir), "serving": str(serving_dir), "graph": str(graph), "root": root}
+    purchases = testing.purchases(users=[u.decode() for u in USERS], per_user=2)
+    _, graph = testing.transform_graph(purchases, curated_schema, str(root / "transform"))
+    assert sorted(graph.vocabulary_by_name(features.USER_VOCAB)) == sorted(USERS)
+    return {"model": str(model_dir), "serving": str(serving_dir), "graph": os.path.dirname(graph.transform_savedmodel_dir),
+            "root": root}
 
 
 def _run(inputs, out, blessed, mode="in_memory", **props):
@@ -93,11 +95,12 @@ def test_every_user_gets_what_serving_default_answers(inputs, tmp_path, mode):
         assert list(rows["rank"]) == list(range(1, K + 1))
         assert list(rows[features.PRODUCT_KEY]) == list(expected["products"][i].numpy())
         assert list(rows["score"]) == pytest.approx(list(expected["scores"][i].numpy()))
+    assert table.num_rows == 185  # 37 users, 5 products each
     props = {k: result.get_int_custom_property(k) for k in ("blessed", "users", "top_k", "rows", "files")}
-    assert props == {"blessed": 1, "users": len(USERS), "top_k": K, "rows": len(USERS) * K, "files": 3}
+    assert props == {"blessed": 1, "users": 37, "top_k": 5, "rows": 185, "files": 3}
     with open(tmp_path / "out" / batch.SUMMARY_FILE) as f:
         summary = json.load(f)
-    assert (summary["users"], summary["top_k"], summary["files"]) == (len(USERS), K, files)
+    assert (summary["users"], summary["top_k"], summary["files"]) == (37, 5, files)
 
 
 def test_a_refused_model_writes_nothing(inputs, tmp_path):
