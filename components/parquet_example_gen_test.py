@@ -12,8 +12,8 @@ from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.types import standard_component_specs
 
 from components import parquet_example_gen
+from models import features
 from pipeline import configs
-from tests import fake_asos
 
 
 def _canonical(example) -> bytes:
@@ -65,7 +65,9 @@ def test_types_and_nulls(tmp_path):
 def test_zero_stays_a_value(tmp_path):
     """TFX's dict_to_example drops a 0 (tfx#6407); this executor keeps it, so the schema's
     int_domain flags it instead of a missing value."""
-    fake_asos.write_purchases(os.path.join(tmp_path, "part.parquet"), [b"u" * 20], [0])
+    pq.write_table(pa.table({features.USER_KEY: pa.array([b"u" * 20], pa.binary()),
+                             features.PRODUCT_KEY: pa.array([0], pa.int32())}),  # the ASOS types
+                   os.path.join(tmp_path, "part.parquet"))
     ours, _ = _both(str(tmp_path), "*.parquet", str(tmp_path / "out"))
     assert example_pb2.Example.FromString(ours[0]).features.feature["productId"].int64_list.value[:] == [0]
 

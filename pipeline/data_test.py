@@ -1,6 +1,7 @@
 """The input files: download when missing, checksums, and errors that name the file."""
 
 import functools
+import hashlib
 import http.server
 import os
 import shutil
@@ -10,14 +11,14 @@ import pytest
 
 from models import features
 from pipeline import configs, data
-from tests import fake_asos
 
 
 @pytest.fixture
-def published(tmp_path):
+def published(tmp_path, fake_data_dir):
     """Generated files served over HTTP on loopback, as the public source would serve them."""
     source = tmp_path / "source"
-    checksums = fake_asos.write_fake_asos(str(source))
+    os.rename(fake_data_dir, source)
+    checksums = {name: hashlib.sha256((source / name).read_bytes()).hexdigest() for name in configs.DATA_SHA256}
     sizes = {name: os.path.getsize(source / name) for name in checksums}
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(source))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
