@@ -2,13 +2,16 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test serve lock benchmark compile
+.PHONY: run test test-fast serve lock benchmark compile
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
 
-test:  ## the test suite
+test:  ## the whole test suite, end-to-end runs included (what CI runs)
 	$(RUN) python -m pytest $(ARGS)
+
+test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no model server), about a minute
+	$(RUN) python -m pytest -m "not e2e" $(ARGS)
 
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
 	$(RUN) python -m serving $(ARGS)
