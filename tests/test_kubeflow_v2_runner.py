@@ -62,11 +62,16 @@ def _executor(compiled, node_id):
     return compiled["deployment"].executors[label]
 
 
+def _components(pipeline, type_name):
+    """The nodes of that class (or a subclass of it, e.g. GatedEvaluator for Evaluator)."""
+    return [c for c in pipeline.components if type_name in {k.__name__ for k in type(c).__mro__}]
+
+
 def _component(pipeline, type_name):
-    """The component of that class (or a subclass of it, e.g. GatedEvaluator for Evaluator)."""
-    found = [c for c in pipeline.components
-             if type_name in {k.__name__ for k in type(c).__mro__}]
-    return found[0] if found else None
+    """The one node of that class: a pipeline without it (or with two) fails the test."""
+    found = _components(pipeline, type_name)
+    assert len(found) == 1, f"the pipeline has {len(found)} {type_name} nodes, one expected"
+    return found[0]
 
 
 def _parameter(task, name):
@@ -94,19 +99,14 @@ def test_compiled_dag_is_the_local_pipeline(compiled, local_pipeline):
     assert "StrictExampleValidator" in got["Transform"]
 
 
-def test_resolver_and_gate_compile_when_present(compiled, local_pipeline):
+def test_resolver_and_gate_compile(compiled, local_pipeline):
     tasks = compiled["spec"].root.dag.tasks
-    resolvers = [c for c in local_pipeline.components
-                 if "Resolver" in {k.__name__ for k in type(c).__mro__}]
-    if not resolvers:
-        pytest.skip("the pipeline has no Resolver yet")
-    for r in resolvers:
-        assert any(_node_of(t, {r.id}) == r.id for t in tasks if t.startswith(r.id)), r.id
+    resolver = _component(local_pipeline, "Resolver")  # the latest blessed model: the baseline
+    assert any(_node_of(t, {resolver.id}) == resolver.id for t in tasks if t.startswith(resolver.id))
     evaluator = _component(local_pipeline, "Evaluator")
-    if evaluator is not None:
-        deps = {_node_of(d, {c.id for c in local_pipeline.components})
-                for d in tasks[evaluator.id].dependent_tasks}
-        assert {r.id for r in resolvers} & deps, "Evaluator gets the baseline from the Resolver"
+    deps = {_node_of(d, {c.id for c in local_pipeline.components})
+            for d in tasks[evaluator.id].dependent_tasks}
+    assert resolver.id in deps, "Evaluator gets the baseline from the Resolver"
 
 
 # --- images, Beam -------------------------------------------------------------------------------
@@ -135,8 +135,6 @@ def _beam_components(pipeline):
 @pytest.mark.parametrize("type_name", ["Transform", "StatisticsGen", "Evaluator", "FileBasedExampleGen"])
 def test_beam_components_run_on_dataflow(compiled, type_name):
     node = _component(compiled["pipeline"], type_name)
-    if node is None:
-        pytest.skip(f"the pipeline has no {type_name} yet")
     args = list(_executor(compiled, node.id).container.args)
     for expected in ["--runner=DataflowRunner", "--project=test-project", "--region=europe-west1",
                      "--temp_location=gs://test-bucket/dataflow/tmp",
@@ -172,8 +170,6 @@ def test_without_dataflow_beam_stays_in_the_container(local_pipeline):
 
 def test_evaluator_thresholds_are_compiled(compiled, local_pipeline):
     evaluator = _component(local_pipeline, "Evaluator")
-    if evaluator is None:
-        pytest.skip("the pipeline has no Evaluator yet")
     from tensorflow_model_analysis.proto import config_pb2
 
     def as_proto(value):
@@ -235,8 +231,7 @@ def test_cloud_locations(compiled):
     assert _parameter(tasks["CatalogCheck"], "catalog_uri") == \
         f"gs://test-bucket/data/asos/{configs.CATALOG_FILE}"
     pusher = _component(compiled["pipeline"], "Pusher")
-    if pusher is not None:
-        assert config.serving_model_dir in _parameter(tasks[pusher.id], "push_destination")
+    assert config.serving_model_dir in _parameter(tasks[pusher.id], "push_destination")
     assert compiled["spec"].pipeline_info.name == configs.PIPELINE_NAME
 
 
@@ -244,8 +239,7 @@ def test_module_code_is_referenced_by_dotted_path(compiled):
     tasks = compiled["spec"].root.dag.tasks
     assert _parameter(tasks["Transform"], "preprocessing_fn") == configs.PREPROCESSING_FN
     trainer = _component(compiled["pipeline"], "Trainer")
-    if trainer is not None:
-        assert _parameter(tasks[trainer.id], "run_fn") == configs.RUN_FN
+    assert _parameter(tasks[trainer.id], "run_fn") == configs.RUN_FN
 
 
 # --- the command line ---------------------------------------------------------------------------
