@@ -432,7 +432,9 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
                         f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}")
             return EXIT_USAGE
         try:
-            with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0):
+            with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0,
+                               on_wait=lambda holder: console.say(
+                                   f"[run] waiting: another run is using {config.output_dir} ({holder})")):
                 console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
                 return _run_locked(config, build, console, stamp)
         except run_lock.OutputDirBusy as e:

@@ -14,7 +14,7 @@ import datetime
 import fcntl
 import os
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 LOCK_FILE = ".run.lock"
 
@@ -43,12 +43,13 @@ def check_writable(output_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float = 1.0
-         ) -> Iterator[str]:
+def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float = 1.0,
+         on_wait: Optional[Callable[[str], None]] = None) -> Iterator[str]:
     """Holds the output directory's run lock; yields the lock file's path.
 
     wait_seconds: 0 refuses at once when the lock is held, None waits as long as it takes,
-    a number waits that long. Raises OutputDirBusy naming the holder."""
+    a number waits that long. Raises OutputDirBusy naming the holder. on_wait(holder) is called
+    once when the lock is held and the wait begins."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -64,6 +65,9 @@ def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float
                         f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); "
                         "wait for it to finish, pass --wait to queue behind it, or use another "
                         "--output-dir") from None
+                if on_wait is not None:
+                    on_wait(_holder(path))
+                    on_wait = None
                 time.sleep(poll_seconds)
         started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)

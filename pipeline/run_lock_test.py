@@ -4,31 +4,30 @@ the lock goes with the process that held it."""
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from pipeline import run_lock
 
 HOLD_IN_CHILD = textwrap.dedent("""
-    import sys, time
+    import sys
     from pipeline import run_lock
     with run_lock.hold(sys.argv[1]):
         print("held", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.readline()  # until told to finish (or killed)
         open(sys.argv[1] + "/first-run-done", "w").close()  # the last thing before releasing
 """)
 
 
-def _child_holding(output_dir, seconds):
-    child = subprocess.Popen([sys.executable, "-c", HOLD_IN_CHILD, str(output_dir), str(seconds)],
-                             stdout=subprocess.PIPE, text=True)
+def _child_holding(output_dir):
+    child = subprocess.Popen([sys.executable, "-c", HOLD_IN_CHILD, str(output_dir)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "held"
     return child
 
 
 def test_a_second_run_refuses_naming_the_holder(tmp_path):
-    child = _child_holding(tmp_path, 30)
+    child = _child_holding(tmp_path)
     try:
         with pytest.raises(run_lock.OutputDirBusy) as busy:
             with run_lock.hold(str(tmp_path)):
@@ -44,17 +43,23 @@ def test_a_second_run_refuses_naming_the_holder(tmp_path):
 
 
 def test_a_second_run_can_wait_for_the_first(tmp_path):
-    child = _child_holding(tmp_path, 1.5)
-    start = time.monotonic()
-    with run_lock.hold(str(tmp_path), wait_seconds=None, poll_seconds=0.1):
+    child = _child_holding(tmp_path)
+    waited_for = []
+
+    def waiting(holder):  # the first run finishes only once the second is waiting for it
+        waited_for.append(holder)
+        child.stdin.write("finish\n")
+        child.stdin.flush()
+
+    with run_lock.hold(str(tmp_path), wait_seconds=60, poll_seconds=0.1, on_wait=waiting):
         # got the lock only once the first run had finished its work and released it
         assert (tmp_path / "first-run-done").exists()
-    assert time.monotonic() - start > 0.5
+    assert len(waited_for) == 1 and f"pid {child.pid}" in waited_for[0]  # said once, naming the holder
     child.wait()
 
 
 def test_one_process_does_not_block_another_directory(tmp_path):
-    child = _child_holding(tmp_path / "a", 30)
+    child = _child_holding(tmp_path / "a")
     try:
         with run_lock.hold(str(tmp_path / "b")):
             pass
