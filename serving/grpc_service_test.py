@@ -1,11 +1,17 @@
 """Request tensors read as TensorFlow's C++ Tensor::FromProto reads them (what TF Serving's Predict
-does with a TensorProto), without a server."""
+does with a TensorProto), and the status a tensor it refuses gets: TF Serving's INVALID_ARGUMENT
+"tensor parsing error", from this gRPC service in process on a one-signature SavedModel."""
 
+import socket
+
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from serving import grpc_service, model_manager
 from serving.grpc_service import tensor_from_proto
 
 
@@ -32,6 +38,35 @@ def test_values_beyond_the_shape_are_ignored_and_missing_ones_repeat_the_last():
     proto(types_pb2.DT_INT64, [2], tensor_content=b"\0" * 3),
     proto(types_pb2.DT_INVALID, [1]),
 ])
-def test_what_from_proto_refuses_is_refused(bad):
-    with pytest.raises(Exception):
-        tensor_from_proto(bad)
+def test_what_from_proto_refuses_is_refused(predict, bad):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "m"
+    request.inputs["item"].CopyFrom(bad)
+    with pytest.raises(grpc.RpcError) as e:
+        predict(request, timeout=30)
+    assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "tensor parsing error: item")
+    request.inputs["item"].CopyFrom(tf.make_tensor_proto([3], tf.int64))  # the same request, readable
+    assert tf.make_ndarray(predict(request, timeout=30).outputs["double"]).tolist() == [6]
+
+
+@pytest.fixture(scope="module")
+def predict(tmp_path_factory):
+    """PredictionService.Predict of a GrpcServer on loopback serving model "m": one signature,
+    int64 item -> double."""
+    base = tmp_path_factory.mktemp("models")
+    module = tf.Module()
+    module.double = tf.function(lambda item: {"double": item * 2},
+                                input_signature=[tf.TensorSpec([None], tf.int64, name="item")])
+    tf.saved_model.save(module, str(base / "1"), signatures={"serving_default": module.double})
+    manager = model_manager.ModelManager("m", str(base), poll_seconds=60)
+    manager.poll_once()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = grpc_service.GrpcServer(manager, f"127.0.0.1:{port}")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
+    channel.close()
+    server.stop()
+    manager.stop()
