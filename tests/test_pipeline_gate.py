@@ -1,11 +1,13 @@
 """End to end on generated data, the whole pipeline: a good model is blessed and pushed; then a
 model that cannot learn is refused by the Evaluator's gate and not pushed, and the pushed model
-stays the good one."""
+stays the good one; then the same model, against an absolute bound it clears, is refused by the
+relative bound alone: it falls too far behind the blessed model."""
 
 import os
 
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 
 from components import evaluator
 from pipeline import configs
@@ -20,6 +22,12 @@ GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy":
 
 # The gate changed, the model did not: the Evaluator judges the cached good model again
 REGATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy": 0.001})
+# learning rate ~0 and no item graph (which needs no training): a random ranking
+BAD = {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9, "copurchase_weight": 0.0}
+# An absolute bound a random ranking clears (it scores about 1/6), and the relative one: at most
+# 1% below the last blessed model (the good one, about 0.5)
+LOW_BOUND = 0.05
+RELATIVE = configs.GateConfig(lower_bounds={"recall_at_10": LOW_BOUND}, max_relative_drop=0.01)
 
 
 def _config(root, overrides, gate=GATE):
@@ -44,11 +52,12 @@ def runs(tmp_path_factory):
     good = _config(root, SMALL)
     helpers.run(good)
     after_good = (_pushed_versions(good), _blessing(good))
-    # learning rate ~0 and no item graph (which needs no training): a random ranking
-    bad = _config(root, {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9, "copurchase_weight": 0.0})
+    bad = _config(root, BAD)
     helpers.run(bad)
     # the good model from the cache under a changed gate: blessed again, already served
     helpers.run(_config(root, SMALL, gate=REGATE))
+    # the random model from the cache, judged by the low absolute bound and the relative one
+    helpers.run(_config(root, BAD, gate=RELATIVE))
     return good, bad, after_good
 
 
@@ -72,9 +81,9 @@ def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
     good, bad, (pushed_after_good, _) = runs
     assert _blessing(bad, execution=1) == ["NOT_BLESSED"]
     ran = helpers.executions(bad)
-    assert ran["Trainer"] == ["COMPLETE", "COMPLETE", "CACHED"]
-    assert ran["Evaluator"] == ["COMPLETE", "COMPLETE", "COMPLETE"]
-    first, refused, _ = _pushes(bad)
+    assert ran["Trainer"] == ["COMPLETE", "COMPLETE", "CACHED", "CACHED"]
+    assert ran["Evaluator"] == ["COMPLETE"] * 4
+    first, refused, _, _ = _pushes(bad)
     assert first == (1, os.path.join(good.serving_model_dir, pushed_after_good[0]))
     assert refused == (0, "")  # the bad model: not pushed
     assert _pushed_versions(bad) == pushed_after_good  # the good model stays the served one
@@ -82,8 +91,8 @@ def test_a_bad_model_is_not_blessed_and_not_pushed(runs):
 
 def test_the_same_model_is_not_pushed_twice(runs):
     good, _, (pushed_after_good, _) = runs
-    assert _blessing(good) == ["BLESSED"]  # the cached good model, blessed again
-    *_, again = _pushes(good)
+    assert _blessing(good, execution=2) == ["BLESSED"]  # the cached good model, blessed again
+    _, _, again, _ = _pushes(good)
     assert again == (1, os.path.join(good.serving_model_dir, pushed_after_good[0]))
     assert _pushed_versions(good) == pushed_after_good  # no second copy as a new version
 
@@ -100,19 +109,45 @@ def test_the_refusal_is_said_in_plain_words(runs):
     assert candidate < 0.3 <= baseline and ">= 0.3" in line and line.endswith("FAILED")
 
 
+def test_a_model_clearing_the_absolute_bound_is_refused_for_falling_behind_the_blessed_one(runs):
+    good, bad, (pushed_after_good, _) = runs
+    assert _blessing(bad, execution=3) == ["NOT_BLESSED"]
+    [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation", execution=3)
+    gate = evaluator.gate_verdict(evaluation)
+    [row] = [r for r in gate["rows"] if r["threshold"] != "not gated"]
+    assert row["metric"] == "recall_at_10" and row["result"] == "FAILED"
+    assert row["candidate"] >= LOW_BOUND  # the absolute bound passes...
+    assert row["candidate"] < 0.99 * row["baseline"]  # ...the relative one cannot
+    # the baseline is the blessed good model, as its own evaluation measured it
+    [good_evaluation] = helpers.output_uris(good, "Evaluator", "evaluation", execution=0)
+    good_recall = evaluator.gate_verdict(good_evaluation)["values"][evaluator.CANDIDATE]["recall_at_10"]
+    assert row["baseline"] == pytest.approx(good_recall) and good_recall >= 0.3
+    # TFMA's own record of the refusal: one failure, the change threshold against the baseline
+    [failure] = [f for per_slice in tfma.load_validation_result(evaluation).metric_validations_per_slice
+                 for f in per_slice.failures]
+    assert failure.metric_key.name == "recall_at_10" and failure.metric_key.is_diff
+    assert failure.metric_threshold.HasField("change_threshold")
+    assert not failure.metric_threshold.HasField("value_threshold")
+    *_, refused = _pushes(bad)
+    assert refused == (0, "")  # not pushed
+    assert _pushed_versions(bad) == pushed_after_good
+
+
 def test_a_blessed_model_gets_batch_recommendations_for_every_user(runs):
     good, _, (pushed, _) = runs
     [uri] = helpers.output_uris(good, "BatchRecommendations", "recommendations", execution=0)
     users = helpers.check_batch_recommendations(
         os.path.join(uri, "recommendations"), os.path.join(good.serving_model_dir, pushed[0]),
         good.data_dir, good.training.serving_top_k)
+    assert users == 120  # every one of write_fake_asos's 120 users buys something in train
     [artifact] = helpers.store(good).get_artifacts_by_uri(uri)
-    assert artifact.custom_properties["users"].int_value == users
+    assert artifact.custom_properties["users"].int_value == 120
+    assert artifact.custom_properties["rows"].int_value == 2400  # 120 users, 20 products each
 
 
 def test_a_refused_model_gets_no_batch_recommendations(runs):
     _, bad, _ = runs
-    assert helpers.executions(bad)["BatchRecommendations"] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    assert helpers.executions(bad)["BatchRecommendations"] == ["COMPLETE"] * 4
     [uri] = helpers.output_uris(bad, "BatchRecommendations", "recommendations", execution=1)
     assert not os.path.exists(uri) or os.listdir(uri) == []
     [artifact] = helpers.store(bad).get_artifacts_by_uri(uri)
