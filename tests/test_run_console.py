@@ -1,9 +1,10 @@
 """End to end on generated data, through the command line: what `make run` prints, its exit code,
-its log file and its HTML report, for a pushed run, a refused run and a rejected run.
+its log file and its HTML report, for a pushed run, a refused run, a rejected run, a run whose
+component fails, and a run that waits for another one (`--wait`).
 
 The pushed run goes through `python local_runner.py` in a child process (the real console: no
-TensorFlow or TFX line may reach standard output); the others call local_runner.main in-process
-with the console's lines captured."""
+TensorFlow or TFX line may reach standard output); the others call local_runner.main (or the
+console it runs) in-process with the console's lines captured."""
 
 import html.parser
 import io
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -47,7 +49,9 @@ def runs(tmp_path_factory):
     fake_asos.write_fake_asos(str(root / "data"))
     pushed = subprocess.run([sys.executable, "local_runner.py", *_argv(root)], cwd=configs.PROJECT_DIR,
                             capture_output=True, text=True)
-    again = _in_process(_argv(root))  # nothing changed: the whole run from the cache
+    # nothing changed: the whole run from the cache, started with --wait while another run holds
+    # the output directory
+    again = _behind_another_run(root / "out", _argv(root, "data", "--wait"))
     # learning rate ~0: the model stays random; the gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
                                 "--model-param", "learning_rate=1e-9"))
@@ -63,7 +67,54 @@ def runs(tmp_path_factory):
         report_failed = _in_process(_argv(root, "data", "--gate-bound", "sampled_accuracy=0.001"))
     finally:
         mp.undo()
-    return root, pushed, refused, rejected, report_failed, again
+    # a curated schema that does not parse: the validator fails reading it (ExampleGen and
+    # StatisticsGen come from the cache), a failure that is not the data's
+    (root / "broken_schema").mkdir()
+    (root / "broken_schema" / "schema.pbtxt").write_text(BROKEN_SCHEMA)
+    stream = io.StringIO()
+    code = console.run_pipeline(helpers.test_config(str(root / "data"), str(root / "out"),
+                                                    schema_dir=str(root / "broken_schema")),
+                                local_runner.build, stream=stream)
+    failed = code, stream.getvalue()
+    return root, pushed, refused, rejected, report_failed, again, failed
+
+
+BROKEN_SCHEMA = 'feature {\n  name: "dummyUserId"\n  type: BYTES\n  presence { min_fraction: 1 }\n'  # no "}"
+
+
+def _behind_another_run(output_dir, argv):
+    """local_runner.main(argv) while another holder keeps the output directory's run lock until
+    the run says it is waiting. Returns (exit code, console text, whether the holder had let go
+    before the run's first line after the wait)."""
+    from pipeline import run_lock
+
+    held, waiting, letting_go = threading.Event(), threading.Event(), threading.Event()
+    after_the_wait = []
+
+    class Console(io.StringIO):
+        def write(self, text):
+            if text.startswith("[run] waiting: another run is using"):
+                waiting.set()
+            elif text.startswith("[run] data "):
+                after_the_wait.append(letting_go.is_set())
+            return super().write(text)
+
+    def other_run():
+        with run_lock.hold(str(output_dir)):
+            held.set()
+            waiting.wait(timeout=600)
+            letting_go.set()  # the last thing before the lock goes
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    held.wait()
+    stream = Console()
+    try:
+        code = local_runner.main(argv, stream=stream)
+    finally:
+        waiting.set()  # a run that never waits must not keep the holder
+        holder.join()
+    return code, stream.getvalue(), after_the_wait == [True]
 
 
 def _failing_report(self, input_dict, output_dict, exec_properties):
@@ -206,7 +257,7 @@ def test_a_rejected_run_exits_4_naming_the_problem(runs):
 
 
 def test_a_failed_report_does_not_hide_what_was_pushed(runs):
-    root, pushed, _, _, (code, text), _ = runs
+    root, pushed, _, _, (code, text), *_ = runs
     assert code == console.EXIT_OK, text
     assert "warning: the run report could not be written (OSError: disk full (simulated))" in text
     served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
@@ -215,7 +266,7 @@ def test_a_failed_report_does_not_hide_what_was_pushed(runs):
 
 
 def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
-    root, pushed, *_, (code, text) = runs
+    root, pushed, *_, (code, text, _), _ = runs
     assert code == console.EXIT_OK, text
     lines = [l for l in text.splitlines() if re.match(r"^  [A-Za-z_]+ +(ran|cached|done|failed) ", l)]
     assert lines and all(re.match(r"^  \S+ +(cached|done) ", l) for l in lines), text
@@ -225,6 +276,31 @@ def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
     assert _summary(text)["verdict"] == f"blessed; already served as version {served[0]}: nothing new pushed"
     assert _summary(pushed.stdout)["report"] != _summary(text)["report"]  # a copy for this run too
     assert os.path.exists(_summary(text)["report"])
+
+
+def test_with_wait_a_run_waits_for_the_run_using_the_output_directory(runs):
+    root, *_, (code, text, let_go_first), _ = runs
+    assert code == console.EXIT_OK, text
+    lines = text.splitlines()
+    waiting = next(i for i, line in enumerate(lines) if line.startswith("[run] waiting: "))
+    assert lines[waiting] == (f"[run] waiting: another run is using {root / 'out'} "
+                              f"(pid {os.getpid()}, started {lines[waiting].split(', started ')[1]}")
+    assert waiting < next(i for i, line in enumerate(lines) if line.startswith("[run] data "))
+    assert let_go_first  # it went on only once the other run had let go of the directory
+
+
+def test_a_failing_component_exits_1_naming_it_and_its_error(runs):
+    root, *_, (code, text) = runs
+    assert code == console.EXIT_FAILED == 1, text
+    lines = text.strip().splitlines()
+    cause = lines.index("error: the pipeline stopped at StrictExampleValidator (exit code 1): ParseError:")
+    assert lines[cause + 1] == '  4:30 : Expected "}".'  # protobuf's words: line 4 ends, the feature is open
+    assert re.search(r"^  StrictExampleValidator +failed ", text, re.M)
+    assert not re.search(r"^  (Transform|Trainer) ", text, re.M)  # nothing after it ran
+    assert lines[-1].startswith(f"full log: {root / 'out' / 'logs'}")
+    with open(lines[-1].split(": ", 1)[1]) as f:
+        assert "Traceback" in f.read()  # the log has the traceback, the console the cause
+    assert len(os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)) == 1  # still served
 
 
 def test_a_second_run_on_a_busy_output_directory_exits_75(tmp_path, fake_data_dir):
