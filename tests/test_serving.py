@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +25,6 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from models import features, testing
 from pipeline import configs
-from serving import json_tensor
 
 pytestmark = pytest.mark.e2e
 NAME = configs.MODEL_NAME
@@ -162,11 +162,15 @@ def test_user_recommendations_both_formats(server, reference, batch):
     assert server.predict({"inputs": users}).json() == columnar.json()
 
 
-def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
-    response = server.predict({"signature_name": "call_item_item", "instances": [testing.PRODUCTS[3]]})
+def test_numbers_are_printed_as_tf_serving_prints_them(server):
+    """An unknown product gets the ten most popular products, scored by their share of the 90
+    generated purchases (testing.purchases(): 9, 8, 7, 7, 7, 6, 6, 5, 5 and 4 of them), as float32.
+    TF Serving writes a float32 with six significant digits when they read back as the same
+    float32 (9/90: "0.1"), else with nine (8/90 = 0.08888889104...: "0.088888891")."""
+    response = server.predict({"signature_name": "call_item_item", "instances": [testing.UNKNOWN_PRODUCT]})
     scores = json.loads(response.text, parse_float=str)["predictions"][0]["scores"]
-    expected = reference.signatures["call_item_item"](item=tf.constant([testing.PRODUCTS[3]], tf.int64))
-    assert scores == [json_tensor.format_float(float(s)) for s in expected["scores"].numpy()[0]]
+    assert scores == ["0.1", "0.088888891", "0.0777777806", "0.0777777806", "0.0777777806",
+                      "0.0666666701", "0.0666666701", "0.055555556", "0.055555556", "0.0444444455"]
     assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
 
 
@@ -186,22 +190,22 @@ def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference)
     row = server.predict({"signature_name": "evaluate", "instances": encoded})
     columnar = server.predict({"signature_name": "evaluate", "inputs": encoded})
     assert row.json() == {"predictions": expected} and columnar.json() == {"outputs": expected}
-    rows = ", ".join("[" + ", ".join(json_tensor.format_float(v) for v in r) + "]" for r in expected)
-    assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
+    # [rank among all 20 products, among 100 sampled]: the model's for the known user, [20, 100]
+    # for the unknown one; whole float32s print with ".0" ("2.0", not "2")
+    known = "[%d.0, %d.0]" % tuple(expected[0])
+    assert expected[0] == [int(v) for v in expected[0]] and expected[1] == [20.0, 100.0]
+    assert row.text == '{\n    "predictions": [' + known + ', [20.0, 100.0]\n    ]\n}'  # rapidjson's layout
 
 
 def _raw_http(server, request: bytes) -> bytes:
-    """What the server sends back on one connection for `request` (bytes as written), until it
-    closes the connection or is idle for 2 s."""
+    """What the server sends back on one connection for `request` (bytes as written), up to the
+    server closing the connection, as the last request asks (HTTP/1.0, or `Connection: close`).
+    A server that keeps it open fails the test (socket.timeout after 30 s)."""
     with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as s:
         s.sendall(request)
-        s.settimeout(2)
         received = b""
-        try:
-            while chunk := s.recv(65536):
-                received += chunk
-        except socket.timeout:
-            pass
+        while chunk := s.recv(65536):
+            received += chunk
     return received
 
 
@@ -219,9 +223,9 @@ def test_what_tf_serving_accepts_besides_the_usual_request(server):
     http10 = _raw_http(server, b"POST /v1/models/%s:predict HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s"
                        % (NAME.encode(), len(data), data))
     assert http10.split(b"\r\n")[0].endswith(b"200 OK") and json.loads(http10.split(b"\r\n\r\n", 1)[1]) == expected
-    one = b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
-        NAME.encode(), len(data), data)
-    assert _raw_http(server, one * 3).count(b" 200 OK\r\n") == 3
+    one, last = (b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        NAME.encode(), close, len(data), data) for close in (b"", b"Connection: close\r\n"))
+    assert _raw_http(server, one + one + last).count(b" 200 OK\r\n") == 3
     chunked = (b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (NAME.encode(), len(data), data))
     response = _raw_http(server, chunked)
@@ -549,12 +553,43 @@ def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server
 
 
 # --- versions -----------------------------------------------------------------------------------
-def test_a_new_version_is_swapped_in_under_load_and_a_broken_one_never_serves(saved_model, tmp_path):
+def _push_as_the_pipeline_does(saved_model: str, base: str, workdir: str) -> int:
+    """Pushes `saved_model` with the pipeline's Pusher (components/pusher.py) as a blessed model:
+    a new version directory named by the time, saved_model.pb copied last. Returns the version."""
+    from google.protobuf import json_format
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts
+
+    from components import pusher
+
+    model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
+                               standard_artifacts.PushedModel())
+    model.uri, blessing.uri, pushed.uri = (os.path.join(workdir, name) for name in ("model", "blessing", "pushed"))
+    shutil.copytree(saved_model, os.path.join(model.uri, "Format-Serving"))  # as the Trainer writes it
+    blessing.set_int_custom_property("blessed", 1)
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base))
+    pusher.Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                         {"push_destination": json_format.MessageToJson(destination)})
+    assert pushed.get_int_custom_property("pushed") == 1
+    return int(pushed.get_string_custom_property("pushed_version"))
+
+
+def test_the_pushers_next_model_is_swapped_in_under_load_and_a_broken_one_never_serves(
+        saved_model, curated_schema, tmp_path):
+    """Version 1 is served; under load from REST clients the Pusher pushes a different blessed
+    model (trained on other purchases) as a new version: every request is answered, and then the
+    new model answers. A broken push is reported and never serves; the next good one serves."""
+    other = testing.build(str(tmp_path / "other"), curated_schema, seed=1).export_dir
+    users = [u.encode() for u in testing.USERS[:5]]
+    answers = {path: tf.saved_model.load(path).signatures["serving_default"](user_id=tf.constant(users))
+               ["products"].numpy().tolist() for path in (saved_model, other)}
+    assert answers[saved_model] != answers[other]  # two different models
     base = str(tmp_path / "models")
     push(saved_model, base, 1)
     running = Server(base, str(tmp_path)).wait_until()
     stub, model_stub, channel = grpc_stubs(running)
-    results, stop = [], threading.Event()
+    results, stop, answered = [], threading.Event(), threading.Condition()
 
     def client(k):
         with httpx.Client(base_url=running.url, timeout=30) as http:
@@ -562,9 +597,16 @@ def test_a_new_version_is_swapped_in_under_load_and_a_broken_one_never_serves(sa
                 try:
                     got = http.post(f"/v1/models/{NAME}:predict", content=json.dumps(
                         {"signature_name": "call_item_item", "instances": [testing.PRODUCTS[k]]}))
-                    results.append(got.status_code)
+                    result = got.status_code
                 except httpx.HTTPError as e:
-                    results.append(repr(e))
+                    result = repr(e)
+                with answered:
+                    results.append(result)
+                    answered.notify_all()
+
+    def wait_for_answers(count, what):
+        with answered:
+            assert answered.wait_for(lambda: len(results) >= count, timeout=120), (what, len(results))
 
     def versions():
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -589,38 +631,94 @@ def test_a_new_version_is_swapped_in_under_load_and_a_broken_one_never_serves(sa
     try:
         for t in threads:
             t.start()
-        time.sleep(1)
-        push(saved_model, base, 2)
-        wait_for(lambda v: v.get(2, ("",))[0] == "AVAILABLE" and v[1][0] == "END", "version 2 never replaced 1")
-        time.sleep(1)
+        wait_for_answers(20, "answers before the push")
+        new = _push_as_the_pipeline_does(other, base, str(tmp_path / "push"))
+        assert new > 1
+        wait_for(lambda v: v.get(new, ("",))[0] == "AVAILABLE" and v[1][0] == "END", "the new version never replaced 1")
+        with answered:
+            swapped_at = len(results)
+        wait_for_answers(swapped_at + 20, "answers after the swap")
         stop.set()
         for t in threads:
             t.join()
-        assert len(results) > 20 and set(results) == {200}, [r for r in results if r != 200][:5]
-        assert served_version() == 2
-        assert running.predict({"instances": ["a"]}, f"/v1/models/{NAME}/versions/2:predict").status_code == 200
+        assert set(results) == {200}, [r for r in results if r != 200][:5]
+        assert served_version() == new
+        response = running.predict({"instances": [u.decode() for u in users]})
+        assert [p["products"] for p in response.json()["predictions"]] == answers[other]  # the new model
+        assert running.predict({"instances": ["a"]}, f"/v1/models/{NAME}/versions/{new}:predict").status_code == 200
         assert running.predict({"instances": ["a"]}, f"/v1/models/{NAME}/versions/1:predict").status_code == 404
 
         # a broken push: saved_model.pb that is not a SavedModel
-        os.makedirs(os.path.join(base, "3"))
-        with open(os.path.join(base, "3", "saved_model.pb"), "wb") as f:
+        broken = new + 1
+        os.makedirs(os.path.join(base, str(broken)))
+        with open(os.path.join(base, str(broken), "saved_model.pb"), "wb") as f:
             f.write(b"this is not a SavedModel")
-        wait_for(lambda v: 3 in v and v[3][0] == "END", "version 3 never reported")
-        state, code, message = versions()[3]
+        wait_for(lambda v: broken in v and v[broken][0] == "END", "the broken version never reported")
+        state, code, message = versions()[broken]
         assert code != 0 and message
-        assert served_version() == 2 and running.alive()
-        status = running.http.get(f"/v1/models/{NAME}/versions/3").json()["model_version_status"][0]
+        assert served_version() == new and running.alive()
+        status = running.http.get(f"/v1/models/{NAME}/versions/{broken}").json()["model_version_status"][0]
         assert status["state"] == "END" and status["status"]["error_code"] != "OK"
         assert status["status"]["error_message"] == message
-        assert "version: 3} failed" in running.log_text() and "version 2 keeps serving" in running.log_text()
+        assert f"version: {broken}}} failed" in running.log_text()
+        assert f"version {new} keeps serving" in running.log_text()
 
-        push(saved_model, base, 4)  # the next good push is served again
-        wait_for(lambda v: v.get(4, ("",))[0] == "AVAILABLE", "version 4 never loaded")
-        assert served_version() == 4
+        push(saved_model, base, broken + 1)  # the next good push is served again
+        wait_for(lambda v: v.get(broken + 1, ("",))[0] == "AVAILABLE", "the next version never loaded")
+        assert served_version() == broken + 1
     finally:
         stop.set()
         channel.close()
         running.stop()
+
+
+# --- flags ----------------------------------------------------------------------------------------
+def test_grpc_only_without_batching_with_a_log_file(saved_model, reference, tmp_path):
+    """--rest_api_port 0: gRPC only, no REST port open. --enable_batching=false: every request is
+    its own TensorFlow call, even with a batch timeout (2 s) that would merge concurrent ones.
+    --log_file: the log also goes to that file (the counts of calls are logged at shutdown)."""
+    import psutil
+
+    base = str(tmp_path / "models")
+    push(saved_model, base, 1)
+    grpc_port, log_file = free_port(), tmp_path / "logs" / "serving.log"
+    args = [sys.executable, "-m", "serving", "--model_base_path", base, "--rest_api_port", "0",
+            "--port", str(grpc_port), "--enable_batching=false", "--batch_timeout_micros", "2000000",
+            "--num_batch_threads", "1", "--log_file", str(log_file)]
+    with open(tmp_path / "output.log", "w") as output:
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, cwd=configs.PROJECT_DIR)
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=180)  # the model is loaded before gRPC starts
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        start, answers = threading.Barrier(8), {}
+
+        def client(k):
+            start.wait()
+            response = stub.Predict(_predict_request("call_item_item", "item", [testing.PRODUCTS[k]], tf.int64),
+                                    timeout=60)
+            answers[k] = tf.make_ndarray(response.outputs["products"]).tolist()
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        expected = reference.signatures["call_item_item"](item=tf.constant(testing.PRODUCTS[:8], tf.int64))
+        assert [answers[k][0] for k in range(8)] == expected["products"].numpy().tolist()
+        listening = {c.laddr.port for c in psutil.Process(process.pid).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN}
+        assert listening == {grpc_port}
+    finally:
+        channel.close()
+        process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and logs its counts
+        process.wait(60)
+    log = log_file.read_text()
+    assert f"Running gRPC ModelServer at 127.0.0.1:{grpc_port}" in log
+    assert "HTTP/REST" not in log
+    assert "signature call_item_item of version 1: 8 requests in 8 TensorFlow calls (1.0 per call)" in log, log
+    output = (tmp_path / "output.log").read_text()
+    assert all(line in output for line in log.splitlines())  # the file has what the console had
 
 
 # --- Vertex AI's custom-container contract ------------------------------------------------------
