@@ -64,7 +64,8 @@ def test_first_run_trains_blesses_pushes_and_writes_the_batch(runs):
     users = helpers.check_batch_recommendations(
         os.path.join(batch["uri"], "recommendations"), pushed["metadata"]["pushed_destination"],
         runs["data"], TOP_K)
-    assert batch["metadata"]["users"] == users and batch["metadata"]["top_k"] == TOP_K
+    assert users == 120  # every one of write_fake_asos's 120 users buys something in train
+    assert batch["metadata"]["users"] == 120 and batch["metadata"]["top_k"] == TOP_K
     with open(os.path.join(batch["uri"], "summary.json")) as f:
         assert json.load(f)["users"] == users
 
