@@ -1,6 +1,6 @@
 """The serving SavedModel: raw ids in, raw ids out, loadable by TensorFlow Serving unchanged.
 
-Signatures (all batched on dimension 0; see the README for request/response examples):
+Signatures (all batched on dimension 0; request/response examples: docs/serving.md):
 
 - `call_item_item(item: int64[B])` -> `products: int64[B, K]`, `scores: float[B, K]`,
   `known_item: bool[B]`. The K (default 100) products most similar to each product (cosine
@@ -170,8 +170,8 @@ class ServingModule(tf.Module):
         return {RANKS_KEY: ranks}
 
 
-CHUNK = 256  # rows per step of serving_default/evaluate: 0.57 ms an example against 1.0 ms in
-#              one step of 8,192 (TFMA's batches), on this 2-core machine (2026-11-30)
+CHUNK = 256  # rows per step of serving_default/evaluate: faster than one step over TFMA's batches
+#              of 8,192, and a small score matrix (measured: docs/benchmarks.md)
 
 
 def in_chunks(fn, inputs: tf.Tensor, outputs: Dict[str, Tuple[tf.DType, List[int]]],

@@ -178,15 +178,12 @@ NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
                        optimizer="sgd", learning_rate=100.0, l2=0.0, init_scale=0.05,
                        copurchase_weight=0.0, shuffle=False, seed=42)
 
-# The team's default, the field defaults above, chosen on a validation split carved from train
-# (benchmarks/tune.py; README, "Model quality"): in-batch negatives with log-Q correction, user
+# The team's default, the field defaults above: in-batch negatives with log-Q correction, user
 # vector = mean embedding of the user's train purchases (no user-id embedding: it memorises the
 # 1-2 purchases most users have), item bias, L2 0.01, lazy Adam, and the item-graph score
-# (RP3beta, summed over the user's purchases) with weight 6. Batches of 512 for 3 epochs at
-# learning rate 0.0075 score as 5 epochs of 1,024 at 0.005 did (validation HitRate@10 0.0338
-# and 0.0345, NDCG@10 0.0208 and 0.0209, one standard error 0.0010 and 0.0007) in under half
-# the training time; 2 epochs, embeddings of 64, learning rate 0.02, scaling the graph score
-# by the user's number of purchases and RP3beta's popularity penalty were worse there.
+# (RP3beta, summed over the user's purchases) with weight 6; batches of 512 for 3 epochs at
+# 0.0075, the fastest setting within noise of the best. Chosen on a validation split carved from
+# train (benchmarks/tune.py); the figures and the settings tried: docs/model.md.
 # num_negatives and popularity_alpha only matter when switching sampling to "popularity" or
 # "mixed".
 DEFAULT = ModelConfig()
@@ -443,7 +440,7 @@ class Recommender(tf.Module):
                 logits += item_bias[tf.newaxis, :]
             if self.config.remove_accidental_hits:
                 # an added constant, not tf.where: the gradient of tf.where(mask, scalar, x)
-                # also builds zeros and a [B, B] tile for the scalar (a fifth of a step)
+                # also builds zeros and a [B, B] tile for the scalar (docs/benchmarks.md)
                 hits = sampling.accidental_hits(items, items) & ~tf.eye(tf.shape(items)[0],
                                                                          dtype=tf.bool)
                 logits += tf.where(hits, _MASKED_LOGIT, 0.0)

@@ -52,8 +52,8 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
     dataset = data_accessor.tf_dataset_factory(
         file_patterns,
         # reader_num_threads=None: the files are read one after the other. TFXIO's default (a
-        # parallel interleave) hands every record from a reader thread to the consumer; on
-        # this idle 2-core VM that cost 6-10 s for the 165,042 ASOS purchases, 0.6 s without.
+        # parallel interleave) hands every record from a reader thread to the consumer, which
+        # is many times slower on an idle machine (measured: docs/benchmarks.md, "The Trainer").
         tfxio.TensorFlowDatasetOptions(batch_size=65536, num_epochs=1, shuffle=False,
                                        reader_num_threads=None),
         transform_output.transformed_metadata.schema)

@@ -90,11 +90,8 @@ class TrainingConfig:
         return cls(preset=args.preset, overrides=overrides)
 
 
-# Per eval purchase (TFMA's examples) on the notebook's eval split, as benchmarks/quality.py
-# prints them ("gate" columns, 2026-11-29): most-popular products score recall@10 0.0198,
-# ndcg@10 0.0107, sampled accuracy 0.132; the notebook's model 0.0143, 0.0078, 0.110; the
-# RP3beta item graph alone 0.0384, 0.0244, 0.135; the default model (learned + item graph)
-# 0.0403, 0.0245, 0.175. The bounds sit well above popularity and leave the default a margin.
+# Per eval purchase (TFMA's examples): well above the most-popular baseline, with a margin for the
+# default model (the measured figures: docs/model.md, "What the gate sees").
 DEFAULT_LOWER_BOUNDS = {
     "recall_at_10": 0.03,
     "ndcg_at_10": 0.016,
@@ -129,9 +126,9 @@ class PipelineConfig:
     schema_dir: str = SCHEMA_DIR
     enable_cache: bool = True
     verify_checksums: bool = True  # the published ASOS files; off for data of your own
-    # Beam: the FnApiRunner, named. Beam's "DirectRunner" (>= 2.68) first tries Prism, which
-    # downloads a binary: without internet that attempt failed after 1.5-2.7 s in each of the five
-    # Beam components before the DirectRunner fell back to this same FnApiRunner.
+    # Beam: the FnApiRunner, named. Beam's "DirectRunner" (>= 2.68) first tries to download Prism,
+    # a detour in each Beam component before it falls back to this same FnApiRunner (measured:
+    # docs/benchmarks.md, "Why the code is this way").
     beam_runner: str = "FnApiRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
@@ -171,8 +168,8 @@ class PipelineConfig:
     def beam_pipeline_args(self) -> List[str]:
         # The project's package is the pipeline's Beam dependency (what a remote runner would
         # stage: module code and components; a local runner stages nothing). Without one
-        # declared, TFX builds a TFX sdist for Beam in each of the five Beam components (2-6 s
-        # each on 2 cores, tfx/utils/dependency_utils.py), which a local runner never reads.
+        # declared, TFX builds a TFX sdist for Beam in each Beam component
+        # (tfx/utils/dependency_utils.py), which a local runner never reads (docs/benchmarks.md).
         args = [f"--runner={self.beam_runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
         if self.beam_runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
             args += [
