@@ -34,6 +34,8 @@ COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
 COPY models/ /src/models/
+COPY runner/ /src/runner/
+COPY kubeflow_v2/ /src/kubeflow_v2/
 COPY serving/ /src/serving/
 RUN /opt/venv/bin/uv pip install --no-cache --python /opt/venv/bin/python --no-deps --no-build-isolation /src
 

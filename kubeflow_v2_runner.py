@@ -18,8 +18,8 @@ import re
 import sys
 from typing import List, Optional
 
+from kubeflow_v2 import settings
 from pipeline import configs
-from pipeline import vertex
 
 
 # Kubeflow V2 keeps a custom artifact type only as its TYPE_NAME, and the container re-imports the
@@ -97,8 +97,8 @@ def describe(tfx_pipeline) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     try:
-        config, output_dir, output_file = vertex.parse_compile_args(argv)
-    except vertex.SettingError as e:
+        config, output_dir, output_file = settings.parse_compile_args(argv)
+    except settings.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from models import trainer

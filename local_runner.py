@@ -13,7 +13,8 @@ import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import argparse
 import sys
 
-from pipeline import configs, console
+from pipeline import configs
+from runner import console
 
 
 def _workers(text: str) -> int:
@@ -82,7 +83,7 @@ def build(config: configs.PipelineConfig):
 
 
 def main(argv=None, stream=None) -> int:
-    """Runs the pipeline behind the console (pipeline/console.py); returns the exit code.
+    """Runs the pipeline behind the console (runner/console.py); returns the exit code.
     `stream`: where the console's lines go (default: standard output)."""
     p = _parser()
     args = p.parse_args(argv)

@@ -19,31 +19,31 @@ import re
 import sys
 from typing import Dict, List, Mapping, Optional
 
-from pipeline import vertex
+from kubeflow_v2 import settings
 
-PIPELINE_JSON = vertex.Setting("pipeline_json", "--pipeline-json", "RECSYS_PIPELINE_JSON",
+PIPELINE_JSON = settings.Setting("pipeline_json", "--pipeline-json", "RECSYS_PIPELINE_JSON",
                                "the compiled pipeline (kubeflow_v2_runner.py output)",
-                               default=vertex.DEFAULT_PIPELINE_JSON)
+                               default=settings.DEFAULT_PIPELINE_JSON)
 PIPELINE_ROOT = dataclasses.replace(
-    vertex.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
-CACHE = vertex.Setting("enable_caching", "--cache", "RECSYS_ENABLE_CACHE",
-                       "override the caching compiled into the JSON", parse=vertex._bool,
+    settings.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
+CACHE = settings.Setting("enable_caching", "--cache", "RECSYS_ENABLE_CACHE",
+                       "override the caching compiled into the JSON", parse=settings._bool,
                        is_bool=True)
-NETWORK = vertex.Setting("network", "--network", "RECSYS_VERTEX_NETWORK",
+NETWORK = settings.Setting("network", "--network", "RECSYS_VERTEX_NETWORK",
                          "VPC network to peer with: projects/NUMBER/global/networks/NAME")
-JOB_ID = vertex.Setting("job_id", "--job-id", "RECSYS_VERTEX_JOB_ID",
+JOB_ID = settings.Setting("job_id", "--job-id", "RECSYS_VERTEX_JOB_ID",
                         "job id (default: pipeline name + timestamp)")
-SCHEDULE_CRON = vertex.Setting("schedule_cron", "--schedule-cron", "RECSYS_VERTEX_SCHEDULE_CRON",
+SCHEDULE_CRON = settings.Setting("schedule_cron", "--schedule-cron", "RECSYS_VERTEX_SCHEDULE_CRON",
                                "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
                                "0 3 * * *' for another zone) instead of one run")
-SCHEDULE_NAME = vertex.Setting("schedule_name", "--schedule-name", "RECSYS_VERTEX_SCHEDULE_NAME",
+SCHEDULE_NAME = settings.Setting("schedule_name", "--schedule-name", "RECSYS_VERTEX_SCHEDULE_NAME",
                                "display name of the schedule (default: PIPELINE-schedule)")
-MAX_CONCURRENT = vertex.Setting("max_concurrent_runs", "--max-concurrent-runs",
+MAX_CONCURRENT = settings.Setting("max_concurrent_runs", "--max-concurrent-runs",
                                 "RECSYS_VERTEX_MAX_CONCURRENT_RUNS",
                                 "scheduled runs allowed at once", parse=int, default=1)
 
-SETTINGS = (vertex.PROJECT, vertex.REGION, PIPELINE_JSON, PIPELINE_ROOT, vertex.SERVICE_ACCOUNT,
-            vertex.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
+SETTINGS = (settings.PROJECT, settings.REGION, PIPELINE_JSON, PIPELINE_ROOT, settings.SERVICE_ACCOUNT,
+            settings.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
 
 # Vertex AI label rules: lowercase letters, digits, '_' and '-'; keys start with a letter.
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -69,15 +69,15 @@ class SubmitOptions:
 
 def parse_args(argv: Optional[List[str]] = None,
                environ: Optional[Mapping[str, str]] = None) -> SubmitOptions:
-    """Flags > RECSYS_* variables > defaults. Raises vertex.SettingError (one line)."""
+    """Flags > RECSYS_* variables > defaults. Raises settings.SettingError (one line)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vertex.add_settings(p, SETTINGS)
+    settings.add_settings(p, SETTINGS)
     p.add_argument("--wait", action="store_true", help="block until the run ends (not with a schedule)")
     args = p.parse_args(argv)
-    values = vertex.resolve(args, SETTINGS, environ)
+    values = settings.resolve(args, SETTINGS, environ)
     options = SubmitOptions(wait=args.wait, **values)
     if not os.path.isfile(options.pipeline_json):
-        raise vertex.SettingError(
+        raise settings.SettingError(
             f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
             f"{PIPELINE_JSON.flag} / set {PIPELINE_JSON.env}")
     try:  # before any Google Cloud call: a truncated or foreign file would end in a traceback
@@ -87,16 +87,16 @@ def parse_args(argv: Optional[List[str]] = None,
     else:
         problem = ""
     if not name:
-        raise vertex.SettingError(
+        raise settings.SettingError(
             f"{options.pipeline_json} is not a pipeline JSON compiled by kubeflow_v2_runner.py{problem}: "
             "compile it again (make compile)")
     for key, value in options.labels.items():
         if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise vertex.SettingError(
+            raise settings.SettingError(
                 f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
                 "keys start with a letter; at most 63 characters)")
     if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
-        raise vertex.SettingError(f"{PIPELINE_ROOT.flag} must be a gs:// URI, not {options.pipeline_root}")
+        raise settings.SettingError(f"{PIPELINE_ROOT.flag} must be a gs:// URI, not {options.pipeline_root}")
     return options
 
 
@@ -143,7 +143,7 @@ def submit(job, options: SubmitOptions):
 def main(argv: Optional[List[str]] = None, credentials=None) -> int:
     try:
         options = parse_args(argv)
-    except vertex.SettingError as e:
+    except settings.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:

@@ -207,7 +207,7 @@ class Executor(evaluator_executor.Executor):
         eval_cfg = json_format.Parse(exec_properties[standard_component_specs.EVAL_CONFIG_KEY],
                                      config_pb2.EvalConfig())
         _, report = gate_report(output_uri, eval_cfg)
-        log.info("%s", report)  # the console shows it (pipeline/console.py)
+        log.info("%s", report)  # the console shows it (runner/console.py)
         return result
 
 

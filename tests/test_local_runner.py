@@ -6,7 +6,8 @@ import os
 import pytest
 
 import local_runner
-from pipeline import configs, console
+from pipeline import configs
+from runner import console
 
 
 def test_flags_set_the_configuration(tmp_path):

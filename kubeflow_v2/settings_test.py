@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import vertex
+from kubeflow_v2 import settings
 
 REQUIRED = ["--project", "p", "--region", "europe-west1", "--bucket", "my-bucket", "--image", "img:1"]
 
@@ -15,13 +15,13 @@ REQUIRED = ["--project", "p", "--region", "europe-west1", "--bucket", "my-bucket
     ("--dataflow-disk-size-gb", "0", "--dataflow-disk-size-gb or RECSYS_DATAFLOW_DISK_SIZE_GB: 0 is not a positive"),
 ])
 def test_a_malformed_setting_is_named(flag, value, expected):
-    with pytest.raises(vertex.SettingError, match=expected.replace("(", "\\(")):
-        vertex.parse_compile_args(REQUIRED + [flag, value], environ={})
+    with pytest.raises(settings.SettingError, match=expected.replace("(", "\\(")):
+        settings.parse_compile_args(REQUIRED + [flag, value], environ={})
 
 
 def test_bucket_forms():
     for given, bucket in [("my-bucket", "gs://my-bucket"), ("gs://my-bucket/", "gs://my-bucket"),
                           ("gs://my.bucket_1/team/x", "gs://my.bucket_1/team/x")]:
-        config, _, _ = vertex.parse_compile_args(REQUIRED + ["--bucket", given], environ={})
+        config, _, _ = settings.parse_compile_args(REQUIRED + ["--bucket", given], environ={})
         assert config.bucket == bucket
         assert config.pipeline_root == bucket + "/pipeline_root"

@@ -6,7 +6,7 @@ import logging
 import os
 
 from components import catalog_check, validator
-from pipeline import console, data
+from runner import console, data
 
 
 def _started(tmp_path):

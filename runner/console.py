@@ -48,9 +48,9 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
 __doc__ += EXIT_CODES_TEXT
 
 # The exception classes that mean "the data was rejected", by name (module.Class), whoever
-# raised them: the pre-run file checks (pipeline.data), the validator, the catalog check.
+# raised them: the pre-run file checks (runner/data.py), the validator, the catalog check.
 DATA_REJECTED_ERRORS = {
-    "pipeline.data.DataError",
+    "runner.data.DataError",
     "components.validator.DataValidationError",
     "components.catalog_check.CatalogMismatchError",
     "components.catalog_check.CatalogFormatError",
@@ -281,7 +281,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     from ml_metadata.proto import metadata_store_pb2
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from pipeline import metadata
+    from runner import metadata
 
     mlmd = metadata.store(config)
     executions = metadata.node_executions(config)
@@ -395,7 +395,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
     the console."""
     import tempfile
 
-    from pipeline import data, run_lock
+    from runner import data, run_lock
 
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"{now:%Y%m%d-%H%M%S}"
