@@ -31,6 +31,7 @@ COPY setup.py /src/setup.py
 COPY env/requirements.in /src/env/requirements.in
 COPY schema/schema.pbtxt /src/schema/schema.pbtxt
 COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
+COPY cli/ /src/cli/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
 COPY models/ /src/models/

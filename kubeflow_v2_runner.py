@@ -107,6 +107,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (TypeError, ValueError) as e:
         print(f"error: model configuration: {e}", file=sys.stderr)
         return 2
+    from components import evaluator
+    try:  # a --gate-bound of no metric, or out of [0, 1]: here, not in the Evaluator on Vertex
+        evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+    except ValueError as e:
+        print(f"error: gate configuration: {e}", file=sys.stderr)
+        return 2
     try:  # before compiling: TFX would end with a traceback of tf.io.gfile's error
         os.makedirs(output_dir, exist_ok=True)
         if not os.access(output_dir, os.W_OK):

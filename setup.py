@@ -5,10 +5,10 @@
 
 Installs the packages `pipeline` (the pipeline definition), `components`, `models` (module code,
 referenced by dotted path, e.g. models.preprocessing.preprocessing_fn), `runner` (the local run's
-tooling), `kubeflow_v2` (the Vertex AI / Kubeflow settings and the local harness) and `serving`
-(the model server), the three runner modules with console commands, and the curated schema under
-<prefix>/share/asos-recommender/schema (the image also copies it to /pipeline/schema, where the
-compiled pipeline's schema Importer points).
+tooling), `kubeflow_v2` (the Vertex AI / Kubeflow settings and the local harness), `serving` (the
+model server) and `cli` (the flags every command declares), the three runner modules with console
+commands, and the curated schema under <prefix>/share/asos-recommender/schema (the image also
+copies it to /pipeline/schema, where the compiled pipeline's schema Importer points).
 """
 
 import os
@@ -44,7 +44,7 @@ setup(
     version="0.1.0",
     description="ASOS recommender: a TFX 1.21 pipeline, run locally or on Vertex AI Pipelines",
     python_requires=">=3.13,<3.14",
-    packages=["pipeline", "components", "models", "runner", "kubeflow_v2", "serving"],
+    packages=["cli", "pipeline", "components", "models", "runner", "kubeflow_v2", "serving"],
     py_modules=["local_runner", "kubeflow_v2_runner", "vertex_submit"],
     data_files=[(f"share/{NAME}/schema", ["schema/schema.pbtxt"])],
     install_requires=requirements(),

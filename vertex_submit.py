@@ -19,28 +19,26 @@ import re
 import sys
 from typing import Dict, List, Mapping, Optional
 
+from cli import flags
+from cli.flags import Flag
 from kubeflow_v2 import settings
 
-PIPELINE_JSON = settings.Setting("pipeline_json", "--pipeline-json", "RECSYS_PIPELINE_JSON",
-                               "the compiled pipeline (kubeflow_v2_runner.py output)",
-                               default=settings.DEFAULT_PIPELINE_JSON)
+PIPELINE_JSON = Flag("--pipeline-json", "the compiled pipeline (kubeflow_v2_runner.py output)",
+                     env="RECSYS_PIPELINE_JSON", default=settings.DEFAULT_PIPELINE_JSON)
 PIPELINE_ROOT = dataclasses.replace(
     settings.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
-CACHE = settings.Setting("enable_caching", "--cache", "RECSYS_ENABLE_CACHE",
-                       "override the caching compiled into the JSON", parse=settings._bool,
-                       is_bool=True)
-NETWORK = settings.Setting("network", "--network", "RECSYS_VERTEX_NETWORK",
-                         "VPC network to peer with: projects/NUMBER/global/networks/NAME")
-JOB_ID = settings.Setting("job_id", "--job-id", "RECSYS_VERTEX_JOB_ID",
-                        "job id (default: pipeline name + timestamp)")
-SCHEDULE_CRON = settings.Setting("schedule_cron", "--schedule-cron", "RECSYS_VERTEX_SCHEDULE_CRON",
-                               "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
-                               "0 3 * * *' for another zone) instead of one run")
-SCHEDULE_NAME = settings.Setting("schedule_name", "--schedule-name", "RECSYS_VERTEX_SCHEDULE_NAME",
-                               "display name of the schedule (default: PIPELINE-schedule)")
-MAX_CONCURRENT = settings.Setting("max_concurrent_runs", "--max-concurrent-runs",
-                                "RECSYS_VERTEX_MAX_CONCURRENT_RUNS",
-                                "scheduled runs allowed at once", parse=int, default=1)
+CACHE = Flag("--cache", "override the caching compiled into the JSON", env="RECSYS_ENABLE_CACHE",
+             dest="enable_caching", kind=flags.TOGGLE, parse=flags.boolean)
+NETWORK = Flag("--network", "VPC network to peer with: projects/NUMBER/global/networks/NAME",
+               env="RECSYS_VERTEX_NETWORK")
+JOB_ID = Flag("--job-id", "job id (default: pipeline name + timestamp)", env="RECSYS_VERTEX_JOB_ID")
+SCHEDULE_CRON = Flag("--schedule-cron", "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
+                     "0 3 * * *' for another zone) instead of one run", env="RECSYS_VERTEX_SCHEDULE_CRON")
+SCHEDULE_NAME = Flag("--schedule-name", "display name of the schedule (default: PIPELINE-schedule)",
+                     env="RECSYS_VERTEX_SCHEDULE_NAME")
+MAX_CONCURRENT = Flag("--max-concurrent-runs", "scheduled runs allowed at once",
+                      env="RECSYS_VERTEX_MAX_CONCURRENT_RUNS", parse=int, default=1)
+WAIT = Flag("--wait", "block until the run ends (not with a schedule)", kind=flags.SWITCH)
 
 SETTINGS = (settings.PROJECT, settings.REGION, PIPELINE_JSON, PIPELINE_ROOT, settings.SERVICE_ACCOUNT,
             settings.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
@@ -71,15 +69,14 @@ def parse_args(argv: Optional[List[str]] = None,
                environ: Optional[Mapping[str, str]] = None) -> SubmitOptions:
     """Flags > RECSYS_* variables > defaults. Raises settings.SettingError (one line)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    settings.add_settings(p, SETTINGS)
-    p.add_argument("--wait", action="store_true", help="block until the run ends (not with a schedule)")
+    flags.add(p, SETTINGS + (WAIT,))
     args = p.parse_args(argv)
-    values = settings.resolve(args, SETTINGS, environ)
-    options = SubmitOptions(wait=args.wait, **values)
+    values = flags.resolve(args, SETTINGS + (WAIT,), environ)
+    options = SubmitOptions(**values)
     if not os.path.isfile(options.pipeline_json):
         raise settings.SettingError(
             f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
-            f"{PIPELINE_JSON.flag} / set {PIPELINE_JSON.env}")
+            f"{PIPELINE_JSON.name} / set {PIPELINE_JSON.env}")
     try:  # before any Google Cloud call: a truncated or foreign file would end in a traceback
         name = pipeline_name(options.pipeline_json)
     except (ValueError, AttributeError) as e:  # JSONDecodeError, UnicodeDecodeError, not an object
@@ -96,7 +93,7 @@ def parse_args(argv: Optional[List[str]] = None,
                 f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
                 "keys start with a letter; at most 63 characters)")
     if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
-        raise settings.SettingError(f"{PIPELINE_ROOT.flag} must be a gs:// URI, not {options.pipeline_root}")
+        raise settings.SettingError(f"{PIPELINE_ROOT.name} must be a gs:// URI, not {options.pipeline_root}")
     return options
 
 

@@ -33,14 +33,9 @@ log = logging.getLogger("recsys.gate")
 
 
 def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
-    """(metric name, RankingMetric config) of every metric the Evaluator computes."""
-    return [
-        ("recall_at_10", {"kind": "recall", "k": 10}),
-        ("recall_at_100", {"kind": "recall", "k": 100}),
-        ("ndcg_at_10", {"kind": "ndcg", "k": 10}),
-        ("mrr", {"kind": "mrr", "k": 0}),
-        ("sampled_accuracy", {"kind": "sampled_accuracy", "k": 0}),
-    ]
+    """(metric name, RankingMetric config) of every metric the Evaluator computes
+    (declared in models/features.py: EVAL_METRICS)."""
+    return [(name, {"kind": kind, "k": k}) for name, (kind, k) in features.EVAL_METRICS.items()]
 
 
 def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> config_pb2.EvalConfig:

@@ -132,7 +132,7 @@ def test_setup_py_builds_the_package(tmp_path):
                  "env/requirements.in", "schema/schema.pbtxt"]:
         os.makedirs(os.path.dirname(src / name), exist_ok=True)
         shutil.copy(os.path.join(ROOT, name), src / name)
-    for package in ["pipeline", "components", "models", "runner", "kubeflow_v2", "serving"]:
+    for package in ["cli", "pipeline", "components", "models", "runner", "kubeflow_v2", "serving"]:
         shutil.copytree(os.path.join(ROOT, package), src / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
