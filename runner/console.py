@@ -131,12 +131,15 @@ class Console:
 
     Started before TensorFlow is imported, so that its C++ start-up lines reach the log file.
     `stream` is where the console's lines go (default: the terminal's standard output as it
-    was before the redirection)."""
+    was before the redirection), `err_stream` where its error lines go (`say(..., err=True)`;
+    default: the terminal's standard error)."""
 
-    def __init__(self, log_path: str, verbose: bool = False, stream: Optional[IO[str]] = None):
+    def __init__(self, log_path: str, verbose: bool = False, stream: Optional[IO[str]] = None,
+                 err_stream: Optional[IO[str]] = None):
         self.log_path = log_path
         self.verbose = verbose
         self._stream = stream
+        self._err_stream = err_stream
         self._saved_fds: List[int] = []
         self._tee: Optional[threading.Thread] = None
         self._swap = threading.Lock()  # the tee thread vs move_log
@@ -150,6 +153,8 @@ class Console:
         self._saved_fds = [os.dup(1), os.dup(2)]
         if self._stream is None:
             self._stream = os.fdopen(os.dup(self._saved_fds[0]), "w", buffering=1)
+        if self._err_stream is None:
+            self._err_stream = os.fdopen(os.dup(self._saved_fds[1]), "w", buffering=1)
         self._log = open(self.log_path, "a", buffering=1)
         if self.verbose:  # fds 1 and 2 into a pipe; a thread copies it to the log and the terminal
             read_fd, write_fd = os.pipe()
@@ -206,10 +211,12 @@ class Console:
                 os.write(terminal, chunk)
         os.close(terminal)
 
-    def say(self, text: str, log: bool = True) -> None:
-        """A line for the console, and for the log unless the log has it already."""
-        self._stream.write(text + "\n")
-        self._stream.flush()
+    def say(self, text: str, log: bool = True, err: bool = False) -> None:
+        """A line for the console (its error stream if `err`), and for the log unless the log has
+        it already."""
+        stream = self._err_stream if err else self._stream
+        stream.write(text + "\n")
+        stream.flush()
         if log and not self.verbose:
             self._log.write(text + "\n")
 
@@ -233,9 +240,17 @@ class Console:
         self._log.close()
 
 
-def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None) -> str:
+def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None, what: str = "run") -> str:
+    """`<output_dir>/logs/<what>-<UTC time>.log`: a run's log (a compile's: what="compile")."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return os.path.join(output_dir, "logs", f"run-{now:%Y%m%d-%H%M%S}.log")
+    return os.path.join(output_dir, "logs", f"{what}-{now:%Y%m%d-%H%M%S}.log")
+
+
+def terminal(stream: IO[str]) -> Optional[IO[str]]:
+    """`stream` (sys.stdout or sys.stderr) for a Console, when it is not the process's own: a
+    caller's capture (pytest's capsys) is written to as it is; the process's own is None, so that
+    the Console writes to the terminal as it was before the redirection, not into the log."""
+    return None if stream in (sys.__stdout__, sys.__stderr__) else stream
 
 
 def is_data_rejection(error: BaseException) -> bool:
@@ -433,7 +448,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             return EXIT_USAGE
         try:
             with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0):
-                console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
+                console.move_log(log_path_for(config.output_dir, now))
                 return _run_locked(config, build, console, stamp)
         except run_lock.OutputDirBusy as e:
             console.say(f"error: {e}")

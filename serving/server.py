@@ -1,6 +1,7 @@
 """The model server: flags as TensorFlow Serving names them, REST and gRPC side by side.
 
-    make serve                                       # the Pusher's models, REST 8501, gRPC 8500
+    make serve                                       # the Pusher's models, REST 8501, gRPC 8500; full
+                                                     # log (TensorFlow's own lines) in outputs/logs/
     make serve ARGS="--model_base_path DIR --rest_api_port 9000 --port 9001"
     env/run-in-env python -m serving --help
 
@@ -58,7 +59,8 @@ FLAGS = (
          aliases=("--tensorflow-inter-op-parallelism",), parse=int, default=0),
     Flag("--rest_api_enable_cors_support", "add TF Serving's CORS headers to every /v1/ response (default false)",
          aliases=("--rest-api-enable-cors-support",), kind=flags.OPTIONAL, parse=flags.boolean, default=False),
-    Flag("--log_file", "also write the log to this file", aliases=("--log-file",)),
+    Flag("--log_file", "write the full log to this file (TensorFlow's C++ lines and library warnings go only "
+         "there; the console keeps the server's own lines)", aliases=("--log-file",)),
 )
 
 
@@ -70,12 +72,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(log_file: Optional[str]) -> None:
-    handlers: List[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """The server's log on standard error; with a log file, the file gets everything (TensorFlow's
+    C++ lines, library warnings, every logger) and the console only the server's own lines and
+    errors, as `make run` keeps its console (make serve gives one: outputs/logs/serve-TIME.log).
+    Without one (a container, whose output is its log) everything stays on standard error."""
+    console = sys.stderr
+    handlers: List[logging.Handler] = []
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if sys.stderr is sys.__stderr__:  # the process's own, not a caller's capture
+            console = sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)  # tracebacks stay in view
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)  # what C++ and libraries write to the file descriptors
+        os.dup2(fd, 2)
+        os.close(fd)
         handlers.append(logging.FileHandler(log_file))
+        logging.captureWarnings(True)  # library warnings: records, into the file
+    shown = logging.StreamHandler(console)
+    if log_file:
+        shown.addFilter(lambda record: record.levelno >= logging.ERROR or record.name.split(".")[0] in (
+            "serving", "uvicorn"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+                        handlers=[shown] + handlers, force=True)
+    if log_file:
+        log.info("full log: %s", log_file)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
