@@ -25,8 +25,6 @@ from components import batch_recommendations as batch
 from pipeline import configs
 from runner import metadata
 
-NODE = "BatchRecommendations"
-
 
 def _artifact(cls, uri, **int_properties):
     a = cls()

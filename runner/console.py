@@ -436,7 +436,9 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             console.say(f"error: gate configuration: {e}")
             return EXIT_USAGE
         try:
-            config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
+            # a copy: the caller's configuration stays as it was given
+            config = dataclasses.replace(config, data_dir=data.ensure_data(
+                config.data_dir, verify_checksums=config.verify_checksums))
         except data.DataError as e:
             console.say(f"error: the input data was rejected: {e}")
             return EXIT_DATA_REJECTED
