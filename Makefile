@@ -10,8 +10,8 @@ run:  ## the full pipeline on the ASOS data
 test:  ## the test suite
 	$(RUN) python -m pytest $(ARGS)
 
-serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
-	$(RUN) python -m serving $(ARGS)
+serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
+	$(RUN) python -m serving --log_file outputs/logs/serve-$$(date -u +%Y%m%d-%H%M%S).log $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py

@@ -34,7 +34,8 @@ from models import exporter, ranking_metrics, trainer
 from models import model as model_lib
 from models import features
 from models.baselines import PopularityModel
-from pipeline import configs, metadata
+from pipeline import configs
+from runner import metadata
 
 
 def export_and_load(recommender, transform_output, users, items, directory: str):

@@ -81,7 +81,8 @@ def summary(ranks):
     hit = (ranks < K).astype(float)
     ndcg = np.where(ranks < K, 1.0 / np.log2(ranks + 2.0), 0.0)
     se = lambda x: x.std() / np.sqrt(len(x))
-    return {"HitRate@10": hit.mean(), "se": se(hit), "NDCG@10": ndcg.mean(), "se ": se(ndcg),
+    return {"HitRate@10": hit.mean(), "HitRate@10 se": se(hit),
+            "NDCG@10": ndcg.mean(), "NDCG@10 se": se(ndcg),
             "Recall@100": (ranks < 100).mean(), "MRR": (1.0 / (ranks + 1.0)).mean()}
 
 

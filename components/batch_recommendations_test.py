@@ -1,7 +1,8 @@
 """BatchRecommendations' executor on a small SavedModel with the recommender's `serving_default`
 contract (raw user ids in; products, scores, known_user out) and a real transform graph's user
 vocabulary: the parquet it writes, the counts it records, and nothing for a refused model.
-The whole pipeline with the real model: tests/test_batch_recommendations.py."""
+The whole pipeline with the real model: tests/test_pipeline_gate.py (local) and
+tests/test_kubeflow_v2_harness.py (the compiled pipeline)."""
 
 import json
 import os

@@ -52,7 +52,7 @@ log = logging.getLogger("recsys.report")
 
 HTML_FILE = "index.html"
 JSON_FILE = "report.json"
-MAX_K = 100  # recall@k curve: k = 1..MAX_K
+MAX_K = features.SERVING_TOP_K  # recall@k curve: k = 1..MAX_K, the Evaluator's curve (components/evaluator.py)
 COVERAGE_K = 10
 EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
 EXAMPLE_TOP = 8

@@ -28,7 +28,7 @@ from models import model as model_lib
 from models import features
 
 log = logging.getLogger(__name__)
-progress = logging.getLogger("recsys.train")  # the console shows it (pipeline/console.py)
+progress = logging.getLogger("recsys.train")  # the console shows it (runner/console.py)
 PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
 # Written to the Trainer's model_run artifact beside TensorBoard's logs
 MODEL_CONFIG_FILE = "model_config.json"

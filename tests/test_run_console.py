@@ -19,7 +19,8 @@ import pytest
 import local_runner
 from components import run_report
 from models import features
-from pipeline import configs, console
+from pipeline import configs
+from runner import console
 from tests import fake_asos, pipeline_helpers as helpers
 
 pytestmark = pytest.mark.e2e
@@ -228,7 +229,7 @@ def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
 
 
 def test_a_second_run_on_a_busy_output_directory_exits_75(tmp_path, fake_data_dir):
-    from pipeline import run_lock
+    from runner import run_lock
 
     stream = io.StringIO()
     with run_lock.hold(str(tmp_path / "out")):  # as if another run were going on

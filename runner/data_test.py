@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from models import features
-from pipeline import configs, data
+from pipeline import configs
+from runner import data
 from tests import fake_asos
 
 

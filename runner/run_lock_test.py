@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from pipeline import run_lock
+from runner import run_lock
 
 HOLD_IN_CHILD = textwrap.dedent("""
     import sys, time
-    from pipeline import run_lock
+    from runner import run_lock
     with run_lock.hold(sys.argv[1]):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
