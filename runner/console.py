@@ -11,7 +11,7 @@ Everything else (TFX, absl, Beam and TensorFlow logs, TensorFlow's C++ start-up 
 warnings, anything printed) goes to a log file per run: file descriptors 1 and 2 are redirected
 to it, so even output from C++ lands there. `verbose` shows that log live as well.
 
-Exit codes (documented in the README; scripts and cron jobs act on them):
+Exit codes (documented in docs/pipeline.md; scripts and cron jobs act on them):
 """
 
 from __future__ import annotations
