@@ -82,7 +82,8 @@ def component_figures(config: configs.PipelineConfig, samples: List[Tuple[float,
         begin = e.create_time_since_epoch / 1000
         state = metadata.STATE_NAMES[e.last_known_state]
         end = e.last_update_time_since_epoch / 1000 if state != "RUNNING" else ended_at
-        peak = max((rss for t, rss in samples if begin <= t <= end), default=0)
+        peak = max((rss for t, rss in samples
+                    if begin - SAMPLE_SECONDS <= t <= end + SAMPLE_SECONDS), default=0)
         figures[node] = (state, end - begin, peak)
     return figures
 
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
         results[label] = {"config": config, "figures": figures, "wall": wall, "code": code}
 
     labels = list(results)
-    nodes = list(results[labels[-1]]["figures"])
+    nodes = list(dict.fromkeys(node for r in results.values() for node in r["figures"]))
     head = "".join(f"{label + ' s':>10}{label + ' GB':>10}" for label in labels)
     print(f"\n  {'component':<28}{head}" + ("   heavy/plain s" if len(labels) == 2 else ""))
     for node in nodes:
