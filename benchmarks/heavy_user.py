@@ -1,7 +1,7 @@
 """One heavy user against the plain ASOS run: seconds and peak memory per component, and the
 pushed model's answer time for that user (prints them).
 
-    env/run-in-env python benchmarks/heavy_user.py                 # about 5 minutes
+    env/run-in-env python benchmarks/heavy_user.py                 # about 3 minutes
     env/run-in-env python benchmarks/heavy_user.py --purchases 5000 --skip-plain
 
 Makes the data (benchmarks/heavy_data.py: the ASOS files plus one user with --purchases distinct
