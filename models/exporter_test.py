@@ -142,3 +142,21 @@ def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatc
     empty = model.signatures["serving_default"](user_id=tf.constant([], tf.string))
     assert empty["products"].shape == (0, TOP_K) and empty["known_user"].shape == (0,)
     assert model.signatures["evaluate"](examples=tf.constant([], tf.string))["ranks"].shape == (0, 2)
+
+
+def test_a_capped_history_still_leaves_out_every_purchase(tmp_path):
+    """With max_history below a user's purchases the model pools a sample of them, but serving
+    and evaluation leave out all of them (the exporter keeps the whole purchase list)."""
+    built = serving_model.build(str(tmp_path), top_k=TOP_K, max_history=1)
+    model = tf.saved_model.load(built.export_dir)
+    assert len(built.recommender.history_items.numpy()) == len(serving_model.USERS)  # one each
+    bought = {}
+    for r in built.rows:
+        bought.setdefault(r[features.USER_KEY][0], set()).add(r[features.PRODUCT_KEY][0])
+    users = list(bought)
+    out = model.signatures["serving_default"](user_id=tf.constant(users))["products"].numpy()
+    for user, recs in zip(users, out):
+        assert len(bought[user]) == 3 and not set(recs) & bought[user]
+    examples = [_example(u, p) for u in users for p in sorted(bought[u])]
+    ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
+    assert (ranks[:, 0] == built.recommender.num_items).all()  # bought before: never ranked

@@ -80,6 +80,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     start = time.time()
     history = model_lib.build_user_history(users, items, num_users, num_items)
+    capped = int((history.lengths() > config.max_history).sum()) if (
+        config.use_history and config.max_history) else 0
+    if capped:  # heavy users (resellers, shared accounts, bots): say what the model does
+        progress.info("[train] %s with more than %d distinct purchases: the model uses a "
+                      "seeded sample of %d of each (max_history); recommendations still leave "
+                      "out all they bought", "1 user" if capped == 1 else f"{capped:,} users",
+                      config.max_history, config.max_history)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
     log.info("history and item graph built in %.1f s", time.time() - start)  # the full log

@@ -30,8 +30,9 @@ class Exported:
     transform_output: tft.TFTransformOutput
 
 
-def build(workdir: str, top_k: int = TOP_K) -> Exported:
-    """Transforms generated purchases, trains one epoch, exports the serving model under `workdir`."""
+def build(workdir: str, top_k: int = TOP_K, **model_overrides) -> Exported:
+    """Transforms generated purchases, trains one epoch, exports the serving model under
+    `workdir`; `model_overrides`: ModelConfig fields other than the recipe's."""
     rng = np.random.default_rng(0)
     rows = [{features.USER_KEY: [u.encode()], features.PRODUCT_KEY: [int(p)]}
             for u in USERS for p in rng.choice(PRODUCTS, size=3, replace=False)]
@@ -46,7 +47,7 @@ def build(workdir: str, top_k: int = TOP_K) -> Exported:
     item_idx = np.array([r[features.PRODUCT_INDEX] for r in transformed], np.int32)
     num_users = output.vocabulary_size_by_name(features.USER_VOCAB)
     num_items = output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
-    config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16)
+    config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16, **model_overrides)
     history = model_lib.build_user_history(user_idx, item_idx, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config, user_history=history)
     model_lib.train(recommender, user_idx, item_idx)
