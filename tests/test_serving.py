@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from models import features
 from pipeline import configs
-from serving import json_tensor
+from serving import json_format
 from tests import serving_model
 
 pytestmark = pytest.mark.e2e
@@ -167,7 +167,7 @@ def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
     response = server.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[3]]})
     scores = json.loads(response.text, parse_float=str)["predictions"][0]["scores"]
     expected = reference.signatures["call_item_item"](item=tf.constant([serving_model.PRODUCTS[3]], tf.int64))
-    assert scores == [json_tensor.format_float(float(s)) for s in expected["scores"].numpy()[0]]
+    assert scores == [json_format.format_float(float(s)) for s in expected["scores"].numpy()[0]]
     assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
 
 
@@ -187,7 +187,7 @@ def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference)
     row = server.predict({"signature_name": "evaluate", "instances": encoded})
     columnar = server.predict({"signature_name": "evaluate", "inputs": encoded})
     assert row.json() == {"predictions": expected} and columnar.json() == {"outputs": expected}
-    rows = ", ".join("[" + ", ".join(json_tensor.format_float(v) for v in r) + "]" for r in expected)
+    rows = ", ".join("[" + ", ".join(json_format.format_float(v) for v in r) + "]" for r in expected)
     assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
 
 
