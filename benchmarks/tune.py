@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from benchmarks import references
-from models import features, validation
+from models import features, ranking_metrics, validation
 from models import model as model_lib
 from pipeline import configs
 
-K = 10
+COLUMNS = ("HitRate@10", "se HitRate@10", "NDCG@10", "se NDCG@10", "Recall@100", "MRR")
 # The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
 GRID = [{}, {"epochs": 2, "learning_rate": 0.01}, {"learning_rate": 0.01}, {"learning_rate": 0.005},
         {"embedding_dim": 64, "learning_rate": 0.005},
@@ -77,12 +77,10 @@ def validation_ranks(score_fns, user_history, num_items, val_users, val_items, b
     return {name: np.concatenate(r) for name, r in ranks.items()}
 
 
-def summary(ranks):
-    hit = (ranks < K).astype(float)
-    ndcg = np.where(ranks < K, 1.0 / np.log2(ranks + 2.0), 0.0)
-    se = lambda x: x.std() / np.sqrt(len(x))
-    return {"HitRate@10": hit.mean(), "se": se(hit), "NDCG@10": ndcg.mean(), "se ": se(ndcg),
-            "Recall@100": (ranks < 100).mean(), "MRR": (1.0 / (ranks + 1.0)).mean()}
+def summary(users, items, ranks):
+    """The table's columns (models/ranking_metrics.py) from each validation purchase's rank."""
+    metrics = ranking_metrics.user_metrics(users, items, ranks)
+    return {name: metrics[name] for name in COLUMNS}
 
 
 def main(argv=None) -> int:
@@ -153,8 +151,8 @@ def main(argv=None) -> int:
     start = time.time()
     ranks = validation_ranks(score_fns, history, num_items, users[val], items[val])
     print(f"[tune] ranked in {time.time() - start:.0f} s\n")
-    rows = {name: summary(r) for name, r in ranks.items()}
-    names = list(next(iter(rows.values())))
+    rows = {name: summary(users[val], items[val], r) for name, r in ranks.items()}
+    names = COLUMNS
     print("| model (validation split) | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for label, values in rows.items():
