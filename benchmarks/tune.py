@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from benchmarks import references
-from models import features, validation
+from models import features, ranking_metrics, validation
 from models import model as model_lib
 from pipeline import configs
 
-K = 10
+COLUMNS = ("HitRate@10", "se HitRate@10", "NDCG@10", "se NDCG@10", "Recall@100", "MRR")
 # The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
 GRID = [{}, {"epochs": 2, "learning_rate": 0.01}, {"learning_rate": 0.01}, {"learning_rate": 0.005},
         {"embedding_dim": 64, "learning_rate": 0.005},
@@ -76,13 +76,10 @@ def validation_ranks(score_fns, user_history, val_users, val_items, batch=1024):
     return {name: np.concatenate(r) for name, r in ranks.items()}
 
 
-def summary(ranks):
-    hit = (ranks < K).astype(float)
-    ndcg = np.where(ranks < K, 1.0 / np.log2(ranks + 2.0), 0.0)
-    se = lambda x: x.std() / np.sqrt(len(x))
-    return {"HitRate@10": hit.mean(), "HitRate@10 se": se(hit),
-            "NDCG@10": ndcg.mean(), "NDCG@10 se": se(ndcg),
-            "Recall@100": (ranks < 100).mean(), "MRR": (1.0 / (ranks + 1.0)).mean()}
+def summary(users, items, ranks):
+    """The table's columns (models/ranking_metrics.py) from each validation purchase's rank."""
+    metrics = ranking_metrics.user_metrics(users, items, ranks)
+    return {name: metrics[name] for name in COLUMNS}
 
 
 def main(argv=None) -> int:
@@ -166,8 +163,9 @@ def main(argv=None) -> int:
         groups[f"users with >= {args.heavy_at} fit purchases ({heavy.sum()})"] = heavy
         groups[f"users with fewer ({(~heavy).sum()})"] = ~heavy
     for group, chosen in groups.items():
-        rows = {name: summary(r[chosen]) for name, r in ranks.items()}
-        names = list(next(iter(rows.values())))
+        rows = {name: summary(users[val][chosen], items[val][chosen], r[chosen])
+                for name, r in ranks.items()}
+        names = COLUMNS
         print(f"| model ({group}) | " + " | ".join(names) + " |")
         print("|---|" + "---|" * len(names))
         for label, values in rows.items():

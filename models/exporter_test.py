@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models import features, ranking_metrics
+from models.examples import purchase_example
 from tests import reference_protocol, serving_model
 
 TOP_K = 10  # of 20 products: also what ranking_metrics.measure needs (coverage@10)
@@ -21,13 +22,6 @@ def served(tmp_path_factory):
     users = [u.encode() for u in serving_model.USERS]
     return (tf.saved_model.load(built.export_dir), users, serving_model.PRODUCTS, bought,
             built.recommender, built.transform_output)
-
-
-def _example(user: bytes, product: int) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
-    })).SerializeToString()
 
 
 def test_the_three_signatures_are_exported(served):
@@ -82,7 +76,8 @@ def test_evaluate_ranks_match_the_model_scores(served):
     user = users[0]
     candidate = next(p for p in products if p not in bought[user])
     ranks = model.signatures["evaluate"](examples=tf.constant([
-        _example(user, candidate), _example(b"nobody", candidate), _example(user, 123123),
+        purchase_example(user, candidate), purchase_example(b"nobody", candidate),
+        purchase_example(user, 123123),
     ]))["ranks"].numpy()
     recs = model.signatures["serving_default"](user_id=tf.constant([user]))["products"].numpy()[0]
     if candidate in recs:
@@ -129,7 +124,7 @@ def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatc
     rng = np.random.default_rng(0)
     picked = [users[i] for i in rng.integers(0, len(users), 2 * exporter.CHUNK + 7)] + [b"nobody"]
     recommended = model.signatures["serving_default"](user_id=tf.constant(picked))
-    examples = [_example(u, int(rng.choice(products))) for u in picked]
+    examples = [purchase_example(u, int(rng.choice(products))) for u in picked]
     ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
     for start in range(0, len(picked), 97):  # pieces below the chunk size: one step each
         part = slice(start, start + 97)

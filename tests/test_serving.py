@@ -22,9 +22,9 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      inference_pb2, model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
-from models import features
+from models.examples import purchase_example
 from pipeline import configs
-from serving import json_tensor
+from serving import json_format
 from tests import serving_model
 
 pytestmark = pytest.mark.e2e
@@ -167,27 +167,21 @@ def test_numbers_are_printed_as_tf_serving_prints_them(server, reference):
     response = server.predict({"signature_name": "call_item_item", "instances": [serving_model.PRODUCTS[3]]})
     scores = json.loads(response.text, parse_float=str)["predictions"][0]["scores"]
     expected = reference.signatures["call_item_item"](item=tf.constant([serving_model.PRODUCTS[3]], tf.int64))
-    assert scores == [json_tensor.format_float(float(s)) for s in expected["scores"].numpy()[0]]
+    assert scores == [json_format.format_float(float(s)) for s in expected["scores"].numpy()[0]]
     assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
-
-
-def _example(user: bytes, product: int) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
-    })).SerializeToString()
 
 
 def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference):
     """`evaluate` has one output (ranks): api_rest.md says the name is then omitted, in both formats.
     Its input is serialized tf.Examples, sent as {"b64": ...}; whole floats print with ".0"."""
-    examples = [_example(serving_model.USERS[0].encode(), serving_model.PRODUCTS[1]), _example(b"nobody", 5)]
+    examples = [purchase_example(serving_model.USERS[0].encode(), serving_model.PRODUCTS[1]),
+                purchase_example(b"nobody", 5)]
     encoded = [{"b64": base64.b64encode(e).decode()} for e in examples]
     expected = reference.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy().tolist()
     row = server.predict({"signature_name": "evaluate", "instances": encoded})
     columnar = server.predict({"signature_name": "evaluate", "inputs": encoded})
     assert row.json() == {"predictions": expected} and columnar.json() == {"outputs": expected}
-    rows = ", ".join("[" + ", ".join(json_tensor.format_float(v) for v in r) + "]" for r in expected)
+    rows = ", ".join("[" + ", ".join(json_format.format_float(v) for v in r) + "]" for r in expected)
     assert row.text == '{\n    "predictions": [' + rows + '\n    ]\n}'  # rapidjson's layout, "2.0" not "2"
 
 
