@@ -152,6 +152,6 @@ def test_a_capped_history_still_leaves_out_every_purchase(tmp_path):
     out = model.signatures["serving_default"](user_id=tf.constant(users))["products"].numpy()
     for user, recs in zip(users, out):
         assert len(bought[user]) == 3 and not set(recs) & bought[user]
-    examples = [_example(u, p) for u in users for p in sorted(bought[u])]
+    examples = [purchase_example(u, p) for u in users for p in sorted(bought[u])]
     ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
     assert (ranks[:, 0] == built.recommender.num_items).all()  # bought before: never ranked
