@@ -30,7 +30,8 @@ def _flags(defaults: configs.PipelineConfig):
         # Beam's FnApiRunner fails inside ExampleGen with an IndexError below 0
         Flag("--beam-workers", "Beam workers (0: one per core); default %(default)s", default=defaults.beam_workers,
              parse=flags.integer(0, what="a number of workers (0: one per core)")),
-        Flag("--beam-running-mode", "how Beam runs the work; default %(default)s", default=defaults.beam_direct_running_mode,
+        Flag("--beam-running-mode", "how Beam runs the work; default %(default)s",
+             default=defaults.beam_direct_running_mode,
              choices=("in_memory", "multi_threading", "multi_processing")),
         Flag("--no-cache", "re-run every component", kind=flags.SWITCH),
         *configs.PIPELINE_FLAGS,

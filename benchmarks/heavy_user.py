@@ -25,9 +25,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import psutil

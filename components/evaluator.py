@@ -3,7 +3,8 @@
 `GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
 its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
 metric: the candidate's value, the last blessed model's value, the thresholds, and whether it
-passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the blessing artifact decides, and Pusher pushes only a blessed model.
+passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the
+blessing artifact decides, and Pusher pushes only a blessed model.
 """
 
 from __future__ import annotations

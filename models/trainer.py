@@ -96,7 +96,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     start = time.time()
     module = exporter.ServingModule(recommender, transform_output, users, items,
-                                    top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
+                                    top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)),
+                                              num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
     progress.info("[train] trained in %.1f s, serving model exported in %.1f s", trained,
                   time.time() - start)

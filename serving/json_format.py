@@ -289,7 +289,7 @@ def _tokens(flat: np.ndarray) -> List[str]:
         return ["true" if v else "false" for v in flat.tolist()]
     if kind.kind in "iu":
         return [str(v) for v in flat.tolist()]
-    if kind == object or kind.kind in "SU":
+    if kind.kind in "OSU":
         return [json_string(v.decode("utf-8", errors="surrogateescape") if isinstance(v, bytes) else str(v))
                 for v in flat.tolist()]
     raise invalid_argument("Failed to write JSON value for tensor type: ", kind.name)

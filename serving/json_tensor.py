@@ -71,7 +71,7 @@ def _decode_b64(value: Any) -> bytes:
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise invalid_argument("Unable to base64 decode")
+        raise invalid_argument("Unable to base64 decode") from None
 
 
 def _type_error(value: Any, dtype: int) -> ServingError:
@@ -207,7 +207,7 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
                     add(item, name)
                 except ServingError as e:
                     raise invalid_argument("Failed to process element: ", index, " key: ", name,
-                                           " of 'instances' list. Error: ", e)
+                                           " of 'instances' list. Error: ", e) from None
             if set(element) != set(names):
                 raise invalid_argument("Failed to process element: ", index, " of 'instances' list. JSON object: ",
                                        debug_string(element), " keys must be equal to: ", ",".join(names))
@@ -217,7 +217,8 @@ def _from_instances(instances: List[Any], input_dtypes: Mapping[str, int]) -> Di
             try:
                 add(element, names[0])
             except ServingError as e:
-                raise invalid_argument("Failed to process element: ", index, " of 'instances' list. Error: ", e)
+                raise invalid_argument("Failed to process element: ", index,
+                                       " of 'instances' list. Error: ", e) from None
     return {name: np.stack(arrays) for name, arrays in rows.items()}
 
 

@@ -138,7 +138,7 @@ def evaluate_ranking(score_fn: ScoreFn,
                              f"expected {(len(batch_users), num_items)}")
 
         # Sampled accuracy: unmasked scores of each eval purchase vs its fixed negatives.
-        for row, user in enumerate(batch_users):
+        for row in range(len(batch_users)):
             rows = purchase_order[purchase_bounds[start_row + row]:purchase_ends[start_row + row]]
             for p in rows:
                 item = eval_i[p]
