@@ -31,9 +31,12 @@ COPY setup.py /src/setup.py
 COPY env/requirements.in /src/env/requirements.in
 COPY schema/schema.pbtxt /src/schema/schema.pbtxt
 COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
+COPY cli/ /src/cli/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
 COPY models/ /src/models/
+COPY runner/ /src/runner/
+COPY kubeflow_v2/ /src/kubeflow_v2/
 COPY serving/ /src/serving/
 RUN /opt/venv/bin/uv pip install --no-cache --python /opt/venv/bin/python --no-deps --no-build-isolation /src
 

@@ -13,8 +13,8 @@ test:  ## the whole test suite, end-to-end runs included (what CI runs)
 test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no model server), about a minute
 	$(RUN) python -m pytest -m "not e2e" $(ARGS)
 
-serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models
-	$(RUN) python -m serving $(ARGS)
+serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
+	$(RUN) python -m serving --log_file outputs/logs/serve-$$(date -u +%Y%m%d-%H%M%S).log $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py

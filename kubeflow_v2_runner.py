@@ -8,18 +8,22 @@ from the package installed in the image (see Dockerfile), so no wheel is built h
     make compile ARGS="--project P --region europe-west1 --bucket B --image IMAGE [--dataflow]"
     env/run-in-env python kubeflow_v2_runner.py --help        # every setting and its variable
 
-Then submit the JSON with vertex_submit.py.
+It prints one line per component; TensorFlow's start-up lines, TFX's log and library warnings go
+to <output-dir>/logs/compile-<time>.log, as a local run's go to its log. Then submit the JSON with
+vertex_submit.py.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+import logging
 import os
 import re
 import sys
 from typing import List, Optional
 
+from kubeflow_v2 import settings
 from pipeline import configs
-from pipeline import vertex
+from runner import console as console_lib
 
 
 # Kubeflow V2 keeps a custom artifact type only as its TYPE_NAME, and the container re-imports the
@@ -96,16 +100,13 @@ def describe(tfx_pipeline) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Compiles; returns the exit code: 0, 2 (bad settings or output directory, nothing written but
+    the log), 1 (the pipeline does not compile). TensorFlow's C++ start-up lines, TFX's log and
+    library warnings go to <output-dir>/logs/compile-<time>.log, as a local run's go to its log."""
     try:
-        config, output_dir, output_file = vertex.parse_compile_args(argv)
-    except vertex.SettingError as e:
+        config, output_dir, output_file = settings.parse_compile_args(argv)
+    except settings.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    from models import trainer
-    try:  # a bad --preset/--model-param fails here, in one line
-        trainer.model_config(config.training.custom_config())
-    except (TypeError, ValueError) as e:
-        print(f"error: model configuration: {e}", file=sys.stderr)
         return 2
     try:  # before compiling: TFX would end with a traceback of tf.io.gfile's error
         os.makedirs(output_dir, exist_ok=True)
@@ -116,16 +117,47 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: cannot write the pipeline JSON to --output-dir {output_dir}: {e}", file=sys.stderr)
         return 2
+    console = console_lib.Console(console_lib.log_path_for(output_dir, what="compile"),
+                                  stream=console_lib.terminal(sys.stdout),
+                                  err_stream=console_lib.terminal(sys.stderr)).start()
+    try:
+        return _compile(config, output_dir, output_file, console)
+    except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the traceback in the log
+        logging.exception("the compile stopped")
+        console.say(f"error: the compile stopped: {type(e).__name__}: {console_lib.plain_cause(e)}", err=True)
+        console.say(f"full log: {console.log_path}", err=True)
+        return 1
+    finally:
+        console.close()
+
+
+def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, console) -> int:
+    from components import evaluator
+    from models import trainer
+
+    def fail(message: str, code: int) -> int:
+        console.say(f"error: {message}", err=True)
+        console.say(f"full log: {console.log_path}", err=True)
+        return code
+
+    try:  # a bad --preset/--model-param fails here, in one line
+        trainer.model_config(config.training.custom_config())
+    except (TypeError, ValueError) as e:
+        return fail(f"model configuration: {e}", 2)
+    try:  # a --gate-bound of no metric, or out of [0, 1]: here, not in the Evaluator on Vertex
+        evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+    except ValueError as e:
+        return fail(f"gate configuration: {e}", 2)
     try:
         path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)
     except (TypeError, ValueError) as e:
-        print(f"error: cannot compile the pipeline: {e}", file=sys.stderr)
-        return 1
-    print(f"[compile] {len(tfx_pipeline.components)} components, image {config.image}", flush=True)
+        return fail(f"cannot compile the pipeline: {e}", 1)
+    console.say(f"[compile] {len(tfx_pipeline.components)} components, image {config.image}")
     for line in describe(tfx_pipeline):
-        print(f"[compile]   {line}")
-    print(f"[compile] beam: {' '.join(config.beam_pipeline_args())}")
-    print(f"[compile] wrote {path}")
+        console.say(f"[compile]   {line}")
+    console.say(f"[compile] beam: {' '.join(config.beam_pipeline_args())}")
+    console.say(f"[compile] wrote {path}")
+    console.say(f"[compile] full log {console.log_path}")
     return 0
 
 

@@ -3,10 +3,12 @@
     pip install --no-deps .          # in the image (Dockerfile): versions come from env/requirements.lock
     pip install .                    # elsewhere: the top-level pins of env/requirements.in
 
-Installs the packages `pipeline`, `components`, `models` and `serving` (module code is referenced
-by dotted path, e.g. models.preprocessing.preprocessing_fn; serving is the model server), the
-three runner modules with console commands, and the curated schema under <prefix>/share/asos-recommender/schema (the image also copies it to
-/pipeline/schema, where the compiled pipeline's schema Importer points).
+Installs the packages `pipeline` (the pipeline definition), `components`, `models` (module code,
+referenced by dotted path, e.g. models.preprocessing.preprocessing_fn), `runner` (the local run's
+tooling), `kubeflow_v2` (the Vertex AI / Kubeflow settings and the local harness), `serving` (the
+model server) and `cli` (the flags every command declares), the three runner modules with console
+commands, and the curated schema under <prefix>/share/asos-recommender/schema (the image also
+copies it to /pipeline/schema, where the compiled pipeline's schema Importer points).
 """
 
 import os
@@ -42,7 +44,7 @@ setup(
     version="0.1.0",
     description="ASOS recommender: a TFX 1.21 pipeline, run locally or on Vertex AI Pipelines",
     python_requires=">=3.13,<3.14",
-    packages=["pipeline", "components", "models", "serving"],
+    packages=["cli", "pipeline", "components", "models", "runner", "kubeflow_v2", "serving"],
     py_modules=["local_runner", "kubeflow_v2_runner", "vertex_submit"],
     data_files=[(f"share/{NAME}/schema", ["schema/schema.pbtxt"])],
     install_requires=requirements(),

@@ -19,31 +19,29 @@ import re
 import sys
 from typing import Dict, List, Mapping, Optional
 
-from pipeline import vertex
+from cli import flags
+from cli.flags import Flag
+from kubeflow_v2 import settings
 
-PIPELINE_JSON = vertex.Setting("pipeline_json", "--pipeline-json", "RECSYS_PIPELINE_JSON",
-                               "the compiled pipeline (kubeflow_v2_runner.py output)",
-                               default=vertex.DEFAULT_PIPELINE_JSON)
+PIPELINE_JSON = Flag("--pipeline-json", "the compiled pipeline (kubeflow_v2_runner.py output)",
+                     env="RECSYS_PIPELINE_JSON", default=settings.DEFAULT_PIPELINE_JSON)
 PIPELINE_ROOT = dataclasses.replace(
-    vertex.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
-CACHE = vertex.Setting("enable_caching", "--cache", "RECSYS_ENABLE_CACHE",
-                       "override the caching compiled into the JSON", parse=vertex._bool,
-                       is_bool=True)
-NETWORK = vertex.Setting("network", "--network", "RECSYS_VERTEX_NETWORK",
-                         "VPC network to peer with: projects/NUMBER/global/networks/NAME")
-JOB_ID = vertex.Setting("job_id", "--job-id", "RECSYS_VERTEX_JOB_ID",
-                        "job id (default: pipeline name + timestamp)")
-SCHEDULE_CRON = vertex.Setting("schedule_cron", "--schedule-cron", "RECSYS_VERTEX_SCHEDULE_CRON",
-                               "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
-                               "0 3 * * *' for another zone) instead of one run")
-SCHEDULE_NAME = vertex.Setting("schedule_name", "--schedule-name", "RECSYS_VERTEX_SCHEDULE_NAME",
-                               "display name of the schedule (default: PIPELINE-schedule)")
-MAX_CONCURRENT = vertex.Setting("max_concurrent_runs", "--max-concurrent-runs",
-                                "RECSYS_VERTEX_MAX_CONCURRENT_RUNS",
-                                "scheduled runs allowed at once", parse=int, default=1)
+    settings.PIPELINE_ROOT, help="override the pipeline root compiled into the JSON (gs://...)")
+CACHE = Flag("--cache", "override the caching compiled into the JSON", env="RECSYS_ENABLE_CACHE",
+             dest="enable_caching", kind=flags.TOGGLE, parse=flags.boolean)
+NETWORK = Flag("--network", "VPC network to peer with: projects/NUMBER/global/networks/NAME",
+               env="RECSYS_VERTEX_NETWORK")
+JOB_ID = Flag("--job-id", "job id (default: pipeline name + timestamp)", env="RECSYS_VERTEX_JOB_ID")
+SCHEDULE_CRON = Flag("--schedule-cron", "create a schedule with this cron expression (UTC; 'TZ=Europe/London "
+                     "0 3 * * *' for another zone) instead of one run", env="RECSYS_VERTEX_SCHEDULE_CRON")
+SCHEDULE_NAME = Flag("--schedule-name", "display name of the schedule (default: PIPELINE-schedule)",
+                     env="RECSYS_VERTEX_SCHEDULE_NAME")
+MAX_CONCURRENT = Flag("--max-concurrent-runs", "scheduled runs allowed at once",
+                      env="RECSYS_VERTEX_MAX_CONCURRENT_RUNS", parse=int, default=1)
+WAIT = Flag("--wait", "block until the run ends (not with a schedule)", kind=flags.SWITCH)
 
-SETTINGS = (vertex.PROJECT, vertex.REGION, PIPELINE_JSON, PIPELINE_ROOT, vertex.SERVICE_ACCOUNT,
-            vertex.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
+SETTINGS = (settings.PROJECT, settings.REGION, PIPELINE_JSON, PIPELINE_ROOT, settings.SERVICE_ACCOUNT,
+            settings.LABELS, CACHE, NETWORK, JOB_ID, SCHEDULE_CRON, SCHEDULE_NAME, MAX_CONCURRENT)
 
 # Vertex AI label rules: lowercase letters, digits, '_' and '-'; keys start with a letter.
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -69,17 +67,16 @@ class SubmitOptions:
 
 def parse_args(argv: Optional[List[str]] = None,
                environ: Optional[Mapping[str, str]] = None) -> SubmitOptions:
-    """Flags > RECSYS_* variables > defaults. Raises vertex.SettingError (one line)."""
+    """Flags > RECSYS_* variables > defaults. Raises settings.SettingError (one line)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vertex.add_settings(p, SETTINGS)
-    p.add_argument("--wait", action="store_true", help="block until the run ends (not with a schedule)")
+    flags.add(p, SETTINGS + (WAIT,))
     args = p.parse_args(argv)
-    values = vertex.resolve(args, SETTINGS, environ)
-    options = SubmitOptions(wait=args.wait, **values)
+    values = flags.resolve(args, SETTINGS + (WAIT,), environ)
+    options = SubmitOptions(**values)
     if not os.path.isfile(options.pipeline_json):
-        raise vertex.SettingError(
+        raise settings.SettingError(
             f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
-            f"{PIPELINE_JSON.flag} / set {PIPELINE_JSON.env}")
+            f"{PIPELINE_JSON.name} / set {PIPELINE_JSON.env}")
     try:  # before any Google Cloud call: a truncated or foreign file would end in a traceback
         name = pipeline_name(options.pipeline_json)
     except (ValueError, AttributeError) as e:  # JSONDecodeError, UnicodeDecodeError, not an object
@@ -87,16 +84,16 @@ def parse_args(argv: Optional[List[str]] = None,
     else:
         problem = ""
     if not name:
-        raise vertex.SettingError(
+        raise settings.SettingError(
             f"{options.pipeline_json} is not a pipeline JSON compiled by kubeflow_v2_runner.py{problem}: "
             "compile it again (make compile)")
     for key, value in options.labels.items():
         if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise vertex.SettingError(
+            raise settings.SettingError(
                 f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
                 "keys start with a letter; at most 63 characters)")
     if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
-        raise vertex.SettingError(f"{PIPELINE_ROOT.flag} must be a gs:// URI, not {options.pipeline_root}")
+        raise settings.SettingError(f"{PIPELINE_ROOT.name} must be a gs:// URI, not {options.pipeline_root}")
     return options
 
 
@@ -143,7 +140,7 @@ def submit(job, options: SubmitOptions):
 def main(argv: Optional[List[str]] = None, credentials=None) -> int:
     try:
         options = parse_args(argv)
-    except vertex.SettingError as e:
+    except settings.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:

@@ -22,9 +22,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 
 from components import batch_recommendations as batch
-from pipeline import configs, metadata
-
-NODE = "BatchRecommendations"
+from pipeline import configs
+from runner import metadata
 
 
 def _artifact(cls, uri, **int_properties):

@@ -19,7 +19,8 @@ import time
 from tfx import v1 as tfx
 
 import local_runner
-from pipeline import configs, data, metadata
+from pipeline import configs
+from runner import data, metadata
 
 
 def timed_run(config: configs.PipelineConfig, label: str) -> float:

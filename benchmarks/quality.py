@@ -7,7 +7,7 @@ plain TensorFlow and asked through its signatures, so the pushed model is measur
 is served. The notebook's configuration is trained here on the pipeline's own Transform output;
 the popularity baseline is exported through the same exporter.
 
-Protocol (README, "Model quality"): on the eval split, per user, the ranking of all products
+Protocol (docs/model.md, "Protocol"): on the eval split, per user, the ranking of all products
 leaving out the user's train purchases: HitRate@10, Recall@10, Recall@100, NDCG@10, MRR, catalog
 coverage@10; and per purchase the notebook's sampled accuracy (100 uniform products, seeded per
 purchase, identical for every model). Ranks come from the `evaluate` signature (the one TFMA
@@ -34,7 +34,8 @@ from models import exporter, ranking_metrics, trainer
 from models import model as model_lib
 from models import features
 from models.baselines import PopularityModel
-from pipeline import configs, metadata
+from pipeline import configs
+from runner import metadata
 
 
 def export_and_load(recommender, transform_output, users, items, directory: str):

@@ -9,7 +9,7 @@
   for the user, the weights chosen on the validation split (benchmarks/tune.py).
 
 Each is a tf.Module with the attributes the serving exporter reads (num_users, num_items,
-user_history, item_embeddings, score_all), so it is measured through the same serving
+history_splits and history_items, item_embeddings, score_all), so it is measured through the same serving
 signatures as the pushed model. Ties (a user whose purchases have no co-buyers) are broken by
 popularity, 1e-6 of its normalised score.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg
 import tensorflow as tf
 
@@ -35,30 +34,22 @@ def label(weights: Sequence[float]) -> str:
     return f"RP3beta + {weights[1]} MF + {weights[2]} popularity"
 
 
-def purchase_matrix(user_history: np.ndarray, num_items: int) -> sp.csr_matrix:
-    """Binary [num_users + 1, num_items] matrix of the purchases in a user-history matrix."""
-    users, positions = np.nonzero(user_history < num_items)
-    return sp.csr_matrix((np.ones(len(users), np.float32),
-                          (users, user_history[users, positions])),
-                         shape=(user_history.shape[0], num_items))
-
-
 class ReferenceModel(tf.Module):
     """weights = (graph, mf, popularity); see the module docstring."""
 
-    def __init__(self, num_users: int, num_items: int, user_history: np.ndarray,
+    def __init__(self, num_users: int, num_items: int, user_history: model_lib.UserHistory,
                  weights: Sequence[float] = (1.0, 0.0, 0.0), alpha: float = 0.25,
                  mf_dim: int = 64, seed: int = 42):
         super().__init__(name="reference")
         self.num_users, self.num_items = num_users, num_items
         self.weights = tuple(float(w) for w in weights)
-        history = np.asarray(user_history, np.int32)
-        self.user_history = tf.Variable(history, trainable=False)
-        splits, columns, values = model_lib.copurchase_graph(history, num_items, alpha)
+        self.history_splits = tf.Variable(user_history.splits, trainable=False)
+        self.history_items = tf.Variable(user_history.items, trainable=False)
+        splits, columns, values = model_lib.copurchase_graph(user_history, num_items, alpha)
         self.splits = tf.Variable(splits, trainable=False)
         self.columns = tf.Variable(columns, trainable=False)
         self.values = tf.Variable(values, trainable=False)
-        purchases = purchase_matrix(history, num_items)
+        purchases = user_history.matrix(num_items)
         counts = np.asarray(purchases.sum(axis=0)).ravel()
         self.popularity = tf.Variable((counts / max(counts.max(), 1.0)).astype(np.float32),
                                       trainable=False)
@@ -71,7 +62,8 @@ class ReferenceModel(tf.Module):
     def score_all(self, user_idx) -> tf.Tensor:
         user_idx = tf.convert_to_tensor(user_idx, dtype=tf.int32)
         batch = tf.shape(user_idx)[0]
-        rows, items = model_lib.history_entries(self.user_history, self.num_items, user_idx)
+        rows, items = model_lib.history_entries(self.history_splits, self.history_items,
+                                                user_idx)
         w_graph, w_mf, w_pop = self.weights
 
         def normalised(scores):

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from models import features
-from pipeline import configs, metadata
+from pipeline import configs
+from runner import metadata
 
 
 def percentiles(fn, batches, repeats: int):

@@ -23,7 +23,8 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from models import trainer
-from pipeline import configs, metadata
+from pipeline import configs
+from runner import metadata
 
 
 def main(argv=None) -> int:

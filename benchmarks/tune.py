@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from benchmarks import references
-from models import features, validation
+from models import features, ranking_metrics, validation
 from models import model as model_lib
 from pipeline import configs
 
-K = 10
+COLUMNS = ("HitRate@10", "se HitRate@10", "NDCG@10", "se NDCG@10", "Recall@100", "MRR")
 # The learned configurations tried (overrides of models.model.DEFAULT) and the graph weights.
 GRID = [{}, {"epochs": 2, "learning_rate": 0.01}, {"learning_rate": 0.01}, {"learning_rate": 0.005},
         {"embedding_dim": 64, "learning_rate": 0.005},
@@ -61,14 +61,13 @@ def index_pairs(data_dir: str):
     return users, items, num_users, num_items
 
 
-def validation_ranks(score_fns, user_history, num_items, val_users, val_items, batch=1024):
-    """{name: 0-based rank of each validation purchase}, the user's fit purchases left out."""
+def validation_ranks(score_fns, user_history, val_users, val_items, batch=1024):
+    """{name: 0-based rank of each validation purchase}, the user's fit purchases (all of them:
+    `user_history` is not capped) left out."""
     ranks = {}
     for s in range(0, len(val_users), batch):
         users, items = val_users[s:s + batch], val_items[s:s + batch]
-        history = user_history[users]
-        rows, cols = np.nonzero(history < num_items)
-        bought = history[rows, cols]
+        rows, bought = user_history.entries(users)
         for name, scores in score_fns(users):
             scores = np.array(scores, np.float32)  # a copy: score_fns may reuse its arrays
             scores[rows, bought] = -np.inf
@@ -77,12 +76,10 @@ def validation_ranks(score_fns, user_history, num_items, val_users, val_items, b
     return {name: np.concatenate(r) for name, r in ranks.items()}
 
 
-def summary(ranks):
-    hit = (ranks < K).astype(float)
-    ndcg = np.where(ranks < K, 1.0 / np.log2(ranks + 2.0), 0.0)
-    se = lambda x: x.std() / np.sqrt(len(x))
-    return {"HitRate@10": hit.mean(), "se": se(hit), "NDCG@10": ndcg.mean(), "se ": se(ndcg),
-            "Recall@100": (ranks < 100).mean(), "MRR": (1.0 / (ranks + 1.0)).mean()}
+def summary(users, items, ranks):
+    """The table's columns (models/ranking_metrics.py) from each validation purchase's rank."""
+    metrics = ranking_metrics.user_metrics(users, items, ranks)
+    return {name: metrics[name] for name in COLUMNS}
 
 
 def main(argv=None) -> int:
@@ -97,6 +94,10 @@ def main(argv=None) -> int:
                    help="RP3beta popularity penalties searched (comma-separated; default %(default)s)")
     p.add_argument("--no-references", dest="references", action="store_false",
                    help="skip popularity and the item-graph references")
+    p.add_argument("--heavy-at", type=int, default=0,
+                   help="also a table for the validation users with at least this many fit "
+                        "purchases and one for the others (data with heavy users: "
+                        "benchmarks/heavy_data.py)")
     args = p.parse_args(argv)
     grid = args.model if args.model is not None else GRID
 
@@ -109,16 +110,17 @@ def main(argv=None) -> int:
     reference = references.ReferenceModel(num_users, num_items, history) if args.references else None
     norms = args.norms.split(",")
     betas = [float(b) for b in args.betas.split(",")]
-    history_t = tf.constant(history)
-    counts = (history < num_items).sum(axis=1)
     graphs = {}
 
     def graph(config, beta):
-        """CSR arrays of the item graph of the fit purchases, with the config's alpha, top_k."""
-        key = (config.copurchase_alpha, config.copurchase_top_k, beta)
+        """CSR arrays of the item graph of the fit purchases (each user's capped as the config
+        says), with the config's alpha, top_k."""
+        key = (config.copurchase_alpha, config.copurchase_top_k, beta, config.max_history,
+               config.seed)
         if key not in graphs:
             graphs[key] = [tf.constant(a) for a in model_lib.copurchase_graph(
-                history, num_items, config.copurchase_alpha, config.copurchase_top_k, beta)]
+                model_lib.cap_history(history, config.max_history, config.seed), num_items,
+                config.copurchase_alpha, config.copurchase_top_k, beta)]
         return graphs[key]
 
     learned = {}
@@ -136,14 +138,16 @@ def main(argv=None) -> int:
             for weights in REFERENCE_WEIGHTS:  # one model, its weights changed (eager calls)
                 reference.weights = weights
                 yield references.label(weights), reference.score_all(batch).numpy()
-        rows, entries = model_lib.history_entries(history_t, num_items, tf.constant(batch))
         for name, model in learned.items():
             dot = model.learned_scores(batch).numpy()
+            rows, entries = model_lib.history_entries(model.history_splits, model.history_items,
+                                                      tf.constant(batch))
+            counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, len(batch))
             for beta in betas:
                 raw = model_lib.graph_scores(rows, entries, len(batch), num_items,
                                              *graph(model.config, beta))
                 for norm in norms:
-                    scaled = model_lib.normalise_graph_scores(raw, counts[batch], norm).numpy()
+                    scaled = model_lib.normalise_graph_scores(raw, counts, norm).numpy()
                     for w in GRAPH_WEIGHTS[norm]:
                         if w == 0 and (norm != norms[0] or beta != betas[0]):
                             continue  # the learned model alone: once
@@ -151,14 +155,22 @@ def main(argv=None) -> int:
                         yield label + (f", beta {beta}" if beta else ""), dot + w * scaled
 
     start = time.time()
-    ranks = validation_ranks(score_fns, history, num_items, users[val], items[val])
+    ranks = validation_ranks(score_fns, history, users[val], items[val])
     print(f"[tune] ranked in {time.time() - start:.0f} s\n")
-    rows = {name: summary(r) for name, r in ranks.items()}
-    names = list(next(iter(rows.values())))
-    print("| model (validation split) | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for label, values in rows.items():
-        print(f"| {label} | " + " | ".join(f"{values[n]:.4f}" for n in names) + " |")
+    groups = {"validation split": np.ones(val.sum(), bool)}
+    if args.heavy_at:
+        heavy = history.lengths()[users[val]] >= args.heavy_at
+        groups[f"users with >= {args.heavy_at} fit purchases ({heavy.sum()})"] = heavy
+        groups[f"users with fewer ({(~heavy).sum()})"] = ~heavy
+    for group, chosen in groups.items():
+        rows = {name: summary(users[val][chosen], items[val][chosen], r[chosen])
+                for name, r in ranks.items()}
+        names = COLUMNS
+        print(f"| model ({group}) | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for label, values in rows.items():
+            print(f"| {label} | " + " | ".join(f"{values[n]:.4f}" for n in names) + " |")
+        print()
     return 0
 
 

@@ -1,5 +1,9 @@
-"""Module code of the pipeline's components: Transform's preprocessing_fn, the Trainer's run_fn
-and model, the serving exporter, and the project's custom components."""
+"""The project's TFX components and executors, which pipeline/pipeline.py wires together: the
+parquet reader of ExampleGen (parquet_example_gen.py), StrictExampleValidator (validator.py),
+CatalogCheck (catalog_check.py), the Evaluator with its gate (evaluator.py), the Pusher that skips
+a model already served (pusher.py), BatchRecommendations (batch_recommendations.py) and the run's
+HTML report (run_report.py). The module code they run (preprocessing_fn, run_fn, the model, the
+serving exporter, the TFMA metrics) is in models/."""
 
 
 def __getattr__(name):

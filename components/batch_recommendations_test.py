@@ -4,7 +4,8 @@ tf.Transform on generated purchases, models/testing.py: its user vocabulary says
 and a small hand-written SavedModel with the recommender's `serving_default` contract (raw user
 ids in; products, scores, known_user out), whose answers are simple functions of the user's
 index, so that every expected list is known. The trained model, in the whole pipeline:
-tests/test_pipeline_gate.py."""
+tests/test_pipeline_gate.py (local) and tests/test_kubeflow_v2_harness.py (the compiled
+pipeline)."""
 
 import json
 import os
@@ -120,21 +121,21 @@ def test_a_model_without_serving_default_is_named(tmp_path):
 def test_the_run_report_reads_coverage_from_these_lists(inputs, tmp_path, monkeypatch):
     """RunReport's candidate coverage@k from these lists equals asking `serving_default` again
     (users without a list asked through the model); lists of another model are not used."""
-    from components import run_report
+    from components import report_figures
 
-    monkeypatch.setattr(run_report, "COVERAGE_K", 3)  # this model's lists hold K = 5 products
+    monkeypatch.setattr(report_figures, "COVERAGE_K", 3)  # this model's lists hold K = 5 products
     _run(inputs, tmp_path / "out", True, batch_size=8)
     signatures = tf.saved_model.load(inputs["serving"]).signatures
     # users 1 and 2 get products 7-9 and 2-4 (and 5: ranks 4-5), an unknown one 0-2
     eval_users = np.array([USERS[1], USERS[2], USERS[1], b"nobody"], dtype=object)
-    asked = run_report.coverage_at_10(signatures, eval_users, catalog_size=NUM_PRODUCTS)
+    asked = report_figures.coverage_at_10(signatures, eval_users, catalog_size=NUM_PRODUCTS)
     assert asked == 8 / NUM_PRODUCTS
-    assert run_report.coverage_from_batch_lists(
+    assert report_figures.coverage_from_batch_lists(
         str(tmp_path / "out"), inputs["serving"], signatures, eval_users, NUM_PRODUCTS) == asked
-    assert run_report.coverage_from_batch_lists(
+    assert report_figures.coverage_from_batch_lists(
         str(tmp_path / "out"), "/another/model", signatures, eval_users, NUM_PRODUCTS) is None
     _run(inputs, tmp_path / "refused", False)
-    assert run_report.coverage_from_batch_lists(
+    assert report_figures.coverage_from_batch_lists(
         str(tmp_path / "refused"), inputs["serving"], signatures, eval_users, NUM_PRODUCTS) is None
 
 

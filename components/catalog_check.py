@@ -25,7 +25,7 @@ from models import features
 
 REPORT_FILE = "report.json"
 SAMPLE_SIZE = 20
-log = logging.getLogger("recsys.catalog")  # the console shows it (pipeline/console.py)
+log = logging.getLogger("recsys.catalog")  # the console shows it (runner/console.py)
 
 
 class CatalogReport(artifact.Artifact):

@@ -3,7 +3,8 @@
 `GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
 its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
 metric: the candidate's value, the last blessed model's value, the thresholds, and whether it
-passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the blessing artifact decides, and Pusher pushes only a blessed model.
+passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the
+blessing artifact decides, and Pusher pushes only a blessed model.
 """
 
 from __future__ import annotations
@@ -33,14 +34,9 @@ log = logging.getLogger("recsys.gate")
 
 
 def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
-    """(metric name, RankingMetric config) of every metric the Evaluator computes."""
-    return [
-        ("recall_at_10", {"kind": "recall", "k": 10}),
-        ("recall_at_100", {"kind": "recall", "k": 100}),
-        ("ndcg_at_10", {"kind": "ndcg", "k": 10}),
-        ("mrr", {"kind": "mrr", "k": 0}),
-        ("sampled_accuracy", {"kind": "sampled_accuracy", "k": 0}),
-    ]
+    """(metric name, RankingMetric config) of every metric the Evaluator computes
+    (declared in models/features.py: EVAL_METRICS)."""
+    return [(name, {"kind": kind, "k": k}) for name, (kind, k) in features.EVAL_METRICS.items()]
 
 
 def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> config_pb2.EvalConfig:
@@ -207,7 +203,7 @@ class Executor(evaluator_executor.Executor):
         eval_cfg = json_format.Parse(exec_properties[standard_component_specs.EVAL_CONFIG_KEY],
                                      config_pb2.EvalConfig())
         _, report = gate_report(output_uri, eval_cfg)
-        log.info("%s", report)  # the console shows it (pipeline/console.py)
+        log.info("%s", report)  # the console shows it (runner/console.py)
         return result
 
 

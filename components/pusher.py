@@ -25,7 +25,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 FINGERPRINT = "fingerprint.pb"
-log = logging.getLogger("recsys.push")  # the console shows it (pipeline/console.py)
+log = logging.getLogger("recsys.push")  # the console shows it (runner/console.py)
 
 
 def newest_version(base_directory: str) -> Optional[str]:

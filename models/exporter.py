@@ -1,6 +1,6 @@
 """The serving SavedModel: raw ids in, raw ids out, loadable by TensorFlow Serving unchanged.
 
-Signatures (all batched on dimension 0; see the README for request/response examples):
+Signatures (all batched on dimension 0; request/response examples: docs/serving.md):
 
 - `call_item_item(item: int64[B])` -> `products: int64[B, K]`, `scores: float[B, K]`,
   `known_item: bool[B]`. The K (default 100) products most similar to each product (cosine
@@ -55,12 +55,21 @@ class ServingModule(tf.Module):
         product_ids = np.array(
             [int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)], np.int64)
         self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
-        # Each user's train purchases, to leave them out. A model that pools the user's history
-        # holds exactly this matrix already (build_user_history of the same pairs): share it.
-        history = getattr(recommender, "user_history", None)
-        self.purchased = history if history is not None else tf.Variable(
-            model_lib.build_user_history(train_users, train_items, num_users, num_items),
-            trainable=False, name="purchased")
+        # Each user's train purchases, all of them, to leave them out (CSR: memory and work
+        # linear in a user's purchases, and a row never costs more than the scores it masks).
+        # A model that pools the user's history holds the same arrays when it was built from
+        # the same pairs and no user's history was capped (model_lib.cap_history): then they
+        # are shared.
+        purchased = model_lib.build_user_history(train_users, train_items, num_users, num_items)
+        splits = getattr(recommender, "history_splits", None)
+        if (splits is not None and np.array_equal(splits.numpy(), purchased.splits)
+                and np.array_equal(recommender.history_items.numpy(), purchased.items)):
+            self.purchased_splits, self.purchased_items = splits, recommender.history_items
+        else:
+            self.purchased_splits = tf.Variable(purchased.splits, trainable=False,
+                                                name="purchased_splits")
+            self.purchased_items = tf.Variable(purchased.items, trainable=False,
+                                               name="purchased_items")
         counts = np.bincount(train_items[train_items < num_items], minlength=num_items)
         popular = np.argsort(-counts, kind="stable")[:top_k]
         # item-item similarity is the cosine of item embeddings: normalise them once, here
@@ -89,11 +98,10 @@ class ServingModule(tf.Module):
         return tf.gather(self.product_ids, items), scores
 
     def _mask_purchased(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
-        """-inf for the products each user bought in train (padding points past the end)."""
-        history = tf.gather(self.purchased, user_idx)  # [B, L], padded with num_items
-        valid = history < self.num_items
-        rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, tf.newaxis], tf.shape(history))
-        where = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(history, valid)], axis=1)
+        """-inf for the products each user bought in train."""
+        rows, items = model_lib.history_entries(self.purchased_splits, self.purchased_items,
+                                                user_idx)
+        where = tf.stack([rows, items], axis=1)
         minus_inf = tf.fill([tf.shape(where)[0]], tf.constant(-np.inf, scores.dtype))
         return tf.tensor_scatter_nd_update(scores, where, minus_inf)
 
@@ -170,8 +178,8 @@ class ServingModule(tf.Module):
         return {RANKS_KEY: ranks}
 
 
-CHUNK = 256  # rows per step of serving_default/evaluate: 0.57 ms an example against 1.0 ms in
-#              one step of 8,192 (TFMA's batches), on this 2-core machine (2026-11-30)
+CHUNK = 256  # rows per step of serving_default/evaluate: faster than one step over TFMA's batches
+#              of 8,192, and a small score matrix (measured: docs/benchmarks.md)
 
 
 def in_chunks(fn, inputs: tf.Tensor, outputs: Dict[str, Tuple[tf.DType, List[int]]],

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models import features, ranking_metrics, testing
+from models.examples import purchase_example
 
 TOP_K = 10  # of 20 products: also what ranking_metrics.measure needs (coverage@10)
 
@@ -20,13 +21,6 @@ def served(tmp_path_factory, curated_schema):
     users = [u.encode() for u in testing.USERS]
     return (tf.saved_model.load(built.export_dir), users, testing.PRODUCTS, bought,
             built.recommender, built.transform_output)
-
-
-def _example(user: bytes, product: int) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        features.USER_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        features.PRODUCT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[product])),
-    })).SerializeToString()
 
 
 def test_the_three_signatures_are_exported(served):
@@ -81,7 +75,8 @@ def test_evaluate_ranks_match_the_model_scores(served):
     user = users[0]
     candidate = next(p for p in products if p not in bought[user])
     ranks = model.signatures["evaluate"](examples=tf.constant([
-        _example(user, candidate), _example(b"nobody", candidate), _example(user, 123123),
+        purchase_example(user, candidate), purchase_example(b"nobody", candidate),
+        purchase_example(user, 123123),
     ]))["ranks"].numpy()
     recs = model.signatures["serving_default"](user_id=tf.constant([user]))["products"].numpy()[0]
     if candidate in recs:
@@ -148,7 +143,7 @@ def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatc
     rng = np.random.default_rng(0)
     picked = [users[i] for i in rng.integers(0, len(users), 2 * exporter.CHUNK + 7)] + [b"nobody"]
     recommended = model.signatures["serving_default"](user_id=tf.constant(picked))
-    examples = [_example(u, int(rng.choice(products))) for u in picked]
+    examples = [purchase_example(u, int(rng.choice(products))) for u in picked]
     ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
     for start in range(0, len(picked), 97):  # pieces below the chunk size: one step each
         part = slice(start, start + 97)
@@ -161,3 +156,21 @@ def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatc
     empty = model.signatures["serving_default"](user_id=tf.constant([], tf.string))
     assert empty["products"].shape == (0, TOP_K) and empty["known_user"].shape == (0,)
     assert model.signatures["evaluate"](examples=tf.constant([], tf.string))["ranks"].shape == (0, 2)
+
+
+def test_a_capped_history_still_leaves_out_every_purchase(tmp_path, curated_schema):
+    """With max_history below a user's purchases the model pools a sample of them, but serving
+    and evaluation leave out all of them (the exporter keeps the whole purchase list)."""
+    built = testing.build(str(tmp_path), curated_schema, top_k=TOP_K, max_history=1)
+    model = tf.saved_model.load(built.export_dir)
+    assert len(built.recommender.history_items.numpy()) == len(testing.USERS)  # one each
+    bought = {}
+    for r in built.rows:
+        bought.setdefault(r[features.USER_KEY][0], set()).add(r[features.PRODUCT_KEY][0])
+    users = list(bought)
+    out = model.signatures["serving_default"](user_id=tf.constant(users))["products"].numpy()
+    for user, recs in zip(users, out):
+        assert len(bought[user]) == 3 and not set(recs) & bought[user]
+    examples = [purchase_example(u, p) for u in users for p in sorted(bought[u])]
+    ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
+    assert (ranks[:, 0] == built.recommender.num_items).all()  # bought before: never ranked

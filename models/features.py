@@ -20,3 +20,16 @@ NUM_OOV_BUCKETS = 1
 # --- Serving ----------------------------------------------------------------------------------
 SERVING_TOP_K = 100  # products returned by the serving signatures (the workshop's 100)
 SAMPLED_NEGATIVES = 100  # the notebook's sampled accuracy: the true product against 100 drawn ones
+
+# --- Evaluation -------------------------------------------------------------------------------
+# The Evaluator's metrics (components/evaluator.py computes them with models/eval_metrics.py's
+# RankingMetric, per eval purchase): name -> (kind, k). Declared here, without TensorFlow, so that
+# the runners' --gate-bound help names them before anything heavy loads. The recall@k curve
+# beside them runs k = 1..SERVING_TOP_K (the run report's axis too).
+EVAL_METRICS = {
+    "recall_at_10": ("recall", 10),
+    "recall_at_100": ("recall", 100),
+    "ndcg_at_10": ("ndcg", 10),
+    "mrr": ("mrr", 0),
+    "sampled_accuracy": ("sampled_accuracy", 0),
+}

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import numbers
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -80,6 +80,12 @@ class ModelConfig:
         of the user's train purchases (`normalise_graph_scores`).
       copurchase_top_k: keep each product's top_k graph neighbours only (0: all); fewer
         entries make scoring cheaper.
+      max_history: the most of a user's distinct train purchases the model uses (0: all): a
+        user with more has a seeded sample of that many (`cap_history`), used for the pooled
+        user vector, the user's graph score and the user's part of the item graph. It bounds
+        a user's cost: without it a user with n purchases costs n per training example (n**2
+        in all) and adds n**2 entries to the item graph. Recommendations still leave out all
+        of a user's purchases (models/exporter.py).
       shuffle: reshuffle the training pairs every epoch (seeded).
       seed: seed of initialisation, shuffling and negative sampling.
     """
@@ -103,6 +109,7 @@ class ModelConfig:
     copurchase_beta: float = 0.0
     copurchase_norm: str = "sum"
     copurchase_top_k: int = 0
+    max_history: int = 32
     shuffle: bool = True
     seed: int = 42
 
@@ -120,9 +127,9 @@ class ModelConfig:
         if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
             raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
         if min(self.copurchase_weight, self.copurchase_alpha, self.copurchase_beta,
-               self.copurchase_top_k) < 0:
-            raise ValueError("copurchase_weight, copurchase_alpha, copurchase_beta and "
-                             "copurchase_top_k must be >= 0")
+               self.copurchase_top_k, self.max_history) < 0:
+            raise ValueError("copurchase_weight, copurchase_alpha, copurchase_beta, "
+                             "copurchase_top_k and max_history must be >= 0")
         if self.copurchase_norm not in GRAPH_NORMS:
             raise ValueError(f"copurchase_norm must be one of {GRAPH_NORMS}, "
                              f"not {self.copurchase_norm!r}")
@@ -178,45 +185,95 @@ NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
                        optimizer="sgd", learning_rate=100.0, l2=0.0, init_scale=0.05,
                        copurchase_weight=0.0, shuffle=False, seed=42)
 
-# The team's default, the field defaults above, chosen on a validation split carved from train
-# (benchmarks/tune.py; README, "Model quality"): in-batch negatives with log-Q correction, user
+# The team's default, the field defaults above: in-batch negatives with log-Q correction, user
 # vector = mean embedding of the user's train purchases (no user-id embedding: it memorises the
 # 1-2 purchases most users have), item bias, L2 0.01, lazy Adam, and the item-graph score
-# (RP3beta, summed over the user's purchases) with weight 6. Batches of 512 for 3 epochs at
-# learning rate 0.0075 score as 5 epochs of 1,024 at 0.005 did (validation HitRate@10 0.0338
-# and 0.0345, NDCG@10 0.0208 and 0.0209, one standard error 0.0010 and 0.0007) in under half
-# the training time; 2 epochs, embeddings of 64, learning rate 0.02, scaling the graph score
-# by the user's number of purchases and RP3beta's popularity penalty were worse there.
+# (RP3beta, summed over the user's purchases) with weight 6; batches of 512 for 3 epochs at
+# 0.0075, the fastest setting within noise of the best. Chosen on a validation split carved from
+# train (benchmarks/tune.py); the figures and the settings tried: docs/model.md.
 # num_negatives and popularity_alpha only matter when switching sampling to "popularity" or
-# "mixed".
+# "mixed". max_history 32 (above the sample's 27, so the ASOS model is unchanged) was chosen on
+# the validation split of ASOS plus 200 generated heavy users with 50 to 1,000 purchases
+# (benchmarks/heavy_data.py, `tune.py --heavy-at 50`): HitRate@10 0.0326 there against 0.0320
+# with 64, 0.0310 with 128, 0.0282 with 256 and 0.0263 with no cap (one standard error 0.0010):
+# a heavy user's hundreds of purchases, pooled whole, drown the other users' signal.
 DEFAULT = ModelConfig()
 
 
-def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: int,
-                       num_items: int, max_length: Optional[int] = None) -> np.ndarray:
-    """Each user's train items as a padded int32 matrix [num_users + 1, L].
+class UserHistory(NamedTuple):
+    """Each user's distinct train items, as CSR arrays: user u's are
+    items[splits[u]:splits[u + 1]], ascending. Rows 0..num_users, the last (the OOV user)
+    empty: memory is linear in the purchases, whatever the longest history."""
 
-    Row u lists user u's distinct items (in vocabulary order), padded with num_items (the OOV
-    item, which the model ignores). Row num_users (the OOV user) is all padding. L is the
-    longest history, or `max_length` (keeping each user's first items by index).
-    """
+    splits: np.ndarray  # int64 [num_users + 2]
+    items: np.ndarray  # int32 [entries]
+
+    def lengths(self) -> np.ndarray:
+        """int64 [num_users + 1]: each user's number of items."""
+        return np.diff(self.splits)
+
+    def users(self) -> np.ndarray:
+        """int64 [entries]: the user of each entry of `items`."""
+        return np.repeat(np.arange(len(self.splits) - 1), self.lengths())
+
+    def entries(self, users: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(position in `users`, item) int64 pairs of the given users' items, row by row: numpy's
+        `history_entries`."""
+        users = np.asarray(users, np.int64)
+        starts = self.splits[users]
+        lengths = self.splits[users + 1] - starts
+        rows = np.repeat(np.arange(len(users)), lengths)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, self.items[np.repeat(starts, lengths) + offsets].astype(np.int64)
+
+    def matrix(self, num_items: int) -> sp.csr_matrix:
+        """The binary [num_users + 1, num_items] purchase matrix."""
+        return sp.csr_matrix((np.ones(len(self.items), np.float64), self.items, self.splits),
+                             shape=(len(self.splits) - 1, num_items))
+
+
+def build_user_history(user_idx: np.ndarray, item_idx: np.ndarray, num_users: int,
+                       num_items: int) -> UserHistory:
+    """Each user's distinct train items (in vocabulary order); pairs with an OOV user or item
+    are dropped. Row num_users (the OOV user) is empty."""
     user_idx = np.asarray(user_idx, dtype=np.int64)
     item_idx = np.asarray(item_idx, dtype=np.int64)
-    keep = (user_idx < num_users) & (item_idx < num_items)
-    pairs = np.unique(np.stack([user_idx[keep], item_idx[keep]], axis=1), axis=0)
-    users, items = pairs[:, 0], pairs[:, 1]
-    starts = np.searchsorted(users, users, side="left")
-    position = np.arange(len(users)) - starts
-    length = int(position.max()) + 1 if len(users) else 1
-    if max_length is not None:
-        length = min(length, max_length)
-    history = np.full((num_users + 1, length), num_items, dtype=np.int32)
-    fits = position < length
-    history[users[fits], position[fits]] = items[fits]
-    return history
+    keep = (user_idx >= 0) & (user_idx < num_users) & (item_idx >= 0) & (item_idx < num_items)
+    pairs = np.unique(user_idx[keep] * num_items + item_idx[keep])  # sorted by user, then item
+    counts = np.bincount(pairs // num_items, minlength=num_users + 1)
+    return UserHistory(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                       (pairs % num_items).astype(np.int32))
 
 
-def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.25,
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: well-spread uint64 hashes of uint64 values."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def cap_history(history: UserHistory, max_items: int, seed: int = 0) -> UserHistory:
+    """`history` with each user's items cut to a seeded sample of at most `max_items` (0: all;
+    still ascending). A user's sample depends only on the seed, the user's index and items
+    (a hash of each), not on other users. Returns `history` itself when nobody has more."""
+    lengths = history.lengths()
+    if max_items <= 0 or not len(lengths) or lengths.max() <= max_items:
+        return history
+    users = history.users()
+    with np.errstate(over="ignore"):
+        keys = _mix64((users.astype(np.uint64) << np.uint64(32))
+                      ^ history.items.astype(np.uint64) ^ _mix64(np.uint64(seed)))
+    order = np.lexsort((keys, users))  # by user, then by hash
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - history.splits[users[order]]
+    keep = rank < max_items
+    counts = np.bincount(users[keep], minlength=len(lengths))
+    return UserHistory(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                       history.items[keep])
+
+
+def copurchase_graph(user_history: UserHistory, num_items: int, alpha: float = 0.25,
                      top_k: int = 0, beta: float = 0.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RP3beta's item graph of the purchases in `user_history`, as CSR arrays.
 
@@ -224,11 +281,12 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
     deg(u)^-alpha, with deg the number of purchases of a product or a user (Paudel et al. 2016, "Updatable,
     accurate, diverse, and scalable recommendations for interactive applications": a two-step
     random walk product -> buyer -> product with transition probabilities raised to alpha).
-    The diagonal is zero. Built from the matrix the model is given, so only its (train)
-    purchases are in the graph.
+    The diagonal is zero. Built from the history the model is given (its train purchases,
+    capped by `cap_history`), so only those are in the graph, and a user with n of them adds
+    at most n**2 entries.
 
     Args:
-      user_history: `build_user_history(...)` [num_users + 1, L], padded with num_items.
+      user_history: `build_user_history(...)` (or its `cap_history`).
       num_items: number of real products.
       alpha: exponent of the transition probabilities (0: plain co-purchase counts).
       beta: popularity penalty, the exponent of the target product's degree (0: none).
@@ -238,11 +296,7 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
       (row_splits int64 [num_items + 1], columns int32 [nnz], values float32 [nnz]): row i's
       neighbours are columns[row_splits[i]:row_splits[i + 1]], sorted by column.
     """
-    history = np.asarray(user_history)
-    users, positions = np.nonzero(history < num_items)
-    items = history[users, positions].astype(np.int64)
-    purchases = sp.csr_matrix((np.ones(len(users), np.float64), (users, items)),
-                              shape=(history.shape[0], num_items))
+    purchases = user_history.matrix(num_items)
     user_degree = np.maximum(np.asarray(purchases.sum(axis=1)).ravel(), 1.0)
     item_degree = np.maximum(np.asarray(purchases.sum(axis=0)).ravel(), 1.0)
     user_step = sp.diags(user_degree ** -alpha) @ purchases            # [U, N]
@@ -266,16 +320,19 @@ def copurchase_graph(user_history: np.ndarray, num_items: int, alpha: float = 0.
             graph.data.astype(np.float32))
 
 
-def history_entries(user_history: tf.Tensor, num_items: int, user_idx: tf.Tensor,
+def history_entries(splits: tf.Tensor, items: tf.Tensor, user_idx: tf.Tensor,
                     exclude_items: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
-    """The users' train purchases as flat (row in the batch, item) int32 pairs, padding dropped
-    (and each row's `exclude_items` entry, when given)."""
-    history = tf.gather(user_history, user_idx)  # [B, L]
-    valid = history < num_items
+    """The users' history entries (a `UserHistory`'s splits and items) as flat (row in the
+    batch, item) int32 pairs, row by row, items ascending; each row's `exclude_items` entry left
+    out, when given. Costs the number of entries gathered, whatever the longest history."""
+    user_idx = tf.cast(user_idx, splits.dtype)
+    positions = tf.ragged.range(tf.gather(splits, user_idx), tf.gather(splits, user_idx + 1))
+    rows = tf.cast(positions.value_rowids(), tf.int32)
+    entries = tf.gather(items, positions.flat_values)
     if exclude_items is not None:
-        valid &= tf.not_equal(history, tf.cast(exclude_items, history.dtype)[:, None])
-    where = tf.where(valid)
-    return tf.cast(where[:, 0], tf.int32), tf.gather_nd(history, where)
+        keep = tf.not_equal(entries, tf.gather(tf.cast(exclude_items, entries.dtype), rows))
+        rows, entries = tf.boolean_mask(rows, keep), tf.boolean_mask(entries, keep)
+    return rows, entries
 
 
 def normalise_graph_scores(scores: tf.Tensor, counts: tf.Tensor, norm: str) -> tf.Tensor:
@@ -316,11 +373,12 @@ class Recommender(tf.Module):
       num_items: size of the item vocabulary (tables get one more row, the OOV item).
       config: the ModelConfig.
       user_history: `build_user_history(...)` of the train pairs; required with
-        config.use_history, part of the model (serving scores users from it).
+        config.use_history. The model keeps its `cap_history(..., config.max_history,
+        config.seed)` (serving scores users from it) and the item graph of that.
     """
 
     def __init__(self, num_users: int, num_items: int, config: ModelConfig,
-                 user_history: Optional[np.ndarray] = None, name: str = "recommender"):
+                 user_history: Optional[UserHistory] = None, name: str = "recommender"):
         super().__init__(name=name)
         if config.use_history and user_history is None:
             raise ValueError("config.use_history needs user_history (build_user_history)")
@@ -339,12 +397,18 @@ class Recommender(tf.Module):
         self.item_bias = (tf.Variable(tf.zeros([num_items + 1]), name="item_bias")
                           if config.use_item_bias else None)
         if config.use_history:
+            if len(user_history.splits) != num_users + 2:
+                raise ValueError(f"user_history has {len(user_history.splits) - 1} rows, the model "
+                                 f"{num_users + 1} (users and the OOV user)")
+            user_history = cap_history(user_history, config.max_history, config.seed)
             self.history_embeddings = table(num_items + 1, 2)
-            self.user_history = tf.Variable(np.asarray(user_history, dtype=np.int32),
-                                            trainable=False, name="user_history")
+            self.history_splits = tf.Variable(user_history.splits, trainable=False,
+                                              name="history_splits")
+            self.history_items = tf.Variable(user_history.items, trainable=False,
+                                             name="history_items")
         else:
             self.history_embeddings = None
-            self.user_history = None
+            self.history_splits = self.history_items = None
         if config.copurchase_weight > 0:
             splits, columns, values = copurchase_graph(user_history, num_items,
                                                        config.copurchase_alpha,
@@ -355,7 +419,7 @@ class Recommender(tf.Module):
             self.graph_values = tf.Variable(values, trainable=False, name="graph_values")
 
     def _history_entries(self, user_idx: tf.Tensor, exclude_items: Optional[tf.Tensor] = None):
-        return history_entries(self.user_history, self.num_items, user_idx, exclude_items)
+        return history_entries(self.history_splits, self.history_items, user_idx, exclude_items)
 
     def _user_vectors(self, user_idx: tf.Tensor,
                       exclude_items: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -374,8 +438,8 @@ class Recommender(tf.Module):
             vectors += rows
             used.append(rows)
         if self.config.use_history:
-            # Only the real entries are gathered (a user has 3.8 purchases on average, the
-            # padded matrix is 27 wide), so a step's gradient touches only those rows.
+            # Only the user's entries are gathered (at most max_history each), so a step's
+            # gradient touches only those rows.
             entry_rows, items = self._history_entries(user_idx, exclude_items)
             history = tf.gather(self.history_embeddings, items)
             # entry_rows is sorted (tf.where's row-major order): segment_sum, whose gradient
@@ -443,7 +507,7 @@ class Recommender(tf.Module):
                 logits += item_bias[tf.newaxis, :]
             if self.config.remove_accidental_hits:
                 # an added constant, not tf.where: the gradient of tf.where(mask, scalar, x)
-                # also builds zeros and a [B, B] tile for the scalar (a fifth of a step)
+                # also builds zeros and a [B, B] tile for the scalar (docs/benchmarks.md)
                 hits = sampling.accidental_hits(items, items) & ~tf.eye(tf.shape(items)[0],
                                                                          dtype=tf.bool)
                 logits += tf.where(hits, _MASKED_LOGIT, 0.0)

@@ -214,3 +214,91 @@ def test_config_takes_numpy_numbers_and_ints_for_floats():
     config = model_lib.ModelConfig.from_dict({"embedding_dim": np.int64(8), "learning_rate": 1,
                                               "l2": np.float32(0.5)})
     assert (config.embedding_dim, config.learning_rate) == (8, 1)
+
+
+def test_user_history_lists_each_users_distinct_items_and_drops_oov_pairs():
+    users = np.array([2, 0, 2, 2, 0, 5, 1, 3], np.int32)
+    items = np.array([4, 1, 0, 4, 3, 1, 9, 2], np.int32)  # user 5 and item 9 are out of vocabulary
+    history = model_lib.build_user_history(users, items, num_users=4, num_items=5)
+    assert history.splits.tolist() == [0, 2, 2, 4, 5, 5]  # 4 users and the (empty) OOV user
+    assert history.items.tolist() == [1, 3, 0, 4, 2]
+    rows, entries = history.entries(np.array([2, 4, 0]))
+    assert rows.tolist() == [0, 0, 2, 2] and entries.tolist() == [0, 4, 1, 3]
+    import tensorflow as tf
+    rows, entries = model_lib.history_entries(tf.constant(history.splits), tf.constant(history.items),
+                                              tf.constant([2, 4, 0]), exclude_items=tf.constant([4, 0, 2]))
+    assert rows.numpy().tolist() == [0, 2, 2] and entries.numpy().tolist() == [0, 1, 3]
+
+
+def test_cap_history_keeps_a_seeded_sample_of_each_long_history():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(4), [3, 40, 10, 25])
+    items = np.concatenate([rng.choice(100, n, replace=False) for n in (3, 40, 10, 25)])
+    full = model_lib.build_user_history(users, items, 4, 100)
+    capped = model_lib.cap_history(full, 10, seed=1)
+    assert capped.lengths().tolist() == [3, 10, 10, 10, 0]
+    for u in range(4):
+        kept = capped.items[capped.splits[u]:capped.splits[u + 1]]
+        assert (np.diff(kept) > 0).all() and set(kept) <= set(full.items[full.splits[u]:full.splits[u + 1]])
+    for u in (0, 2):  # short histories are kept whole
+        np.testing.assert_array_equal(capped.items[capped.splits[u]:capped.splits[u + 1]],
+                                      full.items[full.splits[u]:full.splits[u + 1]])
+    assert model_lib.cap_history(full, 40) is full and model_lib.cap_history(full, 0) is full
+    again = model_lib.cap_history(full, 10, seed=1)
+    np.testing.assert_array_equal(again.items, capped.items)  # seeded
+    assert (model_lib.cap_history(full, 10, seed=2).items != capped.items).any()
+    # a user's sample depends on that user's purchases only, not on the other users'
+    alone = model_lib.build_user_history(users[users == 1], items[users == 1], 4, 100)
+    np.testing.assert_array_equal(model_lib.cap_history(alone, 10, seed=1).items,
+                                  capped.items[capped.splits[1]:capped.splits[2]])
+
+
+def _heavy_user_work(heavy_purchases: int, config) -> dict:
+    """The work (gathered entries, not seconds) that one heavy user adds, with the model's own
+    code paths: normal users with 1-6 purchases plus user 0 with `heavy_purchases`."""
+    import tensorflow as tf
+    num_users, num_items = 200, 3000
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 7, num_users)
+    counts[0] = heavy_purchases
+    users = np.repeat(np.arange(num_users), counts).astype(np.int32)
+    items = np.concatenate([rng.choice(num_items, n, replace=False) for n in counts]).astype(np.int32)
+    history = model_lib.build_user_history(users, items, num_users, num_items)
+    model = model_lib.Recommender(num_users, num_items, config, user_history=history)
+    heavy = users == 0
+    # training: the history rows the loss pools for each of the heavy user's examples
+    _, used = model._user_vectors_and_rows(tf.constant(users[heavy]), tf.constant(items[heavy]))
+    # scoring (serving, evaluation, batch lists): graph entries summed for the heavy user and,
+    # through the products it bought, for everyone
+    splits = model.graph_splits.numpy()
+
+    def scored(who):
+        _, entries = model._history_entries(tf.constant(who, tf.int32))
+        return int((splits[entries.numpy() + 1] - splits[entries.numpy()]).sum())
+
+    without = model_lib.Recommender(num_users, num_items, config, user_history=model_lib.build_user_history(
+        users[~heavy], items[~heavy], num_users, num_items))
+    return {"training rows": int(used[-1].shape[0]),
+            "graph entries scored for the user": scored([0]),
+            "graph entries scored for everyone": scored(np.arange(num_users)),
+            "item graph entries added": len(model.graph_values.numpy()) - len(without.graph_values.numpy()),
+            "history entries stored": len(model.history_items.numpy())}
+
+
+def test_a_heavy_users_cost_grows_linearly_with_its_purchases():
+    """Twice the purchases may cost at most about twice the work, in training (each example's
+    pooled history), scoring and the item graph: without a cap on the history used
+    (ModelConfig.max_history), each of these grew with the square of the user's purchases (a
+    user with 20,000 purchases made a 12 s training take 467 s)."""
+    config = model_lib.DEFAULT.replace(embedding_dim=4)
+    n = max(300, 2 * config.max_history)
+    small, large = _heavy_user_work(n, config), _heavy_user_work(2 * n, config)
+    for key in small:
+        assert large[key] <= 2.2 * max(small[key], 1), (key, small[key], large[key])
+    # the check can fail: the uncapped model's work grows with the square
+    uncapped = config.replace(max_history=0)
+    small, large = _heavy_user_work(n, uncapped), _heavy_user_work(2 * n, uncapped)
+    assert large["training rows"] > 3.5 * small["training rows"]
+    assert large["item graph entries added"] > 3.5 * small["item graph entries added"]
+    assert large["graph entries scored for the user"] > 3.5 * small["graph entries scored for the user"]
+    assert large["graph entries scored for everyone"] > 3.5 * small["graph entries scored for everyone"]

@@ -58,16 +58,18 @@ def transform_graph(rows: List[dict], schema: schema_pb2.Schema, workdir: str
     return transformed, tft.TFTransformOutput(os.path.join(workdir, "tft"))
 
 
-def build(workdir: str, schema: schema_pb2.Schema, top_k: int = TOP_K, seed: int = 0) -> Exported:
+def build(workdir: str, schema: schema_pb2.Schema, top_k: int = TOP_K, seed: int = 0,
+          **model_overrides) -> Exported:
     """Transforms generated purchases (`purchases(seed)`), trains one epoch, exports the serving
-    model under `workdir`/saved_model."""
+    model under `workdir`/saved_model; `model_overrides`: ModelConfig fields other than the
+    recipe's."""
     rows = purchases(seed)
     transformed, output = transform_graph(rows, schema, workdir)
     user_idx = np.array([r[features.USER_INDEX] for r in transformed], np.int32)
     item_idx = np.array([r[features.PRODUCT_INDEX] for r in transformed], np.int32)
     num_users = output.vocabulary_size_by_name(features.USER_VOCAB)
     num_items = output.vocabulary_size_by_name(features.PRODUCT_VOCAB)
-    config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16)
+    config = model_lib.DEFAULT.replace(embedding_dim=8, epochs=1, batch_size=16, **model_overrides)
     history = model_lib.build_user_history(user_idx, item_idx, num_users, num_items)
     recommender = model_lib.Recommender(num_users, num_items, config, user_history=history)
     model_lib.train(recommender, user_idx, item_idx)

@@ -28,7 +28,7 @@ from models import model as model_lib
 from models import features
 
 log = logging.getLogger(__name__)
-progress = logging.getLogger("recsys.train")  # the console shows it (pipeline/console.py)
+progress = logging.getLogger("recsys.train")  # the console shows it (runner/console.py)
 PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
 # Written to the Trainer's model_run artifact beside TensorBoard's logs
 MODEL_CONFIG_FILE = "model_config.json"
@@ -52,8 +52,8 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
     dataset = data_accessor.tf_dataset_factory(
         file_patterns,
         # reader_num_threads=None: the files are read one after the other. TFXIO's default (a
-        # parallel interleave) hands every record from a reader thread to the consumer; on
-        # this idle 2-core VM that cost 6-10 s for the 165,042 ASOS purchases, 0.6 s without.
+        # parallel interleave) hands every record from a reader thread to the consumer, which
+        # is many times slower on an idle machine (measured: docs/benchmarks.md, "The Trainer").
         tfxio.TensorFlowDatasetOptions(batch_size=65536, num_epochs=1, shuffle=False,
                                        reader_num_threads=None),
         transform_output.transformed_metadata.schema)
@@ -80,6 +80,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     start = time.time()
     history = model_lib.build_user_history(users, items, num_users, num_items)
+    capped = int((history.lengths() > config.max_history).sum()) if (
+        config.use_history and config.max_history) else 0
+    if capped:  # heavy users (resellers, shared accounts, bots): say what the model does
+        progress.info("[train] %s with more than %d distinct purchases: the model uses a "
+                      "seeded sample of %d of each (max_history); recommendations still leave "
+                      "out all they bought", "1 user" if capped == 1 else f"{capped:,} users",
+                      config.max_history, config.max_history)
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
     log.info("history and item graph built in %.1f s", time.time() - start)  # the full log
@@ -89,7 +96,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     start = time.time()
     module = exporter.ServingModule(recommender, transform_output, users, items,
-                                    top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)), num_items))
+                                    top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)),
+                                              num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
     progress.info("[train] trained in %.1f s, serving model exported in %.1f s", trained,
                   time.time() - start)

@@ -9,10 +9,11 @@ run compiled for Vertex AI); runners build one (from flags or the environment) a
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, ClassVar, Dict, List, Optional
 
+from cli import flags
+from cli.flags import Flag
 from models import features
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,36 +66,14 @@ class TrainingConfig:
         return {"preset": self.preset, "model": dict(self.overrides),
                 "serving_top_k": self.serving_top_k}
 
-    @staticmethod
-    def add_flags(parser) -> None:
-        """`--preset` and `--model-param`: the same flags for a local run and a Vertex compile."""
-        parser.add_argument("--preset", default="default", choices=["default", "notebook"],
-                            help="the model to train: the tuned default or the workshop notebook's")
-        parser.add_argument("--model-param", action="append", default=[], metavar="FIELD=VALUE",
-                            help="override a ModelConfig field (models/model.py), e.g. epochs=3 or "
-                                 "sampling=mixed; repeatable")
-
     @classmethod
     def from_flags(cls, args) -> "TrainingConfig":
-        """From `add_flags`' parsed flags; ValueError names a `--model-param` that is not FIELD=VALUE.
-        Values are JSON (3, 0.5, true) or, failing that, bare strings (sampling=mixed)."""
-        overrides = {}
-        for item in args.model_param:
-            field, sep, value = item.partition("=")
-            if not sep or not field.strip():
-                raise ValueError(f"--model-param {item!r} is not FIELD=VALUE")
-            try:
-                overrides[field.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                overrides[field.strip()] = value
-        return cls(preset=args.preset, overrides=overrides)
+        """From the parsed PIPELINE_FLAGS (`--preset`, `--model-param`, `--serving-top-k`)."""
+        return cls(preset=args.preset, overrides=dict(args.model_param), serving_top_k=args.serving_top_k)
 
 
-# Per eval purchase (TFMA's examples) on the notebook's eval split, as benchmarks/quality.py
-# prints them ("gate" columns, 2026-11-29): most-popular products score recall@10 0.0198,
-# ndcg@10 0.0107, sampled accuracy 0.132; the notebook's model 0.0143, 0.0078, 0.110; the
-# RP3beta item graph alone 0.0384, 0.0244, 0.135; the default model (learned + item graph)
-# 0.0403, 0.0245, 0.175. The bounds sit well above popularity and leave the default a margin.
+# Per eval purchase (TFMA's examples): well above the most-popular baseline, with a margin for the
+# default model (the measured figures: docs/model.md, "What the gate sees").
 DEFAULT_LOWER_BOUNDS = {
     "recall_at_10": 0.03,
     "ndcg_at_10": 0.016,
@@ -118,6 +97,31 @@ class GateConfig:
     lower_bounds: Dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOWER_BOUNDS))
     max_relative_drop: float = 0.01
 
+    @classmethod
+    def from_flags(cls, args) -> "GateConfig":
+        """From the parsed PIPELINE_FLAGS: each `--gate-bound METRIC=VALUE` replaces that metric's
+        default bound (the metric and the value are checked by components/evaluator.py)."""
+        return cls(lower_bounds={**DEFAULT_LOWER_BOUNDS, **dict(args.gate_bound)})
+
+
+# --- The flags of both runners (local_runner.py, kubeflow_v2_runner.py) ---------------------------
+# What is trained and how it is judged; a Vertex compile takes them as a local run does.
+PRESET_FLAG = Flag("--preset", "the model to train: the tuned default or the workshop notebook's",
+              default="default", choices=("default", "notebook"))
+MODEL_PARAM_FLAG = Flag("--model-param", "override a ModelConfig field (models/model.py), e.g. epochs=3 or "
+                   "sampling=mixed; repeatable", kind=flags.REPEAT, metavar="FIELD=VALUE",
+                   parse=flags.assignment(flags.json_or_text, "FIELD=VALUE"))
+SERVING_TOP_K_FLAG = Flag("--serving-top-k", "products each serving request returns; default %(default)s "
+                          "(models/features.py SERVING_TOP_K, also the k range of the Evaluator's recall@k "
+                          "curve, which this flag leaves as it is)", metavar="N", default=features.SERVING_TOP_K,
+                          parse=flags.integer(1, what="a number of products (1 or more)"))
+GATE_BOUND_FLAG = Flag("--gate-bound", "the gate's lower bound for a metric of the Evaluator ("
+                       + ", ".join(features.EVAL_METRICS) + "), replacing its default ("
+                       + ", ".join(f"{name}={value:g}" for name, value in DEFAULT_LOWER_BOUNDS.items())
+                       + "); repeatable", kind=flags.REPEAT, metavar="METRIC=VALUE",
+                       parse=flags.assignment(float, "METRIC=NUMBER"))
+PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG)
+
 
 @dataclasses.dataclass
 class PipelineConfig:
@@ -129,9 +133,9 @@ class PipelineConfig:
     schema_dir: str = SCHEMA_DIR
     enable_cache: bool = True
     verify_checksums: bool = True  # the published ASOS files; off for data of your own
-    # Beam: the FnApiRunner, named. Beam's "DirectRunner" (>= 2.68) first tries Prism, which
-    # downloads a binary: without internet that attempt failed after 1.5-2.7 s in each of the five
-    # Beam components before the DirectRunner fell back to this same FnApiRunner.
+    # Beam: the FnApiRunner, named. Beam's "DirectRunner" (>= 2.68) first tries to download Prism,
+    # a detour in each Beam component before it falls back to this same FnApiRunner (measured:
+    # docs/benchmarks.md, "Why the code is this way").
     beam_runner: str = "FnApiRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
@@ -171,8 +175,8 @@ class PipelineConfig:
     def beam_pipeline_args(self) -> List[str]:
         # The project's package is the pipeline's Beam dependency (what a remote runner would
         # stage: module code and components; a local runner stages nothing). Without one
-        # declared, TFX builds a TFX sdist for Beam in each of the five Beam components (2-6 s
-        # each on 2 cores, tfx/utils/dependency_utils.py), which a local runner never reads.
+        # declared, TFX builds a TFX sdist for Beam in each Beam component
+        # (tfx/utils/dependency_utils.py), which a local runner never reads (docs/benchmarks.md).
         args = [f"--runner={self.beam_runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
         if self.beam_runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
             args += [

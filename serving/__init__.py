@@ -4,8 +4,9 @@
 
 REST (rest.py, FastAPI on uvicorn) and gRPC (grpc_service.py, grpcio with the tensorflow-serving-api
 protos) speak TF Serving's APIs; model_manager.py serves the newest version and swaps in new pushes;
-batcher.py merges concurrent requests into one TensorFlow call; json_tensor.py is TF Serving's
-JSON mapping. The models are loaded with plain TensorFlow: no project code is needed to serve them.
+batcher.py merges concurrent requests into one TensorFlow call; TF Serving's JSON is read by
+json_parse.py (the body) and json_tensor.py (its tensors) and written by json_format.py. The
+models are loaded with plain TensorFlow: no project code is needed to serve them.
 """
 
 import os

@@ -104,8 +104,10 @@ class Batcher:
                     continue
             batch, rows = [first], first.rows
             if self.merge and not first.alone:
+                # called within this iteration only, so first and rows are this batch's (B023)
                 def fits(task):
-                    return not task.alone and task.key == first.key and rows + task.rows <= self.max_batch_size
+                    return (not task.alone and task.key == first.key  # noqa: B023
+                            and rows + task.rows <= self.max_batch_size)  # noqa: B023
 
                 for _ in range(len(pending)):  # what earlier batches could not take, once each
                     task = pending.popleft()

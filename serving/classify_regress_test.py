@@ -105,7 +105,7 @@ def test_multi_inference_task_checks():
 
 
 def test_a_signature_name_that_is_not_utf8_is_just_not_found():
-    """A REST body's bytes that are not UTF-8 arrive as surrogate escapes (json_tensor.parse_json):
+    """A REST body's bytes that are not UTF-8 arrive as surrogate escapes (json_parse.parse_json):
     looking them up must not fail (it was a 500: protobuf's map encodes its keys)."""
     e = error(cr.signature_def, RECOMMENDER, "s\udcafx", "regress")
     assert (e.code, e.message) == ("INVALID_ARGUMENT", "No signature was found with the name: s\udcafx")

@@ -1,5 +1,6 @@
-"""TF Serving's JSON mapping: the cases of tensorflow_serving/util/json_tensor_test.cc (requests to
-tensors, tensors to responses, error texts), and the request/response examples of api_rest.md."""
+"""TF Serving's JSON -> tensor mapping: the request cases of tensorflow_serving/util/json_tensor_test.cc
+(requests to tensors, error texts), and the request examples of api_rest.md (responses:
+json_format_test.py; malformed bodies: json_parse_test.py)."""
 
 import json
 
@@ -7,12 +8,14 @@ import numpy as np
 import pytest
 from tensorflow.core.framework import types_pb2
 
+from serving import json_format
 from serving import json_tensor as jt
+from serving.json_parse import parse_json
 from serving.status import ServingError
 
 
 def parse(body, dtypes):
-    doc = jt.parse_json(body.encode() if isinstance(body, str) else body)
+    doc = parse_json(body.encode() if isinstance(body, str) else body)
     return jt.parse_predict_request(doc, dtypes, jt.signature_name(doc))
 
 
@@ -130,97 +133,10 @@ def test_debug_strings_are_cut_after_256_characters():
     assert len(message) < 400 and message.startswith("JSON Value: {")
 
 
-# --- responses ----------------------------------------------------------------------------------
-def values(text):
-    """The response with every number kept as its text (as json_tensor_test's
-    CompareJsonAllValuesAsStrings)."""
-    return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
-
-
-def test_single_tensor_both_formats():
-    tensor = np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.int32)
-    assert json.loads(jt.make_json_from_tensors({"int_tensor": tensor}, jt.Format.ROW)) == {
-        "predictions": tensor.tolist()}
-    assert json.loads(jt.make_json_from_tensors({"int_tensor": tensor}, jt.Format.COLUMNAR)) == {
-        "outputs": tensor.tolist()}
-
-
-def test_the_half_plus_three_example_byte_for_byte():
-    """api_rest.md's predict example, {"predictions": [3.5, 4.0, 5.5]}, as rapidjson's
-    PrettyWriter lays it out (the closing bracket on its own line, as in json_tensor_test.cc)."""
-    text = jt.make_json_from_tensors({"y": np.array([3.5, 4.0, 5.5], np.float32)}, jt.Format.ROW)
-    assert text == '{\n    "predictions": [3.5, 4.0, 5.5\n    ]\n}'
-    assert json.loads(text) == {"predictions": [3.5, 4.0, 5.5]}
-
-
-def test_float_six_digit_precision():
-    tensor = np.array([[9000000, 999999, 0.5], [0.0003, 0.00003, 555557.5]], np.float32)
-    assert values(jt.make_json_from_tensors({"float_tensor": tensor}, jt.Format.ROW)) == {
-        "predictions": [["9e+06", "999999.0", "0.5"], ["0.0003", "3e-05", "555557.5"]]}
-
-
-def test_floats_that_need_nine_digits_and_non_finite():
-    tensor = np.array([[np.nan, np.inf], [3, -np.inf]], np.float32)
-    assert values(jt.make_json_from_tensors({"float_tensor": tensor}, jt.Format.ROW)) == {
-        "predictions": [["NaN", "Infinity"], ["3.0", "-Infinity"]]}
-    assert jt.format_float(float(np.float32(0.1))) == "0.1"
-    assert jt.format_float(float(np.float32(0.0888888889))) == "0.088888891"
-    for value in np.random.default_rng(0).standard_normal(1000).astype(np.float32):
-        assert np.float32(jt.format_float(float(value))) == value  # always reads back exactly
-
-
-def test_multiple_named_tensors_both_formats():
-    tensors = {
-        "int_tensor": np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.int32),
-        "str_tensor": np.array([[b"foo", b"bar"], [b"baz", b"bat"]], object),
-        "float_tensor": np.array([[1.0], [2.0]], np.float32),
-        "double_scalar_tensor": np.array([8.0, 9.0], np.float64),
-        "str_tensor_bytes": np.array([[b"hello", b"world"], [b"tf", b"serving"]], object),
-    }
-    assert json.loads(jt.make_json_from_tensors(tensors, jt.Format.ROW)) == {"predictions": [
-        {"double_scalar_tensor": 8.0, "float_tensor": [1.0], "int_tensor": [[1, 2], [3, 4], [5, 6]],
-         "str_tensor": ["foo", "bar"], "str_tensor_bytes": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}]},
-        {"double_scalar_tensor": 9.0, "float_tensor": [2.0], "int_tensor": [[7, 8], [9, 0], [1, 2]],
-         "str_tensor": ["baz", "bat"], "str_tensor_bytes": [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]}]}
-    assert json.loads(jt.make_json_from_tensors(tensors, jt.Format.COLUMNAR)) == {"outputs": {
-        "double_scalar_tensor": [8.0, 9.0], "float_tensor": [[1.0], [2.0]],
-        "int_tensor": [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]],
-        "str_tensor": [["foo", "bar"], ["baz", "bat"]],
-        "str_tensor_bytes": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]}}
-
-
-def test_recommender_outputs_row_layout():
-    """Several outputs in the row format: one object per row, its arrays on one line, bools as
-    true/false, int64 ids as integers."""
-    text = jt.make_json_from_tensors({
-        "products": np.array([[2000011, 2000018]], np.int64),
-        "scores": np.array([[0.592480659, 0.1]], np.float32),
-        "known_item": np.array([True])}, jt.Format.ROW)
-    assert text == ('{\n    "predictions": [\n        {\n            "known_item": true,\n'
-                    '            "products": [2000011, 2000018],\n'
-                    '            "scores": [0.592480659, 0.1]\n        }\n    ]\n}')
-
-
-def test_response_errors():
-    with pytest.raises(ServingError, match="empty tensor map"):
-        jt.make_json_from_tensors({}, jt.Format.ROW)
-    with pytest.raises(ServingError, match="no shape information"):
-        jt.make_json_from_tensors({"t": np.array(1, np.int32)}, jt.Format.ROW)
-    with pytest.raises(ServingError, match="inconsistent batch size"):
-        jt.make_json_from_tensors({"a": np.zeros((2, 3), np.int32), "b": np.zeros((1, 3), object)}, jt.Format.ROW)
-    assert json.loads(jt.make_json_from_tensors({"a": np.zeros((0, 2), np.int32)}, jt.Format.ROW)) == {
-        "predictions": []}
-
-
-def test_error_body():
-    assert jt.make_json_from_error("Servable not found for request: Latest(half)") == \
-        '{\n    "error": "Servable not found for request: Latest(half)"\n}'
-
-
 # --- classify / regress requests (json_tensor_test.cc ClassifyRegressRequestTest) ----------------
 def classify_error_of(body):
     with pytest.raises(ServingError) as e:
-        doc = jt.parse_json(body.encode())
+        doc = parse_json(body.encode())
         jt.signature_name(doc)
         jt.check_classify_regress_request(doc)
     assert e.value.code == "INVALID_ARGUMENT" and e.value.http_status == 400
@@ -228,10 +144,10 @@ def classify_error_of(body):
 
 
 def test_classify_regress_requests_with_and_without_context():
-    doc = jt.parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
+    doc = parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
                         b' {"names": ["baz"], "ratings": 6.0}]}')
     assert jt.check_classify_regress_request(doc) == 2
-    doc = jt.parse_json(b'{"signature_name": "x", "context": {"uid": {"b64": "aGVsbG8="}, "flag": true},'
+    doc = parse_json(b'{"signature_name": "x", "context": {"uid": {"b64": "aGVsbG8="}, "flag": true},'
                         b' "examples": [{"rating": [1e3, 2.5]}, {"empty": []}]}')
     assert jt.check_classify_regress_request(doc) == 2
 
@@ -258,82 +174,20 @@ def test_classify_regress_request_errors_are_tf_servings(body, message):
     assert message in classify_error_of(body)
 
 
-# --- malformed JSON: rapidjson 1.1.0's errors (reader.h, GetParseError_En), as TF Serving reports them
-@pytest.mark.parametrize("body, message", [
-    ("", "The document is empty"),  # ParseJson's own check of an empty body (no offset)
-    ("   ", "The document is empty. at offset: 3"),
-    ("]", "The document is empty. at offset: 0"),
-    ("x", "Invalid value. at offset: 0"),
-    ('{"a": [1,]}', "Invalid value. at offset: 9"),  # a trailing comma: at what follows it
-    ('{"a":1,}', "Missing a name for object member. at offset: 7"),
-    ('{a:1}', "Missing a name for object member. at offset: 1"),
-    ('{"a" 1}', "Missing a colon after a name of object member. at offset: 5"),
-    ('{"a": [1', "Missing a comma or ']' after an array element. at offset: 8"),
-    ('{"a": [1 2]}', "Missing a comma or ']' after an array element. at offset: 9"),
-    ('{"a":1 "b":2}', "Missing a comma or '}' after an object member. at offset: 7"),
-    ('{"a": [{"b": 1 ]}', "Missing a comma or '}' after an object member. at offset: 15"),
-    ('{"a": [{"b": "]"} 1]}', "Missing a comma or ']' after an array element. at offset: 18"),
-    ('{"a": }', "Invalid value. at offset: 6"),
-    ('{"a": tru}', "Invalid value. at offset: 9"),  # where the literal stops matching
-    ('{"a": -x}', "Invalid value. at offset: 7"),
-    ('{"a": "abc', "Missing a closing quotation mark in string. at offset: 10"),
-    ('{"a": "a\x01b"}', "Invalid escape character in string. at offset: 8"),  # a control character
-    ('{"a": "\\q"}', "Invalid escape character in string. at offset: 7"),
-    ('{"a": "\\u12G4"}', "Incorrect hex digit after \\u escape in string. at offset: 7"),
-    ('{"a": "x\\ud800"}', "The surrogate pair in string is invalid. at offset: 8"),
-    ('{"a": "\\ud800\\u0041"}', "The surrogate pair in string is invalid. at offset: 7"),
-    ('{"a": [1.]}', "Miss fraction part in number. at offset: 9"),
-    ('{"a": [1e+]}', "Miss exponent in number. at offset: 10"),
-    ('{"a": [1e400]}', "Number too big to be stored in double. at offset: 7"),
-    ('{"a": [-' + "9" * 400 + "]}", "Number too big to be stored in double. at offset: 7"),
-    ('{"a": [' + "1" * 5000 + "]}", "Number too big to be stored in double. at offset: 7"),  # Python: ValueError
-])
-def test_malformed_json_gets_rapidjsons_error_and_offset(body, message):
-    with pytest.raises(ServingError) as e:
-        jt.parse_json(body.encode())
-    assert (e.value.code, e.value.message) == ("INVALID_ARGUMENT", "JSON Parse error: " + message)
-
-
-def test_json_that_rapidjson_reads_and_pythons_json_would_read_otherwise():
-    # duplicate members: rapidjson keeps both, FindMember finds the first
-    assert jt.parse_json(b'{"instances": [1], "instances": ["x"]}') == {"instances": [1]}
-    # a surrogate pair, an escaped backslash before "ud800", a lone low surrogate (encoded as is)
-    assert jt.parse_json(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}
-    lone_low = jt.parse_json(b'{"a": "\\udc00"}')["a"]
-    assert jt.utf8(lone_low) == b"\xed\xb0\x80"
-    # bytes that are not UTF-8 (rapidjson does not validate): kept as they came, in and out
-    doc = jt.parse_json(b'{"signature_name": "s\xff", "instances": ["caf\xe9"]}')
-    tensors, _ = jt.parse_predict_request(doc, {"user_id": types_pb2.DT_STRING}, jt.signature_name(doc))
-    assert tensors["user_id"].tolist() == [b"caf\xe9"]
-    assert jt.utf8(jt.make_json_from_error(f"not found: {doc['signature_name']}")).endswith(b'not found: s\xff"\n}')
-    # whitespace rapidjson skips is JSON's four characters only; text after the object is ignored
-    assert jt.parse_json(b' \t\r\n{"a": 1} trailing') == {"a": 1}
-    with pytest.raises(ServingError, match="Invalid value. at offset: 0"):
-        jt.parse_json(b'\x0c{"a": 1}')
-
-
 def test_numbers_in_error_texts_are_written_as_rapidjson_writes_them():
     """JsonValueToDebugString writes parsed doubles with rapidjson's dtoa (shortest digits, its own
     layout) and stops at NaN/Infinity, which its Writer refuses."""
     cases = {1.0: "1.0", 1e10: "10000000000.0", 1e-6: "0.000001", 1e-7: "1e-7", 1e21: "1e21", 1e20:
              "100000000000000000000.0", 1.5e300: "1.5e300", -79.39773355813419: "-79.39773355813419",
              5e-324: "5e-324", -0.0: "-0.0", 0.000123: "0.000123"}
-    assert {v: jt.rapidjson_double(v) for v in cases} == cases
+    assert {v: json_format.rapidjson_double(v) for v in cases} == cases
     item = {"item": types_pb2.DT_INT64}
     assert "JSON Value: 10000000000.0 Type: Number is not of expected type: int64" in error_of(
         '{"instances": [1e10]}', item)
     assert "JSON Value: 18446744073709552000.0 Type: Number" in error_of('{"instances": [18446744073709551616]}', item)
     assert "Error: INVALID_ARGUMENT: JSON Value:  Type: Number is not of expected type: int64" in error_of(
         '{"instances": [NaN]}', item)
-    assert jt.debug_string([1.0, float("nan"), 2]) == "[1.0, "
-
-
-def test_strings_are_escaped_and_kept_as_rapidjsons_writer_does():
-    assert jt.json_string('a"b\\c\n\x01\x1f\x7f\u00e9') == '"a\\"b\\\\c\\n\\u0001\\u001F\x7f\u00e9"'
-    assert jt.json_string("\\u001f") == '"\\\\u001f"'  # a backslash and text, not an escape
-    # a string output's bytes that are not UTF-8 go out as they are (rapidjson writes bytes)
-    body = jt.make_json_from_tensors({"s": np.array([b"caf\xe9"], dtype=object)}, jt.Format.COLUMNAR)
-    assert jt.utf8(body) == b'{\n    "outputs": [\n        "caf\xe9"\n    ]\n}'
+    assert json_format.debug_string([1.0, float("nan"), 2]) == "[1.0, "
 
 
 def test_instances_of_64_nested_lists_would_need_65_dimensions():

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from serving import classify_regress, json_tensor
+from serving import classify_regress, json_format, json_parse, json_tensor
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager, metadata_json, status_json
 from serving.status import ServingError, from_exception, invalid_argument
 
@@ -49,11 +49,11 @@ METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]  # what T
 
 
 def _json_response(body: str, status_code: int = 200) -> Response:
-    return Response(json_tensor.utf8(body), status_code=status_code, media_type=JSON)
+    return Response(json_format.utf8(body), status_code=status_code, media_type=JSON)
 
 
 def _error_response(error: ServingError) -> Response:
-    return _json_response(json_tensor.make_json_from_error(error.message), error.http_status)
+    return _json_response(json_format.make_json_from_error(error.message), error.http_status)
 
 
 def _decode(text: str) -> str:
@@ -83,7 +83,7 @@ class RestApi:
         if version is not None and label:  # FillModelSpecWithNameVersionAndLabel
             raise invalid_argument("Both model version (", version, ") and model version label (",
                                    label, ") cannot be supplied.")
-        doc = json_tensor.parse_json(body)
+        doc = json_parse.parse_json(body)
         signature_name = json_tensor.signature_name(doc)
         if verb != "predict":  # ProcessClassifyRequest / ProcessRegressRequest
             json_tensor.check_classify_regress_request(doc)
@@ -98,7 +98,7 @@ class RestApi:
         inputs, fmt = json_tensor.parse_predict_request(doc, signature.input_dtypes, signature_name)
         future = servable.predict(signature, inputs)
         outputs = await asyncio.wrap_future(future)
-        return _json_response(json_tensor.make_json_from_tensors(outputs, fmt))
+        return _json_response(json_format.make_json_from_tensors(outputs, fmt))
 
     def status_or_metadata(self, name: Optional[str], version: Optional[int], label: Optional[str],
                            subresource: Optional[str]) -> Response:
@@ -156,7 +156,7 @@ class RestApi:
     async def vertex_health(self, request: Request) -> Response:
         current = self.manager.current
         if current is None:
-            return _json_response(json_tensor.make_json_from_error("no model version is loaded yet"), 503)
+            return _json_response(json_format.make_json_from_error("no model version is loaded yet"), 503)
         return _json_response('{"model": "%s", "version": "%d", "state": "AVAILABLE"}'
                               % (self.manager.name, current.version))
 
@@ -171,7 +171,7 @@ def create_app(manager: ModelManager, health_route: Optional[str] = None,
                predict_route: Optional[str] = None, on_shutdown: Optional[Callable[[], None]] = None,
                enable_cors: bool = False) -> FastAPI:
     """The ASGI app. Handlers are plain Starlette routes on the FastAPI app: the request body is
-    TF Serving's JSON, parsed by json_tensor with TF Serving's rules, not by a pydantic model.
+    TF Serving's JSON, read by json_parse and json_tensor with TF Serving's rules, not by a pydantic model.
     `on_shutdown` runs when the ASGI server shuts down (uvicorn re-raises SIGTERM afterwards, so
     code after its run() would not)."""
     @contextlib.asynccontextmanager

@@ -1,6 +1,7 @@
 """The model server: flags as TensorFlow Serving names them, REST and gRPC side by side.
 
-    make serve                                       # the Pusher's models, REST 8501, gRPC 8500
+    make serve                                       # the Pusher's models, REST 8501, gRPC 8500; full
+                                                     # log (TensorFlow's own lines) in outputs/logs/
     make serve ARGS="--model_base_path DIR --rest_api_port 9000 --port 9001"
     env/run-in-env python -m serving --help
 
@@ -18,6 +19,8 @@ import os
 import sys
 from typing import List, Optional
 
+from cli import flags
+from cli.flags import Flag
 from pipeline import configs
 
 log = logging.getLogger("serving")
@@ -27,73 +30,74 @@ DEFAULT_GRPC_PORT = 8500
 DEFAULT_BATCH_THREADS = 2
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {value}")
-    return value
+FLAGS = (
+    Flag("--model_base_path", "directory (or gs:// path) of numbered SavedModel versions; default AIP_STORAGE_URI "
+         "(Vertex AI), else MODEL_BASE_PATH (as TF Serving's image), else the Pusher's "
+         f"{os.path.relpath(configs.PipelineConfig().serving_model_dir, configs.PROJECT_DIR)}",
+         aliases=("--model-base-path",)),
+    Flag("--model_name", f"the name in /v1/models/NAME (default MODEL_NAME, else {configs.MODEL_NAME})",
+         aliases=("--model-name",)),
+    Flag("--rest_api_port", f"REST port (default {DEFAULT_REST_PORT}, or AIP_HTTP_PORT when set; 0: no REST)",
+         aliases=("--rest-api-port", "--rest-port"), parse=flags.port),
+    Flag("--port", "gRPC port (default %(default)s; 0: no gRPC)", aliases=("--grpc_port", "--grpc-port"),
+         parse=flags.port, default=DEFAULT_GRPC_PORT),
+    Flag("--bind_address", "address to listen on (default 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)",
+         aliases=("--bind-address",)),
+    Flag("--file_system_poll_wait_seconds", "how often to look for a new version (default %(default)s s)",
+         aliases=("--file-system-poll-wait-seconds",), parse=float, default=1.0),
+    Flag("--enable_batching", "merge concurrent requests into one TensorFlow call (default true)",
+         aliases=("--enable-batching",), kind=flags.OPTIONAL, parse=flags.boolean, default=True),
+    Flag("--max_batch_size", "most rows in one request, and in one merged call (default %(default)s); a larger "
+         "request is refused with 400", aliases=("--max-batch-size",), parse=flags.positive_int, default=1000),
+    Flag("--batch_timeout_micros", "how long a batch waits for more requests (default 0: takes what is queued)",
+         aliases=("--batch-timeout-micros",), parse=int, default=0),
+    Flag("--num_batch_threads", "TensorFlow calls in flight at once, per signature (default %(default)s)",
+         aliases=("--num-batch-threads",), parse=flags.positive_int, default=DEFAULT_BATCH_THREADS),
+    Flag("--tensorflow_intra_op_parallelism", "threads one TensorFlow op may use (default 0: TensorFlow "
+         "decides, one per core)", aliases=("--tensorflow-intra-op-parallelism",), parse=int, default=0),
+    Flag("--tensorflow_inter_op_parallelism", "TensorFlow ops run at once (default 0: TensorFlow decides)",
+         aliases=("--tensorflow-inter-op-parallelism",), parse=int, default=0),
+    Flag("--rest_api_enable_cors_support", "add TF Serving's CORS headers to every /v1/ response (default false)",
+         aliases=("--rest-api-enable-cors-support",), kind=flags.OPTIONAL, parse=flags.boolean, default=False),
+    Flag("--log_file", "write the full log to this file (TensorFlow's C++ lines and library warnings go only "
+         "there; the console keeps the server's own lines)", aliases=("--log-file",)),
+)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_base_path", "--model-base-path", default=None,
-                   help="directory (or gs:// path) of numbered SavedModel versions; default AIP_STORAGE_URI "
-                        "(Vertex AI), else MODEL_BASE_PATH (as TF Serving's image), else the Pusher's "
-                        f"{os.path.relpath(configs.PipelineConfig().serving_model_dir, configs.PROJECT_DIR)}")
-    p.add_argument("--model_name", "--model-name", default=None,
-                   help=f"the name in /v1/models/NAME (default MODEL_NAME, else {configs.MODEL_NAME})")
-    p.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", type=_port, default=None,
-                   help=f"REST port (default {DEFAULT_REST_PORT}, or AIP_HTTP_PORT when set; 0: no REST)")
-    p.add_argument("--port", "--grpc_port", "--grpc-port", type=_port, default=DEFAULT_GRPC_PORT,
-                   help="gRPC port (default %(default)s; 0: no gRPC)")
-    p.add_argument("--bind_address", "--bind-address", default=None,
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)")
-    p.add_argument("--file_system_poll_wait_seconds", "--file-system-poll-wait-seconds", type=float,
-                   default=1.0, help="how often to look for a new version (default %(default)s s)")
-    p.add_argument("--enable_batching", "--enable-batching", type=_bool, nargs="?", const=True, default=True,
-                   help="merge concurrent requests into one TensorFlow call (default true)")
-    p.add_argument("--max_batch_size", "--max-batch-size", type=_positive, default=1000,
-                   help="most rows in one request, and in one merged call (default %(default)s); a larger "
-                        "request is refused with 400")
-    p.add_argument("--batch_timeout_micros", "--batch-timeout-micros", type=int, default=0,
-                   help="how long a batch waits for more requests (default 0: takes what is queued)")
-    p.add_argument("--num_batch_threads", "--num-batch-threads", type=_positive, default=DEFAULT_BATCH_THREADS,
-                   help="TensorFlow calls in flight at once, per signature (default %(default)s)")
-    p.add_argument("--tensorflow_intra_op_parallelism", "--tensorflow-intra-op-parallelism", type=int, default=0,
-                   help="threads one TensorFlow op may use (default 0: TensorFlow decides, one per core)")
-    p.add_argument("--tensorflow_inter_op_parallelism", "--tensorflow-inter-op-parallelism", type=int, default=0,
-                   help="TensorFlow ops run at once (default 0: TensorFlow decides)")
-    p.add_argument("--rest_api_enable_cors_support", "--rest-api-enable-cors-support", type=_bool, nargs="?",
-                   const=True, default=False,
-                   help="add TF Serving's CORS headers to every /v1/ response (default false)")
-    p.add_argument("--log_file", "--log-file", default=None, help="also write the log to this file")
+    flags.add(p, FLAGS)
     return p
 
 
 def _setup_logging(log_file: Optional[str]) -> None:
-    handlers: List[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """The server's log on standard error; with a log file, the file gets everything (TensorFlow's
+    C++ lines, library warnings, every logger) and the console only the server's own lines and
+    errors, as `make run` keeps its console (make serve gives one: outputs/logs/serve-TIME.log).
+    Without one (a container, whose output is its log) everything stays on standard error."""
+    console = sys.stderr
+    handlers: List[logging.Handler] = []
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if sys.stderr is sys.__stderr__:  # the process's own, not a caller's capture
+            console = sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)  # tracebacks stay in view
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)  # what C++ and libraries write to the file descriptors
+        os.dup2(fd, 2)
+        os.close(fd)
         handlers.append(logging.FileHandler(log_file))
+        logging.captureWarnings(True)  # library warnings: records, into the file
+    shown = logging.StreamHandler(console)
+    if log_file:
+        shown.addFilter(lambda record: record.levelno >= logging.ERROR or record.name.split(".")[0] in (
+            "serving", "uvicorn"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+                        handlers=[shown] + handlers, force=True)
+    if log_file:
+        log.info("full log: %s", log_file)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

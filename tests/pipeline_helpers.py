@@ -6,7 +6,7 @@ from tfx import v1 as tfx
 
 import local_runner
 from pipeline import configs
-from pipeline.metadata import execution_states as executions, output_uris, store  # noqa: F401
+from runner.metadata import execution_states as executions, output_uris, store  # noqa: F401
 
 
 def test_config(data_dir: str, output_dir: str, **overrides) -> configs.PipelineConfig:

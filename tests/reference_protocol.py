@@ -67,23 +67,6 @@ def sampled_negatives(num_eval: int,
     return np.argsort(np.asarray(item_vocabulary), kind="stable")[positions]
 
 
-def popularity_scores(train_items: np.ndarray, num_items: int) -> np.ndarray:
-    """Train purchase counts of the num_items real products (OOV indices ignored), float32."""
-    items = np.asarray(train_items)
-    items = items[(items >= 0) & (items < num_items)]
-    return np.bincount(items, minlength=num_items).astype(np.float32)
-
-
-def popularity_score_fn(train_items: np.ndarray, num_items: int) -> ScoreFn:
-    """A `score_fn` giving every user the train popularity of each product (the baseline)."""
-    scores = popularity_scores(train_items, num_items)
-
-    def score_fn(user_idx: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(scores, (len(user_idx), num_items))
-
-    return score_fn
-
-
 def _group_by_user(users: np.ndarray, items: np.ndarray) -> Dict[int, np.ndarray]:
     """user -> sorted unique items."""
     order = np.lexsort((items, users))
@@ -155,7 +138,7 @@ def evaluate_ranking(score_fn: ScoreFn,
                              f"expected {(len(batch_users), num_items)}")
 
         # Sampled accuracy: unmasked scores of each eval purchase vs its fixed negatives.
-        for row, user in enumerate(batch_users):
+        for row in range(len(batch_users)):
             rows = purchase_order[purchase_bounds[start_row + row]:purchase_ends[start_row + row]]
             for p in rows:
                 item = eval_i[p]

@@ -132,7 +132,7 @@ def test_setup_py_builds_the_package(tmp_path):
                  "env/requirements.in", "schema/schema.pbtxt"]:
         os.makedirs(os.path.dirname(src / name), exist_ok=True)
         shutil.copy(os.path.join(ROOT, name), src / name)
-    for package in ["pipeline", "components", "models", "serving"]:
+    for package in ["cli", "pipeline", "components", "models", "runner", "kubeflow_v2", "serving"]:
         shutil.copytree(os.path.join(ROOT, package), src / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -142,7 +142,7 @@ def test_setup_py_builds_the_package(tmp_path):
         names = set(z.namelist())
         entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
         metadata = next(z.read(n).decode() for n in names if n.endswith("METADATA"))
-    for module in ["pipeline/configs.py", "pipeline/pipeline.py", "pipeline/vertex.py",
+    for module in ["pipeline/configs.py", "pipeline/pipeline.py", "kubeflow_v2/settings.py",
                    "models/preprocessing.py", "components/catalog_check.py", "serving/server.py",
                    "kubeflow_v2_runner.py", "vertex_submit.py", "local_runner.py"]:
         assert module in names, module

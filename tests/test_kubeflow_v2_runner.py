@@ -13,7 +13,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_v2_runner
 import local_runner
-from pipeline import configs, vertex
+from kubeflow_v2 import settings
+from pipeline import configs
 
 IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender:test"
 REQUIRED = ["--project", "test-project", "--region", "europe-west1", "--bucket", "test-bucket",
@@ -32,7 +33,7 @@ def local_pipeline(tmp_path_factory):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("vertex")
-    config, _, _ = vertex.parse_compile_args(DATAFLOW, environ={})
+    config, _, _ = settings.parse_compile_args(DATAFLOW, environ={})
     path, tfx_pipeline = kubeflow_v2_runner.compile_pipeline(config, str(out))
     with open(path) as f:
         text = f.read()
@@ -156,7 +157,7 @@ def test_every_beam_component_gets_the_dataflow_args(compiled):
 
 
 def test_without_dataflow_beam_stays_in_the_container(local_pipeline):
-    config, _, _ = vertex.parse_compile_args(REQUIRED, environ={})
+    config, _, _ = settings.parse_compile_args(REQUIRED, environ={})
     job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
         kubeflow_v2_runner.build(config), write_out=False)
     executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
@@ -272,7 +273,7 @@ def test_settings_come_from_the_environment():
                "RECSYS_GCS_BUCKET": "gs://b/", "RECSYS_IMAGE": "img:1", "RECSYS_DATAFLOW": "true",
                "RECSYS_BEAM_ARGS": "--experiments=use_runner_v2 --number_of_worker_harness_threads=2",
                "RECSYS_PIPELINE_ROOT": "gs://other/root"}
-    config, _, _ = vertex.parse_compile_args([], environ=environ)
+    config, _, _ = settings.parse_compile_args([], environ=environ)
     assert (config.project, config.region, config.bucket, config.image) == ("p", "us-central1", "gs://b", "img:1")
     assert config.pipeline_root == "gs://other/root" and config.data_root == "gs://b/data/asos"
     args = config.beam_pipeline_args()
@@ -280,10 +281,10 @@ def test_settings_come_from_the_environment():
                         "--temp_location=gs://b/dataflow/tmp", "--sdk_container_image=img:1"]
     assert args[-2:] == ["--experiments=use_runner_v2", "--number_of_worker_harness_threads=2"]
     # a flag wins over its variable
-    config, _, _ = vertex.parse_compile_args(["--no-dataflow", "--project", "q"], environ=environ)
+    config, _, _ = settings.parse_compile_args(["--no-dataflow", "--project", "q"], environ=environ)
     assert config.project == "q" and config.beam_pipeline_args()[0] == "--runner=FnApiRunner"
-    with pytest.raises(vertex.SettingError, match="RECSYS_DATAFLOW"):
-        vertex.parse_compile_args([], environ={**environ, "RECSYS_DATAFLOW": "maybe"})
+    with pytest.raises(settings.SettingError, match="RECSYS_DATAFLOW"):
+        settings.parse_compile_args([], environ={**environ, "RECSYS_DATAFLOW": "maybe"})
 
 
 def test_model_settings_are_compiled_into_the_trainer(tmp_path):
@@ -317,8 +318,8 @@ def test_no_endpoint_deploy_unless_asked(compiled):
 
 
 def test_deploy_endpoint_needs_the_serving_image():
-    with pytest.raises(vertex.SettingError, match="--serving-image"):
-        vertex.parse_compile_args(REQUIRED + ["--deploy-endpoint", "recsys"], environ={})
+    with pytest.raises(settings.SettingError, match="--serving-image"):
+        settings.parse_compile_args(REQUIRED + ["--deploy-endpoint", "recsys"], environ={})
 
 
 def test_deploy_endpoint_compiles_tfxs_vertex_pusher_with_the_serving_image(tmp_path):
@@ -326,7 +327,7 @@ def test_deploy_endpoint_compiles_tfxs_vertex_pusher_with_the_serving_image(tmp_
     Vertex Model that runs the serving image, on the named endpoint in the pipeline's region.
     Compiled offline: nothing calls Google."""
     argv = REQUIRED + ["--deploy-endpoint", "recsys-endpoint", "--serving-image", SERVING_IMAGE]
-    config, _, _ = vertex.parse_compile_args(argv, environ={})
+    config, _, _ = settings.parse_compile_args(argv, environ={})
     path, tfx_pipeline = kubeflow_v2_runner.compile_pipeline(config, str(tmp_path))
     with open(path) as f:
         job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob())
@@ -353,7 +354,7 @@ def test_deploy_endpoint_compiles_tfxs_vertex_pusher_with_the_serving_image(tmp_
 # --- batch recommendations ----------------------------------------------------------------------
 
 def _batch_parameters(argv):
-    config, _, _ = vertex.parse_compile_args(argv, environ={})
+    config, _, _ = settings.parse_compile_args(argv, environ={})
     job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
         kubeflow_v2_runner.build(config), write_out=False)
     task = job["pipelineSpec"]["root"]["dag"]["tasks"]["BatchRecommendations"]
@@ -372,8 +373,8 @@ def test_batch_recommendations_read_the_blessed_model_and_write_bigquery_when_as
 
 
 def test_a_bad_bigquery_table_is_named():
-    with pytest.raises(vertex.SettingError, match="--batch-bigquery-table.*PROJECT.DATASET.TABLE"):
-        vertex.parse_compile_args(REQUIRED + ["--batch-bigquery-table", "recs.batch"], environ={})
+    with pytest.raises(settings.SettingError, match="--batch-bigquery-table.*PROJECT.DATASET.TABLE"):
+        settings.parse_compile_args(REQUIRED + ["--batch-bigquery-table", "recs.batch"], environ={})
 
 
 @pytest.mark.parametrize("output_dir, output_file", [

@@ -6,7 +6,8 @@ import os
 import pytest
 
 import local_runner
-from pipeline import configs, console
+from pipeline import configs
+from runner import console
 
 
 def test_flags_set_the_configuration(tmp_path):
@@ -108,3 +109,23 @@ def test_an_output_dir_that_cannot_be_written_is_named(tmp_path, fake_data_dir):
     assert code == console.EXIT_USAGE  # was exit 1, "the run stopped: NotADirectoryError"
     last = stream.getvalue().strip().splitlines()[-1]
     assert last.startswith(f"error: cannot write into --output-dir {blocker / 'out'}: Not a directory"), last
+
+
+def test_serving_top_k_from_the_flag_checked(capsys):
+    assert local_runner.parse_config([]).training.serving_top_k == 100
+    config = local_runner.parse_config(["--serving-top-k", "20"])
+    assert config.training.serving_top_k == 20 and config.training.custom_config()["serving_top_k"] == 20
+    for value in ("0", "-5", "ten"):
+        with pytest.raises(SystemExit) as exit_:
+            local_runner.parse_config(["--serving-top-k", value])
+        assert exit_.value.code == console.EXIT_USAGE
+        assert "argument --serving-top-k:" in capsys.readouterr().err
+
+
+def test_the_gate_bound_help_names_the_evaluators_metrics(capsys):
+    from models import features
+
+    with pytest.raises(SystemExit):
+        local_runner.parse_config(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in features.EVAL_METRICS)

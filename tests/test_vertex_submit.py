@@ -10,7 +10,8 @@ import pytest
 
 import kubeflow_v2_runner
 import vertex_submit
-from pipeline import configs, vertex
+from kubeflow_v2 import settings
+from pipeline import configs
 
 IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender:test"
 
@@ -18,7 +19,7 @@ IMAGE = "europe-west1-docker.pkg.dev/test-project/recsys/asos-recommender:test"
 @pytest.fixture(scope="module")
 def pipeline_json(tmp_path_factory):
     out = tmp_path_factory.mktemp("vertex")
-    config, _, _ = vertex.parse_compile_args(
+    config, _, _ = settings.parse_compile_args(
         ["--project", "test-project", "--region", "europe-west1", "--bucket", "test-bucket",
          "--image", IMAGE], environ={})
     path, _ = kubeflow_v2_runner.compile_pipeline(config, str(out))

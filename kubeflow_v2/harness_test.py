@@ -1,14 +1,14 @@
 """The harness's own mechanics on small hand-written PipelineSpecs whose containers are one-line
 Python programs (no TFX): ExecutorInput in, executor_output.json out, artifacts passed on,
 Vertex's cache, resolver filters, and a failing task named with its log. The compiled pipeline
-itself: tests/test_vertex_local.py."""
+itself: tests/test_kubeflow_v2_harness.py."""
 
 import json
 import os
 
 import pytest
 
-from tests import vertex_local
+from kubeflow_v2 import harness
 
 TYPE = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
 # Writes {"n": <parameter n>} as its output artifact's metadata, and a file under its uri.
@@ -62,7 +62,7 @@ def _spec(tmp_path, n=7, consume=CONSUME, cache=True):
 
 
 def _runner(path, tmp_path):
-    return vertex_local.VertexLocalRunner(path, str(tmp_path / "logs"), progress=lambda line: None)
+    return harness.VertexLocalRunner(path, str(tmp_path / "logs"), progress=lambda line: None)
 
 
 def test_artifacts_flow_from_producer_to_consumer_and_the_cache_is_used(tmp_path):
@@ -88,12 +88,12 @@ def test_a_changed_parameter_misses_the_cache(tmp_path):
 
 def test_a_failing_task_is_named_with_its_log(tmp_path):
     runner = _runner(_spec(tmp_path, n=5), tmp_path)
-    with pytest.raises(vertex_local.TaskFailed, match=r"(?s)task consume failed \(exit 3\).*got \{"):
+    with pytest.raises(harness.TaskFailed, match=r"(?s)task consume failed \(exit 3\).*got \{"):
         runner.run()
 
 
 def test_resolver_filters():
-    store = vertex_local.MetadataStore("/nonexistent/metadata.json")
+    store = harness.MetadataStore("/nonexistent/metadata.json")
     for i, blessed in enumerate([1, 0, 1.0]):
         store.add({"name": f"a{i}", "uri": f"/u{i}", "type": TYPE, "metadata": {"blessed": blessed}},
                   "run", "task")
@@ -107,6 +107,6 @@ def test_resolver_filters():
 def test_a_cycle_is_refused():
     tasks = {"a": {"dependentTasks": ["b"]}, "b": {"dependentTasks": ["a"]}}
     with pytest.raises(ValueError, match="cycle"):
-        vertex_local.topological_order(tasks)
+        harness.topological_order(tasks)
     with pytest.raises(ValueError, match="unknown tasks"):
-        vertex_local.topological_order({"a": {"dependentTasks": ["c"]}})
+        harness.topological_order({"a": {"dependentTasks": ["c"]}})

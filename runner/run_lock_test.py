@@ -7,11 +7,11 @@ import textwrap
 
 import pytest
 
-from pipeline import run_lock
+from runner import run_lock
 
 HOLD_IN_CHILD = textwrap.dedent("""
     import sys
-    from pipeline import run_lock
+    from runner import run_lock
     with run_lock.hold(sys.argv[1]):
         print("held", flush=True)
         sys.stdin.readline()  # until told to finish (or killed)

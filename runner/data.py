@@ -25,7 +25,7 @@ DATA_SIZES = {
 }
 
 
-# The console shows this logger's lines (pipeline/console.py); a print() would go to the log only.
+# The console shows this logger's lines (runner/console.py); a print() would go to the log only.
 progress = logging.getLogger("recsys.data")
 
 

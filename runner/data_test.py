@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from models import features
-from pipeline import configs, data
+from pipeline import configs
+from runner import data
 
 
 @pytest.fixture

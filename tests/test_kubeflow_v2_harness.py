@@ -1,5 +1,5 @@
 """The compiled Vertex AI pipeline, run: kubeflow_v2_runner.py compiles it with local roots (no
-Dataflow), tests/vertex_local.py runs every task's container command as Vertex would, twice.
+Dataflow), tests/harness.py runs every task's container command as Vertex would, twice.
 
 The first run trains, blesses and pushes a model (no baseline yet) and writes the batch
 recommendations; the second run resolves the first run's model as the baseline, takes the rest
@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 import kubeflow_v2_runner
-from pipeline import configs, vertex
-from tests import fake_asos, pipeline_helpers as helpers, vertex_local
+from kubeflow_v2 import harness, settings
+from pipeline import configs
+from tests import fake_asos, pipeline_helpers as helpers
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +29,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("vertex_local")
     data = root / "data"
     fake_asos.write_fake_asos(str(data))
-    config, _, _ = vertex.parse_compile_args([
+    config, _, _ = settings.parse_compile_args([
         "--project", "local-project", "--region", "local", "--bucket", "unused", "--image", "unused",
         "--pipeline-root", str(root / "pipeline_root"), "--data-root", str(data),
         "--schema-dir", configs.SCHEMA_DIR, "--serving-model-dir", str(root / "serving"),
@@ -38,7 +39,7 @@ def runs(tmp_path_factory):
     config = dataclasses.replace(
         config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K))
     path, _ = kubeflow_v2_runner.compile_pipeline(config, str(root / "compiled"))
-    runner = vertex_local.VertexLocalRunner(path, str(root / "logs"))
+    runner = harness.VertexLocalRunner(path, str(root / "logs"))
     first = runner.run()
     second = runner.run()
     return dict(config=config, data=str(data), runner=runner, first=first, second=second)
@@ -100,7 +101,7 @@ def test_the_pushed_model_answers_both_signatures(runs):
 
 
 def test_the_metadata_record_holds_both_runs(runs):
-    store = vertex_local.MetadataStore(os.path.join(runs["config"].pipeline_root, vertex_local.METADATA_FILE))
+    store = harness.MetadataStore(os.path.join(runs["config"].pipeline_root, harness.METADATA_FILE))
     assert store.data["runs"] == [runs["first"].run_id, runs["second"].run_id]
     blessed = store.query('schema_title="tfx.ModelBlessing" AND metadata.blessed.number_value=1')
     assert [b["run"] for b in blessed] == [runs["second"].run_id, runs["first"].run_id]

@@ -6,7 +6,7 @@ import logging
 import os
 
 from components import catalog_check, validator
-from pipeline import console, data
+from runner import console, data
 
 
 def _started(tmp_path):
@@ -129,3 +129,20 @@ def test_an_interruption_after_the_pusher_says_so(tmp_path):
     handler.current = console.ComponentRun("RunReport", 0.0, "ran")
     [line, _] = console.interrupted_lines(handler, "l.log")
     assert "during RunReport" in line and "the Pusher had run before" in line
+
+
+def test_the_callers_configuration_is_left_as_given(tmp_path, fake_data_dir, monkeypatch):
+    """run_pipeline used to write the checked (absolute) data directory into the caller's config."""
+    from pipeline import configs
+
+    monkeypatch.chdir(tmp_path)
+    built = []
+
+    def build(config):
+        built.append(config.data_dir)
+        raise KeyboardInterrupt
+
+    given = os.path.relpath(fake_data_dir)
+    config = configs.PipelineConfig(data_dir=given, output_dir="out", verify_checksums=False)
+    assert console.run_pipeline(config, build, stream=io.StringIO()) == console.EXIT_INTERRUPTED
+    assert config.data_dir == given and built == [os.path.abspath(given)]

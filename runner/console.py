@@ -11,7 +11,7 @@ Everything else (TFX, absl, Beam and TensorFlow logs, TensorFlow's C++ start-up 
 warnings, anything printed) goes to a log file per run: file descriptors 1 and 2 are redirected
 to it, so even output from C++ lands there. `verbose` shows that log live as well.
 
-Exit codes (documented in the README; scripts and cron jobs act on them):
+Exit codes (documented in docs/pipeline.md; scripts and cron jobs act on them):
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
 __doc__ += EXIT_CODES_TEXT
 
 # The exception classes that mean "the data was rejected", by name (module.Class), whoever
-# raised them: the pre-run file checks (pipeline.data), the validator, the catalog check.
+# raised them: the pre-run file checks (runner/data.py), the validator, the catalog check.
 DATA_REJECTED_ERRORS = {
-    "pipeline.data.DataError",
+    "runner.data.DataError",
     "components.validator.DataValidationError",
     "components.catalog_check.CatalogMismatchError",
     "components.catalog_check.CatalogFormatError",
@@ -131,12 +131,15 @@ class Console:
 
     Started before TensorFlow is imported, so that its C++ start-up lines reach the log file.
     `stream` is where the console's lines go (default: the terminal's standard output as it
-    was before the redirection)."""
+    was before the redirection), `err_stream` where its error lines go (`say(..., err=True)`;
+    default: the terminal's standard error)."""
 
-    def __init__(self, log_path: str, verbose: bool = False, stream: Optional[IO[str]] = None):
+    def __init__(self, log_path: str, verbose: bool = False, stream: Optional[IO[str]] = None,
+                 err_stream: Optional[IO[str]] = None):
         self.log_path = log_path
         self.verbose = verbose
         self._stream = stream
+        self._err_stream = err_stream
         self._saved_fds: List[int] = []
         self._tee: Optional[threading.Thread] = None
         self._swap = threading.Lock()  # the tee thread vs move_log
@@ -150,6 +153,8 @@ class Console:
         self._saved_fds = [os.dup(1), os.dup(2)]
         if self._stream is None:
             self._stream = os.fdopen(os.dup(self._saved_fds[0]), "w", buffering=1)
+        if self._err_stream is None:
+            self._err_stream = os.fdopen(os.dup(self._saved_fds[1]), "w", buffering=1)
         self._log = open(self.log_path, "a", buffering=1)
         if self.verbose:  # fds 1 and 2 into a pipe; a thread copies it to the log and the terminal
             read_fd, write_fd = os.pipe()
@@ -206,10 +211,12 @@ class Console:
                 os.write(terminal, chunk)
         os.close(terminal)
 
-    def say(self, text: str, log: bool = True) -> None:
-        """A line for the console, and for the log unless the log has it already."""
-        self._stream.write(text + "\n")
-        self._stream.flush()
+    def say(self, text: str, log: bool = True, err: bool = False) -> None:
+        """A line for the console (its error stream if `err`), and for the log unless the log has
+        it already."""
+        stream = self._err_stream if err else self._stream
+        stream.write(text + "\n")
+        stream.flush()
         if log and not self.verbose:
             self._log.write(text + "\n")
 
@@ -233,9 +240,17 @@ class Console:
         self._log.close()
 
 
-def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None) -> str:
+def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None, what: str = "run") -> str:
+    """`<output_dir>/logs/<what>-<UTC time>.log`: a run's log (a compile's: what="compile")."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return os.path.join(output_dir, "logs", f"run-{now:%Y%m%d-%H%M%S}.log")
+    return os.path.join(output_dir, "logs", f"{what}-{now:%Y%m%d-%H%M%S}.log")
+
+
+def terminal(stream: IO[str]) -> Optional[IO[str]]:
+    """`stream` (sys.stdout or sys.stderr) for a Console, when it is not the process's own: a
+    caller's capture (pytest's capsys) is written to as it is; the process's own is None, so that
+    the Console writes to the terminal as it was before the redirection, not into the log."""
+    return None if stream in (sys.__stdout__, sys.__stderr__) else stream
 
 
 def is_data_rejection(error: BaseException) -> bool:
@@ -281,7 +296,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     from ml_metadata.proto import metadata_store_pb2
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from pipeline import metadata
+    from runner import metadata
 
     mlmd = metadata.store(config)
     executions = metadata.node_executions(config)
@@ -395,7 +410,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
     the console."""
     import tempfile
 
-    from pipeline import data, run_lock
+    from runner import data, run_lock
 
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"{now:%Y%m%d-%H%M%S}"
@@ -421,7 +436,9 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             console.say(f"error: gate configuration: {e}")
             return EXIT_USAGE
         try:
-            config.data_dir = data.ensure_data(config.data_dir, verify_checksums=config.verify_checksums)
+            # a copy: the caller's configuration stays as it was given
+            config = dataclasses.replace(config, data_dir=data.ensure_data(
+                config.data_dir, verify_checksums=config.verify_checksums))
         except data.DataError as e:
             console.say(f"error: the input data was rejected: {e}")
             return EXIT_DATA_REJECTED
@@ -435,7 +452,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0,
                                on_wait=lambda holder: console.say(
                                    f"[run] waiting: another run is using {config.output_dir} ({holder})")):
-                console.move_log(os.path.join(config.output_dir, "logs", f"run-{stamp}.log"))
+                console.move_log(log_path_for(config.output_dir, now))
                 return _run_locked(config, build, console, stamp)
         except run_lock.OutputDirBusy as e:
             console.say(f"error: {e}")

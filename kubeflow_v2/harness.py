@@ -1,6 +1,10 @@
 """Runs a compiled Vertex AI PipelineSpec (the JSON kubeflow_v2_runner.py writes) on this machine,
 task by task, the way Vertex AI Pipelines runs it.
 
+    make compile ARGS="... --pipeline-root outputs/vertex/root --data-root data/asos ..."   # local roots
+    env/run-in-env python -m kubeflow_v2.harness outputs/vertex/asos-recommender-pipeline.json \\
+        --log-dir outputs/vertex/logs [--runs 2]
+
 What Vertex does with the JSON, and what this module does in its place:
 
 - Orders the tasks of `pipelineSpec.root.dag` by `dependentTasks` and by the producers of their
@@ -450,10 +454,15 @@ def _resolve_placeholder(text: str, inputs: Dict[str, Dict[str, Any]]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
+    from cli import flags
+    from cli.flags import Flag
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pipeline_json", help="the JSON kubeflow_v2_runner.py wrote (local roots)")
-    parser.add_argument("--log-dir", required=True, help="where each task's output is logged")
-    parser.add_argument("--runs", type=int, default=1, help="run the pipeline this many times")
+    flags.add(parser, (
+        Flag("pipeline_json", "the JSON kubeflow_v2_runner.py wrote (local roots)"),
+        Flag("--log-dir", "where each task's output is logged", required=True),
+        Flag("--runs", "run the pipeline this many times", parse=int, default=1),
+    ))
     args = parser.parse_args(argv)
     runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
     for _ in range(args.runs):

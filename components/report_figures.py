@@ -1,0 +1,317 @@
+"""The run report's figures: what components/run_report.py gathers from a run's artifacts into
+`report.json`, one function per section (data, validation, training, evaluation, gate, push,
+example recommendations). The ranking metrics are models/ranking_metrics.py's; the page is drawn
+from these figures by components/report_html.py and components/report_plots.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import types
+from tfx import v1 as tfx
+from tfx.components.util import tfxio_utils
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from components import evaluator as evaluator_lib
+from components.catalog_check import REPORT_FILE as CATALOG_REPORT_FILE
+from models import baselines, exporter, features, ranking_metrics, trainer
+from models.examples import purchase_examples
+
+MAX_K = features.SERVING_TOP_K  # recall@k curve: k = 1..MAX_K, the Evaluator's curve (components/evaluator.py)
+COVERAGE_K = 10
+EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
+EXAMPLE_TOP = 8
+BATCH = 1024
+MAX_PURCHASES_BAR = 30  # purchases-per-user plot: the last bar counts users with this many or more
+
+Purchases = Dict[str, np.ndarray]  # {"users": bytes[N], "products": int64[N]}
+
+
+def _read_json(path: str) -> Any:
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+# --- data ------------------------------------------------------------------------------------
+def read_purchases(split_dir: str) -> Purchases:
+    """{"users": bytes[N], "products": int64[N]} of ExampleGen's examples in one split."""
+    files = tf.io.gfile.glob(os.path.join(split_dir, "*.gz"))
+    spec = {features.USER_KEY: tf.io.FixedLenFeature([1], tf.string),
+            features.PRODUCT_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+    users, products = [], []
+    if files:
+        dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
+                   .batch(65536).map(lambda x: tf.io.parse_example(x, spec)))
+        for batch in dataset:
+            users.append(batch[features.USER_KEY].numpy().reshape(-1))
+            products.append(batch[features.PRODUCT_KEY].numpy().reshape(-1))
+    return {"users": np.concatenate(users) if users else np.array([], dtype=object),
+            "products": np.concatenate(products) if products else np.array([], dtype=np.int64)}
+
+
+def read_splits(examples: types.Artifact) -> Dict[str, Purchases]:
+    """Split name -> its purchases, for every split of ExampleGen's examples."""
+    return {split: read_purchases(artifact_utils.get_split_uri([examples], split))
+            for split in artifact_utils.decode_split_names(examples.split_names)}
+
+
+def _distribution(counts: np.ndarray) -> Dict[str, float]:
+    if not len(counts):
+        return {"mean": 0.0, "median": 0.0, "p90": 0.0, "max": 0}
+    return {"mean": float(counts.mean()), "median": float(np.median(counts)),
+            "p90": float(np.percentile(counts, 90)), "max": int(counts.max())}
+
+
+def split_statistics(purchases: Purchases) -> Dict[str, Any]:
+    """Counts and the purchases-per-user / per-product distributions of one split."""
+    _, per_user = np.unique(purchases["users"], return_counts=True)
+    _, per_product = np.unique(purchases["products"], return_counts=True)
+    return {
+        "purchases": int(len(purchases["products"])),
+        "users": int(len(per_user)),
+        "products": int(len(per_product)),
+        "purchases_per_user": _distribution(per_user),
+        "purchases_per_product": _distribution(per_product),
+        # for the plots: how many users bought n times; product counts, most bought first
+        "users_by_purchases": np.bincount(np.minimum(per_user, MAX_PURCHASES_BAR)).tolist()
+        if len(per_user) else [],
+        "product_counts_desc": sorted(per_product.tolist(), reverse=True),
+    }
+
+
+def eval_split_of(splits: Sequence[str]) -> str:
+    """The split the models are measured on: "eval", else the last by name."""
+    if not splits:
+        raise ValueError("the examples have no split: nothing to measure the models on")
+    return "eval" if "eval" in splits else sorted(splits)[-1]
+
+
+# --- validation ------------------------------------------------------------------------------
+def anomaly_lines(anomalies: Optional[types.Artifact]) -> List[str]:
+    """The validator's anomalies, one line each, in plain words."""
+    if anomalies is None:
+        return []
+    from components import validator
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    lines = []
+    for split in artifact_utils.decode_split_names(anomalies.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([anomalies], split), "SchemaDiff.pb")
+        if tf.io.gfile.exists(path):
+            proto = anomalies_pb2.Anomalies()
+            proto.ParseFromString(io_utils.read_bytes_file(path))
+            lines += validator.describe_anomalies(split, proto)
+    return lines
+
+
+def read_catalog_report(catalog_report: Optional[types.Artifact]) -> Optional[Dict[str, Any]]:
+    """CatalogCheck's counts, None without its artifact."""
+    if catalog_report is None:
+        return None
+    return _read_json(os.path.join(catalog_report.uri, CATALOG_REPORT_FILE))
+
+
+# --- training --------------------------------------------------------------------------------
+def training_figures(model_run: types.Artifact) -> Dict[str, Any]:
+    """The Trainer's loss and examples/s per epoch, and the model configuration it trained."""
+    return {
+        "history": _read_json(os.path.join(model_run.uri, trainer.HISTORY_FILE)) or [],
+        "model_config": _read_json(os.path.join(model_run.uri, trainer.MODEL_CONFIG_FILE)),
+    }
+
+
+@dataclasses.dataclass
+class TrainSplit:
+    """The train purchases as the Trainer read them: Transform's vocabulary indices."""
+    transform_output: tft.TFTransformOutput
+    users: np.ndarray
+    items: np.ndarray
+    num_users: int
+    num_items: int
+
+
+def read_train_split(transform_graph: types.Artifact, transformed_examples: types.Artifact
+                     ) -> TrainSplit:
+    """Transform's train split and vocabulary sizes, read as the Trainer reads them."""
+    transform_output = tft.TFTransformOutput(transform_graph.uri)
+    accessor = tfx.components.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([transformed_examples], []),
+        record_batch_factory=None, data_view_decode_fn=None)
+    users, items = trainer.read_pairs(
+        accessor, [os.path.join(artifact_utils.get_split_uri([transformed_examples], "train"), "*")],
+        transform_output)
+    return TrainSplit(transform_output, users, items,
+                      num_users=transform_output.vocabulary_size_by_name(features.USER_VOCAB),
+                      num_items=transform_output.vocabulary_size_by_name(features.PRODUCT_VOCAB))
+
+
+def catalog_size(catalog: Optional[Dict[str, Any]], train: TrainSplit) -> int:
+    """The catalog's number of products (CatalogCheck's), else the train vocabulary's: the
+    denominator of coverage@10."""
+    return (catalog or {}).get("catalog_products") or train.num_items
+
+
+# --- evaluation ------------------------------------------------------------------------------
+def saved_model_signatures(model_uri: str) -> Mapping:
+    """Signature name -> callable of the serving SavedModel in a Model artifact."""
+    return tf.saved_model.load(path_utils.serving_model_path(model_uri)).signatures
+
+
+def popularity_module(train: TrainSplit) -> exporter.ServingModule:
+    """The most-popular-products baseline in the serving module the models are exported with."""
+    return exporter.ServingModule(
+        baselines.PopularityModel(train.num_users, train.num_items, train.items),
+        train.transform_output, train.users, train.items, top_k=min(MAX_K, train.num_items))
+
+
+def module_signatures(module: exporter.ServingModule) -> Dict[str, Any]:
+    """A serving module's signatures as callables, by name (they hold the module weakly: keep
+    it alive while they are used)."""
+    return {exporter.EVAL_SIGNATURE: module.evaluate, "serving_default": module.recommend,
+            exporter.ITEM_ITEM_SIGNATURE: module.item_item}
+
+
+def ranking_figures(signatures: Mapping, examples: Sequence[bytes]) -> Dict[str, Any]:
+    """Metrics and recall@k curve of one model through its `evaluate` signature."""
+    ranks = ranking_metrics.evaluate_ranks(signatures, examples, batch=BATCH)
+    return {"metrics": ranking_metrics.purchase_metrics(ranks),
+            "recall_at_k": ranking_metrics.recall_curve(ranks[:, 0], MAX_K)}
+
+
+def coverage_at_10(signatures: Mapping, eval_users: np.ndarray, catalog_size: int) -> float:
+    """The share of catalog products in at least one eval user's top 10 (`serving_default`)."""
+    shown = ranking_metrics.served_products(signatures, np.unique(eval_users), COVERAGE_K, BATCH)
+    return ranking_metrics.coverage(shown, catalog_size)
+
+
+def coverage_from_batch_lists(recommendations_uri: str, model_path: str, signatures: Mapping,
+                              eval_users: np.ndarray, catalog_size: int) -> Optional[float]:
+    """`coverage_at_10` from BatchRecommendations' lists, when they are `model_path`'s: the same
+    `serving_default` answers for every known user, computed once already (its summary names
+    the model). Eval users without a list (unknown to the model) are asked through `signatures`
+    as `coverage_at_10` does. None when there are no lists of that model (a refused model, or
+    lists of fewer than COVERAGE_K products)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from components import batch_recommendations as batch
+
+    summary = _read_json(os.path.join(recommendations_uri, batch.SUMMARY_FILE))
+    if not summary or summary.get("model") != model_path or summary.get("top_k", 0) < COVERAGE_K:
+        return None
+    users = np.unique(eval_users)
+    wanted = pa.array(batch.user_strings(users), pa.string())
+    lists = ds.dataset(os.path.join(recommendations_uri, batch.RECOMMENDATIONS_DIR), format="parquet")
+    top = lists.to_table(columns=[features.USER_KEY, features.PRODUCT_KEY],
+                         filter=(ds.field("rank") <= COVERAGE_K) & ds.field(features.USER_KEY).isin(wanted))
+    shown = set(np.unique(top[features.PRODUCT_KEY].to_numpy()).tolist())
+    listed = pc.unique(top[features.USER_KEY])
+    missing = users[~pc.is_in(wanted, value_set=listed).to_numpy(zero_copy_only=False)]
+    shown |= ranking_metrics.served_products(signatures, missing, COVERAGE_K, BATCH)
+    return ranking_metrics.coverage(shown, catalog_size)
+
+
+def _gated_model_figures(gate: Dict[str, Any], tfma_name: str, signatures: Mapping,
+                         examples: Sequence[bytes], eval_users: np.ndarray, catalog_size: int,
+                         coverage_from_lists: Optional[float] = None) -> Dict[str, Any]:
+    """The candidate's or the last blessed model's figures: TFMA's metrics (the ones the gate
+    judged) and recall@k curve (an evaluation from before the curve existed is re-scored here),
+    and coverage@10 (`coverage_from_lists` when known, else through `serving_default`)."""
+    curve = gate["curves"].get(tfma_name)
+    figures = {"recall_at_k": curve} if curve else ranking_figures(signatures, examples)
+    figures["metrics"] = dict(gate["values"].get(tfma_name, {}))
+    figures["coverage_at_10"] = (coverage_from_lists if coverage_from_lists is not None else
+                                 coverage_at_10(signatures, eval_users, catalog_size))
+    return figures
+
+
+def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], catalog_size: int,
+                       train: TrainSplit, candidate: Mapping, candidate_uri: str,
+                       baseline_uri: Optional[str] = None,
+                       recommendations_uri: Optional[str] = None) -> Dict[str, Any]:
+    """The evaluation section: the candidate's, the last blessed model's (`baseline_uri`) and the
+    most-popular baseline's metrics, recall@k curves and coverage@10 on the eval split.
+    `candidate`: the candidate's signatures; `recommendations_uri`: BatchRecommendations'
+    artifact, whose lists give the candidate's coverage when they are its."""
+    split = eval_split_of(list(purchases))
+    eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
+    examples = purchase_examples(eval_users, eval_products)
+
+    lists_coverage = None
+    if recommendations_uri is not None:
+        lists_coverage = coverage_from_batch_lists(
+            recommendations_uri, path_utils.serving_model_path(candidate_uri), candidate,
+            eval_users, catalog_size)
+    models = {"candidate": _gated_model_figures(gate, evaluator_lib.CANDIDATE, candidate, examples,
+                                                eval_users, catalog_size, lists_coverage)}
+    if baseline_uri is not None:
+        models["last blessed"] = _gated_model_figures(
+            gate, evaluator_lib.BASELINE, saved_model_signatures(baseline_uri), examples,
+            eval_users, catalog_size)
+    popularity = popularity_module(train)
+    popular = module_signatures(popularity)
+    models["most popular"] = {**ranking_figures(popular, examples),
+                              "coverage_at_10": coverage_at_10(popular, eval_users, catalog_size)}
+    return {
+        "split": split,
+        "protocol": (f"On the {split} split ({len(eval_products):,} purchases): each "
+                     "purchase's rank among all products, the user's train purchases left "
+                     "out; sampled accuracy against 100 uniformly drawn products. Per "
+                     "purchase, as the gate computes them."),
+        "note": ("Candidate and last blessed: TFMA's values, the ones the gate judged. Most "
+                 "popular: every user gets the most bought train products (their own "
+                 "purchases left out), through the same serving module. Coverage@10: the "
+                 "share of catalog products in at least one eval user's top 10."),
+        "models": models,
+    }
+
+
+# --- gate, push ------------------------------------------------------------------------------
+def gate_figures(gate: Dict[str, Any]) -> Dict[str, Any]:
+    """The gate's verdict and its table (components/evaluator.py's `gate_verdict`)."""
+    return {"blessed": gate["blessed"], "verdict": gate["verdict"], "rows": gate["rows"],
+            "compared_with_blessed": gate["has_baseline"]}
+
+
+def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[str, Any]:
+    """What the Pusher did, from its artifact's properties, in a sentence."""
+    def prop(name, kind):
+        if pushed_model is None or not pushed_model.has_custom_property(name):
+            return kind()
+        get = pushed_model.get_int_custom_property if kind is int else pushed_model.get_string_custom_property
+        return get(name)
+
+    pushed = bool(prop("pushed", int))
+    version, path = prop("pushed_version", str), prop("pushed_destination", str)
+    if pushed:
+        text = f"Pushed: version {version} at {path}."
+    elif not blessed:
+        text = "Not pushed: the gate refused the model; the previously pushed model stays served."
+    else:
+        text = "Not pushed."
+    return {"pushed": pushed, "version": version, "path": path, "text": text}
+
+
+# --- example recommendations -----------------------------------------------------------------
+def item_item_examples(candidate: Mapping, train: TrainSplit) -> List[Dict[str, Any]]:
+    """The candidate's `call_item_item` for the EXAMPLE_PRODUCTS most bought train products:
+    their EXAMPLE_TOP most similar products and scores."""
+    counts = np.bincount(train.items[train.items < train.num_items], minlength=train.num_items)
+    top = np.argsort(-counts, kind="stable")[:EXAMPLE_PRODUCTS]
+    product_ids = [int(p) for p in train.transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)]
+    asked = tf.constant([product_ids[i] for i in top], tf.int64)
+    similar = candidate[exporter.ITEM_ITEM_SIGNATURE](item=asked)
+    return [{"product": product_ids[i], "purchases": int(counts[i]),
+             "similar": similar["products"].numpy()[row, :EXAMPLE_TOP].tolist(),
+             "scores": similar["scores"].numpy()[row, :EXAMPLE_TOP].round(4).tolist()}
+            for row, i in enumerate(top)]

@@ -1,0 +1,72 @@
+"""The run report's figures from small known inputs (the metrics themselves:
+models/ranking_metrics_test.py)."""
+
+import numpy as np
+import pytest
+from tfx.types import standard_artifacts
+
+from components import report_figures
+
+
+def test_split_statistics():
+    stats = report_figures.split_statistics({
+        "users": np.array([b"a", b"a", b"b", b"c", b"c", b"c"], dtype=object),
+        "products": np.array([1, 2, 1, 1, 2, 3])})
+    assert (stats["purchases"], stats["users"], stats["products"]) == (6, 3, 3)
+    assert stats["purchases_per_user"] == {"mean": 2.0, "median": 2.0, "p90": pytest.approx(2.8), "max": 3}
+    assert stats["users_by_purchases"] == [0, 1, 1, 1]
+    assert stats["product_counts_desc"] == [3, 2, 1]
+
+
+def test_an_empty_split_has_zero_counts():
+    stats = report_figures.split_statistics({"users": np.array([], dtype=object),
+                                             "products": np.array([], dtype=np.int64)})
+    assert (stats["purchases"], stats["users"], stats["products"]) == (0, 0, 0)
+    assert stats["users_by_purchases"] == [] and stats["purchases_per_user"]["max"] == 0
+
+
+def test_the_eval_split_is_eval_else_the_last_by_name():
+    assert report_figures.eval_split_of(["train", "eval"]) == "eval"
+    assert report_figures.eval_split_of(["train", "test"]) == "train"
+    assert report_figures.eval_split_of(["eval"]) == "eval"
+    with pytest.raises(ValueError, match="no split"):
+        report_figures.eval_split_of([])
+
+
+def _train(num_items):
+    return report_figures.TrainSplit(transform_output=None, users=np.array([0]), items=np.array([0]),
+                                     num_users=1, num_items=num_items)
+
+
+def test_coverage_is_of_the_catalog_else_of_the_train_vocabulary():
+    """Without a catalog report the train vocabulary counts: the data's splits are not read (a
+    run whose data has no split named "train" gets its report)."""
+    assert report_figures.catalog_size({"catalog_products": 65}, _train(60)) == 65
+    assert report_figures.catalog_size(None, _train(60)) == 60
+    assert report_figures.catalog_size({}, _train(60)) == 60
+
+
+def _pushed(**props):
+    artifact = standard_artifacts.PushedModel()
+    for name, value in props.items():
+        if isinstance(value, int):
+            artifact.set_int_custom_property(name, value)
+        else:
+            artifact.set_string_custom_property(name, value)
+    return artifact
+
+
+def test_push_summary():
+    assert report_figures.push_summary(_pushed(pushed=1, pushed_version="17", pushed_destination="/s/17"),
+                                       blessed=True) == {
+        "pushed": True, "version": "17", "path": "/s/17", "text": "Pushed: version 17 at /s/17."}
+    refused = report_figures.push_summary(_pushed(pushed=0), blessed=False)
+    assert not refused["pushed"] and refused["text"].startswith("Not pushed: the gate refused the model")
+    assert report_figures.push_summary(None, blessed=True)["text"] == "Not pushed."
+
+
+def test_gate_figures():
+    gate = {"blessed": False, "verdict": "NOT BLESSED", "rows": [{"metric": "mrr"}], "has_baseline": True,
+            "values": {}, "curves": {}}
+    assert report_figures.gate_figures(gate) == {"blessed": False, "verdict": "NOT BLESSED",
+                                                 "rows": [{"metric": "mrr"}], "compared_with_blessed": True}

@@ -1,0 +1,142 @@
+"""The run report's page: one self-contained HTML file from the report's figures
+(components/report_figures.py) and plots (components/report_plots.py). Styles inline, plots as
+base64 PNG, every text from the data escaped: it opens from disk with no network."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1050px;
+color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.8em} table{border-collapse:collapse;margin:.6em 0} td,th{padding:.25em .7em;
+border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6} td:first-child,th:first-child
+{text-align:left} .ok{color:#17692b;font-weight:600} .bad{color:#b00020;font-weight:600}
+.verdict{font-size:1.1em;padding:.6em 1em;border-radius:6px;margin:.8em 0}
+.blessed{background:#e6f4ea} .refused{background:#fde7e9} .muted{color:#777} img{max-width:100%}
+code{background:#f3f3f3;padding:0 .25em} table.examples td:last-child{text-align:left}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Optional[float], digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table{f' class={css!r}' if css else ''}><tr>{head}</tr>{body}</table>"
+
+
+def _img(images: Dict[str, str], name: str, alt: str) -> str:
+    if name not in images:
+        return ""
+    return f'<p><img alt="{_e(alt)}" src="data:image/png;base64,{images[name]}"></p>'
+
+
+def _heading(report: Dict[str, Any]) -> List[str]:
+    gate, push = report["gate"], report["push"]
+    verdict_class = "blessed" if gate["blessed"] else "refused"
+    return [f"<h1>{_e(report['pipeline'])}: run report</h1>",
+            f"<p class='muted'>{_e(report['created'])} &middot; {_e(report['run'])}</p>",
+            f"<div class='verdict {verdict_class}'><b>{_e(gate['verdict'])}</b><br>{_e(push['text'])}</div>"]
+
+
+def _data_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
+    rows = []
+    for split, s in report["data"].items():
+        pu, pp = s["purchases_per_user"], s["purchases_per_product"]
+        rows.append([_e(split), f"{s['purchases']:,}", f"{s['users']:,}", f"{s['products']:,}",
+                     f"{pu['mean']:.2f} / {pu['median']:g} / {pu['max']:,}",
+                     f"{pp['mean']:.2f} / {pp['median']:g} / {pp['max']:,}"])
+    return ["<h2>Data</h2>",
+            _table(["split", "purchases", "users", "products",
+                    "purchases per user (mean / median / max)",
+                    "purchases per product (mean / median / max)"], rows),
+            _img(images, "data", "purchases per user and per product")]
+
+
+def _validation_section(report: Dict[str, Any]) -> List[str]:
+    parts = ["<h2>Validation</h2>"]
+    anomalies = report["validation"]["anomalies"]
+    parts.append("<p>" + ("No anomalies: every split matches the curated schema "
+                          "(<code>schema/schema.pbtxt</code>), the id patterns and the minimum "
+                          "row counts." if not anomalies else
+                          "Anomalies:</p><ul>" + "".join(f"<li>{_e(a)}</li>" for a in anomalies)
+                          + "</ul><p>") + "</p>")
+    catalog = report["validation"]["catalog"]
+    if catalog:
+        parts.append(_table(["catalog check", "products"], [
+            ["catalog", f"{catalog['catalog_products']:,}"],
+            ["train vocabulary", f"{catalog['vocabulary_products']:,}"],
+            ["catalog products never bought (cannot be recommended)",
+             f"{catalog['catalog_products_not_in_vocabulary']:,}"],
+            ["bought but not in the catalog", f"{catalog['vocabulary_products_not_in_catalog']:,}"]]))
+    return parts
+
+
+def _training_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
+    parts = ["<h2>Training</h2>"]
+    training = report["training"]
+    if training["history"]:
+        parts.append(_table(["epoch", "loss", "examples/s", "seconds"], [
+            [h["epoch"], f"{h['loss']:.4f}", f"{h['examples_per_sec']:,.0f}", f"{h['seconds']:.1f}"]
+            for h in training["history"]]))
+        parts.append(_img(images, "training", "training loss per epoch"))
+    else:
+        parts.append("<p class='muted'>No training history in the model run.</p>")
+    if training["model_config"]:
+        parts.append("<p class='muted'>model configuration: <code>" +
+                     _e(json.dumps(training["model_config"], sort_keys=True)) + "</code></p>")
+    return parts
+
+
+def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
+    gate, ev = report["gate"], report["evaluation"]
+    labels = list(ev["models"])
+    rows = []
+    for row in gate["rows"]:
+        name = row["metric"]
+        cells = [f"<code>{_e(name)}</code>"]
+        for label in labels:
+            cells.append(_num(ev["models"][label]["metrics"].get(name)))
+        result = row["result"]
+        css = "ok" if result == "ok" else "bad" if result not in ("-", "") else "muted"
+        cells += [_e(row["threshold"]), f"<span class='{css}'>{_e(result)}</span>"]
+        rows.append(cells)
+    rows.append(["catalog coverage@10"] +
+                [_num(ev["models"][label]["coverage_at_10"]) for label in labels] + ["not gated", "-"])
+    return ["<h2>Evaluation and gate</h2>",
+            f"<p>{_e(ev['protocol'])}</p>",
+            _table(["metric"] + labels + ["threshold", "gate"], rows),
+            f"<p class='muted'>{_e(ev['note'])}</p>",
+            _img(images, "recall", "recall@k curve")]
+
+
+def _examples_section(report: Dict[str, Any]) -> List[str]:
+    return ["<h2>Example recommendations</h2>",
+            "<p>The candidate model's <code>call_item_item</code> for the most bought "
+            "products of the train split (similar products, most similar first).</p>",
+            _table(["product", "train purchases", "similar products (cosine)"], [
+                [str(ex["product"]), f"{ex['purchases']:,}",
+                 ", ".join(f"{p} <span class='muted'>({s:.2f})</span>"
+                           for p, s in zip(ex["similar"], ex["scores"]))]
+                for ex in report["examples"]], css="examples")]
+
+
+def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
+    """The page of a report (report.json's figures) with its plots (name -> base64 PNG)."""
+    parts = (_heading(report) + _data_section(report, images) + _validation_section(report)
+             + _training_section(report, images) + _evaluation_section(report, images)
+             + _examples_section(report))
+    body = "\n".join(p for p in parts if p)
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(report['pipeline'])} run report</title><style>{STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")

@@ -1,0 +1,50 @@
+"""The run report's page: self-contained, text escaped, every section drawn from the figures."""
+
+import re
+
+import numpy as np
+
+from components import report_figures, report_html, report_plots
+
+
+def _report(splits=("train", "eval")):
+    split = report_figures.split_statistics({"users": np.array([b"a", b"b"], dtype=object),
+                                             "products": np.array([7, 8])})
+    figures = {"metrics": {"recall_at_10": 0.5}, "recall_at_k": [0.5] * 100, "coverage_at_10": 0.1}
+    return {
+        "pipeline": "p", "created": "now", "run": "r",
+        "data": {name: split for name in splits},
+        "validation": {"anomalies": ["split 'eval', feature 'x': <bad> & worse"], "catalog": None},
+        "training": {"history": [{"epoch": 1, "loss": 2.5, "examples_per_sec": 10.0, "seconds": 1.0}],
+                     "model_config": {"epochs": 1}},
+        "evaluation": {"protocol": "p", "note": "n", "models": {"candidate": figures, "most popular": figures}},
+        "gate": {"blessed": False, "verdict": "NOT BLESSED", "rows": [
+            {"metric": "recall_at_10", "threshold": ">= 0.6", "result": "FAILED"}]},
+        "push": {"text": "Not pushed."},
+        "examples": [{"product": 7, "purchases": 1, "similar": [8], "scores": [0.5]}],
+    }
+
+
+def test_the_page_is_self_contained_and_escapes_text():
+    report = _report()
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert page.count('src="data:image/png;base64,') == 3
+    assert not re.search(r"https?://|<script|<link", page)
+    assert "&lt;bad&gt; &amp; worse" in page  # text from the data is escaped
+    assert "2.5000" in page and "FAILED" in page
+    # the gate's table: the metric, each model's value, the threshold and the result
+    assert ("<tr><td><code>recall_at_10</code></td><td>0.5000</td><td>0.5000</td><td>&gt;= 0.6</td>"
+            "<td><span class='bad'>FAILED</span></td></tr>") in page
+    assert "<tr><td>eval</td><td>2</td><td>2</td><td>2</td><td>1.00 / 1 / 1</td>" in page
+
+
+def test_a_run_with_one_split_gets_its_page():
+    report = _report(splits=("eval",))
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "<td>eval</td>" in page and "<td>train</td>" not in page
+
+
+def test_a_curve_of_another_length_is_plotted_as_it_is():
+    report = _report()
+    report["evaluation"]["models"]["candidate"]["recall_at_k"] = [0.1, 0.2, 0.3]
+    assert set(report_plots.plots(report)) == {"data", "training", "recall"}

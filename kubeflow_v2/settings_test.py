@@ -1,0 +1,51 @@
+"""Settings of the Vertex path that are wrong stop with a SettingError naming flag and variable."""
+
+import pytest
+
+from kubeflow_v2 import settings
+from pipeline import configs
+
+REQUIRED = ["--project", "p", "--region", "europe-west1", "--bucket", "my-bucket", "--image", "img:1"]
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--bucket", "gs://", "--bucket or RECSYS_GCS_BUCKET: 'gs://' is not a Cloud Storage bucket"),
+    ("--bucket", "My Bucket", "is not a Cloud Storage bucket"),
+    ("--pipeline-name", "Bad Name!", "--pipeline-name or RECSYS_PIPELINE_NAME: 'Bad Name!' is not a pipeline name"),
+    ("--dataflow-max-workers", "-3", "--dataflow-max-workers or RECSYS_DATAFLOW_MAX_WORKERS: -3 is not a positive"),
+    ("--dataflow-disk-size-gb", "0", "--dataflow-disk-size-gb or RECSYS_DATAFLOW_DISK_SIZE_GB: 0 is not a positive"),
+])
+def test_a_malformed_setting_is_named(flag, value, expected):
+    with pytest.raises(settings.SettingError, match=expected.replace("(", "\\(")):
+        settings.parse_compile_args(REQUIRED + [flag, value], environ={})
+
+
+def test_bucket_forms():
+    for given, bucket in [("my-bucket", "gs://my-bucket"), ("gs://my-bucket/", "gs://my-bucket"),
+                          ("gs://my.bucket_1/team/x", "gs://my.bucket_1/team/x")]:
+        config, _, _ = settings.parse_compile_args(REQUIRED + ["--bucket", given], environ={})
+        assert config.bucket == bucket
+        assert config.pipeline_root == bucket + "/pipeline_root"
+
+
+def test_the_model_and_gate_flags_of_a_local_run():
+    """--serving-top-k, --gate-bound, --preset and --model-param: declared once (pipeline/configs.py)
+    for both runners."""
+    config, _, _ = settings.parse_compile_args(REQUIRED + [
+        "--serving-top-k", "20", "--gate-bound", "recall_at_10=0.3", "--gate-bound", "mrr=0.01",
+        "--preset", "notebook", "--model-param", "epochs=2"], environ={})
+    assert config.training.serving_top_k == 20 and config.training.custom_config()["serving_top_k"] == 20
+    assert config.training.preset == "notebook" and config.training.overrides == {"epochs": 2}
+    assert config.gate.lower_bounds == {**configs.DEFAULT_LOWER_BOUNDS, "recall_at_10": 0.3, "mrr": 0.01}
+    config, _, _ = settings.parse_compile_args(REQUIRED, environ={})
+    assert config.training == configs.TrainingConfig() and config.gate == configs.GateConfig()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--serving-top-k", "0", "argument --serving-top-k: 0 is not a number of products (1 or more)"),
+    ("--gate-bound", "recall_at_10", "argument --gate-bound: 'recall_at_10' is not METRIC=NUMBER"),
+])
+def test_a_malformed_model_or_gate_flag_is_a_usage_error(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        settings.parse_compile_args(REQUIRED + [flag, value], environ={})
+    assert e.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

@@ -1,0 +1,4 @@
+"""The local-run tooling behind local_runner.py: the console and its log file (console.py), one run
+per output directory (run_lock.py), the input files checked before a run (data.py), and what
+runs left in ML Metadata (metadata.py). Above the pipeline definition: imports `pipeline/`,
+`components/` and `models/`, never the other way round."""
