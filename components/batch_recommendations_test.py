@@ -55,8 +55,8 @@ def inputs(tmp_path_factory, curated_schema):
     purchases = testing.purchases(users=[u.decode() for u in USERS], per_user=2)
     _, graph = testing.transform_graph(purchases, curated_schema, str(root / "transform"))
     assert sorted(graph.vocabulary_by_name(features.USER_VOCAB)) == sorted(USERS)
-    return {"model": str(model_dir), "serving": str(serving_dir), "graph": os.path.dirname(graph.transform_savedmodel_dir),
-            "root": root}
+    return {"model": str(model_dir), "serving": str(serving_dir),
+            "graph": os.path.dirname(graph.transform_savedmodel_dir), "root": root}
 
 
 def _run(inputs, out, blessed, mode="in_memory", **props):
