@@ -10,6 +10,9 @@ run:  ## the full pipeline on the ASOS data
 test:  ## the whole test suite, end-to-end runs included (what CI runs)
 	$(RUN) python -m pytest $(ARGS)
 
+lint:  ## ruff over the whole tree (pyproject.toml); CI runs it before the tests
+	$(RUN) ruff check .
+
 test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no model server), about a minute
 	$(RUN) python -m pytest -m "not e2e" $(ARGS)
 

@@ -72,7 +72,8 @@ def test_a_flag_alone_is_an_argparse_error(capsys, argv, message):
 
 
 def test_parsers():
-    assert [flags.boolean(t) for t in ("1", "TRUE", " yes", "on", "0", "false", "No", "off")] == [True] * 4 + [False] * 4
+    texts = ("1", "TRUE", " yes", "on", "0", "false", "No", "off")
+    assert [flags.boolean(t) for t in texts] == [True] * 4 + [False] * 4
     with pytest.raises(flags.BadValue):
         flags.boolean("")
     workers = flags.integer(0, what="a number of workers (0: one per core)")

@@ -41,7 +41,8 @@ def test_read_catalog_takes_the_header_pandas_writes(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("product_id\n2000001\n", "line 1: 'product_id' is not an integer product id \\(a header line may only be 'productId'\\)"),
+    ("product_id\n2000001\n",
+     "line 1: 'product_id' is not an integer product id \\(a header line may only be 'productId'\\)"),
     ("productId\n", "no product ids"),
     ("", "no product ids"),
     ("2000001\n2000002.0\n", "line 2: '2000002.0' is not an integer"),

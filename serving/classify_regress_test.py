@@ -62,7 +62,8 @@ def test_the_signature_is_named_in_protobufs_text_format():
                                 'or "scores". Signature was: ')
     assert error(cr.preprocess_regression, signature(["inputs"], ["y"])).message.startswith(
         "No regression outputs found in SignatureDef: ")
-    assert error(cr.preprocess_classification, signature(["a", "b"], ["scores"])).message == "Expected one input Tensor."
+    two_inputs = signature(["a", "b"], ["scores"])
+    assert error(cr.preprocess_classification, two_inputs).message == "Expected one input Tensor."
 
 
 def test_the_method_name_is_not_checked_as_tf_servings_default_flags():

@@ -53,9 +53,11 @@ def test_json_that_rapidjson_reads_and_pythons_json_would_read_otherwise():
     assert json_format.utf8(lone_low) == b"\xed\xb0\x80"
     # bytes that are not UTF-8 (rapidjson does not validate): kept as they came, in and out
     doc = parse_json(b'{"signature_name": "s\xff", "instances": ["caf\xe9"]}')
-    tensors, _ = json_tensor.parse_predict_request(doc, {"user_id": types_pb2.DT_STRING}, json_tensor.signature_name(doc))
+    tensors, _ = json_tensor.parse_predict_request(doc, {"user_id": types_pb2.DT_STRING},
+                                                   json_tensor.signature_name(doc))
     assert tensors["user_id"].tolist() == [b"caf\xe9"]
-    assert json_format.utf8(json_format.make_json_from_error(f"not found: {doc['signature_name']}")).endswith(b'not found: s\xff"\n}')
+    body = json_format.utf8(json_format.make_json_from_error(f"not found: {doc['signature_name']}"))
+    assert body.endswith(b'not found: s\xff"\n}')
     # whitespace rapidjson skips is JSON's four characters only; text after the object is ignored
     assert parse_json(b' \t\r\n{"a": 1} trailing') == {"a": 1}
     with pytest.raises(ServingError, match="Invalid value. at offset: 0"):

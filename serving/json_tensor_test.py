@@ -112,7 +112,8 @@ def test_error_texts_are_tf_servings():
         "JSON Value: null Type: Null is not of expected type: int64"
     assert error_of('{"inputs": {"item": [9223372036854775808]}}', item).endswith("is not of expected type: int64")
     assert error_of('{"signature_name": "x"}', item) == "Missing 'inputs' or 'instances' key"
-    assert error_of('{"instances": []}', item) == "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array"
+    assert error_of('{"instances": []}', item) == (
+        "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array")
     assert error_of('{"instances": 5}', item).endswith("Expecting 'instances' to be an list/array")
     assert error_of("[1, 2]", item) == "JSON Value: [1, 2] Is not object"
     assert error_of("{bad", item).startswith("JSON Parse error: ")

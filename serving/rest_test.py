@@ -61,7 +61,8 @@ def test_the_v1_prefix_and_the_path_regexes_ignore_case(client):
 def test_the_verb_and_metadata_are_compared_as_written(client):
     """The regexes match `:PREDICT` and `/METADATA`, then ProcessRequest compares them with
     "predict" and "metadata": the first is malformed, the second is a model status request."""
-    assert error(client.post("/v1/models/m:PREDICT", content=b"{}")) == (400, "Malformed request: POST /v1/models/m:PREDICT")
+    assert error(client.post("/v1/models/m:PREDICT", content=b"{}")) == (
+        400, "Malformed request: POST /v1/models/m:PREDICT")
     assert error(client.get("/v1/models/m/METADATA")) == (404, "Could not find any versions of model m")
     assert error(client.get("/v1/models/m/metadata")) == (404, "Servable not found for request: Latest(m)")
 
@@ -80,7 +81,8 @@ def test_names_are_percent_decoded_and_outside_v1_is_404(client):
     assert response.status_code == 404 and response.content.endswith(b'model caf\xe9"\n}')
     assert error(client.get("/v1/models/m/versions/99999999999999999999")) == (
         400, "Failed to convert version: 99999999999999999999 to numeric.")
-    assert error(client.put("/v1/models/m:predict", content=b"{}")) == (400, "Malformed request: PUT /v1/models/m:predict")
+    assert error(client.put("/v1/models/m:predict", content=b"{}")) == (
+        400, "Malformed request: PUT /v1/models/m:predict")
     for path in ("/v1", "/", "/v2/models/m", "/models/m"):
         response = client.get(path)
         assert response.status_code == 404 and "error" not in response.text, path

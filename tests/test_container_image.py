@@ -61,7 +61,8 @@ def _locked_version(package):
 def test_base_image_is_debian_13_python_313_or_tfx_121():
     bases = [_expand(rest.split()[0]) for word, rest in _instructions() if word == "FROM"]
     final = bases[-1]
-    assert re.fullmatch(r"python:3\.13(\.\d+)?-(slim-)?trixie", final) or final == "gcr.io/tfx-oss-public/tfx:1.21.0", final
+    assert (re.fullmatch(r"python:3\.13(\.\d+)?-(slim-)?trixie", final)
+            or final == "gcr.io/tfx-oss-public/tfx:1.21.0"), final
 
 
 def test_installs_the_local_lock_hash_checked():

@@ -338,7 +338,8 @@ BAD_REQUESTS = [
      '{"instances":["a"]}', 400, f"Malformed request: POST /v1/models/{NAME}:predict?debug=1"),
     ("the verb in capitals", "POST", f"/v1/models/{NAME}:PREDICT", '{"instances":["a"]}', 400,
      f"Malformed request: POST /v1/models/{NAME}:PREDICT"),
-    ("predict with GET", "GET", f"/v1/models/{NAME}:predict", None, 400, f"Malformed request: GET /v1/models/{NAME}:predict"),
+    ("predict with GET", "GET", f"/v1/models/{NAME}:predict", None, 400,
+     f"Malformed request: GET /v1/models/{NAME}:predict"),
 ]
 
 
@@ -522,7 +523,8 @@ def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server
         for call, request, code, message in [
             (stub.Classify, classify, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
             (stub.Regress, regress, grpc.StatusCode.INVALID_ARGUMENT, "Expected one output Tensor."),
-            (stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT, "Expected one or two output Tensors, found 3"),
+            (stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT,
+             "Expected one or two output Tensors, found 3"),
             (stub.Classify, classification_pb2.ClassificationRequest(), grpc.StatusCode.INVALID_ARGUMENT,
              "Missing ModelSpec"),
             (model_stub.GetModelStatus, get_model_status_pb2.GetModelStatusRequest(model_spec={"name": ""}),
