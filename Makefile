@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test serve lock benchmark compile
+.PHONY: run test serve history rollback lock benchmark compile
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -12,6 +12,12 @@ test:  ## the test suite
 
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
 	$(RUN) python -m serving --log_file outputs/logs/serve-$$(date -u +%Y%m%d-%H%M%S).log $(ARGS)
+
+history:  ## the pushed versions, newest first: date, data, metrics, verdict; * marks the one served
+	$(RUN) python versions.py history $(ARGS)
+
+rollback:  ## serve VERSION again, as a new version: make rollback VERSION=N REASON="why"
+	$(RUN) python versions.py rollback "$(VERSION)" --reason "$(REASON)" $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py
