@@ -4,6 +4,10 @@ ARGS ?=
 
 .PHONY: run test serve history rollback lock benchmark compile
 
+# The code's commit, for the model card of what `make run` pushes (the environment has no git)
+run compile: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
+	git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)")
+
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
 

@@ -81,18 +81,51 @@ def _limitations(model_config: Optional[Dict[str, Any]]) -> List[str]:
 
 
 # --- gathering --------------------------------------------------------------------------------
+GIT_COMMIT_VARIABLE = "RECSYS_GIT_COMMIT"  # set by the Makefile on the host, where git is
+
+
 def git_commit(directory: Optional[str] = None) -> str:
-    """The git commit of the code in `directory` (default: this project), with ' (uncommitted
-    changes)' when tracked files differ from it; '' when not in a git checkout."""
+    """The git commit of the code in `directory` (default: this project): RECSYS_GIT_COMMIT when
+    set (the Makefile's, with ' (uncommitted changes)' when tracked files differ), else `git`,
+    else read from the `.git` files (the build environment has no git); '' when unknown."""
+    if os.environ.get(GIT_COMMIT_VARIABLE, "").strip():
+        return os.environ[GIT_COMMIT_VARIABLE].strip()
     directory = directory or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         commit = subprocess.run(["git", "-C", directory, "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return commit + (" (uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return ""
-    return commit + (" (uncommitted changes)" if dirty else "")
+        return _commit_from_files(os.path.join(directory, ".git"))
+
+
+def _commit_from_files(dot_git: str) -> str:
+    """HEAD's commit read from a `.git` directory (or a worktree's `.git` file), '' if unreadable."""
+    try:
+        if os.path.isfile(dot_git):  # a worktree: "gitdir: <dir>"; its refs are in the common dir
+            with open(dot_git) as f:
+                dot_git = f.read().split(":", 1)[1].strip()
+        with open(os.path.join(dot_git, "HEAD")) as f:
+            head = f.read().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head[4:].strip()
+        common = dot_git
+        if os.path.isfile(os.path.join(dot_git, "commondir")):
+            with open(os.path.join(dot_git, "commondir")) as f:
+                common = os.path.normpath(os.path.join(dot_git, f.read().strip()))
+        if os.path.isfile(os.path.join(common, ref)):
+            with open(os.path.join(common, ref)) as f:
+                return f.read().strip()
+        with open(os.path.join(common, "packed-refs")) as f:
+            for line in f:
+                if line.rstrip().endswith(" " + ref):
+                    return line.split()[0]
+    except (OSError, IndexError):
+        pass
+    return ""
 
 
 def sha256_of(path: str) -> str:
@@ -266,11 +299,11 @@ def assemble(*, name: str, version: int, pushed_at: datetime.datetime, destinati
     trained = training.get("training") or {}
     if gate is None:
         diff = "pushed by the pipeline"
+    elif gate["compared_with_served"]:
+        diff = ("pushed by the pipeline: blessed by the gate, compared with the served "
+                + (f"version {served_before}" if served_before else "model"))
     else:
-        diff = ("pushed by the pipeline: blessed by the gate" +
-                (f", compared with the served version {served_before}" if gate["compared_with_served"]
-                 and served_before else " (absolute bounds only: no model was served)"
-                 if not gate["compared_with_served"] else ""))
+        diff = "pushed by the pipeline: blessed by the gate (absolute bounds only: no model was served)"
     parameters: Dict[str, Any] = {
         "model_architecture": _architecture(model_config, training.get("training_history")),
         "data": (data or {}).get("data", []),
@@ -491,5 +524,5 @@ def _metrics_table(card: Dict[str, Any]) -> List[str]:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = (value if isinstance(value, str) else json.dumps(value, sort_keys=True)).replace("\n", " ")
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -184,3 +184,23 @@ def test_the_card_files_are_read_back(tmp_path):
     assert model_card.rows(card) == {"train": 4, "eval": 2}
     assert model_card.spans(card) == "3"  # ExampleGen's span property
     assert model_card.read(str(tmp_path / "nothing")) is None
+
+
+def test_the_git_commit_from_the_makefile_git_or_the_git_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(model_card.GIT_COMMIT_VARIABLE, "abc (uncommitted changes)")
+    assert model_card.git_commit(str(tmp_path)) == "abc (uncommitted changes)"
+    monkeypatch.delenv(model_card.GIT_COMMIT_VARIABLE)
+    monkeypatch.setenv("PATH", "")  # no git: the environment the pipeline runs in
+    assert model_card.git_commit(str(tmp_path)) == ""  # not a checkout
+    main, work = tmp_path / "main", tmp_path / "work"
+    os.makedirs(main / ".git" / "refs" / "heads")
+    (main / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (main / ".git" / "refs" / "heads" / "main").write_text("1111\n")
+    assert model_card.git_commit(str(main)) == "1111"
+    (main / ".git" / "packed-refs").write_text("# pack-refs\n2222 refs/heads/feature\n")
+    os.makedirs(main / ".git" / "worktrees" / "work")  # a worktree on a packed branch
+    (main / ".git" / "worktrees" / "work" / "HEAD").write_text("ref: refs/heads/feature\n")
+    (main / ".git" / "worktrees" / "work" / "commondir").write_text("../..\n")
+    os.makedirs(work)
+    (work / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'work'}\n")
+    assert model_card.git_commit(str(work)) == "2222"

@@ -409,6 +409,9 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -
              f"  verdict        {verdict}"]
     if outcome.pushed:
         lines.append(f"  served model   {outcome.pushed_path}")
+        card = os.path.join(outcome.pushed_path, "assets.extra", "model_card.md")
+        if os.path.exists(card):  # components/model_card.py; `make history` lists every version
+            lines.append(f"  model card     {card}")
     lines += [f"  report         {report_path or '-'}",
               f"  full log       {log_path}",
               f"  exit code      {outcome.exit_code}"]

@@ -82,9 +82,14 @@ def _outcome(**changes):
     return console.Outcome(**values)
 
 
-def test_summary_and_exit_code_of_each_outcome():
+def test_summary_and_exit_code_of_each_outcome(tmp_path):
     pushed = _outcome()
     lines = console.summary_lines(pushed, "/o/reports/run-1.html", "/o/logs/run-1.log")
+    assert not any(line.startswith("  model card") for line in lines)  # a version without one
+    os.makedirs(tmp_path / "17" / "assets.extra")
+    (tmp_path / "17" / "assets.extra" / "model_card.md").write_text("# Model card")
+    with_card = console.summary_lines(_outcome(pushed_path=str(tmp_path / "17")), None, "l")
+    assert f"  model card     {tmp_path / '17' / 'assets.extra' / 'model_card.md'}" in with_card
     assert "  rows read      train 165,042, eval 35,567" in lines
     assert "  verdict        blessed and pushed as version 17" in lines
     assert "  report         /o/reports/run-1.html" in lines and "  exit code      0" in lines
