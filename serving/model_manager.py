@@ -402,8 +402,8 @@ class ModelManager:
         self._failed.pop(version, None)
         self._set_state(version, State.AVAILABLE)
         old, self._current = self._current, servable  # the switch: one assignment
-        log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s", self.name, version,
-                 time.monotonic() - start)
+        log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s%s", self.name, version,
+                 time.monotonic() - start, f" ({attempt} {'retry' if attempt == 1 else 'retries'})" if attempt else "")
         if old is not None:
             self._set_state(old.version, State.UNLOADING)
             old.close()
