@@ -262,19 +262,25 @@ def _ordered(values: Dict[str, float]):
 
 
 def drift_section(anomalies: types.Artifact) -> List[Dict[str, Any]]:
-    """TFDV's drift (and skew) measurements recorded in an ExampleAnomalies artifact: one entry
+    """TFDV's drift (and skew) measurements recorded in an artifact's anomalies (`SchemaDiff*.pb`
+    per split, as ExampleValidator writes them, or at its top, as a drift report may): one entry
     per feature and measure, with its threshold and whether it was crossed."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     found = []
-    for path in sorted(fileio.glob(os.path.join(anomalies.uri, "*", "SchemaDiff.pb"))):
+    paths = fileio.glob(os.path.join(anomalies.uri, "SchemaDiff*.pb")) + \
+        fileio.glob(os.path.join(anomalies.uri, "*", "SchemaDiff*.pb"))
+    for path in sorted(paths):
         proto = anomalies_pb2.Anomalies()
         with fileio.open(path, "rb") as f:
             proto.ParseFromString(f.read())
+        directory = os.path.dirname(path)
+        where = os.path.basename(directory) if directory.rstrip("/") != anomalies.uri.rstrip("/") else \
+            os.path.splitext(os.path.basename(path))[0]
         for info in proto.drift_skew_info:
             for m in info.drift_measurements:
                 found.append({
-                    "split": os.path.basename(os.path.dirname(path)),
+                    "split": where,
                     "feature": ".".join(info.path.step),
                     "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
                     "value": m.value, "threshold": m.threshold,

@@ -157,6 +157,10 @@ def test_drift_measurements_come_from_the_anomalies(tmp_path):
          "value": 0.05, "threshold": 0.1, "crossed": False}]
     text = model_card.markdown(_card(tmp_path, drift=drift))
     assert "| Split-train | productId | L_INFTY | 0.3 | 0.1 | crossed |" in text
+    # a drift report keeps its anomalies at its top
+    with open(os.path.join(anomalies.uri, "SchemaDiff.pb"), "wb") as f:
+        f.write(proto.SerializeToString())
+    assert [d["split"] for d in model_card.drift_section(anomalies)] == ["SchemaDiff"] * 2 + ["Split-train"] * 2
 
 
 def test_a_rollback_keeps_the_models_facts_and_says_why(tmp_path):
