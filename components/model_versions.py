@@ -38,7 +38,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from tfx.dsl.io import fileio
 
@@ -108,16 +108,23 @@ def problem(path: str) -> Optional[str]:
     return None
 
 
+def scan(base: str) -> Iterator[Version]:
+    """The numbered directories under `base`, newest first, each with its `problem` (if any),
+    checked one at a time as they are asked for."""
+    numbers = sorted((int(name) for name in _children(base) if name.isdigit()), reverse=True)
+    for number in numbers:
+        path = _join(base, str(number))
+        yield Version(number, path, problem(path))
+
+
 def versions(base: str) -> List[Version]:
     """Every numbered directory under `base`, newest first, each with its `problem` (if any)."""
-    found = [Version(int(name), _join(base, name)) for name in _children(base) if name.isdigit()]
-    return [dataclasses.replace(v, problem=problem(v.path))
-            for v in sorted(found, key=lambda v: -v.number)]
+    return list(scan(base))
 
 
 def served(base: str) -> Optional[Version]:
     """The newest complete version (D1), None when there is none."""
-    return next((v for v in versions(base) if v.complete), None)
+    return next((v for v in scan(base) if v.complete), None)
 
 
 def find(base: str, number: int) -> Optional[Version]:

@@ -122,11 +122,13 @@ class Executor(pusher_executor.Executor):
                                       "file system destination is supported)")
         base = destination.filesystem.base_directory
         model_path = self.GetModelPath(input_dict)
-        found = model_versions.versions(base)
-        for broken in (v for v in found if not v.complete):
+        served = None
+        for version in model_versions.scan(base):  # newest first, down to the served one
+            if version.complete:
+                served = version
+                break
             log.warning("[push] %s is not a complete version (%s): ignored, never served; delete it by hand",
-                        broken.path, broken.problem)
-        served = next((v for v in found if v.complete), None)
+                        version.path, version.problem)
         if served and same_model(model_path, served.path):
             mark_pushed(model_push, served.path, str(served.number))
             log.info("[push] this model is already served as version %d (%s): no new version",
