@@ -12,12 +12,12 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 from components import model_versions as mv
-from tests import fake_object_store, serving_model
+from components import testing
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    return serving_model.save_tiny(str(tmp_path_factory.mktemp("model") / "saved"))
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("model") / "saved"))
 
 
 def _card(number, path):
@@ -122,7 +122,7 @@ def test_copy_order_puts_saved_model_pb_last(saved_model):
 
 
 def test_on_an_object_store_saved_model_pb_is_written_last(saved_model):
-    with fake_object_store.installed() as store:
+    with testing.memory_object_store() as store:
         base = "memfs://bucket/serving_model/recommender"
         version = mv.publish(saved_model, base, _card, now=100)
         assert version.path == base + "/100"
@@ -135,7 +135,7 @@ def test_on_an_object_store_saved_model_pb_is_written_last(saved_model):
 
 
 def test_on_an_object_store_a_failed_copy_is_removed(saved_model):
-    with fake_object_store.installed() as store:
+    with testing.memory_object_store() as store:
         base = "memfs://bucket/models"
         mv.publish(saved_model, base, now=100)
         store.fail_on = lambda path: path.endswith(mv.SAVED_MODEL)

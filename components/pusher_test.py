@@ -12,14 +12,13 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components import model_card, model_versions, pusher
-from tests import serving_model
+from components import model_card, model_versions, pusher, testing
 
 
 @pytest.fixture(scope="module")
 def model_uri(tmp_path_factory):
     uri = tmp_path_factory.mktemp("trainer") / "model"
-    serving_model.save_tiny(str(uri / "Format-Serving"))
+    testing.save_tiny_model(str(uri / "Format-Serving"))
     return str(uri)
 
 

@@ -204,9 +204,9 @@ def test_a_log_on_a_full_disk_does_not_change_the_exit_code(tmp_path):
     import sys
 
     from pipeline import configs
-    from tests import small_disk
+    from runner import testing
 
-    with small_disk.mounted(str(tmp_path / "disk"), 256 * 1024) as disk:
+    with testing.mounted(str(tmp_path / "disk"), 256 * 1024) as disk:
         done = subprocess.run([sys.executable, "-c", _FULL_LOG_CHILD, os.path.join(disk, "logs", "run.log")],
                               cwd=configs.PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr

@@ -7,33 +7,44 @@ import shutil
 import pytest
 
 import versions as entry_point
-from components import model_card, model_card_test, model_versions
+from components import evaluator, model_card, model_versions, testing
 from runner import versions
-from tests import fake_object_store, serving_model
 
 NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
+PUSHED_AT = datetime.datetime(2026, 12, 5, 10, 12, 30, tzinfo=datetime.timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    return serving_model.save_tiny(str(tmp_path_factory.mktemp("model") / "saved"))
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("model") / "saved"))
 
 
-def _push(saved_model, base, number, tmp_path, **card_changes):
-    """A version as the Pusher publishes it, with a card (model_card_test's figures)."""
-    built = model_card_test._card(tmp_path / f"card-{number}", **card_changes)
+def _card(number, path, with_baseline=True):
+    """A card as the Pusher writes one: two splits, the gate's table."""
+    config = evaluator.eval_config({"recall_at_10": 0.03, "ndcg_at_10": 0.016, "sampled_accuracy": 0.15}, 0.01)
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.0406, "ndcg_at_10": 0.0245, "sampled_accuracy": 0.1758}}
+    if with_baseline:
+        values[evaluator.BASELINE] = {"recall_at_10": 0.0401, "ndcg_at_10": 0.0240, "sampled_accuracy": 0.17}
+    gate = {"blessed": True, "verdict": "BLESSED", "has_baseline": with_baseline, "values": values, "curves": {},
+            "rows": evaluator.gate_rows(config, values, {}), "details": []}
+    data = {"data": [{"name": "train", "rows": 4}, {"name": "eval", "rows": 2}],
+            "examples": {"uri": "/examples", "properties": {"span": 3}}}
+    return model_card.assemble(name="recommender", version=number, pushed_at=PUSHED_AT, destination=path,
+                               served_before=1796001422, data=data,
+                               evaluation=model_card.evaluation_section(gate, config))
 
-    def card(n, path):
-        built["model_details"]["version"]["name"] = str(n)
-        return model_card.files(built)
-    return model_versions.publish(saved_model, base, card, now=number)
+
+def _push(saved_model, base, number, with_baseline=True):
+    """A version as the Pusher publishes it, with its card."""
+    return model_versions.publish(saved_model, base, lambda n, path: model_card.files(_card(n, path, with_baseline)),
+                                  now=number)
 
 
 @pytest.fixture
 def base(saved_model, tmp_path):
     base = str(tmp_path / "models")
-    _push(saved_model, base, 1796001422, tmp_path)
-    _push(saved_model, base, 1796012949, tmp_path, evaluation=model_card_test._gate(with_baseline=False))
+    _push(saved_model, base, 1796001422)
+    _push(saved_model, base, 1796012949, with_baseline=False)
     shutil.copytree(saved_model, os.path.join(base, "1796020000"), ignore=shutil.ignore_patterns("saved_model.pb"))
     return base
 
@@ -98,10 +109,10 @@ def test_the_command_line_exit_codes(base, capsys):
 
 
 def test_history_and_rollback_on_an_object_store(saved_model, tmp_path):
-    with fake_object_store.installed() as store:
+    with testing.memory_object_store() as store:
         base = "memfs://bucket/serving_model/recommender"
-        _push(saved_model, base, 1796001422, tmp_path)
-        _push(saved_model, base, 1796012949, tmp_path)
+        _push(saved_model, base, 1796001422)
+        _push(saved_model, base, 1796012949)
         store.writes.clear()
         version = versions.rollback(base, 1796001422, "sales fell", now=NOW)
         assert store.writes[-1] == f"{version.path}/saved_model.pb"  # the copy, saved_model.pb last

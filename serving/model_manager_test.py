@@ -92,9 +92,9 @@ def test_status_lists_versions_newest_first(tmp_path):
 # --- load retries, as TF Serving's (util/retrier.cc) ------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tests import serving_model
+    from components import testing
 
-    return serving_model.save_tiny(str(tmp_path_factory.mktemp("tiny") / "model"))
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def _states(manager):

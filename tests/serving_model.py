@@ -60,21 +60,3 @@ def build(workdir: str, top_k: int = TOP_K, **model_overrides) -> Exported:
 def export(workdir: str) -> str:
     """Trains and exports the model under `workdir`; returns the SavedModel directory."""
     return build(workdir).export_dir
-
-
-def save_tiny(path: str) -> str:
-    """A SavedModel of one signature (`y = 2 * x`, float[B]) and one variable, saved in a second:
-    for tests of versions that need a real SavedModel but not the recommender."""
-    import tensorflow as tf
-
-    class Tiny(tf.Module):
-        def __init__(self):
-            self.w = tf.Variable([2.0, 3.0])
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
-        def __call__(self, x):
-            return {"y": x * self.w[0]}
-
-    module = Tiny()
-    tf.saved_model.save(module, path, signatures=module.__call__)
-    return path

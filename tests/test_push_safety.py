@@ -16,7 +16,8 @@ import local_runner
 from components import model_card, model_versions
 from runner import console
 from runner import versions as history
-from tests import fake_asos, pipeline_helpers as helpers, small_disk
+from runner import testing as disks
+from tests import fake_asos, pipeline_helpers as helpers
 
 pytestmark = pytest.mark.e2e
 SMALL = ["--model-param", "embedding_dim=8", "--model-param", "epochs=3", "--model-param", "batch_size=64",
@@ -41,7 +42,7 @@ def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_push
     fake_asos.write_fake_asos(str(tmp_path / "data"))
     disk = str(tmp_path / "out" / "serving_model")
     base = os.path.join(disk, "recommender")
-    with small_disk.mounted(disk, ROOMY):
+    with disks.mounted(disk, ROOMY):
         code, text = _run(tmp_path)
         assert code == console.EXIT_OK, text
         [first] = model_versions.versions(base)
@@ -49,7 +50,7 @@ def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_push
         model_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(first.path) for f in fs)
 
         # another model; room for half of it
-        small_disk.resize(disk, _used(disk) + model_bytes // 2)
+        disks.resize(disk, _used(disk) + model_bytes // 2)
         code, text = _run(tmp_path, "--model-param", "epochs=4")
         assert code == console.EXIT_NO_SPACE, text
         [line] = [line for line in text.splitlines() if line.startswith("error:")]
@@ -58,7 +59,7 @@ def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_push
         assert "No space left on device; no version was published" in line
         assert os.listdir(base) == [str(first.number)]  # no half version, no temporary copy
 
-        small_disk.resize(disk, ROOMY)
+        disks.resize(disk, ROOMY)
         code, text = _run(tmp_path, "--model-param", "epochs=4")
         assert code == console.EXIT_OK, text
         assert "this model is already served" not in text

@@ -1,4 +1,5 @@
-"""A small disk for tests of what a full disk does: a tmpfs mounted for the length of a block.
+"""For tests, not the run: a small disk, to see what a full disk does (a tmpfs mounted for the
+length of a block; unit tests import nothing from tests/).
 
 Mounting needs root (CI runs the tests as root; env/run-in-env's rootfs mode keeps root's mount
 rights in its own mount namespace). Elsewhere the test is skipped, saying why.

@@ -1,10 +1,15 @@
-"""An object store in memory (`memfs://bucket/...`), registered as a TFX file system, for tests of
-what the project writes to `gs://`: objects appear whole when written, directories are only
-name prefixes, there is no rename, and every write is recorded in order.
+"""For tests, not the pipeline: what the tests of pushed versions need (unit tests import
+nothing from tests/).
 
-    with fake_object_store.installed() as store:
-        ...  # fileio calls on memfs:// paths
-        store.writes   # object paths in the order they were written
+- `save_tiny_model`: a real SavedModel (one signature, one variable), saved in a second.
+- `memory_object_store()`: an object store in memory (`memfs://bucket/...`), registered as a TFX
+  file system for the length of a block, for tests of what the project writes to `gs://`:
+  objects appear whole when written, directories are only name prefixes, there is no rename,
+  and every write is recorded in order.
+
+      with testing.memory_object_store() as store:
+          ...  # fileio calls on memfs:// paths
+          store.writes   # object paths in the order they were written
 """
 
 from __future__ import annotations
@@ -150,7 +155,7 @@ def upload(local_dir: str, target: str) -> None:
 
 
 @contextlib.contextmanager
-def installed() -> Iterator[Store]:
+def memory_object_store() -> Iterator[Store]:
     """A fresh store behind memfs:// for the length of the block."""
     global _STORE
     _STORE = Store()
@@ -163,3 +168,21 @@ def installed() -> Iterator[Store]:
         if before is None:
             registry._preferred_filesystem_by_scheme.pop(SCHEME, None)
         _STORE = None
+
+
+def save_tiny_model(path: str) -> str:
+    """A SavedModel of one signature (`y = 2 * x`, float[B]) and one variable, saved in a second:
+    for tests of versions that need a real SavedModel but not the recommender."""
+    import tensorflow as tf
+
+    class Tiny(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable([2.0, 3.0])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def __call__(self, x):
+            return {"y": x * self.w[0]}
+
+    module = Tiny()
+    tf.saved_model.save(module, path, signatures=module.__call__)
+    return path
