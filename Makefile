@@ -2,7 +2,11 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test test-fast serve lock benchmark compile
+.PHONY: run test test-fast lint serve history rollback lock benchmark compile
+
+# The code's commit, for the model card of what `make run` pushes (the environment has no git)
+run compile: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
+	git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)")
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -18,6 +22,12 @@ test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no mod
 
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
 	$(RUN) python -m serving --log_file outputs/logs/serve-$$(date -u +%Y%m%d-%H%M%S).log $(ARGS)
+
+history:  ## the pushed versions, newest first: date, data, metrics, verdict; * marks the one served
+	$(RUN) python versions.py history $(ARGS)
+
+rollback:  ## serve VERSION again, as a new version: make rollback VERSION=N REASON="why"
+	$(RUN) python versions.py rollback "$(VERSION)" --reason "$(REASON)" $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py

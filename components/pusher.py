@@ -1,16 +1,31 @@
-"""Pusher that does not push the same model twice.
+"""TFX's Pusher, made safe: a version is never half there, a model is never pushed twice, and
+every version carries its model card.
 
-TFX's Pusher copies every blessed model to a new version directory. When a run changes nothing
-(the Trainer comes from the cache, the Evaluator blesses that model again against itself), that
-would publish a byte-identical copy as a new version and make TF Serving reload it. This Pusher
-compares the SavedModel fingerprint (`fingerprint.pb`: checksums of the graph, signatures and
-variables) with that of the newest version already served; when they are equal it records the
-existing version as the push (pushed=1, same destination) and copies nothing. Everything else is
-TFX's Pusher.
+- **Atomic push**: the version is written by components/model_versions.py's `publish`: under a
+  temporary name and renamed to its number on a local file system; on an object store (`gs://`)
+  copied with `saved_model.pb` last. A push that fails (a full disk) leaves no version directory
+  and says so in one line (`PushError`); the run ends with its own exit code (runner/console.py).
+- **No second copy of the model served**: the SavedModel fingerprint (`fingerprint.pb`:
+  checksums of the graph, signatures and variables) is compared with that of the newest
+  *complete* version (the served one, DECISIONS D1); when they are equal the push is recorded on
+  the existing version (pushed=1, same destination) and nothing is copied. A numbered directory
+  that is not complete (left by a crash before pushes were atomic) never counts: it is named in
+  the log and left for a person to delete (it may be a copy by hand still under way).
+- **The model card** (components/model_card.py) goes into `assets.extra/` of the version before
+  the version appears: the data (from `examples`), the Trainer's configuration (`model_run`, and
+  `assets.extra/training.json` of the model), the gate's figures (`evaluation`), the drift
+  measurements (`anomalies`, when they hold any), the input files' sha256 (`data_files`) and the
+  git commit. Each of those inputs is optional.
+
+Everything else is TFX's Pusher: the blessing check, the version numbers (Unix seconds, or one
+more than the newest version when that is larger), the archive copy into the PushedModel
+artifact, and the `pushed`, `pushed_destination`, `pushed_version` properties.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import os
 from typing import Any, Dict, List, Optional
@@ -18,28 +33,37 @@ from typing import Any, Dict, List, Optional
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, proto_utils
 
-FINGERPRINT = "fingerprint.pb"
+from components import model_card, model_versions
+
+FINGERPRINT = model_versions.FINGERPRINT
+MODEL_NAME_KEY, DATA_FILES_KEY, GIT_COMMIT_KEY = "model_name", "data_files", "git_commit"
+CARD_INPUTS = ("examples", "model_run", "evaluation", "anomalies")
 log = logging.getLogger("recsys.push")  # the console shows it (runner/console.py)
 
 
+class PushError(RuntimeError):
+    """A push that failed; nothing was published. The message is one line."""
+
+
 def newest_version(base_directory: str) -> Optional[str]:
-    """The newest numeric version directory under `base_directory`, or None."""
-    if not fileio.exists(base_directory):
-        return None
-    versions = [v.rstrip("/") for v in fileio.listdir(base_directory) if v.rstrip("/").isdigit()]
-    return max(versions, key=int) if versions else None
+    """The served version's number (the newest complete one, D1) under `base_directory`, or None."""
+    served = model_versions.served(base_directory)
+    return str(served.number) if served else None
 
 
 def same_model(model_path: str, served_path: str) -> bool:
+    """Whether the complete version at `served_path` holds the SavedModel at `model_path`
+    (equal fingerprints)."""
     a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
     return fileio.exists(a) and fileio.exists(b) and \
-        io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b)
+        io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b) and model_versions.problem(served_path) is None
 
 
 def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> None:
@@ -51,36 +75,117 @@ def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> N
     model_push.set_string_custom_property("pushed_version", version)
 
 
+def _single(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional[types.Artifact]:
+    found = input_dict.get(key) or []
+    return found[0] if found else None
+
+
+def card_for(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any], model_path: str,
+             served_before: Optional[int]):
+    """The model card's sections gathered once (the inputs), and a function making the card of a
+    given version number and path (what `publish` writes into the version)."""
+    examples, model_run = _single(input_dict, "examples"), _single(input_dict, "model_run")
+    evaluation, anomalies = _single(input_dict, "evaluation"), _single(input_dict, "anomalies")
+    patterns = json.loads(exec_properties.get(DATA_FILES_KEY) or "[]")
+    sections = dict(
+        git=exec_properties.get(GIT_COMMIT_KEY) or "",
+        data=model_card.data_section(examples) if examples else None,
+        sources=model_card.source_files(patterns) if patterns else None,
+        training=model_card.training_section(model_path, model_run.uri if model_run else None),
+        evaluation=model_card.gate_section(evaluation.uri) if evaluation else None,
+        drift=model_card.drift_section(anomalies) if anomalies else None)
+    name = exec_properties.get(MODEL_NAME_KEY) or "model"
+    pushed_at = datetime.datetime.now(datetime.timezone.utc)
+
+    def card(number: int, path: str) -> Dict[str, Any]:
+        return model_card.assemble(name=name, version=number, pushed_at=pushed_at, destination=path,
+                                   served_before=served_before, **sections)
+    return card
+
+
 class Executor(pusher_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        destination = proto_utils.json_to_proto(
-            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
-            pusher_pb2.PushDestination())
-        if self.CheckBlessing(input_dict) and destination.HasField("filesystem"):
-            base = destination.filesystem.base_directory
-            version = newest_version(base)
-            served = os.path.join(base, version) if version else None
-            if served and same_model(self.GetModelPath(input_dict), served):
-                model_push = artifact_utils.get_single_instance(
-                    output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-                mark_pushed(model_push, served, version)
-                log.info("[push] this model is already served as version %s (%s): no new version",
-                         version, served)
-                return
-        super().Do(input_dict, output_dict, exec_properties)
+        self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-        if model_push.get_int_custom_property("pushed"):
-            log.info("[push] pushed version %s to %s", model_push.get_string_custom_property("pushed_version"),
-                     model_push.get_string_custom_property("pushed_destination"))
-        else:
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
             log.info("[push] nothing pushed: the model is not blessed")
+            return
+        destination = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], pusher_pb2.PushDestination())
+        if not destination.HasField("filesystem"):
+            raise NotImplementedError(f"push destination {destination.WhichOneof('destination')} (only a "
+                                      "file system destination is supported)")
+        base = destination.filesystem.base_directory
+        model_path = self.GetModelPath(input_dict)
+        served = None
+        for version in model_versions.scan(base):  # newest first, down to the served one
+            if version.complete:
+                served = version
+                break
+            log.warning("[push] %s is not a complete version (%s): ignored, never served; delete it by hand",
+                        version.path, version.problem)
+        if served and same_model(model_path, served.path):
+            mark_pushed(model_push, served.path, str(served.number))
+            log.info("[push] this model is already served as version %d (%s): no new version",
+                     served.number, served.path)
+            return
+        card = card_for(input_dict, exec_properties, model_path, served.number if served else None)
+        try:
+            # TFX's archive of what was pushed, first: a disk too full for it has no room for the
+            # version either, and then nothing was published
+            io_utils.copy_dir(model_path, model_push.uri)
+            version = model_versions.publish(
+                model_path, base, lambda number, path: model_card.files(card(number, path)))
+        except Exception as e:  # noqa: BLE001 - said in one line, the cause chained
+            cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PushError(f"the model could not be pushed to {base}: {cause}; no version was published "
+                            "(the partial copy was removed)") from e
+        mark_pushed(model_push, version.path, str(version.number))
+        log.info("[push] pushed version %d to %s (model card: %s/%s)", version.number, version.path,
+                 model_versions.ASSETS_EXTRA, model_card.CARD_MD)
+
+
+class PusherSpec(standard_component_specs.PusherSpec):
+    """TFX's PusherSpec, and what the model card is made of (all optional)."""
+
+    PARAMETERS = {
+        **standard_component_specs.PusherSpec.PARAMETERS,
+        MODEL_NAME_KEY: ExecutionParameter(type=str, optional=True),
+        DATA_FILES_KEY: ExecutionParameter(type=str, optional=True),  # JSON list of glob patterns
+        GIT_COMMIT_KEY: ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        "examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies, optional=True),
+    }
 
 
 class DedupPusher(tfx.components.Pusher):
-    """tfx.components.Pusher that skips a model already served (see the module docstring)."""
+    """tfx.components.Pusher that pushes atomically, skips a model already served and writes the
+    model card (see the module docstring)."""
 
+    SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, *, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, model_name: str = "",
+                 examples: Optional[types.BaseChannel] = None, model_run: Optional[types.BaseChannel] = None,
+                 evaluation: Optional[types.BaseChannel] = None, anomalies: Optional[types.BaseChannel] = None,
+                 data_files: Optional[List[str]] = None, git_commit: Optional[str] = None):
+        """`data_files`: glob patterns of the input files whose sha256 the card lists;
+        `git_commit`: default, the commit of this checkout when it is one."""
+        base_component.BaseComponent.__init__(self, spec=PusherSpec(
+            model=model, model_blessing=model_blessing, push_destination=push_destination,
+            custom_config=json.dumps(None), model_name=model_name,
+            data_files=json.dumps(list(data_files or [])),
+            git_commit=model_card.git_commit() if git_commit is None else git_commit,
+            examples=examples, model_run=model_run, evaluation=evaluation, anomalies=anomalies,
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

@@ -1,42 +1,110 @@
-"""DedupPusher's version logic: which version is the newest, when a model is the one served, and
-the push it records instead of copying."""
+"""The Pusher's executor on a real (tiny) SavedModel: a version with its card, never half a version,
+never a second copy of the served model, and a broken directory that never counts."""
 
+import json
 import os
+import shutil
 
+import pytest
+import tensorflow as tf
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
 
-from components import pusher
-
-
-def _version(base, name, fingerprint=None):
-    path = os.path.join(base, name)
-    os.makedirs(path)
-    if fingerprint is not None:
-        with open(os.path.join(path, pusher.FINGERPRINT), "wb") as f:
-            f.write(fingerprint)
-    return path
+from components import model_card, model_versions, pusher, testing
 
 
-def test_newest_version_is_the_largest_number(tmp_path):
-    base = str(tmp_path)
-    assert pusher.newest_version(os.path.join(base, "missing")) is None
-    assert pusher.newest_version(base) is None
-    for name in ("9", "1700000000", "200", "tmp-1800000000", "latest"):
-        _version(base, name)
-    assert pusher.newest_version(base) == "1700000000"  # numbers compare as numbers, others ignored
+@pytest.fixture(scope="module")
+def model_uri(tmp_path_factory):
+    uri = tmp_path_factory.mktemp("trainer") / "model"
+    testing.save_tiny_model(str(uri / "Format-Serving"))
+    return str(uri)
 
 
-def test_same_model_compares_the_savedmodel_fingerprints(tmp_path):
-    base = str(tmp_path)
-    served = _version(base, "1", b"abc")
-    assert pusher.same_model(_version(base, "candidate-a", b"abc"), served)
-    assert not pusher.same_model(_version(base, "candidate-b", b"abd"), served)
-    assert not pusher.same_model(_version(base, "candidate-c"), served)  # no fingerprint: push
+def _push(model_uri, base, tmp_path, blessed=True):
+    """Runs the executor as TFX would; returns the PushedModel artifact."""
+    model = standard_artifacts.Model()
+    model.uri = model_uri
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed-{len(os.listdir(tmp_path))}")
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base))
+    pusher.Executor().Do(
+        {"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+        {"push_destination": proto_utils.proto_to_json(destination), "model_name": "recommender",
+         "data_files": json.dumps([os.path.join(model_uri, "Format-Serving", "*.pb")]), "git_commit": "abc123"})
+    return pushed
 
 
-def test_mark_pushed_records_what_tfx_pusher_records(tmp_path):
-    model_push = standard_artifacts.PushedModel()
-    pusher.mark_pushed(model_push, str(tmp_path / "123"), "123")
-    assert model_push.get_int_custom_property("pushed") == 1
-    assert model_push.get_string_custom_property("pushed_destination") == str(tmp_path / "123")
-    assert model_push.get_string_custom_property("pushed_version") == "123"
+def _props(pushed):
+    return (pushed.get_int_custom_property("pushed"), pushed.get_string_custom_property("pushed_destination"),
+            pushed.get_string_custom_property("pushed_version"))
+
+
+def test_a_push_is_a_complete_version_with_its_model_card(model_uri, tmp_path):
+    base = str(tmp_path / "models")
+    pushed = _push(model_uri, base, tmp_path)
+    [version] = model_versions.versions(base)
+    assert version.complete and _props(pushed) == (1, version.path, str(version.number))
+    card = model_card.read(version.path)
+    assert card["model_details"]["version"]["name"] == str(version.number)
+    assert card["model_details"]["path"] == version.path
+    assert card["model_details"]["code"]["git_commit"] == "abc123"
+    sources = {os.path.basename(f["path"]): f["sha256"] for f in card["model_parameters"]["source_files"]}
+    assert sources["saved_model.pb"] == model_card.sha256_of(os.path.join(version.path, "saved_model.pb"))
+    assert os.path.isfile(os.path.join(version.path, "assets.extra", "model_card.md"))
+    assert tf.saved_model.load(version.path).signatures["serving_default"](x=tf.constant([1.0]))["y"].numpy() == [2.0]
+    assert os.path.isfile(os.path.join(pushed.uri, "saved_model.pb"))  # TFX's archive copy
+    assert sorted(os.listdir(base)) == [str(version.number)]  # no temporary copy left
+
+
+def test_the_served_model_is_not_pushed_twice(model_uri, tmp_path):
+    base = str(tmp_path / "models")
+    first = _props(_push(model_uri, base, tmp_path))
+    assert _props(_push(model_uri, base, tmp_path)) == first
+    assert len(model_versions.versions(base)) == 1
+
+
+def test_a_broken_version_of_the_same_model_does_not_count(model_uri, tmp_path, caplog):
+    """The issue's poisoned run: a push cut short left fingerprint.pb but no saved_model.pb; the
+    next run said `already served` and nothing ever repaired it."""
+    base = str(tmp_path / "models")
+    source = os.path.join(model_uri, "Format-Serving")
+    shutil.copytree(source, os.path.join(base, "1700000000"), ignore=shutil.ignore_patterns("saved_model.pb"))
+    with caplog.at_level("INFO", logger="recsys.push"):
+        pushed = _push(model_uri, base, tmp_path)
+    assert "1700000000 is not a complete version (no saved_model.pb): ignored" in caplog.text
+    served = model_versions.served(base)
+    assert served.number > 1700000000 and _props(pushed) == (1, served.path, str(served.number))
+    assert os.path.isdir(os.path.join(base, "1700000000"))  # left for a person: it may be a copy by hand
+
+
+def test_a_full_disk_leaves_no_version_and_says_so_in_one_line(model_uri, tmp_path, monkeypatch):
+    base = str(tmp_path / "models")
+    before = _props(_push(model_uri, base, tmp_path))
+    copy = fileio.copy
+
+    def full(src, dst, overwrite=False):
+        if ".tmp-" in dst and ".data-" in dst:
+            raise tf.errors.ResourceExhaustedError(None, None, f"{dst}; No space left on device")
+        copy(src, dst, overwrite=overwrite)
+
+    monkeypatch.setattr(fileio, "copy", full)
+    monkeypatch.setattr(model_versions, "next_version", lambda base, now=None: 1800000000)  # a new number
+    monkeypatch.setattr(pusher, "same_model", lambda a, b: False)  # as if retrained
+    with pytest.raises(pusher.PushError) as e:
+        _push(model_uri, base, tmp_path)
+    message = str(e.value)
+    assert "\n" not in message and "No space left on device" in message
+    assert message.startswith(f"the model could not be pushed to {base}: ")
+    assert isinstance(e.value.__cause__, tf.errors.ResourceExhaustedError)
+    assert sorted(os.listdir(base)) == [before[2]]  # the served version, nothing else
+
+
+def test_a_model_that_is_not_blessed_is_not_pushed(model_uri, tmp_path):
+    base = str(tmp_path / "models")
+    pushed = _push(model_uri, base, tmp_path, blessed=False)
+    assert pushed.get_int_custom_property("pushed") == 0 and not os.path.exists(base)

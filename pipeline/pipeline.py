@@ -3,6 +3,7 @@ in-process FnApiRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines
 
 from __future__ import annotations
 
+import os
 from typing import Union
 
 from tfx import v1 as tfx
@@ -99,6 +100,14 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)),
+        # what the version's model card is made of (components/model_card.py)
+        model_name=configs.MODEL_NAME,
+        examples=example_gen.outputs["examples"],
+        model_run=trainer.outputs["model_run"],
+        evaluation=evaluator.outputs["evaluation"],
+        anomalies=example_validator.outputs["anomalies"],
+        data_files=[os.path.join(config.data_root, p) for p in configs.SPLIT_PATTERNS.values()]
+        + [config.catalog_uri],
     ).with_id("Pusher")
     batch_recommendations = BatchRecommendations(
         model=trainer.outputs["model"],

@@ -33,6 +33,7 @@ EXIT_FAILED = 1  # anything else went wrong (the cause is printed last, with the
 EXIT_USAGE = 2  # bad flags or model parameters: nothing was run
 EXIT_REFUSED = 3  # the gate refused the model; the previously pushed model stays served
 EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too small, or invalid)
+EXIT_NO_SPACE = 74  # a disk filled up (EX_IOERR); a push cut short leaves no version: free space, run again
 EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it: 128 + 2
 
@@ -42,6 +43,7 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_USAGE, "bad flags or model parameters; nothing ran"),
     (EXIT_REFUSED, "the gate refused the model; the previously pushed model stays served"),
     (EXIT_DATA_REJECTED, "the input data was rejected"),
+    (EXIT_NO_SPACE, "no space left on a disk the run writes to; nothing half-pushed: free space and run again"),
     (EXIT_BUSY, "another run is using the output directory"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 ])
@@ -218,7 +220,10 @@ class Console:
         stream.write(text + "\n")
         stream.flush()
         if log and not self.verbose:
-            self._log.write(text + "\n")
+            try:
+                self._log.write(text + "\n")
+            except OSError:  # the log's disk is full: the console line is what counts
+                pass
 
     def close(self) -> None:
         """Restores the standard outputs; the log file stays."""
@@ -227,8 +232,7 @@ class Console:
             if handler is not None:
                 root.removeHandler(handler)
         logging.captureWarnings(False)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush_or_drop()
         if self._saved_fds:
             os.dup2(self._saved_fds[0], 1)
             os.dup2(self._saved_fds[1], 2)  # closes the pipe's last writer: the tee thread ends
@@ -237,7 +241,31 @@ class Console:
             self._saved_fds = []
         if self._tee is not None:
             self._tee.join(timeout=5)
-        self._log.close()
+        try:
+            self._log.close()
+        except OSError:  # what the full disk did not take is lost; the console said what counts
+            pass
+
+
+def _flush_or_drop() -> None:
+    """Flushes sys.stdout and sys.stderr into the log; when its disk is full, drops what they
+    hold (into /dev/null), so that it does not reach the terminal later, and so that Python's
+    exit does not fail on it (exit status 120 instead of the run's code)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            fd = stream.fileno()
+            saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            try:
+                stream.flush()
+            except OSError:
+                pass
+            finally:
+                os.dup2(saved, fd)
+                os.close(saved)
+                os.close(null)
 
 
 def log_path_for(output_dir: str, now: Optional[datetime.datetime] = None, what: str = "run") -> str:
@@ -263,6 +291,33 @@ def is_data_rejection(error: BaseException) -> bool:
                 return True
         error = error.__cause__ or error.__context__
     return False
+
+
+NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether `error` (or an exception it was raised from) is a full disk or quota: errno
+    ENOSPC/EDQUOT, or TensorFlow's RESOURCE_EXHAUSTED with the OS's words (tf.io.gfile), or those
+    words in a message that wraps it (Beam's)."""
+    import errno
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(error) for text in NO_SPACE_TEXTS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def no_space_line(error: BaseException, where: str = "") -> str:
+    """The one line a run that ran out of disk space ends with."""
+    return (f"error: no space left on device{where} (exit code {EXIT_NO_SPACE}): "
+            f"{plain_cause(error).splitlines()[0]}. Free some space and run again: what finished "
+            "comes from the cache")
 
 
 def plain_cause(error: BaseException) -> str:
@@ -354,6 +409,9 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -
              f"  verdict        {verdict}"]
     if outcome.pushed:
         lines.append(f"  served model   {outcome.pushed_path}")
+        card = os.path.join(outcome.pushed_path, "assets.extra", "model_card.md")
+        if os.path.exists(card):  # components/model_card.py; `make history` lists every version
+            lines.append(f"  model card     {card}")
     lines += [f"  report         {report_path or '-'}",
               f"  full log       {log_path}",
               f"  exit code      {outcome.exit_code}"]
@@ -465,9 +523,12 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the log
         logging.exception("the run stopped")
+        tmp_log = None  # kept: it holds the traceback
+        if is_out_of_space(e):
+            console.say(no_space_line(e))
+            return EXIT_NO_SPACE
         console.say(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")
         console.say(f"full log: {console.log_path}")
-        tmp_log = None  # kept: it holds the traceback
         return EXIT_FAILED
     finally:
         console.close()
@@ -495,6 +556,10 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
             for line in summary_lines(outcome, None, console.log_path):
                 console.say(line)
             return outcome.exit_code
+        if is_out_of_space(e):
+            console.say("\n" + no_space_line(e, where))
+            console.say(f"full log: {console.log_path}")
+            return EXIT_NO_SPACE
         if is_data_rejection(e):
             code = EXIT_DATA_REJECTED
             console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed "

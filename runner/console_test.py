@@ -82,9 +82,14 @@ def _outcome(**changes):
     return console.Outcome(**values)
 
 
-def test_summary_and_exit_code_of_each_outcome():
+def test_summary_and_exit_code_of_each_outcome(tmp_path):
     pushed = _outcome()
     lines = console.summary_lines(pushed, "/o/reports/run-1.html", "/o/logs/run-1.log")
+    assert not any(line.startswith("  model card") for line in lines)  # a version without one
+    os.makedirs(tmp_path / "17" / "assets.extra")
+    (tmp_path / "17" / "assets.extra" / "model_card.md").write_text("# Model card")
+    with_card = console.summary_lines(_outcome(pushed_path=str(tmp_path / "17")), None, "l")
+    assert f"  model card     {tmp_path / '17' / 'assets.extra' / 'model_card.md'}" in with_card
     assert "  rows read      train 165,042, eval 35,567" in lines
     assert "  verdict        blessed and pushed as version 17" in lines
     assert "  report         /o/reports/run-1.html" in lines and "  exit code      0" in lines
@@ -146,3 +151,64 @@ def test_the_callers_configuration_is_left_as_given(tmp_path, fake_data_dir, mon
     config = configs.PipelineConfig(data_dir=given, output_dir="out", verify_checksums=False)
     assert console.run_pipeline(config, build, stream=io.StringIO()) == console.EXIT_INTERRUPTED
     assert config.data_dir == given and built == [os.path.abspath(given)]
+
+
+def test_a_full_disk_is_told_from_other_failures():
+    import errno
+
+    import tensorflow as tf
+
+    from components.pusher import PushError
+
+    full = tf.errors.ResourceExhaustedError(None, None, "/out/1/variables/variables.data; No space left on device")
+    assert console.is_out_of_space(OSError(errno.ENOSPC, "No space left on device"))
+    assert console.is_out_of_space(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert console.is_out_of_space(full)
+    try:
+        try:
+            raise full
+        except tf.errors.OpError as e:
+            raise PushError("the model could not be pushed") from e
+    except PushError as e:
+        assert console.is_out_of_space(e)
+    assert console.is_out_of_space(RuntimeError("... OSError: [Errno 28] No space left on device [while running 'x']"))
+    assert not console.is_out_of_space(OSError("disk full (simulated)"))
+    assert not console.is_out_of_space(ValueError("no such metric"))
+    line = console.no_space_line(full, " at Pusher")
+    assert line.startswith(f"error: no space left on device at Pusher (exit code {console.EXIT_NO_SPACE}): ")
+    assert "\n" not in line
+
+
+_FULL_LOG_CHILD = """
+import logging, os, sys
+from runner import console
+run = console.Console(sys.argv[1]).start()
+with open(os.path.join(os.path.dirname(sys.argv[1]), "filler"), "wb", buffering=0) as f:
+    try:
+        while True:
+            f.write(bytes(4096))
+    except OSError:
+        pass
+print("a library prints into the log " * 50)
+logging.getLogger("tfx").info("a record for the log " * 50)
+run.say("error: the run stopped (exit code 3)")
+run.close()
+sys.exit(3)
+"""
+
+
+def test_a_log_on_a_full_disk_does_not_change_the_exit_code(tmp_path):
+    """The issue's run printed `exit code 1` and exited 120: Python's exit could not flush what
+    was left for the log on the full disk."""
+    import subprocess
+    import sys
+
+    from pipeline import configs
+    from runner import testing
+
+    with testing.mounted(str(tmp_path / "disk"), 256 * 1024) as disk:
+        done = subprocess.run([sys.executable, "-c", _FULL_LOG_CHILD, os.path.join(disk, "logs", "run.log")],
+                              cwd=configs.PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "error: the run stopped (exit code 3)\n"
+    assert "a library prints" not in done.stdout + done.stderr

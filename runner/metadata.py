@@ -4,7 +4,6 @@ pushed models."""
 from __future__ import annotations
 
 import collections
-import os
 from typing import Dict, List, Tuple
 
 from ml_metadata import metadata_store
@@ -60,9 +59,11 @@ def output_uris(config: configs.PipelineConfig, node: str, key: str, execution: 
 
 
 def latest_pushed_model(serving_model_dir: str) -> str:
-    """The newest version directory Pusher wrote (versions are numeric, as TF Serving needs)."""
-    versions = sorted((d for d in os.listdir(serving_model_dir) if d.isdigit()), key=int) \
-        if os.path.isdir(serving_model_dir) else []
-    if not versions:
+    """The served version's directory: the newest complete version the Pusher wrote (D1,
+    components/model_versions.py)."""
+    from components import model_versions
+
+    served = model_versions.served(serving_model_dir)
+    if served is None:
         raise FileNotFoundError(f"no pushed model in {serving_model_dir}: run 'make run' first")
-    return os.path.join(serving_model_dir, versions[-1])
+    return served.path

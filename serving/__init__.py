@@ -13,3 +13,8 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as every entry point (TFT's layer is Keras 2)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet console: TensorFlow's own start-up lines
+
+# TF Serving's load retries, its flags' defaults (model_servers/main.cc): the server's flags
+# (server.py) and the version manager (model_manager.py) both start from these
+DEFAULT_MAX_NUM_LOAD_RETRIES = 5
+DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60_000_000  # one minute

@@ -1,15 +1,22 @@
 """Model versions as TF Serving manages them with its default policy (latest version only).
 
 The base path holds numbered version directories; a version is complete when its
-`saved_model.pb` exists (TFX's Pusher copies that file last). A background thread polls the base
-path every `poll_seconds`: when the newest complete version is not the one served, it is loaded
-(plain `tf.saved_model.load`, no project code), warmed up, and swapped in with one assignment, so
-requests never see a half-loaded model; requests already running finish on the old version,
-which is then unloaded. A version that fails to load is logged, recorded with its error in the
-status (state END, TF Serving's error code and message) and not retried until its
-`saved_model.pb` changes; the current version keeps serving. A base path that is itself a
-SavedModel (Vertex AI's AIP_STORAGE_URI points at one) is served as version 1. `gs://` paths work
-(tf.io.gfile).
+`saved_model.pb` exists (the Pusher renames a whole version into place, or on an object store
+copies that file last). A background thread polls the base path every `poll_seconds`: when the
+newest complete version is not the one served, it is loaded (plain `tf.saved_model.load`, no
+project code), warmed up, and swapped in with one assignment, so requests never see a
+half-loaded model; requests already running finish on the old version, which is then unloaded.
+
+A load that fails is retried as TF Serving retries it (`--max_num_load_retries`, default 5,
+every `--load_retry_interval_micros`, default one minute; util/retrier.cc): the status shows the
+version LOADING meanwhile, the current version keeps serving, and a version whose files were
+still arriving is served once they are all there. The retries stop when the version is no
+longer the newest (TF Serving cancels a retry once the version is no longer aspired; here that
+is noticed at the next poll, not after the wait). After the last retry the version is END with
+TF Serving's error code and message, and it is not tried again (TF Serving's
+`enable_reload_servables_with_error` is off and no flag sets it) until it disappears and comes
+back, or its `saved_model.pb` changes. A base path that is itself a SavedModel (Vertex AI's
+AIP_STORAGE_URI points at one) is served as version 1. `gs://` paths work (tf.io.gfile).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from google.protobuf import json_format, message
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from serving import status
+from serving import DEFAULT_LOAD_RETRY_INTERVAL_MICROS, DEFAULT_MAX_NUM_LOAD_RETRIES, status
 from serving.batcher import Batcher
 from serving.json_tensor import NUMPY_DTYPES, dtype_name
 from serving.status import ServingError, invalid_argument, not_found
@@ -265,10 +272,14 @@ class ModelManager:
     """The versions of one model: which one serves, and every version's state for the status API."""
 
     def __init__(self, name: str, base_path: str, poll_seconds: float = 1.0, max_batch_size: int = 1000,
-                 enable_batching: bool = True, batch_timeout_micros: int = 0, num_batch_threads: int = 2):
+                 enable_batching: bool = True, batch_timeout_micros: int = 0, num_batch_threads: int = 2,
+                 max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES,
+                 load_retry_interval_micros: int = DEFAULT_LOAD_RETRY_INTERVAL_MICROS):
         self.name = name
         self.base_path = base_path
         self.poll_seconds = poll_seconds
+        self.max_num_load_retries = max(max_num_load_retries, 0)
+        self.load_retry_interval_micros = load_retry_interval_micros
         self._servable_args = dict(max_batch_size=max_batch_size, batching=enable_batching,
                                    batch_timeout_micros=batch_timeout_micros,
                                    num_batch_threads=num_batch_threads)
@@ -311,6 +322,8 @@ class ModelManager:
     def poll_once(self) -> None:
         """Loads the newest complete version if it is not the one served (and has not failed)."""
         versions = find_versions(self.base_path)
+        for gone in set(self._failed) - set(versions):  # tried again if it comes back
+            del self._failed[gone]
         if not versions:
             if not self._warned_empty:
                 log.warning("No versions of servable %s found under base path %s", self.name, self.base_path)
@@ -321,40 +334,76 @@ class ModelManager:
         current = self._current
         if current is not None and current.version == newest:
             return
-        stamp = _stamp(versions[newest])
-        if self._failed.get(newest) == stamp:
+        if self._failed.get(newest) == _stamp(versions[newest]):
             return
-        self._load(newest, versions[newest], stamp)
+        self._load(newest, versions[newest])
+
+    def _wait_for_retry(self, version: int) -> bool:
+        """Waits load_retry_interval_micros (negative: no wait) before a retry; False when the
+        server stops or `version` is no longer the newest complete version meanwhile (looked at
+        every poll interval)."""
+        deadline = time.monotonic() + max(self.load_retry_interval_micros, 0) / 1e6
+        while True:
+            if not self._still_newest(version):
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if self._stop.wait(min(left, self.poll_seconds)):
+                return False
+
+    def _still_newest(self, version: int) -> bool:
+        versions = find_versions(self.base_path)
+        return bool(versions) and max(versions) == version
 
     def _set_state(self, version: int, state: int, code: str = "OK", message: str = "") -> None:
         with self._lock:
             self._states[version] = (state, code, message)
 
-    def _load(self, version: int, path: str, stamp) -> None:
+    def _load(self, version: int, path: str) -> None:
+        """LoaderHarness::Load under TF Serving's Retry: up to max_num_load_retries more attempts,
+        load_retry_interval_micros apart, while the version is still the newest."""
         self._set_state(version, State.START)
         self._set_state(version, State.LOADING)
         log.info("Loading servable version {name: %s version: %d} from %s", self.name, version, path)
         start = time.monotonic()
-        try:
-            servable = Servable(self.name, version, path, **self._servable_args)
-            servable.warm_up()
-        except Exception as e:  # noqa: BLE001 - any failure leaves the current version serving
-            error = status.from_exception(e)
-            if error.code == "INTERNAL" and not isinstance(e, ServingError):
-                error = ServingError("UNKNOWN", error.message)
-            message = error.message.strip().splitlines()[0] if error.message.strip() else error.code
-            self._failed[version] = stamp
-            self._set_state(version, State.END, error.code, message)
+        attempt = 0
+        while True:
+            try:
+                servable = Servable(self.name, version, path, **self._servable_args)
+                servable.warm_up()
+                break
+            except Exception as e:  # noqa: BLE001 - any failure leaves the current version serving
+                error = status.from_exception(e)
+                if error.code == "INTERNAL" and not isinstance(e, ServingError):
+                    error = ServingError("UNKNOWN", error.message)
+                message = error.message.strip().splitlines()[0] if error.message.strip() else error.code
             current = self._current
-            log.error("Loading servable version {name: %s version: %d} failed: %s: %s%s", self.name, version,
-                      error.code, message,
-                      f"; version {current.version} keeps serving" if current else "; no version is serving")
+            serving = f"version {current.version} keeps serving" if current else "no version is serving"
+            if attempt < self.max_num_load_retries:
+                log.error("Loading servable version {name: %s version: %d} failed: %s: %s; %s; retry %d of %d in "
+                          "%g s", self.name, version, error.code, message, serving, attempt + 1,
+                          self.max_num_load_retries, max(self.load_retry_interval_micros, 0) / 1e6)
+                if self._wait_for_retry(version):
+                    attempt += 1
+                    log.info("Retrying of Loading servable version {name: %s version: %d} retry: %d", self.name,
+                             version, attempt)
+                    continue
+                why = ("retries stopped: the server is stopping" if self._stop.is_set() else
+                       "retries stopped: it is no longer the newest version")
+            else:
+                why = (f"exhausted max_num_retries: {self.max_num_load_retries}" if self.max_num_load_retries
+                       else "not retried (--max_num_load_retries 0)")
+            self._failed[version] = _stamp(path)  # as it is now: tried again only if it changes
+            self._set_state(version, State.END, error.code, message)
+            log.error("Loading servable version {name: %s version: %d} failed: %s: %s; %s; %s", self.name,
+                      version, error.code, message, serving, why)
             return
         self._failed.pop(version, None)
         self._set_state(version, State.AVAILABLE)
         old, self._current = self._current, servable  # the switch: one assignment
-        log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s", self.name, version,
-                 time.monotonic() - start)
+        log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s%s", self.name, version,
+                 time.monotonic() - start, f" ({attempt} {'retry' if attempt == 1 else 'retries'})" if attempt else "")
         if old is not None:
             self._set_state(old.version, State.UNLOADING)
             old.close()

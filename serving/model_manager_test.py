@@ -3,6 +3,9 @@ end to end in tests/test_serving.py)."""
 
 import logging
 import os
+import shutil
+import threading
+import time
 
 import pytest
 
@@ -37,7 +40,7 @@ def test_a_base_path_that_is_a_saved_model_is_version_1(tmp_path):
 def test_a_version_that_fails_to_load_is_reported_and_not_retried(tmp_path, caplog):
     base = str(tmp_path)
     _version(base, "7")
-    manager = model_manager.ModelManager("recommender", base, poll_seconds=60)
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60, max_num_load_retries=0)
     with caplog.at_level(logging.ERROR, logger="serving.model_manager"):
         manager.poll_once()
     assert manager.current is None
@@ -80,10 +83,87 @@ def test_status_lists_versions_newest_first(tmp_path):
     base = str(tmp_path)
     for v in ("3", "12", "5"):
         _version(base, v)
-    manager = model_manager.ModelManager("recommender", base, poll_seconds=60)
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60, max_num_load_retries=0)
     for v in (3, 12, 5):  # every one fails to load (not a SavedModel): each has a state
-        manager._load(v, os.path.join(base, str(v)), (0, 0))
+        manager._load(v, os.path.join(base, str(v)))
     assert [s.version for s in manager.status("recommender").model_version_status] == [12, 5, 3]
+
+
+# --- load retries, as TF Serving's (util/retrier.cc) ------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from components import testing
+
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def _states(manager):
+    return {s.version: (model_manager.State.Name(s.state), s.status.error_code)
+            for s in manager.status("recommender").model_version_status}
+
+
+def test_a_version_whose_files_arrive_late_is_served_once_complete(tmp_path, tiny, caplog):
+    """The issue's case: saved_model.pb first, variables/ seconds later. The first load fails, the
+    retries go on (LOADING, status OK), and the version is served once its files are there."""
+    base = str(tmp_path)
+    shutil.copytree(tiny, os.path.join(base, "1"))
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=0.05, max_num_load_retries=50,
+                                         load_retry_interval_micros=100_000)
+    manager.poll_once()
+    assert manager.current.version == 1
+    os.makedirs(os.path.join(base, "2"))
+    shutil.copy(os.path.join(tiny, "saved_model.pb"), os.path.join(base, "2"))
+    loader = threading.Thread(target=manager.poll_once)
+    with caplog.at_level(logging.INFO, logger="serving.model_manager"):
+        loader.start()
+        deadline = time.time() + 30
+        while "retry: 2" not in caplog.text and time.time() < deadline:
+            time.sleep(0.05)
+        assert _states(manager)[2] == ("LOADING", 0)  # TF Serving publishes nothing during retries
+        assert manager.current.version == 1  # the old version serves meanwhile
+        shutil.copytree(tiny, os.path.join(base, "2"), dirs_exist_ok=True)  # the rest arrives
+        loader.join(30)
+    assert manager.current.version == 2
+    assert _states(manager) == {2: ("AVAILABLE", 0), 1: ("END", 0)}
+    assert "version 1 keeps serving; retry 1 of 50 in 0.1 s" in caplog.text
+
+
+def test_after_the_last_retry_the_version_ends_with_its_error_and_is_not_tried_again(tmp_path, caplog):
+    base = str(tmp_path)
+    _version(base, "3")
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=60, max_num_load_retries=2,
+                                         load_retry_interval_micros=-1)
+    with caplog.at_level(logging.INFO, logger="serving.model_manager"):
+        manager.poll_once()
+        assert caplog.text.count("Retrying of Loading servable version {name: recommender version: 3}") == 2
+        assert "no version is serving; exhausted max_num_retries: 2" in caplog.text
+        assert _states(manager) == {3: ("END", 15)}  # DATA_LOSS
+        caplog.clear()
+        manager.poll_once()
+        assert "Loading" not in caplog.text
+        _version(base, "3", content=b"another broken saved_model.pb")  # replaced: tried again
+        manager.poll_once()
+        assert "Loading servable version {name: recommender version: 3} from" in caplog.text
+
+
+def test_retries_stop_when_a_newer_version_appears(tmp_path, tiny, caplog):
+    """A rollback or a new push while a broken version is retried (every minute, by default) is
+    loaded at once, not after the wait."""
+    base = str(tmp_path)
+    _version(base, "4")
+    manager = model_manager.ModelManager("recommender", base, poll_seconds=0.05, max_num_load_retries=5,
+                                         load_retry_interval_micros=60_000_000)
+    loader = threading.Thread(target=manager.poll_once)
+    with caplog.at_level(logging.INFO, logger="serving.model_manager"):
+        loader.start()
+        time.sleep(0.3)
+        shutil.copytree(tiny, os.path.join(base, "5"))
+        loader.join(10)
+        assert not loader.is_alive()
+        assert "retries stopped: it is no longer the newest version" in caplog.text
+    manager.poll_once()
+    assert manager.current.version == 5
+    assert _states(manager)[4] == ("END", 15)
 
 
 def _signature(**inputs):

@@ -22,6 +22,7 @@ from typing import List, Optional
 from cli import flags
 from cli.flags import Flag
 from pipeline import configs
+from serving import DEFAULT_LOAD_RETRY_INTERVAL_MICROS, DEFAULT_MAX_NUM_LOAD_RETRIES
 
 log = logging.getLogger("serving")
 
@@ -45,6 +46,12 @@ FLAGS = (
          aliases=("--bind-address",)),
     Flag("--file_system_poll_wait_seconds", "how often to look for a new version (default %(default)s s)",
          aliases=("--file-system-poll-wait-seconds",), parse=float, default=1.0),
+    Flag("--max_num_load_retries", "how many times a failed load is retried (default %(default)s; 0: tried once)",
+         aliases=("--max-num-load-retries",), parse=flags.integer(0, what="a number of retries (0 or more)"),
+         default=DEFAULT_MAX_NUM_LOAD_RETRIES),
+    Flag("--load_retry_interval_micros", "wait between load retries, in microseconds (default %(default)s: one "
+         "minute; negative: no wait)", aliases=("--load-retry-interval-micros",), parse=int,
+         default=DEFAULT_LOAD_RETRY_INTERVAL_MICROS),
     Flag("--enable_batching", "merge concurrent requests into one TensorFlow call (default true)",
          aliases=("--enable-batching",), kind=flags.OPTIONAL, parse=flags.boolean, default=True),
     Flag("--max_batch_size", "most rows in one request, and in one merged call (default %(default)s); a larger "
@@ -128,7 +135,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     manager = ModelManager(args.model_name, base_path, poll_seconds=args.file_system_poll_wait_seconds,
                            max_batch_size=args.max_batch_size, enable_batching=args.enable_batching,
                            batch_timeout_micros=args.batch_timeout_micros,
-                           num_batch_threads=args.num_batch_threads)
+                           num_batch_threads=args.num_batch_threads,
+                           max_num_load_retries=args.max_num_load_retries,
+                           load_retry_interval_micros=args.load_retry_interval_micros)
     manager.start()
     if manager.current is None:
         log.warning("no servable version of %s under %s yet (run 'make run' to push one); "

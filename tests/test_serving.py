@@ -584,7 +584,9 @@ def test_the_pushers_next_model_is_swapped_in_under_load_and_a_broken_one_never_
     assert answers[saved_model] != answers[other]  # two different models
     base = str(tmp_path / "models")
     push(saved_model, base, 1)
-    running = Server(base, str(tmp_path)).wait_until()
+    # a broken version ends after one retry, 0.2 s later (TF Serving's defaults: 5, a minute apart)
+    running = Server(base, str(tmp_path), "--max_num_load_retries", "1",
+                     "--load_retry_interval_micros", "200000").wait_until()
     stub, model_stub, channel = grpc_stubs(running)
     results, stop, answered = [], threading.Event(), threading.Condition()
 
@@ -717,6 +719,76 @@ def test_grpc_only_without_batching_with_a_log_file(saved_model, reference, tmp_
     shown = [line for line in (tmp_path / "output.log").read_text().splitlines()
              if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", line)]  # log records
     assert shown and all(line in log for line in shown)  # the file has every record the console showed
+
+
+# --- versions on disk ---------------------------------------------------------------------------
+def _status(server, version=None):
+    path = f"/v1/models/{NAME}" + (f"/versions/{version}" if version else "")
+    response = server.http.get(path)
+    return {int(s["version"]): (s["state"], s["status"]["error_code"])
+            for s in response.json()["model_version_status"]} if response.status_code == 200 else {}
+
+
+def _served_version(server):
+    assert server.alive()
+    status = _status(server)
+    return max(v for v, (state, _) in status.items() if state == "AVAILABLE")
+
+
+def _wait(predicate, what, server, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: {_status(server)}\n{server.log_text()}")
+
+
+def test_a_slow_copy_is_served_once_complete_and_a_rollback_at_the_next_poll(saved_model, tmp_path):
+    """The issue's slow copy (saved_model.pb first, the rest seconds later) is retried as TF
+    Serving retries it and served once complete; a copy in TFX's order (saved_model.pb last) is
+    not a version until complete; a rollback (a new version holding an old one) is served with no
+    restart; `make history` lists them all."""
+    from components import model_versions
+    from runner import versions
+
+    base = str(tmp_path / "models")
+    first = model_versions.publish(saved_model, base, now=1796000000)
+    running = Server(base, str(tmp_path), "--load_retry_interval_micros", "500000").wait_until()
+    try:
+        assert _served_version(running) == first.number
+        # 1. saved_model.pb alone: the loads fail (no variables) and are retried, LOADING meanwhile
+        slow = os.path.join(base, "1796000100")
+        os.makedirs(slow)
+        shutil.copy(os.path.join(saved_model, "saved_model.pb"), slow)
+        _wait(lambda: "Retrying of Loading servable version {name: recommender version: 1796000100} retry: 1"
+              in running.log_text(), "no retry", running)
+        assert _status(running, 1796000100) == {1796000100: ("LOADING", "OK")}
+        assert _served_version(running) == first.number  # the old version serves meanwhile
+        shutil.copytree(saved_model, slow, dirs_exist_ok=True)  # the rest arrives
+        _wait(lambda: _status(running).get(1796000100, ("",))[0] == "AVAILABLE", "the slow copy never served",
+              running)
+        assert _served_version(running) == 1796000100
+        # 2. TFX's order, slowly: not a version (not listed, not loaded) until saved_model.pb is there
+        ordered = os.path.join(base, "1796000200")
+        shutil.copytree(saved_model, ordered, ignore=shutil.ignore_patterns("saved_model.pb"))
+        time.sleep(1.0)  # five polls
+        assert 1796000200 not in _status(running) and _served_version(running) == 1796000100
+        shutil.copy(os.path.join(saved_model, "saved_model.pb"), ordered)
+        _wait(lambda: _status(running).get(1796000200, ("",))[0] == "AVAILABLE", "the ordered copy never served",
+              running)
+        # 3. a rollback to the first version: a new number, loaded at the next poll, no restart
+        rolled = versions.rollback(base, first.number, "the new model hurt sales", configs.MODEL_NAME)
+        _wait(lambda: _status(running).get(rolled.number, ("",))[0] == "AVAILABLE", "the rollback never served",
+              running)
+        assert _served_version(running) == rolled.number and running.process.poll() is None
+        assert "retry" not in running.log_text().split(f"version: {rolled.number}}}", 1)[1]
+        history = versions.history_text(base).splitlines()
+        assert history[2].startswith(f"* {rolled.number}") and history[2].endswith(
+            f"rollback to {first.number}: the new model hurt sales")
+        assert [line.split()[0] for line in history[3:]] == ["1796000200", "1796000100", str(first.number)]
+    finally:
+        running.stop()
 
 
 # --- Vertex AI's custom-container contract ------------------------------------------------------

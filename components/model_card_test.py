@@ -1,0 +1,210 @@
+"""The model card: gathered from the run's artifacts, shaped as model-card-toolkit's schema,
+readable by a person, and read back by the history."""
+
+import datetime
+import json
+import os
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import standard_artifacts
+
+from components import evaluator, model_card
+from models.examples import purchase_examples
+
+MCT_TOP_LEVEL = {"schema_version", "model_details", "model_parameters", "quantitative_analysis", "considerations"}
+PUSHED_AT = datetime.datetime(2026, 12, 5, 10, 12, 30, tzinfo=datetime.timezone.utc)
+BOUNDS = {"recall_at_10": 0.03, "ndcg_at_10": 0.016, "sampled_accuracy": 0.15}
+
+
+def _examples(tmp_path):
+    """An Examples artifact of two splits written as ExampleGen writes them (gzipped TFRecords)."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = json.dumps(["train", "eval"])
+    examples.set_int_custom_property("span", 3)
+    examples.set_string_custom_property("input_fingerprint", "split:train,num_files:1,total_bytes:10")
+    purchases = {"train": ([b"u1", b"u1", b"u2", b"u3"], [10, 11, 10, 12]), "eval": ([b"u1", b"u4"], [12, 10])}
+    for split, (users, products) in purchases.items():
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for record in purchase_examples(users, products):
+                writer.write(record)
+    return examples
+
+
+def _gate(blessed=True, with_baseline=True, popularity=False):
+    config = evaluator.eval_config(BOUNDS, 0.01)
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.0406, "ndcg_at_10": 0.0245, "sampled_accuracy": 0.1758,
+                                    "mrr": 0.023}}
+    if with_baseline:
+        values[evaluator.BASELINE] = {"recall_at_10": 0.0401, "ndcg_at_10": 0.0240, "sampled_accuracy": 0.17}
+    rows = evaluator.gate_rows(config, values, {})
+    if popularity:  # the popularity rule's figures in the gate's rows (issue 17 item 2)
+        for row, value in zip(rows, (0.012, None, 0.006, None, 0.09)):
+            row["popularity"] = value
+        rows.insert(1, {"metric": "recall_at_10_over_popularity", "kind": "margin", "of": "recall_at_10",
+                        "candidate": 2.3833, "baseline": 2.3417, "popularity": None,
+                        "threshold": ">= +10.0% over popularity", "result": "ok"})
+    gate = {"blessed": blessed, "verdict": "BLESSED: the model passes the gate; Pusher serves it",
+            "has_baseline": with_baseline, "values": values, "curves": {}, "rows": rows, "details": []}
+    return model_card.evaluation_section(gate, config, "/evaluation/uri")
+
+
+def _card(tmp_path, **changes):
+    model_dir = tmp_path / "model"
+    os.makedirs(model_dir / "assets.extra", exist_ok=True)
+    sections = dict(
+        git="abc123", data=model_card.data_section(_examples(tmp_path)),
+        training=model_card.training_section(str(model_dir), None), evaluation=_gate())
+    sections.update(changes)
+    return model_card.assemble(name="recommender", version=1796012949, pushed_at=PUSHED_AT,
+                               destination="/out/serving_model/recommender/1796012949", served_before=1796001422,
+                               **sections)
+
+
+def test_the_data_section_counts_and_checksums_what_the_model_read(tmp_path):
+    data = model_card.data_section(_examples(tmp_path))
+    train, evaluation = data["data"]
+    assert (train["name"], train["rows"], train["users"], train["products"]) == ("train", 4, 3, 3)
+    assert (evaluation["name"], evaluation["rows"], evaluation["users"], evaluation["products"]) == ("eval", 2, 2, 2)
+    [f] = train["files"]
+    assert f["path"] == "data_tfrecord-00000-of-00001.gz"
+    assert f["sha256"] == model_card.sha256_of(os.path.join(data["examples"]["uri"], "Split-train", f["path"]))
+    assert data["examples"]["properties"]["span"] == 3
+
+
+def test_the_card_has_model_card_toolkits_sections_only(tmp_path):
+    card = _card(tmp_path)
+    assert set(card) == MCT_TOP_LEVEL  # the schema's top level allows nothing else
+    assert card["schema_version"] == "0.0.2"
+    version = card["model_details"]["version"]
+    assert version["name"] == "1796012949" and version["date"] == "2026-12-05"
+    assert version["pushed_at"] == "2026-12-05T10:12:30Z"
+    assert version["diff"] == "pushed by the pipeline: blessed by the gate, compared with the served version 1796001422"
+    assert card["model_details"]["code"]["git_commit"] == "abc123"
+    metrics = card["quantitative_analysis"]["performance_metrics"]
+    assert {"type": "recall_at_10", "value": "0.0406", "slice": "candidate"} in metrics
+    assert {"type": "recall_at_10", "value": "0.0401", "slice": "served"} in metrics
+    assert all(isinstance(m["value"], str) for m in metrics)  # the schema's metric values are strings
+    gate = card["quantitative_analysis"]["gate"]
+    assert gate["blessed"] and gate["bounds"]["recall_at_10"] == {"lower_bound": 0.03, "max_relative_drop": 0.01}
+    assert any("Cold start" in c["description"] for c in card["considerations"]["limitations"])
+    json.dumps(card)  # plain JSON
+
+
+def test_the_markdown_shows_data_checksums_metrics_and_limits(tmp_path):
+    card = _card(tmp_path, evaluation=_gate(popularity=True))
+    text = model_card.markdown(card)
+    assert text.startswith("# Model card: recommender version 1796012949\n")
+    sha = card["model_parameters"]["data"][0]["files"][0]["sha256"]
+    assert f"| train | 4 | 3 | 3 | `data_tfrecord-00000-of-00001.gz` {sha} |" in text
+    assert "| metric | candidate | served (v1796001422) | popularity | gate | result |" in text
+    assert "| recall_at_10 | 0.0406 | 0.0401 | 0.0120 | >= 0.03, drop <= 1.0% vs blessed | ok |" in text
+    assert "| recall_at_10_over_popularity | +238.3% | +234.2% | - | >= +10.0% over popularity | ok |" in text
+    assert "| mrr | 0.0230 | - | - | not gated | - |" in text
+    assert "## Known limits" in text and "most popular" in text
+    assert "git abc123" in text
+
+
+def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
+    model_dir, run_dir = tmp_path / "model", tmp_path / "run"
+    os.makedirs(model_dir / "assets.extra")
+    os.makedirs(run_dir)
+    (run_dir / "model_config.json").write_text(json.dumps({"embedding_dim": 128, "sampling": "in_batch",
+                                                           "use_history": True, "epochs": 3, "max_history": 32}))
+    (run_dir / "training_history.json").write_text(json.dumps([{"loss": 2.5}, {"loss": 1.25}]))
+    training = {  # the Trainer's keys (models/trainer.py, DECISIONS D4)
+        "data": {"input_fingerprint": "split:train,num_files:3", "span": 4, "window_spans": "[2, 3, 4]",
+                 "rows": 4, "users": 3, "products": 3},
+        "start": {"kind": "warm", "from_version": 1796001422, "reason": "1796001422 is the baseline"},
+        "model": {"preset": "default", "config": {"embedding_dim": 64, "max_history": 16}},
+        "code_fingerprint": "f00d", "training": {"epochs": 1, "seconds": 2.5}}
+    (model_dir / "assets.extra" / "training.json").write_text(json.dumps(training))
+    card = _card(tmp_path, training=model_card.training_section(str(model_dir), str(run_dir)))
+    parameters = card["model_parameters"]
+    assert parameters["training"] == training and parameters["model_config"]["embedding_dim"] == 128
+    assert parameters["model_architecture"].endswith("3 epochs; final training loss 1.25")
+    assert card["model_details"]["code"]["code_fingerprint"] == "f00d"
+    assert any("at most 32" in c["description"] for c in card["considerations"]["limitations"])
+    assert model_card.spans(card) == "2-4"
+    text = model_card.markdown(card)
+    assert "- **Start** warm start from version 1796001422: 1796001422 is the baseline" in text
+    assert "window_spans [2, 3, 4]" in text
+    # without the model_run artifact, the configuration comes from training.json
+    alone = _card(tmp_path / "alone", training=model_card.training_section(str(model_dir), None))
+    assert alone["model_parameters"]["model_config"] == {"embedding_dim": 64, "max_history": 16}
+
+
+def test_drift_measurements_come_from_the_anomalies(tmp_path):
+    anomalies = standard_artifacts.ExampleAnomalies()
+    anomalies.uri = str(tmp_path / "anomalies")
+    proto = anomalies_pb2.Anomalies()
+    info = proto.drift_skew_info.add()
+    info.path.step.append("productId")
+    info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=0.3, threshold=0.1)
+    info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE,
+                                value=0.05, threshold=0.1)
+    os.makedirs(os.path.join(anomalies.uri, "Split-train"))
+    with open(os.path.join(anomalies.uri, "Split-train", "SchemaDiff.pb"), "wb") as f:
+        f.write(proto.SerializeToString())
+    drift = model_card.drift_section(anomalies)
+    assert drift == [
+        {"split": "Split-train", "feature": "productId", "measure": "L_INFTY", "value": 0.3, "threshold": 0.1,
+         "crossed": True},
+        {"split": "Split-train", "feature": "productId", "measure": "JENSEN_SHANNON_DIVERGENCE",
+         "value": 0.05, "threshold": 0.1, "crossed": False}]
+    text = model_card.markdown(_card(tmp_path, drift=drift))
+    assert "| Split-train | productId | L_INFTY | 0.3 | 0.1 | crossed |" in text
+    # a drift report keeps its anomalies at its top
+    with open(os.path.join(anomalies.uri, "SchemaDiff.pb"), "wb") as f:
+        f.write(proto.SerializeToString())
+    assert [d["split"] for d in model_card.drift_section(anomalies)] == ["SchemaDiff"] * 2 + ["Split-train"] * 2
+
+
+def test_a_rollback_keeps_the_models_facts_and_says_why(tmp_path):
+    card = _card(tmp_path)
+    again = model_card.rollback(card, name="recommender", version=1796100000, of=1796012949, reason="sales fell",
+                                pushed_at=PUSHED_AT, destination="/out/1796100000", served_before=1796050000)
+    version = again["model_details"]["version"]
+    assert (version["name"], version["rollback_of"], version["reason"]) == ("1796100000", 1796012949, "sales fell")
+    assert version["diff"] == "rollback to version 1796012949: sales fell"
+    assert again["quantitative_analysis"] == card["quantitative_analysis"]
+    assert card["model_details"]["version"]["name"] == "1796012949"  # the original is left as it was
+    assert set(model_card.rollback(None, name="recommender", version=2, of=1, reason="r", pushed_at=PUSHED_AT,
+                                   destination="/x", served_before=3)) == MCT_TOP_LEVEL
+
+
+def test_the_card_files_are_read_back(tmp_path):
+    card = _card(tmp_path)
+    version_dir = tmp_path / "1796012949"
+    for relative, data in model_card.files(card).items():
+        os.makedirs(os.path.dirname(version_dir / relative), exist_ok=True)
+        (version_dir / relative).write_bytes(data)
+    assert model_card.read(str(version_dir)) == card
+    assert model_card.metric(card, "ndcg_at_10") == 0.0245 and model_card.metric(card, "ndcg_at_10", "served") == 0.024
+    assert model_card.gated_metrics(card) == ["recall_at_10", "ndcg_at_10", "sampled_accuracy"]
+    assert model_card.rows(card) == {"train": 4, "eval": 2}
+    assert model_card.spans(card) == "3"  # ExampleGen's span property
+    assert model_card.read(str(tmp_path / "nothing")) is None
+
+
+def test_the_git_commit_from_the_makefile_git_or_the_git_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(model_card.GIT_COMMIT_VARIABLE, "abc (uncommitted changes)")
+    assert model_card.git_commit(str(tmp_path)) == "abc (uncommitted changes)"
+    monkeypatch.delenv(model_card.GIT_COMMIT_VARIABLE)
+    monkeypatch.setenv("PATH", "")  # no git: the environment the pipeline runs in
+    assert model_card.git_commit(str(tmp_path)) == ""  # not a checkout
+    main, work = tmp_path / "main", tmp_path / "work"
+    os.makedirs(main / ".git" / "refs" / "heads")
+    (main / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (main / ".git" / "refs" / "heads" / "main").write_text("1111\n")
+    assert model_card.git_commit(str(main)) == "1111"
+    (main / ".git" / "packed-refs").write_text("# pack-refs\n2222 refs/heads/feature\n")
+    os.makedirs(main / ".git" / "worktrees" / "work")  # a worktree on a packed branch
+    (main / ".git" / "worktrees" / "work" / "HEAD").write_text("ref: refs/heads/feature\n")
+    (main / ".git" / "worktrees" / "work" / "commondir").write_text("../..\n")
+    os.makedirs(work)
+    (work / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'work'}\n")
+    assert model_card.git_commit(str(work)) == "2222"

@@ -1,0 +1,120 @@
+"""History and rollback on a local directory and on an (in-memory) object store."""
+
+import datetime
+import os
+import shutil
+
+import pytest
+
+import versions as entry_point
+from components import evaluator, model_card, model_versions, testing
+from runner import versions
+
+NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
+PUSHED_AT = datetime.datetime(2026, 12, 5, 10, 12, 30, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("model") / "saved"))
+
+
+def _card(number, path, with_baseline=True):
+    """A card as the Pusher writes one: two splits, the gate's table."""
+    config = evaluator.eval_config({"recall_at_10": 0.03, "ndcg_at_10": 0.016, "sampled_accuracy": 0.15}, 0.01)
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.0406, "ndcg_at_10": 0.0245, "sampled_accuracy": 0.1758}}
+    if with_baseline:
+        values[evaluator.BASELINE] = {"recall_at_10": 0.0401, "ndcg_at_10": 0.0240, "sampled_accuracy": 0.17}
+    gate = {"blessed": True, "verdict": "BLESSED", "has_baseline": with_baseline, "values": values, "curves": {},
+            "rows": evaluator.gate_rows(config, values, {}), "details": []}
+    data = {"data": [{"name": "train", "rows": 4}, {"name": "eval", "rows": 2}],
+            "examples": {"uri": "/examples", "properties": {"span": 3}}}
+    return model_card.assemble(name="recommender", version=number, pushed_at=PUSHED_AT, destination=path,
+                               served_before=1796001422, data=data,
+                               evaluation=model_card.evaluation_section(gate, config))
+
+
+def _push(saved_model, base, number, with_baseline=True):
+    """A version as the Pusher publishes it, with its card."""
+    return model_versions.publish(saved_model, base, lambda n, path: model_card.files(_card(n, path, with_baseline)),
+                                  now=number)
+
+
+@pytest.fixture
+def base(saved_model, tmp_path):
+    base = str(tmp_path / "models")
+    _push(saved_model, base, 1796001422)
+    _push(saved_model, base, 1796012949, with_baseline=False)
+    shutil.copytree(saved_model, os.path.join(base, "1796020000"), ignore=shutil.ignore_patterns("saved_model.pb"))
+    return base
+
+
+def test_history_lists_versions_newest_first_and_marks_the_served_one(base):
+    text = versions.history_text(base, "recommender")
+    lines = text.splitlines()
+    assert lines[0] == f"versions of recommender under {base}, newest first (* = served):"
+    assert lines[1].split() == ["version", "pushed", "(UTC)", "data", "recall@10", "ndcg@10", "sampled", "acc",
+                                "verdict"]
+    incomplete, served, older = lines[2:5]
+    assert incomplete.startswith("  1796020000") and "INCOMPLETE (no saved_model.pb): never served" in incomplete
+    assert served.startswith("* 1796012949  2026-12-05 10:12")
+    assert "spans 3, train 4, eval 2" in served and "0.0406" in served and "0.1758" in served
+    assert served.endswith("blessed on absolute bounds (nothing served before)")
+    assert older.startswith("  1796001422") and older.endswith("blessed, compared with 1796001422")
+
+
+def test_a_rollback_is_a_new_version_served_and_recorded(base, tmp_path):
+    version = versions.rollback(base, 1796001422, "sales fell with 1796012949", "recommender", now=NOW)
+    assert version.number == int(NOW.timestamp()) and model_versions.served(base).number == version.number
+    card = model_card.read(version.path)
+    details = card["model_details"]["version"]
+    assert (details["rollback_of"], details["reason"], details["served_before"]) == (
+        1796001422, "sales fell with 1796012949", 1796012949)
+    assert card["quantitative_analysis"] == model_card.read(os.path.join(base, "1796001422"))["quantitative_analysis"]
+    assert "rollback to version 1796001422: sales fell" in open(
+        os.path.join(version.path, "assets.extra", "model_card.md")).read()
+    first = versions.history_text(base).splitlines()[2]
+    assert first.startswith(f"* {version.number}  2026-12-05 12:00")
+    assert first.endswith("rollback to 1796001422: sales fell with 1796012949")
+    # a second rollback in the same second still gets the newest number
+    again = versions.rollback(base, 1796012949, "undo", now=NOW)
+    assert again.number == version.number + 1
+
+
+@pytest.mark.parametrize("number, reason, error", [
+    (123, "x", "no version 123 under {base} (complete versions: 1796012949, 1796001422)"),
+    (1796020000, "x", "version 1796020000 under {base} is not complete (no saved_model.pb): it cannot be served"),
+    (1796001422, "  ", "a rollback needs a reason"),
+])
+def test_a_rollback_refuses_what_cannot_be_served(base, number, reason, error):
+    with pytest.raises(versions.VersionError) as e:
+        versions.rollback(base, number, reason)
+    assert str(e.value).startswith(error.format(base=base))
+    with pytest.raises(versions.AlreadyServed):
+        versions.rollback(base, 1796012949, "x")
+    assert [v.number for v in model_versions.versions(base)] == [1796020000, 1796012949, 1796001422]
+
+
+def test_the_command_line_exit_codes(base, capsys):
+    assert entry_point.main(["rollback", "123", "--reason", "x", "--serving-dir", base]) == 2
+    assert capsys.readouterr().err == (f"error: no version 123 under {base} (complete versions: 1796012949, "
+                                       "1796001422)\n")
+    assert entry_point.main(["rollback", "1796012949", "--reason", "x", "--serving-dir", base]) == 0
+    assert "already the one served" in capsys.readouterr().out
+    assert entry_point.main(["rollback", "1796001422", "--reason", "bad week", "--serving-dir", base]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("version 1796001422 is served again as version ")
+    assert entry_point.main(["history", "--serving-dir", base]) == 0
+    assert "rollback to 1796001422: bad week" in capsys.readouterr().out.splitlines()[2]
+
+
+def test_history_and_rollback_on_an_object_store(saved_model, tmp_path):
+    with testing.memory_object_store() as store:
+        base = "memfs://bucket/serving_model/recommender"
+        _push(saved_model, base, 1796001422)
+        _push(saved_model, base, 1796012949)
+        store.writes.clear()
+        version = versions.rollback(base, 1796001422, "sales fell", now=NOW)
+        assert store.writes[-1] == f"{version.path}/saved_model.pb"  # the copy, saved_model.pb last
+        assert model_card.read(version.path)["model_details"]["version"]["rollback_of"] == 1796001422
+        assert versions.history_text(base).splitlines()[2].startswith(f"* {version.number}")

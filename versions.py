@@ -1,0 +1,105 @@
+"""The pushed versions: their history, and a rollback (runner/versions.py).
+
+    make history                                   # outputs/serving_model/recommender
+    make rollback VERSION=1796012949 REASON="the new model hurt sales"
+    env/run-in-env python versions.py history --serving-dir gs://BUCKET/serving_model/recommender
+    env/run-in-env python versions.py rollback 1796012949 --reason "..." --output-dir DIR
+
+A rollback publishes the chosen version again as a new, newest version (a copy, with its model
+card saying what it is a rollback of and why): running servers load it at their next poll, and
+the next pipeline run takes it as the served model.
+"""
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import argparse
+import contextlib
+import os
+import sys
+
+from cli import flags
+from cli.flags import Flag
+from pipeline import configs
+from runner import console
+
+EXIT_CODES = [(0, "done (or the version asked for is already served)"), (1, "another failure"),
+              (2, "bad flags, or a version that is unknown or not complete"),
+              (console.EXIT_NO_SPACE, "no space left for the copy (nothing was published)"),
+              (console.EXIT_BUSY, "a pipeline run is using the output directory")]
+COMMON = (
+    Flag("--output-dir", "the pipeline's output directory; its serving_model/recommender holds the versions "
+         "(default %(default)s)", default=configs.DEFAULT_OUTPUT_DIR),
+    Flag("--serving-dir", "the versions' base directory itself (a gs:// path works), instead of --output-dir's",
+         aliases=("--model_base_path",)),
+)
+ROLLBACK = (
+    Flag("version", "the version to serve again", parse=flags.integer(0, what="a version number")),
+    Flag("--reason", "why (goes into the new version's model card and the history)", required=True),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python versions.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="exit codes:\n" + "".join(f"  {c:>3}  {t}\n" for c, t in EXIT_CODES))
+    commands = p.add_subparsers(dest="command", required=True)
+    flags.add(commands.add_parser("history", help="the pushed versions, newest first"), COMMON)
+    flags.add(commands.add_parser("rollback", help="serve an earlier version again, as a new version"),
+              COMMON + ROLLBACK)
+    return p
+
+
+def _base(args) -> str:
+    return args.serving_dir or os.path.join(args.output_dir, "serving_model", configs.MODEL_NAME)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    base = _base(args)
+    with _quiet_stderr():  # TensorFlow's C++ start-up lines, which no setting turns off
+        from runner import run_lock, versions
+
+    if args.command == "history":
+        print(versions.history_text(base, configs.MODEL_NAME))
+        return 0
+    try:
+        # a pipeline run on the same output directory could push meanwhile: one at a time
+        locked = not args.serving_dir and os.path.isdir(args.output_dir)
+        with run_lock.hold(args.output_dir) if locked else contextlib.nullcontext():
+            version = versions.rollback(base, args.version, args.reason, configs.MODEL_NAME)
+    except versions.AlreadyServed as e:
+        print(e)
+        return 0
+    except versions.VersionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except run_lock.OutputDirBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return console.EXIT_BUSY
+    except Exception as e:  # noqa: BLE001  said in one line; a full disk has its own code
+        if console.is_out_of_space(e):
+            print(f"error: no space left for the copy of version {args.version} under {base} "
+                  f"(exit code {console.EXIT_NO_SPACE}): {console.plain_cause(e).splitlines()[0]}; nothing was "
+                  "published", file=sys.stderr)
+            return console.EXIT_NO_SPACE
+        raise
+    print(f"version {args.version} is served again as version {version.number} ({version.path}): running "
+          "servers load it at their next poll; `make history` lists it")
+    return 0
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
