@@ -29,6 +29,10 @@ def _num(value: Optional[float], digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
@@ -102,11 +106,16 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
     gate, ev = report["gate"], report["evaluation"]
     labels = list(ev["models"])
     rows = []
+    margin_of = {"candidate": "candidate", "last blessed": "baseline"}  # model label -> gate row field
     for row in gate["rows"]:
         name = row["metric"]
-        cells = [f"<code>{_e(name)}</code>"]
-        for label in labels:
-            cells.append(_num(ev["models"][label]["metrics"].get(name)))
+        if row.get("kind") == "margin":  # the models' relative margin over popularity on `of`
+            cells = [f"&nbsp;&nbsp;{_e(row['of'])} vs most popular"]
+            cells += [_percent(row.get(margin_of[label])) if label in margin_of else "-" for label in labels]
+        else:
+            cells = [f"<code>{_e(name)}</code>"]
+            for label in labels:
+                cells.append(_num(ev["models"][label]["metrics"].get(name)))
         result = row["result"]
         css = "ok" if result == "ok" else "bad" if result not in ("-", "") else "muted"
         cells += [_e(row["threshold"]), f"<span class='{css}'>{_e(result)}</span>"]

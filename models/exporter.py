@@ -15,6 +15,9 @@ Signatures (all batched on dimension 0; request/response examples: docs/serving.
   products, leaving out those the user bought in train (rank == number of products when the
   product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
   products drawn uniformly with a seed derived from the example (the same draws for every model).
+  `popularity_ranks: float[B, 2]`: the same two ranks when every product is scored by its train
+  purchases (the most-popular-products baseline, the fallback above), so that the Evaluator
+  judges the model against popularity in the same pass (models/eval_metrics.py).
 
 Transform's vocabularies are inside the model (TFTransformOutput.transform_features_layer):
 ids are mapped to indices with exactly the tables training used; OOV rows are never returned.
@@ -34,6 +37,8 @@ from models import features
 EVAL_SIGNATURE = "evaluate"
 ITEM_ITEM_SIGNATURE = "call_item_item"
 RANKS_KEY = "ranks"
+POPULARITY_RANKS_KEY = "popularity_ranks"
+PRODUCT_COUNTS = "product_counts"  # the variable of train purchases per product (vocabulary order)
 SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
 
@@ -78,6 +83,10 @@ class ServingModule(tf.Module):
         self.popular_items = tf.Variable(popular.astype(np.int32), trainable=False, name="popular")
         self.popular_scores = tf.Variable((counts[popular] / max(counts.sum(), 1)).astype(np.float32),
                                           trainable=False, name="popular_scores")
+        # every product's train purchases: the popularity baseline's scores in `evaluate`, and
+        # what the request monitor compares requested products with (serving/monitor.py reads
+        # it from the checkpoint as `product_counts`)
+        self.product_counts = tf.Variable(counts.astype(np.int64), trainable=False, name=PRODUCT_COUNTS)
 
     # --- id <-> index -------------------------------------------------------------------------
     def _user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
@@ -140,7 +149,8 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def evaluate(self, examples):
-        return in_chunks(self._evaluate, examples, {RANKS_KEY: (tf.float32, [2])})
+        return in_chunks(self._evaluate, examples, {RANKS_KEY: (tf.float32, [2]),
+                                                    POPULARITY_RANKS_KEY: (tf.float32, [2])})
 
     def _evaluate(self, examples):
         parsed = tf.io.parse_example(examples, {
@@ -153,12 +163,6 @@ class ServingModule(tf.Module):
         safe_user = tf.where(known, user_idx, self.recommender.num_users)
         safe_item = tf.where(known, item_idx, 0)
 
-        raw_scores = self.recommender.score_all(safe_user)
-        scores = self._mask_purchased(raw_scores, safe_user)
-        true_score = tf.gather(scores, safe_item, batch_dims=1)
-        rankable = known & tf.math.is_finite(true_score)
-        full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
-
         # The notebook's sampled accuracy: 100 uniform products, seeded by the example itself.
         key = tf.strings.join([parsed[features.USER_KEY][:, 0],
                                tf.strings.as_string(parsed[features.PRODUCT_KEY][:, 0])], "/")
@@ -167,15 +171,30 @@ class ServingModule(tf.Module):
             lambda s: tf.random.stateless_uniform([SAMPLED_NEGATIVES], seed=tf.stack([s, SAMPLE_SEED]),
                                                   maxval=self.num_items, dtype=tf.int32),
             seeds, fn_output_signature=tf.TensorSpec([SAMPLED_NEGATIVES], tf.int32))
+
+        popularity = tf.tile(tf.cast(self.product_counts, tf.float32)[tf.newaxis, :],
+                             [tf.shape(safe_user)[0], 1])
+        return {RANKS_KEY: self._ranks(self.recommender.score_all(safe_user), known, safe_user,
+                                       safe_item, sampled),
+                POPULARITY_RANKS_KEY: self._ranks(popularity, known, safe_user, safe_item, sampled)}
+
+    def _ranks(self, raw_scores, known, safe_user, safe_item, sampled):
+        """[rows, 2]: each row's product's rank among all products by `raw_scores` [rows,
+        products] (the user's train purchases left out; ties in its favour), and among the
+        `sampled` products (ties against it)."""
+        scores = self._mask_purchased(raw_scores, safe_user)
+        true_score = tf.gather(scores, safe_item, batch_dims=1)
+        rankable = known & tf.math.is_finite(true_score)
+        full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
+
         sampled_scores = tf.gather(raw_scores, sampled, batch_dims=1)
         true_raw = tf.gather(raw_scores, safe_item, batch_dims=1)
         beaten = (sampled_scores >= true_raw[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
         sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
 
         worst = tf.cast(self.num_items, tf.float32)
-        ranks = tf.stack([tf.where(rankable, full_rank, worst),
-                          tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
-        return {RANKS_KEY: ranks}
+        return tf.stack([tf.where(rankable, full_rank, worst),
+                         tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
 
 
 CHUNK = 256  # rows per step of serving_default/evaluate: faster than one step over TFMA's batches

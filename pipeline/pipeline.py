@@ -91,7 +91,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         examples=example_gen.outputs["examples"],  # raw ids: the model holds the vocabularies
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=evaluator_lib.eval_config(gate.lower_bounds, gate.max_relative_drop),
+        eval_config=evaluator_lib.eval_config(**gate.eval_config_args()),
         example_splits=["eval"],
     ).with_id("Evaluator")
     pusher = DedupPusher(
