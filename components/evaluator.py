@@ -210,14 +210,14 @@ def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None)
     gate = gate_verdict(output_uri, config)
     baseline_note = ("compared with the last blessed model" if gate["has_baseline"] else
                      "no blessed model yet: absolute thresholds only")
-    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}{'popular':>11}  {'threshold':<34}result"]
+    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}{'popular':>11}  {'threshold':<36}result"]
     for row in gate["rows"]:
         if row["kind"] == MARGIN:
             name, show = "  vs popularity", _percent
         else:
             name, show = row["metric"], _fmt
         lines.append(f"{name:<18}{show(row['candidate']):>11}{show(row['baseline']):>11}"
-                     f"{_fmt(row['popularity']):>11}  {row['threshold']:<34}{row['result']}")
+                     f"{_fmt(row['popularity']):>11}  {row['threshold']:<36}{row['result']}")
     details = "".join(f"\n  {line}" for line in gate["details"])
     return gate["blessed"], f"[gate] {gate['verdict']} ({baseline_note})\n" + "\n".join(lines) + details
 
