@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test serve lock benchmark compile
+.PHONY: run test serve monitor lock benchmark compile
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -12,6 +12,9 @@ test:  ## the test suite
 
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
 	$(RUN) python -m serving --log_file outputs/logs/serve-$$(date -u +%Y%m%d-%H%M%S).log $(ARGS)
+
+monitor:  ## what the served model is asked: make serve's request logs (--request_log_sampling_rate) against the served model; report in outputs/monitoring/
+	$(RUN) python -m serving.monitor $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py

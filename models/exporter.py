@@ -39,6 +39,9 @@ ITEM_ITEM_SIGNATURE = "call_item_item"
 RANKS_KEY = "ranks"
 POPULARITY_RANKS_KEY = "popularity_ranks"
 PRODUCT_COUNTS = "product_counts"  # the variable of train purchases per product (vocabulary order)
+PRODUCT_IDS = "product_ids"  # the variable of raw product ids (vocabulary order)
+KNOWN_USER, KNOWN_ITEM = "known_user", "known_item"  # outputs: was the id seen in training
+ITEM_INPUT = "item"  # call_item_item's input
 SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
 
@@ -59,7 +62,7 @@ class ServingModule(tf.Module):
         self.top_k = top_k
         product_ids = np.array(
             [int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)], np.int64)
-        self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
+        self.product_ids = tf.Variable(product_ids, trainable=False, name=PRODUCT_IDS)
         # Each user's train purchases, all of them, to leave them out (CSR: memory and work
         # linear in a user's purchases, and a row never costs more than the scores it masks).
         # A model that pools the user's history holds the same arrays when it was built from
@@ -124,7 +127,7 @@ class ServingModule(tf.Module):
     def recommend(self, user_id):
         return in_chunks(self._recommend, user_id, {
             "products": (tf.int64, [self.top_k]), "scores": (tf.float32, [self.top_k]),
-            "known_user": (tf.bool, [])})
+            KNOWN_USER: (tf.bool, [])})
 
     def _recommend(self, user_id):
         user_idx = self._user_index(user_id)
@@ -133,9 +136,9 @@ class ServingModule(tf.Module):
         scores = self._mask_purchased(self.recommender.score_all(safe_idx), safe_idx)
         top = tf.math.top_k(scores, k=self.top_k)
         products, scores = self._fallback(known, top.indices, top.values)
-        return {"products": products, "scores": scores, "known_user": known}
+        return {"products": products, "scores": scores, KNOWN_USER: known}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item")], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name=ITEM_INPUT)], autograph=False)
     def item_item(self, item):
         item_idx = self._item_index(item)
         known = item_idx < self.num_items
@@ -145,7 +148,7 @@ class ServingModule(tf.Module):
         similarity = tf.where(itself, tf.constant(-np.inf, similarity.dtype), similarity)
         top = tf.math.top_k(similarity, k=self.top_k)
         products, scores = self._fallback(known, top.indices, top.values)
-        return {"products": products, "scores": scores, "known_item": known}
+        return {"products": products, "scores": scores, KNOWN_ITEM: known}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def evaluate(self, examples):

@@ -133,6 +133,21 @@ def popularity_margin(text: str) -> Optional[float]:
     return value
 
 
+@dataclasses.dataclass
+class MonitorConfig:
+    """`make monitor`'s thresholds (serving/monitor.py): over one, its report says so plainly, a
+    signal to retrain. The popularity distances are TFDV's, as the drift gate's; they are judged
+    only above what chance gives a sample of as many requests drawn from the training purchases,
+    and only with at least `min_requested_products` product requests."""
+
+    max_unknown_user_share: float = 0.2  # of serving_default rows: users the model does not know
+    max_unknown_product_share: float = 0.2  # of call_item_item rows: products the model does not know
+    max_popularity_l_infinity: float = 0.01  # requested products against training purchases
+    max_popularity_jensen_shannon: float = 0.3
+    min_requested_products: int = 100
+    chance_draws: int = 20  # same-size samples of the training purchases: what chance gives
+
+
 # --- The flags of both runners (local_runner.py, kubeflow_v2_runner.py) ---------------------------
 # What is trained and how it is judged; a Vertex compile takes them as a local run does.
 PRESET_FLAG = Flag("--preset", "the model to train: the tuned default or the workshop notebook's",
@@ -192,6 +207,17 @@ class PipelineConfig:
     @property
     def serving_model_dir(self) -> str:
         return os.path.join(self.output_dir, "serving_model", MODEL_NAME)
+
+    @property
+    def request_log_prefix(self) -> str:
+        """The model server's request logs (`make serve` with request logging on) and `make monitor`'s
+        input: <prefix>-<start>-<pid>-<seq>.tfrecord (serving/request_log.py)."""
+        return os.path.join(self.output_dir, "request_logs", MODEL_NAME)
+
+    @property
+    def monitoring_dir(self) -> str:
+        """Where `make monitor` writes its reports (the run report links the latest)."""
+        return os.path.join(self.output_dir, "monitoring")
 
     # --- what create_pipeline reads, named as VertexConfig names it -----------------------------
     @property
@@ -266,6 +292,9 @@ class VertexConfig:
     # Submitting (vertex_submit.py)
     service_account: Optional[str] = None
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # `make monitor`'s reports, which the run report links (none on Vertex: its endpoints log requests
+    # their own way)
+    monitoring_dir: Optional[str] = None
     # Beam
     dataflow: bool = False
     dataflow_temp_location: Optional[str] = None
