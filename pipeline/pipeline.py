@@ -120,6 +120,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         evaluation=evaluator.outputs["evaluation"],
         pushed_model=pusher.outputs["pushed_model"],
         batch_recommendations=batch_recommendations.outputs["recommendations"],
+        monitoring_dir=config.monitoring_dir,  # make monitor's latest report, linked when there is one
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
