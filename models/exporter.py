@@ -175,11 +175,29 @@ class ServingModule(tf.Module):
                                                   maxval=self.num_items, dtype=tf.int32),
             seeds, fn_output_signature=tf.TensorSpec([SAMPLED_NEGATIVES], tf.int32))
 
-        popularity = tf.tile(tf.cast(self.product_counts, tf.float32)[tf.newaxis, :],
-                             [tf.shape(safe_user)[0], 1])
         return {RANKS_KEY: self._ranks(self.recommender.score_all(safe_user), known, safe_user,
                                        safe_item, sampled),
-                POPULARITY_RANKS_KEY: self._ranks(popularity, known, safe_user, safe_item, sampled)}
+                POPULARITY_RANKS_KEY: self._popularity_ranks(known, safe_user, safe_item, sampled)}
+
+    def _popularity_ranks(self, known, safe_user, safe_item, sampled):
+        """`_ranks` of the scores `product_counts` (the same for every user), without a
+        [rows, products] matrix: a product's rank is the number of products bought more often
+        than it, less those of them the user bought (left out); it cannot be ranked when the
+        user bought it. Linear in the users' purchases."""
+        counts = tf.cast(self.product_counts, tf.float32)
+        rows = tf.shape(safe_user)[0]
+        true = tf.gather(counts, safe_item)
+        above = tf.cast(self.num_items - tf.searchsorted(tf.sort(counts), true, side="right"), tf.float32)
+        bought_row, bought = model_lib.history_entries(self.purchased_splits, self.purchased_items, safe_user)
+        bought_above = tf.math.unsorted_segment_sum(
+            tf.cast(tf.gather(counts, bought) > tf.gather(true, bought_row), tf.float32), bought_row, rows)
+        bought_itself = tf.math.unsorted_segment_max(
+            tf.cast(tf.equal(bought, tf.gather(safe_item, bought_row)), tf.int32), bought_row, rows) > 0
+        beaten = (tf.gather(counts, sampled) >= true[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
+        sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
+        worst = tf.cast(self.num_items, tf.float32)
+        return tf.stack([tf.where(known & ~bought_itself, above - bought_above, worst),
+                         tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
 
     def _ranks(self, raw_scores, known, safe_user, safe_item, sampled):
         """[rows, 2]: each row's product's rank among all products by `raw_scores` [rows,

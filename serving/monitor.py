@@ -125,7 +125,7 @@ def gather(records, since_secs: Optional[int] = None) -> Dict[str, Any]:
         "cold_starts": {
             what: {"known": cold[signature][0], "unknown": cold[signature][1], "not_said": cold[signature][2]}
             for what, signature in (("users", USER_SIGNATURE), ("products", ITEM_SIGNATURE))},
-        "asked_products": dict(asked_products),
+        "_asked_products": dict(asked_products),
         "first": min(times) if times else None,
         "last": max(times) if times else None,
         "files": sorted(files),
@@ -234,9 +234,9 @@ def popularity_figures(asked: Mapping[int, int], training: Mapping[int, int], co
         "chance": chance_distances(baseline, n, config.chance_draws),
         "most_asked": {"product": top[0], "share": top[1] / n,
                        "training_share": training.get(top[0], 0) / baseline.sum()},
-        # cumulative shares by training rank (products never bought last): the plot's two curves
-        "cumulative_training": (np.cumsum(baseline) / baseline.sum()).tolist(),
-        "cumulative_requested": (np.cumsum(requested) / n).tolist(),
+        # cumulative shares by training rank: the plot's two curves (not written to the JSON)
+        "_cumulative_training": (np.cumsum(baseline) / baseline.sum()).tolist(),
+        "_cumulative_requested": (np.cumsum(requested) / n).tolist(),
     })
     return figures
 
@@ -342,11 +342,11 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
         right.legend(fontsize=8)
         out["traffic"] = _png(fig)
     popularity = report.get("popularity") or {}
-    if popularity.get("cumulative_requested"):
+    if popularity.get("_cumulative_requested"):
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
-        ranks = np.arange(1, len(popularity["cumulative_training"]) + 1)
-        ax.plot(ranks, popularity["cumulative_training"], label="training purchases")
-        ax.plot(ranks, popularity["cumulative_requested"],
+        ranks = np.arange(1, len(popularity["_cumulative_training"]) + 1)
+        ax.plot(ranks, popularity["_cumulative_training"], label="training purchases")
+        ax.plot(ranks, popularity["_cumulative_requested"],
                 label="products asked (call_item_item; those never bought in training are not on it)")
         ax.set(xscale="log", xlabel="products by training popularity (rank)", ylabel="cumulative share",
                title="where the requests go")
@@ -370,6 +370,14 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
                          f"{'CROSSED' if c['crossed'] else 'ok'}</td></tr>" for c in report["checks"])
     imgs = "".join(f'<p><img alt="{e(n)}" src="data:image/png;base64,{images[n]}"></p>'
                    for n in ("traffic", "popularity") if n in images)
+    popularity = report.get("popularity") or {}
+    asked = ""
+    if popularity.get("most_asked"):
+        top = popularity["most_asked"]
+        asked = (f"<p>{popularity['requested']:,} product requests (<code>call_item_item</code>) for "
+                 f"{popularity['products_asked']:,} products, {popularity['asked_not_in_training']:,} of them "
+                 f"for products never bought in training; the most asked, {top['product']}, had "
+                 f"{top['share']:.2%} of them ({top['training_share']:.2%} of the training purchases).</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1050px;color:#222;padding:0 1em}"
              "table{border-collapse:collapse;margin:.6em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;"
              "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}"
@@ -386,7 +394,7 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
             + "".join(f"<th>p{q} ms</th>" for q in PERCENTILES) + "<th>max ms</th><th>API</th><th>versions</th></tr>"
             f"{rows}</table><p class='muted'>Latency: the server's time from a request's body received to its "
             "response ready (its latency file beside each log).</p>"
-            f"<h2>Thresholds</h2><table>{check_rows}</table>{imgs}\n</body></html>\n")
+            f"<h2>Thresholds</h2><table>{check_rows}</table>{asked}{imgs}\n</body></html>\n")
 
 
 def build_report(log_path: str, base_path: str, version: Optional[int], hours: Optional[float],
@@ -406,7 +414,7 @@ def build_report(log_path: str, base_path: str, version: Optional[int], hours: O
     figures = gather(request_log.read_logs(files), since)
     served = served_version(base_path, version)
     counts = training_counts(served[1]) if served else None
-    popularity = popularity_figures(figures["asked_products"], counts, config) if counts else None
+    popularity = popularity_figures(figures["_asked_products"], counts, config) if counts else None
     return {
         "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "logs": log_path, "model": f"{served[1]} (version {served[0]})" if served else f"none under {base_path}",
@@ -422,11 +430,11 @@ def write_report(report: Dict[str, Any], output_dir: str) -> Dict[str, str]:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     paths = {"html": os.path.join(output_dir, f"monitor-{stamp}.html"),
              "json": os.path.join(output_dir, f"monitor-{stamp}.json")}
-    figures = {k: v for k, v in report["figures"].items() if not k.startswith("_")}
     with open(paths["json"], "w") as f:
-        json.dump({**report, "figures": figures}, f, indent=1)
+        json.dump(_public(report), f, indent=1)
     with open(paths["html"], "w") as f:
         f.write(render_html(report, plots(report)))
+    figures = report["figures"]
     latest = {"created": report["created"], "html": os.path.abspath(paths["html"]),
               "json": os.path.abspath(paths["json"]), "requests": figures["requests"],
               "first": _when(figures["first"]), "last": _when(figures["last"]), "model": report["model"],
@@ -437,6 +445,13 @@ def write_report(report: Dict[str, Any], output_dir: str) -> Dict[str, str]:
         json.dump(latest, f, indent=1)
     os.replace(tmp, os.path.join(output_dir, LATEST))  # a reader never sees half a file
     return paths
+
+
+def _public(value):
+    """`value` without its "_" keys (the raw lists behind the plots), for the JSON."""
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith("_"))}
+    return value
 
 
 # --- the command -------------------------------------------------------------------------------
