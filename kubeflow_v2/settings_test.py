@@ -46,7 +46,7 @@ def test_the_model_and_gate_flags_of_a_local_run():
     ("--serving-top-k", "0", "argument --serving-top-k: 0 is not a number of products (1 or more)"),
     ("--gate-bound", "recall_at_10", "argument --gate-bound: 'recall_at_10' is not METRIC=NUMBER"),
     ("--gate-popularity-margin", "-1", "argument --gate-popularity-margin: -1 is not a margin (0 or more: "
-                                       "0.1 means 10% above popularity)"),
+                                       "0.1 means 10% above popularity; or off)"),
 ])
 def test_a_malformed_model_or_gate_flag_is_a_usage_error(capsys, flag, value, message):
     with pytest.raises(SystemExit) as e:

@@ -124,13 +124,7 @@ def popularity_margin(text: str) -> Optional[float]:
     """`--gate-popularity-margin`: a fraction of 0 or more, or `off` (None)."""
     if text.strip().lower() in ("off", "none"):
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise flags.BadValue(f"{text!r} is not a margin (a fraction such as 0.1, or off)") from None
-    if not 0.0 <= value < float("inf"):
-        raise flags.BadValue(f"{text} is not a margin (0 or more: 0.1 means 10% above popularity)")
-    return value
+    return flags.number(0.0, what="a margin (0 or more: 0.1 means 10% above popularity; or off)")(text)
 
 
 @dataclasses.dataclass

@@ -456,17 +456,11 @@ def _public(value):
 
 # --- the command -------------------------------------------------------------------------------
 def _threshold(text: str):
-    names = {f.name: f.type for f in dataclasses.fields(configs.MonitorConfig)}
-    name, sep, value = text.partition("=")
-    if not sep or name.strip() not in names:
-        raise flags.BadValue(f"{text!r} is not NAME=VALUE with NAME one of {', '.join(names)}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise flags.BadValue(f"{text!r}: {value!r} is not a number") from None
-    if not 0 <= number < float("inf"):
-        raise flags.BadValue(f"{text!r}: the value must be 0 or more")
-    return name.strip(), number
+    name, value = flags.assignment(flags.number(0.0), "NAME=NUMBER (0 or more)")(text)
+    names = [f.name for f in dataclasses.fields(configs.MonitorConfig)]
+    if name not in names:
+        raise flags.BadValue(f"{name!r} is not a threshold: one of {', '.join(names)}")
+    return name, value
 
 
 def _flags() -> Sequence[Flag]:

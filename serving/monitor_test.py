@@ -126,6 +126,13 @@ def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
     page = open(latest["html"]).read()
     assert "RETRAIN SIGNAL" in page and page.count("data:image/png;base64,") == 2  # traffic, popularity
     assert "fewer than the 100 needed" in checks["popularity_l_infinity"]["text"]
+    # a threshold for one report: 25% unknown products is within 30%
+    assert monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
+                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out2"), "--threshold",
+                         "max_unknown_product_share=0.3"], stream=io.StringIO()) == monitor.EXIT_OK
+    with pytest.raises(SystemExit) as e:
+        monitor.main(["--threshold", "max_latency=3"])
+    assert e.value.code == monitor.EXIT_FLAGS
 
 
 def test_requests_within_the_thresholds_exit_0_and_a_model_without_counts_is_said(tmp_path):

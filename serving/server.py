@@ -35,17 +35,6 @@ DEFAULT_BATCH_THREADS = 2
 DEFAULT_REQUEST_LOG_PREFIX = configs.PipelineConfig().request_log_prefix
 
 
-def _sampling_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise flags.BadValue(f"{text!r} is not a sampling rate (a number from 0 to 1)") from None
-    if not 0.0 <= value <= 1.0:
-        raise flags.BadValue(f"{text} is not a sampling rate (a number from 0 to 1)")
-    return value
-
-
-
 FLAGS = (
     Flag("--model_base_path", "directory (or gs:// path) of numbered SavedModel versions; default AIP_STORAGE_URI "
          "(Vertex AI), else MODEL_BASE_PATH (as TF Serving's image), else the Pusher's "
@@ -80,14 +69,17 @@ FLAGS = (
          "ignored, as TF Serving ignores them", aliases=("--model-config-file",)),
     Flag("--request_log_sampling_rate", "log this share of requests and responses (0 to 1; default 0: off) as "
          "TF Serving's logging_config would, to PREFIX-<start>-<pid>-<seq>.tfrecord files (docs/serving.md)",
-         aliases=("--request-log-sampling-rate",), parse=_sampling_rate, metavar="RATE"),
+         aliases=("--request-log-sampling-rate",), metavar="RATE",
+         parse=flags.number(0.0, 1.0, what="a sampling rate (0 to 1)")),
     Flag("--request_log_file_prefix", "where the request logs go (logging_config's filename_prefix); default "
          f"{os.path.relpath(DEFAULT_REQUEST_LOG_PREFIX, configs.PROJECT_DIR)}",
          aliases=("--request-log-file-prefix",), metavar="PREFIX"),
     Flag("--request_log_max_file_mb", "start a new request log file past this size (default %(default)s MB)",
-         aliases=("--request-log-max-file-mb",), parse=float, default=64.0, metavar="MB"),
+         aliases=("--request-log-max-file-mb",), parse=flags.number(0.0, what="a size in MB"), default=64.0,
+         metavar="MB"),
     Flag("--request_log_max_file_seconds", "... or when it is this old (default %(default)s s)",
-         aliases=("--request-log-max-file-seconds",), parse=float, default=3600.0, metavar="SECONDS"),
+         aliases=("--request-log-max-file-seconds",), parse=flags.number(0.0, what="a number of seconds"),
+         default=3600.0, metavar="SECONDS"),
     Flag("--log_file", "write the full log to this file (TensorFlow's C++ lines and library warnings go only "
          "there; the console keeps the server's own lines)", aliases=("--log-file",)),
 )
