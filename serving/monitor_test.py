@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -126,6 +127,9 @@ def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
     page = open(latest["html"]).read()
     assert "RETRAIN SIGNAL" in page and page.count("data:image/png;base64,") == 2  # traffic, popularity
     assert "fewer than the 100 needed" in checks["popularity_l_infinity"]["text"]
+    records = list(request_log.read_logs(request_log.log_files(str(tmp_path / "logs" / "recommender"))))
+    assert monitor.gather(records)["requests"] == 200
+    assert monitor.gather(records, since_secs=int(time.time()) + 60)["requests"] == 0  # --hours: none that recent
     # a threshold for one report: 25% unknown products is within 30%
     assert monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
                          str(tmp_path / "models"), "--output-dir", str(tmp_path / "out2"), "--threshold",

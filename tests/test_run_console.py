@@ -48,6 +48,7 @@ def _in_process(argv):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("console")
     fake_asos.write_fake_asos(str(root / "data"), tastes=4)  # a model can beat popularity (the gate's rule)
+    _monitoring_report(root / "out")  # what make monitor left: the run report links it
     pushed = subprocess.run([sys.executable, "local_runner.py", *_argv(root)], cwd=configs.PROJECT_DIR,
                             capture_output=True, text=True)
     again = _in_process(_argv(root))  # nothing changed: the whole run from the cache
@@ -68,6 +69,23 @@ def runs(tmp_path_factory):
     finally:
         mp.undo()
     return root, pushed, refused, rejected, report_failed, again
+
+
+def _monitoring_report(out):
+    """make monitor's report of a few logged requests, in the output directory's monitoring/."""
+    import numpy as np
+
+    from serving import monitor, request_log
+
+    prefix = str(out / "request_logs" / configs.MODEL_NAME)
+    logger = request_log.RequestLogger(configs.MODEL_NAME, request_log.logging_config(prefix, 1.0))
+    for known in (True, True, False):
+        logger.log(lambda k=known: request_log.rest_predict_messages(
+            configs.MODEL_NAME, None, None, "", 1, "serving_default", {"user_id": np.array([b"u"], object)},
+            {"known_user": np.array([k])}), 1, "serving_default", 0.004, "rest")
+    logger.close()
+    assert monitor.main(["--request-logs", prefix, "--model-base-path", str(out / "none"), "--output-dir",
+                         str(out / "monitoring")], stream=io.StringIO()) == monitor.EXIT_SIGNAL  # 1 user in 3
 
 
 def _failing_report(self, input_dict, output_dict, exec_properties):
@@ -187,6 +205,10 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
     assert f"{figures['training']['history'][-1]['loss']:.4f}" in text
     assert len(figures["examples"]) == report_figures.EXAMPLE_PRODUCTS
     assert figures["push"]["pushed"] and figures["push"]["version"] in text
+    # make monitor's latest report, linked with its figures
+    latest = json.loads((root / "out" / "monitoring" / "latest.json").read_text())
+    assert figures["monitoring"]["html"] == latest["html"] and f"href='file://{latest['html']}'" in page
+    assert "3 requests logged" in text and "A threshold is crossed: a signal to retrain." in text
 
 
 def test_a_refused_run_exits_3_and_keeps_the_served_model(runs):
