@@ -350,7 +350,7 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
                 label="products asked (call_item_item; those never bought in training are not on it)")
         ax.set(xscale="log", xlabel="products by training popularity (rank)", ylabel="cumulative share",
                title="where the requests go")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
         out["popularity"] = _png(fig)
     return out
 

@@ -20,8 +20,9 @@ core/log_collector.h):
   body's signature name and inputs);
 - one collector type, `tfrecord` (an unknown type is refused with TF Serving's message, "Cannot
   find LogCollector::Factory for type: X"): each record one serialized `PredictionLog` in a
-  TFRecord file, the format of TF Serving's warm-up file and of TFX's BulkInferrer, flushed after
-  every record ("so that the data can survive an application crash");
+  TFRecord file, the format of TF Serving's warm-up file and of TFX's BulkInferrer, flushed as
+  soon as the records waiting are written (each record when requests are few, a batch under
+  load: "so that the data can survive an application crash");
 - files (our choice: TF Serving defines none): `<filename_prefix>-<id>-<seq>.tfrecord` where
   `<id>` is the server's start time (UTC, `YYYYMMDDTHHMMSSZ`) and process id, as TF Serving's
   collector interface suggests for replicated servers, and `<seq>` counts from 00000; a file is
@@ -194,16 +195,21 @@ class TFRecordCollector:
         self.files.append(base + LOG_SUFFIX)
 
     def collect(self, record: bytes, timestamp: float, latency_seconds: float, api: str) -> None:
-        """Writes one serialized PredictionLog and its latency line, rotating first if due."""
+        """Writes one serialized PredictionLog and its latency line, rotating first if due (the
+        file being closed is flushed); `flush` makes them reach the file."""
         if (self._writer is None or self._bytes >= self.rotation.max_file_bytes
                 or self.clock() - self._opened >= self.rotation.max_file_seconds):
             self._rotate()
         self._writer.write(record)
-        self._writer.flush()
         self._latency.write(f"{self._records},{int(timestamp * 1e6)},{int(round(latency_seconds * 1e6))},{api}\n")
-        self._latency.flush()
         self._bytes += len(record) + _RECORD_OVERHEAD
         self._records += 1
+
+    def flush(self) -> None:
+        """What is written reaches the files (LogCollector::Flush: it survives the process)."""
+        if self._writer is not None:
+            self._writer.flush()
+            self._latency.flush()
 
     def close(self) -> None:
         if self._writer is not None:
@@ -249,19 +255,32 @@ class RequestLogger:
             log.warning(message + " (%s so far: %d)", *args, what, self.counts[what])
 
     def _write_loop(self) -> None:
+        """Writes what is queued, then flushes: once a record when requests are few, once a batch
+        under load (one write call for many records)."""
         while True:
             item = self._queue.get()
+            while item is not None:
+                self._write(*item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                self.collector.flush()
+            except Exception as e:  # noqa: BLE001 - a logging failure never fails the server
+                self._count("failed", "request log: the log files could not be flushed (%s)", e)
             if item is None:
                 break
-            make_messages, version, signature_name, latency, api, timestamp = item
-            try:
-                request, response = make_messages()
-                record = prediction_log(request, response, self.model_name, version, signature_name,
-                                        self.config.sampling_config, timestamp)
-                self.collector.collect(record.SerializeToString(), timestamp, latency, api)
-                self.counts["written"] += 1
-            except Exception as e:  # noqa: BLE001 - a logging failure never fails the server
-                self._count("failed", "request log: a record could not be written (%s)", e)
+
+    def _write(self, make_messages, version, signature_name, latency, api, timestamp) -> None:
+        try:
+            request, response = make_messages()
+            record = prediction_log(request, response, self.model_name, version, signature_name,
+                                    self.config.sampling_config, timestamp)
+            self.collector.collect(record.SerializeToString(), timestamp, latency, api)
+            self.counts["written"] += 1
+        except Exception as e:  # noqa: BLE001 - a logging failure never fails the server
+            self._count("failed", "request log: a record could not be written (%s)", e)
 
     def close(self) -> None:
         """Writes what is queued, closes the files and says what was written."""
