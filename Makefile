@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test test-fast lint serve history rollback lock benchmark compile
+.PHONY: run test test-fast lint serve monitor history rollback lock benchmark compile
 
 # The code's commit, for the model card of what `make run` pushes (the environment has no git)
 run compile: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
@@ -28,6 +28,9 @@ history:  ## the pushed versions, newest first: date, data, metrics, verdict; * 
 
 rollback:  ## serve VERSION again, as a new version: make rollback VERSION=N REASON="why"
 	$(RUN) python versions.py rollback "$(VERSION)" --reason "$(REASON)" $(ARGS)
+
+monitor:  ## what the served model is asked: make serve's request logs (--request_log_sampling_rate) against the served model; report in outputs/monitoring/
+	$(RUN) python -m serving.monitor $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
 	$(RUN) python benchmarks/pipeline_time.py

@@ -145,7 +145,7 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
     except (TypeError, ValueError) as e:
         return fail(f"model configuration: {e}", 2)
     try:  # a --gate-bound of no metric, or out of [0, 1]: here, not in the Evaluator on Vertex
-        evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+        evaluator.eval_config(**config.gate.eval_config_args())
     except ValueError as e:
         return fail(f"gate configuration: {e}", 2)
     try:

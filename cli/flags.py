@@ -172,6 +172,25 @@ def integer(minimum: Optional[int] = None, maximum: Optional[int] = None,
     return parse
 
 
+def number(minimum: Optional[float] = None, maximum: Optional[float] = None,
+           what: str = "a number") -> Callable[[str], float]:
+    """A parser of finite numbers in [minimum, maximum]; `what` ends its message
+    ("1.5 is not a sampling rate (0 to 1)")."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadValue(f"{text!r} is not {what}") from None
+        if value != value or value in (float("inf"), float("-inf")) or (
+                (minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+            raise BadValue(f"{text} is not {what}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 positive_int = integer(1, what="a positive number")
 port = integer(0, 65535, what="a port (0-65535)")
 

@@ -81,6 +81,11 @@ def test_parsers():
     with pytest.raises(ValueError, match=r"^-1 is not a number of workers \(0: one per core\)$"):
         workers("-1")
     assert flags.port("65535") == 65535 and flags.positive_int("7") == 7
+    rate = flags.number(0, 1, what="a sampling rate (0 to 1)")
+    assert [rate(t) for t in ("0", "0.25", "1")] == [0.0, 0.25, 1.0]
+    for bad in ("1.5", "-0.1", "nan", "inf", "x"):
+        with pytest.raises(flags.BadValue, match=r"is not a sampling rate \(0 to 1\)$"):
+            rate(bad)
     assert flags.key_values("team=recsys, env = prod,") == {"team": "recsys", "env": "prod"}
     param = flags.assignment(flags.json_or_text, "FIELD=VALUE")
     assert [param(t) for t in ("epochs=3", " lr =0.5", "sampling=mixed", "on=true", "s=")] == [

@@ -2,9 +2,12 @@
 
 `GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
 its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
-metric: the candidate's value, the last blessed model's value, the thresholds, and whether it
-passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the
-blessing artifact decides, and Pusher pushes only a blessed model.
+metric: the candidate's value, the last blessed model's value, the most-popular-products
+baseline's, the thresholds, and whether it passed (`FAILED (no value)` when a gated metric has
+none, never `ok`). Under each gated metric, a row "vs popularity": the models' relative margin
+over popularity on it, which must reach the popularity margin (models/eval_metrics.py
+`PopularityMargin`, computed in TFMA's one pass). Nothing else changes: the blessing artifact
+decides, and Pusher pushes only a blessed model.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tfx import v1 as tfx
 
 from models import exporter
 from models import features
-from models.eval_metrics import RECALL_CURVE
+from models.eval_metrics import RECALL_CURVE, margin_name, popularity_name
 
 METRICS_MODULE = "models.eval_metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -39,10 +42,13 @@ def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
     return [(name, {"kind": kind, "k": k}) for name, (kind, k) in features.EVAL_METRICS.items()]
 
 
-def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> config_pb2.EvalConfig:
-    """The gate: each metric in `lower_bounds` must reach its bound, and must not fall more than
+def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
+                popularity_margin: Optional[float] = None) -> config_pb2.EvalConfig:
+    """The gate: each metric in `lower_bounds` must reach its bound, must not fall more than
     `max_relative_drop` (a fraction) below the last blessed model's value (skipped by TFMA when
-    there is no blessed model yet)."""
+    there is no blessed model yet), and, unless `popularity_margin` is None, must beat the
+    most-popular-products baseline by that relative margin (0.1: at least 10% above its value;
+    0: at least as good)."""
     unknown = set(lower_bounds) - {name for name, _ in metric_configs()}
     if unknown:
         raise ValueError(f"no such metric to gate on: {sorted(unknown)}")
@@ -54,6 +60,9 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> 
                              f"fractions of eval purchases), got {bound}")
     if not 0.0 <= max_relative_drop <= 1.0:
         raise ValueError(f"max_relative_drop must be between 0 and 1 (a fraction), got {max_relative_drop}")
+    if popularity_margin is not None and not 0.0 <= popularity_margin < float("inf"):
+        raise ValueError("the popularity margin must be 0 or more (a fraction: 0.1 means 10% above the "
+                         f"most-popular-products baseline), got {popularity_margin}")
     metrics = []
     for name, cfg in metric_configs():
         threshold = None
@@ -66,6 +75,12 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> 
         metrics.append(config_pb2.MetricConfig(
             class_name="RankingMetric", module=METRICS_MODULE,
             config=json.dumps({"name": name, **cfg}), threshold=threshold))
+        if name in lower_bounds and popularity_margin is not None:
+            metrics.append(config_pb2.MetricConfig(
+                class_name="PopularityMargin", module=METRICS_MODULE,
+                config=json.dumps({"name": margin_name(name), "metric": name, **cfg}),
+                threshold=config_pb2.MetricThreshold(value_threshold=config_pb2.GenericValueThreshold(
+                    lower_bound={"value": popularity_margin}))))
     # not a gate row: the run report's recall@k curve, computed in the same pass
     metrics.append(config_pb2.MetricConfig(
         class_name="RecallCurve", module=METRICS_MODULE,
@@ -88,31 +103,68 @@ def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
     return ", ".join(parts)
 
 
+MARGIN, VALUE = "margin", "value"  # the two kinds of gate rows
+
+
 def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, float]],
               failed: Mapping[str, str]) -> List[Dict[str, Any]]:
-    """One row per metric: {"metric", "candidate", "baseline", "threshold", "result"}.
+    """One row per metric: {"metric", "kind": VALUE, "candidate", "baseline", "popularity",
+    "threshold", "result"}, followed, for a metric gated against popularity, by its margin row
+    {"metric": "<metric>_over_popularity", "kind": MARGIN, "of": "<metric>", ...}: each model's relative margin
+    over popularity ("popularity": None).
 
-    `values`: model (CANDIDATE/BASELINE) -> metric -> value; `failed`: metric -> TFMA's failure
-    message. A gated metric without a value (an empty eval split, a metric that could not be
-    computed) reads `FAILED (no value)`: never `ok` without a value."""
+    `values`: model (CANDIDATE/BASELINE) -> metric key -> value; `failed`: metric key -> TFMA's
+    failure message. A gated metric without a value (an empty eval split, a metric that could not
+    be computed) reads `FAILED (no value)`: never `ok` without a value."""
+    def outcome(key: str, gated: bool) -> str:
+        if not gated:
+            return "-"
+        if values.get(CANDIDATE, {}).get(key) is None:
+            return NO_VALUE
+        return "FAILED" if key in failed else "ok"
+
+    def value(model: str, key: str) -> Optional[float]:
+        return values.get(model, {}).get(key)
+
     rows = []
     for metric in config.metrics_specs[0].metrics:
-        name = json.loads(metric.config)["name"]
-        if metric.class_name != "RankingMetric":
-            continue  # the recall@k curve: drawn in the run report, not a row of the gate
-        candidate = values.get(CANDIDATE, {}).get(name)
-        baseline = values.get(BASELINE, {}).get(name)
+        key = json.loads(metric.config)["name"]
         gated = metric.HasField("threshold")
-        if not gated:
-            outcome = "-"
-        elif candidate is None:
-            outcome = NO_VALUE
-        else:
-            outcome = "FAILED" if name in failed else "ok"
-        rows.append({"metric": name, "candidate": candidate, "baseline": baseline,
-                     "threshold": _thresholds_text(metric.threshold) if gated else "not gated",
-                     "result": outcome})
+        if metric.class_name == "RankingMetric":
+            rows.append({"metric": key, "kind": VALUE, "candidate": value(CANDIDATE, key),
+                         "baseline": value(BASELINE, key),
+                         "popularity": value(CANDIDATE, popularity_name(key)),
+                         "threshold": _thresholds_text(metric.threshold) if gated else "not gated",
+                         "result": outcome(key, gated)})
+        elif metric.class_name == "PopularityMargin":
+            bound = metric.threshold.value_threshold.lower_bound.value
+            rows.append({"metric": key, "kind": MARGIN, "of": json.loads(metric.config)["metric"],
+                         "candidate": value(CANDIDATE, key),
+                         "baseline": value(BASELINE, key), "popularity": None,
+                         "threshold": f">= {_percent(bound)} over popularity",
+                         "result": outcome(key, gated)})
+        # else the recall@k curve: drawn in the run report, not a row of the gate
     return rows
+
+
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def _margin_details(rows: List[Dict[str, Any]]) -> List[str]:
+    """A plain line for each margin row that failed: the reason a model no better than
+    popularity is refused."""
+    by_key = {row["metric"]: row for row in rows}
+    lines = []
+    for row in rows:
+        if row["kind"] != MARGIN or row["result"] != "FAILED":
+            continue
+        metric = row["of"]
+        value_row = by_key.get(metric, {})
+        lines.append(f"{metric}: {_fmt(value_row.get('candidate'))} is {_percent(row['candidate'])} against the "
+                     f"most-popular-products baseline's {_fmt(value_row.get('popularity'))}; the gate wants "
+                     f"{row['threshold']} (the model is no better than recommending the most bought products)")
+    return lines
 
 
 def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Dict[str, Any]:
@@ -145,6 +197,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
                "the serving model stays the last blessed one")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
+    details += _margin_details(rows)
     details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
     if not blessed and not failed and not missing and result.HasField("validation_details"):
         details = [str(result.validation_details)]
@@ -157,10 +210,14 @@ def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None)
     gate = gate_verdict(output_uri, config)
     baseline_note = ("compared with the last blessed model" if gate["has_baseline"] else
                      "no blessed model yet: absolute thresholds only")
-    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}  {'threshold':<34}result"]
+    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}{'popular':>11}  {'threshold':<36}result"]
     for row in gate["rows"]:
-        lines.append(f"{row['metric']:<18}{_fmt(row['candidate']):>11}{_fmt(row['baseline']):>11}  "
-                     f"{row['threshold']:<34}{row['result']}")
+        if row["kind"] == MARGIN:
+            name, show = "  vs popularity", _percent
+        else:
+            name, show = row["metric"], _fmt
+        lines.append(f"{name:<18}{show(row['candidate']):>11}{show(row['baseline']):>11}"
+                     f"{_fmt(row['popularity']):>11}  {row['threshold']:<36}{row['result']}")
     details = "".join(f"\n  {line}" for line in gate["details"])
     return gate["blessed"], f"[gate] {gate['verdict']} ({baseline_note})\n" + "\n".join(lines) + details
 

@@ -1,5 +1,9 @@
 """The gate's table: a gated metric reads `ok` only with a value that passed."""
 
+import json
+
+import pytest
+
 from components import evaluator
 
 BOUNDS = {"recall_at_10": 0.03, "sampled_accuracy": 0.15}
@@ -44,6 +48,46 @@ def test_the_recall_curve_is_computed_but_is_not_a_gate_row():
     assert "RecallCurve" in [m.class_name for m in config.metrics_specs[0].metrics]
     rows = _rows({evaluator.CANDIDATE: {"recall_at_10": 0.04}})
     assert evaluator.RECALL_CURVE not in rows and len(rows) == len(evaluator.metric_configs())
+
+
+def _margin_rows(values, failed=()):
+    config = evaluator.eval_config(BOUNDS, 0.01, popularity_margin=0.1)
+    return evaluator.gate_rows(config, values, {name: "" for name in failed})
+
+
+def test_each_gated_metric_must_beat_popularity_by_the_margin():
+    config = evaluator.eval_config(BOUNDS, 0.01, popularity_margin=0.1)
+    margins = [m for m in config.metrics_specs[0].metrics if m.class_name == "PopularityMargin"]
+    assert sorted(json.loads(m.config)["metric"] for m in margins) == sorted(BOUNDS)  # the gated ones only
+    assert {m.threshold.value_threshold.lower_bound.value for m in margins} == {0.1}
+    assert not [m for m in evaluator.eval_config(BOUNDS, 0.01).metrics_specs[0].metrics
+                if m.class_name == "PopularityMargin"]  # no margin: no popularity rule
+    with pytest.raises(ValueError, match="the popularity margin must be 0 or more"):
+        evaluator.eval_config(BOUNDS, 0.01, popularity_margin=-0.1)
+
+
+def test_the_table_shows_popularity_and_the_margin_under_its_metric():
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.04, "popularity_recall_at_10": 0.02,
+                                    "recall_at_10_over_popularity": 1.0, "sampled_accuracy": 0.16,
+                                    "popularity_sampled_accuracy": 0.15, "sampled_accuracy_over_popularity": 0.0667},
+              evaluator.BASELINE: {"recall_at_10_over_popularity": 0.9}}
+    rows = _margin_rows(values, failed=["sampled_accuracy_over_popularity"])
+    names = [r["metric"] for r in rows]
+    assert names.index("recall_at_10_over_popularity") == names.index("recall_at_10") + 1
+    by_name = {r["metric"]: r for r in rows}
+    assert by_name["recall_at_10"]["popularity"] == 0.02 and by_name["mrr"]["popularity"] is None
+    margin = by_name["recall_at_10_over_popularity"]
+    assert (margin["kind"], margin["of"], margin["candidate"], margin["baseline"], margin["result"]) == (
+        evaluator.MARGIN, "recall_at_10", 1.0, 0.9, "ok")
+    assert margin["threshold"] == ">= +10.0% over popularity"
+    assert by_name["sampled_accuracy_over_popularity"]["result"] == "FAILED"
+    details = evaluator._margin_details(rows)
+    assert details == ["sampled_accuracy: 0.1600 is +6.7% against the most-popular-products baseline's 0.1500; "
+                       "the gate wants >= +10.0% over popularity (the model is no better than recommending the "
+                       "most bought products)"]
+    # no value for the candidate (a model exported without popularity_ranks): never ok
+    assert {r["metric"]: r["result"] for r in _margin_rows({evaluator.CANDIDATE: {}})}[
+        "recall_at_10_over_popularity"] == evaluator.NO_VALUE
 
 
 def test_bounds_outside_0_1_are_refused_before_the_run():

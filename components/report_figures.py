@@ -315,3 +315,19 @@ def item_item_examples(candidate: Mapping, train: TrainSplit) -> List[Dict[str, 
              "similar": similar["products"].numpy()[row, :EXAMPLE_TOP].tolist(),
              "scores": similar["scores"].numpy()[row, :EXAMPLE_TOP].round(4).tolist()}
             for row, i in enumerate(top)]
+
+
+# --- requests served -----------------------------------------------------------------------------
+MONITORING_LATEST = "latest.json"  # written by serving/monitor.py (make monitor) in its output directory
+
+
+def monitoring_figures(monitoring_dir: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The headline figures of make monitor's latest report (its `latest.json`: when, how many
+    requests, latencies, each threshold and whether it was crossed, the report's path), None when
+    there is none."""
+    if not monitoring_dir:
+        return None
+    latest = _read_json(os.path.join(monitoring_dir, MONITORING_LATEST))
+    if not latest or "html" not in latest:
+        return None
+    return latest

@@ -1,6 +1,8 @@
 """The run report's figures from small known inputs (the metrics themselves:
 models/ranking_metrics_test.py)."""
 
+import json
+
 import numpy as np
 import pytest
 from tfx.types import standard_artifacts
@@ -70,3 +72,11 @@ def test_gate_figures():
             "values": {}, "curves": {}}
     assert report_figures.gate_figures(gate) == {"blessed": False, "verdict": "NOT BLESSED",
                                                  "rows": [{"metric": "mrr"}], "compared_with_blessed": True}
+
+
+def test_the_latest_monitoring_report_is_read_when_there_is_one(tmp_path):
+    assert report_figures.monitoring_figures(None) is None
+    assert report_figures.monitoring_figures(str(tmp_path)) is None  # make monitor never ran
+    latest = {"created": "2026-12-05 10:00 UTC", "html": "/o/monitoring/monitor-1.html", "requests": 3}
+    (tmp_path / report_figures.MONITORING_LATEST).write_text(json.dumps(latest))
+    assert report_figures.monitoring_figures(str(tmp_path)) == latest

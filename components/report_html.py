@@ -29,6 +29,10 @@ def _num(value: Optional[float], digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
@@ -102,11 +106,16 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
     gate, ev = report["gate"], report["evaluation"]
     labels = list(ev["models"])
     rows = []
+    margin_of = {"candidate": "candidate", "last blessed": "baseline"}  # model label -> gate row field
     for row in gate["rows"]:
         name = row["metric"]
-        cells = [f"<code>{_e(name)}</code>"]
-        for label in labels:
-            cells.append(_num(ev["models"][label]["metrics"].get(name)))
+        if row.get("kind") == "margin":  # the models' relative margin over popularity on `of`
+            cells = [f"&nbsp;&nbsp;{_e(row['of'])} vs most popular"]
+            cells += [_percent(row.get(margin_of[label])) if label in margin_of else "-" for label in labels]
+        else:
+            cells = [f"<code>{_e(name)}</code>"]
+            for label in labels:
+                cells.append(_num(ev["models"][label]["metrics"].get(name)))
         result = row["result"]
         css = "ok" if result == "ok" else "bad" if result not in ("-", "") else "muted"
         cells += [_e(row["threshold"]), f"<span class='{css}'>{_e(result)}</span>"]
@@ -131,11 +140,31 @@ def _examples_section(report: Dict[str, Any]) -> List[str]:
                 for ex in report["examples"]], css="examples")]
 
 
+def _monitoring_section(report: Dict[str, Any]) -> List[str]:
+    """make monitor's latest figures and a link to its report, when there is one."""
+    latest = report.get("monitoring")
+    if not latest:
+        return []
+    crossed = [c for c in latest.get("checks", []) if c.get("crossed")]
+    rows = [[f"<code>{_e(name)}</code>", _num((lat or {}).get("p50"), 1), _num((lat or {}).get("p99"), 1)]
+            for name, lat in sorted(latest.get("latency_ms", {}).items())]
+    checks = "".join(f"<li class='{'bad' if c.get('crossed') else ''}'>{_e(c['text'])}"
+                     f"{' (crossed)' if c.get('crossed') else ''}</li>" for c in latest.get("checks", []))
+    return ["<h2>Requests served</h2>",
+            f"<p>The latest monitoring report ({_e(latest['created'])}, <code>make monitor</code>): "
+            f"{latest['requests']:,} requests logged from {_e(latest['first'])} to {_e(latest['last'])}, "
+            f"answered by {_e(latest['model'])}. <a href='file://{_e(latest['html'])}'>{_e(latest['html'])}</a></p>",
+            f"<div class='verdict {'refused' if crossed else 'blessed'}'>"
+            + ("A threshold is crossed: a signal to retrain." if crossed else "Within the thresholds.") + "</div>",
+            _table(["signature", "p50 ms", "p99 ms"], rows) if rows else "",
+            f"<ul>{checks}</ul>"]
+
+
 def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     """The page of a report (report.json's figures) with its plots (name -> base64 PNG)."""
     parts = (_heading(report) + _data_section(report, images) + _validation_section(report)
              + _training_section(report, images) + _evaluation_section(report, images)
-             + _examples_section(report))
+             + _examples_section(report) + _monitoring_section(report))
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(report['pipeline'])} run report</title><style>{STYLE}</style></head>"

@@ -48,3 +48,28 @@ def test_a_curve_of_another_length_is_plotted_as_it_is():
     report = _report()
     report["evaluation"]["models"]["candidate"]["recall_at_k"] = [0.1, 0.2, 0.3]
     assert set(report_plots.plots(report)) == {"data", "training", "recall"}
+
+
+def test_the_gate_table_shows_the_margin_over_popularity():
+    report = _report()
+    report["gate"]["rows"].append({"metric": "recall_at_10_over_popularity", "kind": "margin", "of": "recall_at_10",
+                                   "candidate": -0.25, "baseline": None, "popularity": None,
+                                   "threshold": ">= +10.0% over popularity", "result": "FAILED"})
+    page = report_html.render_html(report, {})
+    assert ("<tr><td>&nbsp;&nbsp;recall_at_10 vs most popular</td><td>-25.0%</td><td>-</td>"
+            "<td>&gt;= +10.0% over popularity</td><td><span class='bad'>FAILED</span></td></tr>") in page
+
+
+def test_the_latest_monitoring_figures_are_linked_when_there_are_any():
+    report = _report()
+    assert "Requests served" not in report_html.render_html(report, {})
+    report["monitoring"] = {
+        "created": "2026-12-05 10:00 UTC", "html": "/o/monitoring/monitor-1.html", "requests": 1234,
+        "first": "a", "last": "b", "model": "/o/serving_model/recommender/7 (version 7)",
+        "latency_ms": {"serving_default": {"p50": 3.0, "p99": 9.5}},
+        "checks": [{"name": "unknown_users_share", "crossed": True, "text": "unknown users: 30.0% <x>"}]}
+    page = report_html.render_html(report, {})
+    assert "<h2>Requests served</h2>" in page and "1,234 requests" in page
+    assert "<a href='file:///o/monitoring/monitor-1.html'>" in page
+    assert "A threshold is crossed: a signal to retrain." in page and "30.0% &lt;x&gt; (crossed)" in page
+    assert "<td><code>serving_default</code></td><td>3.0</td><td>9.5</td>" in page

@@ -18,7 +18,10 @@ What it shows:
     (through `serving_default`; the candidate's from BatchRecommendations' lists when it wrote
     them, the same answers);
   - the gate's verdict and thresholds, and what the Pusher did;
-  - example recommendations: `call_item_item` of the candidate for the most bought products.
+  - example recommendations: `call_item_item` of the candidate for the most bought products;
+  - requests served: the headline figures of `make monitor`'s latest report (serving/monitor.py)
+    and a link to it, when `monitoring_dir` holds one (as it was when the report was written: a run
+    whose every component comes from the cache keeps its earlier report).
 
 This file is the component and its executor; the figures are gathered by
 components/report_figures.py (the metrics: models/ranking_metrics.py), the page is drawn by
@@ -85,6 +88,7 @@ class Executor(base_executor.BaseExecutor):
             "gate": figures.gate_figures(gate),
             "push": figures.push_summary(inputs["pushed_model"], gate["blessed"]),
             "examples": figures.item_item_examples(candidate, train),
+            "monitoring": figures.monitoring_figures(exec_properties.get("monitoring_dir")),
         }
         _write(report, artifact_utils.get_single_instance(output_dict["report"]))
 
@@ -110,7 +114,8 @@ def _write(report: Dict[str, Any], out: types.Artifact) -> None:
 
 
 class RunReportSpec(ComponentSpec):
-    PARAMETERS = {"pipeline_name": ExecutionParameter(type=str)}
+    PARAMETERS = {"pipeline_name": ExecutionParameter(type=str),
+                  "monitoring_dir": ExecutionParameter(type=str, optional=True)}
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies, optional=True),
@@ -136,9 +141,10 @@ class RunReport(base_component.BaseComponent):
 
     def __init__(self, *, pipeline_name: str, examples, transform_graph, transformed_examples,
                  model, model_run, evaluation, anomalies=None, catalog_report=None,
-                 baseline_model=None, pushed_model=None, batch_recommendations=None):
+                 baseline_model=None, pushed_model=None, batch_recommendations=None,
+                 monitoring_dir: Optional[str] = None):
         super().__init__(spec=RunReportSpec(
-            pipeline_name=pipeline_name, examples=examples, anomalies=anomalies,
+            pipeline_name=pipeline_name, monitoring_dir=monitoring_dir, examples=examples, anomalies=anomalies,
             catalog_report=catalog_report, transform_graph=transform_graph,
             transformed_examples=transformed_examples, model=model, model_run=model_run,
             baseline_model=baseline_model, evaluation=evaluation, pushed_model=pushed_model,

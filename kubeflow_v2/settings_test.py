@@ -33,10 +33,11 @@ def test_the_model_and_gate_flags_of_a_local_run():
     for both runners."""
     config, _, _ = settings.parse_compile_args(REQUIRED + [
         "--serving-top-k", "20", "--gate-bound", "recall_at_10=0.3", "--gate-bound", "mrr=0.01",
-        "--preset", "notebook", "--model-param", "epochs=2"], environ={})
+        "--preset", "notebook", "--model-param", "epochs=2", "--gate-popularity-margin", "0.2"], environ={})
     assert config.training.serving_top_k == 20 and config.training.custom_config()["serving_top_k"] == 20
     assert config.training.preset == "notebook" and config.training.overrides == {"epochs": 2}
     assert config.gate.lower_bounds == {**configs.DEFAULT_LOWER_BOUNDS, "recall_at_10": 0.3, "mrr": 0.01}
+    assert config.gate.popularity_margin == 0.2
     config, _, _ = settings.parse_compile_args(REQUIRED, environ={})
     assert config.training == configs.TrainingConfig() and config.gate == configs.GateConfig()
 
@@ -44,6 +45,8 @@ def test_the_model_and_gate_flags_of_a_local_run():
 @pytest.mark.parametrize("flag, value, message", [
     ("--serving-top-k", "0", "argument --serving-top-k: 0 is not a number of products (1 or more)"),
     ("--gate-bound", "recall_at_10", "argument --gate-bound: 'recall_at_10' is not METRIC=NUMBER"),
+    ("--gate-popularity-margin", "-1", "argument --gate-popularity-margin: -1 is not a margin (0 or more: "
+                                       "0.1 means 10% above popularity; or off)"),
 ])
 def test_a_malformed_model_or_gate_flag_is_a_usage_error(capsys, flag, value, message):
     with pytest.raises(SystemExit) as e:

@@ -61,3 +61,54 @@ def test_recall_curve_is_recall_at_every_k():
 def test_recall_curve_is_rebuilt_from_its_config_as_tfma_does():
     clone = RecallCurve.from_config(RecallCurve(max_k=7).get_config())
     assert clone.name == "recall_at_k_curve" and clone.get_config()["max_k"] == 7
+
+
+POPULAR = np.array([[2, 0], [20, 5], [1, 0], [50, 9]], np.float32)  # popularity's ranks of the same purchases
+
+
+def _margin(predictions, metric="recall_at_10", kind="recall", k=10, model_name=""):
+    """PopularityMargin's values through its TFMA computation, one purchase at a time."""
+    from models.eval_metrics import PopularityMargin
+
+    [computation] = PopularityMargin(metric, kind, k).computations(model_names=[model_name], output_names=[""])
+    combiner = computation.combiner
+    acc = combiner.create_accumulator()
+    for prediction in predictions:
+        acc = combiner.add_input(acc, tfma.metrics.StandardMetricInputs(
+            label=np.array([0.0]), prediction=prediction, example_weight=np.array([1.0])))
+    return {key.name: value for key, value in combiner.extract_output(combiner.merge_accumulators([acc])).items()}
+
+
+def test_the_margin_over_popularity_comes_from_the_same_predictions():
+    rows = [{"ranks": r, "popularity_ranks": p} for r, p in zip(RANKS, POPULAR)]
+    values = _margin(rows)
+    assert values["popularity_recall_at_10"] == pytest.approx(2 / 4)  # popularity ranks 2 and 1 in the top 10
+    assert values["recall_at_10_over_popularity"] == pytest.approx(0.0)  # the model: 2 / 4 as well
+    sampled = _margin(rows, "sampled_accuracy", "sampled_accuracy", 0)
+    assert sampled["popularity_sampled_accuracy"] == pytest.approx(2 / 4)
+    ndcg = _margin(rows, "ndcg_at_10", "ndcg", 10)
+    model = (1 + 1 / np.log2(6)) / 4
+    popular = (1 / np.log2(4) + 1 / np.log2(3)) / 4
+    assert ndcg["ndcg_at_10_over_popularity"] == pytest.approx(model / popular - 1)
+
+
+def test_with_a_baseline_each_model_reads_its_own_outputs_and_an_old_model_has_no_margin():
+    rows = [{"candidate": {"ranks": r, "popularity_ranks": p}, "baseline": r} for r, p in zip(RANKS, POPULAR)]
+    assert _margin(rows, model_name="candidate")["recall_at_10_over_popularity"] == pytest.approx(0.0)
+    assert _margin(rows, model_name="baseline") == {}  # exported before popularity_ranks: not compared
+
+
+def test_relative_margin_against_a_baseline_of_zero():
+    from models.eval_metrics import relative_margin
+
+    assert relative_margin(0.3, 0.2) == pytest.approx(0.5)
+    assert relative_margin(0.1, 0.0) == float("inf") and relative_margin(0.0, 0.0) == 0.0
+
+
+def test_the_margin_metric_is_rebuilt_from_its_config_as_tfma_does():
+    from models.eval_metrics import PopularityMargin
+
+    clone = PopularityMargin.from_config(PopularityMargin("mrr", "mrr").get_config())
+    assert clone.name == "mrr_over_popularity" and clone.get_config()["kind"] == "mrr"
+    with pytest.raises(ValueError, match="kind must be one of"):
+        PopularityMargin("x", "precision", 10)

@@ -15,6 +15,9 @@ Signatures (all batched on dimension 0; request/response examples: docs/serving.
   products, leaving out those the user bought in train (rank == number of products when the
   product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
   products drawn uniformly with a seed derived from the example (the same draws for every model).
+  `popularity_ranks: float[B, 2]`: the same two ranks when every product is scored by its train
+  purchases (the most-popular-products baseline, the fallback above), so that the Evaluator
+  judges the model against popularity in the same pass (models/eval_metrics.py).
 
 Transform's vocabularies are inside the model (TFTransformOutput.transform_features_layer):
 ids are mapped to indices with exactly the tables training used; OOV rows are never returned.
@@ -34,6 +37,11 @@ from models import features
 EVAL_SIGNATURE = "evaluate"
 ITEM_ITEM_SIGNATURE = "call_item_item"
 RANKS_KEY = "ranks"
+POPULARITY_RANKS_KEY = "popularity_ranks"
+PRODUCT_COUNTS = "product_counts"  # the variable of train purchases per product (vocabulary order)
+PRODUCT_IDS = "product_ids"  # the variable of raw product ids (vocabulary order)
+KNOWN_USER, KNOWN_ITEM = "known_user", "known_item"  # outputs: was the id seen in training
+ITEM_INPUT = "item"  # call_item_item's input
 SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
 
@@ -54,7 +62,7 @@ class ServingModule(tf.Module):
         self.top_k = top_k
         product_ids = np.array(
             [int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)], np.int64)
-        self.product_ids = tf.Variable(product_ids, trainable=False, name="product_ids")
+        self.product_ids = tf.Variable(product_ids, trainable=False, name=PRODUCT_IDS)
         # Each user's train purchases, all of them, to leave them out (CSR: memory and work
         # linear in a user's purchases, and a row never costs more than the scores it masks).
         # A model that pools the user's history holds the same arrays when it was built from
@@ -78,6 +86,10 @@ class ServingModule(tf.Module):
         self.popular_items = tf.Variable(popular.astype(np.int32), trainable=False, name="popular")
         self.popular_scores = tf.Variable((counts[popular] / max(counts.sum(), 1)).astype(np.float32),
                                           trainable=False, name="popular_scores")
+        # every product's train purchases: the popularity baseline's scores in `evaluate`, and
+        # what the request monitor compares requested products with (serving/monitor.py reads
+        # it from the checkpoint as `product_counts`)
+        self.product_counts = tf.Variable(counts.astype(np.int64), trainable=False, name=PRODUCT_COUNTS)
 
     # --- id <-> index -------------------------------------------------------------------------
     def _user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
@@ -115,7 +127,7 @@ class ServingModule(tf.Module):
     def recommend(self, user_id):
         return in_chunks(self._recommend, user_id, {
             "products": (tf.int64, [self.top_k]), "scores": (tf.float32, [self.top_k]),
-            "known_user": (tf.bool, [])})
+            KNOWN_USER: (tf.bool, [])})
 
     def _recommend(self, user_id):
         user_idx = self._user_index(user_id)
@@ -124,9 +136,9 @@ class ServingModule(tf.Module):
         scores = self._mask_purchased(self.recommender.score_all(safe_idx), safe_idx)
         top = tf.math.top_k(scores, k=self.top_k)
         products, scores = self._fallback(known, top.indices, top.values)
-        return {"products": products, "scores": scores, "known_user": known}
+        return {"products": products, "scores": scores, KNOWN_USER: known}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item")], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name=ITEM_INPUT)], autograph=False)
     def item_item(self, item):
         item_idx = self._item_index(item)
         known = item_idx < self.num_items
@@ -136,11 +148,12 @@ class ServingModule(tf.Module):
         similarity = tf.where(itself, tf.constant(-np.inf, similarity.dtype), similarity)
         top = tf.math.top_k(similarity, k=self.top_k)
         products, scores = self._fallback(known, top.indices, top.values)
-        return {"products": products, "scores": scores, "known_item": known}
+        return {"products": products, "scores": scores, KNOWN_ITEM: known}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def evaluate(self, examples):
-        return in_chunks(self._evaluate, examples, {RANKS_KEY: (tf.float32, [2])})
+        return in_chunks(self._evaluate, examples, {RANKS_KEY: (tf.float32, [2]),
+                                                    POPULARITY_RANKS_KEY: (tf.float32, [2])})
 
     def _evaluate(self, examples):
         parsed = tf.io.parse_example(examples, {
@@ -153,12 +166,6 @@ class ServingModule(tf.Module):
         safe_user = tf.where(known, user_idx, self.recommender.num_users)
         safe_item = tf.where(known, item_idx, 0)
 
-        raw_scores = self.recommender.score_all(safe_user)
-        scores = self._mask_purchased(raw_scores, safe_user)
-        true_score = tf.gather(scores, safe_item, batch_dims=1)
-        rankable = known & tf.math.is_finite(true_score)
-        full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
-
         # The notebook's sampled accuracy: 100 uniform products, seeded by the example itself.
         key = tf.strings.join([parsed[features.USER_KEY][:, 0],
                                tf.strings.as_string(parsed[features.PRODUCT_KEY][:, 0])], "/")
@@ -167,15 +174,48 @@ class ServingModule(tf.Module):
             lambda s: tf.random.stateless_uniform([SAMPLED_NEGATIVES], seed=tf.stack([s, SAMPLE_SEED]),
                                                   maxval=self.num_items, dtype=tf.int32),
             seeds, fn_output_signature=tf.TensorSpec([SAMPLED_NEGATIVES], tf.int32))
+
+        return {RANKS_KEY: self._ranks(self.recommender.score_all(safe_user), known, safe_user,
+                                       safe_item, sampled),
+                POPULARITY_RANKS_KEY: self._popularity_ranks(known, safe_user, safe_item, sampled)}
+
+    def _popularity_ranks(self, known, safe_user, safe_item, sampled):
+        """`_ranks` of the scores `product_counts` (the same for every user), without a
+        [rows, products] matrix: a product's rank is the number of products bought more often
+        than it, less those of them the user bought (left out); it cannot be ranked when the
+        user bought it. Linear in the users' purchases."""
+        counts = tf.cast(self.product_counts, tf.float32)
+        rows = tf.shape(safe_user)[0]
+        true = tf.gather(counts, safe_item)
+        above = tf.cast(self.num_items - tf.searchsorted(tf.sort(counts), true, side="right"), tf.float32)
+        bought_row, bought = model_lib.history_entries(self.purchased_splits, self.purchased_items, safe_user)
+        bought_above = tf.math.unsorted_segment_sum(
+            tf.cast(tf.gather(counts, bought) > tf.gather(true, bought_row), tf.float32), bought_row, rows)
+        bought_itself = tf.math.unsorted_segment_max(
+            tf.cast(tf.equal(bought, tf.gather(safe_item, bought_row)), tf.int32), bought_row, rows) > 0
+        beaten = (tf.gather(counts, sampled) >= true[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
+        sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
+        worst = tf.cast(self.num_items, tf.float32)
+        return tf.stack([tf.where(known & ~bought_itself, above - bought_above, worst),
+                         tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
+
+    def _ranks(self, raw_scores, known, safe_user, safe_item, sampled):
+        """[rows, 2]: each row's product's rank among all products by `raw_scores` [rows,
+        products] (the user's train purchases left out; ties in its favour), and among the
+        `sampled` products (ties against it)."""
+        scores = self._mask_purchased(raw_scores, safe_user)
+        true_score = tf.gather(scores, safe_item, batch_dims=1)
+        rankable = known & tf.math.is_finite(true_score)
+        full_rank = tf.reduce_sum(tf.cast(scores > true_score[:, tf.newaxis], tf.float32), axis=1)
+
         sampled_scores = tf.gather(raw_scores, sampled, batch_dims=1)
         true_raw = tf.gather(raw_scores, safe_item, batch_dims=1)
         beaten = (sampled_scores >= true_raw[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
         sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
 
         worst = tf.cast(self.num_items, tf.float32)
-        ranks = tf.stack([tf.where(rankable, full_rank, worst),
-                          tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
-        return {RANKS_KEY: ranks}
+        return tf.stack([tf.where(rankable, full_rank, worst),
+                         tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
 
 
 CHUNK = 256  # rows per step of serving_default/evaluate: faster than one step over TFMA's batches

@@ -111,6 +111,29 @@ def _reference_table(scores, bought, relevant, catalog_size, k=10):
             "Coverage@10": len(shown) / catalog_size}
 
 
+def test_popularity_ranks_are_what_the_popularity_baseline_ranks(served):
+    """`evaluate`'s popularity_ranks (what the gate compares the model with) are the ranks the
+    most-popular-products baseline gets through the same module (benchmarks and the run report)."""
+    from models import baselines, exporter
+
+    model, users, products, bought, recommender, output = served
+    user_vocab = {u: i for i, u in enumerate(output.vocabulary_by_name(features.USER_VOCAB))}
+    item_vocab = {int(p): i for i, p in enumerate(output.vocabulary_by_name(features.PRODUCT_VOCAB))}
+    train_users = np.array([user_vocab[u] for u in bought for _ in bought[u]], np.int32)
+    train_items = np.array([item_vocab[p] for u in bought for p in bought[u]], np.int32)
+    popularity = exporter.ServingModule(
+        baselines.PopularityModel(recommender.num_users, recommender.num_items, train_items), output,
+        train_users, train_items, top_k=TOP_K)
+    examples = tf.constant([purchase_example(u, p) for u in users[:12] for p in products]
+                           + [purchase_example(b"nobody", products[0]), purchase_example(users[0], 123123)])
+    served_out = model.signatures["evaluate"](examples=examples)
+    baseline = popularity.evaluate(examples)
+    np.testing.assert_array_equal(served_out["popularity_ranks"].numpy(), baseline["ranks"].numpy())
+    np.testing.assert_array_equal(baseline["popularity_ranks"].numpy(), baseline["ranks"].numpy())
+    assert not np.array_equal(served_out["ranks"].numpy(), served_out["popularity_ranks"].numpy())
+    assert served_out["popularity_ranks"].numpy()[-2:].tolist() == [[recommender.num_items, 100]] * 2
+
+
 def test_served_ranks_agree_with_a_numpy_reference(served):
     """The `evaluate` signature (what TFMA gates on and the quality benchmark reads) against the
     protocol recomputed in numpy from the model's own scores."""
@@ -156,6 +179,7 @@ def test_signatures_answer_the_same_in_chunks_as_in_one_piece(served, monkeypatc
     empty = model.signatures["serving_default"](user_id=tf.constant([], tf.string))
     assert empty["products"].shape == (0, TOP_K) and empty["known_user"].shape == (0,)
     assert model.signatures["evaluate"](examples=tf.constant([], tf.string))["ranks"].shape == (0, 2)
+    assert model.signatures["evaluate"](examples=tf.constant([], tf.string))["popularity_ranks"].shape == (0, 2)
 
 
 def test_a_capped_history_still_leaves_out_every_purchase(tmp_path, curated_schema):

@@ -31,7 +31,7 @@ from typing import Dict, List, Mapping, Sequence, Set
 import numpy as np
 import tensorflow as tf
 
-from models import exporter
+from models import exporter, features
 from models.examples import purchase_examples
 
 K = 10  # the cut-off of the @10 metrics (HitRate, Recall, NDCG, coverage: their names say 10)
@@ -39,17 +39,28 @@ BATCH = 512
 
 
 # --- from ranks ------------------------------------------------------------------------------
+def purchase_values(kind: str, k: int, ranks: np.ndarray) -> np.ndarray:
+    """Each purchase's value of one metric (`kind`, `k` as in features.EVAL_METRICS: recall,
+    ndcg, mrr, sampled_accuracy) from the `evaluate` signature's ranks [N, 2]; its mean over
+    purchases is the metric as the gate computes it."""
+    full, sampled = ranks[:, 0], ranks[:, 1]
+    if kind == "recall":
+        return (full < k).astype(np.float64)
+    if kind == "ndcg":
+        return np.where(full < k, 1.0 / np.log2(full + 2.0), 0.0)
+    if kind == "mrr":
+        return 1.0 / (full + 1.0)
+    if kind == "sampled_accuracy":
+        return (sampled == 0).astype(np.float64)
+    raise ValueError(f"no such ranking metric kind: {kind!r}")
+
+
 def purchase_metrics(ranks: np.ndarray) -> Dict[str, float]:
     """The Evaluator's metrics (models/eval_metrics.py), averaged over purchases, from the
     `evaluate` signature's ranks [N, 2] (full-catalog rank, rank among the sampled products)."""
-    full, sampled = ranks[:, 0], ranks[:, 1]
-    return {
-        "recall_at_10": float((full < 10).mean()),
-        "recall_at_100": float((full < 100).mean()),
-        "ndcg_at_10": float(np.where(full < 10, 1.0 / np.log2(full + 2.0), 0.0).mean()),
-        "mrr": float((1.0 / (full + 1.0)).mean()),
-        "sampled_accuracy": float((sampled == 0).mean()),
-    }
+    ranks = np.asarray(ranks, np.float64).reshape(-1, 2)
+    return {name: float(purchase_values(kind, k, ranks).mean())
+            for name, (kind, k) in features.EVAL_METRICS.items()}
 
 
 def recall_curve(full_ranks: np.ndarray, max_k: int) -> List[float]:

@@ -92,7 +92,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         examples=example_gen.outputs["examples"],  # raw ids: the model holds the vocabularies
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=evaluator_lib.eval_config(gate.lower_bounds, gate.max_relative_drop),
+        eval_config=evaluator_lib.eval_config(**gate.eval_config_args()),
         example_splits=["eval"],
     ).with_id("Evaluator")
     pusher = DedupPusher(
@@ -129,6 +129,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         evaluation=evaluator.outputs["evaluation"],
         pushed_model=pusher.outputs["pushed_model"],
         batch_recommendations=batch_recommendations.outputs["recommendations"],
+        monitoring_dir=config.monitoring_dir,  # make monitor's latest report, linked when there is one
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,

@@ -489,7 +489,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             console.say(f"error: model configuration: {e}")
             return EXIT_USAGE
         try:
-            evaluator.eval_config(config.gate.lower_bounds, config.gate.max_relative_drop)
+            evaluator.eval_config(**config.gate.eval_config_args())
         except ValueError as e:
             console.say(f"error: gate configuration: {e}")
             return EXIT_USAGE

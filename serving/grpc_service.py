@@ -7,6 +7,10 @@ predict-only model gets TF Serving's INVALID_ARGUMENT) and answer UNIMPLEMENTED 
 
 The server is grpc.aio on its own thread and event loop: a request waiting for its batch holds no
 thread (as the REST side), so many concurrent clients cost no thread switches.
+
+With request logging on (request_log.py), a sampled Predict that succeeds is logged (its request
+and response as they are) with its latency; HandleReloadConfigRequest applies the config's
+`logging_config` to it, as TF Serving's ServerCore does on a reload.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Optional
 
 import grpc
@@ -23,7 +28,7 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (model_management_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from serving import classify_regress
+from serving import classify_regress, request_log
 from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
 from serving.status import ServingError, from_exception, invalid_argument
 
@@ -96,10 +101,12 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception):
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, requests_log: Optional[request_log.RequestLog] = None):
         self.manager = manager
+        self.requests_log = requests_log
 
     async def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
+        start = time.perf_counter()
         try:
             if not request.HasField("model_spec"):  # TensorflowPredictor::Predict
                 raise invalid_argument("Missing ModelSpec")
@@ -118,6 +125,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.CopyFrom(model_spec(servable.name, servable.version, signature.name))
             for name in (request.output_filter or sorted(outputs)):
                 response.outputs[name].CopyFrom(as_proto_field(outputs[name]))
+            logger = self.requests_log.sample() if self.requests_log is not None else None
+            if logger is not None:
+                logger.log(lambda: (request, response), servable.version, signature.name,
+                           time.perf_counter() - start, "grpc")
             return response
         except Exception as e:  # noqa: BLE001
             await _abort(context, e)
@@ -170,8 +181,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, requests_log: Optional[request_log.RequestLog] = None):
         self.manager = manager
+        self.requests_log = requests_log
 
     async def GetModelStatus(self, request, context):
         try:
@@ -185,8 +197,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     async def HandleReloadConfigRequest(self, request, context):
         """ModelServiceImpl::HandleReloadConfigRequest: only a ModelConfigList is accepted. This
         server serves the one model of --model_base_path (new versions are picked up by polling),
-        so a config that is exactly that model is a no-op, as it is for TF Serving; any other is
-        refused (UNIMPLEMENTED), nothing is reloaded."""
+        so a config that is exactly that model reloads nothing but its `logging_config` (kept when
+        unchanged, replaced when changed, stopped when absent, as TF Serving's request logger
+        does); any other is refused (UNIMPLEMENTED), nothing is reloaded."""
         try:
             config = request.config
             if config.WhichOneof("config") != "model_config_list":
@@ -198,6 +211,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 raise ServingError("UNIMPLEMENTED", f"this server serves one model, {self.manager.name} from "
                                                     f"{self.manager.base_path} (--model_base_path); it cannot "
                                                     "load another model config")
+            if self.requests_log is not None:
+                self.requests_log.update(models[0].logging_config if models[0].HasField("logging_config") else None)
+            elif models[0].HasField("logging_config"):
+                raise ServingError("UNIMPLEMENTED", "request logging is not set up on this server")
             response = model_management_pb2.ReloadConfigResponse()
             response.status.SetInParent()  # error_code OK
             return response
@@ -208,9 +225,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 class GrpcServer:
     """grpc.aio serving both services on `address` ('host:port'), in a thread of its own."""
 
-    def __init__(self, manager: ModelManager, address: str):
+    def __init__(self, manager: ModelManager, address: str,
+                 requests_log: Optional[request_log.RequestLog] = None):
         self.manager = manager
         self.address = address
+        self.requests_log = requests_log
         self._loop = asyncio.new_event_loop()
         self._server = None
         self._started = threading.Event()
@@ -235,8 +254,9 @@ class GrpcServer:
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1),
                                                 ("grpc.max_send_message_length", -1)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(self.manager), self._server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self._server)
+            PredictionService(self.manager, self.requests_log), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelService(self.manager, self.requests_log), self._server)
         if self._server.add_insecure_port(self.address) == 0:
             raise OSError(f"cannot listen for gRPC on {self.address}")
         await self._server.start()

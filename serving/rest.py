@@ -17,6 +17,9 @@ to (400 invalid argument / failed precondition, 404 not found, ...); the server 
 Vertex AI's custom-container contract adds two routes when its variables are set: a health route
 (GET, 200 once a version is loaded, 503 before) and a predict route (POST, the same as
 `:predict` on the served model: `{"instances": [...]}` -> `{"predictions": [...]}`).
+
+With request logging on (request_log.py), a sampled predict call that succeeds is logged as the
+PredictRequest and PredictResponse TF Serving builds from the JSON, with its latency.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from typing import Callable, Optional
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from serving import classify_regress, json_format, json_parse, json_tensor
+from serving import classify_regress, json_format, json_parse, json_tensor, request_log
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager, metadata_json, status_json
 from serving.status import ServingError, from_exception, invalid_argument
 
@@ -74,12 +78,15 @@ def _version(text: Optional[str]) -> Optional[int]:
 class RestApi:
     """The handlers, bound to one ModelManager."""
 
-    def __init__(self, manager: ModelManager, enable_cors: bool = False):
+    def __init__(self, manager: ModelManager, enable_cors: bool = False,
+                 requests_log: Optional[request_log.RequestLog] = None):
         self.manager = manager
         self.enable_cors = enable_cors
+        self.requests_log = requests_log
 
     async def predict(self, name: str, version: Optional[int], label: Optional[str], verb: str,
                       body: bytes) -> Response:
+        start = time.perf_counter()
         if version is not None and label:  # FillModelSpecWithNameVersionAndLabel
             raise invalid_argument("Both model version (", version, ") and model version label (",
                                    label, ") cannot be supplied.")
@@ -98,7 +105,13 @@ class RestApi:
         inputs, fmt = json_tensor.parse_predict_request(doc, signature.input_dtypes, signature_name)
         future = servable.predict(signature, inputs)
         outputs = await asyncio.wrap_future(future)
-        return _json_response(json_format.make_json_from_tensors(outputs, fmt))
+        response = _json_response(json_format.make_json_from_tensors(outputs, fmt))
+        logger = self.requests_log.sample() if self.requests_log is not None else None
+        if logger is not None:
+            logger.log(lambda: request_log.rest_predict_messages(
+                name, version, label, signature_name or "", servable.version, signature.name, inputs, outputs),
+                servable.version, signature.name, time.perf_counter() - start, "rest")
+        return response
 
     def status_or_metadata(self, name: Optional[str], version: Optional[int], label: Optional[str],
                            subresource: Optional[str]) -> Response:
@@ -169,7 +182,7 @@ class RestApi:
 
 def create_app(manager: ModelManager, health_route: Optional[str] = None,
                predict_route: Optional[str] = None, on_shutdown: Optional[Callable[[], None]] = None,
-               enable_cors: bool = False) -> FastAPI:
+               enable_cors: bool = False, requests_log: Optional[request_log.RequestLog] = None) -> FastAPI:
     """The ASGI app. Handlers are plain Starlette routes on the FastAPI app: the request body is
     TF Serving's JSON, read by json_parse and json_tensor with TF Serving's rules, not by a pydantic model.
     `on_shutdown` runs when the ASGI server shuts down (uvicorn re-raises SIGTERM afterwards, so
@@ -180,7 +193,7 @@ def create_app(manager: ModelManager, health_route: Optional[str] = None,
         if on_shutdown is not None:
             on_shutdown()
 
-    api = RestApi(manager, enable_cors=enable_cors)
+    api = RestApi(manager, enable_cors=enable_cors, requests_log=requests_log)
     app = FastAPI(title="TF-Serving-compatible model server", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     if health_route:

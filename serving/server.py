@@ -9,6 +9,10 @@ TF Serving's flag names are accepted with underscores (its spelling) and with da
 `--rest-port`/`--grpc-port` aliases. On Vertex AI the container contract's variables take over
 when set: AIP_HTTP_PORT (REST port, listening on all interfaces), AIP_STORAGE_URI (the model),
 AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (extra routes, see rest.py).
+
+Request logging (request_log.py) is off unless asked for: TF Serving's way, a
+`--model_config_file` whose model has a `logging_config`, or this server's shorthand for the same,
+`--request_log_sampling_rate` (and `--request_log_file_prefix`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from cli import flags
 from cli.flags import Flag
@@ -29,6 +33,7 @@ log = logging.getLogger("serving")
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_BATCH_THREADS = 2
+DEFAULT_REQUEST_LOG_PREFIX = configs.PipelineConfig().request_log_prefix
 
 
 FLAGS = (
@@ -66,6 +71,22 @@ FLAGS = (
          aliases=("--tensorflow-inter-op-parallelism",), parse=int, default=0),
     Flag("--rest_api_enable_cors_support", "add TF Serving's CORS headers to every /v1/ response (default false)",
          aliases=("--rest-api-enable-cors-support",), kind=flags.OPTIONAL, parse=flags.boolean, default=False),
+    Flag("--model_config_file", "TF Serving's model config: a text ModelServerConfig with one model, whose name, "
+         "base_path and logging_config (request logging) are used; --model_name and --model_base_path are then "
+         "ignored, as TF Serving ignores them", aliases=("--model-config-file",)),
+    Flag("--request_log_sampling_rate", "log this share of requests and responses (0 to 1; default 0: off) as "
+         "TF Serving's logging_config would, to PREFIX-<start>-<pid>-<seq>.tfrecord files (docs/serving.md)",
+         aliases=("--request-log-sampling-rate",), metavar="RATE",
+         parse=flags.number(0.0, 1.0, what="a sampling rate (0 to 1)")),
+    Flag("--request_log_file_prefix", "where the request logs go (logging_config's filename_prefix); default "
+         f"{os.path.relpath(DEFAULT_REQUEST_LOG_PREFIX, configs.PROJECT_DIR)}",
+         aliases=("--request-log-file-prefix",), metavar="PREFIX"),
+    Flag("--request_log_max_file_mb", "start a new request log file past this size (default %(default)s MB)",
+         aliases=("--request-log-max-file-mb",), parse=flags.number(0.0, what="a size in MB"), default=64.0,
+         metavar="MB"),
+    Flag("--request_log_max_file_seconds", "... or when it is this old (default %(default)s s)",
+         aliases=("--request-log-max-file-seconds",), parse=flags.number(0.0, what="a number of seconds"),
+         default=3600.0, metavar="SECONDS"),
     Flag("--log_file", "write the full log to this file (TensorFlow's C++ lines and library warnings go only "
          "there; the console keeps the server's own lines)", aliases=("--log-file",)),
 )
@@ -107,12 +128,66 @@ def _setup_logging(log_file: Optional[str]) -> None:
         log.info("full log: %s", log_file)
 
 
+def read_model_config(path: str):
+    """(name, base_path, logging_config or None) of a TF Serving model config file with one model.
+    ValueError naming what this server cannot do (several models, a version policy other than
+    the latest version, version labels, another platform)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        with open(path) as f:
+            text_format.Parse(f.read(), config)
+    except (OSError, text_format.ParseError) as e:
+        raise ValueError(f"cannot read the model config file {path}: {e}") from None
+    if config.WhichOneof("config") != "model_config_list" or len(config.model_config_list.config) != 1:
+        raise ValueError(f"{path}: this server serves one model: give one model_config_list.config")
+    model = config.model_config_list.config[0]
+    if not model.name or not model.base_path:
+        raise ValueError(f"{path}: the model config needs a name and a base_path")
+    if model.model_platform not in ("", "tensorflow"):
+        raise ValueError(f"{path}: model_platform {model.model_platform!r}: this server serves tensorflow only")
+    policy = model.model_version_policy
+    if policy.WhichOneof("policy_choice") not in (None, "latest") or policy.latest.num_versions > 1:
+        raise ValueError(f"{path}: this server serves the latest version only (model_version_policy)")
+    if model.version_labels:
+        raise ValueError(f"{path}: version_labels are not supported by this server")
+    return model.name, model.base_path, (model.logging_config if model.HasField("logging_config") else None)
+
+
+def _model_and_logging(args, env) -> Tuple[str, str, Optional[object]]:
+    """(model name, base path, logging_config or None) from the flags, the model config file and
+    the environment. ValueError for a setting that cannot work."""
+    from serving import request_log
+
+    logging_config = None
+    if args.model_config_file:
+        name, base_path, logging_config = read_model_config(args.model_config_file)
+    else:
+        base_path = (args.model_base_path or env.get("AIP_STORAGE_URI") or env.get("MODEL_BASE_PATH")
+                     or configs.PipelineConfig().serving_model_dir)
+        name = args.model_name or env.get("MODEL_NAME") or configs.MODEL_NAME
+    if args.request_log_sampling_rate is not None or args.request_log_file_prefix:
+        if logging_config is not None:
+            raise ValueError("request logging is set twice: by the model config file's logging_config and by "
+                             "--request_log_* flags; keep one")
+        prefix = args.request_log_file_prefix or (DEFAULT_REQUEST_LOG_PREFIX if name == configs.MODEL_NAME else
+                                                  os.path.join(os.path.dirname(DEFAULT_REQUEST_LOG_PREFIX), name))
+        logging_config = request_log.logging_config(prefix, args.request_log_sampling_rate or 0.0)
+    if logging_config is not None:
+        try:
+            request_log.check_config(logging_config)
+        except Exception as e:  # noqa: BLE001 - ServingError: said in one line
+            raise ValueError(f"logging_config: {e}") from None
+    if args.request_log_max_file_mb <= 0 or args.request_log_max_file_seconds <= 0:
+        raise ValueError("--request_log_max_file_mb and --request_log_max_file_seconds must be above 0")
+    return name, base_path, logging_config
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     env = os.environ
-    base_path = (args.model_base_path or env.get("AIP_STORAGE_URI") or env.get("MODEL_BASE_PATH")
-                 or configs.PipelineConfig().serving_model_dir)
-    args.model_name = args.model_name or env.get("MODEL_NAME") or configs.MODEL_NAME
     rest_port = args.rest_api_port if args.rest_api_port is not None else int(
         env.get("AIP_HTTP_PORT", DEFAULT_REST_PORT))
     host = args.bind_address or ("0.0.0.0" if "AIP_HTTP_PORT" in env else "127.0.0.1")
@@ -120,6 +195,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("serving: both --rest_api_port and --port are 0: nothing to serve on", file=sys.stderr)
         return 2
     _setup_logging(args.log_file)
+    try:
+        args.model_name, base_path, logging_config = _model_and_logging(args, env)
+    except ValueError as e:
+        print(f"serving: {e}", file=sys.stderr)
+        return 2
 
     import tensorflow as tf  # after the flags: --help stays fast
     import uvicorn
@@ -129,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.tensorflow_inter_op_parallelism:
         tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
-    from serving import grpc_service, rest
+    from serving import grpc_service, request_log, rest
     from serving.model_manager import ModelManager
 
     manager = ModelManager(args.model_name, base_path, poll_seconds=args.file_system_poll_wait_seconds,
@@ -138,13 +218,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                            num_batch_threads=args.num_batch_threads,
                            max_num_load_retries=args.max_num_load_retries,
                            load_retry_interval_micros=args.load_retry_interval_micros)
+    requests_log = request_log.RequestLog(args.model_name, request_log.Rotation(
+        int(args.request_log_max_file_mb * 2**20), args.request_log_max_file_seconds), logging_config)
     manager.start()
     if manager.current is None:
         log.warning("no servable version of %s under %s yet (run 'make run' to push one); "
                     "serving starts now and loads it when it appears", args.model_name, base_path)
     grpc_server = None
     if args.port:
-        grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}")
+        grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}", requests_log=requests_log)
         grpc_server.start()
         log.info("Running gRPC ModelServer at %s:%d", host, args.port)
     stopped = []
@@ -155,12 +237,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             manager.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=1)
+            requests_log.close()
 
     try:
         if rest_port:
             app = rest.create_app(manager, health_route=env.get("AIP_HEALTH_ROUTE"),
                                   predict_route=env.get("AIP_PREDICT_ROUTE"), on_shutdown=shutdown,
-                                  enable_cors=args.rest_api_enable_cors_support)
+                                  enable_cors=args.rest_api_enable_cors_support, requests_log=requests_log)
             log.info("Exporting HTTP/REST API at %s:%d (model %s, batching %s, max batch size %d)", host,
                      rest_port, args.model_name, "on" if args.enable_batching else "off", args.max_batch_size)
             # the app's router itself: its routes and lifespan without FastAPI's middleware stack

@@ -31,12 +31,18 @@ def write_purchases(path: str, users, products) -> None:
 
 
 def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
-                    seed: int = 0, catalog_extra: int = 5) -> Dict[str, str]:
+                    seed: int = 0, catalog_extra: int = 5, tastes: int = 0) -> Dict[str, str]:
     """Writes the four files; returns {file name: sha256}.
 
     Purchases follow a skewed popularity (a few products sell most, as in ASOS), no (user,
     product) pair repeats in train, and every eval user and product also occurs in train. The
     catalog lists every product plus `catalog_extra` never bought.
+
+    With `tastes` = 0 whoever buys draws from the same popularity: nothing beyond popularity to
+    learn, so no model beats recommending the most bought products (the gate's popularity rule
+    refuses it). With `tastes` > 0 each user has one of that many tastes (the user's position
+    modulo `tastes`) and buys only products of that taste (every `tastes`-th product from it
+    on, with the same skew within it): a trained model does far better than popularity.
     """
     rng = random.Random(seed)
     os.makedirs(data_dir, exist_ok=True)
@@ -45,10 +51,11 @@ def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
     sold, unsold = products[:num_products], products[num_products:]
     weights = [1.0 / (rank + 1) for rank in range(num_products)]
     train_users, train_products, eval_users, eval_products = [], [], [], []
-    for u in users:
+    for position, u in enumerate(users):
+        offered = sold[position % tastes::tastes] if tastes else sold
         bought = set()
         for _ in range(rng.randint(2, 6)):
-            bought.add(rng.choices(sold, weights)[0])
+            bought.add(rng.choices(offered, weights[:len(offered)])[0])
         bought = sorted(bought)
         *train_part, held_out = bought if len(bought) > 1 else bought * 2
         for p in train_part or bought:

@@ -28,7 +28,7 @@ TOP_K = 20
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("vertex_local")
     data = root / "data"
-    fake_asos.write_fake_asos(str(data))
+    fake_asos.write_fake_asos(str(data), tastes=4)  # a model can beat popularity (the gate's rule)
     config, _, _ = settings.parse_compile_args([
         "--project", "local-project", "--region", "local", "--bucket", "unused", "--image", "unused",
         "--pipeline-root", str(root / "pipeline_root"), "--data-root", str(data),

@@ -57,6 +57,15 @@ def test_gate_bounds_from_flags(tmp_path):
     assert code == console.EXIT_USAGE and "no such metric to gate on: ['precision']" in stream.getvalue()
 
 
+def test_the_popularity_margin_from_flags():
+    assert local_runner.parse_config([]).gate.popularity_margin == configs.DEFAULT_POPULARITY_MARGIN
+    assert local_runner.parse_config(["--gate-popularity-margin", "0.25"]).gate.popularity_margin == 0.25
+    assert local_runner.parse_config(["--gate-popularity-margin", "off"]).gate.popularity_margin is None
+    for bad in ("-0.1", "inf", "ten"):
+        with pytest.raises(SystemExit):
+            local_runner.parse_config(["--gate-popularity-margin", bad])
+
+
 def test_missing_data_is_rejected_with_the_file_named(tmp_path):
     stream = io.StringIO()
     code = local_runner.main(["--data-dir", str(tmp_path), "--skip-checksums",

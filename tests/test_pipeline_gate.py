@@ -1,7 +1,9 @@
 """End to end on generated data, the whole pipeline: a good model is blessed and pushed; then a
 model that cannot learn is refused by the Evaluator's gate and not pushed, and the pushed model
 stays the good one; then the same model, against an absolute bound it clears, is refused by the
-relative bound alone: it falls too far behind the blessed model."""
+relative bound alone: it falls too far behind the blessed model. On data with nothing to learn
+beyond popularity, the same good training is refused by the popularity rule alone: it passes
+every absolute bound."""
 
 import os
 
@@ -16,8 +18,10 @@ from tests import fake_asos, pipeline_helpers as helpers
 pytestmark = pytest.mark.e2e
 SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.05}
 # A random ranking of the ~60 generated products puts the held-out one in the top 10 about 1
-# time in 6; a trained model does far better (about 0.5 with SMALL).
+# time in 6; a trained model does far better (about 0.9 with SMALL on data with tastes, 0.6 to
+# popularity's 0.6 without). Both gated metrics must also beat popularity by 10% (the default).
 GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy": 0.0})
+TASTES = 4  # users buy within one of 4 tastes: something beyond popularity to learn
 
 
 # The gate changed, the model did not: the Evaluator judges the cached good model again
@@ -25,14 +29,16 @@ REGATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.3, "sampled_accuracy
 # learning rate ~0 and no item graph (which needs no training): a random ranking
 BAD = {**SMALL, "optimizer": "sgd", "learning_rate": 1e-9, "copurchase_weight": 0.0}
 # An absolute bound a random ranking clears (it scores about 1/6), and the relative one: at most
-# 1% below the last blessed model (the good one, about 0.5)
+# 1% below the last blessed model (the good one, about 0.5); no popularity rule, so that the
+# relative bound is the only one that can refuse it
 LOW_BOUND = 0.05
-RELATIVE = configs.GateConfig(lower_bounds={"recall_at_10": LOW_BOUND}, max_relative_drop=0.01)
+RELATIVE = configs.GateConfig(lower_bounds={"recall_at_10": LOW_BOUND}, max_relative_drop=0.01,
+                              popularity_margin=None)
 
 
-def _config(root, overrides, gate=GATE):
+def _config(root, overrides, gate=GATE, data="data", out="out"):
     return helpers.test_config(
-        str(root / "data"), str(root / "out"),
+        str(root / data), str(root / out),
         training=configs.TrainingConfig(overrides=overrides, serving_top_k=20), gate=gate)
 
 
@@ -48,7 +54,7 @@ def _blessing(config, execution=-1):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("gate")
-    fake_asos.write_fake_asos(str(root / "data"))
+    fake_asos.write_fake_asos(str(root / "data"), tastes=TASTES)
     good = _config(root, SMALL)
     helpers.run(good)
     after_good = (_pushed_versions(good), _blessing(good))
@@ -100,8 +106,7 @@ def test_the_same_model_is_not_pushed_twice(runs):
 def test_the_refusal_is_said_in_plain_words(runs):
     _, bad, _ = runs
     [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation", execution=1)
-    config = evaluator.eval_config(GATE.lower_bounds, GATE.max_relative_drop)
-    blessed, report = evaluator.gate_report(evaluation, config)
+    blessed, report = evaluator.gate_report(evaluation, evaluator.eval_config(**GATE.eval_config_args()))
     assert not blessed
     assert "NOT BLESSED" in report and "will NOT be pushed" in report
     assert "compared with the last blessed model" in report  # the good model is the baseline
@@ -153,3 +158,43 @@ def test_a_refused_model_gets_no_batch_recommendations(runs):
     assert not os.path.exists(uri) or os.listdir(uri) == []
     [artifact] = helpers.store(bad).get_artifacts_by_uri(uri)
     assert artifact.custom_properties["users"].int_value == 0
+
+
+def _gate_rows(config, execution=-1):
+    [evaluation] = helpers.output_uris(config, "Evaluator", "evaluation", execution)
+    blessed, report = evaluator.gate_report(evaluation)
+    return blessed, report, {row["metric"]: row for row in evaluator.gate_verdict(evaluation)["rows"]}
+
+
+def test_the_models_margin_over_popularity_is_judged_in_the_same_pass(runs):
+    good, bad, _ = runs
+    _, _, rows = _gate_rows(good, execution=0)
+    for metric in GATE.lower_bounds:  # the good model: far above popularity, computed by TFMA
+        margin = rows[f"{metric}_over_popularity"]
+        assert margin["result"] == "ok" and margin["candidate"] > 0.5, margin
+        assert 0 <= rows[metric]["popularity"] < rows[metric]["candidate"]
+    _, report, rows = _gate_rows(bad, execution=1)  # trained ~0 steps: below popularity too
+    assert rows["recall_at_10_over_popularity"]["result"] == "FAILED"
+    assert "no better than recommending the most bought products" in report
+
+
+@pytest.fixture(scope="module")
+def degenerate(tmp_path_factory):
+    """The good training on data whose purchases do not depend on who buys (no tastes): the
+    model can only learn popularity."""
+    root = tmp_path_factory.mktemp("degenerate")
+    fake_asos.write_fake_asos(str(root / "data"))
+    config = _config(root, SMALL)
+    helpers.run(config)
+    return config
+
+
+def test_degenerate_data_is_refused_by_the_popularity_rule_alone(degenerate):
+    blessed, report, rows = _gate_rows(degenerate)
+    assert not blessed and _blessing(degenerate) == ["NOT_BLESSED"]
+    assert _pushed_versions(degenerate) == []
+    for metric, bound in GATE.lower_bounds.items():
+        assert rows[metric]["result"] == "ok" and rows[metric]["candidate"] >= bound  # the bounds alone: blessed
+        assert rows[f"{metric}_over_popularity"]["result"] == "FAILED"
+        assert rows[f"{metric}_over_popularity"]["candidate"] < GATE.popularity_margin
+    assert "against the most-popular-products baseline's" in report

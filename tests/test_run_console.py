@@ -49,15 +49,17 @@ def _in_process(argv):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("console")
-    fake_asos.write_fake_asos(str(root / "data"))
+    fake_asos.write_fake_asos(str(root / "data"), tastes=4)  # a model can beat popularity (the gate's rule)
+    _monitoring_report(root / "out")  # what make monitor left: the run report links it
     pushed = subprocess.run([sys.executable, "local_runner.py", *_argv(root)], cwd=configs.PROJECT_DIR,
                             capture_output=True, text=True)
     # nothing changed: the whole run from the cache, started with --wait while another run holds
     # the output directory
     again = _behind_another_run(root / "out", _argv(root, "data", "--wait"))
-    # learning rate ~0: the model stays random; the gate refuses it
+    # learning rate ~0 and no item graph (which needs no training): the model stays random; the
+    # gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
-                                "--model-param", "learning_rate=1e-9"))
+                                "--model-param", "learning_rate=1e-9", "--model-param", "copurchase_weight=0"))
     # an eval file with no rows (still parquet): rejected at validation, before Transform
     shutil.copytree(root / "data", root / "tiny")
     fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 0))
@@ -118,6 +120,23 @@ def _behind_another_run(output_dir, argv):
         waiting.set()  # a run that never waits must not keep the holder
         holder.join()
     return code, stream.getvalue(), after_the_wait == [True]
+
+
+def _monitoring_report(out):
+    """make monitor's report of a few logged requests, in the output directory's monitoring/."""
+    import numpy as np
+
+    from serving import monitor, request_log
+
+    prefix = str(out / "request_logs" / configs.MODEL_NAME)
+    logger = request_log.RequestLogger(configs.MODEL_NAME, request_log.logging_config(prefix, 1.0))
+    for known in (True, True, False):
+        logger.log(lambda k=known: request_log.rest_predict_messages(
+            configs.MODEL_NAME, None, None, "", 1, "serving_default", {"user_id": np.array([b"u"], object)},
+            {"known_user": np.array([k])}), 1, "serving_default", 0.004, "rest")
+    logger.close()
+    assert monitor.main(["--request-logs", prefix, "--model-base-path", str(out / "none"), "--output-dir",
+                         str(out / "monitoring")], stream=io.StringIO()) == monitor.EXIT_SIGNAL  # 1 user in 3
 
 
 def _failing_report(self, input_dict, output_dict, exec_properties):
@@ -199,7 +218,9 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
     parser.close()
     assert parser.stack == []  # every element closed: well-formed
     assert parser.images >= 3  # data, training curve, recall@k
-    assert all(ref.startswith("data:image/png;base64,") for ref in parser.refs), parser.refs
+    latest = json.loads((root / "out" / "monitoring" / "latest.json").read_text())
+    links = [ref for ref in parser.refs if not ref.startswith("data:image/png;base64,")]
+    assert links == [f"file://{latest['html']}"], parser.refs  # only make monitor's report, on disk
     assert not re.search(r"https?://|<script|<link|@import|url\(", page)
     text = " ".join(parser.text)
 
@@ -237,6 +258,9 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
     assert f"{figures['training']['history'][-1]['loss']:.4f}" in text
     assert len(figures["examples"]) == report_figures.EXAMPLE_PRODUCTS
     assert figures["push"]["pushed"] and figures["push"]["version"] in text
+    # make monitor's latest report, linked with its figures
+    assert figures["monitoring"]["html"] == latest["html"] and f"href='file://{latest['html']}'" in page
+    assert "3 requests logged" in text and "A threshold is crossed: a signal to retrain." in text
 
 
 def test_a_refused_run_exits_3_and_keeps_the_served_model(runs):

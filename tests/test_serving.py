@@ -176,20 +176,22 @@ def test_numbers_are_printed_as_tf_serving_prints_them(server):
     assert all(isinstance(p, int) for p in response.json()["predictions"][0]["products"])
 
 
-def test_one_named_output_collapses_and_binary_inputs_are_b64(server, reference):
-    """`evaluate` has one output (ranks): api_rest.md says the name is then omitted, in both formats.
-    Its input is serialized tf.Examples, sent as {"b64": ...}; whole floats print with ".0"."""
-    examples = [purchase_example(testing.USERS[0].encode(), testing.PRODUCTS[1]), purchase_example(b"nobody", 5)]
+def test_named_outputs_and_binary_inputs_are_b64(server, reference):
+    """`evaluate` has two outputs (ranks, popularity_ranks): each row is an object of both, the
+    columnar answer an object of lists (api_rest.md; one output alone would be given bare:
+    serving/json_format_test.py). Its input is serialized tf.Examples, sent as {"b64": ...};
+    whole floats print with ".0"."""
+    examples = [purchase_example(testing.USERS[0].encode(), testing.PRODUCTS[1]),
+                purchase_example(b"nobody", 5)]
     encoded = [{"b64": base64.b64encode(e).decode()} for e in examples]
-    expected = reference.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy().tolist()
+    expected = reference.signatures["evaluate"](examples=tf.constant(examples))
+    ranks, popular = expected["ranks"].numpy().tolist(), expected["popularity_ranks"].numpy().tolist()
     row = server.predict({"signature_name": "evaluate", "instances": encoded})
     columnar = server.predict({"signature_name": "evaluate", "inputs": encoded})
-    assert row.json() == {"predictions": expected} and columnar.json() == {"outputs": expected}
-    # [rank among all 20 products, among 100 sampled]: the model's for the known user, [20, 100]
-    # for the unknown one; whole float32s print with ".0" ("2.0", not "2")
-    known = "[%d.0, %d.0]" % tuple(expected[0])
-    assert expected[0] == [int(v) for v in expected[0]] and expected[1] == [20.0, 100.0]
-    assert row.text == '{\n    "predictions": [' + known + ', [20.0, 100.0]\n    ]\n}'  # rapidjson's layout
+    assert row.json() == {"predictions": [{"popularity_ranks": p, "ranks": r} for r, p in zip(ranks, popular)]}
+    assert columnar.json() == {"outputs": {"popularity_ranks": popular, "ranks": ranks}}
+    as_text = json.loads(row.text, parse_float=str)["predictions"]
+    assert [r["ranks"] for r in as_text] == [[json_format.format_float(v) for v in r] for r in ranks]  # "2.0"
 
 
 def _raw_http(server, request: bytes) -> bytes:

@@ -1,0 +1,509 @@
+"""`make monitor`: what the served model is asked, from the server's request logs (request_log.py).
+
+    make monitor                                         # outputs/request_logs/recommender-*, against the
+                                                         # served model; report in outputs/monitoring/
+    make monitor ARGS="--request-logs DIR_OR_PREFIX --hours 24"
+    env/run-in-env python -m serving.monitor --help
+
+It reads every logged request (PredictionLog records and their latency lines) and reports:
+
+- requests per signature, the rows they asked for, the API (REST/gRPC) and the versions that
+  answered;
+- latency percentiles per signature (p50, p90, p99, max; the server's time, request_log.py);
+- cold starts: the share of users asked for (`serving_default` rows) and of products asked for
+  (`call_item_item` rows) that the answering model did not know (its `known_user` and
+  `known_item` outputs: those rows got the most popular products);
+- popularity: the products asked for (`call_item_item` inputs) against the served model's
+  training purchases (the `product_counts` it holds), with TFDV's L-infinity distance and
+  Jensen-Shannon divergence computed as the drift gate computes them (statistics with every
+  product's count in a rank histogram, `tfdv.validate_statistics` with drift comparators). A
+  sample of n requests differs from the training purchases by chance too, the more the smaller
+  it is (over the ASOS catalog, 1,000 requests drawn from the training purchases themselves give
+  a JSD of about 0.77): the monitor draws `chance_draws` such samples of the same size and judges
+  a distance only above the largest of them, and only with `min_requested_products` requests.
+
+Each figure over its threshold (pipeline/configs.py MonitorConfig; `--threshold NAME=VALUE` for
+one report) is printed as a RETRAIN SIGNAL line. The report goes to `<output-dir>/monitor-<UTC
+time>.html` (plots embedded, no network) and `.json`, and `latest.json` names the newest (the run
+report links it). Exit code: 0 within the thresholds, 3 a threshold crossed, 2 bad flags, 1 no
+logs or another error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import dataclasses
+import datetime
+import html
+import io
+import json
+import os
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from cli import flags
+from cli.flags import Flag
+from pipeline import configs
+
+EXIT_OK, EXIT_ERROR, EXIT_FLAGS, EXIT_SIGNAL = 0, 1, 2, 3
+LATEST = "latest.json"
+PERCENTILES = (50, 90, 99)
+# The serving SavedModel's interface (models/exporter.py), named here without loading TensorFlow
+# Transform: the signatures, their cold-start outputs and the item input, the checkpoint keys of
+# its product ids and training counts.
+USER_SIGNATURE, ITEM_SIGNATURE = "serving_default", "call_item_item"
+KNOWN = {USER_SIGNATURE: "known_user", ITEM_SIGNATURE: "known_item"}
+ITEM_INPUT = "item"
+PRODUCT_IDS_KEY = "product_ids/.ATTRIBUTES/VARIABLE_VALUE"
+PRODUCT_COUNTS_KEY = "product_counts/.ATTRIBUTES/VARIABLE_VALUE"
+L_INFINITY, JENSEN_SHANNON = "l_infinity", "jensen_shannon"
+
+
+# --- reading the logs --------------------------------------------------------------------------
+def gather(records, since_secs: Optional[int] = None) -> Dict[str, Any]:
+    """The figures of logged requests (request_log.LoggedRequest), those at or after `since_secs`
+    only when given: per signature requests, rows, latency percentiles (ms), APIs and versions;
+    asked users and products known or not; the products asked for (id -> count). Under "_raw",
+    per signature, each request's time and latency (for the plots; not written to the JSON)."""
+    import tensorflow as tf
+
+    per_signature: Dict[str, Dict[str, Any]] = {}
+    raw: Dict[str, Dict[str, List[float]]] = {}
+    cold = {USER_SIGNATURE: [0, 0, 0], ITEM_SIGNATURE: [0, 0, 0]}  # rows known, unknown, not said
+    asked_products: collections.Counter = collections.Counter()
+    files = set()
+    for entry in records:
+        meta = entry.log.log_metadata
+        if since_secs is not None and meta.timestamp_secs < since_secs:
+            continue
+        files.add(entry.file)
+        kind = entry.log.WhichOneof("log_type")
+        signature = meta.model_spec.signature_name or USER_SIGNATURE
+        figures = per_signature.setdefault(signature, {
+            "requests": 0, "rows": 0, "apis": collections.Counter(), "versions": collections.Counter(),
+            "log_types": collections.Counter()})
+        mine = raw.setdefault(signature, {"times": [], "latencies_ms": []})
+        figures["requests"] += 1
+        figures["versions"][str(meta.model_spec.version.value)] += 1
+        figures["log_types"][kind] += 1
+        if entry.api:
+            figures["apis"][entry.api] += 1
+        if entry.latency_us is not None:
+            mine["latencies_ms"].append(entry.latency_us / 1000.0)
+        mine["times"].append(entry.timestamp_us / 1e6 if entry.timestamp_us is not None
+                             else float(meta.timestamp_secs))
+        if kind != "predict_log":
+            continue
+        request, response = entry.log.predict_log.request, entry.log.predict_log.response
+        first = tf.make_ndarray(request.inputs[sorted(request.inputs)[0]]) if request.inputs else None
+        rows = int(first.shape[0]) if first is not None and first.ndim else 1
+        figures["rows"] += rows
+        if signature == ITEM_SIGNATURE and ITEM_INPUT in request.inputs:
+            asked_products.update(int(p) for p in tf.make_ndarray(request.inputs[ITEM_INPUT]).reshape(-1))
+        if signature in KNOWN:
+            if KNOWN[signature] in response.outputs:
+                known = tf.make_ndarray(response.outputs[KNOWN[signature]]).reshape(-1).astype(bool)
+                cold[signature][0] += int(known.sum())
+                cold[signature][1] += int((~known).sum())
+            else:  # the client filtered that output out: not said
+                cold[signature][2] += rows
+    for name, figures in per_signature.items():
+        lat = np.asarray(raw[name]["latencies_ms"], np.float64)
+        figures["latency_ms"] = ({**{f"p{q}": float(np.percentile(lat, q)) for q in PERCENTILES},
+                                  "max": float(lat.max()), "mean": float(lat.mean()), "measured": int(len(lat))}
+                                 if len(lat) else None)
+        for key in ("apis", "versions", "log_types"):
+            figures[key] = dict(figures[key])
+    times = [t for r in raw.values() for t in r["times"]]
+    return {
+        "requests": sum(f["requests"] for f in per_signature.values()),
+        "signatures": per_signature,
+        "cold_starts": {
+            what: {"known": cold[signature][0], "unknown": cold[signature][1], "not_said": cold[signature][2]}
+            for what, signature in (("users", USER_SIGNATURE), ("products", ITEM_SIGNATURE))},
+        "_asked_products": dict(asked_products),
+        "first": min(times) if times else None,
+        "last": max(times) if times else None,
+        "files": sorted(files),
+        "_raw": raw,
+    }
+
+
+# --- the served model's training purchases ---------------------------------------------------------
+def training_counts(version_dir: str) -> Optional[Dict[int, int]]:
+    """Product id -> train purchases, from the counts the serving SavedModel holds (None for a
+    model exported without them)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    if not (reader.has_tensor(PRODUCT_COUNTS_KEY) and reader.has_tensor(PRODUCT_IDS_KEY)):
+        return None
+    ids, counts = reader.get_tensor(PRODUCT_IDS_KEY), reader.get_tensor(PRODUCT_COUNTS_KEY)
+    return {int(p): int(c) for p, c in zip(ids, counts)}
+
+
+def served_version(base_path: str, version: Optional[int] = None):
+    """(version, its directory) of the served model (the newest complete version, as the server
+    serves it) or of `version`; None when there is none."""
+    from serving.model_manager import find_versions
+
+    versions = find_versions(base_path)
+    if version is not None:
+        return (version, versions[version]) if version in versions else None
+    return (max(versions), versions[max(versions)]) if versions else None
+
+
+# --- distances ---------------------------------------------------------------------------------
+def _statistics(counts: Mapping[int, int]):
+    """A DatasetFeatureStatisticsList of one categorical feature with every value's count in its
+    rank histogram (TFDV reads drift from the rank histogram: research notes §6)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    total = int(sum(counts.values()))
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    dataset = stats.datasets.add(name="All Examples", num_examples=total)
+    feature = dataset.features.add(type=statistics_pb2.FeatureNameStatistics.STRING)
+    feature.path.step.append("productId")
+    strings = feature.string_stats
+    strings.unique = len(counts)
+    strings.common_stats.num_non_missing = strings.common_stats.tot_num_values = total
+    for rank, (value, count) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
+        strings.rank_histogram.buckets.add(low_rank=rank, high_rank=rank, label=str(value), sample_count=count)
+    return stats
+
+
+def tfdv_distances(current: Mapping[int, int], baseline: Mapping[int, int]) -> Dict[str, float]:
+    """TFDV's L-infinity distance and Jensen-Shannon divergence of two product distributions
+    (given as counts), as `tfdv.validate_statistics` measures them."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+
+    schema = schema_pb2.Schema()
+    feature = schema.feature.add(name="productId", type=schema_pb2.BYTES)
+    feature.drift_comparator.infinity_norm.threshold = 1.0  # the values are read, not judged here
+    feature.drift_comparator.jensen_shannon_divergence.threshold = 1.0
+    anomalies = tfdv.validate_statistics(_statistics(current), schema, previous_statistics=_statistics(baseline))
+    names = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: L_INFINITY,
+             anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: JENSEN_SHANNON}
+    return {names[m.type]: float(m.value) for info in anomalies.drift_skew_info
+            for m in info.drift_measurements if m.type in names}
+
+
+def distances(current: np.ndarray, baseline: np.ndarray) -> Dict[str, float]:
+    """The same two measures in numpy, of aligned count vectors (TFDV's formulas: L-infinity the
+    largest difference of shares; JSD base 2, capped at 1)."""
+    p, q = current / current.sum(), baseline / baseline.sum()
+    m = (p + q) / 2
+
+    def kl(a):
+        nonzero = a > 0
+        return float((a[nonzero] * np.log2(a[nonzero] / m[nonzero])).sum())
+
+    return {L_INFINITY: float(np.abs(p - q).max()), JENSEN_SHANNON: min(1.0, 0.5 * kl(p) + 0.5 * kl(q))}
+
+
+def chance_distances(baseline: np.ndarray, n: int, draws: int, seed: int = 0) -> Dict[str, float]:
+    """The largest of each distance between the training purchases and `draws` samples of n
+    purchases drawn from them: what chance alone gives n requests."""
+    rng = np.random.default_rng(seed)
+    shares = baseline / baseline.sum()
+    found = [distances(rng.multinomial(n, shares).astype(np.float64), baseline) for _ in range(draws)]
+    return {name: max(d[name] for d in found) for name in (L_INFINITY, JENSEN_SHANNON)}
+
+
+def popularity_figures(asked: Mapping[int, int], training: Mapping[int, int], config: configs.MonitorConfig
+                       ) -> Dict[str, Any]:
+    """The requested products against the training purchases: TFDV's distances, what chance gives
+    as many requests, the shares by training rank (for the plot)."""
+    n = int(sum(asked.values()))
+    ranked = sorted(training, key=lambda p: (-training[p], p))
+    baseline = np.array([training[p] for p in ranked], np.float64)
+    requested = np.array([asked.get(p, 0) for p in ranked], np.float64)
+    unknown = int(sum(c for p, c in asked.items() if p not in training))
+    figures: Dict[str, Any] = {"requested": n, "products_asked": len(asked), "asked_not_in_training": unknown,
+                               "training_purchases": int(baseline.sum()), "training_products": len(ranked)}
+    if n == 0 or not baseline.sum():
+        return figures
+    top = max(asked.items(), key=lambda kv: (kv[1], -kv[0]))
+    figures.update({
+        "distances": tfdv_distances(asked, training),
+        "chance": chance_distances(baseline, n, config.chance_draws),
+        "most_asked": {"product": top[0], "share": top[1] / n,
+                       "training_share": training.get(top[0], 0) / baseline.sum()},
+        # cumulative shares by training rank: the plot's two curves (not written to the JSON)
+        "_cumulative_training": (np.cumsum(baseline) / baseline.sum()).tolist(),
+        "_cumulative_requested": (np.cumsum(requested) / n).tolist(),
+    })
+    return figures
+
+
+# --- the verdict -------------------------------------------------------------------------------
+def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config: configs.MonitorConfig
+           ) -> List[Dict[str, Any]]:
+    """One entry per threshold: {"name", "value", "threshold", "crossed", "text"}; "value" None
+    when it could not be judged (the text says why)."""
+    out = []
+    for what, signature, limit in (("users", USER_SIGNATURE, config.max_unknown_user_share),
+                                   ("products", ITEM_SIGNATURE, config.max_unknown_product_share)):
+        counts = figures["cold_starts"][what]
+        said = counts["known"] + counts["unknown"]
+        share = counts["unknown"] / said if said else None
+        text = (f"unknown {what}: {share:.1%} of {said:,} {signature} rows (threshold {limit:.0%})" if said else
+                f"unknown {what}: no {signature} rows with {KNOWN[signature]} logged")
+        out.append({"name": f"unknown_{what}_share", "value": share, "threshold": limit,
+                    "crossed": share is not None and share > limit, "text": text})
+    for name, limit in ((L_INFINITY, config.max_popularity_l_infinity),
+                        (JENSEN_SHANNON, config.max_popularity_jensen_shannon)):
+        label = {L_INFINITY: "L-infinity", JENSEN_SHANNON: "Jensen-Shannon"}[name]
+        value, crossed = None, False
+        if popularity is None:
+            text = f"popularity {label}: the served model holds no training counts (exported before the monitor)"
+        elif popularity["requested"] < config.min_requested_products:
+            text = (f"popularity {label}: {popularity['requested']:,} products asked, fewer than the "
+                    f"{config.min_requested_products:,} needed to judge")
+        else:
+            value, chance = popularity["distances"][name], popularity["chance"][name]
+            crossed = value > max(limit, chance)
+            text = (f"popularity {label}: {value:.4g} (threshold {limit:g}; chance gives up to {chance:.4g} "
+                    f"for {popularity['requested']:,} requests)")
+        out.append({"name": f"popularity_{name}", "value": value, "threshold": limit, "crossed": crossed,
+                    "text": text})
+    return out
+
+
+# --- the report ------------------------------------------------------------------------------
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _when(secs: Optional[float]) -> str:
+    if secs is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def console_lines(report: Dict[str, Any]) -> List[str]:
+    """What `make monitor` prints: the requests, latencies, checks and where the report is."""
+    figures = report["figures"]
+    lines = [f"[monitor] {figures['requests']:,} requests logged, {_when(figures['first'])} to "
+             f"{_when(figures['last'])} ({len(figures['files'])} files); served model: {report['model']}",
+             f"{'signature':<18}{'requests':>9}{'rows':>9}" + "".join(f"{'p' + str(q) + ' ms':>9}" for q in PERCENTILES)
+             + f"{'max ms':>9}"]
+    for name, s in sorted(figures["signatures"].items()):
+        lat = s["latency_ms"] or {}
+        lines.append(f"{name:<18}{s['requests']:>9,}{s['rows']:>9,}"
+                     + "".join(f"{_ms(lat.get(f'p{q}')):>9}" for q in PERCENTILES) + f"{_ms(lat.get('max')):>9}")
+    for check in report["checks"]:
+        lines.append(f"  {check['text']}{'  CROSSED' if check['crossed'] else ''}")
+    crossed = [c for c in report["checks"] if c["crossed"]]
+    if crossed:
+        lines.append("RETRAIN SIGNAL: " + "; ".join(c["name"] for c in crossed) + " over the threshold: the "
+                     "requests differ from what the served model was trained on (make run with fresh data)")
+    else:
+        lines.append("within the thresholds: nothing to act on")
+    return lines
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plots(report: Dict[str, Any]) -> Dict[str, str]:
+    """name -> base64 PNG: "traffic" (requests over time and latency per signature) and
+    "popularity" (cumulative shares by training rank: requests against training)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures, out = report["figures"], {}
+    raw = figures.get("_raw") or {}
+    if figures["requests"] and raw:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+        first = figures["first"]
+        span = max(figures["last"] - first, 1.0)
+        for name, mine in sorted(raw.items()):
+            seconds = [t - first for t in mine["times"]]
+            left.hist(seconds, bins=min(40, max(5, len(seconds) // 5)), range=(0, span), histtype="step", label=name)
+            if mine["latencies_ms"]:
+                lat = np.sort(mine["latencies_ms"])
+                right.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=name)
+        left.set(xlabel=f"seconds after {_when(first)}", ylabel="requests", title="requests over time")
+        right.set(xlabel="latency (ms)", ylabel="share of requests at or below", title="latency", xscale="log")
+        left.legend(fontsize=8)
+        right.legend(fontsize=8)
+        out["traffic"] = _png(fig)
+    popularity = report.get("popularity") or {}
+    if popularity.get("_cumulative_requested"):
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        ranks = np.arange(1, len(popularity["_cumulative_training"]) + 1)
+        ax.plot(ranks, popularity["_cumulative_training"], label="training purchases")
+        ax.plot(ranks, popularity["_cumulative_requested"],
+                label="products asked (call_item_item; those never bought in training are not on it)")
+        ax.set(xscale="log", xlabel="products by training popularity (rank)", ylabel="cumulative share",
+               title="where the requests go")
+        ax.legend(fontsize=8, loc="upper left")
+        out["popularity"] = _png(fig)
+    return out
+
+
+def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
+    e = html.escape
+    figures = report["figures"]
+    crossed = [c for c in report["checks"] if c["crossed"]]
+    head = ("RETRAIN SIGNAL: " + "; ".join(c["text"] for c in crossed)) if crossed else \
+        "Within the thresholds: nothing to act on."
+    rows = "".join(
+        f"<tr><td><code>{e(name)}</code></td><td>{s['requests']:,}</td><td>{s['rows']:,}</td>"
+        + "".join(f"<td>{_ms((s['latency_ms'] or {}).get(f'p{q}'))}</td>" for q in PERCENTILES)
+        + f"<td>{_ms((s['latency_ms'] or {}).get('max'))}</td><td>{e(json.dumps(s['apis']))}</td>"
+        f"<td>{e(', '.join(s['versions']))}</td></tr>" for name, s in sorted(figures["signatures"].items()))
+    check_rows = "".join(f"<tr><td>{e(c['text'])}</td><td class='{'bad' if c['crossed'] else 'ok'}'>"
+                         f"{'CROSSED' if c['crossed'] else 'ok'}</td></tr>" for c in report["checks"])
+    imgs = "".join(f'<p><img alt="{e(n)}" src="data:image/png;base64,{images[n]}"></p>'
+                   for n in ("traffic", "popularity") if n in images)
+    popularity = report.get("popularity") or {}
+    asked = ""
+    if popularity.get("most_asked"):
+        top = popularity["most_asked"]
+        asked = (f"<p>{popularity['requested']:,} product requests (<code>call_item_item</code>) for "
+                 f"{popularity['products_asked']:,} products, {popularity['asked_not_in_training']:,} of them "
+                 f"for products never bought in training; the most asked, {top['product']}, had "
+                 f"{top['share']:.2%} of them ({top['training_share']:.2%} of the training purchases).</p>")
+    style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1050px;color:#222;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.6em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}"
+             ".ok{color:#17692b;font-weight:600}.bad{color:#b00020;font-weight:600}img{max-width:100%}"
+             ".verdict{padding:.6em 1em;border-radius:6px;background:#e6f4ea}.signal{background:#fde7e9}"
+             ".muted{color:#777}")
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>request monitoring</title>"
+            f"<style>{style}</style></head><body>\n<h1>Requests to {e(report['model'])}</h1>"
+            f"<p class='muted'>{e(report['created'])} &middot; {figures['requests']:,} requests logged, "
+            f"{e(_when(figures['first']))} to {e(_when(figures['last']))} &middot; {len(figures['files'])} "
+            f"log files under {e(report['logs'])}</p>"
+            f"<div class='verdict{' signal' if crossed else ''}'><b>{e(head)}</b></div>"
+            "<h2>Requests and latency</h2><table><tr><th>signature</th><th>requests</th><th>rows</th>"
+            + "".join(f"<th>p{q} ms</th>" for q in PERCENTILES) + "<th>max ms</th><th>API</th><th>versions</th></tr>"
+            f"{rows}</table><p class='muted'>Latency: the server's time from a request's body received to its "
+            "response ready (its latency file beside each log).</p>"
+            f"<h2>Thresholds</h2><table>{check_rows}</table>{asked}{imgs}\n</body></html>\n")
+
+
+def build_report(log_path: str, base_path: str, version: Optional[int], hours: Optional[float],
+                 config: configs.MonitorConfig, now: Optional[float] = None) -> Dict[str, Any]:
+    """Reads the logs and the served model; returns the report (figures, popularity, checks).
+    FileNotFoundError when there is no log file."""
+    import time
+
+    from serving import request_log
+
+    files = request_log.log_files(log_path)
+    if not files:
+        raise FileNotFoundError(f"no request logs at {log_path} (start the server with "
+                                "--request_log_sampling_rate, e.g. make serve ARGS=\"--request_log_sampling_rate 1\")")
+    now = time.time() if now is None else now
+    since = int(now - hours * 3600) if hours else None
+    figures = gather(request_log.read_logs(files), since)
+    served = served_version(base_path, version)
+    counts = training_counts(served[1]) if served else None
+    popularity = popularity_figures(figures["_asked_products"], counts, config) if counts else None
+    return {
+        "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "logs": log_path, "model": f"{served[1]} (version {served[0]})" if served else f"none under {base_path}",
+        "thresholds": dataclasses.asdict(config), "figures": figures, "popularity": popularity,
+        "checks": checks(figures, popularity, config),
+    }
+
+
+def write_report(report: Dict[str, Any], output_dir: str) -> Dict[str, str]:
+    """monitor-<time>.html and .json in `output_dir`, and latest.json naming them with the
+    headline figures; returns the paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    paths = {"html": os.path.join(output_dir, f"monitor-{stamp}.html"),
+             "json": os.path.join(output_dir, f"monitor-{stamp}.json")}
+    with open(paths["json"], "w") as f:
+        json.dump(_public(report), f, indent=1)
+    with open(paths["html"], "w") as f:
+        f.write(render_html(report, plots(report)))
+    figures = report["figures"]
+    latest = {"created": report["created"], "html": os.path.abspath(paths["html"]),
+              "json": os.path.abspath(paths["json"]), "requests": figures["requests"],
+              "first": _when(figures["first"]), "last": _when(figures["last"]), "model": report["model"],
+              "latency_ms": {name: s["latency_ms"] for name, s in figures["signatures"].items()},
+              "checks": report["checks"]}
+    tmp = os.path.join(output_dir, f".{LATEST}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(latest, f, indent=1)
+    os.replace(tmp, os.path.join(output_dir, LATEST))  # a reader never sees half a file
+    return paths
+
+
+def _public(value):
+    """`value` without its "_" keys (the raw lists behind the plots), for the JSON."""
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith("_"))}
+    return value
+
+
+# --- the command -------------------------------------------------------------------------------
+def _threshold(text: str):
+    name, value = flags.assignment(flags.number(0.0), "NAME=NUMBER (0 or more)")(text)
+    names = [f.name for f in dataclasses.fields(configs.MonitorConfig)]
+    if name not in names:
+        raise flags.BadValue(f"{name!r} is not a threshold: one of {', '.join(names)}")
+    return name, value
+
+
+def _flags() -> Sequence[Flag]:
+    defaults = configs.PipelineConfig()
+    return (
+        Flag("--request-logs", "the server's request logs: its --request_log_file_prefix, or a directory of "
+             f"them; default {os.path.relpath(defaults.request_log_prefix, configs.PROJECT_DIR)}",
+             default=defaults.request_log_prefix, metavar="PREFIX_OR_DIR"),
+        Flag("--model-base-path", "the served model's versions (the newest is compared with the requests); "
+             f"default {os.path.relpath(defaults.serving_model_dir, configs.PROJECT_DIR)}",
+             default=defaults.serving_model_dir),
+        Flag("--model-version", "compare with this version instead of the newest", parse=flags.positive_int),
+        Flag("--hours", "only the requests of the last N hours (default: all logged)", metavar="N",
+             parse=float),
+        Flag("--output-dir", "where the report goes; default "
+             f"{os.path.relpath(defaults.monitoring_dir, configs.PROJECT_DIR)}", default=defaults.monitoring_dir),
+        Flag("--threshold", "replace a MonitorConfig threshold (pipeline/configs.py) for this report, e.g. "
+             "max_unknown_user_share=0.3; repeatable", kind=flags.REPEAT, metavar="NAME=VALUE", parse=_threshold),
+    )
+
+
+def main(argv: Optional[List[str]] = None, stream=None) -> int:
+    stream = stream or sys.stdout
+    parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add(parser, _flags())
+    args = parser.parse_args(argv)
+    overrides = dict(args.threshold)
+    for name in ("min_requested_products", "chance_draws"):
+        if name in overrides:
+            overrides[name] = int(overrides[name])
+    config = dataclasses.replace(configs.MonitorConfig(), **overrides)
+    try:
+        report = build_report(args.request_logs, args.model_base_path, args.model_version, args.hours, config)
+    except FileNotFoundError as e:
+        print(f"monitor: {e}", file=stream)
+        return EXIT_ERROR
+    paths = write_report(report, args.output_dir)
+    for line in console_lines(report):
+        print(line, file=stream)
+    print(f"report  {paths['html']}", file=stream)
+    return EXIT_SIGNAL if any(c["crossed"] for c in report["checks"]) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

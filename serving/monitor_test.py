@@ -1,0 +1,157 @@
+"""make monitor on generated request logs: requests, cold starts and latencies counted exactly; the
+popularity distance is TFDV's and crosses its threshold on a skewed request set, not on requests
+drawn like the training purchases; the report files and exit codes."""
+
+import io
+import json
+import os
+import random
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from pipeline import configs
+from serving import monitor, request_log
+
+PRODUCTS = list(range(5000, 8000))  # 3,000 products, popularity 1/rank
+TRAINING = {p: int(30000 / (rank + 1)) + 1 for rank, p in enumerate(PRODUCTS)}
+
+
+def _served_model(base, counts=TRAINING, version=7):
+    """A version directory with what the monitor reads of a serving SavedModel: its checkpoint's
+    product ids and training counts (and a saved_model.pb, which makes the version complete)."""
+    directory = os.path.join(base, str(version))
+    os.makedirs(os.path.join(directory, "variables"))
+    values = {"product_ids": tf.Variable(np.array(list(counts), np.int64))}
+    if counts:
+        values["product_counts"] = tf.Variable(np.array(list(counts.values()), np.int64))
+    tf.train.Checkpoint(**values).write(os.path.join(directory, "variables", "variables"))
+    open(os.path.join(directory, "saved_model.pb"), "wb").close()
+    return directory
+
+
+def _pair(signature, ids, known):
+    request, response = predict_pb2.PredictRequest(), predict_pb2.PredictResponse()
+    request.model_spec.signature_name = signature
+    key, dtype = ("item", np.int64) if signature == monitor.ITEM_SIGNATURE else ("user_id", object)
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(np.array(ids, dtype)))
+    response.outputs[monitor.KNOWN[signature]].CopyFrom(tf.make_tensor_proto(np.array(known, bool)))
+    return request, response
+
+
+def _log(prefix, requests):
+    """Writes (signature, ids, known, latency_seconds) requests through the server's logger."""
+    logger = request_log.RequestLogger("recommender", request_log.logging_config(str(prefix), 1.0))
+    for signature, ids, known, latency in requests:
+        logger.log(lambda s=signature, i=ids, k=known: _pair(s, i, k), 7, signature, latency, "rest")
+    logger.close()
+
+
+def test_tfdv_distances_are_the_documented_ones_and_numpy_agrees():
+    current, baseline = {1: 20, 2: 10, 3: 40, 9: 30}, {1: 500, 2: 300, 3: 150, 4: 50}
+    measured = monitor.tfdv_distances(current, baseline)
+    assert measured[monitor.L_INFINITY] == pytest.approx(0.3)  # research notes §6, by hand
+    assert measured[monitor.JENSEN_SHANNON] == pytest.approx(0.30318, abs=1e-5)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        a, b = rng.integers(0, 50, 40), rng.integers(1, 50, 40)
+        tfdv = monitor.tfdv_distances({i: int(c) for i, c in enumerate(a) if c}, dict(enumerate(b.tolist())))
+        exact = monitor.distances(a.astype(float), b.astype(float))
+        assert tfdv == pytest.approx(exact, abs=1e-6)
+
+
+def test_a_skewed_request_set_crosses_the_popularity_threshold_and_chance_does_not():
+    config = configs.MonitorConfig()
+    rng = np.random.default_rng(1)
+    shares = np.array(list(TRAINING.values()), float) / sum(TRAINING.values())
+    like_training = dict(zip(PRODUCTS, rng.multinomial(400, shares).tolist()))
+    figures = monitor.popularity_figures({p: c for p, c in like_training.items() if c}, TRAINING, config)
+    as_usual = {c["name"]: c for c in monitor.checks(_no_cold_starts(), figures, config)}
+    # chance alone: a JSD over the 0.3 threshold for 400 requests, but no more than chance gives
+    assert figures["distances"][monitor.JENSEN_SHANNON] > config.max_popularity_jensen_shannon
+    assert not as_usual["popularity_jensen_shannon"]["crossed"]
+    assert not as_usual["popularity_l_infinity"]["crossed"]
+
+    skewed = {p: 8 for p in PRODUCTS[-50:]}  # 400 requests for the 50 least bought products
+    figures = monitor.popularity_figures(skewed, TRAINING, config)
+    shifted = {c["name"]: c for c in monitor.checks(_no_cold_starts(), figures, config)}
+    assert shifted["popularity_l_infinity"]["crossed"] and shifted["popularity_jensen_shannon"]["crossed"]
+    assert figures["distances"][monitor.L_INFINITY] > figures["chance"][monitor.L_INFINITY]
+    assert figures["most_asked"]["share"] == pytest.approx(8 / 400)
+
+
+def _no_cold_starts():
+    return {"cold_starts": {w: {"known": 1, "unknown": 0, "not_said": 0} for w in ("users", "products")}}
+
+
+def test_too_few_requests_are_not_judged():
+    config = configs.MonitorConfig(min_requested_products=100)
+    figures = monitor.popularity_figures({PRODUCTS[-1]: 50}, TRAINING, config)
+    judged = {c["name"]: c for c in monitor.checks(_no_cold_starts(), figures, config)}
+    assert judged["popularity_l_infinity"]["value"] is None and not judged["popularity_l_infinity"]["crossed"]
+    assert "fewer than the 100 needed" in judged["popularity_l_infinity"]["text"]
+
+
+def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
+    rng = random.Random(0)
+    requests = []
+    for i in range(120):  # 120 user requests of 1-3 users, 1 unknown row in 6; 80 product requests
+        n = 1 + i % 3
+        requests.append((monitor.USER_SIGNATURE, [f"u{i}-{j}".encode() for j in range(n)],
+                         [(i + j) % 6 != 0 for j in range(n)], 0.002 + 0.001 * (i % 10)))
+    for i in range(80):
+        requests.append((monitor.ITEM_SIGNATURE, [rng.choice(PRODUCTS)], [i % 4 != 0], 0.010))
+    _log(tmp_path / "logs" / "recommender", requests)
+    _served_model(str(tmp_path / "models"))
+    code = monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
+                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out")], stream=io.StringIO())
+    latest = json.loads((tmp_path / "out" / monitor.LATEST).read_text())
+    report = json.loads(open(latest["json"]).read())
+    figures = report["figures"]
+    assert figures["requests"] == 200 == latest["requests"]
+    users, items = figures["signatures"][monitor.USER_SIGNATURE], figures["signatures"][monitor.ITEM_SIGNATURE]
+    assert (users["requests"], users["rows"], items["requests"], items["rows"]) == (120, 240, 80, 80)
+    unknown_users = sum((i + j) % 6 == 0 for i in range(120) for j in range(1 + i % 3))
+    assert figures["cold_starts"]["users"] == {"known": 240 - unknown_users, "unknown": unknown_users, "not_said": 0}
+    assert figures["cold_starts"]["products"] == {"known": 60, "unknown": 20, "not_said": 0}
+    assert users["latency_ms"]["max"] == pytest.approx(11.0) and users["latency_ms"]["measured"] == 120
+    assert items["latency_ms"]["p50"] == pytest.approx(10.0) and users["apis"] == {"rest": 120}
+    assert users["versions"] == {"7": 120}
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["unknown_products_share"]["value"] == pytest.approx(0.25) and checks["unknown_products_share"][
+        "crossed"]  # over the default 0.2: a signal to retrain
+    assert code == monitor.EXIT_SIGNAL
+    page = open(latest["html"]).read()
+    assert "RETRAIN SIGNAL" in page and page.count("data:image/png;base64,") == 2  # traffic, popularity
+    assert "fewer than the 100 needed" in checks["popularity_l_infinity"]["text"]
+    records = list(request_log.read_logs(request_log.log_files(str(tmp_path / "logs" / "recommender"))))
+    assert monitor.gather(records)["requests"] == 200
+    assert monitor.gather(records, since_secs=int(time.time()) + 60)["requests"] == 0  # --hours: none that recent
+    # a threshold for one report: 25% unknown products is within 30%
+    assert monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
+                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out2"), "--threshold",
+                         "max_unknown_product_share=0.3"], stream=io.StringIO()) == monitor.EXIT_OK
+    with pytest.raises(SystemExit) as e:
+        monitor.main(["--threshold", "max_latency=3"])
+    assert e.value.code == monitor.EXIT_FLAGS
+
+
+def test_requests_within_the_thresholds_exit_0_and_a_model_without_counts_is_said(tmp_path):
+    _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
+    _served_model(str(tmp_path / "models"), counts={})
+    out = io.StringIO()
+    code = monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
+                         "--output-dir", str(tmp_path / "out")], stream=out)
+    assert code == monitor.EXIT_OK, out.getvalue()
+    assert "within the thresholds" in out.getvalue()
+    assert "holds no training counts" in out.getvalue()
+
+
+def test_no_logs_is_said_and_exits_1(tmp_path):
+    out = io.StringIO()
+    assert monitor.main(["--request-logs", str(tmp_path / "none"), "--output-dir", str(tmp_path / "out")],
+                        stream=out) == monitor.EXIT_ERROR
+    assert "no request logs at" in out.getvalue() and "--request_log_sampling_rate" in out.getvalue()
