@@ -276,6 +276,25 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
     }
 
 
+# --- time and memory per component -----------------------------------------------------------
+# A local run's console writes each component's seconds and peak memory into a file beside the
+# run's log (runner/console.py, runner/memory.py) and names it in this variable while the
+# pipeline runs; other runners (Vertex: each component's task has its own memory figures in the
+# Vertex console) leave it unset.
+COMPONENTS_FILE_ENV = "RECSYS_RUN_COMPONENTS"
+
+
+def component_figures() -> Optional[Dict[str, Any]]:
+    """{"measured": what the figures are, "components": [{"name", "state", "seconds",
+    "peak_bytes"}]} of the components that finished so far in this run, None when the run has
+    no such file."""
+    path = os.environ.get(COMPONENTS_FILE_ENV)
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 # --- gate, push ------------------------------------------------------------------------------
 def gate_figures(gate: Dict[str, Any]) -> Dict[str, Any]:
     """The gate's verdict and its table (components/evaluator.py's `gate_verdict`)."""

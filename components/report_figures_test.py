@@ -70,3 +70,14 @@ def test_gate_figures():
             "values": {}, "curves": {}}
     assert report_figures.gate_figures(gate) == {"blessed": False, "verdict": "NOT BLESSED",
                                                  "rows": [{"metric": "mrr"}], "compared_with_blessed": True}
+
+
+def test_the_components_file_of_this_run_only(tmp_path, monkeypatch):
+    monkeypatch.delenv(report_figures.COMPONENTS_FILE_ENV, raising=False)
+    assert report_figures.component_figures() is None  # not a console's local run
+    path = tmp_path / "run-1.components.json"
+    monkeypatch.setenv(report_figures.COMPONENTS_FILE_ENV, str(path))
+    assert report_figures.component_figures() is None  # no component finished yet
+    path.write_text('{"measured": "m", "components": [{"name": "Trainer", "state": "ran", '
+                    '"seconds": 1.5, "peak_bytes": 1024}]}')
+    assert report_figures.component_figures()["components"][0]["peak_bytes"] == 1024

@@ -48,3 +48,16 @@ def test_a_curve_of_another_length_is_plotted_as_it_is():
     report = _report()
     report["evaluation"]["models"]["candidate"]["recall_at_k"] = [0.1, 0.2, 0.3]
     assert set(report_plots.plots(report)) == {"data", "training", "recall"}
+
+
+def test_a_local_runs_time_and_memory_per_component_are_a_table():
+    report = _report()
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "Time and memory per component" not in page  # no figures (Vertex): no section
+    report["components"] = {"measured": "peak <RSS>", "components": [
+        {"name": "Trainer", "state": "ran", "seconds": 12.34, "peak_bytes": 3 * 2**30 // 2},
+        {"name": "schema_importer", "state": "done", "seconds": 0.1, "peak_bytes": 0}]}
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "<tr><td>Trainer</td><td>ran</td><td>12.3</td><td>1.50</td></tr>" in page
+    assert "<tr><td>schema_importer</td><td>done</td><td>0.1</td><td>-</td></tr>" in page
+    assert "peak &lt;RSS&gt;" in page

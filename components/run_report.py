@@ -18,7 +18,8 @@ What it shows:
     (through `serving_default`; the candidate's from BatchRecommendations' lists when it wrote
     them, the same answers);
   - the gate's verdict and thresholds, and what the Pusher did;
-  - example recommendations: `call_item_item` of the candidate for the most bought products.
+  - example recommendations: `call_item_item` of the candidate for the most bought products;
+  - on a local run, each component's seconds and peak memory (the console's, so far).
 
 This file is the component and its executor; the figures are gathered by
 components/report_figures.py (the metrics: models/ranking_metrics.py), the page is drawn by
@@ -85,6 +86,7 @@ class Executor(base_executor.BaseExecutor):
             "gate": figures.gate_figures(gate),
             "push": figures.push_summary(inputs["pushed_model"], gate["blessed"]),
             "examples": figures.item_item_examples(candidate, train),
+            "components": figures.component_figures(),
         }
         _write(report, artifact_utils.get_single_instance(output_dict["report"]))
 
