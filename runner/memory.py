@@ -75,7 +75,7 @@ class PeakMeter:
     kernel's exact high-water mark (VmHWM, reset at each start); children (Beam's
     multi_processing workers) are sampled every `interval` seconds by a daemon thread."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.5):
         self.interval = interval
         self._sampled = 0
         self._exact = False

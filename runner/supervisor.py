@@ -150,9 +150,20 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         exit_code = console.EXIT_FAILED
         advice = "run it again; finished components are cached"
     during = f" during {where}" if where else (f" after {finished[-1]}" if finished else "")
-    lines = [f"\nerror: the run was {what}{during} (exit code {exit_code}){detail}"]
-    summary = _summary(config, since_ms, served_before, log_path, exit_code)
-    lines += [line for line in summary if not line.startswith("  next ")] + [f"  next           {advice}"]
+    outcome = _outcome(config, since_ms, served_before)
+    if where == console.REPORT_NODE and outcome is not None:
+        # as when the report fails otherwise (runner/console.py): the model's fate is decided
+        exit_code = outcome.exit_code
+        lines = [f"\nwarning: the run report was {what} (the run's exit code is what was pushed){detail}"]
+    else:
+        lines = [f"\nerror: the run was {what}{during} (exit code {exit_code}){detail}"]
+    if outcome is None:
+        lines += ["", "summary", "  (ML Metadata could not be read: see the full log)",
+                  f"  full log       {log_path or '-'}", f"  exit code      {exit_code}"]
+    else:
+        lines += [line for line in console.summary_lines(outcome, None, log_path or "-", exit_code=exit_code)
+                  if not line.startswith("  next ")]
+    lines.append(f"  next           {advice}")
     out = stream if stream is not None else sys.stdout
     for line in lines:
         out.write(line + "\n")
@@ -182,15 +193,15 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
-def _summary(config, since_ms: int, served_before: set, log_path: Optional[str], exit_code: int) -> List[str]:
-    """The run's summary from ML Metadata, as far as the run got."""
+def _outcome(config, since_ms: int, served_before: set) -> Optional[console.Outcome]:
+    """What the run did as far as it got, from ML Metadata; None when that cannot be read."""
     if not os.path.exists(config.metadata_path):  # killed before the pipeline started
-        outcome = console.Outcome(rows={}, blessed=None, pushed=False, already_served=False,
-                                  pushed_version="", pushed_path="", report_uri=None)
-    else:
-        try:
-            outcome = console.read_outcome(config, since_ms, served_before)
-        except Exception as e:  # noqa: BLE001  the summary must come whatever ML Metadata holds
-            return ["", "summary", f"  (ML Metadata could not be read: {type(e).__name__}: {e})",
-                    f"  full log       {log_path or '-'}", f"  exit code      {exit_code}"]
-    return console.summary_lines(outcome, None, log_path or "-", exit_code=exit_code)
+        return console.Outcome(rows={}, blessed=None, pushed=False, already_served=False,
+                               pushed_version="", pushed_path="", report_uri=None)
+    try:
+        return console.read_outcome(config, since_ms, served_before)
+    except Exception:  # noqa: BLE001  the summary must come whatever ML Metadata holds
+        import logging
+
+        logging.exception("ML Metadata could not be read after the run was killed")
+        return None

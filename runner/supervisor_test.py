@@ -15,7 +15,7 @@ log, mode = sys.argv[1], sys.argv[2]
 events.send(log=log)
 events.send(start="Trainer")
 events.send(end="Trainer", state="ran", seconds=0.1, peak_bytes=1)
-events.send(start="Evaluator")
+events.send(start="RunReport" if mode == "grow-report" else "Evaluator")
 if mode == "exit":
     sys.exit(3)
 if mode == "term":
@@ -58,3 +58,12 @@ def test_a_worker_killed_by_another_signal_is_a_failure_naming_it(tmp_path):
     code, text, _ = _supervise(tmp_path, "term")
     assert code == console.EXIT_FAILED
     assert text.strip().splitlines()[0] == "error: the run was killed by SIGTERM during Evaluator (exit code 1)"
+
+
+def test_a_report_killed_for_memory_is_a_warning_and_the_code_is_what_was_pushed(tmp_path):
+    """As a RunReport that fails otherwise (runner/console.py): the model's fate is decided."""
+    code, text, _ = _supervise(tmp_path, "grow-report", limit=400 * 2**20)
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("warning: the run report was stopped at --memory-limit 0.4 GiB (the run's "
+                               "exit code is what was pushed): it had reached 0.")
+    assert code == console.EXIT_FAILED and "  exit code      1" in lines  # nothing was pushed here
