@@ -208,7 +208,7 @@ def table(results: Sequence[Dict]) -> List[str]:
                              for r in results)]
     head = "".join(f"{f'k={k} s':>9}{'GiB':>6}" for k in sizes)
     growth = "".join(f"{f'{a}->{b}':>7}" for a, b in zip(sizes, sizes[1:]))
-    lines.append(f"  {'component':<24}{head}   exponent {growth}")
+    lines.append(f"  {'component':<30}{head}   exponent {growth}")
     by_name = [{c["name"]: c for c in r["pipeline"]["components"]} for r in results]
     names = list(dict.fromkeys(c["name"] for r in results for c in r["pipeline"]["components"]))
     flagged: Dict[str, List[float]] = {}
@@ -219,19 +219,19 @@ def table(results: Sequence[Dict]) -> List[str]:
             seconds.append(c["seconds"] if c else float("nan"))
             cells += (f"{c['seconds']:>9.1f}{c['peak_bytes'] / memory.GIB:>6.1f}" if c else f"{'-':>9}{'-':>6}")
         exps = [exponent(seconds[i], seconds[i + 1], sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)]
-        lines.append(f"  {name:<24}{cells}   {'':>8} " + "".join(f"{e:>7.2f}" for e in exps))
+        lines.append(f"  {name:<30}{cells}   {'':>8} " + "".join(f"{e:>7.2f}" for e in exps))
         if exps and max(exps[-1:]) > SUPERLINEAR and seconds[-1] > 5:
             flagged[name] = exps
     walls = [r["pipeline"]["wall"] for r in results]
-    lines.append(f"  {'whole run (wall)':<24}" + "".join(f"{w:>9.1f}{'':>6}" for w in walls) + f"   {'':>8} "
+    lines.append(f"  {'whole run (wall)':<30}" + "".join(f"{w:>9.1f}{'':>6}" for w in walls) + f"   {'':>8} "
                  + "".join(f"{exponent(walls[i], walls[i + 1], sizes[i], sizes[i + 1]):>7.2f}"
                            for i in range(len(sizes) - 1)))
     if all("bare" in r for r in results):
         bare = [r["bare"]["wall"] for r in results]
-        lines.append(f"  {'bare script (wall)':<24}" + "".join(
+        lines.append(f"  {'bare script (wall)':<30}" + "".join(
             f"{w:>9.1f}{r['bare']['peak_bytes'] / memory.GIB:>6.1f}" for w, r in zip(bare, results)) + f"   {'':>8} "
             + "".join(f"{exponent(bare[i], bare[i + 1], sizes[i], sizes[i + 1]):>7.2f}" for i in range(len(sizes) - 1)))
-        lines.append(f"  {'pipeline / bare':<24}" + "".join(f"{w / b:>9.2f}{'':>6}" for w, b in zip(walls, bare)))
+        lines.append(f"  {'pipeline / bare':<30}" + "".join(f"{w / b:>9.2f}{'':>6}" for w, b in zip(walls, bare)))
     lines.append("")
     expected = {n: e for n, e in flagged.items() if n in CATALOG_SCORING}
     unexpected = {n: e for n, e in flagged.items() if n not in CATALOG_SCORING}
