@@ -156,6 +156,10 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
     for line in describe(tfx_pipeline):
         console.say(f"[compile]   {line}")
     console.say(f"[compile] beam: {' '.join(config.beam_pipeline_args())}")
+    if config.trainer_machine_type:
+        kind, count = config.trainer_accelerator or (None, 0)
+        accelerator = f", {count} x {kind}" if kind else ""
+        console.say(f"[compile] trainer: a Vertex AI Training custom job on {config.trainer_machine_type}{accelerator}")
     console.say(f"[compile] wrote {path}")
     console.say(f"[compile] full log {console.log_path}")
     return 0

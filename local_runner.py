@@ -6,11 +6,16 @@
 
 It prints one line per component, the Trainer's epochs, the gate's table and a summary; the
 full log of the run goes to <output-dir>/logs/, its HTML report to <output-dir>/reports/.
+
+The pipeline runs in a child process that this one watches (runner/supervisor.py): a run killed
+for memory still names the component and the memory it reached, and ends with the summary and
+exit code 137; `--memory-limit` stops it there before the kernel does.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
+import os
 import sys
 
 from cli import flags
@@ -39,6 +44,9 @@ def _flags(defaults: configs.PipelineConfig):
              kind=flags.SWITCH),
         Flag("--wait", "when another run is using the output directory, wait for it instead of refusing",
              kind=flags.SWITCH),
+        Flag("--memory-limit", "stop the run when its processes' resident memory passes SIZE (e.g. 20G; "
+             "powers of 1024), naming the component, before the kernel's out-of-memory killer would "
+             "(default: no limit of its own)", metavar="SIZE", parse=flags.byte_size),
     )
 
 
@@ -74,5 +82,19 @@ def main(argv=None, stream=None) -> int:
     return console.run_pipeline(_config(args), build, verbose=args.verbose, wait=args.wait, stream=stream)
 
 
+def command(argv=None) -> int:
+    """`make run`: the pipeline in a child process (a worker running `main`) that this process
+    watches (runner/supervisor.py); returns the run's exit code. Flags are checked here first."""
+    from runner import supervisor
+
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _parser().parse_args(argv)
+    if supervisor.is_worker():
+        return main(argv)
+    worker = [sys.executable, os.path.abspath(__file__), *argv]
+    return supervisor.supervise(worker, _config(args), memory_limit=args.memory_limit)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -18,7 +18,7 @@ from setuptools import setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = "asos-recommender"
 CONSOLE_SCRIPTS = [
-    "asos-recsys-run = local_runner:main",          # the pipeline on this machine
+    "asos-recsys-run = local_runner:command",       # the pipeline on this machine
     "asos-recsys-compile = kubeflow_v2_runner:main",  # the Vertex AI / Kubeflow pipeline JSON
     "asos-recsys-submit = vertex_submit:main",       # that JSON to Vertex AI Pipelines
 ]

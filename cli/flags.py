@@ -195,6 +195,27 @@ positive_int = integer(1, what="a positive number")
 port = integer(0, 65535, what="a port (0-65535)")
 
 
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """`20G`, `512M`, `1.5GiB`, `20GB` -> bytes; the units are powers of 1024 (as docker's
+    --memory and `free -g`), the B and iB spellings the same."""
+    value = text.strip().lower()
+    for suffix in ("ib", "b"):
+        if value.endswith(suffix) and value[:-len(suffix)][-1:] in "kmgt":
+            value = value[:-len(suffix)]
+            break
+    unit = value[-1:] if value[-1:] in "kmgt" else ""
+    try:
+        number = float(value[:len(value) - len(unit)])
+    except ValueError:
+        raise BadValue(f"{text!r} is not a size (e.g. 20G, 512M, 1.5GiB)") from None
+    if not number > 0 or number == float("inf"):
+        raise BadValue(f"{text!r} is not a positive size")
+    return int(number * _SIZE_UNITS[unit])
+
+
 def key_values(text: str) -> Dict[str, str]:
     """`team=recsys,env=prod` -> {"team": "recsys", "env": "prod"}."""
     pairs = {}

@@ -94,6 +94,14 @@ def test_parsers():
         param("epochs")
 
 
+def test_sizes_are_powers_of_1024():
+    assert [flags.byte_size(t) for t in ("20G", "20GB", "20gib", "1.5G", "512M", "64k", "1000")] == [
+        20 * 2**30, 20 * 2**30, 20 * 2**30, 3 * 2**29, 2**29, 2**16, 1000]
+    for bad in ("", "G", "twenty", "-1G", "0", "nanG"):
+        with pytest.raises(flags.BadValue, match="size"):
+            flags.byte_size(bad)
+
+
 def test_a_kind_that_does_not_exist_is_refused():
     with pytest.raises(ValueError, match="kind 'flag'"):
         Flag("--x", "x", kind="flag")

@@ -17,7 +17,14 @@ and, like TFX's BulkInferrer, only for a blessed model: a refused model writes n
   `<artifact uri>/summary.json` and the artifact's custom properties give the counts. Optionally
   also a BigQuery table (`bigquery_table`, PROJECT.DATASET.TABLE, replaced on each run).
 
-Beam makes it run on Dataflow in the Vertex pipeline (the same image, the pipeline's Beam args).
+- **Where it runs**: in Beam's workers, reading included. The users are read from the
+  vocabulary file by the workers (`ReadFromText`, split across them), cut into chunks and
+  reshuffled so that the chunks spread over every worker, and each worker loads the SavedModel
+  once (RunInference). The component's own process only builds the Beam pipeline and checks the
+  counts it returns: on Dataflow (the Vertex pipeline with `--dataflow`: the same image, the
+  pipeline's Beam args) the scoring is sharded across Dataflow's workers, however many users
+  there are. (It used to read the users in the component's process and send them inside the
+  pipeline's graph with `beam.Create`, which a Dataflow job graph of 10 MB or more refuses.)
 """
 
 from __future__ import annotations
@@ -69,9 +76,9 @@ def check_sizes(batch_size: Optional[int], num_shards: Optional[int]) -> None:
         raise ValueError(f"num_shards must be >= 0 (0: Beam chooses), got {num_shards}")
 
 
-def chunks(users: Sequence[bytes], size: int) -> List[np.ndarray]:
-    """The users in arrays of `size` (the last one shorter): RunInference's elements."""
-    return [np.array(users[s:s + size], dtype=object) for s in range(0, len(users), size)]
+def as_chunk(users: Sequence[bytes]) -> np.ndarray:
+    """A list of users -> RunInference's element: one array (one `serving_default` call)."""
+    return np.array(users, dtype=object)
 
 
 class ServingDefaultModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
@@ -141,6 +148,17 @@ def to_bigquery_rows(result: PredictionResult) -> Iterable[Dict[str, Any]]:
                    "score": float(score)}
 
 
+class _CountRead(beam.DoFn):
+    """Counts the users read from the vocabulary (the total the executor checks against)."""
+
+    def __init__(self):
+        self.read = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "users_read")
+
+    def process(self, user: bytes):
+        self.read.inc()
+        yield user
+
+
 class _Count(beam.DoFn):
     """Counts users (all, and those the model did not know) and passes results through."""
 
@@ -157,21 +175,34 @@ class _Count(beam.DoFn):
         yield result
 
 
+def users_file(transform_graph_uri: str) -> str:
+    """The user vocabulary file of the transform graph (one user id a line): the users the model
+    was trained on."""
+    import tensorflow_transform as tft
+
+    return tft.TFTransformOutput(transform_graph_uri).vocabulary_file_by_name(features.USER_VOCAB)
+
+
 def read_users(transform_graph_uri: str) -> List[bytes]:
-    """The user vocabulary of the transform graph: the users the model was trained on."""
+    """The user vocabulary of the transform graph, in this process (benchmarks, tests)."""
     import tensorflow_transform as tft
 
     return list(tft.TFTransformOutput(transform_graph_uri).vocabulary_by_name(features.USER_VOCAB))
 
 
-def recommend(pipeline: beam.Pipeline, users: Sequence[bytes], model_path: str, output_prefix: str,
+def recommend(pipeline: beam.Pipeline, users_path: str, model_path: str, output_prefix: str,
               *, batch_size: int = DEFAULT_BATCH_SIZE, num_shards: int = 0,
               bigquery_table: Optional[str] = None) -> None:
-    """Adds the batch-recommendation steps to `pipeline`: users -> RunInference -> parquet
-    (and BigQuery when a table is given)."""
+    """Adds the batch-recommendation steps to `pipeline`: the users of `users_path` (read by the
+    workers) in chunks of `batch_size` -> RunInference -> parquet (and BigQuery when a table is
+    given)."""
     results = (
         pipeline
-        | "Users" >> beam.Create(chunks(users, batch_size), reshuffle=True)
+        | "ReadUsers" >> beam.io.ReadFromText(users_path, coder=beam.coders.BytesCoder())
+        | "CountRead" >> beam.ParDo(_CountRead())
+        | "Chunks" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+        | "AsArrays" >> beam.Map(as_chunk)
+        | "Spread" >> beam.Reshuffle()  # the chunks over every worker, not the reader's few
         | "RunInference" >> RunInference(ServingDefaultModelHandler(model_path))
         | "Count" >> beam.ParDo(_Count()))
     _ = (results
@@ -212,21 +243,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
         check_sizes(*(None if exec_properties.get(k) is None else int(exec_properties[k])
                       for k in ("batch_size", "num_shards")))
-        users = read_users(artifact_utils.get_single_uri(input_dict["transform_graph"]))
+        users_path = users_file(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         table = exec_properties.get("bigquery_table") or None
         out_dir = os.path.join(output.uri, RECOMMENDATIONS_DIR)
         pipeline = self._make_beam_pipeline()
-        recommend(pipeline, users, model_path, os.path.join(out_dir, SHARD_PREFIX),
+        recommend(pipeline, users_path, model_path, os.path.join(out_dir, SHARD_PREFIX),
                   batch_size=int(exec_properties.get("batch_size") or DEFAULT_BATCH_SIZE),
                   num_shards=int(exec_properties.get("num_shards") or 0), bigquery_table=table)
         result = pipeline.run()
         result.wait_until_finish()
+        read = int(sum(_metric(result, "users_read")))
         covered = int(sum(_metric(result, "users")))
         unknown = int(sum(_metric(result, "unknown_users")))
         top_k = max((d.max for d in _metric(result, "top_k", "distributions") if d.count), default=0)
-        if covered != len(users) or unknown:
-            raise RuntimeError(f"batch recommendations covered {covered} of {len(users)} users, "
-                               f"{unknown} of them unknown to the model")
+        if covered != read or unknown or not read:
+            raise RuntimeError(f"batch recommendations covered {covered} of {read} users read from "
+                               f"{users_path}, {unknown} of them unknown to the model")
         import tensorflow as tf
 
         files = sorted(os.path.basename(f) for f in tf.io.gfile.glob(os.path.join(out_dir, "*.parquet")))

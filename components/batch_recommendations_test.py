@@ -10,10 +10,12 @@ pipeline)."""
 import json
 import os
 
+import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 
@@ -102,6 +104,27 @@ def test_every_user_gets_what_serving_default_answers(inputs, tmp_path, mode):
     with open(tmp_path / "out" / batch.SUMMARY_FILE) as f:
         summary = json.load(f)
     assert (summary["users"], summary["top_k"], summary["files"]) == (37, 5, files)
+
+
+def test_the_users_are_read_by_the_workers_not_by_the_components_process(inputs, tmp_path, monkeypatch):
+    """On Dataflow the component's process only submits the job: the users must not pass
+    through it, nor ride inside the job's graph (Dataflow refuses a graph of 10 MB or more)."""
+    def refuse(*_):
+        raise AssertionError("the component's process read the user vocabulary")
+
+    monkeypatch.setattr(tft.TFTransformOutput, "vocabulary_by_name", refuse)
+    result = _run(inputs, tmp_path / "out", True, batch_size=8)
+    assert result.get_int_custom_property("users") == len(USERS)
+
+    def graph_size(vocabulary_lines):
+        path = tmp_path / f"users-{vocabulary_lines:07d}"
+        path.write_bytes(b"".join(b"user%016d\n" % i for i in range(vocabulary_lines)))
+        pipeline = beam.Pipeline()
+        batch.recommend(pipeline, str(path), inputs["serving"], str(tmp_path / "o" / "part"), batch_size=8)
+        return len(pipeline.to_runner_api().SerializeToString())
+
+    # the same graph whatever the number of users (with beam.Create of the users: 5 MB more)
+    assert abs(graph_size(37) - graph_size(200_000)) < 10_000
 
 
 def test_a_refused_model_writes_nothing(inputs, tmp_path):

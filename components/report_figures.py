@@ -235,14 +235,25 @@ def _gated_model_figures(gate: Dict[str, Any], tfma_name: str, signatures: Mappi
     return figures
 
 
+def sample_note(sampled: Optional[types.Artifact]) -> Optional[str]:
+    """How the Evaluator's sample of eval users (components/eval_sample.py) was drawn, in words;
+    None without one."""
+    if sampled is None:
+        return None
+    count = {k: sampled.get_int_custom_property(k) for k in ("sampled_users", "eval_users", "eval_purchases")}
+    return (f"a seeded sample of {count['sampled_users']:,} of the {count['eval_users']:,} eval users "
+            f"(of {count['eval_purchases']:,} eval purchases in all)")
+
+
 def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], catalog_size: int,
                        train: TrainSplit, candidate: Mapping, candidate_uri: str,
                        baseline_uri: Optional[str] = None,
-                       recommendations_uri: Optional[str] = None) -> Dict[str, Any]:
+                       recommendations_uri: Optional[str] = None, sample: Optional[str] = None) -> Dict[str, Any]:
     """The evaluation section: the candidate's, the last blessed model's (`baseline_uri`) and the
     most-popular baseline's metrics, recall@k curves and coverage@10 on the eval split.
     `candidate`: the candidate's signatures; `recommendations_uri`: BatchRecommendations'
-    artifact, whose lists give the candidate's coverage when they are its."""
+    artifact, whose lists give the candidate's coverage when they are its; `sample`: how the
+    eval split in `purchases` was sampled (sample_note), when it was."""
     split = eval_split_of(list(purchases))
     eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
     examples = purchase_examples(eval_users, eval_products)
@@ -264,7 +275,9 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                               "coverage_at_10": coverage_at_10(popular, eval_users, catalog_size)}
     return {
         "split": split,
-        "protocol": (f"On the {split} split ({len(eval_products):,} purchases): each "
+        "protocol": ((f"On {sample}: their {len(eval_products):,} {split} purchases, as the Evaluator "
+                      "measured them. Each " if sample else
+                      f"On the {split} split ({len(eval_products):,} purchases): each ") +
                      "purchase's rank among all products, the user's train purchases left "
                      "out; sampled accuracy against 100 uniformly drawn products. Per "
                      "purchase, as the gate computes them."),
@@ -274,6 +287,25 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                  "share of catalog products in at least one eval user's top 10."),
         "models": models,
     }
+
+
+# --- time and memory per component -----------------------------------------------------------
+# A local run's console writes each component's seconds and peak memory into a file beside the
+# run's log (runner/console.py, runner/memory.py) and names it in this variable while the
+# pipeline runs; other runners (Vertex: each component's task has its own memory figures in the
+# Vertex console) leave it unset.
+COMPONENTS_FILE_ENV = "RECSYS_RUN_COMPONENTS"
+
+
+def component_figures() -> Optional[Dict[str, Any]]:
+    """{"measured": what the figures are, "components": [{"name", "state", "seconds",
+    "peak_bytes"}]} of the components that finished so far in this run, None when the run has
+    no such file."""
+    path = os.environ.get(COMPONENTS_FILE_ENV)
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 # --- gate, push ------------------------------------------------------------------------------

@@ -80,3 +80,14 @@ def test_the_latest_monitoring_report_is_read_when_there_is_one(tmp_path):
     latest = {"created": "2026-12-05 10:00 UTC", "html": "/o/monitoring/monitor-1.html", "requests": 3}
     (tmp_path / report_figures.MONITORING_LATEST).write_text(json.dumps(latest))
     assert report_figures.monitoring_figures(str(tmp_path)) == latest
+
+
+def test_the_components_file_of_this_run_only(tmp_path, monkeypatch):
+    monkeypatch.delenv(report_figures.COMPONENTS_FILE_ENV, raising=False)
+    assert report_figures.component_figures() is None  # not a console's local run
+    path = tmp_path / "run-1.components.json"
+    monkeypatch.setenv(report_figures.COMPONENTS_FILE_ENV, str(path))
+    assert report_figures.component_figures() is None  # no component finished yet
+    path.write_text('{"measured": "m", "components": [{"name": "Trainer", "state": "ran", '
+                    '"seconds": 1.5, "peak_bytes": 1024}]}')
+    assert report_figures.component_figures()["components"][0]["peak_bytes"] == 1024

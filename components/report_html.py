@@ -160,11 +160,24 @@ def _monitoring_section(report: Dict[str, Any]) -> List[str]:
             f"<ul>{checks}</ul>"]
 
 
+def _components_section(report: Dict[str, Any]) -> List[str]:
+    measured = report.get("components")
+    if not measured:
+        return []
+    rows = [[_e(c["name"]), _e(c["state"]), f"{c['seconds']:.1f}",
+             f"{c['peak_bytes'] / 2**30:.2f}" if c["peak_bytes"] else "-"]
+            for c in measured["components"]]
+    return ["<h2>Time and memory per component</h2>",
+            _table(["component", "state", "seconds", "peak memory (GiB)"], rows),
+            f"<p class='muted'>Peak memory: {_e(measured['measured'])}. This report's own "
+            "component is not in it yet; the run's log directory has its figures too.</p>"]
+
+
 def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     """The page of a report (report.json's figures) with its plots (name -> base64 PNG)."""
     parts = (_heading(report) + _data_section(report, images) + _validation_section(report)
              + _training_section(report, images) + _evaluation_section(report, images)
-             + _examples_section(report) + _monitoring_section(report))
+             + _examples_section(report) + _monitoring_section(report) + _components_section(report))
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(report['pipeline'])} run report</title><style>{STYLE}</style></head>"

@@ -73,3 +73,16 @@ def test_the_latest_monitoring_figures_are_linked_when_there_are_any():
     assert "<a href='file:///o/monitoring/monitor-1.html'>" in page
     assert "A threshold is crossed: a signal to retrain." in page and "30.0% &lt;x&gt; (crossed)" in page
     assert "<td><code>serving_default</code></td><td>3.0</td><td>9.5</td>" in page
+
+
+def test_a_local_runs_time_and_memory_per_component_are_a_table():
+    report = _report()
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "Time and memory per component" not in page  # no figures (Vertex): no section
+    report["components"] = {"measured": "peak <RSS>", "components": [
+        {"name": "Trainer", "state": "ran", "seconds": 12.34, "peak_bytes": 3 * 2**30 // 2},
+        {"name": "schema_importer", "state": "done", "seconds": 0.1, "peak_bytes": 0}]}
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "<tr><td>Trainer</td><td>ran</td><td>12.3</td><td>1.50</td></tr>" in page
+    assert "<tr><td>schema_importer</td><td>done</td><td>0.1</td><td>-</td></tr>" in page
+    assert "peak &lt;RSS&gt;" in page

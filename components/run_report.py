@@ -22,6 +22,7 @@ What it shows:
   - requests served: the headline figures of `make monitor`'s latest report (serving/monitor.py)
     and a link to it, when `monitoring_dir` holds one (as it was when the report was written: a run
     whose every component comes from the cache keeps its earlier report).
+  - on a local run, each component's seconds and peak memory (the console's, so far).
 
 This file is the component and its executor; the figures are gathered by
 components/report_figures.py (the metrics: models/ranking_metrics.py), the page is drawn by
@@ -70,6 +71,8 @@ class Executor(base_executor.BaseExecutor):
         inputs = {key: _single(input_dict, key) for key in RunReportSpec.INPUTS}
         model = inputs["model"]
         purchases = figures.read_splits(inputs["examples"])
+        sampled = inputs["eval_examples"]  # the Evaluator's sample of eval users, when it had one
+        evaluated = {**purchases, **figures.read_splits(sampled)} if sampled else purchases
         catalog = figures.read_catalog_report(inputs["catalog_report"])
         train = figures.read_train_split(inputs["transform_graph"], inputs["transformed_examples"])
         gate = evaluator_lib.gate_verdict(inputs["evaluation"].uri)
@@ -82,13 +85,15 @@ class Executor(base_executor.BaseExecutor):
             "validation": {"anomalies": figures.anomaly_lines(inputs["anomalies"]), "catalog": catalog},
             "training": figures.training_figures(inputs["model_run"]),
             "evaluation": figures.evaluation_figures(
-                gate, purchases, figures.catalog_size(catalog, train), train, candidate, model.uri,
+                gate, evaluated, figures.catalog_size(catalog, train), train, candidate, model.uri,
                 baseline_uri=_uri(inputs["baseline_model"]),
-                recommendations_uri=_uri(inputs["batch_recommendations"])),
+                recommendations_uri=_uri(inputs["batch_recommendations"]),
+                sample=figures.sample_note(sampled)),
             "gate": figures.gate_figures(gate),
             "push": figures.push_summary(inputs["pushed_model"], gate["blessed"]),
             "examples": figures.item_item_examples(candidate, train),
             "monitoring": figures.monitoring_figures(exec_properties.get("monitoring_dir")),
+            "components": figures.component_figures(),
         }
         _write(report, artifact_utils.get_single_instance(output_dict["report"]))
 
@@ -129,6 +134,8 @@ class RunReportSpec(ComponentSpec):
         "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel, optional=True),
         # the candidate's lists, when blessed: its coverage@10 without asking the model again
         "batch_recommendations": ChannelParameter(type=standard_artifacts.InferenceResult, optional=True),
+        # the Evaluator's seeded sample of eval users (components/eval_sample.py), when it has one
+        "eval_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
     }
     OUTPUTS = {"report": ChannelParameter(type=RunReportFile)}
 
@@ -141,11 +148,12 @@ class RunReport(base_component.BaseComponent):
 
     def __init__(self, *, pipeline_name: str, examples, transform_graph, transformed_examples,
                  model, model_run, evaluation, anomalies=None, catalog_report=None,
-                 baseline_model=None, pushed_model=None, batch_recommendations=None,
+                 baseline_model=None, pushed_model=None, batch_recommendations=None, eval_examples=None,
                  monitoring_dir: Optional[str] = None):
         super().__init__(spec=RunReportSpec(
             pipeline_name=pipeline_name, monitoring_dir=monitoring_dir, examples=examples, anomalies=anomalies,
             catalog_report=catalog_report, transform_graph=transform_graph,
             transformed_examples=transformed_examples, model=model, model_run=model_run,
             baseline_model=baseline_model, evaluation=evaluation, pushed_model=pushed_model,
-            batch_recommendations=batch_recommendations, report=types.Channel(type=RunReportFile)))
+            batch_recommendations=batch_recommendations, eval_examples=eval_examples,
+            report=types.Channel(type=RunReportFile)))

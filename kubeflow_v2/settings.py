@@ -15,7 +15,7 @@ import dataclasses
 import os
 import re
 import shlex
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from cli import flags
 from cli.flags import Flag
@@ -56,6 +56,15 @@ def _pipeline_name(text: str) -> str:
         raise flags.BadValue(f"{text!r} is not a pipeline name (lowercase letters, digits and '-', "
                              "starting with a letter or digit, at most 128)")
     return name
+
+
+def _accelerator(text: str) -> Tuple[str, int]:
+    """`NVIDIA_TESLA_T4` or `NVIDIA_TESLA_T4:2` -> (Vertex AI's accelerator type, count)."""
+    kind, _, count = text.strip().partition(":")
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]{2,63}", kind) or not re.fullmatch(r"[1-9][0-9]?|", count):
+        raise flags.BadValue(f"{text!r} is not an accelerator TYPE[:COUNT] as Vertex AI names them, "
+                             "e.g. NVIDIA_TESLA_T4 or NVIDIA_L4:2")
+    return kind, int(count or 1)
 
 
 # --- What can be set ---------------------------------------------------------------------------
@@ -110,6 +119,12 @@ DATAFLOW_SUBNET = Flag("--dataflow-subnetwork", "Dataflow subnetwork, e.g. regio
                        env="RECSYS_DATAFLOW_SUBNETWORK")
 DATAFLOW_PUBLIC_IPS = Flag("--dataflow-public-ips", "give Dataflow workers public IPs (default on)",
                            env="RECSYS_DATAFLOW_PUBLIC_IPS", kind=flags.TOGGLE, parse=flags.boolean, default=True)
+TRAINER_MACHINE = Flag("--trainer-machine-type", "run the Trainer as a Vertex AI Training custom job on this "
+                       "machine type, e.g. n1-highmem-16 (TFX's Vertex Trainer; default: inside its pipeline "
+                       "task, as every other component)", env="RECSYS_TRAINER_MACHINE_TYPE")
+TRAINER_ACCELERATOR = Flag("--trainer-accelerator", "an accelerator for that custom job, TYPE[:COUNT], e.g. "
+                           "NVIDIA_TESLA_T4:1 (needs --trainer-machine-type, and an image with CUDA libraries)",
+                           env="RECSYS_TRAINER_ACCELERATOR", parse=_accelerator)
 BEAM_ARGS = Flag("--beam-arg", "one more Beam argument for every Beam-using component (repeatable; the variable "
                  "is split like a shell line)", env="RECSYS_BEAM_ARGS", dest="extra_beam_args",
                  kind=flags.REPEAT, parse=shlex.split, default=())
@@ -123,7 +138,7 @@ COMPILE_SETTINGS = (PROJECT, REGION, BUCKET, IMAGE, PIPELINE_ROOT, PIPELINE_NAME
                     SCHEMA_DIR, SERVING_MODEL_DIR, BATCH_BIGQUERY_TABLE, DEPLOY_ENDPOINT, SERVING_IMAGE,
                     DEPLOY_MACHINE_TYPE, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
                     DATAFLOW_MAX_WORKERS, DATAFLOW_DISK, DATAFLOW_SA, DATAFLOW_SUBNET, DATAFLOW_PUBLIC_IPS,
-                    BEAM_ARGS)
+                    BEAM_ARGS, TRAINER_MACHINE, TRAINER_ACCELERATOR)
 # where the compile writes (no variable: the JSON goes where the command line says)
 OUTPUT_DIR = Flag("--output-dir", "directory for the pipeline JSON; default %(default)s",
                   default=DEFAULT_OUTPUT_DIR)
@@ -150,6 +165,9 @@ def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mappi
     if values.get("deploy_endpoint") and not values.get("serving_image"):
         raise SettingError(f"{DEPLOY_ENDPOINT.name} needs the model server image: pass {SERVING_IMAGE.name} "
                            f"or set {SERVING_IMAGE.env} (Dockerfile target `serving`)")
+    if values.get("trainer_accelerator") and not values.get("trainer_machine_type"):
+        raise SettingError(f"{TRAINER_ACCELERATOR.name} needs the custom job's machine: pass "
+                           f"{TRAINER_MACHINE.name} or set {TRAINER_MACHINE.env}")
     config = vertex_config({**values, "training": configs.TrainingConfig.from_flags(args),
                             "gate": configs.GateConfig.from_flags(args)})
     return config, args.output_dir, args.output_file

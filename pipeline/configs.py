@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from cli import flags
 from cli.flags import Flag
@@ -105,14 +105,18 @@ class GateConfig:
     lower_bounds: Dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOWER_BOUNDS))
     max_relative_drop: float = 0.01
     popularity_margin: Optional[float] = DEFAULT_POPULARITY_MARGIN
+    # >0: the Evaluator (and the run report) measure the eval purchases of a seeded sample of this
+    # many eval users (components/eval_sample.py), not every eval purchase; 0: all of them
+    eval_users: int = 0
 
     @classmethod
     def from_flags(cls, args) -> "GateConfig":
         """From the parsed PIPELINE_FLAGS: each `--gate-bound METRIC=VALUE` replaces that metric's
         default bound (the metric and the value are checked by components/evaluator.py);
-        `--gate-popularity-margin` the popularity margin."""
+        `--gate-popularity-margin` the popularity margin; `--eval-users` the eval sample."""
         return cls(lower_bounds={**DEFAULT_LOWER_BOUNDS, **dict(args.gate_bound)},
-                   popularity_margin=args.gate_popularity_margin)
+                   popularity_margin=args.gate_popularity_margin,
+                   eval_users=getattr(args, "eval_users", 0) or 0)
 
     def eval_config_args(self) -> Dict[str, Any]:
         """The arguments of components/evaluator.py's `eval_config`."""
@@ -163,7 +167,12 @@ GATE_POPULARITY_MARGIN_FLAG = Flag(
     f"as a fraction (0.1: 10%% above; 0: at least as good; off: no popularity rule); default "
     f"{DEFAULT_POPULARITY_MARGIN:g}", metavar="FRACTION", default=DEFAULT_POPULARITY_MARGIN,
     parse=popularity_margin)
-PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG, GATE_POPULARITY_MARGIN_FLAG)
+EVAL_USERS_FLAG = Flag("--eval-users", "the Evaluator measures the eval purchases of a seeded sample of N eval "
+                       "users instead of all (its work grows with N x products, not eval purchases x "
+                       "products: docs/benchmarks.md); default 0, all", metavar="N", default=0,
+                       parse=flags.integer(0, what="a number of eval users (0: all)"))
+PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG, GATE_POPULARITY_MARGIN_FLAG,
+                  EVAL_USERS_FLAG)
 
 
 @dataclasses.dataclass
@@ -300,6 +309,10 @@ class VertexConfig:
     dataflow_public_ips: bool = True
     direct_num_workers: int = 0  # without Dataflow: 0 = every core of the component's machine
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+    # The Trainer as a Vertex AI Training custom job on this machine (TFX's Vertex Trainer), with
+    # an optional accelerator (type, count); None: inside its pipeline task
+    trainer_machine_type: Optional[str] = None
+    trainer_accelerator: Optional[Tuple[str, int]] = None
     # TFX's LatestBlessedModelStrategy: the Kubeflow V2 compiler accepts no other (pipeline/resolvers.py)
     baseline_excludes_candidate: ClassVar[bool] = False
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
@@ -339,6 +352,28 @@ class VertexConfig:
                 "machine_type": self.deploy_machine_type,
                 "min_replica_count": 1,
                 "max_replica_count": 1,
+            },
+        }
+
+    def vertex_training_custom_config(self) -> Optional[Dict[str, Any]]:
+        """custom_config keys of TFX's Vertex Trainer (tfx.extensions.google_cloud_ai_platform):
+        a Vertex AI CustomJob of one replica of `image` on `trainer_machine_type` (and its
+        accelerator) in the pipeline's project and region, which runs the Trainer's executor
+        and `run_fn` as the pipeline task would; None without a machine type."""
+        if not self.trainer_machine_type:
+            return None
+        machine: Dict[str, Any] = {"machine_type": self.trainer_machine_type}
+        if self.trainer_accelerator:
+            machine.update(accelerator_type=self.trainer_accelerator[0],
+                           accelerator_count=int(self.trainer_accelerator[1]))
+        return {
+            "ai_platform_enable_vertex": True,
+            "ai_platform_vertex_region": self.region,
+            "ai_platform_training_args": {
+                "project": self.project,
+                "job_spec": {"worker_pool_specs": [{
+                    "machine_spec": machine, "replica_count": 1,
+                    "container_spec": {"image_uri": self.image}}]},
             },
         }
 

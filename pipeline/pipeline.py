@@ -15,6 +15,7 @@ from components import evaluator as evaluator_lib
 from components import parquet_example_gen
 from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
+from components.eval_sample import EvalSample
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
 from components.run_report import RunReport
@@ -67,7 +68,10 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     catalog_check = CatalogCheck(
         transform_graph=transform.outputs["transform_graph"], catalog_uri=config.catalog_uri)
 
-    trainer = tfx.components.Trainer(
+    # on Vertex with a trainer machine type: a Vertex AI Training custom job (docs/vertex.md)
+    vertex_training = getattr(config, "vertex_training_custom_config", lambda: None)()
+    trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer if vertex_training else tfx.components.Trainer
+    trainer = trainer_class(
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -75,7 +79,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={**training.custom_config(),
-                       "module_code": code_fingerprint.fingerprint(configs.RUN_FN)},
+                       "module_code": code_fingerprint.fingerprint(configs.RUN_FN), **(vertex_training or {})},
     )
     trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
     every_model = {"model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -88,8 +92,12 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         latest_blessed_model = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **every_model)
     latest_blessed_model = latest_blessed_model.with_id("latest_blessed_model_resolver")
+    eval_examples, eval_sample = example_gen.outputs["examples"], None
+    if gate.eval_users:  # a seeded sample of eval users, for the Evaluator and the report
+        eval_sample = EvalSample(examples=eval_examples, users=gate.eval_users)
+        eval_examples = eval_sample.outputs["sampled"]
     evaluator = GatedEvaluator(
-        examples=example_gen.outputs["examples"],  # raw ids: the model holds the vocabularies
+        examples=eval_examples,  # raw ids: the model holds the vocabularies
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=evaluator_lib.eval_config(**gate.eval_config_args()),
@@ -130,11 +138,12 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         pushed_model=pusher.outputs["pushed_model"],
         batch_recommendations=batch_recommendations.outputs["recommendations"],
         monitoring_dir=config.monitoring_dir,  # make monitor's latest report, linked when there is one
+        eval_examples=eval_sample.outputs["sampled"] if eval_sample else None,
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
                   catalog_check, trainer, latest_blessed_model, evaluator, pusher,
-                  batch_recommendations, run_report]
+                  batch_recommendations, run_report] + ([eval_sample] if eval_sample else [])
     deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
     if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint
         components.append(tfx.extensions.google_cloud_ai_platform.Pusher(

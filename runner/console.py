@@ -7,6 +7,10 @@ The console shows, by default:
     logger hierarchy (`logging.getLogger("recsys.<what>")`: the Trainer's epochs, the gate's
     table, the Pusher's push, the catalog check);
   - a closing summary (`summary`), or the cause of a failure in plain words, last.
+Each component's peak memory (runner/memory.py) goes with its seconds into
+`<output_dir>/logs/run-<time>.components.json`, beside the run's log; the run report shows it.
+Under `make run` a supervisor process watches the run (runner/supervisor.py): a run killed for
+memory still ends with the component, the memory it reached and the summary.
 Everything else (TFX, absl, Beam and TensorFlow logs, TensorFlow's C++ start-up lines, library
 warnings, anything printed) goes to a log file per run: file descriptors 1 and 2 are redirected
 to it, so even output from C++ lands there. `verbose` shows that log live as well.
@@ -16,6 +20,7 @@ Exit codes (documented in docs/pipeline.md; scripts and cron jobs act on them):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -24,6 +29,8 @@ import sys
 import threading
 import time
 from typing import IO, Callable, List, Optional
+
+from runner import memory
 
 PROGRESS_LOGGER = "recsys"  # the channel of lines meant for the console
 REPORT_NODE = "RunReport"  # the last component: its failure does not change what was pushed
@@ -36,6 +43,10 @@ EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too 
 EXIT_NO_SPACE = 74  # a disk filled up (EX_IOERR); a push cut short leaves no version: free space, run again
 EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it: 128 + 2
+# Killed for memory: SIGKILLed by the kernel's out-of-memory killer, or stopped at --memory-limit
+# (runner/supervisor.py). 128 + 9, as a shell reports a SIGKILLed command: what such a run
+# returned before it was watched, now with the component and the summary.
+EXIT_OUT_OF_MEMORY = 137
 
 EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_OK, "a model was pushed, or the model is already the one served"),
@@ -46,6 +57,7 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_NO_SPACE, "no space left on a disk the run writes to; nothing half-pushed: free space and run again"),
     (EXIT_BUSY, "another run is using the output directory"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_OUT_OF_MEMORY, "killed for memory (the kernel's out-of-memory killer, or --memory-limit)"),
 ])
 __doc__ += EXIT_CODES_TEXT
 
@@ -73,6 +85,7 @@ class ComponentRun:
     started: float
     state: str = "done"  # "ran", "cached", "failed", or "done" (importer, resolver)
     seconds: float = 0.0
+    peak_bytes: int = 0  # resident memory of the run's process (and children) while it ran
 
 
 class ConsoleHandler(logging.Handler):
@@ -83,6 +96,7 @@ class ConsoleHandler(logging.Handler):
         self.console = console
         self.current: Optional[ComponentRun] = None
         self.components: List[ComponentRun] = []
+        self.meter = memory.PeakMeter()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -91,6 +105,8 @@ class ConsoleHandler(logging.Handler):
                     self.console.say(record.getMessage(), log=False)
             elif record.msg == _TFX_RUNNING and record.args:
                 self.current = ComponentRun(str(record.args[0]), time.monotonic())
+                self.meter.start()
+                self.console.component_started(self.current)
             elif self.current is not None and record.msg == _TFX_CACHED:
                 self.current.state = "cached"
             elif self.current is not None and record.msg == _TFX_NEW:
@@ -106,7 +122,9 @@ class ConsoleHandler(logging.Handler):
     def _end(self, state: str) -> None:
         run, self.current = self.current, None
         run.state, run.seconds = state, time.monotonic() - run.started
+        run.peak_bytes = self.meter.peak()
         self.components.append(run)
+        self.console.component_ended(run, self.components)
         self.console.say(f"  {run.name:<30} {state:<7}{run.seconds:6.1f} s")
 
 
@@ -147,6 +165,8 @@ class Console:
         self._swap = threading.Lock()  # the tee thread vs move_log
         self.handler: Optional[ConsoleHandler] = None
         self._file_handler: Optional[logging.Handler] = None
+        self.components_path: Optional[str] = None  # each component's seconds and peak memory
+        self._events = None  # a supervised run's pipe to its supervisor (runner/supervisor.py)
 
     def start(self) -> "Console":
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
@@ -183,7 +203,24 @@ class Console:
         root.addHandler(self.handler)
         logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
         logging.captureWarnings(True)
+        from runner import supervisor
+
+        self._events = supervisor.Events.from_environ()
+        self._event(log=self.log_path)
         return self
+
+    def _event(self, **fields) -> None:
+        if self._events is not None:
+            self._events.send(**fields)
+
+    def component_started(self, run: ComponentRun) -> None:
+        self._event(start=run.name)
+
+    def component_ended(self, run: ComponentRun, finished: List[ComponentRun]) -> None:
+        """Tells the supervisor, and rewrites the components file (when there is one)."""
+        self._event(end=run.name, state=run.state, seconds=run.seconds, peak_bytes=run.peak_bytes)
+        if self.components_path:
+            memory.write_components(self.components_path, [dataclasses.asdict(c) for c in finished])
 
     def move_log(self, new_path: str) -> None:
         """Moves the log file (its content so far, and what follows) to `new_path`: the run
@@ -203,6 +240,7 @@ class Console:
         previous.close()
         os.remove(self.log_path)
         self.log_path = new_path
+        self._event(log=new_path)
 
     def _copy(self, read_fd: int) -> None:
         terminal = os.dup(self._saved_fds[1])
@@ -394,7 +432,10 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                    evaluation_uri=evaluations[0].uri if evaluations else None)
 
 
-def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -> List[str]:
+def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
+                  exit_code: Optional[int] = None, peak: Optional[ComponentRun] = None) -> List[str]:
+    """The summary; `exit_code` when it is not the outcome's (a killed run), `peak` the component
+    whose memory peaked highest."""
     rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
     if outcome.pushed and outcome.already_served:
         verdict = f"blessed; already served as version {outcome.pushed_version}: nothing new pushed"
@@ -412,9 +453,12 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str) -
         card = os.path.join(outcome.pushed_path, "assets.extra", "model_card.md")
         if os.path.exists(card):  # components/model_card.py; `make history` lists every version
             lines.append(f"  model card     {card}")
+    if peak is not None and peak.peak_bytes:
+        lines.append(f"  peak memory    {memory.gib(peak.peak_bytes)} ({peak.name}; every component's "
+                     "in the report)")
     lines += [f"  report         {report_path or '-'}",
               f"  full log       {log_path}",
-              f"  exit code      {outcome.exit_code}"]
+              f"  exit code      {outcome.exit_code if exit_code is None else exit_code}"]
     if outcome.pushed:
         lines.append("  next           make serve   (serves the pushed model)")
     else:
@@ -536,6 +580,20 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             os.remove(tmp_log)
 
 
+@contextlib.contextmanager
+def _components_file(console: Console):
+    """Each component's seconds and peak memory into `<run log>.components.json` while the
+    pipeline runs; the RunReport reads it (its path in COMPONENTS_FILE_ENV, for this run only)."""
+    from components import report_figures
+
+    console.components_path = os.path.splitext(console.log_path)[0] + memory.COMPONENTS_SUFFIX
+    os.environ[report_figures.COMPONENTS_FILE_ENV] = console.components_path
+    try:
+        yield
+    finally:
+        os.environ.pop(report_figures.COMPONENTS_FILE_ENV, None)
+
+
 def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
     from tfx import v1 as tfx
 
@@ -544,7 +602,8 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
     served_before = _served_versions(config.serving_model_dir)
     since_ms = int(time.time() * 1000) - 1000
     try:
-        tfx.orchestration.LocalDagRunner().run(build(config))
+        with _components_file(console):
+            tfx.orchestration.LocalDagRunner().run(build(config))
     except Exception as e:  # noqa: BLE001  the component's own message says what went wrong
         logging.exception("the pipeline stopped")
         failed = [c.name for c in console.handler.components if c.state == "failed"]
@@ -579,6 +638,8 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         _, table = evaluator.gate_report(outcome.evaluation_uri)
         console.say(table.replace("[gate] ", "[gate] (cached) ", 1))
     report = _publish_report(outcome.report_uri, config.output_dir, stamp)
-    for line in summary_lines(outcome, report, console.log_path):
+    ran = [c for c in console.handler.components if c.state == "ran"]
+    peak = max(ran, key=lambda c: c.peak_bytes) if ran else None
+    for line in summary_lines(outcome, report, console.log_path, peak=peak):
         console.say(line)
     return outcome.exit_code

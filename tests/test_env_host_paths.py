@@ -1,9 +1,14 @@
 """env/host-paths: which directories env/run-in-env's rootfs mode bind-mounts so that paths the
 user passes (--data-dir, --output-dir outside the clone, the working directory) mean the same
-files inside the Debian 13 root filesystem as on the host."""
+files inside the Debian 13 root filesystem as on the host; env/bind-into: that a filesystem
+mounted below such a directory is the one written inside."""
 
 import os
+import shutil
 import subprocess
+import tempfile
+
+import pytest
 
 from pipeline import configs
 
@@ -54,3 +59,82 @@ def test_absolute_paths_inside_an_argument(tmp_path):
     data.mkdir(parents=True)
     code = f"import os; os.makedirs('{data}/new', exist_ok=True); print(1/2)"
     assert host_paths([str(clone)], str(clone), "python", "-c", code) == [str(data)]
+
+
+# --- env/bind-into: what a command inside the rootfs sees below a bound folder ------------------
+BIND_INTO = os.path.join(configs.PROJECT_DIR, "env", "bind-into")
+# Run in a private mount namespace (mounts vanish with it): a minimal root (the current /usr),
+# a tmpfs below a folder under /tmp and one below an --output-dir's parent outside /tmp; the
+# folders env/host-paths names are bound as env/run-in-env binds them; python writes a file on
+# each tmpfs from inside the chroot; then, outside it: the file's device and the tmpfs's, and
+# what is left underneath once the tmpfs is unmounted.
+SCENARIO = r"""
+set -euo pipefail
+root=$1 under_tmp=$2 runs=$3 project=$4; shift 4
+mkdir -p "$root/etc" "$under_tmp/disk" "$runs/disk"
+mount -t tmpfs -o size=4m tmpfs "$under_tmp/disk"
+mount -t tmpfs -o size=4m tmpfs "$runs/disk"
+for d in bin sbin lib lib64; do
+  if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$root/$d"
+  elif [ -d "/$d" ]; then "$project/env/bind-into" "$root" "/$d"; fi
+done
+"$project/env/bind-into" "$root" /usr
+mapfile -t dirs < <("$project/env/host-paths" "$project" /tmp -- "$project" "$@")
+echo "bound /tmp ${dirs[*]}"
+"$project/env/bind-into" "$root" /tmp "${dirs[@]}"
+chroot "$root" "$@"
+for f in "$under_tmp/disk" "$runs/disk"; do
+  echo "device $f/written $(stat -c %d "$f/written" 2>/dev/null || echo missing) tmpfs $(stat -c %d "$f")"
+  umount "$f"
+  echo "underneath $f: $(ls -A "$f" | tr '\n' ' ')"
+done
+"""
+
+
+def _private_namespace():
+    """unshare's arguments for a private mount namespace, or None (with why) when this process
+    cannot make one: not root, no unshare, or a namespace whose mounts could leak to the host."""
+    if os.geteuid() != 0:
+        return None, "needs root (mount namespaces, tmpfs, chroot), as env/run-in-env's rootfs mode"
+    if not shutil.which("unshare") or not os.path.exists("/usr/sbin/chroot"):
+        return None, "needs unshare and chroot (util-linux, coreutils)"
+    private = ["unshare", "--mount", "--propagation", "private"]
+    if subprocess.run([*private, "true"], capture_output=True).returncode == 0:
+        return private, ""
+    # Inside env/run-in-env's chroot '/' is no mount point, so unshare cannot make it private;
+    # that namespace is private already (no shared mounts): a copy of it is safe.
+    with open("/proc/self/mountinfo") as f:
+        if " shared:" in f.read():
+            return None, "unshare cannot make a private mount namespace here, and this one shares mounts"
+    unchanged = ["unshare", "--mount", "--propagation", "unchanged"]
+    if subprocess.run([*unchanged, "true"], capture_output=True).returncode != 0:
+        return None, "unshare --mount is not permitted here"
+    return unchanged, ""
+
+
+def test_a_filesystem_mounted_below_a_bound_folder_gets_the_files_written_inside(tmp_path):
+    """issue 19: a tmpfs mounted below a folder the rootfs binds (under /tmp, and under an
+    --output-dir's parent outside /tmp) stayed empty: the files went to the disk underneath."""
+    unshare, why = _private_namespace()
+    if unshare is None:
+        pytest.skip(f"a mount-namespace test: {why}")
+    under_tmp = tmp_path / "outer"
+    outside = tempfile.mkdtemp(prefix="recsys-bind-test-", dir="/var/tmp")
+    runs = os.path.join(outside, "runs")
+    code = ("import sys; out = sys.argv[1].split('=', 1)[1]; "
+            f"open('{under_tmp}/disk/written', 'w').write('x'); "
+            "open(out.rsplit('/', 1)[0] + '/disk/written', 'w').write('y')")
+    try:
+        result = subprocess.run(
+            [*unshare, "bash", "-c", SCENARIO, "_", str(tmp_path / "root"), str(under_tmp), runs,
+             configs.PROJECT_DIR, "/usr/bin/python3", "-c", code, f"--output-dir={runs}/new"],
+            capture_output=True, text=True, env={**os.environ, "PATH": os.environ["PATH"] + ":/usr/sbin:/sbin"})
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"bound /tmp {runs}"  # the --output-dir's parent, not its tmpfs
+    for disk in (f"{under_tmp}/disk", f"{runs}/disk"):
+        [device] = [line.split() for line in lines if line.startswith(f"device {disk}/")]
+        assert device[2] == device[4], f"{disk}/written is not on the tmpfs mounted at {disk}: {lines}"
+        assert f"underneath {disk}: " in lines  # nothing went to the disk below the tmpfs

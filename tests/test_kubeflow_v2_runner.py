@@ -388,3 +388,78 @@ def test_an_output_dir_that_cannot_take_the_json_is_one_line(tmp_path, capsys, o
     assert kubeflow_v2_runner.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: cannot write the pipeline JSON"), err
+
+
+# --- the Trainer on Vertex AI Training (optional) -------------------------------------------------
+
+def _trainer_task(argv):
+    config, _, _ = settings.parse_compile_args(argv, environ={})
+    job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
+        kubeflow_v2_runner.build(config), write_out=False)
+    spec = job["pipelineSpec"]
+    task = spec["root"]["dag"]["tasks"]["Trainer"]
+    executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+    value = task["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+    return task, " ".join(executor["container"]["args"]), json.loads(value)
+
+
+def test_the_trainer_runs_in_its_task_unless_a_machine_is_named():
+    _, args, custom_config = _trainer_task(REQUIRED)
+    assert "tfx.components.trainer.executor.GenericExecutor" in args
+    assert not [key for key in custom_config if key.startswith("ai_platform")]
+
+
+def test_a_trainer_machine_compiles_tfxs_vertex_trainer_with_a_custom_job():
+    """What would be submitted: TFX's Vertex Trainer, whose executor starts a Vertex AI CustomJob
+    of the pipeline's image on that machine and accelerator, which runs the same run_fn with the
+    same model settings. Compiled offline: nothing calls Google."""
+    argv = REQUIRED + ["--trainer-machine-type", "n1-highmem-16", "--trainer-accelerator", "NVIDIA_TESLA_T4:2",
+                       "--model-param", "epochs=2"]
+    task, args, custom_config = _trainer_task(argv)
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in args
+    assert {"Transform", "CatalogCheck"} <= set(task["dependentTasks"])  # the same place in the DAG
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == "europe-west1"
+    assert custom_config["ai_platform_training_args"] == {
+        "project": "test-project",
+        "job_spec": {"worker_pool_specs": [{
+            "machine_spec": {"machine_type": "n1-highmem-16", "accelerator_type": "NVIDIA_TESLA_T4",
+                             "accelerator_count": 2},
+            "replica_count": 1, "container_spec": {"image_uri": IMAGE}}]}}
+    # run_fn's own settings travel with them, and the run_fn reads the same model from them
+    assert custom_config["model"] == {"epochs": 2} and custom_config["preset"] == "default"
+    from models import trainer
+    assert trainer.model_config(custom_config).epochs == 2
+
+
+def test_a_trainer_accelerator_alone_or_misspelt_is_named():
+    with pytest.raises(settings.SettingError, match="--trainer-accelerator needs .*--trainer-machine-type"):
+        settings.parse_compile_args(REQUIRED + ["--trainer-accelerator", "NVIDIA_TESLA_T4"], environ={})
+    with pytest.raises(settings.SettingError, match="'t4:x' is not an accelerator TYPE\\[:COUNT\\]"):
+        settings.parse_compile_args(REQUIRED + ["--trainer-machine-type", "n1-standard-8",
+                                                "--trainer-accelerator", "t4:x"], environ={})
+    with pytest.raises(settings.SettingError, match="RECSYS_TRAINER_ACCELERATOR.*TYPE\\[:COUNT\\]"):
+        settings.parse_compile_args(REQUIRED, environ={"RECSYS_TRAINER_MACHINE_TYPE": "n1-standard-8",
+                                                       "RECSYS_TRAINER_ACCELERATOR": "t4"})
+    config, _, _ = settings.parse_compile_args(REQUIRED, environ={"RECSYS_TRAINER_MACHINE_TYPE": "n1-standard-8"})
+    assert config.vertex_training_custom_config()["ai_platform_training_args"]["job_spec"][
+        "worker_pool_specs"][0]["machine_spec"] == {"machine_type": "n1-standard-8"}
+
+
+def test_an_eval_sample_compiles_between_examplegen_and_the_evaluator():
+    config, _, _ = settings.parse_compile_args(DATAFLOW + ["--eval-users", "5000"], environ={})
+    assert config.gate.eval_users == 5000
+    job = kubeflow_v2_runner.create_runner(config, "unused", "unused.json").run(
+        kubeflow_v2_runner.build(config), write_out=False)
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["EvalSample"]["dependentTasks"] == ["FileBasedExampleGen"]
+    assert tasks["EvalSample"]["inputs"]["parameters"]["users"]["runtimeValue"]["constantValue"] == {
+        "intValue": "5000"}
+    assert tasks["Evaluator"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"] == {
+        "producerTask": "EvalSample", "outputArtifactKey": "sampled"}
+    assert tasks["RunReport"]["inputs"]["artifacts"]["eval_examples"]["taskOutputArtifact"]["producerTask"] == (
+        "EvalSample")
+    executor = spec["deploymentSpec"]["executors"][spec["components"][tasks["EvalSample"]["componentRef"]["name"]][
+        "executorLabel"]]
+    assert "--runner=DataflowRunner" in " ".join(executor["container"]["args"])  # its Beam work on Dataflow

@@ -27,6 +27,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from models import testing
 from models.examples import purchase_example
 from pipeline import configs
+from serving.json_format import format_float
 
 pytestmark = pytest.mark.e2e
 NAME = configs.MODEL_NAME
@@ -191,7 +192,7 @@ def test_named_outputs_and_binary_inputs_are_b64(server, reference):
     assert row.json() == {"predictions": [{"popularity_ranks": p, "ranks": r} for r, p in zip(ranks, popular)]}
     assert columnar.json() == {"outputs": {"popularity_ranks": popular, "ranks": ranks}}
     as_text = json.loads(row.text, parse_float=str)["predictions"]
-    assert [r["ranks"] for r in as_text] == [[json_format.format_float(v) for v in r] for r in ranks]  # "2.0"
+    assert [r["ranks"] for r in as_text] == [[format_float(v) for v in r] for r in ranks]  # "2.0"
 
 
 def _raw_http(server, request: bytes) -> bytes:

@@ -1,0 +1,207 @@
+"""A local run in a child process, so that a run killed for memory still says so.
+
+LocalDagRunner executes every component in one process. When the kernel runs out of memory it
+kills the biggest process with SIGKILL, which no Python code can catch: in one process the run
+vanished with exit code 137, no summary and no word of why. So `make run` is two processes:
+
+- the **worker** (`local_runner.py` with RECSYS_RUN_EVENTS set) runs the pipeline behind the
+  console exactly as before (runner/console.py), and tells the supervisor, through a pipe, where
+  its log is and when each component starts and ends (`Events`);
+- the **supervisor** (`supervise`: a small process, no TensorFlow) starts the worker and samples
+  the resident memory of the worker and its children every 0.2 s. When the worker ends normally
+  its exit code is the run's. When it is killed, the supervisor says which component was running
+  and the memory it had reached, prints the run's summary from ML Metadata (what the components
+  that finished did: a Pusher that ran has pushed) and ends with EXIT_OUT_OF_MEMORY (137, the
+  code a shell gives a SIGKILLed command). With `--memory-limit` the supervisor kills the worker
+  itself when the run passes the limit, before the kernel does (and before the machine's other
+  work suffers).
+
+Ctrl-C reaches both processes (one process group): the worker ends as it always did (exit code
+130) and the supervisor passes its code on. SIGTERM to the supervisor is passed to the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Dict, List, Optional
+
+from runner import console, memory
+
+EVENTS_ENV = "RECSYS_RUN_EVENTS"  # the worker's end of the pipe: a file descriptor number
+SAMPLE_SECONDS = 0.2
+
+
+def is_worker() -> bool:
+    """Whether this process is a supervised run's worker."""
+    return bool(os.environ.get(EVENTS_ENV))
+
+
+class Events:
+    """The worker's side: one JSON object a line into the supervisor's pipe. Never raises: a
+    supervisor gone away must not stop the run."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environ(cls) -> Optional["Events"]:
+        value = os.environ.get(EVENTS_ENV, "")
+        return cls(int(value)) if value.isdigit() else None
+
+    def send(self, **fields) -> None:
+        data = (json.dumps(fields) + "\n").encode()
+        with self._lock:
+            try:
+                os.write(self._fd, data)
+            except OSError:
+                pass
+
+
+class _RunState:
+    """What the supervisor knows of the worker's run, from its events and its memory."""
+
+    def __init__(self):
+        self.log_path: Optional[str] = None
+        self.current: Optional[str] = None
+        self.current_peak = 0
+        self.finished: List[Dict] = []
+        self.lock = threading.Lock()
+
+    def read(self, pipe: IO[bytes]) -> None:
+        for line in pipe:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                if "log" in event:
+                    self.log_path = event["log"]
+                elif "start" in event:
+                    self.current, self.current_peak = event["start"], 0
+                elif "end" in event:
+                    self.finished.append(event)
+                    self.current = None
+
+    def sampled(self, rss: int) -> None:
+        with self.lock:
+            self.current_peak = max(self.current_peak, rss)
+
+
+def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
+              stream: Optional[IO[str]] = None) -> int:
+    """Runs `command` (a worker: it runs the pipeline of `config` behind the console) in a child
+    process; returns the run's exit code (see the module docstring)."""
+    served_before = console._served_versions(config.serving_model_dir)
+    since_ms = int(time.time() * 1000) - 1000
+    oom_before = memory.oom_kills()
+    read_fd, write_fd = os.pipe()
+    state = _RunState()
+    child = subprocess.Popen(command, pass_fds=(write_fd,), env={**os.environ, EVENTS_ENV: str(write_fd)})
+    os.close(write_fd)
+    reader = threading.Thread(target=state.read, args=(os.fdopen(read_fd, "rb"),), daemon=True)
+    reader.start()
+    previous = {sig: signal.signal(sig, handler) for sig, handler in [
+        (signal.SIGINT, signal.SIG_IGN),  # the worker has it too, and says where it stopped
+        (signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM)),
+    ]}
+    peak, limited = 0, False
+    try:
+        while child.poll() is None:
+            rss = memory.tree_rss(child.pid)
+            peak = max(peak, rss)
+            state.sampled(rss)
+            if memory_limit and rss > memory_limit and not limited:
+                limited = True
+                _kill_tree(child.pid)
+            time.sleep(SAMPLE_SECONDS)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    reader.join(timeout=5)
+    code = child.returncode
+    if code >= 0:
+        return code
+    killed = -code
+    with state.lock:
+        where, reached = state.current, state.current_peak or peak
+        finished = [e["end"] for e in state.finished]
+        log_path = state.log_path
+    if killed == signal.SIGKILL:
+        oom_after = memory.oom_kills()
+        machine = memory.gib(memory.machine_memory())
+        if limited:
+            what = f"stopped at --memory-limit {memory.gib(memory_limit)}"
+        elif oom_before is not None and oom_after is not None and oom_after > oom_before:
+            what = "killed by the kernel's out-of-memory killer"
+        else:
+            what = "killed (SIGKILL: most likely the kernel's out-of-memory killer)"
+        detail = f": it had reached {memory.gib(reached)} (this machine has {machine})"
+        exit_code = console.EXIT_OUT_OF_MEMORY
+        advice = "more memory (a bigger machine, fewer other jobs) or less data; finished components are cached"
+    else:
+        what, detail = f"killed by {signal.Signals(killed).name}", ""
+        exit_code = console.EXIT_FAILED
+        advice = "run it again; finished components are cached"
+    during = f" during {where}" if where else (f" after {finished[-1]}" if finished else "")
+    outcome = _outcome(config, since_ms, served_before)
+    if where == console.REPORT_NODE and outcome is not None:
+        # as when the report fails otherwise (runner/console.py): the model's fate is decided
+        exit_code = outcome.exit_code
+        lines = [f"\nwarning: the run report was {what} (the run's exit code is what was pushed){detail}"]
+    else:
+        lines = [f"\nerror: the run was {what}{during} (exit code {exit_code}){detail}"]
+    if outcome is None:
+        lines += ["", "summary", "  (ML Metadata could not be read: see the full log)",
+                  f"  full log       {log_path or '-'}", f"  exit code      {exit_code}"]
+    else:
+        lines += [line for line in console.summary_lines(outcome, None, log_path or "-", exit_code=exit_code)
+                  if not line.startswith("  next ")]
+    lines.append(f"  next           {advice}")
+    out = stream if stream is not None else sys.stdout
+    for line in lines:
+        out.write(line + "\n")
+    out.flush()
+    if log_path:
+        try:
+            with open(log_path, "a") as log:
+                log.write("\n".join(lines) + "\n")
+        except OSError:
+            pass
+    return exit_code
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL to process `pid` and its descendants (the worker's Beam workers)."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        family = [*process.children(recursive=True), process]
+    except psutil.Error:
+        return
+    for p in family:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _outcome(config, since_ms: int, served_before: set) -> Optional[console.Outcome]:
+    """What the run did as far as it got, from ML Metadata; None when that cannot be read."""
+    if not os.path.exists(config.metadata_path):  # killed before the pipeline started
+        return console.Outcome(rows={}, blessed=None, pushed=False, already_served=False,
+                               pushed_version="", pushed_path="", report_uri=None)
+    try:
+        return console.read_outcome(config, since_ms, served_before)
+    except Exception:  # noqa: BLE001  the summary must come whatever ML Metadata holds
+        import logging
+
+        logging.exception("ML Metadata could not be read after the run was killed")
+        return None

@@ -1,0 +1,69 @@
+"""The supervisor with a small worker (no TensorFlow) that speaks its events: exit codes passed on,
+a limit enforced, a kill reported (the pipeline's own worker: tests/test_run_memory.py)."""
+
+import io
+import sys
+
+from pipeline import configs
+from runner import console, supervisor
+
+WORKER = """
+import os, signal, sys, time
+from runner import supervisor
+events = supervisor.Events.from_environ()
+log, mode = sys.argv[1], sys.argv[2]
+events.send(log=log)
+events.send(start="Trainer")
+events.send(end="Trainer", state="ran", seconds=0.1, peak_bytes=1)
+events.send(start="RunReport" if mode == "grow-report" else "Evaluator")
+if mode == "exit":
+    sys.exit(3)
+if mode == "term":
+    os.kill(os.getpid(), signal.SIGTERM)
+held = []
+while len(held) < 32:  # 2 GiB at most
+    held.append(bytearray(64 * 2**20))
+    held[-1][::4096] = b"x" * (len(held[-1]) // 4096)
+    time.sleep(0.05)
+sys.exit(5)  # nobody stopped it
+"""
+
+
+def _supervise(tmp_path, mode, limit=None):
+    log = tmp_path / "run.log"
+    log.write_text("the worker's log\n")
+    stream = io.StringIO()
+    config = configs.PipelineConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out"))
+    code = supervisor.supervise([sys.executable, "-c", WORKER, str(log), mode], config,
+                                memory_limit=limit, stream=stream)
+    return code, stream.getvalue(), log.read_text()
+
+
+def test_a_worker_that_ends_passes_its_exit_code_on_and_adds_nothing(tmp_path):
+    assert _supervise(tmp_path, "exit") == (3, "", "the worker's log\n")
+
+
+def test_a_worker_past_the_limit_is_stopped_and_the_component_named(tmp_path):
+    code, text, log = _supervise(tmp_path, "grow", limit=400 * 2**20)
+    assert code == console.EXIT_OUT_OF_MEMORY
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("error: the run was stopped at --memory-limit 0.4 GiB during Evaluator "
+                               "(exit code 137): it had reached 0.")
+    assert "  exit code      137" in lines and "  verdict        no model pushed" in lines
+    assert log.startswith("the worker's log\n") and lines[0] in log  # the lines go to the run's log too
+    assert not (tmp_path / "out").exists()  # no ML Metadata to read: none made
+
+
+def test_a_worker_killed_by_another_signal_is_a_failure_naming_it(tmp_path):
+    code, text, _ = _supervise(tmp_path, "term")
+    assert code == console.EXIT_FAILED
+    assert text.strip().splitlines()[0] == "error: the run was killed by SIGTERM during Evaluator (exit code 1)"
+
+
+def test_a_report_killed_for_memory_is_a_warning_and_the_code_is_what_was_pushed(tmp_path):
+    """As a RunReport that fails otherwise (runner/console.py): the model's fate is decided."""
+    code, text, _ = _supervise(tmp_path, "grow-report", limit=400 * 2**20)
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("warning: the run report was stopped at --memory-limit 0.4 GiB (the run's "
+                               "exit code is what was pushed): it had reached 0.")
+    assert code == console.EXIT_FAILED and "  exit code      1" in lines  # nothing was pushed here
