@@ -15,9 +15,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+from models import testing
 from pipeline import configs
 from serving import monitor, request_log
-from tests import serving_model
 from tests.test_serving import NAME, Server, free_port, push
 
 pytestmark = pytest.mark.e2e
@@ -26,8 +26,8 @@ UNKNOWN_USER = b"nobody-at-all"
 
 
 @pytest.fixture(scope="module")
-def base_path(tmp_path_factory):
-    saved_model = serving_model.export(str(tmp_path_factory.mktemp("model")))
+def base_path(tmp_path_factory, curated_schema):
+    saved_model = testing.build(str(tmp_path_factory.mktemp("model")), curated_schema).export_dir
     base = str(tmp_path_factory.mktemp("served"))
     push(saved_model, base, VERSION)
     return base
@@ -59,14 +59,14 @@ def test_every_request_logged_at_rate_1_is_counted_exactly(base_path, tmp_path):
     prefix = str(tmp_path / "logs" / NAME)
     server = Server(base_path, str(tmp_path), "--request_log_sampling_rate", "1.0", "--request_log_file_prefix",
                     prefix, "--request_log_max_file_mb", "0.004").wait_until()
-    users = [u.encode() for u in serving_model.USERS]
-    products = serving_model.PRODUCTS
+    users = [u.encode() for u in testing.USERS]
+    products = testing.PRODUCTS
     try:
         for i in range(12):  # REST: 12 user requests of 1-3 rows, the third row unknown
             rows = [users[i].decode(), users[i + 1].decode(), UNKNOWN_USER.decode()][:1 + i % 3]
             assert server.predict({"instances": rows}).status_code == 200
         for i in range(9):  # REST: 9 item requests, one in three for an unknown product
-            item = serving_model.UNKNOWN_PRODUCT if i % 3 == 0 else products[i]
+            item = testing.UNKNOWN_PRODUCT if i % 3 == 0 else products[i]
             assert server.predict({"signature_name": "call_item_item", "instances": [item]}).status_code == 200
         for i in range(7):  # gRPC: 7 user requests of 2 rows (one unknown), 5 item requests of 2 rows
             _grpc_predict(server, "serving_default", "user_id", np.array([users[i], UNKNOWN_USER], object))
