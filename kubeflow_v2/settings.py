@@ -151,5 +151,6 @@ def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mappi
         raise SettingError(f"{DEPLOY_ENDPOINT.name} needs the model server image: pass {SERVING_IMAGE.name} "
                            f"or set {SERVING_IMAGE.env} (Dockerfile target `serving`)")
     config = vertex_config({**values, "training": configs.TrainingConfig.from_flags(args),
-                            "gate": configs.GateConfig.from_flags(args)})
+                            "gate": configs.GateConfig.from_flags(args), "span_window": args.span_window,
+                            "drift": configs.DriftConfig.from_flags(args)})
     return config, args.output_dir, args.output_file
