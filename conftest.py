@@ -27,3 +27,17 @@ def fake_data_dir(tmp_path):
     data_dir = tmp_path / "data"
     fake_asos.write_fake_asos(str(data_dir))
     return str(data_dir)
+
+
+@pytest.fixture(scope="session")
+def write_fake_spans():
+    """tests/fake_asos.py's `write_fake_spans` (generated spans: span-1/ ... with skewed
+    popularity, new products and heavy buyers), for unit tests, which import nothing from tests/."""
+    return fake_asos.write_fake_spans
+
+
+@pytest.fixture(scope="session")
+def small_span_thresholds():
+    """The drift thresholds of generated spans (a few hundred rows are noisier than the
+    ASOS-size spans of the defaults): tests/fake_asos.py SPAN_DRIFT_THRESHOLDS."""
+    return dict(fake_asos.SPAN_DRIFT_THRESHOLDS)

@@ -148,6 +148,12 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
         evaluator.eval_config(**config.gate.eval_config_args())
     except ValueError as e:
         return fail(f"gate configuration: {e}", 2)
+    from components import drift
+
+    try:  # an unknown --drift-threshold name, or a value out of its range
+        drift.check_thresholds(config.drift.thresholds)
+    except ValueError as e:
+        return fail(str(e), 2)
     try:
         path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)
     except (TypeError, ValueError) as e:

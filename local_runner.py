@@ -26,8 +26,9 @@ from runner import console
 
 def _flags(defaults: configs.PipelineConfig):
     return (
-        Flag("--data-dir", "directory with the four ASOS files (downloaded there when missing); "
-             "default %(default)s", default=defaults.data_dir),
+        Flag("--data-dir", "directory with the four ASOS files (downloaded there when missing), or the "
+             "catalog and users files and one folder per span (span-1/, span-2/ ...); default %(default)s",
+             default=defaults.data_dir),
         Flag("--skip-checksums", "data of your own in the ASOS shape: do not check the published sha256",
              kind=flags.SWITCH),
         Flag("--output-dir", "pipeline root, ML Metadata, pushed models, logs and reports go here; "
@@ -62,7 +63,8 @@ def _config(args: argparse.Namespace) -> configs.PipelineConfig:
         data_dir=args.data_dir, output_dir=args.output_dir, enable_cache=not args.no_cache,
         beam_workers=args.beam_workers, beam_direct_running_mode=args.beam_running_mode,
         verify_checksums=not args.skip_checksums,
-        training=configs.TrainingConfig.from_flags(args), gate=configs.GateConfig.from_flags(args))
+        training=configs.TrainingConfig.from_flags(args), gate=configs.GateConfig.from_flags(args),
+        span_window=args.span_window, drift=configs.DriftConfig.from_flags(args))
 
 
 def parse_config(argv=None) -> configs.PipelineConfig:

@@ -8,6 +8,15 @@ with `example_gen.utils.dict_to_example`, row by row in Python: most of ExampleG
 splits (from the input patterns, as configured), the shuffle, the gzipped TFRecord output, the
 payload format and the artifact's properties.
 
+Spans (components/spans.py): the input patterns are plain globs, so TFX's driver fingerprints
+every span's files; this executor reads the layout itself and writes the splits `train` (the
+train files of the last N spans, N = `custom_config`'s `span_window`) and `eval` (the newest
+span's eval file, else the standing one), and records on its Examples artifact the custom
+properties `span` (the newest span; also the declared `span`), `window_spans` ("3,4,5"),
+`eval_source` (`span-5` or `standing`), `input_fingerprint` (TFX's, computed here when the
+orchestrator did not pass the driver's) and, for the drift gate, `previous_span` and
+`span_train_files` (JSON: span number -> its train files, for the window and the previous span).
+
 The examples are the same as TFX's executor writes for every row of valid data (test beside
 this file): integers become int64_list, binary and string (utf8, as pandas writes it) columns
 bytes_list, one value each.
@@ -18,17 +27,36 @@ schema judges the value itself (the validator then names the column).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io import parquetio
+from google.protobuf import any_pb2, struct_pb2
+from tfx import types
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.types import standard_component_specs
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
+from components import spans
 
-def _as_encodable(table: pa.Table) -> List[pa.RecordBatch]:
+WINDOW_KEY = "span_window"  # in ExampleGen's custom_config
+# The Examples artifact's custom properties (DECISIONS D5: other components and the model card read them)
+SPAN_PROPERTY = "span"
+WINDOW_SPANS_PROPERTY = "window_spans"
+EVAL_SOURCE_PROPERTY = "eval_source"
+FINGERPRINT_PROPERTY = "input_fingerprint"
+PREVIOUS_SPAN_PROPERTY = "previous_span"
+SPAN_TRAIN_FILES_PROPERTY = "span_train_files"
+
+
+def as_list_batches(table: pa.Table) -> List[pa.RecordBatch]:
     """The table's record batches, each column as a list column (what the encoder takes: one
     list of values per row; a null row stays null)."""
     columns = []
@@ -54,7 +82,7 @@ class _EncodeExamples(beam.DoFn):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, table: pa.Table):
-        for batch in _as_encodable(table):
+        for batch in as_list_batches(table):
             yield from self._encoder.encode(batch)
 
 
@@ -71,8 +99,103 @@ def _ParquetToSerializedExamples(pipeline: beam.Pipeline, exec_properties: Dict[
             | "EncodeExamples" >> beam.ParDo(_EncodeExamples()))
 
 
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(bytes)
+def _ParquetFilesToSerializedExamples(pipeline: beam.Pipeline, files: Sequence[str]) -> beam.pvalue.PCollection:
+    """The rows of these parquet files, as serialized tf.Examples."""
+    return (pipeline
+            | "Files" >> beam.Create(list(files))
+            | "ReadParquetBatches" >> parquetio.ReadAllFromParquetBatched()
+            | "EncodeExamples" >> beam.ParDo(_EncodeExamples()))
+
+
+def window_config(window: int) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config: train on the last `window` spans."""
+    packed = any_pb2.Any()
+    packed.Pack(struct_pb2.Struct(fields={WINDOW_KEY: struct_pb2.Value(number_value=window)}))
+    return example_gen_pb2.CustomConfig(custom_config=packed)
+
+
+def window_of(exec_properties: Dict[str, Any]) -> int:
+    """The span window in ExampleGen's custom_config (1 without one: the newest span only)."""
+    text = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if not text:
+        return 1
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(text, config)
+    fields = struct_pb2.Struct()
+    if not config.custom_config.Unpack(fields) or WINDOW_KEY not in fields.fields:
+        return 1
+    return int(fields.fields[WINDOW_KEY].number_value)
+
+
+def record_selection(examples: types.Artifact, selection: spans.Selection, fingerprint: str) -> None:
+    """The Examples artifact's custom properties (module docstring)."""
+    examples.span = selection.newest.number  # declared: StatisticsGen copies it to its statistics
+    examples.set_int_custom_property(SPAN_PROPERTY, selection.newest.number)
+    examples.set_string_custom_property(WINDOW_SPANS_PROPERTY, selection.window_spans)
+    examples.set_string_custom_property(EVAL_SOURCE_PROPERTY, selection.eval_source)
+    examples.set_string_custom_property(FINGERPRINT_PROPERTY, fingerprint)
+    compared = list(selection.window)
+    if selection.previous is not None:
+        examples.set_int_custom_property(PREVIOUS_SPAN_PROPERTY, selection.previous.number)
+        compared.append(selection.previous)
+    examples.set_string_custom_property(SPAN_TRAIN_FILES_PROPERTY, json.dumps(
+        {str(span.number): list(span.train) for span in compared}, sort_keys=True))
+
+
+def span_train_files(examples: types.Artifact) -> Dict[int, List[str]]:
+    """{span number: its train files} as recorded by `record_selection`."""
+    text = examples.get_string_custom_property(SPAN_TRAIN_FILES_PROPERTY)
+    return {int(k): v for k, v in json.loads(text).items()} if text else {}
+
+
+def previous_span(examples: types.Artifact) -> Optional[int]:
+    """The span before the newest one, None when there is none (a single span)."""
+    if not examples.has_custom_property(PREVIOUS_SPAN_PROPERTY):
+        return None
+    return examples.get_int_custom_property(PREVIOUS_SPAN_PROPERTY)
+
+
 class Executor(BaseExampleGenExecutor):
-    """Parquet -> tf.Example, a record batch at a time (module docstring)."""
+    """Parquet -> tf.Example, a record batch at a time, over the span window (module docstring)."""
+
+    _selection: Optional[spans.Selection] = None
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ParquetToSerializedExamples
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+        window = window_of(exec_properties)
+        layout = spans.read_layout(base, *spans.file_patterns(config))
+        self._selection = selection = layout.select(window)
+        logging.info("ExampleGen spans: %s", spans.describe(layout, selection, window))
+        # TFX's fingerprint of every file the patterns match: the driver's when the orchestrator
+        # passed it (the local runner), else the same computation here (Vertex's pre-cache check
+        # output does not reach a pipeline spec 2.0 executor)
+        fingerprint = exec_properties.get(FINGERPRINT_PROPERTY) or \
+            example_gen_utils.calculate_splits_fingerprint_span_and_version(base, config.splits)[0]
+        # the output splits are train and eval whatever the input patterns are
+        two_splits = example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=spans.TRAIN, pattern=", ".join(selection.train_files)),
+            example_gen_pb2.Input.Split(name=spans.EVAL, pattern=", ".join(selection.eval_files))])
+        super().Do(input_dict, output_dict, {
+            **exec_properties,
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(two_splits)})
+        record_selection(artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY]), selection, fingerprint)
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                               exec_properties: Dict[str, Any]) -> Dict[str, beam.pvalue.PCollection]:
+        """train: the window's train files; eval: the chosen eval files."""
+        selection = self._selection
+        return {
+            spans.TRAIN: pipeline | "Train" >> _ParquetFilesToSerializedExamples(selection.train_files),
+            spans.EVAL: pipeline | "Eval" >> _ParquetFilesToSerializedExamples(selection.eval_files),
+        }

@@ -1,6 +1,6 @@
 """The run report's figures: what components/run_report.py gathers from a run's artifacts into
-`report.json`, one function per section (data, validation, training, evaluation, gate, push,
-example recommendations). The ranking metrics are models/ranking_metrics.py's; the page is drawn
+`report.json`, one function per section (data, validation, spans, training, evaluation, gate,
+push, example recommendations). The ranking metrics are models/ranking_metrics.py's; the page is drawn
 from these figures by components/report_html.py and components/report_plots.py.
 """
 
@@ -112,6 +112,19 @@ def anomaly_lines(anomalies: Optional[types.Artifact]) -> List[str]:
             proto.ParseFromString(io_utils.read_bytes_file(path))
             lines += validator.describe_anomalies(split, proto)
     return lines
+
+
+def span_figures(examples: types.Artifact, drift_report: Optional[types.Artifact]) -> Dict[str, Any]:
+    """What ExampleGen read (the newest span, the training window, the eval file) and the drift
+    gate's figures (components/drift.py's drift.json), None without its artifact."""
+    from components import drift, parquet_example_gen as example_gen
+
+    return {
+        "span": examples.get_int_custom_property(example_gen.SPAN_PROPERTY),
+        "window_spans": examples.get_string_custom_property(example_gen.WINDOW_SPANS_PROPERTY),
+        "eval_source": examples.get_string_custom_property(example_gen.EVAL_SOURCE_PROPERTY),
+        "drift": drift.read_report(drift_report.uri if drift_report is not None else None),
+    }
 
 
 def read_catalog_report(catalog_report: Optional[types.Artifact]) -> Optional[Dict[str, Any]]:

@@ -86,6 +86,30 @@ def _validation_section(report: Dict[str, Any]) -> List[str]:
     return parts
 
 
+def _spans_section(report: Dict[str, Any]) -> List[str]:
+    spans = report.get("spans")
+    if not spans:
+        return []
+    window = spans.get("window_spans") or "-"
+    source = spans.get("eval_source") or "-"
+    parts = ["<h2>Spans and drift</h2>",
+             f"<p>Newest span {_e(spans.get('span'))}; trained on span(s) {_e(window)}; evaluated on "
+             + ("the standing eval file" if source == "standing" else f"{_e(source)}'s eval file") + ".</p>"]
+    drift = spans.get("drift")
+    if not drift:
+        return parts
+    if not drift.get("compared"):
+        return parts + [f"<p class='muted'>Drift gate: {_e(drift.get('reason', 'not compared'))}.</p>"]
+    verdict = ("over the thresholds, accepted (" + _e(drift["accepted"]) + ")" if drift.get("accepted")
+               else "over the thresholds" if drift.get("drifted") else "within the thresholds")
+    rows = [[_e(m["name"]), _num(m["value"]), _e(m["limit"]),
+             f"<span class='{'bad' if m['over'] else 'ok'}'>{'OVER' if m['over'] else 'ok'}</span>",
+             _e(m.get("detail", ""))] for m in drift["measures"]]
+    return parts + [f"<p>Drift gate: {_e(drift['newest']['name'])} ({drift['newest']['rows']:,} rows) against "
+                    f"{_e(drift['previous']['name'])} ({drift['previous']['rows']:,} rows): {verdict}.</p>",
+                    _table(["measure", "value", "threshold", "result", "detail"], rows)]
+
+
 def _training_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
     parts = ["<h2>Training</h2>"]
     training = report["training"]
@@ -176,7 +200,7 @@ def _components_section(report: Dict[str, Any]) -> List[str]:
 def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     """The page of a report (report.json's figures) with its plots (name -> base64 PNG)."""
     parts = (_heading(report) + _data_section(report, images) + _validation_section(report)
-             + _training_section(report, images) + _evaluation_section(report, images)
+             + _spans_section(report) + _training_section(report, images) + _evaluation_section(report, images)
              + _examples_section(report) + _monitoring_section(report) + _components_section(report))
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

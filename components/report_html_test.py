@@ -38,6 +38,24 @@ def test_the_page_is_self_contained_and_escapes_text():
     assert "<tr><td>eval</td><td>2</td><td>2</td><td>2</td><td>1.00 / 1 / 1</td>" in page
 
 
+def test_the_spans_section_shows_the_window_and_the_drift_figures():
+    report = _report()
+    report["spans"] = {"span": 3, "window_spans": "2,3", "eval_source": "standing", "drift": {
+        "compared": True, "drifted": True, "accepted": "--accept-drift",
+        "newest": {"name": "span-3", "rows": 1200}, "previous": {"name": "span-2", "rows": 1000},
+        "measures": [{"name": "productId L-infinity distance", "value": 0.011, "limit": "<= 0.006", "over": True,
+                      "detail": "<most different>"}]}}
+    page = report_html.render_html(report, report_plots.plots(report))
+    assert "Newest span 3; trained on span(s) 2,3; evaluated on the standing eval file." in page
+    assert "span-3 (1,200 rows) against span-2 (1,000 rows): over the thresholds, accepted (--accept-drift)" in page
+    assert ("<td>productId L-infinity distance</td><td>0.0110</td><td>&lt;= 0.006</td>"
+            "<td><span class='bad'>OVER</span></td><td>&lt;most different&gt;</td>") in page
+    report["spans"]["drift"] = {"compared": False, "reason": "one span only: nothing to compare"}
+    assert "Drift gate: one span only: nothing to compare." in report_html.render_html(report, {})
+    del report["spans"]  # a report of before spans
+    assert "Spans and drift" not in report_html.render_html(report, {})
+
+
 def test_a_run_with_one_split_gets_its_page():
     report = _report(splits=("eval",))
     page = report_html.render_html(report, report_plots.plots(report))

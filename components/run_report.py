@@ -10,6 +10,8 @@ What it shows:
   - data: per split the purchases, users, products, purchases per user and per product (plots);
   - validation: the anomalies found (the run gets here only when there are none) and the catalog
     check;
+  - spans: the newest span, the training window, the eval file, and the drift gate's figures
+    (the newest span against the previous one);
   - training: loss and examples/s per epoch (the Trainer's `training_history.json`);
   - evaluation: each metric for the candidate and the last blessed model (TFMA's values, the
     ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100
@@ -46,6 +48,7 @@ from tfx.utils import io_utils
 from components import evaluator as evaluator_lib
 from components import report_figures as figures
 from components.catalog_check import CatalogReport
+from components.drift import DriftReport
 from components.report_html import render_html
 from components.report_plots import plots
 
@@ -83,6 +86,7 @@ class Executor(base_executor.BaseExecutor):
             "run": f"candidate model {model.uri}",
             "data": {split: figures.split_statistics(p) for split, p in purchases.items()},
             "validation": {"anomalies": figures.anomaly_lines(inputs["anomalies"]), "catalog": catalog},
+            "spans": figures.span_figures(inputs["examples"], inputs["drift_report"]),
             "training": figures.training_figures(inputs["model_run"]),
             "evaluation": figures.evaluation_figures(
                 gate, evaluated, figures.catalog_size(catalog, train), train, candidate, model.uri,
@@ -124,6 +128,7 @@ class RunReportSpec(ComponentSpec):
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies, optional=True),
+        "drift_report": ChannelParameter(type=DriftReport, optional=True),
         "catalog_report": ChannelParameter(type=CatalogReport, optional=True),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
         "transformed_examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -147,11 +152,12 @@ class RunReport(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, *, pipeline_name: str, examples, transform_graph, transformed_examples,
-                 model, model_run, evaluation, anomalies=None, catalog_report=None,
+                 model, model_run, evaluation, anomalies=None, drift_report=None, catalog_report=None,
                  baseline_model=None, pushed_model=None, batch_recommendations=None, eval_examples=None,
                  monitoring_dir: Optional[str] = None):
         super().__init__(spec=RunReportSpec(
             pipeline_name=pipeline_name, monitoring_dir=monitoring_dir, examples=examples, anomalies=anomalies,
+            drift_report=drift_report,
             catalog_report=catalog_report, transform_graph=transform_graph,
             transformed_examples=transformed_examples, model=model, model_run=model_run,
             baseline_model=baseline_model, evaluation=evaluation, pushed_model=pushed_model,

@@ -169,5 +169,6 @@ def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mappi
         raise SettingError(f"{TRAINER_ACCELERATOR.name} needs the custom job's machine: pass "
                            f"{TRAINER_MACHINE.name} or set {TRAINER_MACHINE.env}")
     config = vertex_config({**values, "training": configs.TrainingConfig.from_flags(args),
-                            "gate": configs.GateConfig.from_flags(args)})
+                            "gate": configs.GateConfig.from_flags(args), "span_window": args.span_window,
+                            "drift": configs.DriftConfig.from_flags(args)})
     return config, args.output_dir, args.output_file

@@ -40,6 +40,15 @@ def test_the_model_and_gate_flags_of_a_local_run():
     assert config.gate.popularity_margin == 0.2
     config, _, _ = settings.parse_compile_args(REQUIRED, environ={})
     assert config.training == configs.TrainingConfig() and config.gate == configs.GateConfig()
+    assert config.span_window == configs.DEFAULT_SPAN_WINDOW and config.drift == configs.DriftConfig()
+
+
+def test_the_span_and_drift_flags_of_a_local_run():
+    config, _, _ = settings.parse_compile_args(REQUIRED + [
+        "--span-window", "5", "--drift-threshold", "repeated_rows=0.2", "--accept-drift"], environ={})
+    assert config.span_window == 5 and config.drift.accept
+    assert config.drift.thresholds == {**configs.DEFAULT_DRIFT_THRESHOLDS, "repeated_rows": 0.2}
+    assert config.drift_acceptances_dir == "gs://my-bucket/pipeline_root/drift_acceptances/asos-recommender"
 
 
 @pytest.mark.parametrize("flag, value, message", [

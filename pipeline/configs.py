@@ -146,6 +146,43 @@ class MonitorConfig:
     chance_draws: int = 20  # same-size samples of the training purchases: what chance gives
 
 
+# --- Spans and the drift gate (components/spans.py, components/drift.py; docs/pipeline.md "Spans") ---
+# The Trainer's window: the last 3 spans. A run's cost stays bounded as spans accumulate, the model
+# follows a catalogue that turns over (products leave), and what older spans taught is carried by
+# the warm start rather than by re-reading them; with the replay's 4 spans the window grows over
+# spans 1-3 and then slides (span 4 trains on spans 2-4), so both cases run.
+DEFAULT_SPAN_WINDOW = 3
+# The newest span against the previous one: over any of these the run stops before Transform
+# (exit 4) unless --accept-drift. Calibrated on seeded random spans of the ASOS train purchases
+# (the replay's split: 4 spans, the first twice the others', 33k-66k rows) against the same spans
+# with popularity turned upside down and with heavy buyers buying 3x: the figures, and what each
+# threshold means, in docs/pipeline.md ("The drift gate"), from benchmarks/drift_calibration.py.
+# Smaller spans are noisier: calibrate again for spans of a few thousand rows.
+DEFAULT_DRIFT_THRESHOLDS = {
+    "product_l_infinity": 0.006,  # largest change of one product's share of purchases
+    "product_jensen_shannon": 0.6,  # divergence of the product distributions (top 1,000 products)
+    "min_rows_ratio": 0.4,  # rows of the newest span / the previous span's, at least ...
+    "max_rows_ratio": 2.5,  # ... and at most
+    "purchases_per_user_jensen_shannon": 0.005,  # divergence of purchases per user, at equal size
+    "top_users_share_ratio": 1.5,  # the top 1% of users' share of purchases, x1.5 either way at most
+    "repeated_rows": 0.5,  # share of the newest span's purchases already in the previous span
+}
+
+
+@dataclasses.dataclass
+class DriftConfig:
+    """The drift gate: its thresholds, and whether this run lets a drifted span through."""
+
+    thresholds: Dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_DRIFT_THRESHOLDS))
+    accept: bool = False  # --accept-drift
+
+    @classmethod
+    def from_flags(cls, args) -> "DriftConfig":
+        """From the parsed PIPELINE_FLAGS (`--drift-threshold NAME=VALUE`, `--accept-drift`)."""
+        return cls(thresholds={**DEFAULT_DRIFT_THRESHOLDS, **dict(args.drift_threshold)},
+                   accept=bool(args.accept_drift))
+
+
 # --- The flags of both runners (local_runner.py, kubeflow_v2_runner.py) ---------------------------
 # What is trained and how it is judged; a Vertex compile takes them as a local run does.
 PRESET_FLAG = Flag("--preset", "the model to train: the tuned default or the workshop notebook's",
@@ -171,8 +208,19 @@ EVAL_USERS_FLAG = Flag("--eval-users", "the Evaluator measures the eval purchase
                        "users instead of all (its work grows with N x products, not eval purchases x "
                        "products: docs/benchmarks.md); default 0, all", metavar="N", default=0,
                        parse=flags.integer(0, what="a number of eval users (0: all)"))
+SPAN_WINDOW_FLAG = Flag("--span-window", "the Trainer trains on the last N spans of the data directory "
+                        "(span-N/ or dated folders; the flat layout is one span); default %(default)s",
+                        metavar="N", default=DEFAULT_SPAN_WINDOW,
+                        parse=flags.integer(1, what="a number of spans (1 or more)"))
+DRIFT_THRESHOLD_FLAG = Flag("--drift-threshold", "a threshold of the drift gate, replacing its default ("
+                            + ", ".join(f"{name}={value:g}" for name, value in DEFAULT_DRIFT_THRESHOLDS.items())
+                            + "); repeatable", kind=flags.REPEAT, metavar="NAME=VALUE",
+                            parse=flags.assignment(float, "NAME=NUMBER"))
+ACCEPT_DRIFT_FLAG = Flag("--accept-drift", "train on the newest span even if the drift gate finds it drifted "
+                         "from the previous one (or repeating it); later runs on the same two spans accept "
+                         "it too", kind=flags.SWITCH)
 PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG, GATE_POPULARITY_MARGIN_FLAG,
-                  EVAL_USERS_FLAG)
+                  EVAL_USERS_FLAG, SPAN_WINDOW_FLAG, DRIFT_THRESHOLD_FLAG, ACCEPT_DRIFT_FLAG)
 
 
 @dataclasses.dataclass
@@ -198,10 +246,17 @@ class PipelineConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
+    span_window: int = DEFAULT_SPAN_WINDOW
+    drift: DriftConfig = dataclasses.field(default_factory=DriftConfig)
 
     @property
     def pipeline_root(self) -> str:
         return os.path.join(self.output_dir, "pipeline_root", self.pipeline_name)
+
+    @property
+    def drift_acceptances_dir(self) -> str:
+        """Where the drift gate records the span pairs --accept-drift let through."""
+        return os.path.join(self.pipeline_root, "drift_acceptances")
 
     @property
     def metadata_path(self) -> str:
@@ -319,6 +374,8 @@ class VertexConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     min_split_rows: Dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_SPLIT_ROWS))
+    span_window: int = DEFAULT_SPAN_WINDOW
+    drift: DriftConfig = dataclasses.field(default_factory=DriftConfig)
 
     def __post_init__(self):
         self.bucket = _gs(self.bucket)
@@ -332,6 +389,11 @@ class VertexConfig:
     @property
     def metadata_path(self) -> Optional[str]:
         return None  # Vertex AI keeps ML Metadata itself
+
+    @property
+    def drift_acceptances_dir(self) -> str:
+        """Where the drift gate records the span pairs --accept-drift let through."""
+        return f"{self.pipeline_root.rstrip('/')}/drift_acceptances/{self.pipeline_name}"
 
     def vertex_deploy_custom_config(self) -> Optional[Dict[str, Any]]:
         """custom_config of TFX's Vertex Pusher (tfx.extensions.google_cloud_ai_platform), or None

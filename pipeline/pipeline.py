@@ -9,13 +9,12 @@ from typing import Union
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
-from tfx.proto import example_gen_pb2
-
 from components import evaluator as evaluator_lib
-from components import parquet_example_gen
+from components import parquet_example_gen, spans
 from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
 from components.eval_sample import EvalSample
+from components.drift import DriftGate
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
 from components.run_report import RunReport
@@ -24,7 +23,7 @@ from pipeline import code_fingerprint, configs, resolvers
 
 
 def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig]) -> tfx.dsl.Pipeline:
-    """ExampleGen → StatisticsGen, schema → StrictExampleValidator → Transform → CatalogCheck →
+    """ExampleGen → StatisticsGen, schema → StrictExampleValidator, DriftGate → Transform → CatalogCheck →
     Trainer → Evaluator (vs the latest blessed model) → Pusher, and beside it
     BatchRecommendations (every known user's top-K lists, blessed models only).
 
@@ -34,10 +33,10 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     training, gate = config.training, config.gate
     example_gen = FileBasedExampleGen(
         input_base=config.data_root,
-        input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=name, pattern=pattern)
-            for name, pattern in configs.SPLIT_PATTERNS.items()
-        ]),
+        # plain globs, the flat files and the span folders' (components/spans.py): TFX's driver
+        # fingerprints every file; the executor picks the newest span, the window and the eval file
+        input_config=spans.input_config(configs.SPLIT_PATTERNS["train"], configs.SPLIT_PATTERNS["eval"]),
+        custom_config=parquet_example_gen.window_config(config.span_window),
         # parquet a record batch at a time, not row by row as TFX's parquet_executor
         # (components/parquet_example_gen.py)
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
@@ -52,6 +51,13 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         examples=example_gen.outputs["examples"],
         min_rows=config.min_split_rows,
     )
+    drift_gate = DriftGate(  # the newest span against the previous one (components/drift.py)
+        examples=example_gen.outputs["examples"],
+        schema=schema_importer.outputs["result"],
+        thresholds=config.drift.thresholds,
+        accept_drift=config.drift.accept,
+        acceptances_dir=config.drift_acceptances_dir,
+    )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["result"],
@@ -65,6 +71,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     # Transform reads the examples, not the anomalies: this edge is what makes a failed
     # validation stop the pipeline before anything learns from the data.
     transform.add_upstream_node(example_validator)
+    transform.add_upstream_node(drift_gate)  # likewise: a drifted span stops the run here
     catalog_check = CatalogCheck(
         transform_graph=transform.outputs["transform_graph"], catalog_uri=config.catalog_uri)
 
@@ -128,6 +135,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         pipeline_name=config.pipeline_name,
         examples=example_gen.outputs["examples"],
         anomalies=example_validator.outputs["anomalies"],
+        drift_report=drift_gate.outputs["drift_report"],
         catalog_report=catalog_check.outputs["catalog_report"],
         transform_graph=transform.outputs["transform_graph"],
         transformed_examples=transform.outputs["transformed_examples"],
@@ -141,7 +149,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         eval_examples=eval_sample.outputs["sampled"] if eval_sample else None,
     )
 
-    components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
+    components = [example_gen, statistics_gen, schema_importer, example_validator, drift_gate, transform,
                   catalog_check, trainer, latest_blessed_model, evaluator, pusher,
                   batch_recommendations, run_report] + ([eval_sample] if eval_sample else [])
     deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()

@@ -66,6 +66,7 @@ __doc__ += EXIT_CODES_TEXT
 DATA_REJECTED_ERRORS = {
     "runner.data.DataError",
     "components.validator.DataValidationError",
+    "components.drift.DriftError",
     "components.catalog_check.CatalogMismatchError",
     "components.catalog_check.CatalogFormatError",
 }
@@ -376,6 +377,7 @@ class Outcome:
     pushed_path: str
     report_uri: Optional[str]
     evaluation_uri: Optional[str] = None
+    drift: Optional[dict] = None  # the drift gate's figures (components/drift.py), None if it did not run
 
     @property
     def exit_code(self) -> int:
@@ -425,11 +427,15 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     version = props["pushed_version"].string_value if "pushed_version" in props else ""
     reports = outputs(REPORT_NODE, "report")
     evaluations = outputs("Evaluator", "evaluation")
+    from components import drift
+
+    drift_reports = outputs("DriftGate", "drift_report")
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
                    already_served=pushed and version in served_before,
                    pushed_version=version, pushed_path=path,
                    report_uri=reports[0].uri if reports else None,
-                   evaluation_uri=evaluations[0].uri if evaluations else None)
+                   evaluation_uri=evaluations[0].uri if evaluations else None,
+                   drift=drift.read_report(drift_reports[0].uri) if drift_reports else None)
 
 
 def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
@@ -446,8 +452,12 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
     else:
         verdict = "no model pushed"
     lines = ["", "summary",
-             f"  rows read      {rows}",
-             f"  verdict        {verdict}"]
+             f"  rows read      {rows}"]
+    if outcome.drift and outcome.drift.get("compared"):  # one span (the flat layout): nothing to say
+        from components import drift
+
+        lines.append(f"  drift          {drift.summary_text(outcome.drift)}")
+    lines.append(f"  verdict        {verdict}")
     if outcome.pushed:
         lines.append(f"  served model   {outcome.pushed_path}")
         card = os.path.join(outcome.pushed_path, "assets.extra", "model_card.md")
@@ -537,10 +547,17 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         except ValueError as e:
             console.say(f"error: gate configuration: {e}")
             return EXIT_USAGE
+        from components import drift
+
+        try:
+            drift.check_thresholds(config.drift.thresholds)
+        except ValueError as e:
+            console.say(f"error: {e}")
+            return EXIT_USAGE
         try:
             # a copy: the caller's configuration stays as it was given
             config = dataclasses.replace(config, data_dir=data.ensure_data(
-                config.data_dir, verify_checksums=config.verify_checksums))
+                config.data_dir, verify_checksums=config.verify_checksums, span_window=config.span_window))
         except data.DataError as e:
             console.say(f"error: the input data was rejected: {e}")
             return EXIT_DATA_REJECTED

@@ -5,7 +5,7 @@ import io
 import logging
 import os
 
-from components import catalog_check, validator
+from components import catalog_check, drift, validator
 from runner import console, data
 
 
@@ -64,6 +64,7 @@ def test_data_rejections_are_told_from_other_failures():
     assert console.is_data_rejection(validator.DataValidationError("split 'eval': 0 rows"))
     assert console.is_data_rejection(catalog_check.CatalogMismatchError("x"))
     assert console.is_data_rejection(data.DataError("x.parquet: not a readable parquet file"))
+    assert console.is_data_rejection(drift.DriftError("span-3 drifted"))
     try:
         try:
             raise validator.DataValidationError("bad")
@@ -105,6 +106,19 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     text = "\n".join(console.summary_lines(refused, "r.html", "l"))
     assert "NOT blessed: the gate refused the model" in text and "make serve" in text
     assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED
+
+
+def test_the_summary_says_the_drift_figures():
+    measures = [{"name": n, "value": v, "limit": "l", "over": False, "detail": ""} for n, v in [
+        ("productId L-infinity distance", 0.0021), ("productId Jensen-Shannon divergence", 0.24),
+        ("rows", 0.5), ("per user", 0.0001), ("top", 0.97), ("repeated", 0.0)]]
+    figures = {"compared": True, "drifted": False, "measures": measures,
+               "newest": {"name": "span-3"}, "previous": {"name": "span-2"}}
+    lines = console.summary_lines(_outcome(drift=figures), None, "l")
+    assert lines[3].startswith("  drift          span-3 vs span-2 within the thresholds: productId L-inf 0.0021 (l)")
+    assert lines[4].startswith("  verdict")
+    for quiet in (_outcome(), _outcome(drift={"compared": False, "reason": "one span only"})):
+        assert not any(line.startswith("  drift") for line in console.summary_lines(quiet, None, "l"))
 
 
 def test_ctrl_c_ends_with_where_it_stopped_not_a_traceback(tmp_path, fake_data_dir):

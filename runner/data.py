@@ -3,7 +3,6 @@ and checked against their published sha256 before the pipeline reads them."""
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
@@ -13,6 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional
 
+from components import spans
 from models import features
 from pipeline import configs
 
@@ -112,33 +112,61 @@ def check_parquet(path: str) -> int:
     return parquet.metadata.num_rows
 
 
-def split_files(data_dir: str) -> Dict[str, List[str]]:
-    """{split: the paths ExampleGen will read for it} (configs.SPLIT_PATTERNS); DataError for a
-    split without a file."""
-    names = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
-    files = {}
-    for split, pattern in configs.SPLIT_PATTERNS.items():
-        matching = [n for n in names if fnmatch.fnmatch(n, pattern)]
-        if not matching:
-            raise DataError(f"no file for split '{split}' ({pattern}) in {data_dir}")
-        files[split] = [os.path.join(data_dir, n) for n in matching]
+def read_layout(data_dir: str) -> spans.Layout:
+    """The data directory's layout (components/spans.py: flat, or one folder per span);
+    DataError naming what is malformed."""
+    try:
+        return spans.read_layout(data_dir, configs.SPLIT_PATTERNS["train"], configs.SPLIT_PATTERNS["eval"])
+    except spans.SpanLayoutError as e:
+        raise DataError(str(e)) from None
+
+
+def selection(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WINDOW) -> spans.Selection:
+    """What a run reads (ExampleGen's executor resolves the same): the newest span, the window,
+    the eval files, the previous span; DataError naming what is missing or malformed."""
+    try:
+        return read_layout(data_dir).select(span_window)
+    except spans.SpanLayoutError as e:
+        raise DataError(str(e)) from None
+
+
+def split_files(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WINDOW) -> Dict[str, List[str]]:
+    """{split: the paths ExampleGen will read for it} (train: the window's train files, eval:
+    the newest span's eval files or the standing ones), and, when the previous span is outside
+    the window, "previous": its train files, which the drift gate reads. DataError for a
+    malformed layout or a split without a file."""
+    chosen = selection(data_dir, span_window)
+    files = {"train": chosen.train_files, "eval": list(chosen.eval_files)}
+    if chosen.previous is not None and chosen.previous not in chosen.window:
+        files["previous"] = list(chosen.previous.train)
     return files
 
 
-def check_split_files(data_dir: str) -> Dict[str, int]:
-    """Every file ExampleGen will read (those matching configs.SPLIT_PATTERNS) must be parquet
-    with the purchase columns; returns {file name: rows}."""
+def check_split_files(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WINDOW) -> Dict[str, int]:
+    """Every file a run will read (`split_files`) must be parquet with the purchase columns;
+    returns {file path relative to the data directory: rows}."""
+    layout = read_layout(data_dir)
+    chosen = selection(data_dir, span_window)
+    if not layout.flat:
+        progress.info("[data] %s", spans.describe(layout, chosen, span_window))
+    several = [(span.folder, "train", span.train) for span in chosen.window if len(span.train) > 1]
+    if len(chosen.eval_files) > 1:
+        several.append((chosen.eval_source if chosen.eval_source != spans.STANDING else "", "eval",
+                        chosen.eval_files))
+    for folder, split, paths in several:  # all are read: a stray copy would be trained on twice
+        where = f"{folder}/ " if folder else ""
+        progress.info("[data] %ssplit '%s' reads %d files: %s", where, split, len(paths),
+                      ", ".join(os.path.basename(p) for p in paths))
     rows = {}
-    for split, paths in split_files(data_dir).items():
-        if len(paths) > 1:  # all are read: a stray copy would be trained on twice
-            progress.info("[data] split '%s' reads %d files: %s", split, len(paths),
-                          ", ".join(os.path.basename(p) for p in paths))
-        rows.update((os.path.basename(path), check_parquet(path)) for path in paths)
+    for paths in split_files(data_dir, span_window).values():
+        rows.update((os.path.relpath(path, data_dir), check_parquet(path)) for path in paths)
     return rows
 
 
-def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:
-    """Raises DataError naming the first purchase file with products the catalog does not list.
+def check_purchases_in_catalog(data_dir: str, catalog: List[int],
+                               span_window: int = configs.DEFAULT_SPAN_WINDOW) -> None:
+    """Raises DataError naming the first purchase file (of those a run reads) with products the
+    catalog does not list.
 
     CatalogCheck finds such train products after Transform (and on Vertex); an eval purchase of a
     product outside the catalog it never sees: the model cannot recommend it, so the gate would
@@ -154,7 +182,7 @@ def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:
                                  for p in paths]).drop_null()  # nulls: the validator's to name
 
     known = pa.array(sorted(set(catalog)), pa.int64())
-    files = split_files(data_dir)
+    files = split_files(data_dir, span_window)
     for paths in files.values():
         for path in paths:
             products = read([path], features.PRODUCT_KEY, pa.int64())
@@ -162,7 +190,7 @@ def check_purchases_in_catalog(data_dir: str, catalog: List[int]) -> None:
             if len(unknown):
                 sample = pc.unique(unknown).to_pylist()[:10]
                 raise DataError(
-                    f"{os.path.basename(path)}: {len(unknown):,} of {len(products):,} purchases are of "
+                    f"{os.path.relpath(path, data_dir)}: {len(unknown):,} of {len(products):,} purchases are of "
                     f"products not in the catalog {configs.CATALOG_FILE}, e.g. {sample}; fix the "
                     f"catalog or the purchases, at {path}")
     if "train" in files and "eval" in files:
@@ -215,12 +243,17 @@ def ensure_data(data_dir: str,
                 verify_checksums: bool = True,
                 source_url: str = configs.DATA_SOURCE_URL,
                 expected: Optional[Dict[str, str]] = None,
-                sizes: Optional[Dict[str, int]] = None) -> str:
-    """Makes sure `data_dir` holds the four input files, downloading missing ones.
+                sizes: Optional[Dict[str, int]] = None,
+                span_window: int = configs.DEFAULT_SPAN_WINDOW) -> str:
+    """Makes sure `data_dir` holds the input files, downloading missing published ones.
 
-    With `verify_checksums` every file (present or downloaded) must match its published sha256;
-    without it (data of your own in the same shape) the files only need to exist. Either way the
-    parquet files ExampleGen reads must be readable parquet with the purchase columns.
+    The flat layout is the four ASOS files; the span layout (components/spans.py) is the catalog
+    and the users file at the top, one folder per span, and optionally a standing eval file at
+    the top. With `verify_checksums` every published file (present or downloaded; in the span
+    layout the catalog, the users file and a standing eval file) must match its sha256; without
+    it (data of your own in the same shape) the files only need to exist. Either way the layout
+    must be well-formed and the parquet files a run reads (the window of `span_window` spans,
+    the eval files, the previous span) readable parquet with the purchase columns.
     Returns the absolute data directory.
     """
     expected = configs.DATA_SHA256 if expected is None else expected
@@ -229,6 +262,11 @@ def ensure_data(data_dir: str,
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError(f"{data_dir} is a file, not a directory: --data-dir names the directory "
                         "that holds the four files")
+    if os.path.isdir(data_dir) and has_span_folders(data_dir):
+        # the purchases are in span folders: the catalog and the users file stay at the top
+        expected = {name: sha for name, sha in expected.items()
+                    if name in (configs.CATALOG_FILE, configs.USERS_FILE)
+                    or (name == configs.EVAL_FILE and os.path.isfile(os.path.join(data_dir, name)))}
     missing = [n for n in expected if not os.path.isfile(os.path.join(data_dir, n))]
     if missing and not verify_checksums:
         if not os.path.isdir(data_dir):
@@ -251,6 +289,19 @@ def ensure_data(data_dir: str,
     if verify_checksums:
         for name, sha in expected.items():
             check_file(os.path.join(data_dir, name), sha, sizes.get(name))
-    check_split_files(data_dir)
-    check_purchases_in_catalog(data_dir, read_catalog(os.path.join(data_dir, configs.CATALOG_FILE)))
+    check_split_files(data_dir, span_window)
+    check_purchases_in_catalog(data_dir, read_catalog(os.path.join(data_dir, configs.CATALOG_FILE)),
+                               span_window)
     return data_dir
+
+
+def has_span_folders(data_dir: str) -> bool:
+    """Whether `data_dir` has a folder named as a span (span-N, YYYY-MM-DD, YYYYMMDD)."""
+    for name in os.listdir(data_dir):
+        if os.path.isdir(os.path.join(data_dir, name)):
+            try:
+                if spans.span_number(name):
+                    return True
+            except spans.SpanLayoutError:
+                return True
+    return False

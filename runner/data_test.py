@@ -291,3 +291,62 @@ def test_files_under_other_names_are_listed(tmp_path, fake_data_dir):
         data.ensure_data(fake_data_dir, verify_checksums=False)
     with pytest.raises(data.DataError, match=f"{tmp_path / 'nowhere'}: no such directory"):
         data.ensure_data(str(tmp_path / "nowhere"), verify_checksums=False)
+
+
+# --- spans (components/spans.py) ----------------------------------------------------------------
+def test_a_span_layout_is_checked_and_said(tmp_path, caplog, write_fake_spans):
+    import logging
+
+    data_dir = str(tmp_path / "data")
+    write_fake_spans(data_dir, num_spans=3, span_eval=(3,))
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        assert data.ensure_data(data_dir, verify_checksums=False, span_window=2) == data_dir
+    said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
+    assert said[0] == ("[data] 3 span(s) (span-1, span-2, span-3); newest span-3 (span 3); training window 2 "
+                       "of at most 2: span-2, span-3; eval: span-3/'s eval file; drift: span-3 vs span-2")
+    assert sorted(data.check_split_files(data_dir, 2)) == [
+        f"span-2/{configs.TRAIN_FILE}", f"span-3/{configs.TRAIN_FILE}", f"span-3/{configs.EVAL_FILE}"]
+    # a window of one: the previous span is read by the drift gate, so it is checked too
+    assert f"span-2/{configs.TRAIN_FILE}" in data.check_split_files(data_dir, 1)
+
+
+def test_a_malformed_span_layout_is_one_line(tmp_path, write_fake_spans):
+    data_dir = str(tmp_path / "data")
+    write_fake_spans(data_dir, num_spans=2)
+    shutil.copy(os.path.join(data_dir, "span-1", configs.TRAIN_FILE), os.path.join(data_dir, configs.TRAIN_FILE))
+    with pytest.raises(data.DataError, match="flat and span layouts mixed: dsf_asos_train_.* beside span "
+                                             r"folders \(span-1/, span-2/\)"):
+        data.ensure_data(data_dir, verify_checksums=False)
+    os.remove(os.path.join(data_dir, configs.TRAIN_FILE))
+    os.remove(os.path.join(data_dir, "span-2", configs.TRAIN_FILE))
+    with pytest.raises(data.DataError, match="span-2/: no train file"):
+        data.ensure_data(data_dir, verify_checksums=False)
+
+
+def test_a_bad_file_in_a_span_is_named_with_its_folder(tmp_path, write_fake_spans):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_dir = str(tmp_path / "data")
+    folders = write_fake_spans(data_dir, num_spans=2)
+    unknown = pa.table({features.USER_KEY: pa.array([b"a" * 20], pa.binary()),  # product 1: not in the catalog
+                        features.PRODUCT_KEY: pa.array([1], pa.int32())})
+    pq.write_table(unknown, os.path.join(folders[2], configs.TRAIN_FILE))
+    with pytest.raises(data.DataError, match=f"span-2/{configs.TRAIN_FILE}: 1 of 1 purchases are of products "
+                                             "not in the catalog"):
+        data.ensure_data(data_dir, verify_checksums=False)
+
+
+def test_the_catalog_and_users_of_a_span_layout_are_downloaded_and_verified(tmp_path, published):
+    url, checksums, sizes, source = published
+    target = tmp_path / "data" / "span-1"
+    os.makedirs(target)
+    shutil.copy(source / configs.TRAIN_FILE, target / configs.TRAIN_FILE)
+    shutil.copy(source / configs.EVAL_FILE, tmp_path / "data" / configs.EVAL_FILE)  # the standing eval file
+    data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)
+    assert sorted(os.listdir(tmp_path / "data")) == sorted(
+        [configs.CATALOG_FILE, configs.USERS_FILE, configs.EVAL_FILE, "span-1"])  # no train file at the top
+    with open(tmp_path / "data" / configs.EVAL_FILE, "ab") as f:
+        f.write(b"altered")
+    with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: altered"):
+        data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)

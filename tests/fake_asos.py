@@ -6,7 +6,7 @@ import hashlib
 import os
 import random
 import string
-from typing import Dict
+from typing import Dict, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +15,12 @@ from models import features
 from pipeline import configs
 
 PRODUCT_ID_MIN, PRODUCT_ID_MAX = 1864055, 13881282
+# The drift gate's thresholds for generated spans: a few hundred rows are noisier than the
+# ASOS-size spans of the defaults (components/drift_test.py: these pass the generated spans and
+# stop them inverted, heavier or repeated)
+SPAN_DRIFT_THRESHOLDS = {**configs.DEFAULT_DRIFT_THRESHOLDS, "product_l_infinity": 0.06,
+                         "product_jensen_shannon": 0.25, "purchases_per_user_jensen_shannon": 0.06,
+                         "top_users_share_ratio": 1.6, "repeated_rows": 0.7}
 
 
 def user_id(rng: random.Random) -> str:
@@ -82,3 +88,66 @@ def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
 def sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def span_folder(number: int) -> str:
+    return f"span-{number}"
+
+
+def write_fake_spans(data_dir: str, num_spans: int = 3, rows_per_span: int = 600, num_products: int = 60,
+                     new_products_per_span: int = 8, num_users: int = 150, seed: int = 0,
+                     span_eval: Sequence[int] = (), standing_eval: bool = True,
+                     catalog_extra: int = 5, tastes: int = 0) -> Dict[int, str]:
+    """Spans in the layout of components/spans.py: `span-1/` ... `span-N/`, each with a train
+    file (and an eval file for the spans in `span_eval`); the catalog, the users file and (with
+    `standing_eval`) a standing eval file at the top. Returns {span number: its folder}.
+
+    As real data is rougher than the ASOS sample: every span brings `new_products_per_span`
+    products never sold before (two of them straight into the top twenty) and retires a few;
+    popularity is skewed (1/rank); how much a user buys is heavy-tailed (most buy once or twice,
+    a few tens of times); the same users come back across spans. Eval purchases are held out of
+    the span's train file (the last purchase of about half its users, of a product that file
+    sells): the span's own eval file, or else the standing eval file. `tastes` as in
+    write_fake_asos: with 0 nothing beyond popularity to learn (the gate's popularity rule refuses
+    any model), with more each user buys only every `tastes`-th live product from its own on."""
+    rng = random.Random(seed)
+    os.makedirs(data_dir, exist_ok=True)
+    users = [user_id(rng) for _ in range(num_users)]
+    activity = [min(40, int(rng.paretovariate(1.3))) for _ in users]  # heavy tail of purchases
+    pool = rng.sample(range(PRODUCT_ID_MIN, PRODUCT_ID_MAX + 1),
+                      num_products + new_products_per_span * num_spans + catalog_extra)
+    live, fresh = pool[:num_products], pool[num_products:num_products + new_products_per_span * num_spans]
+    folders, standing = {}, []
+    for number in range(1, num_spans + 1):
+        if number > 1:  # new products arrive (two of them in the top twenty at once), a few leave
+            arriving = fresh[(number - 2) * new_products_per_span:(number - 1) * new_products_per_span]
+            live = live[:12] + arriving[:2] + live[12:len(live) - new_products_per_span // 2] + arriving[2:]
+        weights = [1.0 / (rank + 1) for rank in range(len(live))]
+        buyers = rng.choices(range(num_users), weights=activity, k=rows_per_span)
+        if tastes:
+            chosen = [rng.choices(live[b % tastes::tastes], weights[b % tastes::tastes])[0] for b in buyers]
+        else:
+            chosen = rng.choices(live, weights, k=rows_per_span)
+        bought = sorted({(users[b], p) for b, p in zip(buyers, chosen)})
+        last = {}
+        for u, p in bought:
+            last[u] = (u, p)
+        held = {pair for pair in last.values() if rng.random() < 0.5}
+        train = [pair for pair in bought if pair not in held]
+        sold = {p for _, p in train}
+        held_out = [(u, p) for u, p in sorted(held) if p in sold]
+        folder = os.path.join(data_dir, span_folder(number))
+        os.makedirs(folder, exist_ok=True)
+        write_purchases(os.path.join(folder, configs.TRAIN_FILE), *zip(*train))
+        if number in span_eval:
+            write_purchases(os.path.join(folder, configs.EVAL_FILE), *zip(*held_out))
+        else:
+            standing += held_out
+        folders[number] = folder
+    if standing_eval and standing:
+        write_purchases(os.path.join(data_dir, configs.EVAL_FILE), *zip(*standing))
+    with open(os.path.join(data_dir, configs.USERS_FILE), "w") as f:
+        f.write("".join(u + "\n" for u in users))
+    with open(os.path.join(data_dir, configs.CATALOG_FILE), "w") as f:
+        f.write("".join(f"{p}\n" for p in pool))
+    return folders

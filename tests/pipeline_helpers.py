@@ -19,10 +19,12 @@ def run(config: configs.PipelineConfig) -> None:
     tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
 
 
-def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, top_k: int) -> int:
+def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, top_k: int,
+                                train_files=None) -> int:
     """Asserts the BatchRecommendations parquet in `directory`: one list per user of the train
-    file, `top_k` distinct products ranked 1..top_k, none the user bought in train, exactly what
-    the SavedModel's serving_default answers. Returns the number of users."""
+    file (`train_files`: the train files of a span layout's window), `top_k` distinct products
+    ranked 1..top_k, none the user bought in train, exactly what the SavedModel's serving_default
+    answers. Returns the number of users."""
     import collections
     import os
 
@@ -38,7 +40,10 @@ def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, t
     assert files and all(f.endswith(".parquet") and "-of-" in f for f in files), files
     frame = ds.dataset(directory).to_table().to_pandas().sort_values([features.USER_KEY, "rank"])
     assert list(frame.columns) == [features.USER_KEY, "rank", features.PRODUCT_KEY, "score"]
-    train = pq.read_table(os.path.join(data_dir, configs.TRAIN_FILE)).to_pydict()
+    import pyarrow as pa
+
+    train = pa.concat_tables([pq.read_table(path) for path in (
+        train_files or [os.path.join(data_dir, configs.TRAIN_FILE)])]).to_pydict()
     bought = collections.defaultdict(set)
     for user, product in zip(train[features.USER_KEY], train[features.PRODUCT_KEY]):
         bought[user.decode() if isinstance(user, bytes) else user].add(int(product))

@@ -1,19 +1,27 @@
 """The compiled Vertex AI pipeline, run: kubeflow_v2_runner.py compiles it with local roots (no
-Dataflow), tests/harness.py runs every task's container command as Vertex would, twice.
+Dataflow), kubeflow_v2/harness.py runs every task's container command as Vertex would, three
+times, on a data root of span folders.
 
-The first run trains, blesses and pushes a model (no baseline yet) and writes the batch
-recommendations; the second run resolves the first run's model as the baseline, takes the rest
-from Vertex's cache and blesses again. The pushed model answers both serving signatures."""
+The first run (span 1 only) trains, blesses and pushes a model (no baseline yet) and writes the
+batch recommendations; the second run, nothing changed, resolves the first run's model as the
+baseline, takes the rest from Vertex's cache and blesses again. Then span 2 arrives: the third
+run's ExampleGen is not cached (the pre-cache check's fingerprint covers every span's files),
+reads spans 1 and 2 and span 2's eval file, the drift gate compares span 2 with span 1, and the
+new model is trained and judged against the first. The pushed model answers both serving
+signatures."""
 
 import dataclasses
 import json
 import os
+import shutil
 
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
 import kubeflow_v2_runner
 from kubeflow_v2 import harness, settings
+from models import features
 from pipeline import configs
 from tests import fake_asos, pipeline_helpers as helpers
 
@@ -28,7 +36,8 @@ TOP_K = 20
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("vertex_local")
     data = root / "data"
-    fake_asos.write_fake_asos(str(data), tastes=4)  # a model can beat popularity (the gate's rule)
+    fake_asos.write_fake_spans(str(data), num_spans=2, span_eval=(2,), tastes=4)  # tastes: a model can beat popularity
+    shutil.move(str(data / "span-2"), str(root / "span-2"))  # arrives before the third run
     config, _, _ = settings.parse_compile_args([
         "--project", "local-project", "--region", "local", "--bucket", "unused", "--image", "unused",
         "--pipeline-root", str(root / "pipeline_root"), "--data-root", str(data),
@@ -37,12 +46,15 @@ def runs(tmp_path_factory):
         "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1",
     ], environ={})
     config = dataclasses.replace(
-        config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K))
+        config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K),
+        drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
     path, _ = kubeflow_v2_runner.compile_pipeline(config, str(root / "compiled"))
     runner = harness.VertexLocalRunner(path, str(root / "logs"))
     first = runner.run()
     second = runner.run()
-    return dict(config=config, data=str(data), runner=runner, first=first, second=second)
+    shutil.move(str(root / "span-2"), str(data / "span-2"))
+    third = runner.run()
+    return dict(config=config, data=str(data), runner=runner, first=first, second=second, third=third)
 
 
 def _containers(result, cached):
@@ -64,9 +76,8 @@ def test_first_run_trains_blesses_pushes_and_writes_the_batch(runs):
     batch = first.artifact("BatchRecommendations", "recommendations")
     users = helpers.check_batch_recommendations(
         os.path.join(batch["uri"], "recommendations"), pushed["metadata"]["pushed_destination"],
-        runs["data"], TOP_K)
-    assert users == 120  # every one of write_fake_asos's 120 users buys something in train
-    assert batch["metadata"]["users"] == 120 and batch["metadata"]["top_k"] == TOP_K
+        runs["data"], TOP_K, train_files=[os.path.join(runs["data"], "span-1", configs.TRAIN_FILE)])
+    assert batch["metadata"]["users"] == users and batch["metadata"]["top_k"] == TOP_K
     with open(os.path.join(batch["uri"], "summary.json")) as f:
         assert json.load(f)["users"] == users
 
@@ -85,23 +96,58 @@ def test_second_run_compares_with_the_first_runs_model(runs):
     assert blessing["metadata"]["blessed"] == 1
     assert blessing["metadata"]["baseline_model_id"] == resolved["name"]
     # the same model is served: no second version
-    assert len(os.listdir(runs["config"].serving_model_dir)) == 1
+    pushed = [run.artifact("Pusher", "pushed_model")["metadata"] for run in (first, second)]
+    assert pushed[1]["pushed_version"] == pushed[0]["pushed_version"]
+
+
+def _metadata(artifact, key):
+    """A custom property as Kubeflow V2 carries it (under a prefix when a declared property has its name)."""
+    return artifact["metadata"].get(key, artifact["metadata"].get(f"__custom_property__{key}"))
+
+
+def test_the_first_run_reads_span_one_and_has_nothing_to_compare(runs):
+    examples = runs["first"].artifact("FileBasedExampleGen", "examples")
+    assert (_metadata(examples, "span"), examples["metadata"]["window_spans"],
+            examples["metadata"]["eval_source"]) == (1, "1", "standing")
+    drift = runs["first"].artifact("DriftGate", "drift_report")
+    assert drift["metadata"]["compared"] == 0
+
+
+def test_a_new_span_runs_the_pipeline_again_on_the_window_with_the_drift_gate(runs):
+    third = runs["third"]
+    # the pre-cache check's fingerprint covers every span's files: the new span is seen
+    ran = set(_containers(third, cached=False))
+    assert {"FileBasedExampleGen", "DriftGate", "Transform", "Trainer", "Evaluator"} <= ran
+    examples = third.artifact("FileBasedExampleGen", "examples")
+    metadata = examples["metadata"]
+    assert (_metadata(examples, "span"), metadata["window_spans"], metadata["eval_source"]) == (2, "1,2", "span-2")
+    assert "split:span_train,num_files:2," in metadata["input_fingerprint"]
+    drift = third.artifact("DriftGate", "drift_report")
+    assert (drift["metadata"]["compared"], drift["metadata"]["drifted"], drift["metadata"]["previous_span"]) == (
+        1, 0, 1)
+    with open(os.path.join(drift["uri"], "drift.json")) as f:
+        assert json.load(f)["newest"]["name"] == "span-2"
+    # judged against the first run's model, on span 2's eval file
+    baseline = third.artifact("latest_blessed_model_resolver-model-resolver", "model")
+    assert baseline["uri"] == runs["first"].artifact("Trainer", "model")["uri"]
+    assert third.artifact("Evaluator", "blessing")["metadata"]["baseline_model_id"] == baseline["name"]
 
 
 def test_the_pushed_model_answers_both_signatures(runs):
-    [version] = os.listdir(runs["config"].serving_model_dir)
+    version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
     model = tf.saved_model.load(os.path.join(runs["config"].serving_model_dir, version))
     items = [int(line) for line in open(os.path.join(runs["data"], configs.CATALOG_FILE))][:3]
     similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
     assert similar["products"].shape == (3, TOP_K)
-    users = [line.strip().encode() for line in open(os.path.join(runs["data"], configs.USERS_FILE))][:3]
+    users = sorted(set(pq.read_table(os.path.join(runs["data"], "span-1", configs.TRAIN_FILE)).column(
+        features.USER_KEY).to_pylist()))[:3]  # users the first run's model knows
     recommended = model.signatures["serving_default"](user_id=tf.constant(users))
     assert recommended["products"].shape == (3, TOP_K)
     assert bool(tf.reduce_all(recommended["known_user"]))
 
 
-def test_the_metadata_record_holds_both_runs(runs):
+def test_the_metadata_record_holds_every_run(runs):
     store = harness.MetadataStore(os.path.join(runs["config"].pipeline_root, harness.METADATA_FILE))
-    assert store.data["runs"] == [runs["first"].run_id, runs["second"].run_id]
+    assert store.data["runs"] == [runs["first"].run_id, runs["second"].run_id, runs["third"].run_id]
     blessed = store.query('schema_title="tfx.ModelBlessing" AND metadata.blessed.number_value=1')
-    assert [b["run"] for b in blessed] == [runs["second"].run_id, runs["first"].run_id]
+    assert [b["run"] for b in blessed][-2:] == [runs["second"].run_id, runs["first"].run_id]

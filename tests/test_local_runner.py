@@ -46,15 +46,34 @@ def test_a_bad_model_parameter_stops_before_any_work(tmp_path, param, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_span_window_and_drift_flags(tmp_path):
+    config = local_runner.parse_config(["--span-window", "2", "--drift-threshold", "product_l_infinity=0.01",
+                                        "--accept-drift"])
+    assert config.span_window == 2 and config.drift.accept
+    assert config.drift.thresholds == {**configs.DEFAULT_DRIFT_THRESHOLDS, "product_l_infinity": 0.01}
+    defaults = local_runner.parse_config([])
+    assert defaults.span_window == configs.DEFAULT_SPAN_WINDOW and not defaults.drift.accept
+    with pytest.raises(SystemExit):
+        local_runner.parse_config(["--span-window", "0"])
+    code, text = _main(tmp_path, "--drift-threshold", "product_linf=0.1")
+    assert code == console.EXIT_USAGE and "drift thresholds: unknown ['product_linf']" in text
+
+
+def _main(tmp_path, *flags):
+    """local_runner.main on `tmp_path` with these flags: (exit code, what the console said)."""
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), *flags],
+                             stream=stream)
+    return code, stream.getvalue()
+
+
 def test_gate_bounds_from_flags(tmp_path):
     config = local_runner.parse_config(["--gate-bound", "recall_at_10=0.3", "--gate-bound", "mrr=0.01"])
     assert config.gate.lower_bounds == {**configs.DEFAULT_LOWER_BOUNDS, "recall_at_10": 0.3, "mrr": 0.01}
     with pytest.raises(SystemExit):
         local_runner.parse_config(["--gate-bound", "recall_at_10"])
-    stream = io.StringIO()
-    code = local_runner.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"),
-                              "--gate-bound", "precision=0.5"], stream=stream)
-    assert code == console.EXIT_USAGE and "no such metric to gate on: ['precision']" in stream.getvalue()
+    code, text = _main(tmp_path, "--gate-bound", "precision=0.5")
+    assert code == console.EXIT_USAGE and "no such metric to gate on: ['precision']" in text
 
 
 def test_the_popularity_margin_from_flags():

@@ -1,0 +1,509 @@
+"""DriftGate: the newest span of purchases against the span before it, before anything learns
+from it.
+
+ExampleGen (components/parquet_example_gen.py) records on its Examples artifact the newest span,
+the span before it and their train files; this component reads those two spans and compares
+them with TFDV, as the TFX paper validates data span against span:
+
+- product popularity: TFDV statistics of both spans on Beam (the path StatisticsGen runs: exact
+  top-k counts), computed with the curated schema so that `productId` gets categorical stats,
+  then `tfdv.validate_statistics(newest, schema, previous_statistics=previous)` with the schema's
+  drift comparators: the L-infinity distance and the Jensen-Shannon divergence of the two
+  products' distributions, and the ratio of row counts (`num_examples_drift_comparator`);
+- how much each user buys: the number of purchases of each user, at equal size (the larger span
+  is subsampled, seeded, to the smaller one's rows: a span twice as long has users who buy more
+  in it, and that is not a shift), as a categorical feature (1..10, then 16, 32, 64...), compared
+  with TFDV's Jensen-Shannon divergence; beside it the share of purchases made by the top 1% of
+  users, newest over previous (TFDV has no such statistic);
+- repeats: the newest span's train files byte-identical to a file of another span, and the share
+  of its (user, product) rows already in the previous span (the same file dropped twice, or
+  mostly the same rows).
+
+Over a threshold (names: THRESHOLDS; values: pipeline/configs.py DriftConfig) the component fails
+with DriftError naming each measure, its value and its threshold: Transform depends on it, so
+nothing is trained on that span (the run exits with code 4). With `accept_drift` the span goes
+through and the report says so; the acceptance is recorded under `acceptances_dir`, keyed by the
+content of both spans, so later runs on the same spans accept it too. Within the thresholds the
+figures are logged (`recsys.drift`, on the console) and written to the `drift_report` artifact
+(`drift.json`, TFDV's anomalies `SchemaDiff.pb`, both spans' statistics) that the run report and
+the console's summary read. A single span (the flat layout) has nothing to compare: the report
+says so and the run goes on.
+
+Why not TFX's DistributionValidator: in 1.21 it compares two statistics artifacts but never
+stops a run, drops some anomaly types, and cannot count purchases per user; the statistics
+artifact of the run describes the training window, not the newest span.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import tensorflow_data_validation as tfdv
+from apache_beam.io import parquetio
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.dsl.io import fileio
+from tfx.types import artifact, artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import io_utils, json_utils
+
+from components import parquet_example_gen
+from models import features
+
+log = logging.getLogger("recsys.drift")  # the console shows it (runner/console.py)
+
+REPORT_FILE = "drift.json"
+ANOMALIES_FILE = "SchemaDiff.pb"
+USER_ANOMALIES_FILE = "SchemaDiff-purchases_per_user.pb"
+STATS_FILE = "FeatureStats.pb"
+REJECTED_DIR = "rejected"  # <pipeline_root>/DriftGate/rejected/<execution id>/, as the validator's
+PER_USER = "purchases_per_user"
+TOP_USERS = 0.01  # "the top 1% of users"
+SAMPLE_SEED = 0
+
+# The thresholds, by name (their values: pipeline/configs.py DriftConfig; their meaning: docs/pipeline.md)
+PRODUCT_L_INFINITY = "product_l_infinity"  # max |p_new(v) - p_prev(v)| over products (TFDV)
+PRODUCT_JENSEN_SHANNON = "product_jensen_shannon"  # JSD of the product distributions, 0..1 (TFDV)
+MIN_ROWS_RATIO = "min_rows_ratio"  # rows newest / previous at least this (TFDV num_examples comparator)
+MAX_ROWS_RATIO = "max_rows_ratio"  # ... and at most this
+PER_USER_JENSEN_SHANNON = "purchases_per_user_jensen_shannon"  # JSD of purchases per user (TFDV)
+TOP_USERS_SHARE_RATIO = "top_users_share_ratio"  # top 1% users' share, newest / previous, at most x and 1/x
+REPEATED_ROWS = "repeated_rows"  # share of the newest span's purchases also in the previous span
+THRESHOLDS = (PRODUCT_L_INFINITY, PRODUCT_JENSEN_SHANNON, MIN_ROWS_RATIO, MAX_ROWS_RATIO,
+              PER_USER_JENSEN_SHANNON, TOP_USERS_SHARE_RATIO, REPEATED_ROWS)
+
+
+class DriftError(RuntimeError):
+    """The newest span drifted from the previous one, or repeats it; the message names each
+    measure over its threshold."""
+
+
+class DriftReport(artifact.Artifact):
+    # Kubeflow V2 restores "<namespace>.<Class>" by import in each container:
+    # components/__init__.py exposes it as components.DriftReport.
+    TYPE_NAME = "components.DriftReport"
+
+
+def check_thresholds(thresholds: Dict[str, float]) -> None:
+    """ValueError naming an unknown or missing threshold, or a value out of its range."""
+    unknown, missing = set(thresholds) - set(THRESHOLDS), set(THRESHOLDS) - set(thresholds)
+    if unknown or missing:
+        raise ValueError(f"drift thresholds: unknown {sorted(unknown)}, missing {sorted(missing)} "
+                         f"(known: {', '.join(THRESHOLDS)})")
+    for name, value in thresholds.items():
+        if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"drift threshold {name} must be a number >= 0, got {value!r}")
+    if thresholds[MIN_ROWS_RATIO] > thresholds[MAX_ROWS_RATIO]:
+        raise ValueError(f"drift thresholds: {MIN_ROWS_RATIO} {thresholds[MIN_ROWS_RATIO]} is above "
+                         f"{MAX_ROWS_RATIO} {thresholds[MAX_ROWS_RATIO]}")
+    if thresholds[TOP_USERS_SHARE_RATIO] < 1:
+        raise ValueError(f"drift threshold {TOP_USERS_SHARE_RATIO} is a ratio allowed either way: "
+                         f"1 or more, got {thresholds[TOP_USERS_SHARE_RATIO]}")
+    for name in (PRODUCT_JENSEN_SHANNON, PER_USER_JENSEN_SHANNON, REPEATED_ROWS):
+        if thresholds[name] > 1:
+            raise ValueError(f"drift threshold {name} is at most 1 (a divergence or a share), "
+                             f"got {thresholds[name]}")
+
+
+# --- reading the spans ------------------------------------------------------------------------
+def read_span(files: Sequence[str]) -> pa.Table:
+    """The user and product columns of a span's train files (user ids as binary, products int64)."""
+    tables = []
+    for path in files:
+        with fileio.open(path, "rb") as f:  # local or gs://: the bytes, as pyarrow takes no GFile
+            table = pq.read_table(pa.BufferReader(f.read()), columns=[features.USER_KEY, features.PRODUCT_KEY])
+        tables.append(pa.table({
+            features.USER_KEY: pc.cast(table.column(features.USER_KEY), pa.binary()),
+            features.PRODUCT_KEY: pc.cast(table.column(features.PRODUCT_KEY), pa.int64())}))
+    return pa.concat_tables(tables) if tables else pa.table({
+        features.USER_KEY: pa.array([], pa.binary()), features.PRODUCT_KEY: pa.array([], pa.int64())})
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with fileio.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def span_name(files: Sequence[str], number: int) -> str:
+    """The span's folder name (`span-3`, `2024-03-02`), from its files' directory."""
+    folder = os.path.basename(os.path.dirname(files[0])) if files else ""
+    return folder or f"span {number}"
+
+
+# --- what is measured -------------------------------------------------------------------------
+def repeated_rows(newest: pa.Table, previous: pa.Table) -> int:
+    """How many of the newest span's rows are (user, product) pairs the previous span has."""
+    if not newest.num_rows or not previous.num_rows:
+        return 0
+    keys = [features.USER_KEY, features.PRODUCT_KEY]
+    known = previous.group_by(keys).aggregate([])
+    return newest.join(known, keys=keys, join_type="left semi").num_rows
+
+
+def equal_size(newest: pa.Table, previous: pa.Table, seed: int = SAMPLE_SEED) -> Tuple[pa.Table, pa.Table]:
+    """Both spans at the smaller one's row count: the larger is subsampled, seeded."""
+    rows = min(newest.num_rows, previous.num_rows)
+
+    def sample(table):
+        if table.num_rows <= rows:
+            return table
+        keep = np.sort(np.random.default_rng(seed).choice(table.num_rows, size=rows, replace=False))
+        return table.take(pa.array(keep))
+    return sample(newest), sample(previous)
+
+
+def purchases_per_user(table: pa.Table) -> np.ndarray:
+    """Each user's number of purchases (rows) in the table."""
+    if not table.num_rows:
+        return np.array([], dtype=np.int64)
+    counted = table.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
+    return counted.column(f"{features.PRODUCT_KEY}_count").to_numpy().astype(np.int64)
+
+
+def purchase_buckets(counts: np.ndarray) -> np.ndarray:
+    """Purchases per user as categories: 1..10 as they are, then the next power of two (16, 32,
+    64, ...): a heavy tail keeps a few categories, so TFDV's distribution compares them all."""
+    counts = np.asarray(counts, dtype=np.int64)
+    power = np.exp2(np.ceil(np.log2(np.maximum(counts, 1)))).astype(np.int64)
+    return np.where(counts <= 10, counts, power)
+
+
+def top_users_share(counts: np.ndarray, fraction: float = TOP_USERS) -> float:
+    """The share of purchases made by the top `fraction` of users (at least one user)."""
+    if not len(counts) or not counts.sum():
+        return 0.0
+    top = max(1, int(len(counts) * fraction))
+    return float(np.sort(counts)[::-1][:top].sum() / counts.sum())
+
+
+def product_schema(curated: schema_pb2.Schema, thresholds: Dict[str, float]) -> schema_pb2.Schema:
+    """The curated schema with the drift comparators of the product feature and the row ratio."""
+    schema = schema_pb2.Schema()
+    schema.CopyFrom(curated)
+    product = next((f for f in schema.feature if f.name == features.PRODUCT_KEY), None)
+    if product is None:
+        raise ValueError(f"the schema has no feature {features.PRODUCT_KEY}")
+    product.drift_comparator.infinity_norm.threshold = thresholds[PRODUCT_L_INFINITY]
+    product.drift_comparator.jensen_shannon_divergence.threshold = thresholds[PRODUCT_JENSEN_SHANNON]
+    rows = schema.dataset_constraints.num_examples_drift_comparator
+    rows.min_fraction_threshold = thresholds[MIN_ROWS_RATIO]
+    rows.max_fraction_threshold = thresholds[MAX_ROWS_RATIO]
+    return schema
+
+
+def per_user_schema(thresholds: Dict[str, float]) -> schema_pb2.Schema:
+    schema = schema_pb2.Schema()
+    feature = schema.feature.add(name=PER_USER, type=schema_pb2.INT)
+    feature.int_domain.is_categorical = True
+    feature.drift_comparator.jensen_shannon_divergence.threshold = thresholds[PER_USER_JENSEN_SHANNON]
+    return schema
+
+
+def per_user_statistics(counts: np.ndarray, schema: schema_pb2.Schema
+                        ) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """TFDV statistics of the per-user purchase categories (a few distinct values: the in-memory
+    path counts them exactly)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({PER_USER: purchase_buckets(counts)})
+    return tfdv.generate_statistics_from_dataframe(frame, stats_options=tfdv.StatsOptions(schema=schema), n_jobs=1)
+
+
+def drift_measurements(anomalies: anomalies_pb2.Anomalies) -> Dict[Tuple[str, str], float]:
+    """{(feature, "L_INFTY" | "JENSEN_SHANNON_DIVERGENCE" | ...): value} from TFDV's drift_skew_info."""
+    return {(".".join(info.path.step), anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type)): m.value
+            for info in anomalies.drift_skew_info for m in info.drift_measurements}
+
+
+def anomaly_detail(anomalies: anomalies_pb2.Anomalies, feature: str, kind: str) -> str:
+    """TFDV's description of a drift anomaly of `feature` (e.g. the value with the largest
+    difference), or ""."""
+    info = anomalies.anomaly_info.get(feature)
+    for reason in (info.reason if info is not None else []):
+        if anomalies_pb2.AnomalyInfo.Type.Name(reason.type) == kind:
+            return reason.description
+    return ""
+
+
+def _measure(name: str, value: float, limit: str, over: bool, detail: str = "") -> Dict[str, Any]:
+    return {"name": name, "value": float(value), "limit": limit, "over": bool(over), "detail": detail}
+
+
+def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
+               product_anomalies: anomalies_pb2.Anomalies, user_anomalies: anomalies_pb2.Anomalies,
+               shares: Tuple[float, float], repeats: Dict[str, Any],
+               thresholds: Dict[str, float]) -> Dict[str, Any]:
+    """The report's figures: each measure with its value, its limit and whether it is over.
+
+    `newest`/`previous`: {"span", "name", "rows", "files"}; `shares`: the top users' shares
+    (newest, previous); `repeats`: {"identical_files": [[newest file, other file]], "rows"}."""
+    product = drift_measurements(product_anomalies)
+    per_user = drift_measurements(user_anomalies)
+    linf = product.get((features.PRODUCT_KEY, "L_INFTY"), 0.0)
+    jsd = product.get((features.PRODUCT_KEY, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
+    user_jsd = per_user.get((PER_USER, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
+    ratio = newest["rows"] / previous["rows"] if previous["rows"] else float("inf")
+    share_ratio = shares[0] / shares[1] if shares[1] else 1.0
+    allowed = thresholds[TOP_USERS_SHARE_RATIO]
+    repeated_share = repeats["rows"] / newest["rows"] if newest["rows"] else 0.0
+    identical = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}"
+                        for a, b in repeats["identical_files"])
+    measures = [
+        _measure(f"{features.PRODUCT_KEY} L-infinity distance", linf, f"<= {thresholds[PRODUCT_L_INFINITY]:g}",
+                 linf > thresholds[PRODUCT_L_INFINITY],
+                 anomaly_detail(product_anomalies, features.PRODUCT_KEY, "COMPARATOR_L_INFTY_HIGH")),
+        _measure(f"{features.PRODUCT_KEY} Jensen-Shannon divergence", jsd,
+                 f"<= {thresholds[PRODUCT_JENSEN_SHANNON]:g}", jsd > thresholds[PRODUCT_JENSEN_SHANNON]),
+        _measure("rows, newest / previous", ratio,
+                 f"{thresholds[MIN_ROWS_RATIO]:g} to {thresholds[MAX_ROWS_RATIO]:g}",
+                 bool(product_anomalies.dataset_anomaly_info.reason),
+                 f"{newest['rows']:,} vs {previous['rows']:,} rows"),
+        _measure("purchases per user, Jensen-Shannon divergence", user_jsd,
+                 f"<= {thresholds[PER_USER_JENSEN_SHANNON]:g}", user_jsd > thresholds[PER_USER_JENSEN_SHANNON],
+                 "at equal size"),
+        _measure("top 1% of users' share of purchases, newest / previous", share_ratio,
+                 f"{1 / allowed:.3g} to {allowed:g}", not 1 / allowed <= share_ratio <= allowed,
+                 f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal size"),
+        _measure("purchases repeated from the previous span", repeated_share,
+                 f"<= {thresholds[REPEATED_ROWS]:g}",
+                 repeated_share > thresholds[REPEATED_ROWS] or bool(repeats["identical_files"]),
+                 f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}"),
+    ]
+    return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
+            "drifted": any(m["over"] for m in measures)}
+
+
+def _short(path: str) -> str:
+    """`span-2/file.parquet`: a file by its folder and name."""
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+
+
+def problem_lines(figures: Dict[str, Any]) -> List[str]:
+    """One line per measure over its threshold (the repeats first, named as such)."""
+    lines = []
+    newest, previous = figures["newest"]["name"], figures["previous"]["name"]
+    for m in figures["measures"]:
+        if not m["over"]:
+            continue
+        detail = f" ({m['detail']})" if m["detail"] else ""
+        if m["name"].startswith("purchases repeated"):
+            lines.insert(0, f"{newest} repeats {previous} (the same file dropped twice, or mostly the same "
+                            f"rows): {m['value']:.1%} of its purchases are in {previous}, allowed "
+                            f"{m['limit']}{detail}")
+        else:
+            lines.append(f"{m['name']}: {m['value']:.4g}, allowed {m['limit']}{detail}")
+    return lines
+
+
+def table_lines(figures: Dict[str, Any]) -> List[str]:
+    """The measures as the console's table (as the gate's)."""
+    rows = [f"{'measure':<56}{'value':>9}  {'threshold':<16}result"]
+    for m in figures["measures"]:
+        rows.append(f"{m['name']:<56}{m['value']:>9.4f}  {m['limit']:<16}{'OVER' if m['over'] else 'ok'}")
+    return rows
+
+
+def summary_text(figures: Optional[Dict[str, Any]]) -> str:
+    """One line for the run's summary: what was compared and the headline figures."""
+    if not figures:
+        return "-"
+    if not figures.get("compared"):
+        return figures.get("reason", "not compared")
+    linf, jsd, rows, user_jsd, share, repeats = figures["measures"]
+    if figures.get("accepted"):
+        verdict = "OVER the thresholds, accepted (" + figures["accepted"] + ")"
+    else:
+        verdict = "over the thresholds" if figures["drifted"] else "within the thresholds"
+    return (f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}: "
+            f"{features.PRODUCT_KEY} L-inf {linf['value']:.4f} ({linf['limit']}), "
+            f"JS {jsd['value']:.3f} ({jsd['limit']}); rows x{rows['value']:.2f}; per-user JS "
+            f"{user_jsd['value']:.4f} ({user_jsd['limit']}), top-1% share x{share['value']:.2f}; "
+            f"repeated {repeats['value']:.1%}")
+
+
+# --- acceptances ------------------------------------------------------------------------------
+def acceptance_key(newest_digests: Sequence[str], previous_digests: Sequence[str]) -> str:
+    """The content of both spans, as one key: an acceptance holds for exactly these files."""
+    text = "\n".join(sorted(newest_digests)) + "\n--\n" + "\n".join(sorted(previous_digests))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def acceptance_path(directory: str, figures: Dict[str, Any], key: str) -> str:
+    return os.path.join(directory, f"{figures['newest']['name']}-vs-{figures['previous']['name']}-{key}.json")
+
+
+def read_acceptance(path: str) -> Optional[Dict[str, Any]]:
+    if not path or not fileio.exists(path):
+        return None
+    with fileio.open(path, "r") as f:
+        return json.load(f)
+
+
+# --- the component ----------------------------------------------------------------------------
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Compares the newest span with the previous one; fails on drift unless accepted (module
+    docstring)."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        report = artifact_utils.get_single_instance(output_dict["drift_report"])
+        thresholds = json_utils.loads(exec_properties["thresholds"])
+        check_thresholds(thresholds)
+        newest = examples.get_int_custom_property(parquet_example_gen.SPAN_PROPERTY)
+        previous = parquet_example_gen.previous_span(examples)
+        report.set_int_custom_property("span", newest)
+        if previous is None:
+            figures = {"compared": False, "reason": "one span only: nothing to compare",
+                       "newest": {"span": newest}}
+            logging.info("DriftGate: one span only, nothing to compare it with")  # the log, not the console
+            self._write(report, figures)
+            return
+        files = parquet_example_gen.span_train_files(examples)
+        figures, digests = self._compare(files[newest], files[previous], newest, previous, files,
+                                         thresholds, report.uri, _schema(input_dict))
+        report.set_int_custom_property("previous_span", previous)
+        if figures["drifted"]:
+            directory = exec_properties.get("acceptances_dir") or ""
+            path = acceptance_path(directory, figures, acceptance_key(*digests)) if directory else ""
+            earlier = read_acceptance(path)
+            if exec_properties.get("accept_drift"):
+                figures["accepted"] = "--accept-drift"
+                if path:
+                    io_utils.write_string_file(path, json.dumps({
+                        "accepted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                        "figures": figures}, indent=1))
+            elif earlier:
+                figures["accepted"] = f"--accept-drift on {earlier['accepted']}"
+        problems = problem_lines(figures)
+        self._write(report, figures)
+        head = f"[drift] {figures['newest']['name']} vs {figures['previous']['name']}:"
+        if not figures["drifted"]:
+            log.info("%s within the thresholds (DriftGate)\n%s", head, "\n".join(table_lines(figures)))
+            return
+        if figures.get("accepted"):
+            log.info("%s OVER the thresholds, ACCEPTED (%s): training on it\n%s", head, figures["accepted"],
+                     "\n".join(table_lines(figures)))
+            return
+        kept = _keep_rejected(report.uri)
+        raise DriftError(
+            f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
+            "(thresholds: pipeline/configs.py DriftConfig); the pipeline stops before Transform so "
+            "nothing is trained on it.\n" + "\n".join(problems) +
+            "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
+            f"runs on the same spans accept it too.\n(figures and TFDV's anomalies kept in {kept})")
+
+    def _compare(self, newest_files, previous_files, newest, previous, files, thresholds, out_uri,
+                 curated) -> Tuple[Dict[str, Any], Tuple[List[str], List[str]]]:
+        newest_table, previous_table = read_span(newest_files), read_span(previous_files)
+        digests = {path: file_digest(path) for span_files in files.values() for path in span_files}
+        identical = [[a, b] for a in newest_files for span, others in sorted(files.items())
+                     if span != newest for b in others if digests[a] == digests[b]]
+        repeats = {"identical_files": identical, "rows": repeated_rows(newest_table, previous_table)}
+
+        schema = product_schema(curated, thresholds)
+        paths = {"newest": os.path.join(out_uri, "newest", STATS_FILE),
+                 "previous": os.path.join(out_uri, "previous", STATS_FILE)}
+        with self._make_beam_pipeline() as pipeline:
+            for name, span_files in (("newest", newest_files), ("previous", previous_files)):
+                _ = (pipeline
+                     | f"Files[{name}]" >> beam.Create(list(span_files))
+                     | f"Read[{name}]" >> parquetio.ReadAllFromParquetBatched(
+                         columns=[features.USER_KEY, features.PRODUCT_KEY])
+                     | f"ListColumns[{name}]" >> beam.FlatMap(parquet_example_gen.as_list_batches)
+                     | f"Statistics[{name}]" >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
+                     | f"Write[{name}]" >> tfdv.WriteStatisticsToBinaryFile(paths[name]))
+        stats = {name: tfdv.load_stats_binary(path) for name, path in paths.items()}
+        product_anomalies = tfdv.validate_statistics(stats["newest"], schema, previous_statistics=stats["previous"])
+
+        user_schema = per_user_schema(thresholds)
+        sampled = equal_size(newest_table, previous_table)
+        counts = [purchases_per_user(t) for t in sampled]
+        user_stats = [per_user_statistics(c, user_schema) for c in counts]
+        user_anomalies = tfdv.validate_statistics(user_stats[0], user_schema, previous_statistics=user_stats[1])
+        io_utils.write_bytes_file(os.path.join(out_uri, ANOMALIES_FILE), product_anomalies.SerializeToString())
+        io_utils.write_bytes_file(os.path.join(out_uri, USER_ANOMALIES_FILE), user_anomalies.SerializeToString())
+
+        def span(number, span_files, table):
+            return {"span": number, "name": span_name(span_files, number), "rows": table.num_rows,
+                    "files": list(span_files)}
+        figures = figures_of(span(newest, newest_files, newest_table), span(previous, previous_files, previous_table),
+                             product_anomalies, user_anomalies,
+                             (top_users_share(counts[0]), top_users_share(counts[1])), repeats, thresholds)
+        return figures, ([digests[p] for p in newest_files], [digests[p] for p in previous_files])
+
+    @staticmethod
+    def _write(report: types.Artifact, figures: Dict[str, Any]) -> None:
+        io_utils.write_string_file(os.path.join(report.uri, REPORT_FILE), json.dumps(figures, indent=1))
+        report.set_int_custom_property("compared", int(bool(figures.get("compared"))))
+        report.set_int_custom_property("drifted", int(bool(figures.get("drifted"))))
+        report.set_int_custom_property("accepted", int(bool(figures.get("accepted"))))
+
+
+def _schema(input_dict: Dict[str, List[types.Artifact]]) -> schema_pb2.Schema:
+    return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+        artifact_utils.get_single_uri(input_dict["schema"])))
+
+
+def _keep_rejected(uri: str) -> str:
+    """Copies the report next to the component's outputs: TFX deletes a failed execution's
+    outputs, and the person needs the figures (as components/validator.py keeps its anomalies)."""
+    component_dir = os.path.dirname(os.path.dirname(uri))  # <root>/<component>/drift_report/<id>
+    kept = os.path.join(component_dir, REJECTED_DIR, os.path.basename(uri))
+    io_utils.copy_dir(uri, kept)
+    return kept
+
+
+def read_report(report_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+    """drift.json of a DriftReport artifact, None without one."""
+    if not report_uri:
+        return None
+    path = os.path.join(report_uri, REPORT_FILE)
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path, "r") as f:
+        return json.load(f)
+
+
+class DriftGateSpec(ComponentSpec):
+    PARAMETERS = {
+        "thresholds": ExecutionParameter(type=str),  # JSON {name: value}, every name of THRESHOLDS
+        "accept_drift": ExecutionParameter(type=int, optional=True),
+        "acceptances_dir": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
+    }
+    OUTPUTS = {"drift_report": ChannelParameter(type=DriftReport)}
+
+
+class DriftGate(base_beam_component.BaseBeamComponent):
+    """The newest span against the previous one; stops the run on drift (module docstring)."""
+
+    SPEC_CLASS = DriftGateSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, examples: types.BaseChannel, schema: types.BaseChannel,
+                 thresholds: Dict[str, float], accept_drift: bool = False,
+                 acceptances_dir: Optional[str] = None):
+        check_thresholds(thresholds)
+        super().__init__(spec=DriftGateSpec(
+            examples=examples, schema=schema, thresholds=json_utils.dumps(dict(sorted(thresholds.items()))),
+            accept_drift=int(bool(accept_drift)), acceptances_dir=acceptances_dir or "",
+            drift_report=types.Channel(type=DriftReport)))

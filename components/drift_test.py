@@ -1,0 +1,183 @@
+"""The drift gate: its measures on small known inputs, and its executor on generated spans (a
+span that drifted, one with heavier buyers, one dropped twice, an accepted one, a single span).
+The thresholds of the ASOS-size spans are measured by benchmarks/drift_calibration.py."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+from tfx.utils import json_utils
+
+from benchmarks import drift_calibration
+from components import drift, parquet_example_gen
+from models import features
+from pipeline import configs
+
+
+def _table(users, products):
+    return pa.table({features.USER_KEY: pa.array(users, pa.binary()),
+                     features.PRODUCT_KEY: pa.array(products, pa.int64())})
+
+
+def test_purchases_per_user_in_categories_that_keep_a_heavy_tail_small():
+    assert drift.purchase_buckets(np.array([1, 2, 10, 11, 16, 17, 1000])).tolist() == [1, 2, 10, 16, 16, 32, 1024]
+
+
+def test_the_top_users_share():
+    counts = np.array([50] + [1] * 150)  # 151 users: the top 1% is one user
+    assert drift.top_users_share(counts) == pytest.approx(50 / 200)
+    assert drift.top_users_share(np.array([], dtype=np.int64)) == 0.0
+
+
+def test_spans_are_compared_at_equal_size():
+    big, small = _table([b"u"] * 10, list(range(10))), _table([b"v"] * 4, list(range(4)))
+    a, b = drift.equal_size(big, small)
+    assert (a.num_rows, b.num_rows) == (4, 4) and b.equals(small)
+    assert drift.equal_size(big, small)[0].equals(a)  # seeded: the same sample every time
+
+
+def test_repeated_rows_are_the_newest_spans_pairs_the_previous_one_has():
+    previous = _table([b"a", b"a", b"b"], [1, 2, 1])
+    assert drift.repeated_rows(_table([b"a", b"b", b"b", b"c"], [1, 1, 2, 1]), previous) == 2
+    assert drift.repeated_rows(_table([], []), previous) == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"product_l_infinity": -1}, "product_l_infinity must be a number >= 0"),
+    ({"typo": 1}, r"unknown \['typo'\]"),
+    ({"min_rows_ratio": 3}, "min_rows_ratio 3 is above max_rows_ratio"),
+    ({"top_users_share_ratio": 0.5}, "either way: 1 or more"),
+    ({"repeated_rows": 2}, "repeated_rows is at most 1"),
+])
+def test_bad_thresholds_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        drift.check_thresholds({**configs.DEFAULT_DRIFT_THRESHOLDS, **change})
+
+
+def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others=()):
+    """The DriftGate executor on two span folders; returns (figures, the DriftError or None, the report)."""
+    files = {2: [os.path.join(newest, configs.TRAIN_FILE)], 1: [os.path.join(previous, configs.TRAIN_FILE)]}
+    for number, folder in enumerate(others, start=3):
+        files[number] = [os.path.join(folder, configs.TRAIN_FILE)]
+    examples = standard_artifacts.Examples()
+    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, 2)
+    examples.set_int_custom_property(parquet_example_gen.PREVIOUS_SPAN_PROPERTY, 1)
+    examples.set_string_custom_property(parquet_example_gen.SPAN_TRAIN_FILES_PROPERTY,
+                                        json.dumps({str(k): v for k, v in files.items()}))
+    schema = standard_artifacts.Schema()
+    schema.uri = configs.SCHEMA_DIR
+    report = drift.DriftReport()
+    report.uri = str(tmp_path / "root" / "DriftGate" / "drift_report" / str(len(os.listdir(tmp_path))))
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
+        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    props = {"thresholds": json_utils.dumps(thresholds), "accept_drift": int(accept),
+             "acceptances_dir": str(tmp_path / "accepted")}
+    try:
+        drift.Executor(context).Do({"examples": [examples], "schema": [schema]}, {"drift_report": [report]}, props)
+        error = None
+    except drift.DriftError as e:
+        error = e
+    return drift.read_report(report.uri), error, report
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory, write_fake_spans, small_span_thresholds):
+    root = tmp_path_factory.mktemp("spans")
+    folders = write_fake_spans(str(root / "data"), num_spans=3, rows_per_span=600)
+    table = pq.read_table(os.path.join(folders[2], configs.TRAIN_FILE))
+    altered = {"inverted": drift_calibration.inverted(table, table)}
+    for name, altered_table in altered.items():
+        os.makedirs(root / name)
+        pq.write_table(altered_table, str(root / name / configs.TRAIN_FILE))
+    return root, folders, small_span_thresholds
+
+
+def test_a_span_like_the_previous_one_passes_and_says_its_figures(generated, tmp_path, caplog):
+    import logging
+
+    _, folders, small = generated
+    with caplog.at_level(logging.INFO, logger="recsys.drift"):
+        figures, error, report = _gate(tmp_path, folders[3], folders[2], small)
+    assert error is None and figures["compared"] and not figures["drifted"]
+    assert (figures["newest"]["name"], figures["previous"]["name"]) == ("span-3", "span-2")
+    assert [m["over"] for m in figures["measures"]] == [False] * 6
+    assert report.get_int_custom_property("drifted") == 0
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "[drift] span-3 vs span-2: within the thresholds" in said and "productId L-infinity distance" in said
+    assert os.path.exists(os.path.join(report.uri, "newest", drift.STATS_FILE))
+    assert drift.summary_text(figures).startswith("span-3 vs span-2 within the thresholds: productId L-inf 0.0")
+
+
+def test_inverted_popularity_stops_the_run_naming_the_feature_and_the_threshold(generated, tmp_path):
+    root, folders, small = generated
+    figures, error, _ = _gate(tmp_path, str(root / "inverted"), folders[2], small)
+    assert figures["drifted"] and error is not None
+    message = str(error)
+    assert "The newest span inverted drifted from span-2" in message
+    assert "productId L-infinity distance: 0.1" in message and "allowed <= 0.06" in message
+    assert "The feature value with maximum difference is" in message  # TFDV's own words
+    assert "--accept-drift" in message
+    kept = message.rsplit("kept in ", 1)[1].rstrip(")")
+    assert os.path.exists(os.path.join(kept, drift.REPORT_FILE))  # TFX drops a failed execution's outputs
+
+
+def test_the_override_lets_it_through_and_later_runs_on_the_same_spans_too(generated, tmp_path):
+    root, folders, small = generated
+    figures, error, report = _gate(tmp_path, str(root / "inverted"), folders[2], small, accept=True)
+    assert error is None and figures["drifted"] and figures["accepted"] == "--accept-drift"
+    assert report.get_int_custom_property("accepted") == 1
+    assert os.listdir(tmp_path / "accepted")
+    figures, error, _ = _gate(tmp_path, str(root / "inverted"), folders[2], small)  # no flag this time
+    assert error is None and figures["accepted"].startswith("--accept-drift on 20")
+    assert "OVER the thresholds, accepted" in drift.summary_text(figures)
+    # other spans are not covered by that acceptance
+    shutil.copytree(root / "inverted", tmp_path / "again")
+    pq.write_table(pq.read_table(str(tmp_path / "again" / configs.TRAIN_FILE)).slice(1),
+                   str(tmp_path / "again" / configs.TRAIN_FILE))
+    assert _gate(tmp_path, str(tmp_path / "again"), folders[2], small)[1] is not None
+
+
+def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
+    _, folders, small = generated
+    shutil.copytree(folders[2], tmp_path / "span-9")
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "span-9"), folders[2], small)
+    first = str(error).splitlines()[1]
+    assert first.startswith("span-9 repeats span-2 (the same file dropped twice, or mostly the same rows): "
+                            "100.0% of its purchases are in span-2")
+    assert f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}" in first
+    # the same file as an older span of the window (not the previous one) is named too
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "span-9"), folders[3], small, others=[folders[2]])
+    assert f"byte-identical to span-2/{configs.TRAIN_FILE}" in str(error)
+
+
+def test_heavier_buyers_are_caught_by_purchases_per_user(tmp_path, write_fake_spans, small_span_thresholds):
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=2, rows_per_span=3000)
+    table = pq.read_table(os.path.join(folders[2], configs.TRAIN_FILE))
+    os.makedirs(tmp_path / "heavy")
+    pq.write_table(drift_calibration.heavier(table, 30), str(tmp_path / "heavy" / configs.TRAIN_FILE))
+    thresholds = {**small_span_thresholds, "repeated_rows": 1.0}  # heavier() repeats the span's own rows
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "heavy"), folders[2], thresholds)
+    over = [m["name"] for m in figures["measures"] if m["over"]]
+    assert "purchases per user, Jensen-Shannon divergence" in over, figures["measures"]
+    assert "top 1% of users' share of purchases, newest / previous" in over
+    assert f"{features.PRODUCT_KEY} L-infinity distance" not in over
+    figures, error, _ = _gate(tmp_path, folders[2], folders[1], thresholds)
+    assert error is None, error
+
+
+def test_a_single_span_has_nothing_to_compare(tmp_path):
+    examples = standard_artifacts.Examples()
+    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, 0)
+    report = drift.DriftReport()
+    report.uri = str(tmp_path / "report")
+    drift.Executor().Do({"examples": [examples], "schema": []}, {"drift_report": [report]},
+                        {"thresholds": json_utils.dumps(configs.DEFAULT_DRIFT_THRESHOLDS)})
+    figures = drift.read_report(report.uri)
+    assert not figures["compared"] and drift.summary_text(figures) == "one span only: nothing to compare"
+    assert report.get_int_custom_property("compared") == 0
