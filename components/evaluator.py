@@ -1,9 +1,11 @@
 """Evaluator (TFMA) whose verdict is said in plain words, and the EvalConfig of the gate.
 
-`GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
-its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
-metric: the candidate's value, the last blessed model's value, the thresholds, and whether it
-passed (`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the
+`GatedEvaluator` is TFX's Evaluator with two additions: its baseline is ServedBaseline's output
+(components/baseline.py), which is left out when it holds no model (nothing served yet: the
+absolute bounds only, as TFMA does without a baseline); and after TFMA has written its metrics
+and its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
+metric: the candidate's value, the served model's value, the thresholds, and whether it passed
+(`FAILED (no value)` when a gated metric has none, never `ok`). Nothing else changes: the
 blessing artifact decides, and Pusher pushes only a blessed model.
 """
 
@@ -23,6 +25,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx import v1 as tfx
 
+from components import baseline
 from models import exporter
 from models import features
 from models.eval_metrics import RECALL_CURVE
@@ -41,8 +44,8 @@ def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
 
 def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float) -> config_pb2.EvalConfig:
     """The gate: each metric in `lower_bounds` must reach its bound, and must not fall more than
-    `max_relative_drop` (a fraction) below the last blessed model's value (skipped by TFMA when
-    there is no blessed model yet)."""
+    `max_relative_drop` (a fraction) below the served model's value (skipped by TFMA when
+    nothing is served yet)."""
     unknown = set(lower_bounds) - {name for name, _ in metric_configs()}
     if unknown:
         raise ValueError(f"no such metric to gate on: {sorted(unknown)}")
@@ -84,7 +87,7 @@ def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
     if threshold.HasField("value_threshold"):
         parts.append(f">= {threshold.value_threshold.lower_bound.value:g}")
     if threshold.HasField("change_threshold"):
-        parts.append(f"drop <= {-threshold.change_threshold.relative.value:.1%} vs blessed")
+        parts.append(f"drop <= {-threshold.change_threshold.relative.value:.1%} vs served")
     return ", ".join(parts)
 
 
@@ -143,7 +146,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
     verdict = ("BLESSED: the model passes the gate; Pusher serves it" if blessed else
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
-               "the serving model stays the last blessed one")
+               "the served model stays as it is")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
     details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
     if not blessed and not failed and not missing and result.HasField("validation_details"):
@@ -155,9 +158,9 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
 def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:
     """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
     gate = gate_verdict(output_uri, config)
-    baseline_note = ("compared with the last blessed model" if gate["has_baseline"] else
-                     "no blessed model yet: absolute thresholds only")
-    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}  {'threshold':<34}result"]
+    baseline_note = ("compared with the served model" if gate["has_baseline"] else
+                     "no model served yet: absolute thresholds only")
+    lines = [f"{'metric':<18}{'candidate':>11}{'served':>11}  {'threshold':<34}result"]
     for row in gate["rows"]:
         lines.append(f"{row['metric']:<18}{_fmt(row['candidate']):>11}{_fmt(row['baseline']):>11}  "
                      f"{row['threshold']:<34}{row['result']}")
@@ -194,9 +197,13 @@ def fixed_size_input_batches():
 
 
 class Executor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, then the gate's verdict in plain words."""
+    """TFX's Evaluator executor (without a baseline that holds no model), then the gate's verdict
+    in plain words."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        if input_dict.get(key) and not baseline.found(input_dict[key][0]):
+            input_dict = {**input_dict, key: []}
         with fixed_size_input_batches():
             result = super().Do(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])

@@ -34,6 +34,20 @@ def test_same_model_compares_the_savedmodel_fingerprints(tmp_path):
     assert not pusher.same_model(_version(base, "candidate-c"), served)  # no fingerprint: push
 
 
+def test_a_model_exported_again_to_the_same_bits_is_the_same_model(tmp_path):
+    """Each export draws a new uuid in fingerprint.pb; the hashes are what tell models apart."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    def fingerprint(checkpoint_hash, uuid):
+        return fingerprint_pb2.FingerprintDef(saved_model_checksum=1, graph_def_program_hash=2,
+                                              checkpoint_hash=checkpoint_hash, uuid=uuid).SerializeToString()
+
+    base = str(tmp_path)
+    served = _version(base, "1", fingerprint(3, "1111"))
+    assert pusher.same_model(_version(base, "again", fingerprint(3, "2222")), served)
+    assert not pusher.same_model(_version(base, "retrained", fingerprint(4, "2222")), served)
+
+
 def test_mark_pushed_records_what_tfx_pusher_records(tmp_path):
     model_push = standard_artifacts.PushedModel()
     pusher.mark_pushed(model_push, str(tmp_path / "123"), "123")

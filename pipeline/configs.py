@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from cli import flags
 from cli.flags import Flag
@@ -61,15 +61,18 @@ class TrainingConfig:
     preset: str = "default"  # "default" (the tuned model) or "notebook" (the workshop's)
     overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
     serving_top_k: int = features.SERVING_TOP_K  # products returned by the serving signatures
+    cold_start: bool = False  # train from nothing even when a model is served (no warm start)
 
     def custom_config(self) -> Dict[str, Any]:
         return {"preset": self.preset, "model": dict(self.overrides),
-                "serving_top_k": self.serving_top_k}
+                "serving_top_k": self.serving_top_k, "cold_start": self.cold_start}
 
     @classmethod
     def from_flags(cls, args) -> "TrainingConfig":
-        """From the parsed PIPELINE_FLAGS (`--preset`, `--model-param`, `--serving-top-k`)."""
-        return cls(preset=args.preset, overrides=dict(args.model_param), serving_top_k=args.serving_top_k)
+        """From the parsed PIPELINE_FLAGS (`--preset`, `--model-param`, `--serving-top-k`,
+        `--cold-start`)."""
+        return cls(preset=args.preset, overrides=dict(args.model_param), serving_top_k=args.serving_top_k,
+                   cold_start=args.cold_start)
 
 
 # Per eval purchase (TFMA's examples): well above the most-popular baseline, with a margin for the
@@ -120,7 +123,9 @@ GATE_BOUND_FLAG = Flag("--gate-bound", "the gate's lower bound for a metric of t
                        + ", ".join(f"{name}={value:g}" for name, value in DEFAULT_LOWER_BOUNDS.items())
                        + "); repeatable", kind=flags.REPEAT, metavar="METRIC=VALUE",
                        parse=flags.assignment(float, "METRIC=NUMBER"))
-PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG)
+COLD_START_FLAG = Flag("--cold-start", "train from nothing: no warm start from the served model (which the "
+                       "gate still compares with)", kind=flags.SWITCH)
+PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG, COLD_START_FLAG)
 
 
 @dataclasses.dataclass
@@ -139,9 +144,6 @@ class PipelineConfig:
     beam_runner: str = "FnApiRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
-    # The Evaluator's baseline leaves the candidate out (pipeline/resolvers.py): a second run with
-    # nothing changed is cached whole instead of comparing the model with itself.
-    baseline_excludes_candidate: ClassVar[bool] = True
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
@@ -243,8 +245,6 @@ class VertexConfig:
     dataflow_public_ips: bool = True
     direct_num_workers: int = 0  # without Dataflow: 0 = every core of the component's machine
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
-    # TFX's LatestBlessedModelStrategy: the Kubeflow V2 compiler accepts no other (pipeline/resolvers.py)
-    baseline_excludes_candidate: ClassVar[bool] = False
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)

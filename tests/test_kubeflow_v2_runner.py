@@ -47,8 +47,7 @@ def compiled(tmp_path_factory):
 
 
 def _node_of(task_name, node_ids):
-    """A task's node: its own id, or the id it extends (the LatestBlessedModelStrategy Resolver
-    compiles to '<id>-model-blessing-resolver' and '<id>-model-resolver')."""
+    """A task's node: its own id (a Resolver would compile to '<id>-...' tasks; there is none)."""
     if task_name in node_ids:
         return task_name
     owners = [n for n in node_ids if task_name.startswith(n + "-")]
@@ -81,33 +80,32 @@ def _parameter(task, name):
 
 def test_compiled_dag_is_the_local_pipeline(compiled, local_pipeline):
     expected = {n.id: {u.id for u in n.upstream_nodes} for n in local_pipeline.components}
-    # one difference by design: locally the baseline search reads the Trainer's model to leave it
-    # out (pipeline/resolvers.py); the Vertex compiler accepts only TFX's stock strategy
-    assert expected["latest_blessed_model_resolver"] == {"Trainer"}
-    expected["latest_blessed_model_resolver"] = set()
     got = defaultdict(set)
     for name, task in compiled["spec"].root.dag.tasks.items():
         node = _node_of(name, expected)
         got[node] |= {_node_of(d, expected) for d in task.dependent_tasks} - {node}
-    assert sorted(got) == sorted(expected), "every component, the Importer and the Resolver compile"
+    assert sorted(got) == sorted(expected), "every component and the Importer compile"
     assert dict(got) == expected
     # the edge that stops Transform on bad data survives compilation
     assert "StrictExampleValidator" in got["Transform"]
 
 
-def test_resolver_and_gate_compile_when_present(compiled, local_pipeline):
+def test_the_served_baseline_feeds_the_trainer_and_the_evaluator_and_runs_uncached(compiled, local_pipeline):
+    """No resolver task (open-source KFP runs none): ServedBaseline reads the Pusher's directory.
+    Compiled, it decides when it runs, so its task is never taken from Vertex's cache; the local
+    runner decides before the run (pinned_version) and leaves caching to TFX."""
     tasks = compiled["spec"].root.dag.tasks
-    resolvers = [c for c in local_pipeline.components
-                 if "Resolver" in {k.__name__ for k in type(c).__mro__}]
-    if not resolvers:
-        pytest.skip("the pipeline has no Resolver yet")
-    for r in resolvers:
-        assert any(_node_of(t, {r.id}) == r.id for t in tasks if t.startswith(r.id)), r.id
-    evaluator = _component(local_pipeline, "Evaluator")
-    if evaluator is not None:
-        deps = {_node_of(d, {c.id for c in local_pipeline.components})
-                for d in tasks[evaluator.id].dependent_tasks}
-        assert {r.id for r in resolvers} & deps, "Evaluator gets the baseline from the Resolver"
+    assert not [t for t in tasks if "resolver" in t.lower()]
+    for consumer, key in (("Trainer", "base_model"), ("Evaluator", "baseline_model"),
+                          ("RunReport", "baseline_model")):
+        ref = tasks[consumer].inputs.artifacts[key].task_output_artifact
+        assert (ref.producer_task, ref.output_artifact_key) == ("ServedBaseline", "model"), consumer
+    assert not tasks["ServedBaseline"].caching_options.enable_cache
+    assert all(t.caching_options.enable_cache for name, t in tasks.items() if name != "ServedBaseline")
+    assert "pinned_version" not in tasks["ServedBaseline"].inputs.parameters
+    assert compiled["config"].serving_model_dir in _parameter(tasks["ServedBaseline"], "serving_model_dir")
+    local = _component(local_pipeline, "ServedBaseline")
+    assert local.exec_properties["pinned_version"] == "none"  # nothing served in the fixture's dirs
 
 
 # --- images, Beam -------------------------------------------------------------------------------
@@ -122,7 +120,7 @@ def test_every_executor_runs_the_image(compiled):
     for name, container in containers.items():
         assert container.image == IMAGE, name
         assert list(container.command) == list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD), name
-    for node in compiled["pipeline"].components:  # importers/resolvers run in Vertex itself
+    for node in compiled["pipeline"].components:  # importers run in Vertex itself
         if isinstance(node, base_component.BaseComponent):
             assert _executor(compiled, node.id).container.image == IMAGE, node.id
 

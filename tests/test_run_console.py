@@ -51,9 +51,9 @@ def runs(tmp_path_factory):
     pushed = subprocess.run([sys.executable, "local_runner.py", *_argv(root)], cwd=configs.PROJECT_DIR,
                             capture_output=True, text=True)
     again = _in_process(_argv(root))  # nothing changed: the whole run from the cache
-    # learning rate ~0: the model stays random; the gate refuses it
+    # learning rate ~0 from nothing: the model stays random; the gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
-                                "--model-param", "learning_rate=1e-9"))
+                                "--model-param", "learning_rate=1e-9", "--cold-start"))
     # an eval file with no rows (still parquet): rejected at validation, before Transform
     shutil.copytree(root / "data", root / "tiny")
     fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 0))
