@@ -1,6 +1,8 @@
 """The run report's figures from small known inputs (the metrics themselves:
 models/ranking_metrics_test.py)."""
 
+import os
+
 import numpy as np
 import pytest
 from tfx.types import standard_artifacts
@@ -70,3 +72,17 @@ def test_gate_figures():
             "values": {}, "curves": {}}
     assert report_figures.gate_figures(gate) == {"blessed": False, "verdict": "NOT BLESSED",
                                                  "rows": [{"metric": "mrr"}], "compared_with_blessed": True}
+
+
+def test_earlier_reports_are_the_local_runners_earlier_executions(tmp_path):
+    import json
+
+    for execution, content in ((3, {"gate": 1, "evaluation": 1}), (7, {"gate": 2, "evaluation": 2}),
+                               (9, {"gate": 3, "evaluation": 3}), (5, None)):
+        os.makedirs(tmp_path / str(execution))
+        if content:
+            (tmp_path / str(execution) / "report.json").write_text(json.dumps(content))
+    (tmp_path / "other").mkdir()
+    found = report_figures.earlier_reports(str(tmp_path / "9"), "report.json")
+    assert [r["gate"] for r in found] == [1, 2]  # older ones, oldest first; 5 has no report
+    assert report_figures.earlier_reports(str(tmp_path / "other"), "report.json") == []  # not the local layout
