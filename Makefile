@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test serve lock benchmark compile
+.PHONY: run test serve lock benchmark compile replay
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -19,6 +19,9 @@ benchmark:  ## pipeline timings, model quality, serving latency and batch time o
 	$(RUN) python benchmarks/serving_latency.py
 	$(RUN) python benchmarks/serving_load.py
 	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
+
+replay:  ## the ASOS train purchases as 4 spans, through the pipeline span by span (outputs/replay/)
+	$(RUN) python benchmarks/replay.py $(ARGS)
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)
