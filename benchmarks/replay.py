@@ -2,18 +2,21 @@
 
     make replay                                        # 4 spans, into outputs/replay/
     env/run-in-env python benchmarks/replay.py --spans 4 --output-dir outputs/replay
-    env/run-in-env python benchmarks/replay.py -- --span-window 2     # after `--`: make run's flags
+    env/run-in-env python benchmarks/replay.py --window 2 -- --preset default  # after `--`: make run's flags
 
 **The spans are not periods of time.** The ASOS sample has no timestamps: the replay splits the
 train purchases at random (seeded), the first span bigger (40% by default, the others equal
 shares of the rest), as if the same weeks of purchases had arrived in K deliveries. The eval file
 stays the standing one for every span.
 
-For span k = 1..K the replay writes `span-k/` into its data directory (`<output-dir>/data/`: the
-users, catalog and eval files at the top, one folder per span holding its train file: the
-layout `make run --data-dir` reads, docs/pipeline.md) and runs the pipeline on it with
-`local_runner.py` into `<output-dir>/warm/`: the first span trains cold, each later one
-warm-starts from the model the span before pushed and is judged against it. For the warm start's
+For span k = 1..K the replay writes the span into its data directory (`<output-dir>/data/`: the
+users, catalog and eval files at the top) and runs the pipeline on it with `local_runner.py`
+into `<output-dir>/warm/`. Two layouts (`--layout`): `flat` (the default, while the pipeline
+reads one train file) writes the window itself (the last `--window` spans up to k, 3 by default)
+as the flat train file; `spans` writes `span-k/` holding span k's train file, for a pipeline
+that reads span folders and picks its own window (`--span-window`, passed after `--`). In both,
+the first span trains cold, each later one warm-starts from the model the span before pushed
+and is judged against it. For the warm start's
 target (docs/model.md: a warm-started span within one standard error of a cold training on the
 same window, in at most a third of its training time) it also runs every span after the first
 with `--cold-start` into `<output-dir>/cold/` (off: `--no-cold`): the same data, the same
@@ -24,9 +27,6 @@ metrics, the verdict and the version pushed; then the warm/cold comparison with 
 errors (of the cold model's per-purchase metrics on the eval split, through its `evaluate`
 signature: the gate's protocol). Everything also goes to `<output-dir>/replay.json`; each run's
 console to `<output-dir>/logs/`.
-
-`--layout flat` is for a pipeline that reads one train file (no span folders): the replay then
-writes the window itself (`--window` spans up to k) as the flat train file.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ SPANS = 4
 FIRST_SHARE = 0.4  # the first span's share of the purchases; the others share the rest equally
 SEED = 0
 SPAN_DIR = "span-{}"  # a span's folder in the data directory (ExampleGen's span layout)
+# flat until the pipeline reads span folders (issue 16 item 1): then "spans"
+LAYOUT = "flat"
 MARKER = "replay.json"  # what a replay leaves in its output directory: it may be cleared next time
 GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default metrics
 
@@ -234,9 +236,11 @@ def main(argv=None) -> int:
     p.add_argument("--first-share", type=float, default=FIRST_SHARE, help="default %(default)s")
     p.add_argument("--seed", type=int, default=SEED, help="of the split; default %(default)s")
     p.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-training comparison")
-    p.add_argument("--layout", choices=("spans", "flat"), default="spans",
-                   help="span folders (default), or one flat train file holding the window")
-    p.add_argument("--window", type=int, default=3, help="--layout flat only: spans per window; default %(default)s")
+    p.add_argument("--layout", choices=("spans", "flat"), default=LAYOUT,
+                   help="flat: one train file holding the window (the pipeline on this branch reads "
+                   "no span folders); spans: one folder per span; default %(default)s")
+    p.add_argument("--window", type=int, default=3,
+                   help="--layout flat: spans per window (the train file); default %(default)s")
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 

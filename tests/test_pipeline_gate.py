@@ -93,11 +93,12 @@ def test_the_same_model_is_not_pushed_twice(runs):
 def test_the_refusal_is_said_in_plain_words(runs):
     _, bad, _ = runs
     [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation", execution=1)
-    blessed, report = evaluator.gate_report(evaluation, evaluator.eval_config(GATE.lower_bounds, GATE.max_relative_drop))
+    gate = evaluator.eval_config(GATE.lower_bounds, GATE.max_relative_drop)
+    blessed, report = evaluator.gate_report(evaluation, gate)
     assert not blessed
     assert "NOT BLESSED" in report and "will NOT be pushed" in report
     assert "compared with the served model" in report  # the good model is the baseline
-    line = next(l for l in report.splitlines() if l.startswith("recall_at_10"))
+    line = next(row for row in report.splitlines() if row.startswith("recall_at_10"))
     candidate, baseline = (float(v) for v in line.split()[1:3])
     assert candidate < 0.3 <= baseline and ">= 0.3" in line and line.endswith("FAILED")
 

@@ -222,8 +222,8 @@ def test_a_failed_report_does_not_hide_what_was_pushed(runs):
 def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
     root, pushed, *_, (code, text) = runs
     assert code == console.EXIT_OK, text
-    lines = [l for l in text.splitlines() if re.match(r"^  [A-Za-z_]+ +(ran|cached|done|failed) ", l)]
-    assert lines and all(re.match(r"^  \S+ +(cached|done) ", l) for l in lines), text
+    lines = [row for row in text.splitlines() if re.match(r"^  [A-Za-z_]+ +(ran|cached|done|failed) ", row)]
+    assert lines and all(re.match(r"^  \S+ +(cached|done) ", row) for row in lines), text
     # the first run's gate table again, marked as such, and the same model still served
     assert "[gate] (cached) BLESSED" in text and re.search(r"^recall_at_10 .* ok$", text, re.M)
     served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
