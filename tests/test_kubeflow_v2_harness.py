@@ -12,6 +12,7 @@ the Evaluator compares with it. The pushed model answers both serving signatures
 import dataclasses
 import json
 import os
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -48,11 +49,15 @@ def runs(tmp_path_factory):
     runner = harness.VertexLocalRunner(path, str(root / "logs"))
     first = runner.run()
     second = runner.run()
+    # what the first two runs saw and left, before the third changes them
+    shutil.copytree(data, root / "data-first")
+    served_after_second = sorted(os.listdir(config.serving_model_dir))
     # new data: the train file without its last tenth of purchases
     train = pq.read_table(str(data / configs.TRAIN_FILE))
     pq.write_table(train.slice(0, train.num_rows * 9 // 10), str(data / configs.TRAIN_FILE))
     third = runner.run()
-    return dict(config=config, data=str(data), runner=runner, first=first, second=second, third=third)
+    return dict(config=config, data=str(data), data_first=str(root / "data-first"), runner=runner,
+                first=first, second=second, third=third, served_after_second=served_after_second)
 
 
 def _facts(result):
@@ -83,7 +88,7 @@ def test_first_run_trains_blesses_pushes_and_writes_the_batch(runs):
     batch = first.artifact("BatchRecommendations", "recommendations")
     users = helpers.check_batch_recommendations(
         os.path.join(batch["uri"], "recommendations"), pushed["metadata"]["pushed_destination"],
-        runs["data"], TOP_K)
+        runs["data_first"], TOP_K)
     assert batch["metadata"]["users"] == users and batch["metadata"]["top_k"] == TOP_K
     with open(os.path.join(batch["uri"], "summary.json")) as f:
         assert json.load(f)["users"] == users
@@ -105,7 +110,7 @@ def test_a_second_run_with_nothing_changed_decides_the_first_runs_baseline_again
     # already served: no second version
     pushed = second.artifact("Pusher", "pushed_model")["metadata"]
     assert (pushed["pushed"], pushed["pushed_version"]) == (1, version)
-    assert os.listdir(runs["config"].serving_model_dir) == [version]
+    assert runs["served_after_second"] == [version]
 
 
 def test_new_data_warm_starts_from_the_served_model_and_is_judged_against_it(runs):
