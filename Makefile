@@ -2,10 +2,10 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test test-fast lint serve monitor history rollback lock benchmark compile
+.PHONY: run test test-fast lint serve monitor history rollback lock benchmark compile replay
 
 # The code's commit, for the model card of what `make run` pushes (the environment has no git)
-run compile: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
+run compile replay: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
 	git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)")
 
 run:  ## the full pipeline on the ASOS data
@@ -38,6 +38,9 @@ benchmark:  ## pipeline timings, model quality, serving latency and batch time o
 	$(RUN) python benchmarks/serving_latency.py
 	$(RUN) python benchmarks/serving_load.py
 	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
+
+replay:  ## the ASOS train purchases as 4 spans, through the pipeline span by span (outputs/replay/)
+	$(RUN) python benchmarks/replay.py $(ARGS)
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)

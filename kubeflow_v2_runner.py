@@ -81,12 +81,37 @@ def create_runner(config: configs.VertexConfig, output_dir: str, output_file: st
         output_dir=output_dir, output_filename=output_file)
 
 
+def uncache_run_time_decisions(job: dict, tfx_pipeline) -> List[str]:
+    """Turns caching off, in a compiled pipeline job, for the tasks whose answer no input carries:
+    ServedBaseline reads the Pusher's base directory when it runs (components/baseline.py), and a
+    cached execution would hand back the served model of an earlier run. Returns their ids.
+    (`vertex_submit.py --cache` sets every task's caching and would undo this.)"""
+    from components.baseline import ServedBaseline
+
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    ids = [n.id for n in tfx_pipeline.components
+           if isinstance(n, ServedBaseline) and not n.exec_properties.get("pinned_version")]
+    for node_id in ids:
+        tasks[node_id]["cachingOptions"] = {"enableCache": False}
+    return ids
+
+
 def compile_pipeline(config: configs.VertexConfig, output_dir: str,
                      output_file: str = configs.VERTEX_PIPELINE_JSON):
     """Writes the pipeline JSON; returns (its path, the tfx Pipeline compiled)."""
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
     tfx_pipeline = build(config)
-    create_runner(config, output_dir, output_file).run(tfx_pipeline)
-    return os.path.join(output_dir, output_file), tfx_pipeline
+    job = create_runner(config, output_dir, output_file).run(tfx_pipeline, write_out=False)
+    uncache_run_time_decisions(job, tfx_pipeline)
+    path = os.path.join(output_dir, output_file)
+    os.makedirs(output_dir, exist_ok=True)
+    # TFX's own writer (JSON, or YAML for a .yaml name), as run(write_out=True) would call it
+    from tfx import version
+
+    kubeflow_v2_dag_runner._write_pipeline_spec_to_file(
+        job, f"This is converted from TFX pipeline from tfx-{version.__version__}.", path)
+    return path, tfx_pipeline
 
 
 def describe(tfx_pipeline) -> List[str]:

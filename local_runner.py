@@ -72,9 +72,12 @@ def parse_config(argv=None) -> configs.PipelineConfig:
 
 
 def build(config: configs.PipelineConfig):
+    """The pipeline, its baseline decided now (runner/baseline.py): the cache then holds it."""
     from pipeline import pipeline as pipeline_def
+    from runner import baseline
 
-    return pipeline_def.create_pipeline(config)
+    pinned = baseline.pinned_version(config.serving_model_dir, pipeline_def.create_pipeline(config))
+    return pipeline_def.create_pipeline(config, pinned_baseline=pinned)
 
 
 def main(argv=None, stream=None) -> int:

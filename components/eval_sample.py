@@ -3,7 +3,7 @@
 The Evaluator ranks every eval purchase against the whole catalog: its work grows as eval
 purchases x products, the square of the data when both grow (docs/benchmarks.md, the growth
 curve). With `users` set, the pipeline puts this component between ExampleGen and the Evaluator
-(and the run report): the Evaluator then measures the candidate and the last blessed model on
+(and the run report): the Evaluator then measures the candidate and the served model on
 the purchases of at most `users` eval users, whose work grows with the catalog only.
 
 - **Which users**: the `users` eval users with the smallest keyed hash of their id (BLAKE2b keyed

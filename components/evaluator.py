@@ -1,11 +1,13 @@
 """Evaluator (TFMA) whose verdict is said in plain words, and the EvalConfig of the gate.
 
-`GatedEvaluator` is TFX's Evaluator with one addition: after TFMA has written its metrics and
-its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
-metric: the candidate's value, the last blessed model's value, the most-popular-products
-baseline's, the thresholds, and whether it passed (`FAILED (no value)` when a gated metric has
-none, never `ok`). Under each gated metric, a row "vs popularity": the models' relative margin
-over popularity on it, which must reach the popularity margin (models/eval_metrics.py
+`GatedEvaluator` is TFX's Evaluator with two additions: its baseline is ServedBaseline's output
+(components/baseline.py), which is left out when it holds no model (nothing served yet: the
+absolute bounds only, as TFMA does without a baseline); and after TFMA has written its metrics
+and its blessing, the executor logs (to `recsys.gate`, which the console shows) a table of every
+metric: the candidate's value, the served model's value, the most-popular-products baseline's,
+the thresholds, and whether it passed (`FAILED (no value)` when a gated metric has none, never
+`ok`). Under each gated metric, a row "vs popularity": the models' relative margin over
+popularity on it, which must reach the popularity margin (models/eval_metrics.py
 `PopularityMargin`, computed in TFMA's one pass). Nothing else changes: the blessing artifact
 decides, and Pusher pushes only a blessed model.
 """
@@ -26,6 +28,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx import v1 as tfx
 
+from components import baseline
 from models import exporter
 from models import features
 from models.eval_metrics import RECALL_CURVE, margin_name, popularity_name
@@ -45,8 +48,8 @@ def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
 def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
                 popularity_margin: Optional[float] = None) -> config_pb2.EvalConfig:
     """The gate: each metric in `lower_bounds` must reach its bound, must not fall more than
-    `max_relative_drop` (a fraction) below the last blessed model's value (skipped by TFMA when
-    there is no blessed model yet), and, unless `popularity_margin` is None, must beat the
+    `max_relative_drop` (a fraction) below the served model's value (skipped by TFMA when
+    nothing is served yet), and, unless `popularity_margin` is None, must beat the
     most-popular-products baseline by that relative margin (0.1: at least 10% above its value;
     0: at least as good)."""
     unknown = set(lower_bounds) - {name for name, _ in metric_configs()}
@@ -99,7 +102,7 @@ def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
     if threshold.HasField("value_threshold"):
         parts.append(f">= {threshold.value_threshold.lower_bound.value:g}")
     if threshold.HasField("change_threshold"):
-        parts.append(f"drop <= {-threshold.change_threshold.relative.value:.1%} vs blessed")
+        parts.append(f"drop <= {-threshold.change_threshold.relative.value:.1%} vs served")
     return ", ".join(parts)
 
 
@@ -195,7 +198,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
     verdict = ("BLESSED: the model passes the gate; Pusher serves it" if blessed else
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
-               "the serving model stays the last blessed one")
+               "the served model stays as it is")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
     details += _margin_details(rows)
     details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
@@ -208,9 +211,9 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
 def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:
     """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
     gate = gate_verdict(output_uri, config)
-    baseline_note = ("compared with the last blessed model" if gate["has_baseline"] else
-                     "no blessed model yet: absolute thresholds only")
-    lines = [f"{'metric':<18}{'candidate':>11}{'blessed':>11}{'popular':>11}  {'threshold':<36}result"]
+    baseline_note = ("compared with the served model" if gate["has_baseline"] else
+                     "no model served yet: absolute thresholds only")
+    lines = [f"{'metric':<18}{'candidate':>11}{'served':>11}{'popular':>11}  {'threshold':<36}result"]
     for row in gate["rows"]:
         if row["kind"] == MARGIN:
             name, show = "  vs popularity", _percent
@@ -251,9 +254,13 @@ def fixed_size_input_batches():
 
 
 class Executor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, then the gate's verdict in plain words."""
+    """TFX's Evaluator executor (without a baseline that holds no model), then the gate's verdict
+    in plain words."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        if input_dict.get(key) and not baseline.found(input_dict[key][0]):
+            input_dict = {**input_dict, key: []}
         with fixed_size_input_batches():
             result = super().Do(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])

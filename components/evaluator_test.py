@@ -27,7 +27,7 @@ def test_passed_and_failed_metrics():
     rows = _rows(values, failed=["sampled_accuracy"])
     assert rows["recall_at_10"]["result"] == "ok" and rows["recall_at_10"]["candidate"] == 0.04
     assert rows["recall_at_10"]["baseline"] is None
-    assert rows["recall_at_10"]["threshold"] == ">= 0.03, drop <= 1.0% vs blessed"
+    assert rows["recall_at_10"]["threshold"] == ">= 0.03, drop <= 1.0% vs served"
     assert rows["sampled_accuracy"]["result"] == "FAILED"
     assert (rows["mrr"]["result"], rows["mrr"]["threshold"]) == ("-", "not gated")
 

@@ -59,11 +59,28 @@ def newest_version(base_directory: str) -> Optional[str]:
 
 
 def same_model(model_path: str, served_path: str) -> bool:
-    """Whether the complete version at `served_path` holds the SavedModel at `model_path`
-    (equal fingerprints)."""
+    """Whether the complete version at `served_path` holds the SavedModel at `model_path`: the
+    same fingerprint (graph, signatures, object graph and variables). Its `uuid` is left out:
+    every export draws a new one, so a model trained again to the same bits (a compiled
+    pipeline's rerun) would be pushed again."""
     a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
-    return fileio.exists(a) and fileio.exists(b) and \
-        io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b) and model_versions.problem(served_path) is None
+    if not (fileio.exists(a) and fileio.exists(b)):
+        return False
+    return (_without_uuid(io_utils.read_bytes_file(a)) == _without_uuid(io_utils.read_bytes_file(b))
+            and model_versions.problem(served_path) is None)
+
+
+def _without_uuid(data: bytes) -> bytes:
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    fingerprint = fingerprint_pb2.FingerprintDef()
+    try:
+        fingerprint.ParseFromString(data)
+    except DecodeError:
+        return data  # not a fingerprint TensorFlow wrote: compared as it is
+    fingerprint.ClearField("uuid")
+    return fingerprint.SerializeToString(deterministic=True)
 
 
 def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> None:

@@ -108,3 +108,22 @@ def test_a_model_that_is_not_blessed_is_not_pushed(model_uri, tmp_path):
     base = str(tmp_path / "models")
     pushed = _push(model_uri, base, tmp_path, blessed=False)
     assert pushed.get_int_custom_property("pushed") == 0 and not os.path.exists(base)
+
+
+def test_a_model_exported_again_to_the_same_bits_is_the_same_model(model_uri, tmp_path):
+    """Each export draws a new uuid in fingerprint.pb; the hashes are what tell models apart."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    def fingerprint(checkpoint_hash, uuid):
+        return fingerprint_pb2.FingerprintDef(saved_model_checksum=1, graph_def_program_hash=2,
+                                              checkpoint_hash=checkpoint_hash, uuid=uuid).SerializeToString()
+
+    def version(name, data):
+        path = tmp_path / name
+        shutil.copytree(os.path.join(model_uri, "Format-Serving"), path)  # a complete version
+        (path / pusher.FINGERPRINT).write_bytes(data)
+        return str(path)
+
+    served = version("1", fingerprint(3, "1111"))
+    assert pusher.same_model(version("again", fingerprint(3, "2222")), served)
+    assert not pusher.same_model(version("retrained", fingerprint(4, "2222")), served)

@@ -27,6 +27,7 @@ from models.examples import purchase_examples
 
 MAX_K = features.SERVING_TOP_K  # recall@k curve: k = 1..MAX_K, the Evaluator's curve (components/evaluator.py)
 COVERAGE_K = 10
+SERVED = "served"  # the baseline's label: the model served when the run started (components/baseline.py)
 EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
 EXAMPLE_TOP = 8
 BATCH = 1024
@@ -135,11 +136,16 @@ def read_catalog_report(catalog_report: Optional[types.Artifact]) -> Optional[Di
 
 
 # --- training --------------------------------------------------------------------------------
-def training_figures(model_run: types.Artifact) -> Dict[str, Any]:
-    """The Trainer's loss and examples/s per epoch, and the model configuration it trained."""
+def training_figures(model_run: types.Artifact, model_uri: Optional[str] = None) -> Dict[str, Any]:
+    """The Trainer's loss and examples/s per epoch, the model configuration it trained, and the
+    facts it wrote into the model (`facts`: its training.json: data, warm or cold start, baseline;
+    {} for a model without one)."""
+    facts = (_read_json(os.path.join(path_utils.serving_model_path(model_uri), trainer.TRAINING_FACTS))
+             if model_uri else None)
     return {
         "history": _read_json(os.path.join(model_run.uri, trainer.HISTORY_FILE)) or [],
         "model_config": _read_json(os.path.join(model_run.uri, trainer.MODEL_CONFIG_FILE)),
+        "facts": facts or {},
     }
 
 
@@ -237,7 +243,7 @@ def coverage_from_batch_lists(recommendations_uri: str, model_path: str, signatu
 def _gated_model_figures(gate: Dict[str, Any], tfma_name: str, signatures: Mapping,
                          examples: Sequence[bytes], eval_users: np.ndarray, catalog_size: int,
                          coverage_from_lists: Optional[float] = None) -> Dict[str, Any]:
-    """The candidate's or the last blessed model's figures: TFMA's metrics (the ones the gate
+    """The candidate's or the served model's figures: TFMA's metrics (the ones the gate
     judged) and recall@k curve (an evaluation from before the curve existed is re-scored here),
     and coverage@10 (`coverage_from_lists` when known, else through `serving_default`)."""
     curve = gate["curves"].get(tfma_name)
@@ -262,7 +268,7 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                        train: TrainSplit, candidate: Mapping, candidate_uri: str,
                        baseline_uri: Optional[str] = None,
                        recommendations_uri: Optional[str] = None, sample: Optional[str] = None) -> Dict[str, Any]:
-    """The evaluation section: the candidate's, the last blessed model's (`baseline_uri`) and the
+    """The evaluation section: the candidate's, the served model's (`baseline_uri`) and the
     most-popular baseline's metrics, recall@k curves and coverage@10 on the eval split.
     `candidate`: the candidate's signatures; `recommendations_uri`: BatchRecommendations'
     artifact, whose lists give the candidate's coverage when they are its; `sample`: how the
@@ -279,7 +285,7 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
     models = {"candidate": _gated_model_figures(gate, evaluator_lib.CANDIDATE, candidate, examples,
                                                 eval_users, catalog_size, lists_coverage)}
     if baseline_uri is not None:
-        models["last blessed"] = _gated_model_figures(
+        models[SERVED] = _gated_model_figures(
             gate, evaluator_lib.BASELINE, saved_model_signatures(baseline_uri), examples,
             eval_users, catalog_size)
     popularity = popularity_module(train)
@@ -294,7 +300,7 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                      "purchase's rank among all products, the user's train purchases left "
                      "out; sampled accuracy against 100 uniformly drawn products. Per "
                      "purchase, as the gate computes them."),
-        "note": ("Candidate and last blessed: TFMA's values, the ones the gate judged. Most "
+        "note": ("Candidate and served: TFMA's values, the ones the gate judged. Most "
                  "popular: every user gets the most bought train products (their own "
                  "purchases left out), through the same serving module. Coverage@10: the "
                  "share of catalog products in at least one eval user's top 10."),
@@ -345,6 +351,36 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
     else:
         text = "Not pushed."
     return {"pushed": pushed, "version": version, "path": path, "text": text}
+
+
+# --- the runs so far ---------------------------------------------------------------------------
+def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
+    """One run in the history: its span, how training started, the candidate's gated metrics
+    (TFMA's, the gate's), the verdict and the version pushed."""
+    facts = report.get("training", {}).get("facts") or {}
+    data, start = facts.get("data") or {}, facts.get("start") or {}
+    gated = [row["metric"] for row in report["gate"]["rows"] if row["threshold"] != "not gated"]
+    candidate = report["evaluation"]["models"]["candidate"]["metrics"]
+    return {"created": report["created"], "span": data.get("span"), "window_spans": data.get("window_spans"),
+            "start": start.get("kind"), "from_version": start.get("from_version"),
+            "training_seconds": (facts.get("training") or {}).get("seconds"),
+            "metrics": {name: candidate.get(name) for name in gated},
+            "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
+            "version": report["push"]["version"]}
+
+
+def earlier_reports(report_uri: str, file_name: str) -> List[Dict[str, Any]]:
+    """The reports of the earlier runs of this pipeline, oldest first: the local runner keeps
+    every execution's report beside the others (`<pipeline root>/RunReport/report/<execution
+    id>/`), so they are the directories next to this one with a smaller id. A compiled pipeline
+    (Vertex AI, Kubeflow) keeps each run's outputs apart: none are found there."""
+    parent, own = os.path.split(report_uri.rstrip("/"))
+    if not own.isdigit() or not tf.io.gfile.isdir(parent):
+        return []
+    earlier = sorted((int(d.rstrip("/")) for d in tf.io.gfile.listdir(parent)
+                      if d.rstrip("/").isdigit() and int(d.rstrip("/")) < int(own)))
+    reports = [_read_json(os.path.join(parent, str(d), file_name)) for d in earlier]
+    return [r for r in reports if r and "gate" in r and "evaluation" in r]
 
 
 # --- example recommendations -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 models/ranking_metrics_test.py)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -91,3 +92,15 @@ def test_the_components_file_of_this_run_only(tmp_path, monkeypatch):
     path.write_text('{"measured": "m", "components": [{"name": "Trainer", "state": "ran", '
                     '"seconds": 1.5, "peak_bytes": 1024}]}')
     assert report_figures.component_figures()["components"][0]["peak_bytes"] == 1024
+
+
+def test_earlier_reports_are_the_local_runners_earlier_executions(tmp_path):
+    for execution, content in ((3, {"gate": 1, "evaluation": 1}), (7, {"gate": 2, "evaluation": 2}),
+                               (9, {"gate": 3, "evaluation": 3}), (5, None)):
+        os.makedirs(tmp_path / str(execution))
+        if content:
+            (tmp_path / str(execution) / "report.json").write_text(json.dumps(content))
+    (tmp_path / "other").mkdir()
+    found = report_figures.earlier_reports(str(tmp_path / "9"), "report.json")
+    assert [r["gate"] for r in found] == [1, 2]  # older ones, oldest first; 5 has no report
+    assert report_figures.earlier_reports(str(tmp_path / "other"), "report.json") == []  # not the local layout

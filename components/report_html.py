@@ -120,6 +120,9 @@ def _training_section(report: Dict[str, Any], images: Dict[str, str]) -> List[st
         parts.append(_img(images, "training", "training loss per epoch"))
     else:
         parts.append("<p class='muted'>No training history in the model run.</p>")
+    start = _start_text(training.get("facts") or {})
+    if start:
+        parts.append(f"<p>{_e(start)}</p>")
     if training["model_config"]:
         parts.append("<p class='muted'>model configuration: <code>" +
                      _e(json.dumps(training["model_config"], sort_keys=True)) + "</code></p>")
@@ -151,6 +154,38 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
             _table(["metric"] + labels + ["threshold", "gate"], rows),
             f"<p class='muted'>{_e(ev['note'])}</p>",
             _img(images, "recall", "recall@k curve")]
+
+
+def _start_text(facts: Dict[str, Any]) -> str:
+    """How training started, in words (the Trainer's training.json)."""
+    start = facts.get("start") or {}
+    if start.get("kind") == "warm":
+        return (f"Warm start from version {start.get('from_version')}: {start.get('carried_products', 0):,} "
+                f"products carried over by product id, {start.get('new_products', 0):,} new, "
+                f"{start.get('dropped_products', 0):,} dropped.")
+    if start.get("kind") == "cold":
+        return f"Cold start: {start.get('reason')}."
+    return ""
+
+
+def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
+    from components.report_plots import history_label
+
+    history = report.get("history") or []
+    if not history:
+        return []
+    names = sorted({name for row in history for name in row["metrics"]})
+    rows = [[_e(history_label(row, i)), _e(row["created"]),
+             _e(f"{row['start']}" + (f" from {row['from_version']}" if row.get("from_version") else "")
+                if row.get("start") else "-")]
+            + [_num(row["metrics"].get(name)) for name in names]
+            + [_e("pushed " + row["version"] if row["pushed"] else "blessed" if row["blessed"] else "refused")]
+            for i, row in enumerate(history)]
+    return ["<h2>Runs so far</h2>",
+            "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
+            "(runs of this output directory; the last is this one).</p>",
+            _table(["run", "created", "start"] + names + ["verdict"], rows),
+            _img(images, "history", "gated metrics of every run so far")]
 
 
 def _examples_section(report: Dict[str, Any]) -> List[str]:
@@ -201,7 +236,8 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     """The page of a report (report.json's figures) with its plots (name -> base64 PNG)."""
     parts = (_heading(report) + _data_section(report, images) + _validation_section(report)
              + _spans_section(report) + _training_section(report, images) + _evaluation_section(report, images)
-             + _examples_section(report) + _monitoring_section(report) + _components_section(report))
+             + _history_section(report, images) + _examples_section(report) + _monitoring_section(report)
+             + _components_section(report))
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(report['pipeline'])} run report</title><style>{STYLE}</style></head>"

@@ -104,3 +104,24 @@ def test_a_local_runs_time_and_memory_per_component_are_a_table():
     assert "<tr><td>Trainer</td><td>ran</td><td>12.3</td><td>1.50</td></tr>" in page
     assert "<tr><td>schema_importer</td><td>done</td><td>0.1</td><td>-</td></tr>" in page
     assert "peak &lt;RSS&gt;" in page
+
+
+def test_the_runs_so_far_are_a_table_and_a_plot():
+    report = _report()
+    earlier = _report()
+    earlier["training"]["facts"] = {"data": {"span": 1, "window_spans": [1]},
+                                    "start": {"kind": "cold", "reason": "no model is served yet"}}
+    earlier["gate"]["blessed"], earlier["push"] = True, {"pushed": True, "version": "17"}
+    report["training"]["facts"] = {"data": {"span": 2, "window_spans": [1, 2]},
+                                   "start": {"kind": "warm", "from_version": "17", "carried_products": 5,
+                                             "new_products": 1, "dropped_products": 2}}
+    report["push"]["pushed"], report["push"]["version"] = False, ""
+    report["history"] = [report_figures.history_row(earlier), report_figures.history_row(report)]
+    assert report["history"][1]["metrics"] == {"recall_at_10": 0.5}  # the gated metrics only
+    images = report_plots.plots(report)
+    assert "history" in images
+    page = report_html.render_html(report, images)
+    assert "<h2>Runs so far</h2>" in page and page.count('src="data:image/png;base64,') == 4
+    assert "<td>span 1</td><td>now</td><td>cold</td><td>0.5000</td><td>pushed 17</td>" in page
+    assert "<td>span 2 (1-2)</td><td>now</td><td>warm from 17</td><td>0.5000</td><td>refused</td>" in page
+    assert "Warm start from version 17: 5 products carried over by product id, 1 new, 2 dropped." in page

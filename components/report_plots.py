@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from components.report_figures import MAX_PURCHASES_BAR
+from components.report_figures import MAX_PURCHASES_BAR, SERVED
 
 
 def _png(fig) -> str:
@@ -23,7 +23,8 @@ def _png(fig) -> str:
 
 def plots(report: Dict[str, Any]) -> Dict[str, str]:
     """Figure name -> base64 PNG: "data" (purchases per user and per product), "training" (loss
-    per epoch, when there is a history) and "recall" (each model's recall@k curve)."""
+    per epoch, when there is a history), "recall" (each model's recall@k curve) and "history"
+    (the gated metrics of every run so far)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -58,7 +59,7 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
         out["training"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    styles = {"candidate": {"linewidth": 2.2}, "last blessed": {"linestyle": "--", "linewidth": 1.6}}
+    styles = {"candidate": {"linewidth": 2.2}, SERVED: {"linestyle": "--", "linewidth": 1.6}}
     for label, figures in report["evaluation"]["models"].items():
         curve = figures["recall_at_k"]  # recall@1, recall@2, ...
         ax.plot(np.arange(1, len(curve) + 1), curve, label=label, **styles.get(label, {}))
@@ -66,4 +67,38 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
     ax.legend()
     ax.grid(alpha=0.3)
     out["recall"] = _png(fig)
+
+    history = report.get("history") or []
+    if history:
+        out["history"] = _png(_history_figure(history))
     return out
+
+
+def history_label(row: Dict[str, Any], index: int) -> str:
+    """A run's name in the history: its span (and window), else its place."""
+    if row.get("span") is None:
+        return f"run {index + 1}"
+    window = row.get("window_spans") or []
+    return f"span {row['span']}" + (f" ({window[0]}-{window[-1]})" if len(window) > 1 else "")
+
+
+def _history_figure(history):
+    """The candidate's gated metrics run after run: a filled marker where the model was pushed,
+    a cross where the gate refused it."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(history) + 2.5), 3.4))
+    x = np.arange(len(history))
+    names = sorted({name for row in history for name in row["metrics"]})
+    for name in names:
+        values = np.array([row["metrics"].get(name) if row["metrics"].get(name) is not None else np.nan
+                           for row in history], float)
+        line, = ax.plot(x, values, label=name)
+        pushed = np.array([bool(row["pushed"]) for row in history])
+        ax.plot(x[pushed], values[pushed], "o", color=line.get_color())
+        ax.plot(x[~pushed], values[~pushed], "x", color="#b00020", markersize=9)
+    ax.set_xticks(x, [history_label(row, i) for i, row in enumerate(history)], rotation=20)
+    ax.set(title="gated metrics of each run's candidate (o pushed, x refused)", ylabel="value")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig

@@ -13,13 +13,16 @@ What it shows:
   - spans: the newest span, the training window, the eval file, and the drift gate's figures
     (the newest span against the previous one);
   - training: loss and examples/s per epoch (the Trainer's `training_history.json`);
-  - evaluation: each metric for the candidate and the last blessed model (TFMA's values, the
-    ones the gate used) and for the most-popular-products baseline, recall@k for k = 1..100
-    (the candidate's and blessed model's from the Evaluator's `RecallCurve` metric, the
+  - evaluation: each metric for the candidate and the served model (the run's baseline: TFMA's
+    values, the ones the gate used) and for the most-popular-products baseline, recall@k for
+    k = 1..100 (the candidate's and served model's from the Evaluator's `RecallCurve` metric, the
     popularity baseline's through the same serving module) and catalog coverage@10 of all three
     (through `serving_default`; the candidate's from BatchRecommendations' lists when it wrote
     them, the same answers);
   - the gate's verdict and thresholds, and what the Pusher did;
+  - the runs so far: each run's span, warm or cold start, the candidate's gated metrics, verdict
+    and pushed version, as a table and a plot (the earlier runs' reports: report_figures.py's
+    `earlier_reports`, found beside this one by the local runner; a compiled run shows itself);
   - example recommendations: `call_item_item` of the candidate for the most bought products;
   - requests served: the headline figures of `make monitor`'s latest report (serving/monitor.py)
     and a link to it, when `monitoring_dir` holds one (as it was when the report was written: a run
@@ -45,6 +48,7 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
+from components import baseline
 from components import evaluator as evaluator_lib
 from components import report_figures as figures
 from components.catalog_check import CatalogReport
@@ -87,10 +91,10 @@ class Executor(base_executor.BaseExecutor):
             "data": {split: figures.split_statistics(p) for split, p in purchases.items()},
             "validation": {"anomalies": figures.anomaly_lines(inputs["anomalies"]), "catalog": catalog},
             "spans": figures.span_figures(inputs["examples"], inputs["drift_report"]),
-            "training": figures.training_figures(inputs["model_run"]),
+            "training": figures.training_figures(inputs["model_run"], model.uri),
             "evaluation": figures.evaluation_figures(
                 gate, evaluated, figures.catalog_size(catalog, train), train, candidate, model.uri,
-                baseline_uri=_uri(inputs["baseline_model"]),
+                baseline_uri=_uri(inputs["baseline_model"]) if baseline.found(inputs["baseline_model"]) else None,
                 recommendations_uri=_uri(inputs["batch_recommendations"]),
                 sample=figures.sample_note(sampled)),
             "gate": figures.gate_figures(gate),
@@ -99,7 +103,10 @@ class Executor(base_executor.BaseExecutor):
             "monitoring": figures.monitoring_figures(exec_properties.get("monitoring_dir")),
             "components": figures.component_figures(),
         }
-        _write(report, artifact_utils.get_single_instance(output_dict["report"]))
+        out = artifact_utils.get_single_instance(output_dict["report"])
+        earlier = figures.earlier_reports(out.uri, JSON_FILE)
+        report["history"] = [figures.history_row(r) for r in earlier] + [figures.history_row(report)]
+        _write(report, out)
 
 
 def _single(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional[types.Artifact]:

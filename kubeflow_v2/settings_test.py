@@ -29,11 +29,13 @@ def test_bucket_forms():
 
 
 def test_the_model_and_gate_flags_of_a_local_run():
-    """--serving-top-k, --gate-bound, --preset and --model-param: declared once (pipeline/configs.py)
-    for both runners."""
+    """--serving-top-k, --gate-bound, --preset, --model-param and --cold-start: declared once
+    (pipeline/configs.py) for both runners."""
     config, _, _ = settings.parse_compile_args(REQUIRED + [
         "--serving-top-k", "20", "--gate-bound", "recall_at_10=0.3", "--gate-bound", "mrr=0.01",
-        "--preset", "notebook", "--model-param", "epochs=2", "--gate-popularity-margin", "0.2"], environ={})
+        "--preset", "notebook", "--model-param", "epochs=2", "--gate-popularity-margin", "0.2", "--cold-start"],
+        environ={})
+    assert config.training.cold_start
     assert config.training.serving_top_k == 20 and config.training.custom_config()["serving_top_k"] == 20
     assert config.training.preset == "notebook" and config.training.overrides == {"epochs": 2}
     assert config.gate.lower_bounds == {**configs.DEFAULT_LOWER_BOUNDS, "recall_at_10": 0.3, "mrr": 0.01}

@@ -61,6 +61,10 @@ class ModelConfig:
       use_history: add the mean embedding of the user's train purchases to the user vector
         (the example's own item is left out during training).
       epochs: passes over the training pairs.
+      warm_start_epochs: passes over the training pairs when the model starts from the served
+        one (models/warm_start.py); a fraction is a share of one pass.
+      warm_start_learning_rate: the optimizer's learning rate when the model starts from the
+        served one.
       batch_size: training pairs per step.
       optimizer: one of OPTIMIZERS. "lazy_adam" is Adam whose moments and weights change only
         on the embedding rows a step uses (`LazyAdam`); Keras' "adam" decays every row's
@@ -99,6 +103,8 @@ class ModelConfig:
     use_user_embedding: bool = False
     use_history: bool = True
     epochs: int = 3
+    warm_start_epochs: float = 0.5
+    warm_start_learning_rate: float = 0.0125
     batch_size: int = 512
     optimizer: str = "lazy_adam"
     learning_rate: float = 0.0075
@@ -122,10 +128,12 @@ class ModelConfig:
         for name in ("embedding_dim", "num_negatives", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.warm_start_epochs > 0:
+            raise ValueError(f"warm_start_epochs must be > 0, got {self.warm_start_epochs}")
         if not (self.use_user_embedding or self.use_history):
             raise ValueError("the user vector needs use_user_embedding or use_history")
-        if self.learning_rate <= 0 or self.l2 < 0 or self.init_scale <= 0:
-            raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
+        if min(self.learning_rate, self.warm_start_learning_rate, self.init_scale) <= 0 or self.l2 < 0:
+            raise ValueError("learning_rate, warm_start_learning_rate and init_scale must be > 0, l2 >= 0")
         if min(self.copurchase_weight, self.copurchase_alpha, self.copurchase_beta,
                self.copurchase_top_k, self.max_history) < 0:
             raise ValueError("copurchase_weight, copurchase_alpha, copurchase_beta, "
@@ -183,6 +191,7 @@ NOTEBOOK = ModelConfig(embedding_dim=15, num_negatives=100, sampling="uniform",
                        popularity_alpha=0.0, remove_accidental_hits=False, use_item_bias=False,
                        use_user_embedding=True, use_history=False, epochs=5, batch_size=1024,
                        optimizer="sgd", learning_rate=100.0, l2=0.0, init_scale=0.05,
+                       warm_start_learning_rate=100.0,  # its own (not tuned: the gate refuses it)
                        copurchase_weight=0.0, shuffle=False, seed=42)
 
 # The team's default, the field defaults above: in-batch negatives with log-Q correction, user
@@ -587,17 +596,16 @@ class LazyAdam(tf.Module):
                 var.assign_sub(lr * m / (tf.sqrt(v) + self.epsilon))
 
 
-def _make_optimizer(config: ModelConfig, variables):
+def _make_optimizer(config: ModelConfig, variables, learning_rate: float):
     if config.optimizer == "lazy_adam":
-        return LazyAdam(variables, config.learning_rate)
+        return LazyAdam(variables, learning_rate)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate)
+        return keras.optimizers.SGD(learning_rate=learning_rate)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return keras.optimizers.Adam(learning_rate=learning_rate)
     # The loss is a batch mean, so gradients are small: Keras' default initial accumulator (0.1)
     # would dominate them and freeze training.
-    return keras.optimizers.Adagrad(learning_rate=config.learning_rate,
-                                    initial_accumulator_value=1e-6)
+    return keras.optimizers.Adagrad(learning_rate=learning_rate, initial_accumulator_value=1e-6)
 
 
 def _sampler(config: ModelConfig, num_items: int, item_counts: np.ndarray):
@@ -626,10 +634,14 @@ def epoch_order(num_examples: int, seed: int, epoch, shuffle: bool = True) -> tf
 
 
 def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
-          log_dir: Optional[str] = None) -> List[Dict[str, float]]:
+          log_dir: Optional[str] = None, warm: bool = False) -> List[Dict[str, float]]:
     """Trains `model` on (user, item) index pairs with its config; returns per-epoch stats.
 
-    Pairs with an OOV user or item are dropped. Item frequencies for the samplers' log-Q terms
+    config.epochs passes at config.learning_rate, or with `warm` (a model whose tables start
+    from the served model's: models/warm_start.py) config.warm_start_epochs at
+    config.warm_start_learning_rate; a fraction of an epoch trains its last pass on that share
+    of the pairs (the first steps of the epoch's seeded order). Pairs with an OOV user or item
+    are dropped. Item frequencies for the samplers' log-Q terms
     come from these pairs. Each epoch visits every pair once, in the order `epoch_order` gives
     (batches of config.batch_size, the last one shorter). Reproducible: seeds tf (global), numpy,
     the epoch orders and the stateless negative draws (seed [config.seed, step]) from
@@ -638,9 +650,11 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     `log_dir` when given.
 
     Returns:
-      [{"epoch", "loss", "seconds", "examples_per_sec"}] per epoch.
+      [{"epoch", "loss", "seconds", "examples_per_sec"}] per epoch (a partial one: "share", the
+      share of the pairs it visited).
     """
     config = model.config
+    epochs = config.warm_start_epochs if warm else config.epochs
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     user_idx = np.asarray(user_idx, dtype=np.int32)
@@ -658,7 +672,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     num_steps = -(-num_examples // batch_size)
 
     variables = model.trainable_variables
-    optimizer = _make_optimizer(config, variables)
+    optimizer = _make_optimizer(config, variables,
+                                config.warm_start_learning_rate if warm else config.learning_rate)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def train_step(users, items):
@@ -671,8 +686,9 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
 
     # The whole epoch in one graph, traced once for all epochs: no Python between steps. No
     # autograph (the loop is a tf.while_loop): converting the model's code cost seconds.
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int64)], autograph=False)
-    def train_epoch(epoch):
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int32)],
+                 autograph=False)
+    def train_epoch(epoch, steps):
         order = epoch_order(num_examples, config.seed, epoch, config.shuffle)
 
         def one_step(s, total):
@@ -680,19 +696,26 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
             return s + 1, total + train_step(tf.gather(all_users, batch),
                                              tf.gather(all_items, batch))
 
-        _, total = tf.while_loop(lambda s, _: s < num_steps, one_step,
+        _, total = tf.while_loop(lambda s, _: s < steps, one_step,
                                  [tf.constant(0), tf.constant(0.0)])
-        return total / float(num_steps)
+        return total / tf.cast(steps, tf.float32)
 
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
-    for epoch in range(1, config.epochs + 1):
+    passes = int(np.ceil(epochs))
+    for epoch in range(1, passes + 1):
+        share = min(epochs - (epoch - 1), 1.0)
+        steps = max(1, int(np.ceil(share * num_steps)))
         start = time.time()
-        loss = float(train_epoch(tf.constant(epoch, tf.int64)))
+        loss = float(train_epoch(tf.constant(epoch, tf.int64), tf.constant(steps, tf.int32)))
         seconds = time.time() - start
+        visited = min(steps * batch_size, num_examples)
         stats = {"epoch": epoch, "loss": loss, "seconds": seconds,
-                 "examples_per_sec": num_examples / seconds}
-        progress.info("[train] epoch %d/%d: loss %.4f, %s examples/s (%.1f s)", epoch, config.epochs,
+                 "examples_per_sec": visited / seconds}
+        part = "" if steps == num_steps else f" ({visited / num_examples:.0%} of the pairs)"
+        if steps != num_steps:
+            stats["share"] = visited / num_examples
+        progress.info("[train] epoch %d/%d%s: loss %.4f, %s examples/s (%.1f s)", epoch, passes, part,
                       stats["loss"], f"{stats['examples_per_sec']:,.0f}", seconds)
         history.append(stats)
         if writer is not None:

@@ -55,6 +55,24 @@ def test_training_is_reproducible_with_a_seed():
     np.testing.assert_allclose(a.item_embeddings.numpy(), b.item_embeddings.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_warm_start_trains_its_share_of_an_epoch_at_its_learning_rate():
+    """warm_start_epochs 0.5 of 600 pairs in batches of 64: the first 5 of the epoch's 10 batches."""
+    config = model_lib.DEFAULT.replace(embedding_dim=8, batch_size=64, warm_start_epochs=0.5,
+                                       warm_start_learning_rate=0.02, copurchase_weight=0.0)
+    a, users, items = _model(config)
+    history = model_lib.train(a, users, items, warm=True)
+    assert len(history) == 1 and history[0]["share"] == pytest.approx(320 / len(users))
+    # the warm learning rate, not the cold one: another cold rate changes nothing, another warm one does
+    b, _, _ = _model(config.replace(learning_rate=0.5))
+    model_lib.train(b, users, items, warm=True)
+    np.testing.assert_allclose(a.item_embeddings.numpy(), b.item_embeddings.numpy(), rtol=1e-5, atol=1e-6)
+    c, _, _ = _model(config.replace(warm_start_learning_rate=0.001))
+    model_lib.train(c, users, items, warm=True)
+    assert not np.allclose(a.item_embeddings.numpy(), c.item_embeddings.numpy())
+    with pytest.raises(ValueError, match="warm_start_epochs must be > 0"):
+        config.replace(warm_start_epochs=0)
+
+
 def test_config_from_dict_names_unknown_keys():
     with pytest.raises(ValueError, match="unknown ModelConfig keys: dropout"):
         model_lib.ModelConfig.from_dict({"dropout": 0.1})

@@ -5,17 +5,37 @@ custom_config (plain JSON values; the pipeline builds it from its TrainingConfig
   preset         "default" or "notebook": the starting ModelConfig (models.model)
   model          overrides of ModelConfig fields, e.g. {"epochs": 3, "sampling": "uniform"}
   serving_top_k  products returned by the serving signatures (default features.SERVING_TOP_K)
+  cold_start     true: train from nothing even when a model is served (`--cold-start`)
   module_code    fingerprint of the code this run_fn imports: only there so that TFX's cache
                  sees code changes (module code is named by dotted path, which TFX does not hash)
+  run            added when the Trainer runs (components/trainer.py), not compiled: the run's
+                 baseline (the served model it starts from: version, reason) and data (input
+                 fingerprint, span, window), for the warm start and training.json
+
+Warm start: with a base model (`fn_args.base_model`: the served model, components/baseline.py)
+the new model starts from its product rows, carried over by raw product id
+(models/warm_start.py), and trains config.warm_start_epochs at config.warm_start_learning_rate.
+No base model, `cold_start`, or a served model this one cannot start from (another embedding
+size, another preset: the console says which) is a cold start: config.epochs from random tables.
+
+The exported model carries `assets.extra/training.json` (`TRAINING_FACTS`, DECISIONS D4): what
+only the Trainer knows about it, for the model card, the next run's baseline and the replay. Its
+keys (stable: other code reads them): `data` {input_fingerprint, span, window_spans,
+eval_source, rows, users, products}, `start` {kind "warm"|"cold", from_version, reason,
+carried_products, new_products, dropped_products}, `baseline` {version, served_version,
+reason}, `model` {preset, config}, `training_key` (what this training is: `training_key`),
+`code_fingerprint`, `training` {epochs, seconds}, `trained_at`.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import logging
 import os
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +45,7 @@ from tfx_bsl.public import tfxio
 
 from models import exporter
 from models import model as model_lib
-from models import features
+from models import features, warm_start
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("recsys.train")  # the console shows it (runner/console.py)
@@ -33,6 +53,32 @@ PRESETS = {"default": model_lib.DEFAULT, "notebook": model_lib.NOTEBOOK}
 # Written to the Trainer's model_run artifact beside TensorBoard's logs
 MODEL_CONFIG_FILE = "model_config.json"
 HISTORY_FILE = "training_history.json"
+# In the exported model: TF Serving ignores assets.extra/ (but for its warm-up requests)
+TRAINING_FACTS = os.path.join("assets.extra", "training.json")
+RUN_KEY = "run"  # custom_config's run-time part (components/trainer.py): not in training_key
+
+
+def training_key(custom_config: Dict[str, Any]) -> str:
+    """What a training is, apart from its data and its base model: sha256 (16 hex) of the
+    compiled custom_config (preset, overrides, serving top-k, cold start, code fingerprint).
+    components/baseline.py compares it with the served model's, to tell a rerun of the training
+    that made the served model from a new one."""
+    compiled = {k: v for k, v in custom_config.items() if k != RUN_KEY}
+    return hashlib.sha256(json.dumps(compiled, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_training_facts(model_dir: str) -> Optional[Dict[str, Any]]:
+    """A SavedModel's training.json (TRAINING_FACTS), None when it has none (a model from before
+    it existed) or it is not JSON."""
+    path = os.path.join(model_dir, TRAINING_FACTS)
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            facts = json.load(f)
+    except (ValueError, tf.errors.OpError):
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def model_config(custom_config: Dict[str, Any]) -> model_lib.ModelConfig:
@@ -66,6 +112,38 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
     return np.concatenate(users).astype(np.int32), np.concatenate(items).astype(np.int32)
 
 
+def start_from(base_model: Optional[str], recommender: model_lib.Recommender, product_ids: np.ndarray,
+               custom_config: Dict[str, Any], base_version: Optional[str]) -> Dict[str, Any]:
+    """Warm-starts `recommender` from the SavedModel at `base_model` (the served model, version
+    `base_version`) when it can, and says so on the console; returns training.json's `start`."""
+    version = f"version {base_version}" if base_version else "the served model"
+    cold = {"kind": "cold", "from_version": None, "carried_products": 0,
+            "new_products": int(len(product_ids)), "dropped_products": 0}
+    if base_model is None:
+        progress.info("[train] cold start: no model is served yet")
+        return {**cold, "reason": "no model is served yet"}
+    if custom_config.get("cold_start"):
+        progress.info("[train] cold start (--cold-start): %s is not used", version)
+        return {**cold, "reason": "--cold-start"}
+    preset = custom_config.get("preset", "default")
+    try:
+        tables = warm_start.read_tables(base_model)
+        why = warm_start.incompatibility(tables, recommender.config, preset, read_training_facts(base_model))
+    except warm_start.IncompatibleModel as e:
+        why = str(e)
+    if why:
+        progress.info("[train] cold start: %s cannot be warm-started from: %s", version, why)
+        return {**cold, "reason": f"incompatible: {why}"}
+    carried = warm_start.carry_over(recommender, product_ids, tables)
+    config = recommender.config
+    progress.info("[train] warm start from %s: %s products carried over, %s new, %s dropped; "
+                  "%g epochs at learning rate %g", version, f"{carried.carried:,}", f"{carried.new:,}",
+                  f"{carried.dropped:,}", config.warm_start_epochs, config.warm_start_learning_rate)
+    return {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
+            "carried_products": carried.carried, "new_products": carried.new,
+            "dropped_products": carried.dropped}
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     custom_config = fn_args.custom_config or {}
     config = model_config(custom_config)
@@ -90,8 +168,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     recommender = model_lib.Recommender(num_users, num_items, config,
                                         user_history=history if config.use_history else None)
     log.info("history and item graph built in %.1f s", time.time() - start)  # the full log
-    start = time.time()
-    epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir)
+    run = custom_config.get(RUN_KEY) or {}
+    start = time.time()  # the training time: the carry-over is part of a warm start's
+    product_ids = np.array([int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)],
+                           np.int64)
+    started = start_from(fn_args.base_model, recommender, product_ids, custom_config,
+                         (run.get("baseline") or {}).get("version"))
+    epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir,
+                             warm=started["kind"] == "warm")
     trained = time.time() - start
 
     start = time.time()
@@ -99,6 +183,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                     top_k=min(int(custom_config.get("serving_top_k", features.SERVING_TOP_K)),
                                               num_items))
     exporter.export_serving_model(module, fn_args.serving_model_dir)
+    facts = {
+        "data": {**(run.get("data") or {}), "rows": int(len(users)), "users": int(num_users),
+                 "products": int(num_items)},
+        "start": started,
+        "baseline": run.get("baseline") or {},
+        "model": {"preset": custom_config.get("preset", "default"), "config": config.to_dict()},
+        "training_key": training_key(custom_config),
+        "code_fingerprint": custom_config.get("module_code"),
+        "training": {"epochs": sum(e.get("share", 1.0) for e in epochs), "seconds": round(trained, 3)},
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = os.path.join(fn_args.serving_model_dir, TRAINING_FACTS)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(facts, f, indent=1, sort_keys=True)
     progress.info("[train] trained in %.1f s, serving model exported in %.1f s", trained,
                   time.time() - start)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from cli import flags
 from cli.flags import Flag
@@ -61,15 +61,18 @@ class TrainingConfig:
     preset: str = "default"  # "default" (the tuned model) or "notebook" (the workshop's)
     overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
     serving_top_k: int = features.SERVING_TOP_K  # products returned by the serving signatures
+    cold_start: bool = False  # train from nothing even when a model is served (no warm start)
 
     def custom_config(self) -> Dict[str, Any]:
         return {"preset": self.preset, "model": dict(self.overrides),
-                "serving_top_k": self.serving_top_k}
+                "serving_top_k": self.serving_top_k, "cold_start": self.cold_start}
 
     @classmethod
     def from_flags(cls, args) -> "TrainingConfig":
-        """From the parsed PIPELINE_FLAGS (`--preset`, `--model-param`, `--serving-top-k`)."""
-        return cls(preset=args.preset, overrides=dict(args.model_param), serving_top_k=args.serving_top_k)
+        """From the parsed PIPELINE_FLAGS (`--preset`, `--model-param`, `--serving-top-k`,
+        `--cold-start`)."""
+        return cls(preset=args.preset, overrides=dict(args.model_param), serving_top_k=args.serving_top_k,
+                   cold_start=args.cold_start)
 
 
 # Per eval purchase (TFMA's examples): well above the most-popular baseline, with a margin for the
@@ -98,7 +101,7 @@ DEFAULT_MIN_SPLIT_ROWS = {"train": 100, "eval": 20}
 @dataclasses.dataclass
 class GateConfig:
     """The Evaluator's gate: absolute lower bounds, the largest relative drop allowed against the
-    last blessed model (retraining is not bit-for-bit deterministic on CPU threads, hence a small
+    served model (retraining is not bit-for-bit deterministic on CPU threads, hence a small
     tolerance rather than none), and the relative margin by which every bounded metric must beat
     the most-popular-products baseline (None: no popularity rule)."""
 
@@ -219,8 +222,10 @@ DRIFT_THRESHOLD_FLAG = Flag("--drift-threshold", "a threshold of the drift gate,
 ACCEPT_DRIFT_FLAG = Flag("--accept-drift", "train on the newest span even if the drift gate finds it drifted "
                          "from the previous one (or repeating it); later runs on the same two spans accept "
                          "it too", kind=flags.SWITCH)
+COLD_START_FLAG = Flag("--cold-start", "train from nothing: no warm start from the served model (which the "
+                       "gate still compares with)", kind=flags.SWITCH)
 PIPELINE_FLAGS = (PRESET_FLAG, MODEL_PARAM_FLAG, SERVING_TOP_K_FLAG, GATE_BOUND_FLAG, GATE_POPULARITY_MARGIN_FLAG,
-                  EVAL_USERS_FLAG, SPAN_WINDOW_FLAG, DRIFT_THRESHOLD_FLAG, ACCEPT_DRIFT_FLAG)
+                  EVAL_USERS_FLAG, SPAN_WINDOW_FLAG, DRIFT_THRESHOLD_FLAG, ACCEPT_DRIFT_FLAG, COLD_START_FLAG)
 
 
 @dataclasses.dataclass
@@ -239,9 +244,6 @@ class PipelineConfig:
     beam_runner: str = "FnApiRunner"
     beam_direct_running_mode: str = "in_memory"
     beam_workers: int = 1
-    # The Evaluator's baseline leaves the candidate out (pipeline/resolvers.py): a second run with
-    # nothing changed is cached whole instead of comparing the model with itself.
-    baseline_excludes_candidate: ClassVar[bool] = True
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
@@ -368,8 +370,6 @@ class VertexConfig:
     # an optional accelerator (type, count); None: inside its pipeline task
     trainer_machine_type: Optional[str] = None
     trainer_accelerator: Optional[Tuple[str, int]] = None
-    # TFX's LatestBlessedModelStrategy: the Kubeflow V2 compiler accepts no other (pipeline/resolvers.py)
-    baseline_excludes_candidate: ClassVar[bool] = False
     # What is trained and how it is judged: the local run's defaults, so both runs agree.
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)

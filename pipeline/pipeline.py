@@ -4,13 +4,14 @@ in-process FnApiRunner, kubeflow_v2_runner.py compiles it for Kubeflow Pipelines
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from components import evaluator as evaluator_lib
 from components import parquet_example_gen, spans
+from components.baseline import ServedBaseline
 from components.batch_recommendations import BatchRecommendations
 from components.catalog_check import CatalogCheck
 from components.eval_sample import EvalSample
@@ -18,18 +19,24 @@ from components.drift import DriftGate
 from components.evaluator import GatedEvaluator
 from components.pusher import DedupPusher
 from components.run_report import RunReport
+from components.trainer import Trainer, VertexTrainer
 from components.validator import StrictExampleValidator
-from pipeline import code_fingerprint, configs, resolvers
+from models import trainer as trainer_module
+from pipeline import code_fingerprint, configs
 
 
-def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig]) -> tfx.dsl.Pipeline:
-    """ExampleGen → StatisticsGen, schema → StrictExampleValidator, DriftGate → Transform → CatalogCheck →
-    Trainer → Evaluator (vs the latest blessed model) → Pusher, and beside it
-    BatchRecommendations (every known user's top-K lists, blessed models only).
+def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
+                    pinned_baseline: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """ExampleGen → StatisticsGen, schema → StrictExampleValidator, DriftGate → Transform →
+    CatalogCheck → Trainer (warm-started from the served model) → Evaluator (vs the served model)
+    → Pusher, and beside it BatchRecommendations (every known user's top-K lists, blessed models
+    only).
 
     The one mapping from configuration to the pipeline, for both runners: a local run's
     `PipelineConfig` (SQLite ML Metadata at `metadata_path`) and a Vertex run's `VertexConfig`
-    (no `metadata_path`: Vertex keeps ML Metadata) name the same things the same way."""
+    (no `metadata_path`: Vertex keeps ML Metadata) name the same things the same way.
+    `pinned_baseline`: the run's baseline when the runner decided it before the run (the local
+    runner: runner/baseline.py); None: ServedBaseline decides when it runs."""
     training, gate = config.training, config.gate
     example_gen = FileBasedExampleGen(
         input_base=config.data_root,
@@ -75,30 +82,32 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     catalog_check = CatalogCheck(
         transform_graph=transform.outputs["transform_graph"], catalog_uri=config.catalog_uri)
 
+    trainer_config = {**training.custom_config(),
+                      "module_code": code_fingerprint.fingerprint(configs.RUN_FN)}
+    # the baseline (DECISIONS D3): the served model, read from the Pusher's base directory, for
+    # the Trainer's warm start and the Evaluator's comparison alike
+    served_baseline = ServedBaseline(
+        examples=example_gen.outputs["examples"],
+        input_base=example_gen.exec_properties["input_base"],
+        input_config=example_gen.exec_properties["input_config"],
+        serving_model_dir=config.serving_model_dir,
+        training_key=trainer_module.training_key(trainer_config),
+        pinned_version=pinned_baseline,
+    )
+    served_baseline.add_upstream_node(catalog_check)  # no copy of a model for rejected data
     # on Vertex with a trainer machine type: a Vertex AI Training custom job (docs/vertex.md)
     vertex_training = getattr(config, "vertex_training_custom_config", lambda: None)()
-    trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer if vertex_training else tfx.components.Trainer
-    trainer = trainer_class(
+    trainer = (VertexTrainer if vertex_training else Trainer)(
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_importer.outputs["result"],
+        base_model=served_baseline.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**training.custom_config(),
-                       "module_code": code_fingerprint.fingerprint(configs.RUN_FN), **(vertex_training or {})},
+        custom_config={**trainer_config, **(vertex_training or {})},
     )
     trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
-    every_model = {"model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                   "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
-    if config.baseline_excludes_candidate:  # a run with nothing changed comes whole from the cache
-        latest_blessed_model = tfx.dsl.Resolver(
-            strategy_class=resolvers.LatestBlessedOtherModelStrategy,
-            candidate=trainer.outputs["model"], **every_model)
-    else:  # the only baseline strategy the Vertex compiler accepts
-        latest_blessed_model = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **every_model)
-    latest_blessed_model = latest_blessed_model.with_id("latest_blessed_model_resolver")
     eval_examples, eval_sample = example_gen.outputs["examples"], None
     if gate.eval_users:  # a seeded sample of eval users, for the Evaluator and the report
         eval_sample = EvalSample(examples=eval_examples, users=gate.eval_users)
@@ -106,7 +115,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     evaluator = GatedEvaluator(
         examples=eval_examples,  # raw ids: the model holds the vocabularies
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=served_baseline.outputs["model"],
         eval_config=evaluator_lib.eval_config(**gate.eval_config_args()),
         example_splits=["eval"],
     ).with_id("Evaluator")
@@ -141,7 +150,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         transformed_examples=transform.outputs["transformed_examples"],
         model=trainer.outputs["model"],
         model_run=trainer.outputs["model_run"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=served_baseline.outputs["model"],
         evaluation=evaluator.outputs["evaluation"],
         pushed_model=pusher.outputs["pushed_model"],
         batch_recommendations=batch_recommendations.outputs["recommendations"],
@@ -150,7 +159,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
     )
 
     components = [example_gen, statistics_gen, schema_importer, example_validator, drift_gate, transform,
-                  catalog_check, trainer, latest_blessed_model, evaluator, pusher,
+                  catalog_check, served_baseline, trainer, evaluator, pusher,
                   batch_recommendations, run_report] + ([eval_sample] if eval_sample else [])
     deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
     if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint

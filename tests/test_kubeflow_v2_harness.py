@@ -2,13 +2,15 @@
 Dataflow), kubeflow_v2/harness.py runs every task's container command as Vertex would, three
 times, on a data root of span folders.
 
-The first run (span 1 only) trains, blesses and pushes a model (no baseline yet) and writes the
-batch recommendations; the second run, nothing changed, resolves the first run's model as the
-baseline, takes the rest from Vertex's cache and blesses again. Then span 2 arrives: the third
-run's ExampleGen is not cached (the pre-cache check's fingerprint covers every span's files),
-reads spans 1 and 2 and span 2's eval file, the drift gate compares span 2 with span 1, and the
-new model is trained and judged against the first. The pushed model answers both serving
-signatures."""
+The first run (span 1 only) trains, blesses and pushes a model (nothing served yet: no baseline)
+and writes the batch recommendations. The second, with nothing changed, takes everything up to
+the CatalogCheck from Vertex's cache; ServedBaseline runs uncached, finds that the served model is
+the first run's own (same data, same training) and gives its baseline again (none), so the
+Trainer trains again from the same start, to the same model, and nothing new is pushed. Then
+span 2 arrives: the third run's ExampleGen is not cached (the pre-cache check's fingerprint
+covers every span's files), reads spans 1 and 2 and span 2's eval file, the drift gate compares
+span 2 with span 1, the Trainer warm-starts from the first run's model and the Evaluator judges
+the new model against it. The pushed model answers both serving signatures."""
 
 import dataclasses
 import json
@@ -21,7 +23,7 @@ import tensorflow as tf
 
 import kubeflow_v2_runner
 from kubeflow_v2 import harness, settings
-from models import features
+from models import features, trainer
 from pipeline import configs
 from tests import fake_asos, pipeline_helpers as helpers
 
@@ -52,9 +54,18 @@ def runs(tmp_path_factory):
     runner = harness.VertexLocalRunner(path, str(root / "logs"))
     first = runner.run()
     second = runner.run()
+    served_after_second = sorted(os.listdir(config.serving_model_dir))
     shutil.move(str(root / "span-2"), str(data / "span-2"))
     third = runner.run()
-    return dict(config=config, data=str(data), runner=runner, first=first, second=second, third=third)
+    return dict(config=config, data=str(data), runner=runner, first=first, second=second, third=third,
+                served_after_second=served_after_second)
+
+
+def _facts(result):
+    """The training.json of the model the run's Trainer exported."""
+    uri = result.artifact("Trainer", "model")["uri"]
+    with open(os.path.join(uri, "Format-Serving", trainer.TRAINING_FACTS)) as f:
+        return json.load(f)
 
 
 def _containers(result, cached):
@@ -64,12 +75,14 @@ def _containers(result, cached):
 def test_first_run_trains_blesses_pushes_and_writes_the_batch(runs):
     first = runs["first"]
     assert _containers(first, cached=True) == []
-    assert first.artifact("latest_blessed_model_resolver-model-blessing-resolver", "model_blessing") is None
-    assert first.artifact("latest_blessed_model_resolver-model-resolver", "model") is None
+    assert not [t for t in first.tasks if "resolver" in t.lower()]  # the baseline is a component
+    served = first.artifact("ServedBaseline", "model")
+    assert served["metadata"]["found"] == 0 and served["metadata"]["reason"] == "no model is served yet"
     blessing = first.artifact("Evaluator", "blessing")
-    assert blessing["metadata"]["blessed"] == 1
+    assert blessing["metadata"]["blessed"] == 1 and "baseline_model_id" not in blessing["metadata"]
     # the Evaluator names the model it judged by its Vertex artifact name
     assert blessing["metadata"]["current_model_id"] == first.artifact("Trainer", "model")["name"]
+    assert _facts(first)["start"]["kind"] == "cold"
     pushed = first.artifact("Pusher", "pushed_model")
     assert pushed["metadata"]["pushed"] == 1
     assert os.path.dirname(pushed["metadata"]["pushed_destination"]) == runs["config"].serving_model_dir
@@ -82,22 +95,23 @@ def test_first_run_trains_blesses_pushes_and_writes_the_batch(runs):
         assert json.load(f)["users"] == users
 
 
-def test_second_run_compares_with_the_first_runs_model(runs):
+def test_a_second_run_with_nothing_changed_decides_the_first_runs_baseline_again(runs):
     first, second = runs["first"], runs["second"]
-    resolved = second.artifact("latest_blessed_model_resolver-model-resolver", "model")
-    assert resolved is not None and resolved["uri"] == first.artifact("Trainer", "model")["uri"]
-    assert second.artifact("latest_blessed_model_resolver-model-blessing-resolver",
-                           "model_blessing")["uri"] == first.artifact("Evaluator", "blessing")["uri"]
-    # nothing changed: every task up to the Trainer comes from Vertex's cache; the Evaluator runs
-    # again because its baseline input is new, and so do the tasks that read its blessing
-    assert "Trainer" in _containers(second, cached=True)
-    assert {"Evaluator", "Pusher", "BatchRecommendations"} <= set(_containers(second, cached=False))
-    blessing = second.artifact("Evaluator", "blessing")
-    assert blessing["metadata"]["blessed"] == 1
-    assert blessing["metadata"]["baseline_model_id"] == resolved["name"]
-    # the same model is served: no second version
-    pushed = [run.artifact("Pusher", "pushed_model")["metadata"] for run in (first, second)]
-    assert pushed[1]["pushed_version"] == pushed[0]["pushed_version"]
+    assert set(_containers(second, cached=True)) == {
+        "FileBasedExampleGen", "StatisticsGen", "StrictExampleValidator", "DriftGate", "Transform", "CatalogCheck"}
+    # ServedBaseline runs uncached (its answer is in no input of the task), and so does what reads it
+    assert {"ServedBaseline", "Trainer", "Evaluator", "Pusher"} <= set(_containers(second, cached=False))
+    version = first.artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
+    served = second.artifact("ServedBaseline", "model")["metadata"]
+    assert (served["found"], served["served_version"]) == (0, version)
+    assert served["reason"].endswith("was trained on this data with this configuration: its own baseline again")
+    assert _facts(second)["start"]["kind"] == "cold"
+    assert second.artifact("Evaluator", "blessing")["metadata"]["blessed"] == 1
+    # the same start, the same seed: the same model (its fingerprint, but for the export's uuid),
+    # already served: no second version
+    pushed = second.artifact("Pusher", "pushed_model")["metadata"]
+    assert (pushed["pushed"], pushed["pushed_version"]) == (1, version)
+    assert runs["served_after_second"] == [version]
 
 
 def _metadata(artifact, key):
@@ -127,14 +141,18 @@ def test_a_new_span_runs_the_pipeline_again_on_the_window_with_the_drift_gate(ru
         1, 0, 1)
     with open(os.path.join(drift["uri"], "drift.json")) as f:
         assert json.load(f)["newest"]["name"] == "span-2"
-    # judged against the first run's model, on span 2's eval file
-    baseline = third.artifact("latest_blessed_model_resolver-model-resolver", "model")
-    assert baseline["uri"] == runs["first"].artifact("Trainer", "model")["uri"]
-    assert third.artifact("Evaluator", "blessing")["metadata"]["baseline_model_id"] == baseline["name"]
+    # warm-started from the first run's model, and judged against it on span 2's eval file
+    version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
+    served = third.artifact("ServedBaseline", "model")
+    assert (served["metadata"]["found"], served["metadata"]["version"]) == (1, version)
+    start = _facts(third)["start"]
+    assert start["kind"] == "warm" and start["from_version"] == version and start["carried_products"] > 0
+    assert third.artifact("Evaluator", "blessing")["metadata"]["baseline_model_id"] == served["name"]
+    assert _facts(third)["data"]["window_spans"] == [1, 2]
 
 
 def test_the_pushed_model_answers_both_signatures(runs):
-    version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
+    version = max(os.listdir(runs["config"].serving_model_dir), key=int)
     model = tf.saved_model.load(os.path.join(runs["config"].serving_model_dir, version))
     items = [int(line) for line in open(os.path.join(runs["data"], configs.CATALOG_FILE))][:3]
     similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
@@ -148,6 +166,6 @@ def test_the_pushed_model_answers_both_signatures(runs):
 
 def test_the_metadata_record_holds_every_run(runs):
     store = harness.MetadataStore(os.path.join(runs["config"].pipeline_root, harness.METADATA_FILE))
-    assert store.data["runs"] == [runs["first"].run_id, runs["second"].run_id, runs["third"].run_id]
+    assert store.data["runs"] == [runs[n].run_id for n in ("first", "second", "third")]
     blessed = store.query('schema_title="tfx.ModelBlessing" AND metadata.blessed.number_value=1')
     assert [b["run"] for b in blessed][-2:] == [runs["second"].run_id, runs["first"].run_id]

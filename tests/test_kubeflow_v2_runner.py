@@ -47,8 +47,7 @@ def compiled(tmp_path_factory):
 
 
 def _node_of(task_name, node_ids):
-    """A task's node: its own id, or the id it extends (the LatestBlessedModelStrategy Resolver
-    compiles to '<id>-model-blessing-resolver' and '<id>-model-resolver')."""
+    """A task's node: its own id (a Resolver would compile to '<id>-...' tasks; there is none)."""
     if task_name in node_ids:
         return task_name
     owners = [n for n in node_ids if task_name.startswith(n + "-")]
@@ -86,28 +85,32 @@ def _parameter(task, name):
 
 def test_compiled_dag_is_the_local_pipeline(compiled, local_pipeline):
     expected = {n.id: {u.id for u in n.upstream_nodes} for n in local_pipeline.components}
-    # one difference by design: locally the baseline search reads the Trainer's model to leave it
-    # out (pipeline/resolvers.py); the Vertex compiler accepts only TFX's stock strategy
-    assert expected["latest_blessed_model_resolver"] == {"Trainer"}
-    expected["latest_blessed_model_resolver"] = set()
     got = defaultdict(set)
     for name, task in compiled["spec"].root.dag.tasks.items():
         node = _node_of(name, expected)
         got[node] |= {_node_of(d, expected) for d in task.dependent_tasks} - {node}
-    assert sorted(got) == sorted(expected), "every component, the Importer and the Resolver compile"
+    assert sorted(got) == sorted(expected), "every component and the Importer compile"
     assert dict(got) == expected
     # the edge that stops Transform on bad data survives compilation
     assert "StrictExampleValidator" in got["Transform"]
 
 
-def test_resolver_and_gate_compile(compiled, local_pipeline):
+def test_the_served_baseline_feeds_the_trainer_and_the_evaluator_and_runs_uncached(compiled, local_pipeline):
+    """No resolver task (open-source KFP runs none): ServedBaseline reads the Pusher's directory.
+    Compiled, it decides when it runs, so its task is never taken from Vertex's cache; the local
+    runner decides before the run (pinned_version) and leaves caching to TFX."""
     tasks = compiled["spec"].root.dag.tasks
-    resolver = _component(local_pipeline, "Resolver")  # the latest blessed model: the baseline
-    assert any(_node_of(t, {resolver.id}) == resolver.id for t in tasks if t.startswith(resolver.id))
-    evaluator = _component(local_pipeline, "Evaluator")
-    deps = {_node_of(d, {c.id for c in local_pipeline.components})
-            for d in tasks[evaluator.id].dependent_tasks}
-    assert resolver.id in deps, "Evaluator gets the baseline from the Resolver"
+    assert not [t for t in tasks if "resolver" in t.lower()]
+    for consumer, key in (("Trainer", "base_model"), ("Evaluator", "baseline_model"),
+                          ("RunReport", "baseline_model")):
+        ref = tasks[consumer].inputs.artifacts[key].task_output_artifact
+        assert (ref.producer_task, ref.output_artifact_key) == ("ServedBaseline", "model"), consumer
+    assert not tasks["ServedBaseline"].caching_options.enable_cache
+    assert all(t.caching_options.enable_cache for name, t in tasks.items() if name != "ServedBaseline")
+    assert "pinned_version" not in tasks["ServedBaseline"].inputs.parameters
+    assert compiled["config"].serving_model_dir in _parameter(tasks["ServedBaseline"], "serving_model_dir")
+    local = _component(local_pipeline, "ServedBaseline")
+    assert local.exec_properties["pinned_version"] == "none"  # nothing served in the fixture's dirs
 
 
 # --- images, Beam -------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ def test_every_executor_runs_the_image(compiled):
     for name, container in containers.items():
         assert container.image == IMAGE, name
         assert list(container.command) == list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD), name
-    for node in compiled["pipeline"].components:  # importers/resolvers run in Vertex itself
+    for node in compiled["pipeline"].components:  # importers run in Vertex itself
         if isinstance(node, base_component.BaseComponent):
             assert _executor(compiled, node.id).container.image == IMAGE, node.id
 
@@ -406,19 +409,23 @@ def _trainer_task(argv):
 
 def test_the_trainer_runs_in_its_task_unless_a_machine_is_named():
     _, args, custom_config = _trainer_task(REQUIRED)
-    assert "tfx.components.trainer.executor.GenericExecutor" in args
+    assert "components.trainer.Executor" in args  # TFX's GenericExecutor, told the baseline's facts
     assert not [key for key in custom_config if key.startswith("ai_platform")]
 
 
 def test_a_trainer_machine_compiles_tfxs_vertex_trainer_with_a_custom_job():
     """What would be submitted: TFX's Vertex Trainer, whose executor starts a Vertex AI CustomJob
-    of the pipeline's image on that machine and accelerator, which runs the same run_fn with the
-    same model settings. Compiled offline: nothing calls Google."""
+    of the pipeline's image on that machine and accelerator, which runs the same executor (told
+    the baseline's facts, for the warm start) and run_fn with the same model settings. Compiled
+    offline: nothing calls Google."""
     argv = REQUIRED + ["--trainer-machine-type", "n1-highmem-16", "--trainer-accelerator", "NVIDIA_TESLA_T4:2",
                        "--model-param", "epochs=2"]
     task, args, custom_config = _trainer_task(argv)
-    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in args
-    assert {"Transform", "CatalogCheck"} <= set(task["dependentTasks"])  # the same place in the DAG
+    from components.trainer import Executor, VertexExecutor
+
+    assert "components.trainer.VertexExecutor" in args
+    assert VertexExecutor()._GetExecutorClass() is Executor  # what the custom job runs
+    assert {"Transform", "CatalogCheck", "ServedBaseline"} <= set(task["dependentTasks"])  # the same place
     assert custom_config["ai_platform_enable_vertex"] is True
     assert custom_config["ai_platform_vertex_region"] == "europe-west1"
     assert custom_config["ai_platform_training_args"] == {

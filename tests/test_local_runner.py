@@ -15,11 +15,13 @@ def test_flags_set_the_configuration(tmp_path):
         "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), "--skip-checksums",
         "--no-cache", "--beam-workers", "2", "--preset", "notebook",
         "--model-param", "epochs=3", "--model-param", "sampling=mixed",
-        "--model-param", "learning_rate=0.5"])
+        "--model-param", "learning_rate=0.5", "--cold-start"])
     assert (config.data_dir, config.output_dir) == (str(tmp_path), str(tmp_path / "out"))
     assert not config.verify_checksums and not config.enable_cache and config.beam_workers == 2
     assert config.training.preset == "notebook"
     assert config.training.overrides == {"epochs": 3, "sampling": "mixed", "learning_rate": 0.5}
+    assert config.training.cold_start and config.training.custom_config()["cold_start"] is True
+    assert not local_runner.parse_config([]).training.cold_start
     assert "--direct_num_workers=2" in config.beam_pipeline_args()
     # named: Beam's DirectRunner would first try to download Prism
     assert "--runner=FnApiRunner" in config.beam_pipeline_args()

@@ -56,10 +56,11 @@ def runs(tmp_path_factory):
     # nothing changed: the whole run from the cache, started with --wait while another run holds
     # the output directory
     again = _behind_another_run(root / "out", _argv(root, "data", "--wait"))
-    # learning rate ~0 and no item graph (which needs no training): the model stays random; the
-    # gate refuses it
+    # learning rate ~0, no item graph (which needs no training), from nothing: the model stays
+    # random; the gate refuses it
     refused = _in_process(_argv(root, "data", "--model-param", "optimizer=sgd",
-                                "--model-param", "learning_rate=1e-9", "--model-param", "copurchase_weight=0"))
+                                "--model-param", "learning_rate=1e-9", "--model-param", "copurchase_weight=0",
+                                "--cold-start"))
     # an eval file with no rows (still parquet): rejected at validation, before Transform
     shutil.copytree(root / "data", root / "tiny")
     fake_asos.write_purchases(str(root / "tiny" / configs.EVAL_FILE), *_first_rows(root / "data", 0))

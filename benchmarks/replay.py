@@ -1,0 +1,290 @@
+"""The replay: the ASOS train purchases delivered as K spans, run through the pipeline span by span.
+
+    make replay                                        # 4 spans, into outputs/replay/
+    env/run-in-env python benchmarks/replay.py --spans 4 --output-dir outputs/replay
+    env/run-in-env python benchmarks/replay.py --window 2 -- --preset default  # after `--`: make run's flags
+
+**The spans are not periods of time.** The ASOS sample has no timestamps: the replay splits the
+train purchases at random (seeded), the first span bigger (40% by default, the others equal
+shares of the rest), as if the same weeks of purchases had arrived in K deliveries. The eval file
+stays the standing one for every span.
+
+For span k = 1..K the replay writes the span into its data directory (`<output-dir>/data/`: the
+users, catalog and eval files at the top) and runs the pipeline on it with `local_runner.py`
+into `<output-dir>/warm/`. Two layouts (`--layout`): `flat` (the default, while the pipeline
+reads one train file) writes the window itself (the last `--window` spans up to k, 3 by default)
+as the flat train file; `spans` writes `span-k/` holding span k's train file, for a pipeline
+that reads span folders and picks its own window (`--span-window`, passed after `--`). In both,
+the first span trains cold, each later one warm-starts from the model the span before pushed
+and is judged against it. For the warm start's
+target (docs/model.md: a warm-started span within one standard error of a cold training on the
+same window, in at most a third of its training time) it also runs every span after the first
+with `--cold-start` into `<output-dir>/cold/` (off: `--no-cold`): the same data, the same
+pipeline, trained from nothing.
+
+It prints one line per span: rows, drift, cold or warm start, training seconds, the gated
+metrics, the verdict and the version pushed; then the warm/cold comparison with the standard
+errors (of the cold model's per-purchase metrics on the eval split, through its `evaluate`
+signature: the gate's protocol). Everything also goes to `<output-dir>/replay.json`; each run's
+console to `<output-dir>/logs/`.
+"""
+
+from __future__ import annotations
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SPANS = 4
+FIRST_SHARE = 0.4  # the first span's share of the purchases; the others share the rest equally
+SEED = 0
+SPAN_DIR = "span-{}"  # a span's folder in the data directory (ExampleGen's span layout)
+# flat until the pipeline reads span folders (issue 16 item 1): then "spans"
+LAYOUT = "flat"
+MARKER = "replay.json"  # what a replay leaves in its output directory: it may be cleared next time
+GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default metrics
+
+
+def split_into_spans(rows: int, spans: int = SPANS, first_share: float = FIRST_SHARE,
+                     seed: int = SEED) -> List[np.ndarray]:
+    """The row indices of each span, ascending: a seeded random split of `rows` purchases, the
+    first span `first_share` of them, the others equal shares of the rest. The ASOS sample has
+    no timestamps, so the spans are not periods of time: span k is a random share of the same
+    weeks, as if the purchases had arrived in K deliveries."""
+    if spans < 1:
+        raise ValueError(f"spans must be >= 1, got {spans}")
+    if spans > 1 and not 0.0 < first_share < 1.0:
+        raise ValueError(f"first_share must be between 0 and 1, got {first_share}")
+    shares = [1.0] if spans == 1 else [first_share] + [(1.0 - first_share) / (spans - 1)] * (spans - 1)
+    bounds = np.round(np.cumsum([0.0] + shares) * rows).astype(int)
+    order = np.random.default_rng(seed).permutation(rows)
+    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+# --- the data -----------------------------------------------------------------------------------
+def prepare(output_dir: str, source_dir: str) -> str:
+    """A fresh replay directory with its data directory holding the standing files (users,
+    catalog, eval); returns the data directory. Refuses a non-empty directory that is not a
+    replay's."""
+    from pipeline import configs
+
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        if not os.path.exists(os.path.join(output_dir, MARKER)):
+            raise SystemExit(f"error: {output_dir} is not empty and not a replay's output "
+                             f"(no {MARKER}): choose another --output-dir")
+        shutil.rmtree(output_dir)
+    data_dir = os.path.join(output_dir, "data")
+    os.makedirs(os.path.join(output_dir, "logs"))
+    os.makedirs(data_dir)
+    for name in (configs.USERS_FILE, configs.CATALOG_FILE, configs.EVAL_FILE):
+        shutil.copyfile(os.path.join(source_dir, name), os.path.join(data_dir, name))
+    with open(os.path.join(output_dir, MARKER), "w") as f:
+        json.dump({"spans": []}, f)
+    return data_dir
+
+
+def write_span(data_dir: str, table, rows: np.ndarray, k: int, layout: str) -> None:
+    """Span k's purchases (`rows` of the train table) into the data directory: its own folder,
+    or (flat layout) the one train file."""
+    import pyarrow.parquet as pq
+
+    from pipeline import configs
+
+    if layout == "flat":
+        path = os.path.join(data_dir, configs.TRAIN_FILE)
+    else:
+        path = os.path.join(data_dir, SPAN_DIR.format(k), configs.TRAIN_FILE)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table.take(rows), path)
+
+
+# --- one run ------------------------------------------------------------------------------------
+def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]) -> Dict[str, Any]:
+    """`local_runner.py` on the data into `output_dir`; {"code", "seconds", "summary": the
+    console's summary rows, "console"}; the console is kept in `log_path`."""
+    start = time.time()
+    done = subprocess.run([sys.executable, "local_runner.py", "--data-dir", data_dir, "--output-dir",
+                           output_dir, "--skip-checksums", *extra],
+                          cwd=PROJECT_DIR, capture_output=True, text=True)
+    with open(log_path, "w") as f:
+        f.write(done.stdout + done.stderr)
+    lines = done.stdout.splitlines()
+    summary = {}
+    if "summary" in lines:
+        for line in lines[lines.index("summary") + 1:]:
+            if line.startswith("  ") and line.strip():
+                summary[line[2:17].strip()] = line[17:].strip()
+    return {"code": done.returncode, "seconds": time.time() - start, "summary": summary,
+            "console": done.stdout}
+
+
+def run_figures(output_dir: str) -> Dict[str, Any]:
+    """What the latest run in `output_dir` did, from its run report and its candidate's
+    training.json (found through the output directory's ML Metadata)."""
+    from models import trainer
+    from pipeline import configs
+    from runner import metadata
+
+    config = configs.PipelineConfig(output_dir=output_dir)
+    figures: Dict[str, Any] = {}
+    try:
+        [report_uri] = metadata.output_uris(config, "RunReport", "report")
+        [model_uri] = metadata.output_uris(config, "Trainer", "model")
+    except (KeyError, IndexError, ValueError):
+        return figures
+    with open(os.path.join(report_uri, "report.json")) as f:
+        report = json.load(f)
+    facts = trainer.read_training_facts(os.path.join(model_uri, "Format-Serving")) or {}
+    candidate = report["evaluation"]["models"]["candidate"]["metrics"]
+    served = report["evaluation"]["models"].get("served", {}).get("metrics", {})
+    figures.update(
+        rows={split: d["purchases"] for split, d in report["data"].items()},
+        start=facts.get("start", {}), baseline=facts.get("baseline", {}), data=facts.get("data", {}),
+        training_seconds=(facts.get("training") or {}).get("seconds"),
+        metrics={name: candidate.get(name) for name in GATED},
+        served_metrics={name: served.get(name) for name in GATED if name in served},
+        blessed=report["gate"]["blessed"], pushed=report["push"]["pushed"], version=report["push"]["version"],
+        model_dir=os.path.join(model_uri, "Format-Serving"), drift=report.get("drift"))
+    return figures
+
+
+def standard_errors(model_dir: str, eval_file: str) -> Dict[str, float]:
+    """The standard error of each gated metric of a model on the eval file: per purchase, as the
+    gate computes them, through the model's `evaluate` signature."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    from models import features, ranking_metrics
+    from models.examples import purchase_examples
+
+    table = pq.read_table(eval_file).to_pydict()
+    examples = purchase_examples(table[features.USER_KEY], table[features.PRODUCT_KEY])
+    ranks = ranking_metrics.evaluate_ranks(tf.saved_model.load(model_dir).signatures, examples)
+    full, sampled = ranks[:, 0], ranks[:, 1]
+    values = {"recall_at_10": (full < 10).astype(float),
+              "ndcg_at_10": np.where(full < 10, 1.0 / np.log2(full + 2.0), 0.0),
+              "sampled_accuracy": (sampled == 0).astype(float)}
+    return {name: float(v.std(ddof=1) / np.sqrt(len(v))) for name, v in values.items()}
+
+
+# --- what it prints -----------------------------------------------------------------------------
+def _metrics_text(metrics: Dict[str, Optional[float]]) -> str:
+    return " ".join(f"{name} {value:.4f}" if value is not None else f"{name} -"
+                    for name, value in metrics.items())
+
+
+def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any]) -> str:
+    summary = result["summary"]
+    if not figures:
+        return (f"span {k}: exit {result['code']}, no model: "
+                f"{(result['console'].strip().splitlines() or ['-'])[-1]}")
+    rows = ", ".join(f"{split} {n:,}" for split, n in figures["rows"].items())
+    start = figures["start"]
+    how = (f"warm from {start.get('from_version')}" if start.get("kind") == "warm"
+           else f"cold ({start.get('reason', '-')})")
+    window = figures["data"].get("window_spans")
+    verdict = (f"pushed {figures['version']}" if figures["pushed"] and result["code"] == 0 else
+               "refused" if not figures["blessed"] else f"exit {result['code']}")
+    if result["code"] == 0 and "already served" in summary.get("verdict", ""):
+        verdict = f"already served ({figures['version']})"
+    drift = summary.get("drift") or "-"
+    return (f"span {k}{f' (window {window[0]}-{window[-1]})' if window else ''}: rows {rows}; "
+            f"drift {drift}; {how}; trained in {figures['training_seconds']:.1f} s; "
+            f"{_metrics_text(figures['metrics'])}; {verdict}")
+
+
+def comparison_lines(spans: List[Dict[str, Any]]) -> List[str]:
+    """The warm start's target, span by span: time ratio and each metric against cold - 1 se."""
+    lines = ["", "warm start against a cold training on the same window (target: quality within one "
+             "standard error, at most a third of the time)"]
+    for entry in spans:
+        warm, cold, se = entry.get("warm"), entry.get("cold"), entry.get("cold_se")
+        if not (warm and cold and se) or warm["start"].get("kind") != "warm":
+            continue
+        ratio = warm["training_seconds"] / cold["training_seconds"]
+        parts, met = [], ratio <= 1 / 3
+        for name in GATED:
+            w, c = warm["metrics"][name], cold["metrics"][name]
+            ok = w is not None and c is not None and w >= c - se[name]
+            met &= ok
+            parts.append(f"{name} {w:.4f} vs {c:.4f} ± {se[name]:.4f}{'' if ok else ' (below)'}")
+        lines.append(f"span {entry['span']}: {warm['training_seconds']:.1f} s vs {cold['training_seconds']:.1f} s "
+                     f"({ratio:.2f}); " + "; ".join(parts) + f"; target {'met' if met else 'NOT met'}")
+        entry["target_met"] = bool(met)
+    return lines
+
+
+def main(argv=None) -> int:
+    from pipeline import configs
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=configs.default_data_dir(), help="the ASOS files; default %(default)s")
+    p.add_argument("--output-dir", default=os.path.join(configs.DEFAULT_OUTPUT_DIR, "replay"),
+                   help="the replay's own directory (cleared when a replay left it); default %(default)s")
+    p.add_argument("--spans", type=int, default=SPANS, help="default %(default)s")
+    p.add_argument("--first-share", type=float, default=FIRST_SHARE, help="default %(default)s")
+    p.add_argument("--seed", type=int, default=SEED, help="of the split; default %(default)s")
+    p.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-training comparison")
+    p.add_argument("--layout", choices=("spans", "flat"), default=LAYOUT,
+                   help="flat: one train file holding the window (the pipeline on this branch reads "
+                   "no span folders); spans: one folder per span; default %(default)s")
+    p.add_argument("--window", type=int, default=3,
+                   help="--layout flat: spans per window (the train file); default %(default)s")
+    args, extra = p.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(os.path.join(args.data_dir, configs.TRAIN_FILE))
+    spans = split_into_spans(table.num_rows, args.spans, args.first_share, args.seed)
+    data_dir = prepare(args.output_dir, args.data_dir)
+    print(f"[replay] {table.num_rows:,} train purchases as {len(spans)} spans of "
+          f"{', '.join(f'{len(s):,}' for s in spans)} (seeded random split, seed {args.seed}: the data "
+          f"has no timestamps); eval: the standing eval file; outputs {args.output_dir}", flush=True)
+    record: Dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:] if argv is None else argv,
+                              "spans": []}
+    for k in range(1, len(spans) + 1):
+        if args.layout == "flat":
+            write_span(data_dir, table, np.sort(np.concatenate(spans[max(0, k - args.window):k])), k, "flat")
+        else:
+            write_span(data_dir, table, spans[k - 1], k, "spans")
+        entry: Dict[str, Any] = {"span": k}
+        for chain in ("warm", "cold") if args.cold and k > 1 else ("warm",):
+            flags = extra + (["--cold-start"] if chain == "cold" else [])
+            result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
+                                  os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
+            figures = run_figures(os.path.join(args.output_dir, chain))
+            entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
+                            "drift": result["summary"].get("drift")}
+            if chain == "warm":
+                print(span_line(k, result, figures), flush=True)
+            elif figures:
+                entry["cold_se"] = standard_errors(figures["model_dir"], os.path.join(data_dir, configs.EVAL_FILE))
+                print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
+                      f"{_metrics_text(figures['metrics'])}", flush=True)
+        record["spans"].append(entry)
+        with open(os.path.join(args.output_dir, MARKER), "w") as f:
+            json.dump(record, f, indent=1, default=str)
+    if args.cold:
+        for line in comparison_lines(record["spans"]):
+            print(line)
+        with open(os.path.join(args.output_dir, MARKER), "w") as f:
+            json.dump(record, f, indent=1, default=str)
+    print(f"[replay] figures: {os.path.join(args.output_dir, MARKER)}; reports: "
+          f"{os.path.join(args.output_dir, 'warm', 'reports')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The replay's split into spans, and its verdict on the warm start's target."""
+
+import numpy as np
+import pytest
+
+from benchmarks import replay
+
+
+def test_the_spans_are_a_seeded_partition_with_a_bigger_first_span():
+    spans = replay.split_into_spans(1000, spans=4, first_share=0.4, seed=0)
+    assert [len(s) for s in spans] == [400, 200, 200, 200]
+    assert np.array_equal(np.sort(np.concatenate(spans)), np.arange(1000))  # every row once
+    assert all(np.array_equal(a, b) for a, b in zip(spans, replay.split_into_spans(1000, 4, 0.4, 0)))
+    assert not np.array_equal(spans[0], replay.split_into_spans(1000, 4, 0.4, 1)[0])
+    assert [len(s) for s in replay.split_into_spans(10, spans=1)] == [10]
+    with pytest.raises(ValueError, match="first_share must be between 0 and 1"):
+        replay.split_into_spans(10, spans=2, first_share=1.0)
+
+
+def _run(kind, seconds, **metrics):
+    return {"start": {"kind": kind}, "training_seconds": seconds,
+            "metrics": {name: metrics.get(name, 0.1) for name in replay.GATED}}
+
+
+def test_the_target_is_a_third_of_the_time_and_one_standard_error():
+    se = {name: 0.01 for name in replay.GATED}
+    met = {"span": 2, "warm": _run("warm", 3.0, recall_at_10=0.095), "cold": _run("cold", 9.0), "cold_se": se}
+    slow = {"span": 3, "warm": _run("warm", 3.5), "cold": _run("cold", 9.0), "cold_se": se}
+    worse = {"span": 4, "warm": _run("warm", 1.0, ndcg_at_10=0.085), "cold": _run("cold", 9.0), "cold_se": se}
+    lines = replay.comparison_lines([met, slow, worse])
+    assert lines[-3].startswith("span 2: 3.0 s vs 9.0 s (0.33); recall_at_10 0.0950 vs 0.1000 ± 0.0100;")
+    assert lines[-3].endswith("target met") and met["target_met"]
+    assert lines[-2].endswith("target NOT met") and not slow["target_met"]
+    assert "ndcg_at_10 0.0850 vs 0.1000 ± 0.0100 (below)" in lines[-1] and not worse["target_met"]

@@ -1,0 +1,158 @@
+"""Warm start: a new model begins where the served one left off, product by product.
+
+The served SavedModel (models/exporter.py) holds its product vocabulary (`product_ids`, raw ids
+in vocabulary order) and the recommender's tables as variables. `read_tables` reads them from
+its checkpoint (`tf.train.load_checkpoint`: no graph is loaded, no signature traced).
+`carry_over` copies the row of every product the new vocabulary still has into the new model's
+tables **by raw product id**: vocabulary indices change from one data window to the next (they
+are sorted by frequency), product ids do not. New products keep their fresh initialisation, as in
+a cold start; products no longer bought are dropped.
+
+What is carried over: the item embeddings and biases (what the score of a product is made of) and
+the history embeddings (the table a user's vector is pooled from: the default model's user
+tower; trained item vectors beside random user vectors would start the new model nowhere).
+What is not: the user-id table (the notebook's model only: users come and go, and a vector per
+user id is what the default model leaves out), the users' histories and the item graph (data,
+not learned: rebuilt from the window's purchases), and the optimizer's moments (a SavedModel has
+none: Adam starts afresh).
+
+`incompatibility` says why a served model cannot be warm-started from (another embedding size,
+another preset, a table this model needs and it lacks), or None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from models import model as model_lib
+
+# Checkpoint keys of the serving module's variables (object-graph paths of models/exporter.py's
+# ServingModule: `product_ids`, and its `recommender`'s tables).
+_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+PRODUCT_IDS = "product_ids" + _SUFFIX
+TABLES = {  # Recommender attribute -> checkpoint key
+    "item_embeddings": "recommender/item_embeddings" + _SUFFIX,
+    "item_bias": "recommender/item_bias" + _SUFFIX,
+    "history_embeddings": "recommender/history_embeddings" + _SUFFIX,
+}
+
+
+class IncompatibleModel(ValueError):
+    """The served model cannot be warm-started from; the message says why."""
+
+
+@dataclasses.dataclass
+class ServedTables:
+    """What a served model's checkpoint holds for a warm start: its product ids (vocabulary
+    order) and its tables ([products + 1, ...]: the last row is its OOV row); None for a table
+    it does not have."""
+
+    product_ids: np.ndarray
+    item_embeddings: np.ndarray
+    item_bias: Optional[np.ndarray] = None
+    history_embeddings: Optional[np.ndarray] = None
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.item_embeddings.shape[1])
+
+    @classmethod
+    def of(cls, recommender: model_lib.Recommender, product_ids: np.ndarray) -> "ServedTables":
+        """The tables of a model in memory (what `read_tables` reads back once it is exported)."""
+        def value(name):
+            variable = getattr(recommender, name, None)
+            return None if variable is None else variable.numpy()
+
+        return cls(np.asarray(product_ids, np.int64), **{name: value(name) for name in TABLES})
+
+
+@dataclasses.dataclass
+class CarriedOver:
+    """How many products kept their rows (`carried`), started fresh (`new`, not in the served
+    model) and were dropped (`dropped`, in the served model, not in this one)."""
+
+    carried: int
+    new: int
+    dropped: int
+
+
+def read_tables(saved_model_dir: str) -> ServedTables:
+    """The served model's product ids and tables, from `<saved_model_dir>/variables`.
+
+    Raises IncompatibleModel when the SavedModel is not one of this project's recommenders
+    (no product ids or item embeddings)."""
+    prefix = os.path.join(saved_model_dir, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.NotFoundError, ValueError) as e:
+        raise IncompatibleModel(f"no readable variables in {saved_model_dir} ({e})") from None
+    shapes = reader.get_variable_to_shape_map()
+    missing = [key.split("/.")[0] for key in (PRODUCT_IDS, TABLES["item_embeddings"]) if key not in shapes]
+    if missing:
+        raise IncompatibleModel(f"the served model has no {' and no '.join(missing)}: not a "
+                                "recommender of this project")
+    tables = {name: reader.get_tensor(key) if key in shapes else None for name, key in TABLES.items()}
+    product_ids = np.asarray(reader.get_tensor(PRODUCT_IDS), np.int64)
+    if tables["item_embeddings"].shape[0] != len(product_ids) + 1:
+        raise IncompatibleModel(f"the served model's item table has {tables['item_embeddings'].shape[0]} "
+                                f"rows for {len(product_ids)} products (and the OOV row)")
+    return ServedTables(product_ids=product_ids, **tables)
+
+
+SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")
+
+
+def incompatibility(tables: ServedTables, config: model_lib.ModelConfig, preset: str,
+                    served_facts: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """Why `config` (of `preset`) cannot start from the served model, or None when it can.
+
+    `served_facts`: the served model's training facts (models/trainer.py's training.json), when
+    it has them: a model of another preset, or whose configuration differs in a field that gives
+    the tables their shapes, is refused by name; the tables' shapes are checked either way."""
+    model = (served_facts or {}).get("model") or {}
+    if model.get("preset") not in (None, preset):
+        return f"the served model is the {model['preset']!r} preset, this run trains {preset!r}"
+    served_config = model.get("config") or {}
+    for name in SHAPE_FIELDS:
+        if name in served_config and served_config[name] != getattr(config, name):
+            return (f"the served model has {name}={served_config[name]!r}, this one "
+                    f"{getattr(config, name)!r}")
+    if tables.embedding_dim != config.embedding_dim:
+        return (f"the served model's embeddings have {tables.embedding_dim} dimensions, this "
+                f"one's {config.embedding_dim}")
+    if config.use_item_bias and tables.item_bias is None:
+        return "the served model has no item biases"
+    if config.use_history and tables.history_embeddings is None:
+        return "the served model has no history embeddings"
+    return None
+
+
+def carry_over(recommender: model_lib.Recommender, product_ids: np.ndarray,
+               tables: ServedTables) -> CarriedOver:
+    """Copies the served rows of every product in `product_ids` (the new model's vocabulary,
+    raw ids in index order) into `recommender`'s item embeddings, item biases and history
+    embeddings; other rows (new products, the OOV row) are left as they are."""
+    product_ids = np.asarray(product_ids, np.int64)
+    if len(product_ids) != recommender.num_items:
+        raise ValueError(f"{len(product_ids)} product ids for a model of {recommender.num_items} products")
+    order = np.argsort(tables.product_ids, kind="stable")
+    served_sorted = tables.product_ids[order]
+    position = np.clip(np.searchsorted(served_sorted, product_ids), 0, max(len(served_sorted) - 1, 0))
+    found = (served_sorted[position] == product_ids) if len(served_sorted) else np.zeros(len(product_ids), bool)
+    new_rows = np.flatnonzero(found)
+    served_rows = order[position[found]]
+    for name in TABLES:
+        variable, served = getattr(recommender, name, None), getattr(tables, name)
+        if variable is None or served is None:
+            continue
+        values = variable.numpy()
+        values[new_rows] = served[served_rows]
+        variable.assign(values)
+    carried = int(found.sum())
+    return CarriedOver(carried=carried, new=len(product_ids) - carried,
+                       dropped=len(np.unique(tables.product_ids)) - carried)
