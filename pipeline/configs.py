@@ -192,6 +192,7 @@ class PipelineConfig:
 IMAGE_PROJECT_DIR = "/pipeline"  # the clone's files (schema/, pipeline/, components/, models/) in the image
 IMAGE_SCHEMA_DIR = IMAGE_PROJECT_DIR + "/schema"
 VERTEX_PIPELINE_JSON = "asos-recommender-pipeline.json"
+KFP_PIPELINE_YAML = "asos-recommender-pipeline.yaml"  # open-source KFP takes a bare PipelineSpec YAML
 
 
 def _gs(uri: str) -> str:
@@ -314,3 +315,20 @@ class VertexConfig:
         if not self.dataflow_public_ips:
             args.append("--no_use_public_ips")
         return args + list(self.extra_beam_args)
+
+
+@dataclasses.dataclass
+class KfpConfig(VertexConfig):
+    """One pipeline compiled for open-source Kubeflow Pipelines 2 (docs/kubeflow.md): the Vertex
+    settings (`project` and `region` are empty unless Dataflow or the Vertex endpoint needs them),
+    and two differences in the pipeline, because that backend runs no resolver task and its
+    importer takes bucket URIs only:
+
+    - the curated schema is read by TFX's ImportSchemaGen in a task (from the image, or wherever
+      `schema_dir` points), not imported by the orchestrator;
+    - no resolver task: until the served-model baseline (DECISIONS D3) lands, the Evaluator gets
+      no baseline and judges with the absolute bounds only.
+    """
+
+    schema_from_task: ClassVar[bool] = True
+    baseline_resolver: ClassVar[bool] = False

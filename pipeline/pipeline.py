@@ -41,18 +41,23 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_importer = tfx.dsl.Importer(
-        source_uri=config.schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
-    ).with_id("schema_importer")
+    if getattr(config, "schema_from_task", False):  # open-source KFP: its importer takes bucket URIs only
+        schema_importer = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
+        schema = schema_importer.outputs["schema"]
+    else:
+        schema_importer = tfx.dsl.Importer(
+            source_uri=config.schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
+        ).with_id("schema_importer")
+        schema = schema_importer.outputs["result"]
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         examples=example_gen.outputs["examples"],
         min_rows=config.min_split_rows,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         preprocessing_fn=configs.PREPROCESSING_FN,
         # The raw data's statistics and anomalies are StatisticsGen's and the validator's; TFDV
         # again on the input and on two integer indices would add two statistics passes for nothing.
@@ -70,7 +75,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={**training.custom_config(),
@@ -87,10 +92,13 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         latest_blessed_model = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **every_model)
     latest_blessed_model = latest_blessed_model.with_id("latest_blessed_model_resolver")
+    baseline = latest_blessed_model.outputs["model"]
+    if not getattr(config, "baseline_resolver", True):  # open-source KFP runs no resolver (until D3)
+        latest_blessed_model = baseline = None
     evaluator = GatedEvaluator(
         examples=example_gen.outputs["examples"],  # raw ids: the model holds the vocabularies
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=baseline,
         eval_config=evaluator_lib.eval_config(gate.lower_bounds, gate.max_relative_drop),
         example_splits=["eval"],
     ).with_id("Evaluator")
@@ -116,15 +124,15 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig])
         transformed_examples=transform.outputs["transformed_examples"],
         model=trainer.outputs["model"],
         model_run=trainer.outputs["model_run"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=baseline,
         evaluation=evaluator.outputs["evaluation"],
         pushed_model=pusher.outputs["pushed_model"],
         batch_recommendations=batch_recommendations.outputs["recommendations"],
     )
 
-    components = [example_gen, statistics_gen, schema_importer, example_validator, transform,
-                  catalog_check, trainer, latest_blessed_model, evaluator, pusher,
-                  batch_recommendations, run_report]
+    components = [c for c in (example_gen, statistics_gen, schema_importer, example_validator, transform,
+                              catalog_check, trainer, latest_blessed_model, evaluator, pusher,
+                              batch_recommendations, run_report) if c is not None]
     deploy = getattr(config, "vertex_deploy_custom_config", lambda: None)()
     if deploy:  # Vertex only, when an endpoint is named: the same blessed model, also on an endpoint
         components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
