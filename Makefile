@@ -2,7 +2,7 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test serve lock benchmark compile
+.PHONY: run test serve lock benchmark compile compile-kfp
 
 run:  ## the full pipeline on the ASOS data
 	$(RUN) python local_runner.py $(ARGS)
@@ -22,6 +22,9 @@ benchmark:  ## pipeline timings, model quality, serving latency and batch time o
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)
+
+compile-kfp:  ## the open-source Kubeflow Pipelines 2 package (docs/kubeflow.md)
+	$(RUN) python kubeflow_v2_runner.py --target kfp $(ARGS)
 
 lock:  ## re-resolve env/requirements.lock from env/requirements.in (needs uv on the host)
 	uv pip compile env/requirements.in --python-version 3.13 --python-platform x86_64-manylinux_2_39 \
