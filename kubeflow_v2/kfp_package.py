@@ -13,10 +13,11 @@ with four differences from the Vertex AI JSON, each because of something the KFP
 - Every container runs `python -m kubeflow_v2.kfp_entrypoint` (TFX's entrypoint behind a shim
   for the KFP launcher's ExecutorInput).
 - Caching is off on the tasks whose result depends on more than their inputs, parameters and
-  image: a task without input artifacts reads the outside world (ExampleGen its data directory).
-  On Vertex and locally, ExampleGen's pre-cache hook puts the data's fingerprint into the cache
-  key; KFP never runs that hook, so a cached ExampleGen would be reused forever. ImportSchemaGen
-  reading the schema inside the image is the exception: the image is part of KFP's cache key.
+  image: a task without input artifacts reads the outside world (ExampleGen its data directory),
+  and the served-model baseline reads the Pusher's base directory. On Vertex and locally,
+  ExampleGen's pre-cache hook puts the data's fingerprint into the cache key; KFP never runs that
+  hook, so a cached ExampleGen would be reused forever. ImportSchemaGen reading the schema inside
+  the image is the exception: the image is part of KFP's cache key.
 
 Then the package is checked with the backend's own rules (schema version, resolver tasks, Argo
 task names, importer URIs), so a package that KFP would refuse fails here, not on the cluster.
@@ -31,9 +32,10 @@ from kubeflow_v2 import kfp_backend
 from pipeline import configs
 
 ENTRYPOINT = ("python", "-m", "kubeflow_v2.kfp_entrypoint")
-# Components that read something besides their inputs although they have input artifacts (D3's
-# served-model baseline reads the Pusher's base directory; add its id here if it takes inputs).
-READS_OUTSIDE_STATE: Tuple[str, ...] = ()
+# Component classes (by name, anywhere in their class hierarchy) that read something besides
+# their input artifacts although they have some: the served-model baseline (components/baseline.py,
+# DECISIONS D3) reads the Pusher's base directory when it runs.
+READS_OUTSIDE_STATE: Tuple[str, ...] = ("ServedBaseline",)
 
 
 def create_runner(config: configs.KfpConfig, output_dir: str, output_file: str):
@@ -53,11 +55,13 @@ def _schema_in_image(task: Dict[str, Any], config: configs.KfpConfig) -> bool:
         and config.schema_dir.startswith(configs.IMAGE_PROJECT_DIR)
 
 
-def uncached_tasks(spec: Dict[str, Any], config: configs.KfpConfig) -> List[str]:
+def uncached_tasks(spec: Dict[str, Any], config: configs.KfpConfig, tfx_pipeline) -> List[str]:
     """The container tasks whose cache would be wrong on KFP (module docstring)."""
+    outside = {node.id for node in tfx_pipeline.components
+               if set(READS_OUTSIDE_STATE) & {k.__name__ for k in type(node).__mro__}}
     names = []
     for name, task, _ in kfp_backend.container_tasks(spec):
-        if name in READS_OUTSIDE_STATE:
+        if name in outside:
             names.append(name)
         elif not task.get("inputs", {}).get("artifacts") and not _schema_in_image(task, config):
             names.append(name)
@@ -70,7 +74,7 @@ def pipeline_spec(config: configs.KfpConfig, tfx_pipeline) -> Dict[str, Any]:
     job = create_runner(config, "unused", "unused.yaml").run(tfx_pipeline, write_out=False)
     spec = job["pipelineSpec"]
     spec["defaultPipelineRoot"] = config.pipeline_root
-    for name in uncached_tasks(spec, config):
+    for name in uncached_tasks(spec, config, tfx_pipeline):
         spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {}
     kfp_backend.check_schema_version(spec)
     kfp_backend.check_compiles(spec)

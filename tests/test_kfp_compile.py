@@ -106,12 +106,16 @@ def test_every_container_runs_the_kfp_entrypoint_with_its_inputs_spec(compiled):
 def test_caching_is_off_where_kfp_would_cache_wrongly(compiled, tmp_path):
     tasks = compiled["spec"]["root"]["dag"]["tasks"]
     off = sorted(n for n, t in tasks.items() if not kfp_backend.caching_enabled(t))
-    assert off == ["FileBasedExampleGen"]  # reads its data directory; KFP runs no pre-cache hook
+    # ExampleGen reads its data directory, and KFP runs no pre-cache hook; the served-model
+    # baseline (DECISIONS D3) reads the Pusher's base directory
+    served = [c.id for c in compiled["pipeline"].components
+              if "ServedBaseline" in {k.__name__ for k in type(c).__mro__}]
+    assert off == sorted(["FileBasedExampleGen"] + served)
     # the schema elsewhere than in the image is outside state too
     _, path, _ = _compile(KFP + ["--schema-dir", "gs://test-bucket/schema"], tmp_path / "gs-schema")
     tasks = yaml.safe_load(open(path))["root"]["dag"]["tasks"]
-    assert sorted(n for n, t in tasks.items() if not kfp_backend.caching_enabled(t)) == [
-        "FileBasedExampleGen", "ImportSchemaGen"]
+    assert sorted(n for n, t in tasks.items() if not kfp_backend.caching_enabled(t)) == sorted(
+        ["FileBasedExampleGen", "ImportSchemaGen"] + served)
     _, path, _ = _compile(KFP + ["--no-cache"], tmp_path / "no-cache")
     assert not any(kfp_backend.caching_enabled(t) for t in yaml.safe_load(open(path))["root"]["dag"]["tasks"].values())
 

@@ -10,7 +10,6 @@ import json
 import os
 
 import pytest
-import tensorflow as tf
 
 import kubeflow_v2_runner
 from kubeflow_v2 import harness, settings
@@ -29,13 +28,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("vertex_local")
     data = root / "data"
     fake_asos.write_fake_asos(str(data))
-    config, _, _ = settings.parse_compile_args([
-        "--project", "local-project", "--region", "local", "--bucket", "unused", "--image", "unused",
-        "--pipeline-root", str(root / "pipeline_root"), "--data-root", str(data),
-        "--schema-dir", configs.SCHEMA_DIR, "--serving-model-dir", str(root / "serving"),
-        # the tiny data: one Beam worker in the component's process (the default starts one per core)
-        "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1",
-    ], environ={})
+    config, _, _ = settings.parse_compile_args(
+        ["--project", "local-project", "--region", "local"] + helpers.harness_compile_flags(str(root), str(data)),
+        environ={})
     config = dataclasses.replace(
         config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K))
     path, _ = kubeflow_v2_runner.compile_pipeline(config, str(root / "compiled"))
@@ -89,14 +84,7 @@ def test_second_run_compares_with_the_first_runs_model(runs):
 
 def test_the_pushed_model_answers_both_signatures(runs):
     [version] = os.listdir(runs["config"].serving_model_dir)
-    model = tf.saved_model.load(os.path.join(runs["config"].serving_model_dir, version))
-    items = [int(line) for line in open(os.path.join(runs["data"], configs.CATALOG_FILE))][:3]
-    similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
-    assert similar["products"].shape == (3, TOP_K)
-    users = [line.strip().encode() for line in open(os.path.join(runs["data"], configs.USERS_FILE))][:3]
-    recommended = model.signatures["serving_default"](user_id=tf.constant(users))
-    assert recommended["products"].shape == (3, TOP_K)
-    assert bool(tf.reduce_all(recommended["known_user"]))
+    helpers.check_serving_signatures(os.path.join(runs["config"].serving_model_dir, version), runs["data"], TOP_K)
 
 
 def test_the_metadata_record_holds_both_runs(runs):
