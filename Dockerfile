@@ -8,7 +8,8 @@
 # dotted path and nothing is uploaded at compile time. The curated schema is at /pipeline/schema.
 # Beam's SDK harness boot (from the Beam SDK image of the locked apache-beam version) is the
 # entrypoint, so the same image serves as Dataflow's sdk_container_image; Vertex AI overrides it
-# with the command compiled into the pipeline (python -m tfx...kubeflow_v2_run_executor).
+# with the command compiled into the pipeline (python -m tfx...kubeflow_v2_run_executor), and so does
+# open-source Kubeflow Pipelines (python -m kubeflow_v2.kfp_entrypoint, docs/kubeflow.md).
 
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
 ARG BEAM_SDK_IMAGE=apache/beam_python3.13_sdk:2.73.0
@@ -30,7 +31,7 @@ RUN python -m venv /opt/venv \
 COPY setup.py /src/setup.py
 COPY env/requirements.in /src/env/requirements.in
 COPY schema/schema.pbtxt /src/schema/schema.pbtxt
-COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py /src/
+COPY local_runner.py kubeflow_v2_runner.py vertex_submit.py kfp_submit.py /src/
 COPY cli/ /src/cli/
 COPY pipeline/ /src/pipeline/
 COPY components/ /src/components/
@@ -77,5 +78,5 @@ ENV PATH=/opt/venv/bin:$PATH \
     RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
 WORKDIR /pipeline
 # Fails the build, not a pipeline run, if the code or Keras 2 is not what the pipeline needs.
-RUN python -c "import pipeline, components.catalog_check, components.run_report, components.batch_recommendations, models.preprocessing, models.trainer, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; pipeline.check_keras()"
+RUN python -c "import pipeline, components.catalog_check, components.run_report, components.batch_recommendations, models.preprocessing, models.trainer, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor, kubeflow_v2.kfp_entrypoint; pipeline.check_keras()"
 ENTRYPOINT ["/opt/apache/beam/boot"]

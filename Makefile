@@ -2,10 +2,10 @@
 RUN := env/run-in-env
 ARGS ?=
 
-.PHONY: run test test-fast lint serve monitor history rollback lock benchmark compile replay
+.PHONY: run test test-fast lint serve monitor history rollback lock benchmark compile compile-kfp replay
 
 # The code's commit, for the model card of what `make run` pushes (the environment has no git)
-run compile replay: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
+run compile compile-kfp replay: export RECSYS_GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell \
 	git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)")
 
 run:  ## the full pipeline on the ASOS data
@@ -44,6 +44,9 @@ replay:  ## the ASOS train purchases as 4 spans, through the pipeline span by sp
 
 compile:  ## the Kubeflow V2 / Vertex AI pipeline JSON
 	$(RUN) python kubeflow_v2_runner.py $(ARGS)
+
+compile-kfp:  ## the open-source Kubeflow Pipelines 2 package (docs/kubeflow.md)
+	$(RUN) python kubeflow_v2_runner.py --target kfp $(ARGS)
 
 lock:  ## re-resolve env/requirements.lock from env/requirements.in (needs uv on the host)
 	uv pip compile env/requirements.in --python-version 3.13 --python-platform x86_64-manylinux_2_39 \

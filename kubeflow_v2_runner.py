@@ -1,4 +1,5 @@
-"""Compiles the pipeline for Vertex AI Pipelines (or Kubeflow Pipelines) into a pipeline JSON.
+"""Compiles the pipeline for Vertex AI Pipelines into a pipeline JSON, or for open-source
+Kubeflow Pipelines 2 into a pipeline package (YAML).
 
 The same `create_pipeline` as local_runner.py, with cloud locations, the container image and
 (optionally) Dataflow as Beam runner. Fully offline: no credentials, no network, nothing uploaded.
@@ -6,11 +7,12 @@ Module code is referenced by dotted path (models.preprocessing.preprocessing_fn,
 from the package installed in the image (see Dockerfile), so no wheel is built here.
 
     make compile ARGS="--project P --region europe-west1 --bucket B --image IMAGE [--dataflow]"
+    make compile-kfp ARGS="--bucket B --image IMAGE"          # = --target kfp (docs/kubeflow.md)
     env/run-in-env python kubeflow_v2_runner.py --help        # every setting and its variable
 
 It prints one line per component; TensorFlow's start-up lines, TFX's log and library warnings go
 to <output-dir>/logs/compile-<time>.log, as a local run's go to its log. Then submit the JSON with
-vertex_submit.py.
+vertex_submit.py, the YAML with kfp_submit.py.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -96,12 +98,20 @@ def uncache_run_time_decisions(job: dict, tfx_pipeline) -> List[str]:
     return ids
 
 
-def compile_pipeline(config: configs.VertexConfig, output_dir: str,
-                     output_file: str = configs.VERTEX_PIPELINE_JSON):
-    """Writes the pipeline JSON; returns (its path, the tfx Pipeline compiled)."""
+def compile_pipeline(config: configs.VertexConfig, output_dir: str, output_file: Optional[str] = None):
+    """Writes the compiled pipeline (a VertexConfig: the pipeline JSON; a KfpConfig: the KFP
+    package); returns (its path, the tfx Pipeline compiled)."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     tfx_pipeline = build(config)
+    if isinstance(config, configs.KfpConfig):
+        from kubeflow_v2 import kfp_package
+
+        path = os.path.join(output_dir, output_file or configs.KFP_PIPELINE_YAML)
+        os.makedirs(output_dir, exist_ok=True)
+        kfp_package.write(kfp_package.pipeline_spec(config, tfx_pipeline), path)
+        return path, tfx_pipeline
+    output_file = output_file or configs.VERTEX_PIPELINE_JSON
     job = create_runner(config, output_dir, output_file).run(tfx_pipeline, write_out=False)
     uncache_run_time_decisions(job, tfx_pipeline)
     path = os.path.join(output_dir, output_file)
@@ -139,8 +149,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise PermissionError(f"no permission to write into {output_dir}")
         if os.path.dirname(output_file):
             raise ValueError(f"--output-file {output_file!r} is a file name; the directory is --output-dir")
+        if isinstance(config, configs.KfpConfig) and not output_file.endswith((".yaml", ".yml")):
+            raise ValueError(f"--output-file {output_file!r}: a KFP package is a .yaml file")
     except (OSError, ValueError) as e:
-        print(f"error: cannot write the pipeline JSON to --output-dir {output_dir}: {e}", file=sys.stderr)
+        what = "package" if isinstance(config, configs.KfpConfig) else "JSON"
+        print(f"error: cannot write the pipeline {what} to --output-dir {output_dir}: {e}", file=sys.stderr)
         return 2
     console = console_lib.Console(console_lib.log_path_for(output_dir, what="compile"),
                                   stream=console_lib.terminal(sys.stdout),
@@ -183,7 +196,8 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
         path, tfx_pipeline = compile_pipeline(config, output_dir, output_file)
     except (TypeError, ValueError) as e:
         return fail(f"cannot compile the pipeline: {e}", 1)
-    console.say(f"[compile] {len(tfx_pipeline.components)} components, image {config.image}")
+    target = "open-source KFP" if isinstance(config, configs.KfpConfig) else "Vertex AI"
+    console.say(f"[compile] {len(tfx_pipeline.components)} components for {target}, image {config.image}")
     for line in describe(tfx_pipeline):
         console.say(f"[compile]   {line}")
     console.say(f"[compile] beam: {' '.join(config.beam_pipeline_args())}")
@@ -191,6 +205,14 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
         kind, count = config.trainer_accelerator or (None, 0)
         accelerator = f", {count} x {kind}" if kind else ""
         console.say(f"[compile] trainer: a Vertex AI Training custom job on {config.trainer_machine_type}{accelerator}")
+    if isinstance(config, configs.KfpConfig):
+        from kubeflow_v2 import kfp_backend
+
+        with open(path) as f:
+            spec = kfp_backend.load_package(f.read())
+        uncached = [n for n, t, _ in kfp_backend.container_tasks(spec) if not kfp_backend.caching_enabled(t)]
+        console.say(f"[compile] no cache on KFP for: {', '.join(sorted(uncached)) or 'nothing'} "
+                    "(docs/kubeflow.md#caching)")
     console.say(f"[compile] wrote {path}")
     console.say(f"[compile] full log {console.log_path}")
     return 0

@@ -6,8 +6,8 @@
 Installs the packages `pipeline` (the pipeline definition), `components`, `models` (module code,
 referenced by dotted path, e.g. models.preprocessing.preprocessing_fn), `runner` (the local run's
 tooling), `kubeflow_v2` (the Vertex AI / Kubeflow settings and the local harness), `serving` (the
-model server) and `cli` (the flags every command declares), the three runner modules with console
-commands, and the curated schema under <prefix>/share/asos-recommender/schema (the image also
+model server) and `cli` (the flags every command declares), the runner and submit modules with
+console commands, and the curated schema under <prefix>/share/asos-recommender/schema (the image also
 copies it to /pipeline/schema, where the compiled pipeline's schema Importer points).
 """
 
@@ -21,6 +21,7 @@ CONSOLE_SCRIPTS = [
     "asos-recsys-run = local_runner:command",       # the pipeline on this machine
     "asos-recsys-compile = kubeflow_v2_runner:main",  # the Vertex AI / Kubeflow pipeline JSON
     "asos-recsys-submit = vertex_submit:main",       # that JSON to Vertex AI Pipelines
+    "asos-recsys-submit-kfp = kfp_submit:main",      # the KFP package to open-source Kubeflow Pipelines
 ]
 TOOLS = {"pytest", "pip", "setuptools", "wheel", "uv"}  # the environment's, not the package's
 
@@ -45,7 +46,7 @@ setup(
     description="ASOS recommender: a TFX 1.21 pipeline, run locally or on Vertex AI Pipelines",
     python_requires=">=3.13,<3.14",
     packages=["cli", "pipeline", "components", "models", "runner", "kubeflow_v2", "serving"],
-    py_modules=["local_runner", "kubeflow_v2_runner", "vertex_submit"],
+    py_modules=["local_runner", "kubeflow_v2_runner", "vertex_submit", "kfp_submit"],
     data_files=[(f"share/{NAME}/schema", ["schema/schema.pbtxt"])],
     install_requires=requirements(),
     entry_points={"console_scripts": CONSOLE_SCRIPTS},

@@ -1,5 +1,6 @@
 """Runs a compiled Vertex AI PipelineSpec (the JSON kubeflow_v2_runner.py writes) on this machine,
-task by task, the way Vertex AI Pipelines runs it.
+task by task, the way Vertex AI Pipelines runs it. With --kfp, a KFP package the way open-source
+Kubeflow Pipelines 2 runs it (kubeflow_v2/kfp_harness.py).
 
     make compile ARGS="... --pipeline-root outputs/vertex/root --data-root data/asos ..."   # local roots
     env/run-in-env python -m kubeflow_v2.harness outputs/vertex/asos-recommender-pipeline.json \\
@@ -73,6 +74,7 @@ class TaskResult:
     outputs: Dict[str, List[Dict[str, Any]]]  # output key -> RuntimeArtifact dicts
     cached: bool = False
     seconds: float = 0.0
+    inputs: Dict[str, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)  # as the task got them
 
 
 @dataclasses.dataclass
@@ -195,12 +197,19 @@ def topological_order(tasks: Dict[str, Any]) -> Dict[str, List[str]]:
 class VertexLocalRunner:
     """Runs one compiled pipeline JSON; `run()` once per pipeline run (same store, same cache)."""
 
+    LABEL = "[vertex-local]"
+    METADATA_FILE = METADATA_FILE
+
     def __init__(self, job_path: str, log_dir: str, *, max_parallel: int = 2,
                  python: str = sys.executable, progress: Optional[Callable[[str], None]] = None):
         with open(job_path) as f:
             self.job = json.load(f)
-        self.spec = self.job["pipelineSpec"]
-        self.root = self.job["runtimeConfig"]["gcsOutputDirectory"]
+        self._setup(self.job["pipelineSpec"], self.job["runtimeConfig"]["gcsOutputDirectory"], log_dir,
+                    max_parallel, python, progress)
+
+    def _setup(self, spec, root, log_dir, max_parallel, python, progress) -> None:
+        self.spec = spec
+        self.root = root
         if "://" in self.root:
             raise ValueError(f"pipeline root {self.root} is not local: compile with a local --pipeline-root")
         self.components = self.spec["components"]
@@ -212,12 +221,15 @@ class VertexLocalRunner:
         self.python = python
         self.progress = progress or (lambda line: print(line, flush=True))
         os.makedirs(self.root, exist_ok=True)
-        self.store = MetadataStore(os.path.join(self.root, METADATA_FILE))
+        self.store = MetadataStore(os.path.join(self.root, self.METADATA_FILE))
 
     # --- the run --------------------------------------------------------------------------------
-    def run(self) -> RunResult:
-        run_id = "run-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S") \
+    def _new_run_id(self) -> str:
+        return "run-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S") \
             + "-" + uuid.uuid4().hex[:6]
+
+    def run(self) -> RunResult:
+        run_id = self._new_run_id()
         os.makedirs(os.path.join(self.log_dir, run_id), exist_ok=True)
         self.store.data["runs"].append(run_id)
         done: Dict[str, TaskResult] = {}
@@ -229,8 +241,8 @@ class VertexLocalRunner:
                          and n not in running.values() and all(d in done for d in self.deps[n])]
                 for name in ready:
                     kind = self._kind(name)
-                    if kind != "container":  # Vertex's own work: instant, in this thread
-                        done[name] = self._run_in_vertex(name, kind, done, run_id)
+                    if kind != "container":  # the orchestrator's own work: instant, in this thread
+                        done[name] = self._run_in_orchestrator(name, kind, done, run_id)
                         continue
                     prepared = self._prepare(name, done, run_id)
                     if prepared["cached"] is not None:
@@ -298,7 +310,7 @@ class VertexLocalRunner:
         return parameters, values
 
     # --- importer and resolver: done by Vertex itself --------------------------------------------
-    def _run_in_vertex(self, name: str, kind: str, done, run_id: str) -> TaskResult:
+    def _run_in_orchestrator(self, name: str, kind: str, done, run_id: str) -> TaskResult:
         start = time.time()
         executor = self._executor(name)[kind]
         outputs_def = self._component(name).get("outputDefinitions", {}).get("artifacts", {})
@@ -316,7 +328,7 @@ class VertexLocalRunner:
                 self.store.add(artifact, run_id, name)
             (key,) = outputs_def
             outputs = {key: [artifact]}
-            self.progress(f"[vertex-local] {name}: imported {uri}")
+            self.progress(f"{self.LABEL} {name}: imported {uri}")
         else:
             inputs = self._input_artifacts(name, done)
             outputs = {}
@@ -330,7 +342,7 @@ class VertexLocalRunner:
                 found = self.store.query(text)
                 outputs[key] = [_public(found[0])] if found else []
             summary = ", ".join(f"{k}: {v[0]['uri'] if v else 'nothing'}" for k, v in outputs.items())
-            self.progress(f"[vertex-local] {name}: resolved {summary}")
+            self.progress(f"{self.LABEL} {name}: resolved {summary}")
         return TaskResult(name, kind, outputs, seconds=time.time() - start)
 
     # --- containers -----------------------------------------------------------------------------
@@ -375,8 +387,9 @@ class VertexLocalRunner:
                 "container": container, "started": time.time()}
 
     def _from_cache(self, name: str, prepared, run_id: str) -> TaskResult:
-        self.progress(f"[vertex-local] {name}: cached (execution of {prepared['cached']['run']})")
-        return TaskResult(name, "container", prepared["cached"]["outputs"], cached=True)
+        self.progress(f"{self.LABEL} {name}: cached (execution of {prepared['cached']['run']})")
+        return TaskResult(name, "container", prepared["cached"]["outputs"], cached=True,
+                          inputs=_inputs_of(prepared["executor_input"]))
 
     def _execute(self, name: str, prepared, run_id: str) -> float:
         """Runs in a worker thread: only the subprocess, no bookkeeping."""
@@ -406,8 +419,8 @@ class VertexLocalRunner:
             outputs[key] = [artifact]
         self.store.data["cache"][prepared["cache_key"]] = {"run": run_id, "outputs": outputs}
         self.store.save()
-        self.progress(f"[vertex-local] {name}: done in {seconds:.0f} s")
-        return TaskResult(name, "container", outputs, seconds=seconds)
+        self.progress(f"{self.LABEL} {name}: done in {seconds:.0f} s")
+        return TaskResult(name, "container", outputs, seconds=seconds, inputs=_inputs_of(executor_input))
 
     def _subprocess(self, label: str, command: List[str], args: List[str],
                     executor_input: Dict[str, Any], run_id: str) -> None:
@@ -423,13 +436,17 @@ class VertexLocalRunner:
         env = dict(os.environ, **IMAGE_ENV)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
         log_path = os.path.join(self.log_dir, run_id, label + ".log")
-        self.progress(f"[vertex-local] {label}: running ({' '.join(argv[:3])} ...)")
+        self.progress(f"{self.LABEL} {label}: running ({' '.join(argv[:3])} ...)")
         with open(log_path, "w") as log:
             code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
         if code != 0:
             with open(log_path, errors="replace") as f:
                 tail = f.read()[-4000:]
             raise TaskFailed(f"task {label} failed (exit {code}); log {log_path}:\n{tail}")
+
+
+def _inputs_of(executor_input: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
+    return {k: v["artifacts"] for k, v in executor_input["inputs"].get("artifacts", {}).items()}
 
 
 def _public(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -459,12 +476,25 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     flags.add(parser, (
-        Flag("pipeline_json", "the JSON kubeflow_v2_runner.py wrote (local roots)"),
+        Flag("pipeline_json", "the JSON kubeflow_v2_runner.py wrote (local roots), or with --kfp its "
+             "KFP package (--target kfp)"),
         Flag("--log-dir", "where each task's output is logged", required=True),
         Flag("--runs", "run the pipeline this many times", parse=int, default=1),
+        Flag("--kfp", "run it as open-source Kubeflow Pipelines 2 does (kubeflow_v2/kfp_harness.py)",
+             kind=flags.SWITCH),
+        Flag("--pipeline-root", "with --kfp: the local directory standing in for the run's pipeline root "
+             "(default: the package's defaultPipelineRoot)"),
     ))
     args = parser.parse_args(argv)
-    runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
+    if args.kfp:
+        from kubeflow_v2 import kfp_backend, kfp_harness
+        try:
+            runner = kfp_harness.KfpLocalRunner(args.pipeline_json, args.log_dir, pipeline_root=args.pipeline_root)
+        except (kfp_backend.BackendError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    else:
+        runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
     for _ in range(args.runs):
         try:
             result = runner.run()
@@ -472,7 +502,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
-        print(f"[vertex-local] {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}")
+        print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}")
     return 0
 
 

@@ -110,3 +110,163 @@ def test_a_cycle_is_refused():
         harness.topological_order(tasks)
     with pytest.raises(ValueError, match="unknown tasks"):
         harness.topological_order({"a": {"dependentTasks": ["c"]}})
+
+
+# --- the open-source KFP mode (kubeflow_v2/kfp_harness.py) ------------------------------------------
+# Writes the ExecutorInput it got into its output artifact, and reports {"n": <parameter n>} (and,
+# when asked, another URI than the one it was given).
+KFP_PRODUCE = ("import json, os, sys; e = json.loads(sys.argv[1]); out = e['outputs']; "
+               "a = out['artifacts']['model']['artifacts'][0]; n = e['inputs']['parameterValues']['n']; "
+               "uri = a['uri'] + '-moved' if n == 9 else a['uri']; os.makedirs(uri); "
+               "open(os.path.join(uri, 'executor_input.json'), 'w').write(sys.argv[1]); "
+               "os.makedirs(os.path.dirname(out['outputFile']), exist_ok=True); "
+               "json.dump({'artifacts': {'model': {'artifacts': [{'uri': uri, 'metadata': {'n': n, 'ok': True}}]}}}, "
+               "open(out['outputFile'], 'w'))")
+KFP_CONSUME = ("import json, os, sys; e = json.loads(sys.argv[1]); "
+               "a = e['outputs']['artifacts']['seen']['artifacts'][0]; os.makedirs(a['uri']); "
+               "open(os.path.join(a['uri'], 'executor_input.json'), 'w').write(sys.argv[1])")
+
+
+def _kfp_package(tmp_path, n=7, consume_cache=True, produce_cache=True, extra_tasks=None, version="2.1.0",
+                 name="package.yaml"):
+    import yaml
+
+    def container(code):
+        return {"container": {"image": "img:1", "command": ["python", "-c", code], "args": ["{{$}}"]}}
+
+    spec = {
+        "schemaVersion": version,
+        "pipelineInfo": {"name": "tiny"},
+        "defaultPipelineRoot": str(tmp_path / "root"),
+        "components": {
+            "produce": {"executorLabel": "produce_executor",
+                        "inputDefinitions": {"parameters": {"n": {"parameterType": "NUMBER_INTEGER"},
+                                                            "label": {"parameterType": "STRING",
+                                                                      "defaultValue": "from-default"}}},
+                        "outputDefinitions": {"artifacts": {"model": {"artifactType": TYPE}}}},
+            "consume": {"executorLabel": "consume_executor",
+                        "inputDefinitions": {"artifacts": {"model": {"artifactType": TYPE}}},
+                        "outputDefinitions": {"artifacts": {"seen": {"artifactType": TYPE}}}},
+        },
+        "deploymentSpec": {"executors": {"produce_executor": container(KFP_PRODUCE),
+                                         "consume_executor": container(KFP_CONSUME)}},
+        "root": {"dag": {"tasks": {
+            "produce": {"componentRef": {"name": "produce"}, "taskInfo": {"name": "produce"},
+                        "cachingOptions": {"enableCache": True} if produce_cache else {},
+                        "inputs": {"parameters": {"n": {"runtimeValue": {"constant": float(n)}}}}},
+            "consume": {"componentRef": {"name": "consume"}, "taskInfo": {"name": "consume"},
+                        "dependentTasks": ["produce"],
+                        "cachingOptions": {"enableCache": True} if consume_cache else {},
+                        "inputs": {"artifacts": {"model": {"taskOutputArtifact": {
+                            "producerTask": "produce", "outputArtifactKey": "model"}}}}},
+        }}},
+    }
+    for task, (component, executor) in (extra_tasks or {}).items():
+        spec["components"][task] = component
+        spec["deploymentSpec"]["executors"][component["executorLabel"]] = executor
+        spec["root"]["dag"]["tasks"][task] = {"componentRef": {"name": task}, "taskInfo": {"name": task}}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _kfp_runner(path, tmp_path):
+    from kubeflow_v2 import kfp_harness
+
+    return kfp_harness.KfpLocalRunner(path, str(tmp_path / "logs"), progress=lambda line: None)
+
+
+def _seen(result, task, key):
+    with open(os.path.join(result.artifact(task, key)["uri"], "executor_input.json")) as f:
+        return json.load(f)
+
+
+def test_kfp_the_executor_input_is_the_kfp_drivers(tmp_path):
+    result = _kfp_runner(_kfp_package(tmp_path), tmp_path).run()
+    produced = _seen(result, "produce", "model")
+    assert set(produced["inputs"]) == {"parameterValues"}  # no 2.0 `parameters`
+    assert produced["inputs"]["parameterValues"] == {"n": 7.0, "label": "from-default"}  # + the default
+    [declared] = produced["outputs"]["artifacts"]["model"]["artifacts"]
+    assert declared["name"] == "model" and declared["type"] == TYPE
+    # <root>/<pipeline>/<run id>/<task>/<uuid>/<key>, and the output file beside the outputs
+    root, pipeline, run_id, task, salt, key = declared["uri"].rsplit("/", 5)
+    assert (root, pipeline, run_id, task, key) == (str(tmp_path / "root"), "tiny", result.run_id, "produce", "model")
+    assert produced["outputs"]["outputFile"] == f"{root}/tiny/{run_id}/produce/{salt}/output_metadata.json"
+    [logs] = produced["outputs"]["artifacts"]["executor-logs"]["artifacts"]
+    assert logs["type"] == {"schemaTitle": "system.Artifact"}
+    # the consumer gets the artifact as ML Metadata gives it back
+    [model] = _seen(result, "consume", "seen")["inputs"]["artifacts"]["model"]["artifacts"]
+    producer = result.artifact("produce", "model")
+    assert model["name"] == producer["name"] and model["name"].isdigit()  # its ML Metadata id
+    assert model["type"] == {"instanceSchema": ""}
+    assert model["metadata"]["n"] == 7.0 and model["metadata"]["ok"] == 1.0  # a boolean comes back a number
+    assert model["metadata"]["display_name"] == "model" and "store_session_info" in model["metadata"]
+    assert result.tasks["consume"].inputs["model"][0]["name"] == producer["name"]
+    with open(result.artifact("produce", "executor-logs")["uri"]) as f:  # the launcher keeps the log there
+        assert f.read() == ""
+
+
+def test_kfp_a_reported_uri_replaces_the_declared_one(tmp_path):
+    result = _kfp_runner(_kfp_package(tmp_path, n=9), tmp_path).run()
+    model = result.artifact("produce", "model")
+    assert model["uri"].endswith("/model-moved") and model["metadata"]["n"] == 9
+    assert _seen(result, "consume", "seen")["inputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == model["uri"]
+
+
+def test_kfp_cache_by_input_ids_and_only_where_enabled(tmp_path):
+    runner = _kfp_runner(_kfp_package(tmp_path), tmp_path)
+    first, second = runner.run(), runner.run()
+    assert second.tasks["produce"].cached and second.tasks["consume"].cached
+    assert second.artifact("produce", "model")["name"] == first.artifact("produce", "model")["name"]
+    # the producer uncached (as ExampleGen is on KFP): a new artifact id, so its consumer runs again
+    runner = _kfp_runner(_kfp_package(tmp_path, produce_cache=False), tmp_path)
+    third = runner.run()
+    assert not third.tasks["produce"].cached and not third.tasks["consume"].cached
+    assert third.artifact("produce", "model")["name"] != first.artifact("produce", "model")["name"]
+    assert not runner.run().tasks["produce"].cached
+
+
+def test_kfp_refuses_before_running_what_the_backend_refuses(tmp_path):
+    from kubeflow_v2 import kfp_backend
+
+    resolver = ({"executorLabel": "latest_executor",
+                 "outputDefinitions": {"artifacts": {"model": {"artifactType": TYPE}}}},
+                {"resolver": {"outputArtifactQueries": {"model": {"filter": 'schema_title="tfx.Model"'}}}})
+    with pytest.raises(kfp_backend.BackendError, match='Failed to compile job: error processing component '
+                                                       'name="latest": .*non-container and non-importer'):
+        _kfp_runner(_kfp_package(tmp_path, extra_tasks={"latest": resolver}), tmp_path)
+    with pytest.raises(kfp_backend.BackendError, match="schema version 2.1.0, but the pipeline spec has version 2.0.0"):
+        _kfp_runner(_kfp_package(tmp_path, version="2.0.0"), tmp_path)
+    with pytest.raises(kfp_backend.BackendError, match="unknown template format"):
+        _kfp_runner(_spec(tmp_path), tmp_path)  # the Vertex PipelineJob JSON
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "root").exists()  # nothing ran
+
+
+def _importer(uri):
+    return ({"executorLabel": "schema-importer_executor",
+             "outputDefinitions": {"artifacts": {"result": {"artifactType": TYPE}}}},
+            {"importer": {"artifactUri": {"constant": uri}, "typeSchema": TYPE}})
+
+
+def test_kfp_importers_take_bucket_uris_and_reuse_the_artifact(tmp_path):
+    runner = _kfp_runner(_kfp_package(tmp_path, extra_tasks={"schema-importer": _importer("gs://b/schema")}),
+                         tmp_path)
+    first, second = runner.run(), runner.run()
+    imported = first.artifact("schema-importer", "result")
+    assert imported["uri"] == "gs://b/schema" and second.artifact("schema-importer", "result") == imported
+    runner = _kfp_runner(_kfp_package(tmp_path, extra_tasks={"schema-importer": _importer("/pipeline/schema")}),
+                         tmp_path)
+    with pytest.raises(harness.TaskFailed, match="no provider scheme found in artifact URI: /pipeline/schema"):
+        runner.run()
+
+
+def test_kfp_the_output_file_is_read_strictly(tmp_path):
+    bad = KFP_PRODUCE.replace("{'artifacts': {'model'", "{'unknownField': 1, 'artifacts': {'model'")
+    path = _kfp_package(tmp_path)
+    text = open(path).read()
+    import yaml
+    spec = yaml.safe_load(text)
+    spec["deploymentSpec"]["executors"]["produce_executor"]["container"]["command"][2] = bad
+    open(path, "w").write(yaml.safe_dump(spec))
+    with pytest.raises(harness.TaskFailed, match="task produce: failed to parse the executor output"):
+        _kfp_runner(path, tmp_path).run()

@@ -1,8 +1,9 @@
 """Settings of the Vertex AI / Kubeflow path, from flags or RECSYS_* environment variables.
 
-Shared by `kubeflow_v2_runner.py` (compile) and `vertex_submit.py` (submit), declared as
-cli.flags.Flag with a variable each. A flag wins over its environment variable; a required value
-given by neither is a one-line error naming both (`SettingError`). The variables are named
+Shared by `kubeflow_v2_runner.py` (compile, for Vertex AI or open-source Kubeflow Pipelines),
+`vertex_submit.py` and `kfp_submit.py` (submit), declared as cli.flags.Flag with a variable each.
+A flag wins over its environment variable; a required value given by neither is a one-line error
+naming both (`SettingError`). The variables are named
 RECSYS_* because env/run-in-env passes exactly those into its environment.
 
 Imports neither TFX nor the Vertex SDK: parsing stays instant.
@@ -23,6 +24,9 @@ from pipeline import configs
 
 DEFAULT_OUTPUT_DIR = os.path.join(configs.DEFAULT_OUTPUT_DIR, "vertex")
 DEFAULT_PIPELINE_JSON = os.path.join(DEFAULT_OUTPUT_DIR, configs.VERTEX_PIPELINE_JSON)
+VERTEX, KFP = "vertex", "kfp"  # the compile targets
+DEFAULT_KFP_OUTPUT_DIR = os.path.join(configs.DEFAULT_OUTPUT_DIR, "kfp")
+DEFAULT_KFP_PACKAGE = os.path.join(DEFAULT_KFP_OUTPUT_DIR, configs.KFP_PIPELINE_YAML)
 
 SettingError = flags.FlagError  # a setting is missing or malformed: one line naming flag and variable
 
@@ -65,6 +69,14 @@ def _accelerator(text: str) -> Tuple[str, int]:
         raise flags.BadValue(f"{text!r} is not an accelerator TYPE[:COUNT] as Vertex AI names them, "
                              "e.g. NVIDIA_TESLA_T4 or NVIDIA_L4:2")
     return kind, int(count or 1)
+
+
+def _target(text: str) -> str:
+    value = text.strip().lower()
+    if value not in (VERTEX, KFP):
+        raise flags.BadValue(f"{text!r} is not a target: {VERTEX} (Vertex AI Pipelines) or {KFP} "
+                             "(open-source Kubeflow Pipelines 2)")
+    return value
 
 
 # --- What can be set ---------------------------------------------------------------------------
@@ -134,21 +146,28 @@ LABELS = Flag("--label", "label KEY=VALUE of the pipeline job (repeatable; the v
               env="RECSYS_VERTEX_LABELS", dest="labels", kind=flags.REPEAT, parse=flags.key_values,
               default={})  # copied by resolve, never mutated
 
-COMPILE_SETTINGS = (PROJECT, REGION, BUCKET, IMAGE, PIPELINE_ROOT, PIPELINE_NAME, DATA_ROOT, CATALOG_URI,
+TARGET = Flag("--target", f"what to compile for: {VERTEX} (Vertex AI Pipelines: a PipelineJob JSON) or {KFP} "
+              "(open-source Kubeflow Pipelines 2: a PipelineSpec YAML, docs/kubeflow.md); default vertex",
+              env="RECSYS_COMPILE_TARGET", default=VERTEX, parse=_target)
+
+COMPILE_SETTINGS = (TARGET, PROJECT, REGION, BUCKET, IMAGE, PIPELINE_ROOT, PIPELINE_NAME, DATA_ROOT, CATALOG_URI,
                     SCHEMA_DIR, SERVING_MODEL_DIR, BATCH_BIGQUERY_TABLE, DEPLOY_ENDPOINT, SERVING_IMAGE,
                     DEPLOY_MACHINE_TYPE, CACHE, DATAFLOW, DATAFLOW_TEMP, DATAFLOW_MACHINE,
                     DATAFLOW_MAX_WORKERS, DATAFLOW_DISK, DATAFLOW_SA, DATAFLOW_SUBNET, DATAFLOW_PUBLIC_IPS,
                     BEAM_ARGS, TRAINER_MACHINE, TRAINER_ACCELERATOR)
 # where the compile writes (no variable: the JSON goes where the command line says)
-OUTPUT_DIR = Flag("--output-dir", "directory for the pipeline JSON; default %(default)s",
-                  default=DEFAULT_OUTPUT_DIR)
-OUTPUT_FILE = Flag("--output-file", "file name of the pipeline JSON; default %(default)s",
-                   default=configs.VERTEX_PIPELINE_JSON)
+OUTPUT_DIR = Flag("--output-dir", f"directory for the compiled pipeline; default {DEFAULT_OUTPUT_DIR} "
+                  f"(--target {KFP}: {DEFAULT_KFP_OUTPUT_DIR})")
+OUTPUT_FILE = Flag("--output-file", f"file name of the compiled pipeline; default {configs.VERTEX_PIPELINE_JSON} "
+                   f"(--target {KFP}: {configs.KFP_PIPELINE_YAML})")
+# TensorFlow 2.21 (Python 3.13) reads and writes local paths and gs:// only: no s3 filesystem
+# (tensorflow-io, which had one, has no Python 3.13 wheel) and minio:// is KFP's own name.
+_TF_SCHEMES = ("gs://", "/")
 
 
-def vertex_config(values: Dict[str, Any]) -> configs.VertexConfig:
-    fields = {f.name for f in dataclasses.fields(configs.VertexConfig)}
-    return configs.VertexConfig(**{k: v for k, v in values.items() if k in fields and v is not None})
+def vertex_config(values: Dict[str, Any], cls=configs.VertexConfig) -> configs.VertexConfig:
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in fields and v is not None})
 
 
 def compile_parser(description: str = "") -> argparse.ArgumentParser:
@@ -159,16 +178,49 @@ def compile_parser(description: str = "") -> argparse.ArgumentParser:
 
 
 def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None):
-    """(VertexConfig, output_dir, output_file) from the command line and environment."""
+    """(VertexConfig, output_dir, output_file) from the command line and environment; with
+    `--target kfp` a KfpConfig, whose project and region are needed only by Dataflow and the
+    Vertex endpoint."""
     args = compile_parser().parse_args(argv)
-    values = flags.resolve(args, COMPILE_SETTINGS, environ)
+    target = flags.resolve(args, (TARGET,), environ)["target"]
+    wanted = COMPILE_SETTINGS
+    if target == KFP:
+        optional = {PROJECT.name, REGION.name}
+        wanted = tuple(dataclasses.replace(f, required=False) if f.name in optional else f for f in wanted)
+    values = flags.resolve(args, wanted, environ)
     if values.get("deploy_endpoint") and not values.get("serving_image"):
         raise SettingError(f"{DEPLOY_ENDPOINT.name} needs the model server image: pass {SERVING_IMAGE.name} "
                            f"or set {SERVING_IMAGE.env} (Dockerfile target `serving`)")
     if values.get("trainer_accelerator") and not values.get("trainer_machine_type"):
         raise SettingError(f"{TRAINER_ACCELERATOR.name} needs the custom job's machine: pass "
                            f"{TRAINER_MACHINE.name} or set {TRAINER_MACHINE.env}")
+    if target == KFP:
+        _check_kfp(values)
+        values = {**values, "project": values.get("project") or "", "region": values.get("region") or ""}
+    cls = configs.KfpConfig if target == KFP else configs.VertexConfig
     config = vertex_config({**values, "training": configs.TrainingConfig.from_flags(args),
                             "gate": configs.GateConfig.from_flags(args), "span_window": args.span_window,
-                            "drift": configs.DriftConfig.from_flags(args)})
-    return config, args.output_dir, args.output_file
+                            "drift": configs.DriftConfig.from_flags(args)}, cls)
+    if target == KFP:
+        output_dir = args.output_dir or DEFAULT_KFP_OUTPUT_DIR
+        output_file = args.output_file or configs.KFP_PIPELINE_YAML
+    else:
+        output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
+        output_file = args.output_file or configs.VERTEX_PIPELINE_JSON
+    return config, output_dir, output_file
+
+
+def _check_kfp(values: Dict[str, Any]) -> None:
+    """What only the KFP target needs: a project and region where Google Cloud services are asked
+    for, and locations TensorFlow can write."""
+    for needed_by, flag in [(DATAFLOW, values.get("dataflow")), (DEPLOY_ENDPOINT, values.get("deploy_endpoint"))]:
+        for setting in (PROJECT, REGION):
+            if flag and not values.get(setting.key):
+                raise SettingError(f"{needed_by.name} needs {setting.name} (or {setting.env}) with --target {KFP}")
+    for setting in (PIPELINE_ROOT, DATA_ROOT, CATALOG_URI, SCHEMA_DIR, SERVING_MODEL_DIR, DATAFLOW_TEMP):
+        value = values.get(setting.key)
+        if value and not value.startswith(_TF_SCHEMES):
+            raise SettingError(
+                f"{setting.describe()}: {value!r} is not a gs:// URI or a local path; TensorFlow 2.21 on "
+                "Python 3.13 cannot read s3:// or minio:// (tensorflow-io, its s3 filesystem, has no "
+                "Python 3.13 wheel): use a gs:// bucket (docs/kubeflow.md#where-artifacts-live)")

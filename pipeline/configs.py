@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from cli import flags
 from cli.flags import Flag
@@ -312,6 +312,7 @@ class PipelineConfig:
 IMAGE_PROJECT_DIR = "/pipeline"  # the clone's files (schema/, pipeline/, components/, models/) in the image
 IMAGE_SCHEMA_DIR = IMAGE_PROJECT_DIR + "/schema"
 VERTEX_PIPELINE_JSON = "asos-recommender-pipeline.json"
+KFP_PIPELINE_YAML = "asos-recommender-pipeline.yaml"  # open-source KFP takes a bare PipelineSpec YAML
 
 
 def _gs(uri: str) -> str:
@@ -468,3 +469,16 @@ class VertexConfig:
         if not self.dataflow_public_ips:
             args.append("--no_use_public_ips")
         return args + list(self.extra_beam_args)
+
+
+@dataclasses.dataclass
+class KfpConfig(VertexConfig):
+    """One pipeline compiled for open-source Kubeflow Pipelines 2 (docs/kubeflow.md): the Vertex
+    settings (`project` and `region` are empty unless Dataflow or the Vertex endpoint needs them),
+    and one difference in the pipeline, because that backend's importer takes bucket URIs only:
+    the curated schema is read by TFX's ImportSchemaGen in a task (from the image, or wherever
+    `schema_dir` points), not imported by the orchestrator. (It runs no resolver task either;
+    the pipeline has none: the baseline is ServedBaseline, components/baseline.py.)
+    """
+
+    schema_from_task: ClassVar[bool] = True

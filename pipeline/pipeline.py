@@ -49,25 +49,30 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_importer = tfx.dsl.Importer(
-        source_uri=config.schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
-    ).with_id("schema_importer")
+    if getattr(config, "schema_from_task", False):  # open-source KFP: its importer takes bucket URIs only
+        schema_importer = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
+        schema = schema_importer.outputs["schema"]
+    else:
+        schema_importer = tfx.dsl.Importer(
+            source_uri=config.schema_dir, artifact_type=tfx.types.standard_artifacts.Schema,
+        ).with_id("schema_importer")
+        schema = schema_importer.outputs["result"]
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         examples=example_gen.outputs["examples"],
         min_rows=config.min_split_rows,
     )
     drift_gate = DriftGate(  # the newest span against the previous one (components/drift.py)
         examples=example_gen.outputs["examples"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         thresholds=config.drift.thresholds,
         accept_drift=config.drift.accept,
         acceptances_dir=config.drift_acceptances_dir,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         preprocessing_fn=configs.PREPROCESSING_FN,
         # The raw data's statistics and anomalies are StatisticsGen's and the validator's; TFDV
         # again on the input and on two integer indices would add two statistics passes for nothing.
@@ -101,7 +106,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_importer.outputs["result"],
+        schema=schema,
         base_model=served_baseline.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),

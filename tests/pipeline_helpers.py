@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import List
+
 from tfx import v1 as tfx
 
 import local_runner
@@ -63,3 +66,30 @@ def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, t
         assert len(set(row.tolist())) == top_k, f"{user}: repeated products"
         assert not set(row.tolist()) & bought[user], f"{user}: recommended a product bought in train"
     return len(users)
+
+
+def harness_compile_flags(root: str, data_dir: str) -> List[str]:
+    """Compile flags (kubeflow_v2_runner.py) that put a compiled pipeline's every location on this
+    machine under `root`, for the harness: the tiny data in one Beam worker in the component's
+    process (the default starts one per core)."""
+    return ["--bucket", "unused", "--image", "unused", "--pipeline-root", os.path.join(root, "pipeline_root"),
+            "--data-root", data_dir, "--schema-dir", configs.SCHEMA_DIR,
+            "--serving-model-dir", os.path.join(root, "serving"),
+            "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"]
+
+
+def check_serving_signatures(model_dir: str, data_dir: str, top_k: int, users=None) -> None:
+    """Asserts that the SavedModel in `model_dir` answers `call_item_item` for catalog products
+    and `serving_default` for known users (`users`, bytes; default: the users file's first three),
+    `top_k` products each."""
+    import tensorflow as tf
+
+    model = tf.saved_model.load(model_dir)
+    items = [int(line) for line in open(os.path.join(data_dir, configs.CATALOG_FILE))][:3]
+    similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
+    assert similar["products"].shape == (3, top_k)
+    if users is None:
+        users = [line.strip().encode() for line in open(os.path.join(data_dir, configs.USERS_FILE))][:3]
+    recommended = model.signatures["serving_default"](user_id=tf.constant(users))
+    assert recommended["products"].shape == (3, top_k)
+    assert bool(tf.reduce_all(recommended["known_user"]))

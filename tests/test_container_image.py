@@ -117,11 +117,16 @@ def test_entry_point_modules_exist():
     assert command[:2] == ["python", "-m"] and importlib.util.find_spec(command[2]) is not None
     assert command[2] in " ".join(rest for word, rest in _instructions() if word == "RUN")
     assert importlib.util.find_spec("tfx.orchestration.kubeflow.v2.file_based_example_gen.driver")
+    # what every executor of the open-source KFP package runs
+    from kubeflow_v2 import kfp_package
+    assert list(kfp_package.ENTRYPOINT[:2]) == ["python", "-m"]
+    assert importlib.util.find_spec(kfp_package.ENTRYPOINT[2]) is not None
+    assert kfp_package.ENTRYPOINT[2] in " ".join(rest for word, rest in _instructions() if word == "RUN")
     # the console commands of setup.py
     tree = ast.parse(_read("setup.py"))
     scripts = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                    and getattr(node.targets[0], "id", "") == "CONSOLE_SCRIPTS")
-    assert len(scripts) == 3
+    assert len(scripts) == 4
     for line in scripts:
         module, func = line.split("=", 1)[1].strip().split(":")
         assert callable(getattr(importlib.import_module(module), func)), line
@@ -129,7 +134,7 @@ def test_entry_point_modules_exist():
 
 def test_setup_py_builds_the_package(tmp_path):
     src = tmp_path / "src"
-    for name in ["setup.py", "local_runner.py", "kubeflow_v2_runner.py", "vertex_submit.py",
+    for name in ["setup.py", "local_runner.py", "kubeflow_v2_runner.py", "vertex_submit.py", "kfp_submit.py",
                  "env/requirements.in", "schema/schema.pbtxt"]:
         os.makedirs(os.path.dirname(src / name), exist_ok=True)
         shutil.copy(os.path.join(ROOT, name), src / name)
@@ -145,10 +150,11 @@ def test_setup_py_builds_the_package(tmp_path):
         metadata = next(z.read(n).decode() for n in names if n.endswith("METADATA"))
     for module in ["pipeline/configs.py", "pipeline/pipeline.py", "kubeflow_v2/settings.py",
                    "models/preprocessing.py", "components/catalog_check.py", "serving/server.py",
-                   "kubeflow_v2_runner.py", "vertex_submit.py", "local_runner.py"]:
+                   "kubeflow_v2_runner.py", "vertex_submit.py", "kfp_submit.py", "local_runner.py",
+                   "kubeflow_v2/kfp_entrypoint.py"]:
         assert module in names, module
     assert any(n.endswith("data/share/asos-recommender/schema/schema.pbtxt") for n in names)
-    for command in ["asos-recsys-run", "asos-recsys-compile", "asos-recsys-submit"]:
+    for command in ["asos-recsys-run", "asos-recsys-compile", "asos-recsys-submit", "asos-recsys-submit-kfp"]:
         assert command in entry_points
     assert "Requires-Dist: tfx==1.21.0" in metadata and "pytest" not in metadata
 

@@ -19,7 +19,6 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-import tensorflow as tf
 
 import kubeflow_v2_runner
 from kubeflow_v2 import harness, settings
@@ -40,13 +39,9 @@ def runs(tmp_path_factory):
     data = root / "data"
     fake_asos.write_fake_spans(str(data), num_spans=2, span_eval=(2,), tastes=4)  # tastes: a model can beat popularity
     shutil.move(str(data / "span-2"), str(root / "span-2"))  # arrives before the third run
-    config, _, _ = settings.parse_compile_args([
-        "--project", "local-project", "--region", "local", "--bucket", "unused", "--image", "unused",
-        "--pipeline-root", str(root / "pipeline_root"), "--data-root", str(data),
-        "--schema-dir", configs.SCHEMA_DIR, "--serving-model-dir", str(root / "serving"),
-        # the tiny data: one Beam worker in the component's process (the default starts one per core)
-        "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1",
-    ], environ={})
+    config, _, _ = settings.parse_compile_args(
+        ["--project", "local-project", "--region", "local"] + helpers.harness_compile_flags(str(root), str(data)),
+        environ={})
     config = dataclasses.replace(
         config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K),
         drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
@@ -153,15 +148,10 @@ def test_a_new_span_runs_the_pipeline_again_on_the_window_with_the_drift_gate(ru
 
 def test_the_pushed_model_answers_both_signatures(runs):
     version = max(os.listdir(runs["config"].serving_model_dir), key=int)
-    model = tf.saved_model.load(os.path.join(runs["config"].serving_model_dir, version))
-    items = [int(line) for line in open(os.path.join(runs["data"], configs.CATALOG_FILE))][:3]
-    similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
-    assert similar["products"].shape == (3, TOP_K)
     users = sorted(set(pq.read_table(os.path.join(runs["data"], "span-1", configs.TRAIN_FILE)).column(
-        features.USER_KEY).to_pylist()))[:3]  # users the first run's model knows
-    recommended = model.signatures["serving_default"](user_id=tf.constant(users))
-    assert recommended["products"].shape == (3, TOP_K)
-    assert bool(tf.reduce_all(recommended["known_user"]))
+        features.USER_KEY).to_pylist()))[:3]  # users every run's model knows
+    helpers.check_serving_signatures(os.path.join(runs["config"].serving_model_dir, version), runs["data"], TOP_K,
+                                     users=[u.encode() for u in users])
 
 
 def test_the_metadata_record_holds_every_run(runs):

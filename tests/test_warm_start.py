@@ -29,7 +29,8 @@ from tests import fake_asos, pipeline_helpers as helpers
 pytestmark = pytest.mark.e2e
 SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.05}
 # what is tested is which model is the baseline and how training starts: every model passes
-GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.0, "sampled_accuracy": 0.0}, max_relative_drop=1.0)
+GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.0, "sampled_accuracy": 0.0}, max_relative_drop=1.0,
+                          popularity_margin=None)
 
 
 def _deliveries(source_dir):
@@ -94,6 +95,7 @@ def runs(tmp_path_factory):
     code = local_runner.main(["--data-dir", str(data), "--output-dir", str(root / "out"), "--skip-checksums",
                               *[f"--model-param={k}={v}" for k, v in {**SMALL, "embedding_dim": 16}.items()],
                               "--gate-bound", "recall_at_10=0", "--gate-bound", "sampled_accuracy=0",
+                              "--gate-popularity-margin", "off",
                               "--serving-top-k", "20"], stream=stream)
     seen["incompatible"] = (code, stream.getvalue(), _facts(config))
     return config, parts, seen
