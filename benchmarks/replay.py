@@ -11,11 +11,11 @@ stays the standing one for every span.
 
 For span k = 1..K the replay writes the span into its data directory (`<output-dir>/data/`: the
 users, catalog and eval files at the top) and runs the pipeline on it with `local_runner.py`
-into `<output-dir>/warm/`. Two layouts (`--layout`): `flat` (the default, while the pipeline
-reads one train file) writes the window itself (the last `--window` spans up to k, 3 by default)
-as the flat train file; `spans` writes `span-k/` holding span k's train file, for a pipeline
-that reads span folders and picks its own window (`--span-window`, passed after `--`). In both,
-the first span trains cold, each later one warm-starts from the model the span before pushed
+into `<output-dir>/warm/`. Two layouts (`--layout`): `spans` (the default) writes `span-k/`
+holding span k's train file, and the pipeline picks its window (`--span-window`, the replay's
+`--window`: the last 3 spans by default) and compares the new span with the previous one in its
+drift gate; `flat` writes the window itself as the one train file (no drift gate: one span).
+In both, the first span trains cold, each later one warm-starts from the model the span before pushed
 and is judged against it. For the warm start's
 target (docs/model.md: a warm-started span within one standard error of a cold training on the
 same window, in at most a third of its training time) it also runs every span after the first
@@ -51,7 +51,7 @@ FIRST_SHARE = 0.4  # the first span's share of the purchases; the others share t
 SEED = 0
 SPAN_DIR = "span-{}"  # a span's folder in the data directory (ExampleGen's span layout)
 # flat until the pipeline reads span folders (issue 16 item 1): then "spans"
-LAYOUT = "flat"
+LAYOUT = "spans"
 MARKER = "replay.json"  # what a replay leaves in its output directory: it may be cleared next time
 GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default metrics
 
@@ -237,12 +237,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=SEED, help="of the split; default %(default)s")
     p.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-training comparison")
     p.add_argument("--layout", choices=("spans", "flat"), default=LAYOUT,
-                   help="flat: one train file holding the window (the pipeline on this branch reads "
-                   "no span folders); spans: one folder per span; default %(default)s")
-    p.add_argument("--window", type=int, default=3,
-                   help="--layout flat: spans per window (the train file); default %(default)s")
+                   help="spans: one folder per span (the pipeline's window and drift gate); flat: one "
+                   "train file holding the window; default %(default)s")
+    p.add_argument("--window", type=int, default=configs.DEFAULT_SPAN_WINDOW,
+                   help="spans per training window (the pipeline's --span-window); default %(default)s")
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
+    if args.layout == "spans" and not any(a.startswith("--span-window") for a in extra):
+        extra += ["--span-window", str(args.window)]
 
     import pyarrow.parquet as pq
 
