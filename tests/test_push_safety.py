@@ -39,7 +39,7 @@ def _used(path):
 
 
 def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_pushes(tmp_path):
-    fake_asos.write_fake_asos(str(tmp_path / "data"))
+    fake_asos.write_fake_asos(str(tmp_path / "data"), tastes=4)  # a model can beat popularity (the gate's rule)
     disk = str(tmp_path / "out" / "serving_model")
     base = os.path.join(disk, "recommender")
     with disks.mounted(disk, ROOMY):

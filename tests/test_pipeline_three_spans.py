@@ -1,0 +1,66 @@
+"""End to end on generated spans: three spans arriving one after another in a data directory of
+span folders, a training window of two spans. The first run trains cold on span 1; the second
+warm-starts from the first run's model on spans 1-2; the third slides the window to spans 2-3 and
+warm-starts from the second run's model. Every span brings products never sold before and
+retires a few (tests/fake_asos.py `write_fake_spans`): the warm start carries the products the
+window still sells by product id, starts the new ones fresh and drops the gone ones. The drift
+gate compares each new span with the one before and lets these through."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from models import trainer
+from pipeline import configs
+from tests import fake_asos, pipeline_helpers as helpers
+
+pytestmark = pytest.mark.e2e
+SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.05}
+# what is tested is the window and the start: every model passes
+GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.0, "sampled_accuracy": 0.0}, max_relative_drop=1.0,
+                          popularity_margin=None)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("three_spans")
+    data = root / "data"
+    fake_asos.write_fake_spans(str(data), num_spans=3, tastes=4)
+    for k in (2, 3):  # not there yet
+        shutil.move(str(data / f"span-{k}"), str(root / f"span-{k}"))
+    config = helpers.test_config(
+        str(data), str(root / "out"), gate=GATE, span_window=2,
+        training=configs.TrainingConfig(overrides=SMALL, serving_top_k=20),
+        drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
+    seen = []
+    for k in (1, 2, 3):
+        if k > 1:
+            shutil.move(str(root / f"span-{k}"), str(data / f"span-{k}"))
+        helpers.run(config)
+        [model] = helpers.output_uris(config, "Trainer", "model", -1)
+        with open(os.path.join(model, "Format-Serving", trainer.TRAINING_FACTS)) as f:
+            facts = json.load(f)
+        versions = sorted(os.listdir(config.serving_model_dir), key=int)
+        seen.append((facts, versions))
+    return seen
+
+
+def test_each_run_trains_on_the_window_of_the_newest_spans(runs):
+    assert [facts["data"]["span"] for facts, _ in runs] == [1, 2, 3]
+    assert [facts["data"]["window_spans"] for facts, _ in runs] == [[1], [1, 2], [2, 3]]
+
+
+def test_the_first_span_starts_cold_and_each_later_one_warm_from_the_model_before(runs):
+    (first, v1), (second, v2), (third, v3) = runs
+    assert first["start"]["kind"] == "cold" and first["start"]["reason"] == "no model is served yet"
+    assert len(v1) == 1 and len(v2) == 2 and len(v3) == 3  # every run pushed its model
+    assert second["start"]["kind"] == "warm" and second["start"]["from_version"] == v1[-1]
+    assert third["start"]["kind"] == "warm" and third["start"]["from_version"] == v2[-1]
+    for facts in (second, third):
+        start = facts["start"]
+        # span 2 and 3 each bring products never sold before; the sliding window drops some
+        assert start["carried_products"] > 0 and start["new_products"] > 0, start
+    assert third["start"]["dropped_products"] > 0  # span 1's retired products left the window
+
