@@ -45,7 +45,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from components.pusher import newest_version
+from components import model_versions
 from models import trainer
 
 log = logging.getLogger("recsys.baseline")  # the console shows it (runner/console.py)
@@ -63,19 +63,15 @@ class Decision:
 
 
 def is_complete(version_dir: str) -> bool:
-    """A pushed version directory that holds a SavedModel."""
-    return fileio.exists(os.path.join(version_dir, "saved_model.pb"))
+    """A pushed version directory that holds a whole SavedModel (components/model_versions.py)."""
+    return model_versions.problem(version_dir) is None
 
 
 def served_version(serving_model_dir: str) -> Optional[str]:
-    """The version served (D1): the newest numeric version directory that is complete."""
-    version = newest_version(serving_model_dir)
-    while version is not None and not is_complete(os.path.join(serving_model_dir, version)):
-        # an incomplete directory (a push in progress) is not served: the next older one is
-        older = [v.rstrip("/") for v in fileio.listdir(serving_model_dir)
-                 if v.rstrip("/").isdigit() and int(v.rstrip("/")) < int(version)]
-        version = max(older, key=int) if older else None
-    return version
+    """The version served (D1): the newest complete numeric version directory
+    (components/model_versions.py, the one place for that rule), as its directory name."""
+    served = model_versions.served(serving_model_dir)
+    return os.path.basename(served.path.rstrip("/")) if served else None
 
 
 def decide(serving_model_dir: str, data_fingerprint: Optional[str], training_key: str) -> Decision:

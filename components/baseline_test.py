@@ -2,23 +2,32 @@
 
 import json
 import os
+import shutil
 
+import pytest
 from tfx.types import standard_artifacts
 
-from components import baseline
+from components import baseline, testing
 from models import trainer
 
 KEY = "training-key"
 DATA = "split:train,num_files:1,total_bytes:10"
 
 
+TINY = {}  # the SavedModel every pushed version here holds (tiny_model)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_model(tmp_path_factory):
+    TINY["path"] = testing.save_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
 def _push(serving_dir, version, data=DATA, key=KEY, base=None, complete=True, facts=True):
-    """A pushed version directory: saved_model.pb (when complete) and its training.json."""
+    """A pushed version directory: a whole SavedModel (or, not complete, one without its
+    saved_model.pb: a push in progress) and its training.json."""
     path = os.path.join(serving_dir, str(version))
-    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
-    if complete:
-        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
-            f.write(b"model " + str(version).encode())
+    shutil.copytree(TINY["path"], path, dirs_exist_ok=True,
+                    ignore=None if complete else shutil.ignore_patterns("saved_model.pb"))
     if facts:
         os.makedirs(os.path.dirname(os.path.join(path, trainer.TRAINING_FACTS)), exist_ok=True)
         with open(os.path.join(path, trainer.TRAINING_FACTS), "w") as f:
@@ -94,8 +103,9 @@ def test_the_executor_copies_the_baseline_and_records_what_it_decided(tmp_path):
     serving = str(tmp_path / "serving")
     _push(serving, 100, data="older data")
     out = _run(tmp_path, serving)
-    with open(os.path.join(out.uri, "Format-Serving", "saved_model.pb"), "rb") as f:
-        assert f.read() == b"model 100"
+    with open(os.path.join(out.uri, "Format-Serving", "saved_model.pb"), "rb") as copied, \
+            open(os.path.join(serving, "100", "saved_model.pb"), "rb") as pushed:
+        assert copied.read() == pushed.read()
     facts = baseline.artifact_facts(out)
     assert facts["baseline"] == {"found": True, "version": "100", "served_version": "100",
                                  "reason": "served"}

@@ -101,7 +101,7 @@ def test_the_markdown_shows_data_checksums_metrics_and_limits(tmp_path):
     sha = card["model_parameters"]["data"][0]["files"][0]["sha256"]
     assert f"| train | 4 | 3 | 3 | `data_tfrecord-00000-of-00001.gz` {sha} |" in text
     assert "| metric | candidate | served (v1796001422) | popularity | gate | result |" in text
-    assert "| recall_at_10 | 0.0406 | 0.0401 | 0.0120 | >= 0.03, drop <= 1.0% vs blessed | ok |" in text
+    assert "| recall_at_10 | 0.0406 | 0.0401 | 0.0120 | >= 0.03, drop <= 1.0% vs served | ok |" in text
     assert "| recall_at_10_over_popularity | +238.3% | +234.2% | - | >= +10.0% over popularity | ok |" in text
     assert "| mrr | 0.0230 | - | - | not gated | - |" in text
     assert "## Known limits" in text and "most popular" in text

@@ -111,7 +111,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         train_args=tfx.proto.TrainArgs(splits=["train"]),  # epochs, not steps: custom_config
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={**trainer_config, **(vertex_training or {})},
-    )
+    ).with_id("Trainer")  # the same task name whichever class trains
     trainer.add_upstream_node(catalog_check)  # a catalog mismatch stops before training
     eval_examples, eval_sample = example_gen.outputs["examples"], None
     if gate.eval_users:  # a seeded sample of eval users, for the Evaluator and the report

@@ -76,12 +76,12 @@ def test_no_resolver_no_importer_and_task_names_argo_accepts(compiled):
 
 
 def test_the_dag_is_the_local_pipeline_with_the_schema_read_in_a_task(compiled, tmp_path):
-    """Every component of the local pipeline but its Resolver (KFP runs none), and the curated
+    """Every component of the local pipeline (which has no Resolver: KFP runs none), the curated
     schema from TFX's ImportSchemaGen in place of the orchestrator's Importer."""
     local = local_runner.build(configs.PipelineConfig(
         data_dir=str(tmp_path / "data"), output_dir=str(tmp_path / "out"), verify_checksums=False))
-    resolvers = {c.id for c in local.components if "Resolver" in {k.__name__ for k in type(c).__mro__}}
-    expected = {c.id for c in local.components} - resolvers - {"schema_importer"} | {"ImportSchemaGen"}
+    assert not [c.id for c in local.components if "Resolver" in {k.__name__ for k in type(c).__mro__}]
+    expected = {c.id for c in local.components} - {"schema_importer"} | {"ImportSchemaGen"}
     assert set(compiled["spec"]["root"]["dag"]["tasks"]) == expected
     task = compiled["spec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]
     assert _constant(task, "schema_file") == configs.IMAGE_SCHEMA_DIR + "/schema.pbtxt"  # inside the image
@@ -89,7 +89,7 @@ def test_the_dag_is_the_local_pipeline_with_the_schema_read_in_a_task(compiled, 
     consumers = {n for n, t in compiled["spec"]["root"]["dag"]["tasks"].items()
                  if any(a.get("taskOutputArtifact", {}).get("producerTask") == "ImportSchemaGen"
                         for a in t.get("inputs", {}).get("artifacts", {}).values())}
-    assert consumers == {"StrictExampleValidator", "Transform", "Trainer"}
+    assert consumers == {"StrictExampleValidator", "DriftGate", "Transform", "Trainer"}
 
 
 def test_every_container_runs_the_kfp_entrypoint_with_its_inputs_spec(compiled):

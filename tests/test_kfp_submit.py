@@ -178,13 +178,14 @@ def test_bad_settings_fail_in_one_line_before_any_call(packages, capsys, argv, n
 
 
 def test_a_package_kfp_would_refuse_is_named_before_any_call(packages, capsys, tmp_path):
-    """A package with a resolver task (the Vertex pipeline's spec in YAML) or schema 2.0.0."""
+    """The Vertex pipeline's spec in YAML (its importer task's name, `schema_importer`, is not a
+    name KFP accepts) or schema 2.0.0."""
     import yaml
 
     with open(packages["vertex"]) as f:
         vertex_spec = json.load(f)["pipelineSpec"]
     for name, spec, words in [
-        ("resolver.yaml", dict(vertex_spec, schemaVersion="2.1.0"), "non-container and non-importer executor"),
+        ("vertex.yaml", dict(vertex_spec, schemaVersion="2.1.0"), "'schema_importer' is invalid"),
         ("old.yaml", vertex_spec, "KFP only supports schema version 2.1.0"),
     ]:
         path = tmp_path / name

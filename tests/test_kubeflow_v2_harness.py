@@ -151,7 +151,7 @@ def test_the_pushed_model_answers_both_signatures(runs):
     users = sorted(set(pq.read_table(os.path.join(runs["data"], "span-1", configs.TRAIN_FILE)).column(
         features.USER_KEY).to_pylist()))[:3]  # users every run's model knows
     helpers.check_serving_signatures(os.path.join(runs["config"].serving_model_dir, version), runs["data"], TOP_K,
-                                     users=[u.encode() for u in users])
+                                     users=users)
 
 
 def test_the_metadata_record_holds_every_run(runs):

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 SMALL = ["--model-param", "embedding_dim=8", "--model-param", "epochs=2", "--model-param", "batch_size=64",
          "--model-param", "learning_rate=0.05",
          # the gate is not what these tests are about
-         "--gate-bound", "recall_at_10=0", "--gate-bound", "ndcg_at_10=0", "--gate-bound", "sampled_accuracy=0"]
+         "--gate-bound", "recall_at_10=0", "--gate-bound", "ndcg_at_10=0", "--gate-bound", "sampled_accuracy=0",
+         "--gate-popularity-margin", "off"]
 # generated spans are noisier than the ASOS-size spans the defaults are for
 DRIFT = [arg for name, value in fake_asos.SPAN_DRIFT_THRESHOLDS.items()
          for arg in ("--drift-threshold", f"{name}={value}")]
@@ -38,7 +39,7 @@ def _run(root, *extra):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("spans")
-    folders = fake_asos.write_fake_spans(str(root / "data"), num_spans=1, rows_per_span=600, tastes=4)
+    folders = fake_asos.write_fake_spans(str(root / "data"), num_spans=1, rows_per_span=600)
     table = pq.read_table(os.path.join(folders[1], configs.TRAIN_FILE))
     os.makedirs(root / "data" / "span-2")
     pq.write_table(drift_calibration.inverted(table, table), str(root / "data" / "span-2" / configs.TRAIN_FILE))
