@@ -522,13 +522,15 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
     the console."""
     import tempfile
 
-    from runner import data, run_lock
-
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = f"{now:%Y%m%d-%H%M%S}"
     fd, tmp_log = tempfile.mkstemp(prefix="recsys-run-", suffix=".log")
     os.close(fd)
     console = Console(tmp_log, verbose=verbose, stream=stream).start()
+    # after the console has taken file descriptors 1 and 2: runner.data loads TensorFlow (through
+    # the span layout's TFX imports), whose C++ start-up lines belong in the log
+    from runner import data, run_lock
+
     try:
         import pipeline
 

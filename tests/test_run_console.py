@@ -163,7 +163,7 @@ def test_a_pushed_run_prints_a_short_console_and_exits_0(runs):
     assert pushed.returncode == console.EXIT_OK, pushed.stdout + pushed.stderr
     out = pushed.stdout.splitlines()
     assert len(out) <= 60
-    assert not re.search(r"WARNING|absl|tensorflow/|I0000|E0000|Traceback", pushed.stdout)
+    assert not re.search(r"WARNING|absl|tensorflow/|I0000|E0000|Traceback", pushed.stdout + pushed.stderr)
     summary = _summary(pushed.stdout)
     served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
     assert summary["verdict"] == f"blessed and pushed as version {served[0]}"
