@@ -32,3 +32,19 @@ def test_the_target_is_a_third_of_the_time_and_one_standard_error():
     assert lines[-3].endswith("target met") and met["target_met"]
     assert lines[-2].endswith("target NOT met") and not slow["target_met"]
     assert "ndcg_at_10 0.0850 vs 0.1000 ± 0.0100 (below)" in lines[-1] and not worse["target_met"]
+
+
+def test_a_refusal_is_told_by_the_gates_failed_rows():
+    console = """[gate] NOT BLESSED: the model fails the gate and will NOT be pushed
+metric              candidate     served    popular  threshold                           result
+recall_at_10           0.0204     0.0321     0.0185  >= 0, drop <= 1.0% vs served        FAILED
+  vs popularity        +10.2%          -          -  >= +10.0% over popularity           ok
+recall_at_100          0.0741          -          -  not gated                           -
+sampled_accuracy       0.1094     0.1399     0.1080  >= 0, drop <= 1.0% vs served        ok
+  vs popularity         +1.3%          -          -  >= +10.0% over popularity           FAILED
+  Evaluator                      ran      14.1 s
+"""
+    assert replay.refusal_reason(console) == (
+        "recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served; "
+        "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity")
+    assert replay.refusal_reason("no table") == "see its log"
