@@ -27,8 +27,8 @@ it; `REPLAY_GATE`): the production bounds and the popularity rule are set for a 
 whole sample, which no span model of part of it reaches. `--production-gate` keeps them.
 
 It prints one line per span: rows, drift, cold or warm start, training seconds, the gated
-metrics, the verdict (a refusal with the gate's failed rows) and the version pushed; then the warm/cold comparison with the standard
-errors (of the cold model's per-purchase metrics on the eval split, through its `evaluate`
+metrics, the verdict (a refusal with the gate's failed rows) and the version pushed; then the
+warm/cold comparison with the standard errors (of the cold model's per-purchase metrics on the eval split, through its `evaluate`
 signature: the gate's protocol). Everything also goes to `<output-dir>/replay.json`; each run's
 console to `<output-dir>/logs/`.
 """
