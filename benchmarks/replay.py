@@ -28,9 +28,9 @@ whole sample, which no span model of part of it reaches. `--production-gate` kee
 
 It prints one line per span: rows, drift, cold or warm start, training seconds, the gated
 metrics, the verdict (a refusal with the gate's failed rows) and the version pushed; then the
-warm/cold comparison with the standard errors (of the cold model's per-purchase metrics on the eval split, through its `evaluate`
-signature: the gate's protocol). Everything also goes to `<output-dir>/replay.json`; each run's
-console to `<output-dir>/logs/`.
+warm/cold comparison with the standard errors (of the cold model's per-purchase metrics on the
+eval split, through its `evaluate` signature: the gate's protocol). Everything also goes to
+`<output-dir>/replay.json`; each run's console to `<output-dir>/logs/`.
 """
 
 from __future__ import annotations
