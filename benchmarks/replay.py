@@ -40,6 +40,8 @@ import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import argparse
 import json
 import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its own TensorFlow (standard errors): no start-up lines
 import shutil
 import subprocess
 import sys

@@ -58,7 +58,7 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, json_utils
 
-from components import parquet_example_gen
+from components import model_card, parquet_example_gen
 from models import features
 
 log = logging.getLogger("recsys.drift")  # the console shows it (runner/console.py)
@@ -128,14 +128,6 @@ def read_span(files: Sequence[str]) -> pa.Table:
             features.PRODUCT_KEY: pc.cast(table.column(features.PRODUCT_KEY), pa.int64())}))
     return pa.concat_tables(tables) if tables else pa.table({
         features.USER_KEY: pa.array([], pa.binary()), features.PRODUCT_KEY: pa.array([], pa.int64())})
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with fileio.open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def span_name(files: Sequence[str], number: int) -> str:
@@ -411,7 +403,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def _compare(self, newest_files, previous_files, newest, previous, files, thresholds, out_uri,
                  curated) -> Tuple[Dict[str, Any], Tuple[List[str], List[str]]]:
         newest_table, previous_table = read_span(newest_files), read_span(previous_files)
-        digests = {path: file_digest(path) for span_files in files.values() for path in span_files}
+        digests = {path: model_card.sha256_of(path) for span_files in files.values() for path in span_files}
         identical = [[a, b] for a in newest_files for span, others in sorted(files.items())
                      if span != newest for b in others if digests[a] == digests[b]]
         repeats = {"identical_files": identical, "rows": repeated_rows(newest_table, previous_table)}
