@@ -30,6 +30,13 @@ def fake_data_dir(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def write_fake_asos():
+    """tests/fake_asos.py's `write_fake_asos` (the four files of the ASOS shape, generated), for
+    unit tests, which import nothing from tests/."""
+    return fake_asos.write_fake_asos
+
+
+@pytest.fixture(scope="session")
 def write_fake_spans():
     """tests/fake_asos.py's `write_fake_spans` (generated spans: span-1/ ... with skewed
     popularity, new products and heavy buyers), for unit tests, which import nothing from tests/."""

@@ -10,7 +10,6 @@ from benchmarks import heavy_data
 from models import features
 from pipeline import configs
 from runner import data
-from tests import fake_asos
 
 
 def _pairs(path):
@@ -18,9 +17,9 @@ def _pairs(path):
     return list(zip(table[features.USER_KEY], table[features.PRODUCT_KEY]))
 
 
-def test_heavy_users_are_added_to_a_copy_of_the_files(tmp_path):
+def test_heavy_users_are_added_to_a_copy_of_the_files(tmp_path, write_fake_asos):
     source, out = str(tmp_path / "asos"), str(tmp_path / "heavy")
-    fake_asos.write_fake_asos(source, num_users=50, num_products=40, catalog_extra=20)
+    write_fake_asos(source, num_users=50, num_products=40, catalog_extra=20)
     before = {name: open(os.path.join(source, name), "rb").read() for name in configs.DATA_SHA256}
     users = heavy_data.add_heavy_users(source, out, [30, 200], eval_share=0.2, skew=1.0, seed=3)
     for name, content in before.items():  # the source is left as it was
