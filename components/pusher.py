@@ -52,12 +52,6 @@ class PushError(RuntimeError):
     """A push that failed; nothing was published. The message is one line."""
 
 
-def newest_version(base_directory: str) -> Optional[str]:
-    """The served version's number (the newest complete one, D1) under `base_directory`, or None."""
-    served = model_versions.served(base_directory)
-    return str(served.number) if served else None
-
-
 def same_model(model_path: str, served_path: str) -> bool:
     """Whether the complete version at `served_path` holds the SavedModel at `model_path`: the
     same fingerprint (graph, signatures, object graph and variables). Its `uuid` is left out:
