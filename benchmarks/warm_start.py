@@ -1,7 +1,7 @@
 """The validation search behind the warm start's settings (prints its table; the eval split is
 not read).
 
-    env/run-in-env python benchmarks/warm_start.py                  # the grid below, ~25 minutes
+    env/run-in-env python benchmarks/warm_start.py                  # the grid below, ~15 minutes
     env/run-in-env python benchmarks/warm_start.py --warm '{"warm_start_epochs": 0.5}'
 
 The train purchases lose a validation purchase per user first (models/validation.py: one of
@@ -9,8 +9,10 @@ every user with at least two, seed 0), so no model ever trains on them; the rest
 spans as the replay splits it (benchmarks/replay.py: seeded, the first span bigger). For each span
 k the window is the last `--window` spans up to k. The cold model of a window trains from
 nothing (ModelConfig's `epochs`); a warm chain starts span 1 cold, then each span from the chain's
-previous model, its rows carried over by raw product id (models/warm_start.py), for
-`warm_start_epochs` at `warm_start_learning_rate`. Every model is measured on the same
+previous model, its rows carried over by raw product id (models/warm_start.py), and trains on
+the window's pairs that model has not trained on plus `warm_start_rehearsal` of the others per
+new pair, for `warm_start_epochs` at `warm_start_learning_rate`, as the Trainer does. Every
+model is measured on the same
 validation purchases: HitRate@10 and NDCG@10 per user with their standard errors, recall@10 per
 purchase (the gate's), and its training seconds (model_lib.train, plus the carry-over for a warm
 one).
@@ -33,10 +35,11 @@ from models import features, ranking_metrics, validation, warm_start
 from models import model as model_lib
 from pipeline import configs
 
-# warm settings tried (overrides of models.model.DEFAULT): a third of the cold training time
-# allows at most 1 of its 3 epochs
-GRID = [{"warm_start_epochs": e, "warm_start_learning_rate": lr}
-        for e in (0.25, 0.5, 0.75, 1.0) for lr in (0.003, 0.0075, 0.0125, 0.02)]
+# warm settings tried (overrides of models.model.DEFAULT). The new pairs are a quarter to a third
+# of a window of 3 spans here: a pass over them and half as many rehearsed ones fit in a third of
+# the cold training's 3 epochs over the window.
+GRID = [{"warm_start_epochs": e, "warm_start_learning_rate": lr, "warm_start_rehearsal": r}
+        for e in (1.0, 1.5) for lr in (0.0125, 0.02, 0.03) for r in (0.0, 0.5)]
 
 
 def vocabulary(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -98,10 +101,15 @@ def train(window: Window, config: model_lib.ModelConfig, previous=None) -> Tuple
     training seconds (the carry-over included)."""
     model = window.model(config)
     start = time.time()
+    new = None
     if previous is not None:
-        warm_start.carry_over(model, window.product_ids,
-                              warm_start.ServedTables.of(previous[0], previous[1].product_ids))
-    model_lib.train(model, window.users, window.items, warm=previous is not None)
+        served, served_window = previous
+        tables = warm_start.ServedTables.of(served, served_window.product_ids, served_window.user_ids,
+                                            served_window.history)
+        warm_start.carry_over(model, window.product_ids, tables)
+        new = warm_start.unseen_pairs(tables, window.users, window.items, window.user_ids,
+                                      window.product_ids)
+    model_lib.train(model, window.users, window.items, warm=previous is not None, new=new)
     return model, time.time() - start
 
 

@@ -61,8 +61,14 @@ class ModelConfig:
       use_history: add the mean embedding of the user's train purchases to the user vector
         (the example's own item is left out during training).
       epochs: passes over the training pairs.
-      warm_start_epochs: passes over the training pairs when the model starts from the served
-        one (models/warm_start.py); a fraction is a share of one pass.
+      warm_start_epochs: passes over the warm training pairs when the model starts from the
+        served one (models/warm_start.py); a fraction is a share of one pass. The warm training
+        pairs are those the served model has not trained on and a sample of those it has
+        (`warm_start_rehearsal`; `warm_pairs`).
+      warm_start_rehearsal: pairs the served model already trained on, drawn at random into a
+        warm start's training pairs per pair it has not (0: the new pairs only). They keep
+        the products of the older spans in the batches: without them each warm start pulls
+        the tables towards the newest span's products only.
       warm_start_learning_rate: the optimizer's learning rate when the model starts from the
         served one.
       batch_size: training pairs per step.
@@ -103,8 +109,9 @@ class ModelConfig:
     use_user_embedding: bool = False
     use_history: bool = True
     epochs: int = 3
-    warm_start_epochs: float = 0.5
-    warm_start_learning_rate: float = 0.0125
+    warm_start_epochs: float = 1.0
+    warm_start_rehearsal: float = 0.0
+    warm_start_learning_rate: float = 0.02
     batch_size: int = 512
     optimizer: str = "lazy_adam"
     learning_rate: float = 0.0075
@@ -130,6 +137,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.warm_start_epochs > 0:
             raise ValueError(f"warm_start_epochs must be > 0, got {self.warm_start_epochs}")
+        if self.warm_start_rehearsal < 0:
+            raise ValueError(f"warm_start_rehearsal must be >= 0, got {self.warm_start_rehearsal}")
         if not (self.use_user_embedding or self.use_history):
             raise ValueError("the user vector needs use_user_embedding or use_history")
         if min(self.learning_rate, self.warm_start_learning_rate, self.init_scale) <= 0 or self.l2 < 0:
@@ -633,21 +642,34 @@ def epoch_order(num_examples: int, seed: int, epoch, shuffle: bool = True) -> tf
         order, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]))
 
 
+def warm_pairs(new: np.ndarray, rehearsal: float, seed: int) -> np.ndarray:
+    """The pairs a warm start trains on (ascending indices): every pair marked `new` (the served
+    model has not trained on it) and a seeded sample of the others, `rehearsal` of them per new
+    pair (all of them when there are fewer)."""
+    new = np.asarray(new, bool)
+    old = np.flatnonzero(~new)
+    size = min(len(old), int(round(rehearsal * int(new.sum()))))
+    sample = np.random.default_rng(seed).choice(old, size, replace=False) if size else old[:0]
+    return np.sort(np.concatenate([np.flatnonzero(new), sample]))
+
+
 def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
-          log_dir: Optional[str] = None, warm: bool = False) -> List[Dict[str, float]]:
+          log_dir: Optional[str] = None, warm: bool = False,
+          new: Optional[np.ndarray] = None) -> List[Dict[str, float]]:
     """Trains `model` on (user, item) index pairs with its config; returns per-epoch stats.
 
     config.epochs passes at config.learning_rate, or with `warm` (a model whose tables start
     from the served model's: models/warm_start.py) config.warm_start_epochs at
-    config.warm_start_learning_rate; a fraction of an epoch trains its last pass on that share
-    of the pairs (the first steps of the epoch's seeded order). Pairs with an OOV user or item
-    are dropped. Item frequencies for the samplers' log-Q terms
-    come from these pairs. Each epoch visits every pair once, in the order `epoch_order` gives
-    (batches of config.batch_size, the last one shorter). Reproducible: seeds tf (global), numpy,
-    the epoch orders and the stateless negative draws (seed [config.seed, step]) from
-    config.seed. Logs loss and
-    examples/sec per epoch (logger `recsys.train`), and writes them as TensorBoard scalars under
-    `log_dir` when given.
+    config.warm_start_learning_rate over the warm pairs (`warm_pairs`: those `new` marks, bool per
+    pair, the ones the served model has not trained on, None: all, and a rehearsal sample of the
+    others; none at all: no step). A fraction of an epoch trains its last pass on that share of
+    the pairs (the first steps of the epoch's seeded order). Pairs with an OOV user or item are
+    dropped. Item frequencies for the samplers' log-Q terms come from all the pairs. Each epoch
+    visits every pair once, in the order `epoch_order` gives (batches of config.batch_size, the
+    last one shorter). Reproducible: seeds tf (global), numpy, the epoch orders and the stateless
+    negative draws (seed [config.seed, step]) from config.seed. Logs loss and examples/sec per
+    epoch (logger `recsys.train`), and writes them as TensorBoard scalars under `log_dir` when
+    given.
 
     Returns:
       [{"epoch", "loss", "seconds", "examples_per_sec"}] per epoch (a partial one: "share", the
@@ -664,6 +686,16 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     num_examples = len(user_idx)
     counts = np.bincount(item_idx, minlength=model.num_items)
     sample = _sampler(config, model.num_items, counts)
+    if warm and new is not None:
+        new = np.asarray(new, bool)
+        if new.shape != keep.shape:
+            raise ValueError(f"new marks {new.shape[0]} pairs, there are {keep.shape[0]}")
+        chosen = warm_pairs(new[keep], config.warm_start_rehearsal, config.seed)
+        user_idx, item_idx = user_idx[chosen], item_idx[chosen]
+        num_examples = len(user_idx)
+    if not num_examples:  # e.g. a warm start on the very data the served model trained on
+        progress.info("[train] no purchase to train on: the tables stay as they started")
+        return []
 
     # The pairs are small (165k on the ASOS data): they stay in memory as two tensors, and each
     # epoch visits them in a seeded permutation (no tf.data shuffle buffer to fill).

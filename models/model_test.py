@@ -73,6 +73,43 @@ def test_a_warm_start_trains_its_share_of_an_epoch_at_its_learning_rate():
         config.replace(warm_start_epochs=0)
 
 
+def test_warm_pairs_are_the_new_ones_and_a_seeded_rehearsal_sample():
+    new = np.zeros(100, bool)
+    new[[3, 50, 97]] = True
+    assert model_lib.warm_pairs(new, 0.0, seed=1).tolist() == [3, 50, 97]
+    chosen = model_lib.warm_pairs(new, 2.0, seed=1)
+    assert len(chosen) == 9 and {3, 50, 97} <= set(chosen.tolist())  # 3 new, 6 rehearsed
+    np.testing.assert_array_equal(chosen, model_lib.warm_pairs(new, 2.0, seed=1))
+    assert len(model_lib.warm_pairs(new, 1000.0, seed=1)) == 100  # no more than there are
+    assert len(model_lib.warm_pairs(np.zeros(5, bool), 1.0, seed=1)) == 0
+    with pytest.raises(ValueError, match="warm_start_rehearsal must be >= 0"):
+        model_lib.DEFAULT.replace(warm_start_rehearsal=-1.0)
+
+
+def test_a_warm_start_trains_on_the_new_pairs_only():
+    """Two groups of users and products that never meet: with the first group's pairs new (and no
+    rehearsal) the second group's rows are never touched (lazy Adam updates used rows only)."""
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, NUM_USERS, 600).astype(np.int32)
+    items = ((users % 2) * 15 + rng.integers(0, 15, 600)).astype(np.int32)  # even users: 0-14, odd: 15-29
+    config = model_lib.DEFAULT.replace(embedding_dim=8, batch_size=64, warm_start_epochs=1.0,
+                                       copurchase_weight=0.0)
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    model = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config, user_history=history)
+    before = model.item_embeddings.numpy().copy()
+    new = users % 2 == 0
+    trained = model_lib.train(model, users, items, warm=True, new=new)
+    assert len(trained) == 1 and "share" not in trained[0]  # one whole pass over the new pairs
+    after = model.item_embeddings.numpy()
+    assert not np.allclose(after[:15], before[:15])
+    np.testing.assert_array_equal(after[15:], before[15:])
+    # nothing new: no step, the tables as they started
+    assert model_lib.train(model, users, items, warm=True, new=np.zeros(600, bool)) == []
+    np.testing.assert_array_equal(model.item_embeddings.numpy(), after)
+    with pytest.raises(ValueError, match="new marks 5 pairs, there are 600"):
+        model_lib.train(model, users, items, warm=True, new=np.ones(5, bool))
+
+
 def test_config_from_dict_names_unknown_keys():
     with pytest.raises(ValueError, match="unknown ModelConfig keys: dropout"):
         model_lib.ModelConfig.from_dict({"dropout": 0.1})

@@ -14,7 +14,9 @@ custom_config (plain JSON values; the pipeline builds it from its TrainingConfig
 
 Warm start: with a base model (`fn_args.base_model`: the served model, components/baseline.py)
 the new model starts from its product rows, carried over by raw product id
-(models/warm_start.py), and trains config.warm_start_epochs at config.warm_start_learning_rate.
+(models/warm_start.py), and trains on the purchases the served model has not trained on (and a
+rehearsal sample of the others: config.warm_start_rehearsal) for config.warm_start_epochs at
+config.warm_start_learning_rate.
 No base model, `cold_start`, or a served model this one cannot start from (another embedding
 size, another preset: the console says which) is a cold start: config.epochs from random tables.
 
@@ -22,7 +24,7 @@ The exported model carries `assets.extra/training.json` (`TRAINING_FACTS`, DECIS
 only the Trainer knows about it, for the model card, the next run's baseline and the replay. Its
 keys (stable: other code reads them): `data` {input_fingerprint, span, window_spans,
 eval_source, rows, users, products}, `start` {kind "warm"|"cold", from_version, reason,
-carried_products, new_products, dropped_products}, `baseline` {version, served_version,
+carried_products, new_products, dropped_products; new_purchases for a warm start}, `baseline` {version, served_version,
 reason}, `model` {preset, config}, `training_key` (what this training is: `training_key`),
 `code_fingerprint`, `training` {epochs, seconds}, `trained_at`.
 """
@@ -113,18 +115,22 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
 
 
 def start_from(base_model: Optional[str], recommender: model_lib.Recommender, product_ids: np.ndarray,
-               custom_config: Dict[str, Any], base_version: Optional[str]) -> Dict[str, Any]:
+               custom_config: Dict[str, Any], base_version: Optional[str],
+               pairs: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+               ) -> Tuple[Dict[str, Any], Optional[np.ndarray]]:
     """Warm-starts `recommender` from the SavedModel at `base_model` (the served model, version
-    `base_version`) when it can, and says so on the console; returns training.json's `start`."""
+    `base_version`) when it can, and says so on the console. Returns training.json's `start` and,
+    for a warm start, which of the training `pairs` (user indices, product indices, the user
+    vocabulary) the served model has not trained on (None: all of them, or a cold start)."""
     version = f"version {base_version}" if base_version else "the served model"
     cold = {"kind": "cold", "from_version": None, "carried_products": 0,
             "new_products": int(len(product_ids)), "dropped_products": 0}
     if base_model is None:
         progress.info("[train] cold start: no model is served yet")
-        return {**cold, "reason": "no model is served yet"}
+        return {**cold, "reason": "no model is served yet"}, None
     if custom_config.get("cold_start"):
         progress.info("[train] cold start (--cold-start): %s is not used", version)
-        return {**cold, "reason": "--cold-start"}
+        return {**cold, "reason": "--cold-start"}, None
     preset = custom_config.get("preset", "default")
     try:
         tables = warm_start.read_tables(base_model)
@@ -133,15 +139,28 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
         why = str(e)
     if why:
         progress.info("[train] cold start: %s cannot be warm-started from: %s", version, why)
-        return {**cold, "reason": f"incompatible: {why}"}
+        return {**cold, "reason": f"incompatible: {why}"}, None
     carried = warm_start.carry_over(recommender, product_ids, tables)
+    new = None if pairs is None else warm_start.unseen_pairs(tables, pairs[0], pairs[1], pairs[2], product_ids)
     config = recommender.config
-    progress.info("[train] warm start from %s: %s products carried over, %s new, %s dropped; "
-                  "%g epochs at learning rate %g", version, f"{carried.carried:,}", f"{carried.new:,}",
-                  f"{carried.dropped:,}", config.warm_start_epochs, config.warm_start_learning_rate)
+    progress.info("[train] warm start from %s: %s products carried over, %s new, %s dropped", version,
+                  f"{carried.carried:,}", f"{carried.new:,}", f"{carried.dropped:,}")
+    rows = 0 if pairs is None else len(pairs[0])
+    if new is None:
+        fresh = rows
+        progress.info("[train] %s does not hold the purchases it trained on: all %s count as new",
+                      version, f"{rows:,}")
+    else:
+        fresh = int(new.sum())
+        epochs = config.warm_start_epochs
+        rehearsal = (f" with {config.warm_start_rehearsal:g} it has seen per new one"
+                     if config.warm_start_rehearsal else "")
+        progress.info("[train] %s of %s purchases are new to %s: %g epoch%s over them%s at learning "
+                      "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
+                      rehearsal, config.warm_start_learning_rate)
     return {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
             "carried_products": carried.carried, "new_products": carried.new,
-            "dropped_products": carried.dropped}
+            "dropped_products": carried.dropped, "new_purchases": fresh}, new
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -172,10 +191,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     start = time.time()  # the training time: the carry-over is part of a warm start's
     product_ids = np.array([int(p) for p in transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)],
                            np.int64)
-    started = start_from(fn_args.base_model, recommender, product_ids, custom_config,
-                         (run.get("baseline") or {}).get("version"))
+    user_ids = np.array(transform_output.vocabulary_by_name(features.USER_VOCAB), bytes)
+    started, new = start_from(fn_args.base_model, recommender, product_ids, custom_config,
+                              (run.get("baseline") or {}).get("version"), (users, items, user_ids))
     epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir,
-                             warm=started["kind"] == "warm")
+                             warm=started["kind"] == "warm", new=new)
     trained = time.time() - start
 
     start = time.time()

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from models import features, trainer
+from models import features, trainer, warm_start
 from models import model as model_lib
 from models import testing
 
@@ -18,7 +18,17 @@ def served(tmp_path_factory, curated_schema):
     return built, ids
 
 
-def _start(served, caplog, custom_config, base="served", **config_changes):
+def _pairs(built, extra=()):
+    """The served model's own purchases as (user indices, product indices, user vocabulary),
+    and `extra` (user index, product index) pairs after them."""
+    user_ids = np.array(built.transform_output.vocabulary_by_name(features.USER_VOCAB), bytes)
+    ids = np.array([int(p) for p in built.transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)])
+    users = warm_start.index_in(user_ids, np.array([r[features.USER_KEY][0] for r in built.rows]))
+    items = warm_start.index_in(ids, np.array([r[features.PRODUCT_KEY][0] for r in built.rows]))
+    return (np.append(users, [u for u, _ in extra]), np.append(items, [i for _, i in extra]), user_ids)
+
+
+def _start(served, caplog, custom_config, base="served", pairs=None, **config_changes):
     built, ids = served
     old = built.recommender
     config = old.config.replace(**config_changes)
@@ -26,19 +36,25 @@ def _start(served, caplog, custom_config, base="served", **config_changes):
     model = model_lib.Recommender(old.num_users, old.num_items, config, user_history=history)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="recsys.train"):
-        started = trainer.start_from(built.export_dir if base == "served" else base, model, ids,
-                                     custom_config, "1796000000")
+        started, new = trainer.start_from(built.export_dir if base == "served" else base, model, ids,
+                                          custom_config, "1796000000", pairs)
     lines = [r.getMessage() for r in caplog.records if r.name == "recsys.train"]
-    return started, lines, model
+    return started, new, lines, model
 
 
 def test_a_compatible_served_model_is_warm_started_from(served, caplog):
-    started, [line], model = _start(served, caplog, {"preset": "default"})
+    built = served[0]
+    bought = set(zip(*[a.tolist() for a in _pairs(built)[:2]]))
+    fresh = [(u, i) for u in range(30) for i in range(20) if (u, i) not in bought][:7]
+    started, new, [line, said], model = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
     assert started["kind"] == "warm" and started["from_version"] == "1796000000"
     assert (started["carried_products"], started["new_products"], started["dropped_products"]) == (20, 0, 0)
-    assert line.startswith("[train] warm start from version 1796000000: 20 products carried over, 0 new, "
-                           "0 dropped; 0.5 epochs at learning rate 0.0125")
-    np.testing.assert_array_equal(model.item_embeddings.numpy(), served[0].recommender.item_embeddings.numpy())
+    assert line == "[train] warm start from version 1796000000: 20 products carried over, 0 new, 0 dropped"
+    # the served model trained on the 90 purchases: only the 7 after them are new
+    assert started["new_purchases"] == 7 and new.tolist() == [False] * 90 + [True] * 7
+    assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them at "
+                    "learning rate 0.02")
+    np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
 
 
 @pytest.mark.parametrize("custom_config, base, changes, said", [
@@ -50,8 +66,8 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
      "embeddings have 8 dimensions, this one's 16"),
 ])
 def test_otherwise_a_cold_start_says_why(served, caplog, custom_config, base, changes, said):
-    started, lines, model = _start(served, caplog, custom_config, base, **changes)
-    assert started["kind"] == "cold" and started["carried_products"] == 0
+    started, new, lines, model = _start(served, caplog, custom_config, base, **changes)
+    assert started["kind"] == "cold" and started["carried_products"] == 0 and new is None
     assert lines == [said]
 
 

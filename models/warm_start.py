@@ -16,6 +16,13 @@ user id is what the default model leaves out), the users' histories and the item
 not learned: rebuilt from the window's purchases), and the optimizer's moments (a SavedModel has
 none: Adam starts afresh).
 
+`unseen_pairs` says which of the window's purchases the served model has not trained on: its
+SavedModel holds every (user, product) pair it was trained on (models/exporter.py: the purchases
+its recommendations leave out) and its user vocabulary (an asset). A warm start trains on those
+new pairs and a rehearsal sample of the others (models/model.py `warm_pairs`): the served model
+has already learned from the rest of the window. Nothing here depends on how the data arrived
+(span folders or one file that grew).
+
 `incompatibility` says why a served model cannot be warm-started from (another embedding size,
 another preset, a table this model needs and it lacks), or None.
 """
@@ -24,11 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from models import features
 from models import model as model_lib
 
 # Checkpoint keys of the serving module's variables (object-graph paths of models/exporter.py's
@@ -40,6 +48,11 @@ TABLES = {  # Recommender attribute -> checkpoint key
     "item_bias": "recommender/item_bias" + _SUFFIX,
     "history_embeddings": "recommender/history_embeddings" + _SUFFIX,
 }
+# The (user, product) pairs the served model trained on, as CSR (splits, items) in its
+# vocabularies: the serving module's own copy when it has one (the recommender's history may be
+# capped: max_history), else the recommender's history it shares.
+PURCHASES = [tuple(name + _SUFFIX for name in names) for names in (
+    ("purchased_splits", "purchased_items"), ("recommender/history_splits", "recommender/history_items"))]
 
 
 class IncompatibleModel(ValueError):
@@ -56,19 +69,26 @@ class ServedTables:
     item_embeddings: np.ndarray
     item_bias: Optional[np.ndarray] = None
     history_embeddings: Optional[np.ndarray] = None
+    user_ids: Optional[np.ndarray] = None  # its user vocabulary (raw ids, bytes)
+    purchases: Optional[Tuple[np.ndarray, np.ndarray]] = None  # CSR (splits, items): what it trained on
 
     @property
     def embedding_dim(self) -> int:
         return int(self.item_embeddings.shape[1])
 
     @classmethod
-    def of(cls, recommender: model_lib.Recommender, product_ids: np.ndarray) -> "ServedTables":
-        """The tables of a model in memory (what `read_tables` reads back once it is exported)."""
+    def of(cls, recommender: model_lib.Recommender, product_ids: np.ndarray,
+           user_ids: Optional[np.ndarray] = None,
+           purchases: Optional[model_lib.UserHistory] = None) -> "ServedTables":
+        """The tables of a model in memory (what `read_tables` reads back once it is exported),
+        with its user vocabulary and the purchases it trained on when given."""
         def value(name):
             variable = getattr(recommender, name, None)
             return None if variable is None else variable.numpy()
 
-        return cls(np.asarray(product_ids, np.int64), **{name: value(name) for name in TABLES})
+        return cls(np.asarray(product_ids, np.int64), **{name: value(name) for name in TABLES},
+                   user_ids=None if user_ids is None else np.asarray(user_ids, bytes),
+                   purchases=None if purchases is None else (purchases.splits, purchases.items))
 
 
 @dataclasses.dataclass
@@ -101,7 +121,48 @@ def read_tables(saved_model_dir: str) -> ServedTables:
     if tables["item_embeddings"].shape[0] != len(product_ids) + 1:
         raise IncompatibleModel(f"the served model's item table has {tables['item_embeddings'].shape[0]} "
                                 f"rows for {len(product_ids)} products (and the OOV row)")
-    return ServedTables(product_ids=product_ids, **tables)
+    purchases = next(((reader.get_tensor(splits), reader.get_tensor(items)) for splits, items in PURCHASES
+                      if splits in shapes and items in shapes), None)
+    vocab = os.path.join(saved_model_dir, "assets", features.USER_VOCAB)
+    user_ids = None
+    if tf.io.gfile.exists(vocab):
+        with tf.io.gfile.GFile(vocab, "rb") as f:
+            user_ids = np.array(f.read().splitlines(), bytes)
+    return ServedTables(product_ids=product_ids, **tables, user_ids=user_ids, purchases=purchases)
+
+
+def index_in(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """int64 [values]: each value's position in `vocabulary` (distinct values), -1 where absent."""
+    vocabulary, values = np.asarray(vocabulary), np.asarray(values)
+    if not len(vocabulary):
+        return np.full(len(values), -1, np.int64)
+    order = np.argsort(vocabulary, kind="stable")
+    position = np.clip(np.searchsorted(vocabulary[order], values), 0, len(vocabulary) - 1)
+    return np.where(vocabulary[order][position] == values, order[position], -1).astype(np.int64)
+
+
+def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
+                 user_ids: np.ndarray, product_ids: np.ndarray) -> Optional[np.ndarray]:
+    """bool [pairs]: which of this window's (user, product) index pairs the served model has not
+    trained on, compared by raw ids (`user_ids`, `product_ids`: this window's vocabularies in
+    index order); None when the served model does not hold its purchases or user vocabulary. A
+    product bought again by the same user counts as seen: the pair is what the model learns."""
+    user_idx = np.asarray(user_idx, np.int64)
+    item_idx = np.asarray(item_idx, np.int64)
+    if tables.purchases is None or tables.user_ids is None:
+        return None
+    splits, items = (np.asarray(a, np.int64) for a in tables.purchases)
+    if len(splits) != len(tables.user_ids) + 2:  # a row per user, the OOV user's, and the end
+        return None
+    # the served model's user and product indices -> this window's (-1: not in this window)
+    user_map = np.append(index_in(np.asarray(user_ids, bytes), tables.user_ids), -1)
+    item_map = index_in(np.asarray(product_ids, np.int64), tables.product_ids)
+    seen_users = user_map[np.repeat(np.arange(len(splits) - 1), np.diff(splits))]
+    seen_items = np.where(items < len(item_map), item_map[np.minimum(items, len(item_map) - 1)], -1)
+    both = (seen_users >= 0) & (seen_items >= 0)
+    width = len(product_ids) + 1
+    seen = seen_users[both] * width + seen_items[both]
+    return ~np.isin(user_idx * width + item_idx, seen)
 
 
 SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")
@@ -140,12 +201,10 @@ def carry_over(recommender: model_lib.Recommender, product_ids: np.ndarray,
     product_ids = np.asarray(product_ids, np.int64)
     if len(product_ids) != recommender.num_items:
         raise ValueError(f"{len(product_ids)} product ids for a model of {recommender.num_items} products")
-    order = np.argsort(tables.product_ids, kind="stable")
-    served_sorted = tables.product_ids[order]
-    position = np.clip(np.searchsorted(served_sorted, product_ids), 0, max(len(served_sorted) - 1, 0))
-    found = (served_sorted[position] == product_ids) if len(served_sorted) else np.zeros(len(product_ids), bool)
+    row = index_in(tables.product_ids, product_ids)  # each product's row in the served tables
+    found = row >= 0
     new_rows = np.flatnonzero(found)
-    served_rows = order[position[found]]
+    served_rows = row[found]
     for name in TABLES:
         variable, served = getattr(recommender, name, None), getattr(tables, name)
         if variable is None or served is None:
@@ -156,3 +215,4 @@ def carry_over(recommender: model_lib.Recommender, product_ids: np.ndarray,
     carried = int(found.sum())
     return CarriedOver(carried=carried, new=len(product_ids) - carried,
                        dropped=len(np.unique(tables.product_ids)) - carried)
+

@@ -1,6 +1,8 @@
 """Warm start: rows carried over by raw product id across vocabularies that differ; the served
 model's tables read back from its SavedModel; what makes a served model unusable."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,6 +90,39 @@ def test_the_tables_are_read_back_from_the_exported_model(tmp_path, curated_sche
     for name in warm_start.TABLES:
         np.testing.assert_array_equal(getattr(tables, name), getattr(built.recommender, name).numpy())
     assert warm_start.incompatibility(tables, built.recommender.config, "default") is None
+
+
+def test_new_pairs_are_found_by_raw_ids_across_vocabularies():
+    # the served model: users a, b; products 10, 20, 30; a bought 10 and 20, b bought 30
+    served = warm_start.ServedTables(product_ids=np.array([10, 20, 30]), item_embeddings=np.zeros((4, 2)),
+                                     user_ids=np.array([b"a", b"b"]),
+                                     purchases=(np.array([0, 2, 3, 3]), np.array([0, 1, 2])))
+    user_ids, product_ids = np.array([b"b", b"c", b"a"]), np.array([30, 10, 40, 20])  # this window's
+    pairs = [(b"a", 10), (b"a", 40), (b"b", 30), (b"c", 10), (b"b", 20), (b"a", 20)]
+    users = warm_start.index_in(user_ids, np.array([u for u, _ in pairs]))
+    items = warm_start.index_in(product_ids, np.array([p for _, p in pairs]))
+    new = warm_start.unseen_pairs(served, users, items, user_ids, product_ids)
+    assert new.tolist() == [False, True, False, True, True, False]
+    # a served model that does not hold what it trained on: unknown
+    lacking = dataclasses.replace(served, purchases=None)
+    assert warm_start.unseen_pairs(lacking, users, items, user_ids, product_ids) is None
+
+
+def test_the_served_models_own_purchases_are_not_new(tmp_path, curated_schema):
+    from models import features, testing
+
+    built = testing.build(str(tmp_path), curated_schema)
+    tables = warm_start.read_tables(built.export_dir)
+    user_ids = np.array(built.transform_output.vocabulary_by_name(features.USER_VOCAB), bytes)
+    product_ids = tables.product_ids
+    assert tables.user_ids.tolist() == user_ids.tolist()
+    users = warm_start.index_in(user_ids, np.array([r[features.USER_KEY][0] for r in built.rows]))
+    items = warm_start.index_in(product_ids, np.array([r[features.PRODUCT_KEY][0] for r in built.rows]))
+    assert not warm_start.unseen_pairs(tables, users, items, user_ids, product_ids).any()
+    # a purchase it has not seen, by a user it knows, of a product it knows
+    bought = set(zip(users.tolist(), items.tolist()))
+    fresh = next((u, i) for u in range(len(user_ids)) for i in range(len(product_ids)) if (u, i) not in bought)
+    assert warm_start.unseen_pairs(tables, [fresh[0]], [fresh[1]], user_ids, product_ids).tolist() == [True]
 
 
 def test_a_savedmodel_that_is_not_a_recommender_is_refused(tmp_path):
