@@ -30,7 +30,8 @@ It prints one line per span: rows, drift, cold or warm start, training seconds, 
 metrics, the verdict (a refusal with the gate's failed rows) and the version pushed; then the
 warm/cold comparison with the standard errors (of the cold model's per-purchase metrics on the
 eval split, through its `evaluate` signature: the gate's protocol). Everything also goes to
-`<output-dir>/replay.json`; each run's console to `<output-dir>/logs/`.
+`<output-dir>/replay.json`; each run's console to `<output-dir>/logs/`, and the replay's own
+TensorFlow lines to `<output-dir>/logs/replay.txt`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
+import contextlib
 import json
 import os
 
@@ -191,6 +193,26 @@ def standard_errors(model_dir: str, eval_file: str) -> Dict[str, float]:
     return {name: float(v.std(ddof=1) / np.sqrt(len(v))) for name, v in values.items()}
 
 
+@contextlib.contextmanager
+def stderr_to(path: str):
+    """The process's standard error (file descriptor 2) into `path` for the block: TensorFlow's
+    C++ start-up lines and the libraries' warnings when the replay loads models itself (its
+    figures, the standard errors) go to its log, not between the span lines. Restored after,
+    so an error still reaches the console."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "a") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 # --- what it prints -----------------------------------------------------------------------------
 def _metrics_text(metrics: Dict[str, Optional[float]]) -> str:
     return " ".join(f"{name} {value:.4f}" if value is not None else f"{name} -"
@@ -303,13 +325,17 @@ def main(argv=None) -> int:
             flags = extra + (["--cold-start"] if chain == "cold" else [])
             result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
                                   os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
-            figures = run_figures(os.path.join(args.output_dir, chain))
+            own_log = os.path.join(args.output_dir, "logs", "replay.txt")
+            with stderr_to(own_log):
+                figures = run_figures(os.path.join(args.output_dir, chain))
             entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
                             "drift": result["summary"].get("drift")}
             if chain == "warm":
                 print(span_line(k, result, figures), flush=True)
             elif figures:
-                entry["cold_se"] = standard_errors(figures["model_dir"], os.path.join(data_dir, configs.EVAL_FILE))
+                with stderr_to(own_log):
+                    entry["cold_se"] = standard_errors(figures["model_dir"],
+                                                       os.path.join(data_dir, configs.EVAL_FILE))
                 print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
                       f"{_metrics_text(figures['metrics'])}", flush=True)
         record["spans"].append(entry)

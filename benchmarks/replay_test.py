@@ -1,4 +1,6 @@
-"""The replay's split into spans, and its verdict on the warm start's target."""
+"""The replay's split into spans, its verdict on the warm start's target, and its quiet console."""
+
+import os
 
 import numpy as np
 import pytest
@@ -48,3 +50,17 @@ sampled_accuracy       0.1094     0.1399     0.1080  >= 0, drop <= 1.0% vs serve
         "recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served; "
         "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity")
     assert replay.refusal_reason("no table") == "see its log"
+
+
+def test_its_own_tensorflow_lines_go_to_its_log_and_errors_still_reach_the_console(tmp_path, capfd):
+    log = tmp_path / "replay.txt"
+    with replay.stderr_to(str(log)):
+        os.write(2, b"I0000 cpu_feature_guard.cc: This TensorFlow binary is optimized\n")
+    os.write(2, b"after\n")
+    assert "cpu_feature_guard" in log.read_text() and "after" not in log.read_text()
+    assert capfd.readouterr().err == "after\n"
+    with pytest.raises(RuntimeError):
+        with replay.stderr_to(str(log)):
+            raise RuntimeError("boom")
+    os.write(2, b"restored\n")
+    assert capfd.readouterr().err == "restored\n"

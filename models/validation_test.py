@@ -34,3 +34,14 @@ def test_deterministic_given_the_seed():
 def test_mismatched_inputs_are_refused():
     with pytest.raises(ValueError, match="equal length"):
         validation.carve_validation(np.arange(3), np.arange(4))
+
+
+def test_a_share_of_the_users_lose_a_purchase():
+    users = np.repeat(np.arange(1000), 3)
+    items = np.arange(3000)
+    _, whole = validation.carve_validation(users, items, seed=0)
+    _, part = validation.carve_validation(users, items, seed=0, share=0.25)
+    assert 200 < part.sum() < 300 and not (part & ~whole).any()  # the same draws, a quarter kept
+    np.testing.assert_array_equal(part, validation.carve_validation(users, items, seed=0, share=0.25)[1])
+    with pytest.raises(ValueError, match="share must be in"):
+        validation.carve_validation(users, items, share=0.0)
