@@ -114,7 +114,7 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     earlier["gate"]["blessed"], earlier["push"] = True, {"pushed": True, "version": "17"}
     report["training"]["facts"] = {"data": {"span": 2, "window_spans": [1, 2]},
                                    "start": {"kind": "warm", "from_version": "17", "carried_products": 5,
-                                             "new_products": 1, "dropped_products": 2}}
+                                             "new_products": 1, "dropped_products": 2, "new_purchases": 40}}
     report["push"]["pushed"], report["push"]["version"] = False, ""
     report["history"] = [report_figures.history_row(earlier), report_figures.history_row(report)]
     assert report["history"][1]["metrics"] == {"recall_at_10": 0.5}  # the gated metrics only
@@ -124,4 +124,5 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     assert "<h2>Runs so far</h2>" in page and page.count('src="data:image/png;base64,') == 4
     assert "<td>span 1</td><td>now</td><td>cold</td><td>0.5000</td><td>pushed 17</td>" in page
     assert "<td>span 2 (1-2)</td><td>now</td><td>warm from 17</td><td>0.5000</td><td>refused</td>" in page
-    assert "Warm start from version 17: 5 products carried over by product id, 1 new, 2 dropped." in page
+    assert ("Warm start from version 17: 5 products carried over by product id, 1 new, 2 dropped. "
+            "Trained on the 40 purchases new to it.") in page

@@ -93,7 +93,7 @@ def test_a_warm_start_trains_on_the_new_pairs_only():
     users = rng.integers(0, NUM_USERS, 600).astype(np.int32)
     items = ((users % 2) * 15 + rng.integers(0, 15, 600)).astype(np.int32)  # even users: 0-14, odd: 15-29
     config = model_lib.DEFAULT.replace(embedding_dim=8, batch_size=64, warm_start_epochs=1.0,
-                                       copurchase_weight=0.0)
+                                       warm_start_rehearsal=0.0, copurchase_weight=0.0)
     history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
     model = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config, user_history=history)
     before = model.item_embeddings.numpy().copy()

@@ -153,11 +153,11 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     else:
         fresh = int(new.sum())
         epochs = config.warm_start_epochs
-        rehearsal = (f" with {config.warm_start_rehearsal:g} it has seen per new one"
-                     if config.warm_start_rehearsal else "")
+        rehearsed = min(rows - fresh, int(round(config.warm_start_rehearsal * fresh)))  # as model_lib.warm_pairs
         progress.info("[train] %s of %s purchases are new to %s: %g epoch%s over them%s at learning "
                       "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
-                      rehearsal, config.warm_start_learning_rate)
+                      f" and {rehearsed:,} it has seen (warm_start_rehearsal {config.warm_start_rehearsal:g})"
+                      if rehearsed else "", config.warm_start_learning_rate)
     return {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
             "carried_products": carried.carried, "new_products": carried.new,
             "dropped_products": carried.dropped, "new_purchases": fresh}, new
