@@ -110,7 +110,7 @@ class ModelConfig:
     use_history: bool = True
     epochs: int = 3
     warm_start_epochs: float = 1.0
-    warm_start_rehearsal: float = 0.5
+    warm_start_rehearsal: float = 0.0
     warm_start_learning_rate: float = 0.02
     batch_size: int = 512
     optimizer: str = "lazy_adam"
