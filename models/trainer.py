@@ -145,7 +145,12 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     config = recommender.config
     progress.info("[train] warm start from %s: %s products carried over, %s new, %s dropped", version,
                   f"{carried.carried:,}", f"{carried.new:,}", f"{carried.dropped:,}")
-    rows = 0 if pairs is None else len(pairs[0])
+    started = {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
+               "carried_products": carried.carried, "new_products": carried.new,
+               "dropped_products": carried.dropped}
+    if pairs is None:  # the caller did not say what it trains on
+        return started, None
+    rows = len(pairs[0])
     if new is None:
         fresh = rows
         progress.info("[train] %s does not hold the purchases it trained on: all %s count as new",
@@ -158,9 +163,7 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
                       "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
                       f" and {rehearsed:,} it has seen (warm_start_rehearsal {config.warm_start_rehearsal:g})"
                       if rehearsed else "", config.warm_start_learning_rate)
-    return {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
-            "carried_products": carried.carried, "new_products": carried.new,
-            "dropped_products": carried.dropped, "new_purchases": fresh}, new
+    return {**started, "new_purchases": fresh}, new
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
