@@ -226,6 +226,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         json.dump(facts, f, indent=1, sort_keys=True)
     progress.info("[train] trained in %.1f s, serving model exported in %.1f s", trained,
                   time.time() - start)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)  # a warm start with nothing new wrote no TensorBoard logs
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, MODEL_CONFIG_FILE), "w") as f:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:

@@ -2,10 +2,12 @@
 kfp compiles it with local roots, the harness's KFP mode (kubeflow_v2/kfp_harness.py) runs every
 task's container as the KFP 2 backend and launcher would, twice, on generated data.
 
-The first run trains, blesses and pushes a model (nothing is served yet). Then new data arrives
+The first run trains, blesses and pushes a model (nothing is served yet). Then other data arrives
 (the train file loses its last tenth, its products stay); the second run reads it (ExampleGen
 is never cached on KFP), warm-starts from the model the first run pushed and judges its
-candidate against it: the served model (DECISIONS D3), with no resolver task; and pushes it."""
+candidate against it: the served model (DECISIONS D3), with no resolver task; and pushes it.
+Every purchase it reads is one the served model trained on: its warm start has nothing new to
+learn, takes no step, and still writes everything a training writes."""
 
 import dataclasses
 import hashlib
@@ -96,6 +98,15 @@ def test_second_run_reads_the_new_data_and_trains_again(runs):
     assert "FileBasedExampleGen" in _containers(second, cached=False)
     assert {"Transform", "Trainer", "Evaluator", "Pusher"} <= set(_containers(second, cached=False))
     assert second.artifact("Trainer", "model")["name"] != first.artifact("Trainer", "model")["name"]
+
+
+def test_second_run_warm_starts_with_nothing_new_to_learn(runs):
+    model = runs["second"].artifact("Trainer", "model")["uri"]
+    with open(os.path.join(model, "Format-Serving", "assets.extra", "training.json")) as f:
+        start = json.load(f)["start"]
+    assert start["kind"] == "warm" and start["new_purchases"] == 0
+    with open(os.path.join(runs["second"].artifact("Trainer", "model_run")["uri"], "training_history.json")) as f:
+        assert json.load(f) == []  # no step
 
 
 def test_second_run_judges_its_candidate_against_the_first_runs_pushed_model(runs):
