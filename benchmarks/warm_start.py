@@ -78,10 +78,9 @@ class Window:
 
 
 def _lookup(vocab: np.ndarray, values: np.ndarray, missing: int) -> np.ndarray:
-    order = np.argsort(vocab)
-    position = np.clip(np.searchsorted(vocab[order], values), 0, len(vocab) - 1)
-    found = vocab[order][position] == values
-    return np.where(found, order[position], missing).astype(np.int32)
+    """Each value's index in `vocab`, `missing` where it has none."""
+    index = warm_start.index_in(vocab, values)
+    return np.where(index >= 0, index, missing).astype(np.int32)
 
 
 def validation_ranks(model: model_lib.Recommender, window: Window, batch: int = 1024) -> np.ndarray:

@@ -642,13 +642,18 @@ def epoch_order(num_examples: int, seed: int, epoch, shuffle: bool = True) -> tf
         order, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]))
 
 
+def rehearsed(new: int, seen: int, rehearsal: float) -> int:
+    """How many already-seen pairs a warm start draws: `rehearsal` per new pair, at most all."""
+    return min(seen, int(round(rehearsal * new)))
+
+
 def warm_pairs(new: np.ndarray, rehearsal: float, seed: int) -> np.ndarray:
     """The pairs a warm start trains on (ascending indices): every pair marked `new` (the served
     model has not trained on it) and a seeded sample of the others, `rehearsal` of them per new
     pair (all of them when there are fewer)."""
     new = np.asarray(new, bool)
     old = np.flatnonzero(~new)
-    size = min(len(old), int(round(rehearsal * int(new.sum()))))
+    size = rehearsed(int(new.sum()), len(old), rehearsal)
     sample = np.random.default_rng(seed).choice(old, size, replace=False) if size else old[:0]
     return np.sort(np.concatenate([np.flatnonzero(new), sample]))
 

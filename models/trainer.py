@@ -158,7 +158,7 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     else:
         fresh = int(new.sum())
         epochs = config.warm_start_epochs
-        rehearsed = min(rows - fresh, int(round(config.warm_start_rehearsal * fresh)))  # as model_lib.warm_pairs
+        rehearsed = model_lib.rehearsed(fresh, rows - fresh, config.warm_start_rehearsal)
         progress.info("[train] %s of %s purchases are new to %s: %g epoch%s over them%s at learning "
                       "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
                       f" and {rehearsed:,} it has seen (warm_start_rehearsal {config.warm_start_rehearsal:g})"
