@@ -42,8 +42,6 @@ import argparse
 import contextlib
 import json
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its own TensorFlow (standard errors): no start-up lines
 import shutil
 import subprocess
 import sys
