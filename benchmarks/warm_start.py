@@ -1,7 +1,7 @@
 """The validation search behind the warm start's settings (prints its tables; the eval split is
 not read).
 
-    env/run-in-env python benchmarks/warm_start.py                  # the grid below, ~15 minutes
+    env/run-in-env python benchmarks/warm_start.py                  # the grid below, ~5 minutes
     env/run-in-env python benchmarks/warm_start.py --warm '{"warm_start_learning_rate": 0.03}' --seeds 42
 
 The train purchases lose validation purchases first (models/validation.py: one of each user with
@@ -46,9 +46,13 @@ from pipeline import configs
 # of a window of 3 spans here, and a run's fixed cost (tracing, the first steps) is about what
 # a pass over them costs: one pass over them fits in a third of the cold training's time, more
 # does not (the 1.5 passes and the rehearsal below are there to show what more training buys).
-GRID = ([{"warm_start_learning_rate": lr} for lr in (0.0125, 0.02, 0.03, 0.04)]
+GRID = ([{"warm_start_learning_rate": lr} for lr in (0.005, 0.0075, 0.0125, 0.02, 0.03, 0.04)]
         + [{"warm_start_epochs": 1.5, "warm_start_learning_rate": 0.02}]
-        + [{"warm_start_rehearsal": r, "warm_start_learning_rate": 0.02} for r in (0.25, 0.5)])
+        + [{"warm_start_rehearsal": r, "warm_start_learning_rate": 0.02} for r in (0.25, 0.5, 1.0)]
+        + [{"warm_start_rehearsal": 0.5, "warm_start_learning_rate": 0.0075}]
+        # every seen pair (3 per new one is more than a window of 3 spans holds): one pass over
+        # the whole window, at a cold-like learning rate
+        + [{"warm_start_rehearsal": 3.0, "warm_start_learning_rate": 0.005}])
 
 
 def vocabulary(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
