@@ -167,7 +167,8 @@ def run_figures(output_dir: str) -> Dict[str, Any]:
         training_seconds=(facts.get("training") or {}).get("seconds"),
         metrics={name: candidate.get(name) for name in GATED},
         served_metrics={name: served.get(name) for name in GATED if name in served},
-        blessed=report["gate"]["blessed"], pushed=report["push"]["pushed"], version=report["push"]["version"],
+        blessed=report["gate"]["blessed"], gate_rows=report["gate"].get("rows") or [],
+        pushed=report["push"]["pushed"], version=report["push"]["version"],
         model_dir=os.path.join(model_uri, "Format-Serving"), drift=report.get("drift"))
     return figures
 
@@ -217,20 +218,21 @@ def _metrics_text(metrics: Dict[str, Optional[float]]) -> str:
                     for name, value in metrics.items())
 
 
-def refusal_reason(console: str) -> str:
-    """The failed rows of the gate's table in a run's console (components/evaluator.py
-    `gate_report`: metric, candidate, served, popular, threshold, result), in a few words."""
-    failed, metric = [], None
-    for line in console.splitlines():
-        fields = line.split()
-        if not fields or line.startswith("["):
+def refusal_reason(gate_rows: List[Dict[str, Any]]) -> str:
+    """The failed rows of a run's gate (its run report's `gate.rows`: components/evaluator.py
+    `gate_rows`), in a few words."""
+    from components import evaluator
+
+    failed = []
+    for row in gate_rows:
+        if not str(row.get("result", "")).startswith("FAILED"):  # "FAILED" or evaluator.NO_VALUE
             continue
-        if not line.startswith(" ") and fields[0] in GATED:
-            metric = fields[0]
-        if fields[-1] == "FAILED" and metric and len(line) > 53:
-            margin = line.startswith("  vs popularity")
-            value = fields[2] if margin else fields[1]
-            failed.append(f"{metric}{' vs popularity' if margin else ''} {value}, wants {line[53:89].strip()}")
+        if row.get("candidate") is None:
+            failed.append(f"{row.get('of') or row['metric']}: no value")
+        elif row.get("kind") == evaluator.MARGIN:
+            failed.append(f"{row['of']} vs popularity {row['candidate']:+.1%}, wants {row['threshold']}")
+        else:
+            failed.append(f"{row['metric']} {row['candidate']:.4f}, wants {row['threshold']}")
     return "; ".join(failed) or "see its log"
 
 
@@ -245,7 +247,7 @@ def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any]) -> str:
            else f"cold ({start.get('reason', '-')})")
     window = figures["data"].get("window_spans")
     verdict = (f"pushed {figures['version']}" if figures["pushed"] and result["code"] == 0 else
-               f"refused ({refusal_reason(result['console'])})" if not figures["blessed"]
+               f"refused ({refusal_reason(figures['gate_rows'])})" if not figures["blessed"]
                else f"exit {result['code']}")
     if result["code"] == 0 and "already served" in summary.get("verdict", ""):
         verdict = f"already served ({figures['version']})"

@@ -37,19 +37,29 @@ def test_the_target_is_a_third_of_the_time_and_one_standard_error():
 
 
 def test_a_refusal_is_told_by_the_gates_failed_rows():
-    console = """[gate] NOT BLESSED: the model fails the gate and will NOT be pushed
-metric              candidate     served    popular  threshold                           result
-recall_at_10           0.0204     0.0321     0.0185  >= 0, drop <= 1.0% vs served        FAILED
-  vs popularity        +10.2%          -          -  >= +10.0% over popularity           ok
-recall_at_100          0.0741          -          -  not gated                           -
-sampled_accuracy       0.1094     0.1399     0.1080  >= 0, drop <= 1.0% vs served        ok
-  vs popularity         +1.3%          -          -  >= +10.0% over popularity           FAILED
-  Evaluator                      ran      14.1 s
-"""
-    assert replay.refusal_reason(console) == (
+    rows = [  # a run report's gate.rows (components/evaluator.py gate_rows)
+        {"metric": "recall_at_10", "kind": "value", "candidate": 0.0204, "baseline": 0.0321,
+         "popularity": 0.0185, "threshold": ">= 0, drop <= 1.0% vs served", "result": "FAILED"},
+        {"metric": "recall_at_10_over_popularity", "kind": "margin", "of": "recall_at_10",
+         "candidate": 0.102, "threshold": ">= +10.0% over popularity", "result": "ok"},
+        {"metric": "recall_at_100", "kind": "value", "candidate": 0.0741, "threshold": "not gated",
+         "result": "-"},
+        {"metric": "sampled_accuracy_over_popularity", "kind": "margin", "of": "sampled_accuracy",
+         "candidate": 0.013, "threshold": ">= +10.0% over popularity", "result": "FAILED"},
+        {"metric": "ndcg_at_10", "kind": "value", "candidate": None, "threshold": ">= 0",
+         "result": "FAILED (no value)"},
+    ]
+    assert replay.refusal_reason(rows) == (
         "recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served; "
-        "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity")
-    assert replay.refusal_reason("no table") == "see its log"
+        "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity; ndcg_at_10: no value")
+    assert replay.refusal_reason([]) == "see its log"
+    refused = {"rows": {"train": 900, "eval": 300}, "start": {"kind": "warm", "from_version": 7},
+               "data": {"window_spans": [2, 3, 4]}, "training_seconds": 1.2,
+               "metrics": {name: 0.02 for name in replay.GATED}, "blessed": False, "pushed": False,
+               "version": None, "gate_rows": rows[:1]}
+    line = replay.span_line(4, {"code": 0, "summary": {"drift": "within"}, "console": ""}, refused)
+    assert line.startswith("span 4 (window 2-4): rows train 900, eval 300; drift within; warm from 7;")
+    assert line.endswith("refused (recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served)")
 
 
 def test_its_own_tensorflow_lines_go_to_its_log_and_errors_still_reach_the_console(tmp_path, capfd):
