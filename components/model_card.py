@@ -41,7 +41,7 @@ from tfx import types
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from components import model_versions
+from components import model_versions, spans as span_layout
 from models import features
 
 CARD_JSON = "model_card.json"
@@ -413,10 +413,13 @@ def gated_metrics(card: Dict[str, Any]) -> List[str]:
 
 def spans(card: Dict[str, Any]) -> Optional[str]:
     """The spans the model was trained on, as text ('3', '1-4'), when the card knows them: from
-    training.json's `data` or ExampleGen's properties (`window_spans`, else `span`)."""
+    training.json's `data` or ExampleGen's properties (`window_spans`, else `span`). None for
+    the flat layout (one train file, TFX's span 0: not a span a person named)."""
     parameters = card.get("model_parameters", {})
     sources = [(parameters.get("training") or {}).get("data") or {},
                (parameters.get("examples") or {}).get("properties") or {}]
+    if any(span_layout.is_flat(source.get("input_fingerprint")) for source in sources):
+        return None
     for source in sources:
         numbers = _span_numbers(source.get("window_spans"))
         if numbers:
@@ -475,9 +478,9 @@ def markdown(card: Dict[str, Any]) -> str:
         lines.append(f"- **Start** {start.get('kind', '?')} start" + (
             f" from version {start['from_version']}" if start.get("from_version") else "")
             + (f": {start['reason']}" if start.get("reason") else ""))
-    rest = {k: v for k, v in training.items() if k not in ("model", "start", "data")}
-    if rest:
-        lines.append("- **Training** " + "; ".join(f"{k}: {_short(v)}" for k, v in rest.items()))
+    trained = _training_text(training, code.get("code_fingerprint"))
+    if trained:
+        lines.append(f"- **Training** {trained}")
     lines += ["", "## Data", "", "| split | rows | users | products | files (sha256) |", "|---|---|---|---|---|"]
     for d in parameters.get("data", []):
         shas = "<br>".join(f"`{f['path']}` {f['sha256']}" for f in d.get("files", []))
@@ -488,7 +491,7 @@ def markdown(card: Dict[str, Any]) -> str:
         lines += [f"- `{f['path']}` sha256 {f['sha256']} ({f['bytes']:,} bytes)" for f in parameters["source_files"]]
     facts = {**((parameters.get("examples") or {}).get("properties") or {}), **(training.get("data") or {})}
     if facts:
-        lines += ["", "Data facts: " + ", ".join(f"{k} {_short(v)}" for k, v in facts.items())]
+        lines += ["", _data_text(card, facts)]
     lines += _metrics_table(card)
     gate = analysis.get("gate")
     if gate:
@@ -527,6 +530,53 @@ def _metrics_table(card: Dict[str, Any]) -> List[str]:
         lines.append(f"| {name} | " + " | ".join(values)
                      + f" | {row.get('threshold', '-')} | {row.get('result', '-')} |")
     return lines
+
+
+def _training_text(training: Dict[str, Any], code_fingerprint: Optional[str]) -> str:
+    """training.json's run facts (models/trainer.py) in words: how long, when, from which
+    baseline, the training key; keys it does not know, as they are."""
+    parts = []
+    run = training.get("training") or {}
+    if run.get("seconds") is not None:
+        epochs = run.get("epochs")
+        steps = ("no step (nothing new to learn)" if epochs == 0 else
+                 f"{epochs:g} epoch{'' if epochs == 1 else 's'}" if isinstance(epochs, (int, float)) else "trained")
+        parts.append(f"{steps} in {run['seconds']:.1f} s")
+    if training.get("trained_at"):
+        parts.append(f"at {str(training['trained_at']).replace('T', ' ')[:16]} UTC")
+    baseline = training.get("baseline") or {}
+    if baseline:
+        reason = f" ({baseline['reason']})" if baseline.get("reason") else ""
+        parts.append(f"baseline version {baseline['version']}{reason}" if baseline.get("version")
+                     else f"no baseline{reason}")
+    if training.get("training_key"):
+        parts.append(f"training key {training['training_key']}")
+    known = {"model", "start", "data", "training", "trained_at", "baseline", "training_key"}
+    if training.get("code_fingerprint") == code_fingerprint:  # the Code line has it
+        known.add("code_fingerprint")
+    parts += [f"{k}: {_short(v)}" for k, v in training.items() if k not in known]
+    return "; ".join(parts)
+
+
+def _data_text(card: Dict[str, Any], facts: Dict[str, Any]) -> str:
+    """What the model was trained and evaluated on, in words (`facts`: ExampleGen's properties
+    and training.json's `data`)."""
+    trained = spans(card)
+    if span_layout.is_flat(facts.get("input_fingerprint")):
+        what = "Trained on the flat data (one train file)"
+    elif trained:
+        newest = facts.get("span")
+        what = (f"Trained on span {trained}" if "-" not in trained else
+                f"Trained on spans {trained}" + (f" (newest {newest})" if newest not in (None, "") else ""))
+    else:
+        what = "Trained on the data above"
+    source = facts.get("eval_source")
+    evaluated = ("" if not source else "; evaluated on the standing eval file" if source == span_layout.STANDING
+                 else f"; evaluated on {source}'s eval file")
+    counts = [f"{facts[k]:,} {label}" for k, label in (("rows", "purchases"), ("users", "users"),
+                                                         ("products", "products"))
+              if isinstance(facts.get(k), int)]
+    return f"{what}{evaluated}" + (f": {', '.join(counts)}" if counts else "") + "."
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -131,10 +131,31 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     assert model_card.spans(card) == "2-4"
     text = model_card.markdown(card)
     assert "- **Start** warm start from version 1796001422: 1796001422 is the baseline" in text
-    assert "window_spans [2, 3, 4]" in text
+    assert "Trained on spans 2-4 (newest 4): 4 purchases, 3 users, 3 products." in text
+    assert "- **Training** 1 epoch in 2.5 s; code_fingerprint: f00d\n" not in text  # the Code line has it
+    assert "- **Training** 1 epoch in 2.5 s\n" in text
     # without the model_run artifact, the configuration comes from training.json
     alone = _card(tmp_path / "alone", training=model_card.training_section(str(model_dir), None))
     assert alone["model_parameters"]["model_config"] == {"embedding_dim": 64, "max_history": 16}
+
+
+def test_the_flat_layouts_card_names_no_span_and_reads_as_words(tmp_path):
+    model_dir = tmp_path / "model"
+    os.makedirs(model_dir / "assets.extra")
+    flat = {"input_fingerprint": "split:train,num_files:1,total_bytes:9\nsplit:eval,num_files:1,total_bytes:4\n"
+                                 "split:span_train,num_files:0,total_bytes:0\nsplit:span_eval,num_files:0",
+            "span": 0, "window_spans": [0], "eval_source": "standing", "rows": 165042}
+    facts = {"data": flat, "trained_at": "2026-12-06T05:07:29+00:00", "training_key": "960da880",
+             "start": {"kind": "warm", "from_version": 7, "reason": "7 is the baseline"},
+             "baseline": {"found": False, "reason": "no model is served yet", "version": None},
+             "training": {"epochs": 0, "seconds": 0.04}}
+    (model_dir / "assets.extra" / "training.json").write_text(json.dumps(facts))
+    card = _card(tmp_path, training=model_card.training_section(str(model_dir), None))
+    assert model_card.spans(card) is None  # TFX's span 0, not a span a person named
+    text = model_card.markdown(card)
+    assert "Trained on the flat data (one train file); evaluated on the standing eval file: 165,042 purchases." in text
+    assert ("- **Training** no step (nothing new to learn) in 0.0 s; at 2026-12-06 05:07 UTC; no baseline "
+            "(no model is served yet); training key 960da880\n") in text
 
 
 def test_drift_measurements_come_from_the_anomalies(tmp_path):

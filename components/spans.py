@@ -140,6 +140,21 @@ def input_config(train_pattern: str, eval_pattern: str) -> example_gen_pb2.Input
     ])
 
 
+def is_flat(input_fingerprint: Optional[str]) -> Optional[bool]:
+    """Whether an ExampleGen input fingerprint (TFX's "split:NAME,num_files:N,..." lines over
+    `input_config`'s splits) is of the flat layout: train files at the top, none in span folders.
+    None when it does not say (no fingerprint, or not of these splits). The flat layout is TFX's
+    span 0, which a `span-0/` folder also is: only the fingerprint tells them apart."""
+    files = {}
+    for part in (input_fingerprint or "").split():
+        match = re.match(r"split:([^,]+),num_files:(\d+)", part)
+        if match:
+            files[match.group(1)] = int(match.group(2))
+    if TRAIN not in files or SPAN_TRAIN not in files:
+        return None
+    return files[TRAIN] > 0 and files[SPAN_TRAIN] == 0
+
+
 def file_patterns(config: example_gen_pb2.Input) -> Tuple[str, str]:
     """(train, eval) file patterns of an `input_config`'s flat splits."""
     patterns = {split.name: split.pattern for split in config.splits}

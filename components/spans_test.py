@@ -106,6 +106,19 @@ def test_the_input_config_covers_the_flat_files_and_the_span_folders():
     assert spans.file_patterns(config) == (TRAIN, EVAL)
 
 
+def test_the_input_fingerprint_tells_the_flat_layout_from_a_span_0_folder(tmp_path):
+    # TFX's own fingerprint of the input_config's splits, as ExampleGen's driver records it
+    def fingerprint(base):
+        return example_gen_utils.calculate_splits_fingerprint_span_and_version(
+            str(base), spans.input_config(TRAIN, EVAL).splits)[0]
+
+    _touch(tmp_path / "flat", configs.TRAIN_FILE, configs.EVAL_FILE)
+    _touch(tmp_path / "folders", f"span-0/{configs.TRAIN_FILE}", configs.EVAL_FILE)
+    assert spans.is_flat(fingerprint(tmp_path / "flat")) is True
+    assert spans.is_flat(fingerprint(tmp_path / "folders")) is False
+    assert spans.is_flat(None) is None and spans.is_flat("split:single_split,num_files:1") is None
+
+
 def test_the_line_for_a_person(tmp_path):
     for n in (1, 2, 3, 4):
         _touch(tmp_path, f"span-{n}/{configs.TRAIN_FILE}")

@@ -54,7 +54,7 @@ def _data(card: Optional[Dict[str, Any]]) -> str:
     parts = []
     spans = model_card.spans(card)
     if spans:
-        parts.append(f"spans {spans}")
+        parts.append(f"span{'s' if '-' in spans else ''} {spans}")
     parts += [f"{split} {n:,}" for split, n in model_card.rows(card).items()]
     return ", ".join(parts) or "-"
 

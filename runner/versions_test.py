@@ -58,7 +58,7 @@ def test_history_lists_versions_newest_first_and_marks_the_served_one(base):
     incomplete, served, older = lines[2:5]
     assert incomplete.startswith("  1796020000") and "INCOMPLETE (no saved_model.pb): never served" in incomplete
     assert served.startswith("* 1796012949  2026-12-05 10:12")
-    assert "spans 3, train 4, eval 2" in served and "0.0406" in served and "0.1758" in served
+    assert "span 3, train 4, eval 2" in served and "0.0406" in served and "0.1758" in served
     assert served.endswith("blessed on absolute bounds (nothing served before)")
     assert older.startswith("  1796001422") and older.endswith("blessed, compared with 1796001422")
 
