@@ -116,12 +116,14 @@ def anomaly_lines(anomalies: Optional[types.Artifact]) -> List[str]:
 
 
 def span_figures(examples: types.Artifact, drift_report: Optional[types.Artifact]) -> Dict[str, Any]:
-    """What ExampleGen read (the newest span, the training window, the eval file) and the drift
-    gate's figures (components/drift.py's drift.json), None without its artifact."""
-    from components import drift, parquet_example_gen as example_gen
+    """What ExampleGen read (the newest span, the training window, the eval file; `flat`: the
+    flat layout, TFX's span 0) and the drift gate's figures (components/drift.py's drift.json),
+    None without its artifact."""
+    from components import drift, parquet_example_gen as example_gen, spans
 
     return {
         "span": examples.get_int_custom_property(example_gen.SPAN_PROPERTY),
+        "flat": bool(spans.is_flat(examples.get_string_custom_property(example_gen.FINGERPRINT_PROPERTY))),
         "window_spans": examples.get_string_custom_property(example_gen.WINDOW_SPANS_PROPERTY),
         "eval_source": examples.get_string_custom_property(example_gen.EVAL_SOURCE_PROPERTY),
         "drift": drift.read_report(drift_report.uri if drift_report is not None else None),

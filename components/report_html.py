@@ -92,8 +92,10 @@ def _spans_section(report: Dict[str, Any]) -> List[str]:
         return []
     window = spans.get("window_spans") or "-"
     source = spans.get("eval_source") or "-"
+    read = ("Trained on the flat data (one train file, no span folders)" if spans.get("flat") else
+            f"Newest span {_e(spans.get('span'))}; trained on span(s) {_e(window)}")
     parts = ["<h2>Spans and drift</h2>",
-             f"<p>Newest span {_e(spans.get('span'))}; trained on span(s) {_e(window)}; evaluated on "
+             f"<p>{read}; evaluated on "
              + ("the standing eval file" if source == "standing" else f"{_e(source)}'s eval file") + ".</p>"]
     drift = spans.get("drift")
     if not drift:
