@@ -73,3 +73,4 @@ def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_push
         assert [f["sha256"] for f in card["model_parameters"]["data"][0]["files"]]
         listed = history.history_text(base).splitlines()
         assert listed[2].startswith(f"* {second.number}") and listed[3].startswith(f"  {first.number}")
+        assert "span" not in listed[2]  # flat data: TFX's span 0, not a span to name

@@ -229,6 +229,8 @@ def test_the_report_is_self_contained_html_with_the_runs_figures(runs):
     [uri] = helpers.output_uris(config, "RunReport", "report", execution=0)  # the pushed run's
     with open(os.path.join(uri, run_report.JSON_FILE)) as f:
         figures = json.load(f)
+    # the flat layout is TFX's span 0, which the report does not call a span
+    assert figures["spans"]["flat"] and "Trained on the flat data (one train file, no span folders)" in text
     # the rows ExampleGen read (StatisticsGen's counts in ML Metadata) are the report's
     rows = dict(pair.split(" ") for pair in _summary(pushed.stdout)["rows read"].split(", "))
     for split, count in rows.items():
