@@ -15,9 +15,11 @@ them with TFDV, as the TFX paper validates data span against span:
   in it, and that is not a shift), as a categorical feature (1..10, then 16, 32, 64...), compared
   with TFDV's Jensen-Shannon divergence; beside it the share of purchases made by the top 1% of
   users, newest over previous (TFDV has no such statistic);
-- repeats: the newest span's train files byte-identical to a file of another span, and the share
-  of its (user, product) rows already in the previous span (the same file dropped twice, or
-  mostly the same rows).
+- repeats: the newest span's train files byte-identical to a file of another span or to another
+  of its own, and the share of its (user, product) rows already in the previous span (the same
+  file dropped twice, or mostly the same rows);
+- the ratio of row counts is also checked here: TFDV's comparator says nothing when a span has
+  no rows, and an empty span is no span to train on.
 
 Over a threshold (names: THRESHOLDS; values: pipeline/configs.py DriftConfig) the component fails
 with DriftError naming each measure, its value and its threshold: Transform depends on it, so
@@ -260,9 +262,11 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                  anomaly_detail(product_anomalies, features.PRODUCT_KEY, "COMPARATOR_L_INFTY_HIGH")),
         _measure(f"{features.PRODUCT_KEY} Jensen-Shannon divergence", jsd,
                  f"<= {thresholds[PRODUCT_JENSEN_SHANNON]:g}", jsd > thresholds[PRODUCT_JENSEN_SHANNON]),
+        # TFDV's comparator says nothing when a span has no rows: the ratio is checked here too
         _measure("rows, newest / previous", ratio,
                  f"{thresholds[MIN_ROWS_RATIO]:g} to {thresholds[MAX_ROWS_RATIO]:g}",
-                 bool(product_anomalies.dataset_anomaly_info.reason),
+                 bool(product_anomalies.dataset_anomaly_info.reason)
+                 or not thresholds[MIN_ROWS_RATIO] <= ratio <= thresholds[MAX_ROWS_RATIO],
                  f"{newest['rows']:,} vs {previous['rows']:,} rows"),
         _measure("purchases per user, Jensen-Shannon divergence", user_jsd,
                  f"<= {thresholds[PER_USER_JENSEN_SHANNON]:g}", user_jsd > thresholds[PER_USER_JENSEN_SHANNON],
@@ -276,7 +280,9 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                  f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}"),
     ]
     return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
-            "drifted": any(m["over"] for m in measures)}
+            "drifted": any(m["over"] for m in measures),
+            "repeats": {"identical_files": [list(pair) for pair in repeats["identical_files"]],
+                        "rows": repeats["rows"], "share_over": repeated_share > thresholds[REPEATED_ROWS]}}
 
 
 def _short(path: str) -> str:
@@ -293,11 +299,37 @@ def problem_lines(figures: Dict[str, Any]) -> List[str]:
             continue
         detail = f" ({m['detail']})" if m["detail"] else ""
         if m["name"].startswith("purchases repeated"):
-            lines.insert(0, f"{newest} repeats {previous} (the same file dropped twice, or mostly the same "
-                            f"rows): {m['value']:.1%} of its purchases are in {previous}, allowed "
-                            f"{m['limit']}{detail}")
+            lines[:0] = _repeat_lines(figures, m)
         else:
             lines.append(f"{m['name']}: {m['value']:.4g}, allowed {m['limit']}{detail}")
+    return lines
+
+
+def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]:
+    """The repeats measure's problem lines: the previous span repeated (its rows, or one of its
+    files), and each file byte-identical to one of an older span or of the newest span itself."""
+    newest, previous = figures["newest"]["name"], figures["previous"]["name"]
+    repeats = figures.get("repeats")
+    if repeats is None:  # a report written before the repeats were recorded apart
+        return [f"{newest} repeats {previous} (the same file dropped twice, or mostly the same rows): "
+                f"{measure['value']:.1%} of its purchases are in {previous}, allowed {measure['limit']} "
+                f"({measure['detail']})"]
+    previous_files = set(figures["previous"].get("files") or [])
+    newest_files = set(figures["newest"].get("files") or [])
+    pairs = repeats["identical_files"]
+    lines = []
+    with_previous = [(a, b) for a, b in pairs if b in previous_files]
+    if repeats["share_over"] or with_previous:
+        same = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}" for a, b in with_previous)
+        lines.append(f"{newest} repeats {previous} (the same file dropped twice, or mostly the same rows): "
+                     f"{measure['value']:.1%} of its purchases are in {previous}, allowed {measure['limit']} "
+                     f"({repeats['rows']:,} of {figures['newest']['rows']:,} rows{same})")
+    for a, b in pairs:
+        if b in previous_files:
+            continue
+        where = (f"{newest} holds the same file twice" if b in newest_files else
+                 f"{newest} repeats {os.path.basename(os.path.dirname(b))}, an older span")
+        lines.append(f"{where} (the same file dropped twice): {os.path.basename(a)} is byte-identical to {_short(b)}")
     return lines
 
 
@@ -404,8 +436,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                  curated) -> Tuple[Dict[str, Any], Tuple[List[str], List[str]]]:
         newest_table, previous_table = read_span(newest_files), read_span(previous_files)
         digests = {path: model_card.sha256_of(path) for span_files in files.values() for path in span_files}
-        identical = [[a, b] for a in newest_files for span, others in sorted(files.items())
-                     if span != newest for b in others if digests[a] == digests[b]]
+        # a train file of the newest span byte-identical to another of its own or of another span
+        identical = [[a, b] for i, a in enumerate(newest_files) for b in newest_files[:i]
+                     if digests[a] == digests[b]]
+        identical += [[a, b] for a in newest_files for span, others in sorted(files.items())
+                      if span != newest for b in others if digests[a] == digests[b]]
         repeats = {"identical_files": identical, "rows": repeated_rows(newest_table, previous_table)}
 
         schema = product_schema(curated, thresholds)

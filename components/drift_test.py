@@ -60,9 +60,10 @@ def test_bad_thresholds_are_named(change, message):
         drift.check_thresholds({**configs.DEFAULT_DRIFT_THRESHOLDS, **change})
 
 
-def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others=()):
-    """The DriftGate executor on two span folders; returns (figures, the DriftError or None, the report)."""
-    files = {2: [os.path.join(newest, configs.TRAIN_FILE)], 1: [os.path.join(previous, configs.TRAIN_FILE)]}
+def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others=(), more=()):
+    """The DriftGate executor on two span folders (`more`: other train files of the newest span);
+    returns (figures, the DriftError or None, the report)."""
+    files = {2: [os.path.join(newest, configs.TRAIN_FILE), *more], 1: [os.path.join(previous, configs.TRAIN_FILE)]}
     for number, folder in enumerate(others, start=3):
         files[number] = [os.path.join(folder, configs.TRAIN_FILE)]
     examples = standard_artifacts.Examples()
@@ -153,7 +154,33 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
     assert f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}" in first
     # the same file as an older span of the window (not the previous one) is named too
     figures, error, _ = _gate(tmp_path, str(tmp_path / "span-9"), folders[3], small, others=[folders[2]])
-    assert f"byte-identical to span-2/{configs.TRAIN_FILE}" in str(error)
+    assert str(error).splitlines()[1] == (f"span-9 repeats span-2, an older span (the same file dropped twice): "
+                                          f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}")
+    assert "repeats span-3" not in str(error)  # the previous span is not what it repeats
+
+
+def test_a_file_dropped_twice_into_one_span_is_named(generated, tmp_path):
+    _, folders, small = generated
+    shutil.copytree(folders[3], tmp_path / "span-4")
+    copy = str(tmp_path / "span-4" / "copy.parquet")
+    shutil.copy(os.path.join(folders[3], configs.TRAIN_FILE), copy)
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "span-4"), folders[2], small, more=[copy])
+    assert error is not None and figures["drifted"]
+    assert str(error).splitlines()[1] == (f"span-4 holds the same file twice (the same file dropped twice): "
+                                          f"copy.parquet is byte-identical to span-4/{configs.TRAIN_FILE}")
+
+
+def test_an_empty_span_is_refused_on_its_row_count(generated, tmp_path):
+    _, folders, small = generated
+    os.makedirs(tmp_path / "span-4")
+    table = pq.read_table(os.path.join(folders[3], configs.TRAIN_FILE))
+    pq.write_table(table.slice(0, 0), str(tmp_path / "span-4" / configs.TRAIN_FILE))
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "span-4"), folders[3], small)
+    assert error is not None, figures
+    assert f"rows, newest / previous: 0, allowed 0.4 to 2.5 (0 vs {table.num_rows} rows)" in str(error)
+    # and the span after it, compared with an empty one, is not waved through either
+    figures, error, _ = _gate(tmp_path, folders[3], str(tmp_path / "span-4"), small)
+    assert error is not None and "rows, newest / previous: inf" in str(error)
 
 
 def test_heavier_buyers_are_caught_by_purchases_per_user(tmp_path, write_fake_spans, small_span_thresholds):
