@@ -293,7 +293,6 @@ def _short(path: str) -> str:
 def problem_lines(figures: Dict[str, Any]) -> List[str]:
     """One line per measure over its threshold (the repeats first, named as such)."""
     lines = []
-    newest, previous = figures["newest"]["name"], figures["previous"]["name"]
     for m in figures["measures"]:
         if not m["over"]:
             continue
