@@ -16,7 +16,8 @@ driver does).
 
 **The rule** (`decide`): the baseline is the served model, unless the served model is this
 very training run again: trained on exactly this data (its training.json's input fingerprint
-is the Examples') with exactly this training configuration and code (`training_key`). Then the
+and window of spans are the Examples') with exactly this training configuration and code
+(`training_key`). Then the
 baseline is the one that model had (what it was warm-started from and judged against). So a
 second run with nothing changed decides what the first decided, and comes whole from the cache;
 new data, another configuration or a rollback give a new baseline.
@@ -34,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -74,19 +75,33 @@ def served_version(serving_model_dir: str) -> Optional[str]:
     return os.path.basename(served.path.rstrip("/")) if served else None
 
 
-def decide(serving_model_dir: str, data_fingerprint: Optional[str], training_key: str) -> Decision:
-    """The baseline of a run on data `data_fingerprint` (ExampleGen's input fingerprint) that
-    trains `training_key` (models/trainer.py), by the rule of the module docstring."""
+def decide(serving_model_dir: str, data_fingerprint: Optional[str], training_key: str,
+           window_spans: Optional[Sequence[int]] = None) -> Decision:
+    """The baseline of a run on data `data_fingerprint` (ExampleGen's input fingerprint) and
+    `window_spans` (the spans it trains on) that trains `training_key` (models/trainer.py), by
+    the rule of the module docstring. The fingerprint covers every span's files, so the window
+    tells apart two trainings on the same files with another `--span-window`."""
     served = served_version(serving_model_dir)
     if served is None:
         return Decision(None, None, "no model is served yet")
     facts = trainer.read_training_facts(os.path.join(serving_model_dir, served)) or {}
-    same_data = bool(data_fingerprint) and (facts.get("data") or {}).get("input_fingerprint") == data_fingerprint
+    data = facts.get("data") or {}
+    same_data = (bool(data_fingerprint) and data.get("input_fingerprint") == data_fingerprint
+                 and _spans(data.get("window_spans")) == _spans(window_spans))
     if same_data and facts.get("training_key") == training_key:
         base = (facts.get("baseline") or {}).get("version") or None
         return Decision(base, served, f"version {served}, the served one, was trained on this data with "
                         "this configuration: its own baseline again")
     return Decision(served, served, "served")
+
+
+def _spans(value: Any) -> Optional[List[int]]:
+    """Span numbers from a list or "1,2,3" (as training.json and the Examples hold them)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    return [int(v) for v in value]
 
 
 def data_fingerprint(input_base: str, input_config: Any) -> str:
@@ -151,7 +166,8 @@ class Executor(base_executor.BaseExecutor):
         if "input_fingerprint" not in data:  # a compiled ExampleGen's driver does not set it
             data["input_fingerprint"] = data_fingerprint(exec_properties["input_base"],
                                                          exec_properties["input_config"])
-        decision = decide(serving_dir, data["input_fingerprint"], exec_properties["training_key"])
+        decision = decide(serving_dir, data["input_fingerprint"], exec_properties["training_key"],
+                          data.get("window_spans"))
         pinned = exec_properties.get("pinned_version") or ""
         if pinned and (None if pinned == PIN_NONE else pinned) != decision.version:
             # the runner decided before the run, and that answer is the cache key: it stands
@@ -175,8 +191,9 @@ class Executor(base_executor.BaseExecutor):
             setter = out.set_int_custom_property if isinstance(value, int) else out.set_string_custom_property
             setter("data_" + name, value)
         if source:
-            log.info("[baseline] version %s (%s): the Trainer starts from it and the Evaluator "
-                     "compares with it", decision.version, decision.reason)
+            log.info("[baseline] version %s (%s): the Evaluator compares with it, and the Trainer "
+                     "starts from it unless it starts cold (--cold-start, another model shape)",
+                     decision.version, decision.reason)
         else:
             log.info("[baseline] none (%s): a cold start, and the gate's absolute bounds only",
                      decision.reason)

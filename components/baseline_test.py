@@ -22,7 +22,7 @@ def tiny_model(tmp_path_factory):
     TINY["path"] = testing.save_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
 
 
-def _push(serving_dir, version, data=DATA, key=KEY, base=None, complete=True, facts=True):
+def _push(serving_dir, version, data=DATA, key=KEY, base=None, complete=True, facts=True, window=None):
     """A pushed version directory: a whole SavedModel (or, not complete, one without its
     saved_model.pb: a push in progress) and its training.json."""
     path = os.path.join(serving_dir, str(version))
@@ -31,7 +31,8 @@ def _push(serving_dir, version, data=DATA, key=KEY, base=None, complete=True, fa
     if facts:
         os.makedirs(os.path.dirname(os.path.join(path, trainer.TRAINING_FACTS)), exist_ok=True)
         with open(os.path.join(path, trainer.TRAINING_FACTS), "w") as f:
-            json.dump({"data": {"input_fingerprint": data}, "training_key": key,
+            json.dump({"data": {"input_fingerprint": data, **({"window_spans": window} if window else {})},
+                       "training_key": key,
                        "baseline": {"version": base}}, f)
     return path
 
@@ -72,6 +73,18 @@ def test_new_data_another_training_or_no_facts_make_the_served_model_the_baselin
     assert baseline.decide(serving, None, KEY).version == "100"  # no fingerprint: nothing to match
     _push(serving, 200, facts=False)  # a model from before training.json
     assert baseline.decide(serving, DATA, KEY).version == "200"
+
+
+def test_the_same_files_read_through_another_window_make_the_served_model_the_baseline(tmp_path):
+    """The fingerprint covers every span's files: `--span-window` changes the data, not it."""
+    serving = str(tmp_path)
+    _push(serving, 100, data="older data")
+    _push(serving, 200, base="100", window=[3])  # trained with --span-window 1
+    assert baseline.decide(serving, DATA, KEY, [3]).version == "100"  # the very training again
+    assert baseline.decide(serving, DATA, KEY, "3").version == "100"  # as the Examples hold it
+    decision = baseline.decide(serving, DATA, KEY, [1, 2, 3])  # the same files, a window of 3
+    assert (decision.version, decision.served, decision.reason) == ("200", "200", "served")
+    assert baseline.decide(serving, DATA, KEY).version == "200"  # a window unknown: not the same
 
 
 def test_a_rollback_is_a_new_baseline(tmp_path):

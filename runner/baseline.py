@@ -11,7 +11,13 @@ new data or another training configuration makes a new answer, and the component
 
 from __future__ import annotations
 
-from components import baseline
+from typing import List, Optional
+
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.proto import example_gen_pb2
+from tfx.utils import proto_utils
+
+from components import baseline, parquet_example_gen, spans
 
 
 def pinned_version(serving_model_dir: str, tfx_pipeline) -> str:
@@ -20,5 +26,22 @@ def pinned_version(serving_model_dir: str, tfx_pipeline) -> str:
     served = next(n for n in tfx_pipeline.components if isinstance(n, baseline.ServedBaseline))
     props = served.exec_properties
     fingerprint = baseline.data_fingerprint(props["input_base"], props["input_config"])
-    decision = baseline.decide(serving_model_dir, fingerprint, props["training_key"])
+    decision = baseline.decide(serving_model_dir, fingerprint, props["training_key"],
+                               window_spans(tfx_pipeline))
     return decision.version or baseline.PIN_NONE
+
+
+def window_spans(tfx_pipeline) -> Optional[List[int]]:
+    """The spans ExampleGen will train on (its executor's selection: components/spans.py), None
+    when the data directory's layout cannot be read (the run then stops on it anyway)."""
+    example_gen = next(n for n in tfx_pipeline.components if isinstance(n, FileBasedExampleGen))
+    props = example_gen.exec_properties
+    config = props["input_config"]
+    if isinstance(config, str):
+        config = proto_utils.json_to_proto(config, example_gen_pb2.Input())
+    try:
+        layout = spans.read_layout(props["input_base"], *spans.file_patterns(config))
+        selection = layout.select(parquet_example_gen.window_of(props))
+    except spans.SpanLayoutError:
+        return None
+    return [span.number for span in selection.window]

@@ -6,6 +6,7 @@ retires a few (tests/fake_asos.py `write_fake_spans`): the warm start carries th
 window still sells by product id, starts the new ones fresh and drops the gone ones. The drift
 gate compares each new span with the one before and lets these through."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -35,9 +36,11 @@ def runs(tmp_path_factory):
         training=configs.TrainingConfig(overrides=SMALL, serving_top_k=20),
         drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
     seen = []
-    for k in (1, 2, 3):
-        if k > 1:
+    for k in (1, 2, 3, 4):
+        if k in (2, 3):
             shutil.move(str(root / f"span-{k}"), str(data / f"span-{k}"))
+        if k == 4:  # the same files, read through a wider window: new training data
+            config = dataclasses.replace(config, span_window=3)
         helpers.run(config)
         [model] = helpers.output_uris(config, "Trainer", "model", -1)
         with open(os.path.join(model, "Format-Serving", trainer.TRAINING_FACTS)) as f:
@@ -48,12 +51,12 @@ def runs(tmp_path_factory):
 
 
 def test_each_run_trains_on_the_window_of_the_newest_spans(runs):
-    assert [facts["data"]["span"] for facts, _ in runs] == [1, 2, 3]
-    assert [facts["data"]["window_spans"] for facts, _ in runs] == [[1], [1, 2], [2, 3]]
+    assert [facts["data"]["span"] for facts, _ in runs] == [1, 2, 3, 3]
+    assert [facts["data"]["window_spans"] for facts, _ in runs] == [[1], [1, 2], [2, 3], [1, 2, 3]]
 
 
 def test_the_first_span_starts_cold_and_each_later_one_warm_from_the_model_before(runs):
-    (first, v1), (second, v2), (third, v3) = runs
+    (first, v1), (second, v2), (third, v3), _ = runs
     assert first["start"]["kind"] == "cold" and first["start"]["reason"] == "no model is served yet"
     assert len(v1) == 1 and len(v2) == 2 and len(v3) == 3  # every run pushed its model
     assert second["start"]["kind"] == "warm" and second["start"]["from_version"] == v1[-1]
@@ -64,3 +67,13 @@ def test_the_first_span_starts_cold_and_each_later_one_warm_from_the_model_befor
         assert start["carried_products"] > 0 and start["new_products"] > 0, start
     assert third["start"]["dropped_products"] > 0  # span 1's retired products left the window
 
+
+
+def test_another_window_on_the_same_files_is_new_data_judged_against_the_served_model(runs):
+    """The input fingerprint covers every span's files whatever the window: the window is what
+    tells this training from the one that made the served model (found by exploratory testing:
+    it used to take the served model's own baseline and skip the comparison with it)."""
+    (_, v3), (fourth, _) = runs[2], runs[3]
+    assert fourth["baseline"]["version"] == v3[-1] and fourth["baseline"]["served_version"] == v3[-1]
+    assert fourth["start"]["kind"] == "warm" and fourth["start"]["from_version"] == v3[-1]
+    assert fourth["start"]["new_purchases"] > 0  # span 1's purchases: the served model left them out
