@@ -7,8 +7,9 @@ every version carries its model card.
   and says so in one line (`PushError`); the run ends with its own exit code (runner/console.py).
 - **No second copy of the model served**: the SavedModel fingerprint (`fingerprint.pb`:
   checksums of the graph, signatures and variables) is compared with that of the newest
-  *complete* version (the served one, DECISIONS D1); when they are equal the push is recorded on
-  the existing version (pushed=1, same destination) and nothing is copied. A numbered directory
+  *complete* version (the served one, DECISIONS D1); when they are equal (`same_model`: the graph
+  may differ in the vocabulary paths it was exported with) the push is recorded on the existing
+  version (pushed=1, same destination) and nothing is copied. A numbered directory
   that is not complete (left by a crash before pushes were atomic) never counts: it is named in
   the log and left for a person to delete (it may be a copy by hand still under way).
 - **The model card** (components/model_card.py) goes into `assets.extra/` of the version before
@@ -52,19 +53,36 @@ class PushError(RuntimeError):
     """A push that failed; nothing was published. The message is one line."""
 
 
+# fingerprint.pb's hashes of where a model was exported from as much as of what it computes: the
+# graph holds its vocabulary tables' shared names, which TensorFlow makes from the vocabulary
+# file's path at export (that Transform execution's output directory), so the same model exported
+# after another Transform execution over the same data has another saved_model.pb
+_PATH_BOUND = ("saved_model_checksum", "graph_def_program_hash")
+
+
 def same_model(model_path: str, served_path: str) -> bool:
-    """Whether the complete version at `served_path` holds the SavedModel at `model_path`: the
-    same fingerprint (graph, signatures, object graph and variables). Its `uuid` is left out:
-    every export draws a new one, so a model trained again to the same bits (a compiled
-    pipeline's rerun) would be pushed again."""
+    """Whether the complete version at `served_path` holds the SavedModel at `model_path`.
+
+    The same fingerprint (graph, signatures, object graph and variables) but its `uuid` (every
+    export draws a new one: a model trained again to the same bits would be pushed again) is the
+    same model. So are the same variables, signatures and object graph with graphs that differ
+    only where they were exported from (`_PATH_BOUND`), when both models come from the same
+    training code and configuration (training.json's `training_key` and `code_fingerprint`:
+    models/trainer.py) and hold the same vocabulary files (`assets/`)."""
     a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
-    if not (fileio.exists(a) and fileio.exists(b)):
+    if not (fileio.exists(a) and fileio.exists(b)) or model_versions.problem(served_path) is not None:
         return False
-    return (_without_uuid(io_utils.read_bytes_file(a)) == _without_uuid(io_utils.read_bytes_file(b))
-            and model_versions.problem(served_path) is None)
+    ours, served = _fingerprint(io_utils.read_bytes_file(a)), _fingerprint(io_utils.read_bytes_file(b))
+    if ours is None or served is None:  # not fingerprints TensorFlow wrote: compared as they are
+        return io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b)
+    if _hashes(ours) == _hashes(served):
+        return True
+    if _hashes(ours, _PATH_BOUND) != _hashes(served, _PATH_BOUND):
+        return False
+    return _same_training(model_path, served_path) and _same_files(model_path, served_path, "assets")
 
 
-def _without_uuid(data: bytes) -> bytes:
+def _fingerprint(data: bytes):
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import fingerprint_pb2
 
@@ -72,9 +90,37 @@ def _without_uuid(data: bytes) -> bytes:
     try:
         fingerprint.ParseFromString(data)
     except DecodeError:
-        return data  # not a fingerprint TensorFlow wrote: compared as it is
-    fingerprint.ClearField("uuid")
-    return fingerprint.SerializeToString(deterministic=True)
+        return None
+    return fingerprint
+
+
+def _hashes(fingerprint, leave_out=()) -> Dict[str, Any]:
+    """The fingerprint's fields but its uuid and `leave_out`."""
+    return {field.name: value for field, value in fingerprint.ListFields()
+            if field.name != "uuid" and field.name not in leave_out}
+
+
+def _same_training(model_path: str, served_path: str) -> bool:
+    from models import trainer
+
+    ours, served = (trainer.read_training_facts(p) or {} for p in (model_path, served_path))
+    return all(ours.get(key) and ours.get(key) == served.get(key) for key in ("training_key", "code_fingerprint"))
+
+
+def _same_files(model_path: str, served_path: str, folder: str) -> bool:
+    """Whether `folder` holds the same files, byte for byte, in both SavedModels."""
+    def files(root):
+        base = os.path.join(root, folder)
+        if not fileio.isdir(base):
+            return {}
+        found = {}
+        for directory, _, names in fileio.walk(base):
+            for name in names:
+                path = os.path.join(directory, name)
+                found[os.path.relpath(path, base)] = io_utils.read_bytes_file(path)
+        return found
+
+    return files(model_path) == files(served_path)
 
 
 def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> None:

@@ -127,3 +127,50 @@ def test_a_model_exported_again_to_the_same_bits_is_the_same_model(model_uri, tm
     served = version("1", fingerprint(3, "1111"))
     assert pusher.same_model(version("again", fingerprint(3, "2222")), served)
     assert not pusher.same_model(version("retrained", fingerprint(4, "2222")), served)
+
+
+def _vocab_model(root, vocab_dir, words=("a", "b", "c"), weight=1.0, key="k1"):
+    """A SavedModel whose lookup table reads a vocabulary file from `vocab_dir` (as Transform's
+    do: TensorFlow names the table after the file's path), with its training.json."""
+    os.makedirs(vocab_dir, exist_ok=True)
+    vocab = os.path.join(vocab_dir, "user_vocab")
+    with open(vocab, "w") as f:
+        f.write("\n".join(words) + "\n")
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+                vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+            self.weight = tf.Variable(weight)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, words):
+            return tf.cast(self.table.lookup(words), tf.float32) * self.weight
+
+    path = str(root)
+    tf.saved_model.save(Module(), path)
+    os.makedirs(os.path.join(path, "assets.extra"))
+    with open(os.path.join(path, "assets.extra", "training.json"), "w") as f:
+        json.dump({"training_key": key, "code_fingerprint": "c0de", "trained_at": str(root)}, f)
+    return path
+
+
+def test_the_same_model_exported_after_another_transform_run_is_the_same_model(tmp_path):
+    """Found by exploratory testing: a rerun of Transform (--no-cache, or data the window does not
+    read) moves the vocabulary files, and TensorFlow names the tables after their paths, so
+    saved_model.pb differs; the model is the same and is not pushed again."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    served = _vocab_model(tmp_path / "served", tmp_path / "transform" / "6")
+    again = _vocab_model(tmp_path / "again", tmp_path / "transform" / "38")
+    fingerprints = [fingerprint_pb2.FingerprintDef.FromString(open(os.path.join(p, pusher.FINGERPRINT), "rb").read())
+                    for p in (served, again)]
+    assert fingerprints[0].saved_model_checksum != fingerprints[1].saved_model_checksum  # the paths
+    assert fingerprints[0].checkpoint_hash == fingerprints[1].checkpoint_hash
+    assert pusher.same_model(again, served)
+    assert not pusher.same_model(_vocab_model(tmp_path / "weight", tmp_path / "t" / "1", weight=2.0), served)
+    assert not pusher.same_model(_vocab_model(tmp_path / "words", tmp_path / "t" / "2", words=("a", "b", "d")),
+                                 served)  # another vocabulary, the same variables
+    assert not pusher.same_model(_vocab_model(tmp_path / "key", tmp_path / "t" / "3", key="k2"), served)
