@@ -212,7 +212,7 @@ def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None)
     """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
     gate = gate_verdict(output_uri, config)
     baseline_note = ("compared with the served model" if gate["has_baseline"] else
-                     "no model served yet: absolute thresholds only")
+                     "no baseline model: absolute thresholds only")
     lines = [f"{'metric':<18}{'candidate':>11}{'served':>11}{'popular':>11}  {'threshold':<36}result"]
     for row in gate["rows"]:
         if row["kind"] == MARGIN:

@@ -309,7 +309,9 @@ def assemble(*, name: str, version: int, pushed_at: datetime.datetime, destinati
         diff = ("pushed by the pipeline: blessed by the gate, compared with the served "
                 + (f"version {served_before}" if served_before else "model"))
     else:
-        diff = "pushed by the pipeline: blessed by the gate (absolute bounds only: no model was served)"
+        diff = ("pushed by the pipeline: blessed by the gate (absolute bounds only: "
+                + (f"no baseline, though version {served_before} was served)" if served_before
+                   else "no model was served)"))
     parameters: Dict[str, Any] = {
         "model_architecture": _architecture(model_config, training.get("training_history")),
         "data": (data or {}).get("data", []),

@@ -117,17 +117,20 @@ def read_pairs(data_accessor: tfx.components.DataAccessor, file_patterns,
 def start_from(base_model: Optional[str], recommender: model_lib.Recommender, product_ids: np.ndarray,
                custom_config: Dict[str, Any], base_version: Optional[str],
                pairs: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
-               ) -> Tuple[Dict[str, Any], Optional[np.ndarray]]:
+               baseline_reason: Optional[str] = None) -> Tuple[Dict[str, Any], Optional[np.ndarray]]:
     """Warm-starts `recommender` from the SavedModel at `base_model` (the served model, version
     `base_version`) when it can, and says so on the console. Returns training.json's `start` and,
     for a warm start, which of the training `pairs` (user indices, product indices, the user
-    vocabulary) the served model has not trained on (None: all of them, or a cold start)."""
+    vocabulary) the served model has not trained on (None: all of them, or a cold start).
+    `baseline_reason`: why there is no base model, when ServedBaseline said (e.g. the served
+    model is this very training again, which started cold)."""
     version = f"version {base_version}" if base_version else "the served model"
     cold = {"kind": "cold", "from_version": None, "carried_products": 0,
             "new_products": int(len(product_ids)), "dropped_products": 0}
     if base_model is None:
-        progress.info("[train] cold start: no model is served yet")
-        return {**cold, "reason": "no model is served yet"}, None
+        reason = baseline_reason or "no model is served yet"
+        progress.info("[train] cold start: %s", reason)
+        return {**cold, "reason": reason}, None
     if custom_config.get("cold_start"):
         progress.info("[train] cold start (--cold-start): %s is not used", version)
         return {**cold, "reason": "--cold-start"}, None
@@ -155,6 +158,10 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
         fresh = rows
         progress.info("[train] %s does not hold the purchases it trained on: all %s count as new",
                       version, f"{rows:,}")
+    elif not new.any():
+        fresh = 0
+        progress.info("[train] none of the %s purchases is new to %s: nothing to learn, no step",
+                      f"{rows:,}", version)
     else:
         fresh = int(new.sum())
         epochs = config.warm_start_epochs
@@ -197,8 +204,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # the training time: a warm start's reading of the served model, carry-over and finding of
     # the new purchases are part of it (reading this run's data, like the pairs above, is not)
     start = time.time()
+    baseline = run.get("baseline") or {}
     started, new = start_from(fn_args.base_model, recommender, product_ids, custom_config,
-                              (run.get("baseline") or {}).get("version"), (users, items, user_ids))
+                              baseline.get("version"), (users, items, user_ids),
+                              None if baseline.get("found", True) else baseline.get("reason"))
     log.info("%s start ready in %.2f s", started["kind"], time.time() - start)  # the full log
     epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir,
                              warm=started["kind"] == "warm", new=new)

@@ -28,7 +28,7 @@ def _pairs(built, extra=()):
     return (np.append(users, [u for u, _ in extra]), np.append(items, [i for _, i in extra]), user_ids)
 
 
-def _start(served, caplog, custom_config, base="served", pairs=None, **config_changes):
+def _start(served, caplog, custom_config, base="served", pairs=None, reason=None, **config_changes):
     built, ids = served
     old = built.recommender
     config = old.config.replace(**config_changes)
@@ -37,7 +37,7 @@ def _start(served, caplog, custom_config, base="served", pairs=None, **config_ch
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="recsys.train"):
         started, new = trainer.start_from(built.export_dir if base == "served" else base, model, ids,
-                                          custom_config, "1796000000", pairs)
+                                          custom_config, "1796000000", pairs, reason)
     lines = [r.getMessage() for r in caplog.records if r.name == "recsys.train"]
     return started, new, lines, model
 
@@ -55,10 +55,18 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them at "
                     "learning rate 0.02")
     np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
+    # the very purchases it trained on: nothing to learn, and said so
+    started, new, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built))
+    assert started["new_purchases"] == 0 and not new.any()
+    assert said == "[train] none of the 90 purchases is new to version 1796000000: nothing to learn, no step"
 
 
 @pytest.mark.parametrize("custom_config, base, changes, said", [
     ({"preset": "default"}, None, {}, "[train] cold start: no model is served yet"),
+    ({"preset": "default", "reason": "version 5, the served one, was trained on this data with this "
+      "configuration: its own baseline again"}, None, {},
+     "[train] cold start: version 5, the served one, was trained on this data with this configuration: "
+     "its own baseline again"),
     ({"preset": "default", "cold_start": True}, "served", {},
      "[train] cold start (--cold-start): version 1796000000 is not used"),
     ({"preset": "default"}, "served", {"embedding_dim": 16},
@@ -66,7 +74,9 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
      "embeddings have 8 dimensions, this one's 16"),
 ])
 def test_otherwise_a_cold_start_says_why(served, caplog, custom_config, base, changes, said):
-    started, new, lines, model = _start(served, caplog, custom_config, base, **changes)
+    custom_config = dict(custom_config)
+    reason = custom_config.pop("reason", None)  # ServedBaseline's, when there is no base model
+    started, new, lines, model = _start(served, caplog, custom_config, base, reason=reason, **changes)
     assert started["kind"] == "cold" and started["carried_products"] == 0 and new is None
     assert lines == [said]
 

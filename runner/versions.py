@@ -74,7 +74,8 @@ def _verdict(card: Optional[Dict[str, Any]], version: model_versions.Version) ->
     served_before = details.get("served_before")
     if gate.get("compared_with_served"):
         return f"{verdict}, compared with {served_before or 'the served model'}"
-    return f"{verdict} on absolute bounds (nothing served before)"
+    why = f"no baseline; {served_before} was served" if served_before else "nothing served before"
+    return f"{verdict} on absolute bounds ({why})"
 
 
 def rows(base: str) -> List[Dict[str, Any]]:

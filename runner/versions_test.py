@@ -59,7 +59,9 @@ def test_history_lists_versions_newest_first_and_marks_the_served_one(base):
     assert incomplete.startswith("  1796020000") and "INCOMPLETE (no saved_model.pb): never served" in incomplete
     assert served.startswith("* 1796012949  2026-12-05 10:12")
     assert "span 3, train 4, eval 2" in served and "0.0406" in served and "0.1758" in served
-    assert served.endswith("blessed on absolute bounds (nothing served before)")
+    # 1796001422 was served when it was pushed, but it had no baseline (e.g. a rerun of the
+    # training that made a first model): not "nothing served before"
+    assert served.endswith("blessed on absolute bounds (no baseline; 1796001422 was served)")
     assert older.startswith("  1796001422") and older.endswith("blessed, compared with 1796001422")
 
 
