@@ -378,6 +378,9 @@ class Outcome:
     report_uri: Optional[str]
     evaluation_uri: Optional[str] = None
     drift: Optional[dict] = None  # the drift gate's figures (components/drift.py), None if it did not run
+    # the version that serves the pushed model now, when it is another (a rollback's copy of it)
+    served_as: Optional[str] = None
+    served_as_path: Optional[str] = None
 
     @property
     def exit_code(self) -> int:
@@ -430,12 +433,30 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     from components import drift
 
     drift_reports = outputs("DriftGate", "drift_report")
+    already_served = pushed and version in served_before
+    served_as = served_copy(config.serving_model_dir, version) if already_served else None
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
-                   already_served=pushed and version in served_before,
+                   already_served=already_served,
                    pushed_version=version, pushed_path=path,
                    report_uri=reports[0].uri if reports else None,
                    evaluation_uri=evaluations[0].uri if evaluations else None,
-                   drift=drift.read_report(drift_reports[0].uri) if drift_reports else None)
+                   drift=drift.read_report(drift_reports[0].uri) if drift_reports else None,
+                   served_as=served_as[0] if served_as else None,
+                   served_as_path=served_as[1] if served_as else None)
+
+
+def served_copy(serving_model_dir: str, version: str):
+    """(number, path) of the served version when it is a rollback's copy of `version` (a cached
+    run's Pusher names the version it pushed back then), else None."""
+    from components import model_card, model_versions
+
+    served = model_versions.served(serving_model_dir)
+    if served is None or str(served.number) == version:
+        return None
+    card = model_card.read(served.path) or {}
+    if str((card.get("model_details", {}).get("version", {}) or {}).get("rollback_of")) != version:
+        return None
+    return str(served.number), served.path
 
 
 def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
@@ -443,7 +464,10 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
     """The summary; `exit_code` when it is not the outcome's (a killed run), `peak` the component
     whose memory peaked highest."""
     rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
-    if outcome.pushed and outcome.already_served:
+    if outcome.pushed and outcome.already_served and outcome.served_as:
+        verdict = (f"blessed; already served as version {outcome.served_as} (a rollback to version "
+                   f"{outcome.pushed_version}): nothing new pushed")
+    elif outcome.pushed and outcome.already_served:
         verdict = f"blessed; already served as version {outcome.pushed_version}: nothing new pushed"
     elif outcome.pushed:
         verdict = f"blessed and pushed as version {outcome.pushed_version}"
@@ -459,8 +483,9 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
         lines.append(f"  drift          {drift.summary_text(outcome.drift)}")
     lines.append(f"  verdict        {verdict}")
     if outcome.pushed:
-        lines.append(f"  served model   {outcome.pushed_path}")
-        card = os.path.join(outcome.pushed_path, "assets.extra", "model_card.md")
+        served_path = outcome.served_as_path or outcome.pushed_path
+        lines.append(f"  served model   {served_path}")
+        card = os.path.join(served_path, "assets.extra", "model_card.md")
         if os.path.exists(card):  # components/model_card.py; `make history` lists every version
             lines.append(f"  model card     {card}")
     if peak is not None and peak.peak_bytes:

@@ -100,6 +100,11 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     assert served.exit_code == console.EXIT_OK
     assert "already served as version 17: nothing new pushed" in "\n".join(
         console.summary_lines(served, None, "l"))
+    # a cached run whose model a rollback published again: the version that serves it now
+    copy = _outcome(already_served=True, served_as="19", served_as_path="/o/serving_model/recommender/19")
+    text = "\n".join(console.summary_lines(copy, None, "l"))
+    assert "already served as version 19 (a rollback to version 17): nothing new pushed" in text
+    assert "  served model   /o/serving_model/recommender/19" in text
 
     refused = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="")
     assert refused.exit_code == console.EXIT_REFUSED

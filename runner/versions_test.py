@@ -8,7 +8,7 @@ import pytest
 
 import versions as entry_point
 from components import evaluator, model_card, model_versions, testing
-from runner import versions
+from runner import console, versions
 
 NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
 PUSHED_AT = datetime.datetime(2026, 12, 5, 10, 12, 30, tzinfo=datetime.timezone.utc)
@@ -78,6 +78,10 @@ def test_a_rollback_is_a_new_version_served_and_recorded(base, tmp_path):
     first = versions.history_text(base).splitlines()[2]
     assert first.startswith(f"* {version.number}  2026-12-05 12:00")
     assert first.endswith("rollback to 1796001422: sales fell with 1796012949")
+    # a cached run that pushed 1796001422 back then: the console names the copy that serves it now
+    assert console.served_copy(base, "1796001422") == (str(version.number), version.path)
+    assert console.served_copy(base, "1796012949") is None  # not what the copy is of
+    assert console.served_copy(base, str(version.number)) is None  # the served version itself
     # a second rollback in the same second still gets the newest number
     again = versions.rollback(base, 1796012949, "undo", now=NOW)
     assert again.number == version.number + 1
