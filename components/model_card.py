@@ -422,14 +422,52 @@ def spans(card: Dict[str, Any]) -> Optional[str]:
                (parameters.get("examples") or {}).get("properties") or {}]
     if any(span_layout.is_flat(source.get("input_fingerprint")) for source in sources):
         return None
+    folders = _dated_folders(sources)
     for source in sources:
         numbers = _span_numbers(source.get("window_spans"))
+        if numbers and all(n in folders for n in numbers):  # dated folders: their names, not day numbers
+            first, last = folders[numbers[0]], folders[numbers[-1]]
+            return first if len(numbers) == 1 else f"{first} to {last}"
         if numbers:
             return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
     for source in sources:
         if source.get("span") not in (None, 0, "", "0"):
             return str(source["span"])
     return None
+
+
+def spans_text(card: Dict[str, Any]) -> Optional[str]:
+    """`spans` for a person: "span 3", "spans 1-3", "spans 2026-01-01 to 2026-01-03"."""
+    trained = spans(card)
+    if trained is None:
+        return None
+    several = " to " in trained or (trained.count("-") == 1 and not trained.startswith("-"))
+    return f"span{'s' if several else ''} {trained}"
+
+
+def _dated_folders(sources: List[Dict[str, Any]]) -> Dict[int, str]:
+    """Span number -> folder name of the dated span folders in ExampleGen's `span_train_files`
+    (TFX's {YYYY}{MM}{DD} spans are day numbers: a person reads the folder's date)."""
+    for source in sources:
+        files = source.get("span_train_files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError:
+                continue
+        if not isinstance(files, dict):
+            continue
+        folders = {}
+        for number, paths in files.items():
+            folder = os.path.basename(os.path.dirname(paths[0])) if paths else ""
+            try:
+                parsed = span_layout.span_number(folder) if folder else None
+            except span_layout.SpanLayoutError:
+                parsed = None
+            if parsed and parsed[0] == "date" and str(parsed[1]) == str(number):
+                folders[int(number)] = folder
+        return folders
+    return {}
 
 
 def _span_numbers(value: Any) -> List[int]:
@@ -563,13 +601,11 @@ def _training_text(training: Dict[str, Any], code_fingerprint: Optional[str]) ->
 def _data_text(card: Dict[str, Any], facts: Dict[str, Any]) -> str:
     """What the model was trained and evaluated on, in words (`facts`: ExampleGen's properties
     and training.json's `data`)."""
-    trained = spans(card)
+    trained = spans_text(card)
     if span_layout.is_flat(facts.get("input_fingerprint")):
         what = "Trained on the flat data (one train file)"
     elif trained:
-        newest = facts.get("span")
-        what = (f"Trained on span {trained}" if "-" not in trained else
-                f"Trained on spans {trained}" + (f" (newest {newest})" if newest not in (None, "") else ""))
+        what = f"Trained on {trained}"
     else:
         what = "Trained on the data above"
     source = facts.get("eval_source")

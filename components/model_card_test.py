@@ -11,6 +11,7 @@ from tfx.types import standard_artifacts
 
 from components import evaluator, model_card
 from models.examples import purchase_examples
+from pipeline import configs
 
 MCT_TOP_LEVEL = {"schema_version", "model_details", "model_parameters", "quantitative_analysis", "considerations"}
 PUSHED_AT = datetime.datetime(2026, 12, 5, 10, 12, 30, tzinfo=datetime.timezone.utc)
@@ -131,7 +132,7 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     assert model_card.spans(card) == "2-4"
     text = model_card.markdown(card)
     assert "- **Start** warm start from version 1796001422: 1796001422 is the baseline" in text
-    assert "Trained on spans 2-4 (newest 4): 4 purchases, 3 users, 3 products." in text
+    assert "Trained on spans 2-4: 4 purchases, 3 users, 3 products." in text
     assert "- **Training** 1 epoch in 2.5 s; code_fingerprint: f00d\n" not in text  # the Code line has it
     assert "- **Training** 1 epoch in 2.5 s\n" in text
     # without the model_run artifact, the configuration comes from training.json
@@ -229,3 +230,18 @@ def test_the_git_commit_from_the_makefile_git_or_the_git_files(tmp_path, monkeyp
     os.makedirs(work)
     (work / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'work'}\n")
     assert model_card.git_commit(str(work)) == "2222"
+
+
+def test_dated_spans_read_as_their_folders_dates(tmp_path):
+    card = _card(tmp_path)
+    files = {str(n): [f"/data/{folder}/{configs.TRAIN_FILE}"]
+             for n, folder in ((20454, "2026-01-01"), (20455, "20260102"), (20456, "2026-01-03"))}
+    card["model_parameters"]["examples"] = {"properties": {
+        "span": 20456, "window_spans": "20454,20455,20456", "span_train_files": json.dumps(files)}}
+    assert model_card.spans(card) == "2026-01-01 to 2026-01-03"
+    assert model_card.spans_text(card) == "spans 2026-01-01 to 2026-01-03"
+    card["model_parameters"]["examples"]["properties"]["window_spans"] = "20456"
+    assert model_card.spans_text(card) == "span 2026-01-03"
+    card["model_parameters"]["examples"]["properties"].update(  # span-N folders: their numbers
+        window_spans="2,3", span_train_files=json.dumps({"2": ["/d/span-2/t.parquet"], "3": ["/d/span-3/t.parquet"]}))
+    assert model_card.spans_text(card) == "spans 2-3"

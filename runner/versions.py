@@ -52,9 +52,9 @@ def _data(card: Optional[Dict[str, Any]]) -> str:
     if not card:
         return "-"
     parts = []
-    spans = model_card.spans(card)
+    spans = model_card.spans_text(card)
     if spans:
-        parts.append(f"span{'s' if '-' in spans else ''} {spans}")
+        parts.append(spans)
     parts += [f"{split} {n:,}" for split, n in model_card.rows(card).items()]
     return ", ".join(parts) or "-"
 
