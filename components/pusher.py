@@ -8,7 +8,7 @@ every version carries its model card.
 - **No second copy of the model served**: the SavedModel fingerprint (`fingerprint.pb`:
   checksums of the graph, signatures and variables) is compared with that of the newest
   *complete* version (the served one, DECISIONS D1); when they are equal (`same_model`: the graph
-  may differ in the vocabulary paths it was exported with) the push is recorded on the existing
+  may differ in how it was exported: vocabulary paths, function names) the push is recorded on the existing
   version (pushed=1, same destination) and nothing is copied. A numbered directory
   that is not complete (left by a crash before pushes were atomic) never counts: it is named in
   the log and left for a person to delete (it may be a copy by hand still under way).
@@ -53,11 +53,12 @@ class PushError(RuntimeError):
     """A push that failed; nothing was published. The message is one line."""
 
 
-# fingerprint.pb's hashes of where a model was exported from as much as of what it computes: the
-# graph holds its vocabulary tables' shared names, which TensorFlow makes from the vocabulary
-# file's path at export (that Transform execution's output directory), so the same model exported
-# after another Transform execution over the same data has another saved_model.pb
-_PATH_BOUND = ("saved_model_checksum", "graph_def_program_hash")
+# fingerprint.pb's hashes of how a model was exported as much as of what it computes: the graph
+# holds its vocabulary tables' shared names, which TensorFlow makes from the vocabulary file's
+# path at export (that Transform execution's output directory), and the object graph names its
+# functions after Keras' layer counter in the exporting process (`transform_features_layer_6`);
+# so the same model exported after another Transform execution has other hashes of those
+_PATH_BOUND = ("saved_model_checksum", "graph_def_program_hash", "saved_object_graph_hash")
 
 
 def same_model(model_path: str, served_path: str) -> bool:
@@ -65,10 +66,10 @@ def same_model(model_path: str, served_path: str) -> bool:
 
     The same fingerprint (graph, signatures, object graph and variables) but its `uuid` (every
     export draws a new one: a model trained again to the same bits would be pushed again) is the
-    same model. So are the same variables, signatures and object graph with graphs that differ
-    only where they were exported from (`_PATH_BOUND`), when both models come from the same
-    training code and configuration (training.json's `training_key` and `code_fingerprint`:
-    models/trainer.py) and hold the same vocabulary files (`assets/`)."""
+    same model. So are the same variables and signatures with graphs that differ in how they were
+    exported (`_PATH_BOUND`), when both models come from the same training code and configuration
+    (training.json's `training_key` and `code_fingerprint`: models/trainer.py) and hold the same
+    vocabulary files (`assets/`)."""
     a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
     if not (fileio.exists(a) and fileio.exists(b)) or model_versions.problem(served_path) is not None:
         return False

@@ -36,11 +36,13 @@ def runs(tmp_path_factory):
         training=configs.TrainingConfig(overrides=SMALL, serving_top_k=20),
         drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
     seen = []
-    for k in (1, 2, 3, 4):
+    for k in (1, 2, 3, 4, 5):
         if k in (2, 3):
             shutil.move(str(root / f"span-{k}"), str(data / f"span-{k}"))
         if k == 4:  # the same files, read through a wider window: new training data
             config = dataclasses.replace(config, span_window=3)
+        if k == 5:  # an older span turns up: other files, the same window, nothing new to learn
+            shutil.copytree(str(data / "span-1"), str(data / "span-0"))
         helpers.run(config)
         [model] = helpers.output_uris(config, "Trainer", "model", -1)
         with open(os.path.join(model, "Format-Serving", trainer.TRAINING_FACTS)) as f:
@@ -51,12 +53,12 @@ def runs(tmp_path_factory):
 
 
 def test_each_run_trains_on_the_window_of_the_newest_spans(runs):
-    assert [facts["data"]["span"] for facts, _ in runs] == [1, 2, 3, 3]
-    assert [facts["data"]["window_spans"] for facts, _ in runs] == [[1], [1, 2], [2, 3], [1, 2, 3]]
+    assert [facts["data"]["span"] for facts, _ in runs] == [1, 2, 3, 3, 3]
+    assert [facts["data"]["window_spans"] for facts, _ in runs] == [[1], [1, 2], [2, 3], [1, 2, 3], [1, 2, 3]]
 
 
 def test_the_first_span_starts_cold_and_each_later_one_warm_from_the_model_before(runs):
-    (first, v1), (second, v2), (third, v3), _ = runs
+    (first, v1), (second, v2), (third, v3), *_ = runs
     assert first["start"]["kind"] == "cold" and first["start"]["reason"] == "no model is served yet"
     assert len(v1) == 1 and len(v2) == 2 and len(v3) == 3  # every run pushed its model
     assert second["start"]["kind"] == "warm" and second["start"]["from_version"] == v1[-1]
@@ -77,3 +79,14 @@ def test_another_window_on_the_same_files_is_new_data_judged_against_the_served_
     assert fourth["baseline"]["version"] == v3[-1] and fourth["baseline"]["served_version"] == v3[-1]
     assert fourth["start"]["kind"] == "warm" and fourth["start"]["from_version"] == v3[-1]
     assert fourth["start"]["new_purchases"] > 0  # span 1's purchases: the served model left them out
+
+
+def test_a_model_with_nothing_new_to_learn_is_the_served_one_and_is_not_pushed_again(runs):
+    """An older span turning up changes the input fingerprint (a new baseline decision, Transform
+    runs again and moves its vocabulary files) but not the window: the warm start has nothing new
+    to learn, takes no step, and its model is the served one (found by exploratory testing: it
+    was pushed again as a new version)."""
+    (fourth, v4), (fifth, v5) = runs[3], runs[4]
+    assert fifth["start"]["kind"] == "warm" and fifth["start"]["from_version"] == v4[-1]
+    assert fifth["start"]["new_purchases"] == 0 and fifth["training"]["epochs"] == 0
+    assert v5 == v4  # already served: no new version
