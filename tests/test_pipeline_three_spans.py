@@ -86,7 +86,7 @@ def test_a_model_with_nothing_new_to_learn_is_the_served_one_and_is_not_pushed_a
     runs again and moves its vocabulary files) but not the window: the warm start has nothing new
     to learn, takes no step, and its model is the served one (found by exploratory testing: it
     was pushed again as a new version)."""
-    (fourth, v4), (fifth, v5) = runs[3], runs[4]
+    (_, v4), (fifth, v5) = runs[3], runs[4]
     assert fifth["start"]["kind"] == "warm" and fifth["start"]["from_version"] == v4[-1]
     assert fifth["start"]["new_purchases"] == 0 and fifth["training"]["epochs"] == 0
     assert v5 == v4  # already served: no new version
