@@ -10,8 +10,9 @@ every version carries its model card.
   *complete* version (the served one, DECISIONS D1); when they are equal (`same_model`: the
   graph may differ in how it was exported: vocabulary paths, function names) the push is
   recorded on the existing version (pushed=1, same destination) and nothing is copied. A
-  numbered directory that is not complete (left by a crash before pushes were atomic) never counts: it is named in
-  the log and left for a person to delete (it may be a copy by hand still under way).
+  numbered directory that is not complete (left by a crash before pushes were atomic) never
+  counts: it is named in the log and left for a person to delete (it may be a copy by hand still
+  under way).
 - **The model card** (components/model_card.py) goes into `assets.extra/` of the version before
   the version appears: the data (from `examples`), the Trainer's configuration (`model_run`, and
   `assets.extra/training.json` of the model), the gate's figures (`evaluation`), the drift
