@@ -446,27 +446,11 @@ def spans_text(card: Dict[str, Any]) -> Optional[str]:
 
 
 def _dated_folders(sources: List[Dict[str, Any]]) -> Dict[int, str]:
-    """Span number -> folder name of the dated span folders in ExampleGen's `span_train_files`
-    (TFX's {YYYY}{MM}{DD} spans are day numbers: a person reads the folder's date)."""
+    """The dated span folders' names (components/spans.py `dated_folders`) of the first source
+    with ExampleGen's `span_train_files`."""
     for source in sources:
-        files = source.get("span_train_files")
-        if isinstance(files, str):
-            try:
-                files = json.loads(files)
-            except ValueError:
-                continue
-        if not isinstance(files, dict):
-            continue
-        folders = {}
-        for number, paths in files.items():
-            folder = os.path.basename(os.path.dirname(paths[0])) if paths else ""
-            try:
-                parsed = span_layout.span_number(folder) if folder else None
-            except span_layout.SpanLayoutError:
-                parsed = None
-            if parsed and parsed[0] == "date" and str(parsed[1]) == str(number):
-                folders[int(number)] = folder
-        return folders
+        if source.get("span_train_files"):
+            return span_layout.dated_folders(source["span_train_files"])
     return {}
 
 

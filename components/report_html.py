@@ -92,7 +92,9 @@ def _spans_section(report: Dict[str, Any]) -> List[str]:
         return []
     window = spans.get("window_spans") or "-"
     source = spans.get("eval_source") or "-"
+    names = spans.get("window_names")
     read = ("Trained on the flat data (one train file, no span folders)" if spans.get("flat") else
+            f"Newest span {_e(names[-1])}; trained on span(s) {_e(', '.join(names))}" if names else
             f"Newest span {_e(spans.get('span'))}; trained on span(s) {_e(window)}")
     parts = ["<h2>Spans and drift</h2>",
              f"<p>{read}; evaluated on "

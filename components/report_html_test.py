@@ -52,6 +52,9 @@ def test_the_spans_section_shows_the_window_and_the_drift_figures():
             "<td><span class='bad'>OVER</span></td><td>&lt;most different&gt;</td>") in page
     report["spans"]["drift"] = {"compared": False, "reason": "one span only: nothing to compare"}
     assert "Drift gate: one span only: nothing to compare." in report_html.render_html(report, {})
+    report["spans"].update(span=20456, window_spans="20455,20456", window_names=["2026-01-02", "2026-01-03"])
+    assert ("Newest span 2026-01-03; trained on span(s) 2026-01-02, 2026-01-03; evaluated on"
+            in report_html.render_html(report, {}))  # dated folders: their dates, not day numbers
     report["spans"].update(flat=True, span=0, window_spans="0")  # TFX's span 0: no span to name
     assert ("Trained on the flat data (one train file, no span folders); evaluated on the standing eval file."
             in report_html.render_html(report, {}))

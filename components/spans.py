@@ -31,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import fnmatch
+import json
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.io import fileio
@@ -128,6 +129,29 @@ def span_number(folder: str) -> Optional[Tuple[str, int]]:
     except ValueError as e:
         raise SpanLayoutError(f"{folder}/: a dated span folder, but not a date ({e})") from None
     return "date", example_gen_utils.date_to_span_number(year, month, day)
+
+
+def dated_folders(span_train_files: Any) -> Dict[int, str]:
+    """Span number -> folder name of the dated span folders in ExampleGen's `span_train_files`
+    (span number -> train files, or its JSON): TFX's {YYYY}{MM}{DD} spans are day numbers, and a
+    person reads the folder's date. Other spans are left out."""
+    if isinstance(span_train_files, str):
+        try:
+            span_train_files = json.loads(span_train_files)
+        except ValueError:
+            return {}
+    if not isinstance(span_train_files, dict):
+        return {}
+    folders = {}
+    for number, paths in span_train_files.items():
+        folder = os.path.basename(os.path.dirname(paths[0])) if paths else ""
+        try:
+            parsed = span_number(folder) if folder else None
+        except SpanLayoutError:
+            parsed = None
+        if parsed and parsed[0] == "date" and str(parsed[1]) == str(number):
+            folders[int(number)] = folder
+    return folders
 
 
 def input_config(train_pattern: str, eval_pattern: str) -> example_gen_pb2.Input:

@@ -1,6 +1,7 @@
 """Span layouts: what a run reads of them, and one-line errors for the malformed ones."""
 
 import datetime
+import json
 import os
 
 import pytest
@@ -127,3 +128,11 @@ def test_the_line_for_a_person(tmp_path):
     assert spans.describe(layout, layout.select(3), 3) == (
         "4 span(s) (span-1, span-2, span-3, span-4); newest span-4 (span 4); training window 3 of at "
         "most 3: span-2, span-3, span-4; eval: the standing eval file; drift: span-4 vs span-3")
+
+
+def test_dated_folders_are_named_by_their_span_numbers():
+    files = {"20454": ["/d/2026-01-01/t.parquet"], "20455": ["/d/20260102/t.parquet"], "3": ["/d/span-3/t.parquet"]}
+    assert spans.dated_folders(files) == {20454: "2026-01-01", 20455: "20260102"}
+    assert spans.dated_folders(json.dumps(files)) == spans.dated_folders(files)  # as the artifact holds it
+    assert spans.dated_folders("not json") == {} and spans.dated_folders(None) == {}
+    assert spans.dated_folders({"7": ["/d/2026-01-01/t.parquet"]}) == {}  # not that folder's day
