@@ -1,13 +1,16 @@
 """The drift gate's thresholds, measured: seeded random spans of the ASOS train purchases (the
-replay's split: K spans, the first twice as large as the others) pass; the same spans with
-their popularity turned upside down, or with their heaviest buyers buying 3x, do not.
+replay's split: K spans, the first twice as large as the others) pass, and so do the same spans
+with twice the customers buying as before; the same spans with their popularity turned upside
+down, or with their heaviest buyers buying 3x, do not.
 
     flock /tmp/recsys-heavy.lock env/run-in-env python benchmarks/drift_calibration.py
     env/run-in-env python benchmarks/drift_calibration.py --seeds 0 --spans 4 --out /tmp/calibration
 
 For each seed it splits the train file into spans (`random_spans`), writes them as span
 folders, and runs the DriftGate's executor (components/drift.py, the code a run runs, Beam's
-FnApiRunner) on each span against the one before it, three ways: as it is (`random`), with the
+FnApiRunner) on each span against the one before it, four ways: as it is (`random`), with twice
+its customers, who buy as its own do (`busier`: its rows twice under new user ids; not against
+the first span, twice as long, where each of them would buy half as much), with the
 popularity of the previous span's products reversed (`inverted`: the product of rank r becomes
 the product of rank n-1-r), and with its `--heavy-buyers` heaviest buyers buying 3 times as
 much (`heavy`). It prints one line per comparison, then each measure's range per kind next to
@@ -33,7 +36,8 @@ import pyarrow.parquet as pq
 from models import features
 from pipeline import configs
 
-KINDS = ("random", "inverted", "heavy")
+KINDS = ("random", "busier", "inverted", "heavy")
+PASSING = ("random", "busier")  # the kinds every span of which must pass; the others, be stopped
 SHORT = {  # column titles of the measures, in components/drift.py's order
     0: "prod L-inf", 1: "prod JS", 2: "rows x", 3: "user JS", 4: "top1% x", 5: "repeated"}
 
@@ -59,6 +63,19 @@ def inverted(table: pa.Table, reference: pa.Table) -> pa.Table:
                         for p in products.tolist()], dtype=products.dtype)
     return table.set_column(table.schema.get_field_index(features.PRODUCT_KEY), features.PRODUCT_KEY,
                             pa.array(flipped, table.schema.field(features.PRODUCT_KEY).type))
+
+
+def busier(table: pa.Table) -> pa.Table:
+    """`table` with twice the customers, who buy as its own do: its rows twice, under user ids
+    made new by a suffix (a bigger span is not a shift)."""
+    users = table.column(features.USER_KEY)
+    kind = users.type
+
+    def renamed(suffix: bytes) -> pa.Table:
+        ids = pc.binary_join_element_wise(users.cast(pa.binary()), pa.scalar(suffix, pa.binary()), b"")
+        return table.set_column(table.schema.get_field_index(features.USER_KEY), features.USER_KEY,
+                                ids.cast(kind))
+    return pa.concat_tables([renamed(b"-a"), renamed(b"-b")])
 
 
 def heavier(table: pa.Table, buyers: int, times: int = 3) -> pa.Table:
@@ -141,8 +158,13 @@ def main(argv: Sequence[str] = None) -> int:
             for previous, newest in zip(folders, folders[1:]):
                 table, reference = (pq.read_table(os.path.join(f, configs.TRAIN_FILE)) for f in (newest, previous))
                 variants = {"random": newest}
-                for kind, altered in (("inverted", inverted(table, reference)),
-                                      ("heavy", heavier(table, args.heavy_buyers))):
+                altered_kinds = [("inverted", inverted(table, reference)),
+                                 ("heavy", heavier(table, args.heavy_buyers))]
+                if previous != folders[0]:
+                    # twice the customers buying as before, against a span as long: against the
+                    # first span (twice as long) each of them would buy half as much, a real shift
+                    altered_kinds.insert(0, ("busier", busier(table)))
+                for kind, altered in altered_kinds:
                     variants[kind] = os.path.join(out, f"seed-{seed}", f"{os.path.basename(newest)}-{kind}")
                     os.makedirs(variants[kind], exist_ok=True)
                     pq.write_table(altered, os.path.join(variants[kind], configs.TRAIN_FILE))
@@ -160,13 +182,15 @@ def main(argv: Sequence[str] = None) -> int:
     limits = [m["limit"] for m in results["random"][0]["measures"]]
     for i, name in enumerate(names):
         ranges = "   ".join(f"{kind} {min(f['measures'][i]['value'] for f in results[kind]):.4f}.."
-                           f"{max(f['measures'][i]['value'] for f in results[kind]):.4f}" for kind in KINDS)
+                           f"{max(f['measures'][i]['value'] for f in results[kind]):.4f}"
+                           for kind in KINDS if results[kind])
         print(f"  {name:<56} {limits[i]:<14} {ranges}")
-    passed = sum(not f["drifted"] for f in results["random"])
-    stopped = {kind: sum(f["drifted"] for f in results[kind]) for kind in KINDS[1:]}
-    print(f"\nrandom spans passing: {passed} of {len(results['random'])}; " + ", ".join(
-        f"{kind} spans stopped: {n} of {len(results[kind])}" for kind, n in stopped.items()))
-    ok = passed == len(results["random"]) and all(n == len(results[k]) for k, n in stopped.items())
+    passed = {kind: sum(not f["drifted"] for f in results[kind]) for kind in PASSING}
+    stopped = {kind: sum(f["drifted"] for f in results[kind]) for kind in KINDS if kind not in PASSING}
+    print("\n" + "; ".join([f"{kind} spans passing: {n} of {len(results[kind])}" for kind, n in passed.items()]
+                           + [f"{kind} spans stopped: {n} of {len(results[kind])}" for kind, n in stopped.items()]))
+    ok = (all(n == len(results[k]) for k, n in passed.items())
+          and all(n == len(results[k]) for k, n in stopped.items()))
     return 0 if ok else 1
 
 

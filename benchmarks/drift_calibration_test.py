@@ -33,3 +33,12 @@ def test_heavier_buyers_buy_times_as_much():
     heavy = drift_calibration.heavier(table, buyers=1, times=3)
     assert heavy.num_rows == 5 + 2 * 3
     assert heavy.column(features.USER_KEY).to_pylist().count(b"a") == 9
+
+
+def test_busier_is_twice_the_customers_buying_as_before():
+    table = _table([b"a", b"a", b"b"], [1, 2, 1])
+    busy = drift_calibration.busier(table)
+    assert busy.num_rows == 6 and busy.schema == table.schema
+    users = busy.column(features.USER_KEY).to_pylist()
+    assert sorted(users.count(u) for u in set(users)) == [1, 1, 2, 2]  # each user's count as before
+    assert busy.column(features.PRODUCT_KEY).to_pylist() == [1, 2, 1] * 2

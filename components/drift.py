@@ -10,11 +10,15 @@ them with TFDV, as the TFX paper validates data span against span:
   then `tfdv.validate_statistics(newest, schema, previous_statistics=previous)` with the schema's
   drift comparators: the L-infinity distance and the Jensen-Shannon divergence of the two
   products' distributions, and the ratio of row counts (`num_examples_drift_comparator`);
-- how much each user buys: the number of purchases of each user, at equal size (the larger span
-  is subsampled, seeded, to the smaller one's rows: a span twice as long has users who buy more
-  in it, and that is not a shift), as a categorical feature (1..10, then 16, 32, 64...), compared
-  with TFDV's Jensen-Shannon divergence; beside it the share of purchases made by the top 1% of
-  users, newest over previous (TFDV has no such statistic);
+- how much each user buys: the number of purchases of each user as a categorical feature (1..10,
+  then 16, 32, 64...), compared with TFDV's Jensen-Shannon divergence, and the share of purchases
+  made by the top 1% of users, newest over previous (TFDV has no such statistic). A bigger span is
+  not a shift: it may hold more customers who buy as before, or the same customers buying more
+  over a longer time. So the counts are compared twice, at equal rows (the larger span thinned,
+  seeded) and at equal users (a seeded sample of the larger span's users, each with all their
+  rows), and the smaller divergence counts; the top users' share (a share: the same for
+  customers who buy twice as much) is taken at equal users (`per_user_comparison`). The figures
+  name the newest span's heaviest buyer;
 - repeats: the newest span's train files byte-identical to a file of another span or to another
   of its own, and the share of its (user, product) rows already in the previous span (the same
   file dropped twice, or mostly the same rows);
@@ -160,6 +164,32 @@ def equal_size(newest: pa.Table, previous: pa.Table, seed: int = SAMPLE_SEED) ->
     return sample(newest), sample(previous)
 
 
+def equal_users(newest: pa.Table, previous: pa.Table, seed: int = SAMPLE_SEED) -> Tuple[pa.Table, pa.Table]:
+    """Both spans at the smaller one's number of users: the larger keeps a seeded sample of its
+    users, each with all their rows (each user's count as it is)."""
+    users = [pc.unique(t.column(features.USER_KEY)) if t.num_rows else pa.array([]) for t in (newest, previous)]
+    size = min(len(u) for u in users)
+
+    def sample(table, distinct):
+        if len(distinct) <= size:
+            return table
+        keep = distinct.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(distinct), size, replace=False))))
+        return table.filter(pc.is_in(table.column(features.USER_KEY), value_set=keep))
+    return sample(newest, users[0]), sample(previous, users[1])
+
+
+def heaviest_user(table: pa.Table) -> Optional[Tuple[str, int, float]]:
+    """(user id, purchases, share of the table's rows) of the user with the most rows."""
+    if not table.num_rows:
+        return None
+    counted = table.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
+    counts = counted.column(f"{features.PRODUCT_KEY}_count").to_numpy()
+    top = int(np.argmax(counts))
+    user = counted.column(features.USER_KEY)[top].as_py()
+    user = user.decode("utf-8", "replace") if isinstance(user, bytes) else str(user)
+    return user, int(counts[top]), float(counts[top] / table.num_rows)
+
+
 def purchases_per_user(table: pa.Table) -> np.ndarray:
     """Each user's number of purchases (rows) in the table."""
     if not table.num_rows:
@@ -182,6 +212,28 @@ def top_users_share(counts: np.ndarray, fraction: float = TOP_USERS) -> float:
         return 0.0
     top = max(1, int(len(counts) * fraction))
     return float(np.sort(counts)[::-1][:top].sum() / counts.sum())
+
+
+def per_user_comparison(newest: pa.Table, previous: pa.Table, schema: schema_pb2.Schema
+                        ) -> Tuple[anomalies_pb2.Anomalies, Tuple[float, float]]:
+    """How much each user buys, newest against previous: TFDV's anomalies of the purchases per
+    user (`schema`: per_user_schema) and the top users' shares (newest, previous).
+
+    Spans differ in size, and a bigger span is not a shift: it may hold more customers who buy as
+    before, or the same customers buying more over a longer time. Compared at equal rows
+    (`equal_size`: thinning the larger span lowers every count, as if its customers bought
+    less) the first looks like a shift; at equal users (`equal_users`: every count as it is) the
+    second does. The divergence of the counts is taken both ways and the smaller one counts: a
+    real shift in how much users buy (heavier buyers, a bot) shows in both. The top users' share
+    is a share, the same for customers who buy twice as much: it is taken at equal users."""
+    comparisons = []
+    for sampled in (equal_size(newest, previous), equal_users(newest, previous)):
+        counts = [purchases_per_user(t) for t in sampled]
+        stats = [per_user_statistics(c, schema) for c in counts]
+        anomalies = tfdv.validate_statistics(stats[0], schema, previous_statistics=stats[1])
+        divergence = drift_measurements(anomalies).get((PER_USER, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
+        comparisons.append((divergence, anomalies, (top_users_share(counts[0]), top_users_share(counts[1]))))
+    return min(comparisons, key=lambda c: c[0])[1], comparisons[1][2]
 
 
 def product_schema(curated: schema_pb2.Schema, thresholds: Dict[str, float]) -> schema_pb2.Schema:
@@ -240,11 +292,14 @@ def _measure(name: str, value: float, limit: str, over: bool, detail: str = "") 
 def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                product_anomalies: anomalies_pb2.Anomalies, user_anomalies: anomalies_pb2.Anomalies,
                shares: Tuple[float, float], repeats: Dict[str, Any],
-               thresholds: Dict[str, float]) -> Dict[str, Any]:
+               thresholds: Dict[str, float],
+               heaviest: Optional[Tuple[str, int, float]] = None) -> Dict[str, Any]:
     """The report's figures: each measure with its value, its limit and whether it is over.
 
     `newest`/`previous`: {"span", "name", "rows", "files"}; `shares`: the top users' shares
-    (newest, previous); `repeats`: {"identical_files": [[newest file, other file]], "rows"}."""
+    (newest, previous); `repeats`: {"identical_files": [[newest file, other file]], "rows"};
+    `heaviest`: the newest span's heaviest buyer (user id, purchases, share), named beside the
+    per-user measures."""
     product = drift_measurements(product_anomalies)
     per_user = drift_measurements(user_anomalies)
     linf = product.get((features.PRODUCT_KEY, "L_INFTY"), 0.0)
@@ -254,6 +309,8 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     share_ratio = shares[0] / shares[1] if shares[1] else 1.0
     allowed = thresholds[TOP_USERS_SHARE_RATIO]
     repeated_share = repeats["rows"] / newest["rows"] if newest["rows"] else 0.0
+    heavy = (f"; the heaviest buyer of {newest.get('name', 'the newest span')}: {heaviest[0]}, "
+             f"{heaviest[1]:,} purchases ({heaviest[2]:.1%})" if heaviest else "")
     identical = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}"
                         for a, b in repeats["identical_files"])
     measures = [
@@ -270,10 +327,10 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                  f"{newest['rows']:,} vs {previous['rows']:,} rows"),
         _measure("purchases per user, Jensen-Shannon divergence", user_jsd,
                  f"<= {thresholds[PER_USER_JENSEN_SHANNON]:g}", user_jsd > thresholds[PER_USER_JENSEN_SHANNON],
-                 "at equal size"),
+                 f"the smaller of equal rows and equal users{heavy}"),
         _measure("top 1% of users' share of purchases, newest / previous", share_ratio,
                  f"{1 / allowed:.3g} to {allowed:g}", not 1 / allowed <= share_ratio <= allowed,
-                 f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal size"),
+                 f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users{heavy}"),
         _measure("purchases repeated from the previous span", repeated_share,
                  f"<= {thresholds[REPEATED_ROWS]:g}",
                  repeated_share > thresholds[REPEATED_ROWS] or bool(repeats["identical_files"]),
@@ -376,6 +433,21 @@ def read_acceptance(path: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
+def previous_acceptance(directory: str, figures: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The acceptance of the previous span itself (as the newest span of an earlier run: the same
+    folder name and files), when it went through over the thresholds; None otherwise."""
+    if not directory or not fileio.exists(directory):
+        return None
+    prefix, files = f"{figures['previous']['name']}-vs-", set(figures["previous"].get("files") or [])
+    for name in sorted(fileio.listdir(directory), reverse=True):
+        if name.startswith(prefix) and name.endswith(".json"):
+            record = read_acceptance(os.path.join(directory, name)) or {}
+            accepted = (record.get("figures") or {})
+            if set((accepted.get("newest") or {}).get("files") or []) == files:
+                return record
+    return None
+
+
 # --- the component ----------------------------------------------------------------------------
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Compares the newest span with the previous one; fails on drift unless accepted (module
@@ -424,6 +496,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      "\n".join(table_lines(figures)))
             return
         kept = _keep_rejected(report.uri)
+        directory = exec_properties.get("acceptances_dir") or ""
+        earlier = previous_acceptance(directory, figures) if directory else None
+        if earlier:  # the span it is compared with was itself over the thresholds
+            before = ((earlier.get("figures") or {}).get("previous") or {}).get("name", "the span before it")
+            problems.append(f"({figures['previous']['name']} itself went through over the thresholds: accepted "
+                            f"on {earlier.get('accepted', '?')} against {before}. A span like those before "
+                            f"it reads as drifted against it; if {figures['newest']['name']} is right, "
+                            "accept it too.)")
         raise DriftError(
             f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
             "(thresholds: pipeline/configs.py DriftConfig); the pipeline stops before Transform so "
@@ -457,11 +537,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         stats = {name: tfdv.load_stats_binary(path) for name, path in paths.items()}
         product_anomalies = tfdv.validate_statistics(stats["newest"], schema, previous_statistics=stats["previous"])
 
-        user_schema = per_user_schema(thresholds)
-        sampled = equal_size(newest_table, previous_table)
-        counts = [purchases_per_user(t) for t in sampled]
-        user_stats = [per_user_statistics(c, user_schema) for c in counts]
-        user_anomalies = tfdv.validate_statistics(user_stats[0], user_schema, previous_statistics=user_stats[1])
+        user_anomalies, shares = per_user_comparison(newest_table, previous_table, per_user_schema(thresholds))
         io_utils.write_bytes_file(os.path.join(out_uri, ANOMALIES_FILE), product_anomalies.SerializeToString())
         io_utils.write_bytes_file(os.path.join(out_uri, USER_ANOMALIES_FILE), user_anomalies.SerializeToString())
 
@@ -469,8 +545,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             return {"span": number, "name": span_name(span_files, number), "rows": table.num_rows,
                     "files": list(span_files)}
         figures = figures_of(span(newest, newest_files, newest_table), span(previous, previous_files, previous_table),
-                             product_anomalies, user_anomalies,
-                             (top_users_share(counts[0]), top_users_share(counts[1])), repeats, thresholds)
+                             product_anomalies, user_anomalies, shares, repeats, thresholds,
+                             heaviest_user(newest_table))
         return figures, ([digests[p] for p in newest_files], [digests[p] for p in previous_files])
 
     @staticmethod

@@ -137,6 +137,11 @@ def test_the_override_lets_it_through_and_later_runs_on_the_same_spans_too(gener
     figures, error, _ = _gate(tmp_path, str(root / "inverted"), folders[2], small)  # no flag this time
     assert error is None and figures["accepted"].startswith("--accept-drift on 20")
     assert "OVER the thresholds, accepted" in drift.summary_text(figures)
+    # the span after an accepted one is compared with it: the message says it was accepted
+    _, error, _ = _gate(tmp_path, folders[3], str(root / "inverted"), small)
+    assert error is not None
+    assert "(inverted itself went through over the thresholds: accepted on 20" in str(error)
+    assert "against span-2. A span like those before it reads as drifted against it" in str(error)
     # other spans are not covered by that acceptance
     shutil.copytree(root / "inverted", tmp_path / "again")
     pq.write_table(pq.read_table(str(tmp_path / "again" / configs.TRAIN_FILE)).slice(1),
@@ -192,10 +197,43 @@ def test_heavier_buyers_are_caught_by_purchases_per_user(tmp_path, write_fake_sp
     figures, error, _ = _gate(tmp_path, str(tmp_path / "heavy"), folders[2], thresholds)
     over = [m["name"] for m in figures["measures"] if m["over"]]
     assert "purchases per user, Jensen-Shannon divergence" in over, figures["measures"]
-    assert "top 1% of users' share of purchases, newest / previous" in over
+    measures = {m["name"]: m for m in figures["measures"]}
+    assert measures["top 1% of users' share of purchases, newest / previous"]["value"] > 1.4  # at equal users
+    assert "the heaviest buyer of heavy: " in str(error)  # the account is named
     assert f"{features.PRODUCT_KEY} L-infinity distance" not in over
     figures, error, _ = _gate(tmp_path, folders[2], folders[1], thresholds)
     assert error is None, error
+
+
+def test_more_customers_who_buy_as_before_are_no_shift(generated, tmp_path):
+    """Found by exploratory testing: thinning a span with more customers to the previous one's
+    rows lowers every count, which read as a shift in how much users buy; at equal users the
+    counts are compared as they are."""
+    import pyarrow.compute as pc
+
+    _, folders, small = generated
+    table = pq.read_table(os.path.join(folders[3], configs.TRAIN_FILE))
+    users = table.column(features.USER_KEY).cast(pa.string())
+
+    def renamed(suffix):  # the same customers' behaviour under other ids
+        return table.set_column(table.schema.get_field_index(features.USER_KEY), features.USER_KEY,
+                                pc.binary_join_element_wise(users, pa.scalar(suffix), ""))
+    base, busier = renamed(""), pa.concat_tables([renamed("x"), renamed("y")])  # twice the customers
+    os.makedirs(tmp_path / "busier")
+    os.makedirs(tmp_path / "before")
+    pq.write_table(base, str(tmp_path / "before" / configs.TRAIN_FILE))
+    pq.write_table(busier, str(tmp_path / "busier" / configs.TRAIN_FILE))
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "busier"), str(tmp_path / "before"), small)
+    measures = {m["name"]: m for m in figures["measures"]}
+    per_user = measures["purchases per user, Jensen-Shannon divergence"]
+    assert error is None, error
+    assert per_user["value"] < small["purchases_per_user_jensen_shannon"] / 3
+    assert 0.9 < measures["top 1% of users' share of purchases, newest / previous"]["value"] < 1.1
+    # thinned to equal rows alone, the same two spans read as a shift
+    thinned = [drift.purchase_buckets(drift.purchases_per_user(t)) for t in drift.equal_size(busier, base)]
+    shares = [np.bincount(b, minlength=65)[:4] / len(b) for b in thinned]
+    assert shares[0][1] > shares[1][1] + 0.05  # more users who bought once
+    assert "the heaviest buyer of busier: " in per_user["detail"]
 
 
 def test_a_single_span_has_nothing_to_compare(tmp_path):
