@@ -8,7 +8,7 @@ of one.
 
 **Publishing** (`publish`, used by the Pusher and by a rollback):
 - On a local file system the version is written under a temporary name in the base directory
-  (`.tmp-...`: TF Serving's `SimpleAtoi` and this module's `isdigit` both refuse it as a version)
+  (`.tmp-...`: TF Serving's `SimpleAtoi` and `serving/version_names.py` both refuse it as a version)
   and renamed to its number when every file is there: `rename(2)` within one file system is
   atomic, so a numbered directory is always complete. Any failure (a full disk, Ctrl-C) removes
   the temporary copy; a copy left by a killed process is removed by a later publish once it is
@@ -41,6 +41,8 @@ import uuid
 from typing import Callable, Dict, Iterator, List, Optional
 
 from tfx.dsl.io import fileio
+
+from serving.version_names import version_number
 
 SAVED_MODEL = "saved_model.pb"
 FINGERPRINT = "fingerprint.pb"
@@ -111,9 +113,13 @@ def problem(path: str) -> Optional[str]:
 def scan(base: str) -> Iterator[Version]:
     """The numbered directories under `base`, newest first, each with its `problem` (if any),
     checked one at a time as they are asked for."""
-    numbers = sorted((int(name) for name in _children(base) if name.isdigit()), reverse=True)
-    for number in numbers:
-        path = _join(base, str(number))
+    named = {}
+    for name in _children(base):  # sorted: of `007` and `7`, the first
+        number = version_number(name)
+        if number is not None:
+            named.setdefault(number, name)
+    for number in sorted(named, reverse=True):
+        path = _join(base, named[number])
         yield Version(number, path, problem(path))
 
 
@@ -139,7 +145,7 @@ def temporary_copies(base: str) -> List[str]:
 def next_version(base: str, now: Optional[float] = None) -> int:
     """TFX's version number (Unix seconds), or one more than the largest number taken when that
     is larger (a rollback, or two publishes in one second): a new version is always the newest."""
-    taken = [int(name) for name in _children(base) if name.isdigit()]
+    taken = [n for n in map(version_number, _children(base)) if n is not None]
     return max(int(time.time() if now is None else now), max(taken, default=0) + 1)
 
 

@@ -48,6 +48,14 @@ def test_complete_served_and_broken_versions(saved_model, tmp_path):
     assert mv.served(base).number == 101  # the newest complete one (D1)
     assert mv.next_version(base, now=100) == 301  # never a number taken, even by a broken one
     assert mv.next_version(base, now=10**10) == 10**10
+    # names that are no version as TF Serving reads them (serving/version_names.py) are left out,
+    # and a zero-padded one keeps its directory name
+    for name in (str(2**63), "²"):
+        shutil.copytree(saved_model, os.path.join(base, name))
+    shutil.copytree(saved_model, os.path.join(base, "0050"))
+    assert [v.number for v in mv.versions(base)] == [300, 200, 150, 101, 100, 50]
+    assert mv.find(base, 50).path == os.path.join(base, "0050") and mv.find(base, 50).complete
+    assert mv.next_version(base, now=100) == 301
 
 
 def test_a_local_version_appears_whole_by_a_rename(saved_model, tmp_path, monkeypatch):

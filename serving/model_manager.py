@@ -37,6 +37,7 @@ from serving import DEFAULT_LOAD_RETRY_INTERVAL_MICROS, DEFAULT_MAX_NUM_LOAD_RET
 from serving.batcher import Batcher
 from serving.json_tensor import NUMPY_DTYPES, dtype_name
 from serving.status import ServingError, invalid_argument, not_found
+from serving.version_names import version_number
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +245,12 @@ def find_versions(base_path: str) -> Dict[int, str]:
     except tf.errors.OpError:
         return {}
     versions = {}
-    for entry in names:
+    for entry in sorted(names):
         entry = entry.rstrip("/")
-        if entry.isdigit() and tf.io.gfile.exists(os.path.join(base_path, entry, SAVED_MODEL_FILE)):
-            versions[int(entry)] = os.path.join(base_path, entry)
+        number = version_number(entry)  # TF Serving's rule: other names are ignored
+        if (number is not None and number not in versions
+                and tf.io.gfile.exists(os.path.join(base_path, entry, SAVED_MODEL_FILE))):
+            versions[number] = os.path.join(base_path, entry)
     return versions
 
 

@@ -28,7 +28,13 @@ def test_only_numbered_directories_with_a_saved_model_are_versions(tmp_path):
     _version(base, "2", complete=False)  # the Pusher is still copying: saved_model.pb comes last
     _version(base, "10")
     _version(base, "tmp-3")
-    assert model_manager.find_versions(base) == {1: os.path.join(base, "1"), 10: os.path.join(base, "10")}
+    # names TF Serving does not read as an int64 (found by exploratory testing: one above int64's
+    # largest broke the status endpoint, `²` stopped polling): not versions
+    _version(base, str(2**63))
+    _version(base, "²")
+    _version(base, "012")  # version 12, as TF Serving reads it
+    assert model_manager.find_versions(base) == {1: os.path.join(base, "1"), 10: os.path.join(base, "10"),
+                                                 12: os.path.join(base, "012")}
     assert model_manager.find_versions(os.path.join(base, "missing")) == {}
 
 
