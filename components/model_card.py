@@ -469,6 +469,13 @@ def _span_numbers(value: Any) -> List[int]:
         return []
 
 
+def rollback_of(card: Optional[Dict[str, Any]]) -> Optional[int]:
+    """The version a rollback's copy is of (runner/versions.py), None for a version that is no
+    rollback (or has no card)."""
+    value = ((card or {}).get("model_details", {}).get("version", {}) or {}).get("rollback_of")
+    return None if value is None else int(value)
+
+
 def rows(card: Dict[str, Any]) -> Dict[str, int]:
     return {d.get("name"): d["rows"] for d in card.get("model_parameters", {}).get("data", []) if "rows" in d}
 

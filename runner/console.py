@@ -453,8 +453,7 @@ def served_copy(serving_model_dir: str, version: str):
     served = model_versions.served(serving_model_dir)
     if served is None or str(served.number) == version:
         return None
-    card = model_card.read(served.path) or {}
-    if str((card.get("model_details", {}).get("version", {}) or {}).get("rollback_of")) != version:
+    if str(model_card.rollback_of(model_card.read(served.path))) != version:
         return None
     return str(served.number), served.path
 

@@ -138,6 +138,9 @@ def rollback(base: str, number: int, reason: str, name: str = "",
     served = next(v for v in found if v.complete)
     if served.number == number:
         raise AlreadyServed(f"version {number} is already the one served: nothing to roll back")
+    if model_card.rollback_of(model_card.read(served.path)) == number:
+        raise AlreadyServed(f"version {number} is already served, as version {served.number} (a rollback to it): "
+                            "nothing to roll back")
     now = now or datetime.datetime.now(datetime.timezone.utc)
     card = model_card.read(target.path)
 

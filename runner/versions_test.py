@@ -82,6 +82,10 @@ def test_a_rollback_is_a_new_version_served_and_recorded(base, tmp_path):
     assert console.served_copy(base, "1796001422") == (str(version.number), version.path)
     assert console.served_copy(base, "1796012949") is None  # not what the copy is of
     assert console.served_copy(base, str(version.number)) is None  # the served version itself
+    # rolling back to it again: it is served already, as its copy (found by exploratory testing:
+    # that made a second copy)
+    with pytest.raises(versions.AlreadyServed, match=f"already served, as version {version.number}"):
+        versions.rollback(base, 1796001422, "again", now=NOW)
     # a second rollback in the same second still gets the newest number
     again = versions.rollback(base, 1796012949, "undo", now=NOW)
     assert again.number == version.number + 1
