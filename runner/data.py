@@ -267,6 +267,11 @@ def ensure_data(data_dir: str,
         expected = {name: sha for name, sha in expected.items()
                     if name in (configs.CATALOG_FILE, configs.USERS_FILE)
                     or (name == configs.EVAL_FILE and os.path.isfile(os.path.join(data_dir, name)))}
+    folders = [n for n in expected if os.path.isdir(os.path.join(data_dir, n))]
+    if folders:  # e.g. a partitioned parquet dataset written by Spark
+        raise DataError(f"{', '.join(folders)}: a directory in {data_dir}, not a file: each of the files "
+                        "must be one file (a parquet dataset written in parts: read it and write it as "
+                        "one file)")
     missing = [n for n in expected if not os.path.isfile(os.path.join(data_dir, n))]
     if missing and not verify_checksums:
         if not os.path.isdir(data_dir):

@@ -293,6 +293,16 @@ def test_files_under_other_names_are_listed(tmp_path, fake_data_dir):
         data.ensure_data(str(tmp_path / "nowhere"), verify_checksums=False)
 
 
+def test_a_file_that_is_a_directory_is_named(fake_data_dir):
+    """A parquet dataset written in parts (Spark) is a directory: said so, not 'missing'."""
+    train = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    os.rename(train, train + ".part")
+    os.makedirs(train)
+    os.rename(train + ".part", os.path.join(train, "part-00000.parquet"))
+    with pytest.raises(data.DataError, match=f"{configs.TRAIN_FILE}: a directory in {fake_data_dir}, not a file"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
 # --- spans (components/spans.py) ----------------------------------------------------------------
 def test_a_span_layout_is_checked_and_said(tmp_path, caplog, write_fake_spans):
     import logging
