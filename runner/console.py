@@ -335,6 +335,18 @@ def is_data_rejection(error: BaseException) -> bool:
 NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 
 
+def is_interrupt(error: BaseException) -> bool:
+    """Whether `error` (or an exception it was raised from) is Ctrl-C: a KeyboardInterrupt, or
+    one that Beam's runner wrapped (a RuntimeError whose message starts "KeyboardInterrupt")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, KeyboardInterrupt) or str(error).startswith("KeyboardInterrupt"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def is_out_of_space(error: BaseException) -> bool:
     """Whether `error` (or an exception it was raised from) is a full disk or quota: errno
     ENOSPC/EDQUOT, or TensorFlow's RESOURCE_EXHAUSTED with the OS's words (tf.io.gfile), or those
@@ -648,6 +660,8 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         with _components_file(console):
             tfx.orchestration.LocalDagRunner().run(build(config))
     except Exception as e:  # noqa: BLE001  the component's own message says what went wrong
+        if is_interrupt(e):  # Ctrl-C during a Beam component: Beam wraps it
+            raise KeyboardInterrupt from e
         logging.exception("the pipeline stopped")
         failed = [c.name for c in console.handler.components if c.state == "failed"]
         where = f" at {failed[-1]}" if failed else ""

@@ -231,3 +231,18 @@ def test_a_log_on_a_full_disk_does_not_change_the_exit_code(tmp_path):
     assert done.returncode == 3, done.stderr
     assert done.stdout == "error: the run stopped (exit code 3)\n"
     assert "a library prints" not in done.stdout + done.stderr
+
+
+def test_ctrl_c_wrapped_by_beam_is_an_interrupt():
+    """Found by exploratory testing: Ctrl-C during Transform exited 1, Beam having wrapped it."""
+    assert console.is_interrupt(RuntimeError("KeyboardInterrupt [while running 'Analyze/Compute']"))
+    assert console.is_interrupt(KeyboardInterrupt())
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("the component failed") from e
+    except RuntimeError as wrapped:
+        assert console.is_interrupt(wrapped)
+    assert not console.is_interrupt(RuntimeError("the component failed"))
+    assert not console.is_interrupt(ValueError("no KeyboardInterrupt at the start"))
