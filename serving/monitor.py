@@ -242,10 +242,10 @@ def popularity_figures(asked: Mapping[int, int], training: Mapping[int, int], co
 
 
 # --- the verdict -------------------------------------------------------------------------------
-def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config: configs.MonitorConfig
-           ) -> List[Dict[str, Any]]:
+def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config: configs.MonitorConfig,
+           served: bool = True) -> List[Dict[str, Any]]:
     """One entry per threshold: {"name", "value", "threshold", "crossed", "text"}; "value" None
-    when it could not be judged (the text says why)."""
+    when it could not be judged (the text says why; `served`: whether there is a served model)."""
     out = []
     for what, signature, limit in (("users", USER_SIGNATURE, config.max_unknown_user_share),
                                    ("products", ITEM_SIGNATURE, config.max_unknown_product_share)):
@@ -261,7 +261,8 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
         label = {L_INFINITY: "L-infinity", JENSEN_SHANNON: "Jensen-Shannon"}[name]
         value, crossed = None, False
         if popularity is None:
-            text = f"popularity {label}: the served model holds no training counts (exported before the monitor)"
+            text = (f"popularity {label}: the served model holds no training counts (exported before the monitor)"
+                    if served else f"popularity {label}: no served model to compare the requests with")
         elif popularity["requested"] < config.min_requested_products:
             text = (f"popularity {label}: {popularity['requested']:,} products asked, fewer than the "
                     f"{config.min_requested_products:,} needed to judge")
@@ -397,10 +398,14 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
             f"<h2>Thresholds</h2><table>{check_rows}</table>{asked}{imgs}\n</body></html>\n")
 
 
+class NoModel(LookupError):
+    """No model version to compare the requests with; the message names the path."""
+
+
 def build_report(log_path: str, base_path: str, version: Optional[int], hours: Optional[float],
                  config: configs.MonitorConfig, now: Optional[float] = None) -> Dict[str, Any]:
     """Reads the logs and the served model; returns the report (figures, popularity, checks).
-    FileNotFoundError when there is no log file."""
+    FileNotFoundError when there is no log file, NoModel when there is no such model version."""
     import time
 
     from serving import request_log
@@ -411,15 +416,20 @@ def build_report(log_path: str, base_path: str, version: Optional[int], hours: O
                                 "--request_log_sampling_rate, e.g. make serve ARGS=\"--request_log_sampling_rate 1\")")
     now = time.time() if now is None else now
     since = int(now - hours * 3600) if hours else None
-    figures = gather(request_log.read_logs(files), since)
     served = served_version(base_path, version)
+    if served is None and version is not None:  # a version asked for by number: it must be there
+        from serving.model_manager import find_versions
+
+        known = ", ".join(str(v) for v in sorted(find_versions(base_path), reverse=True)) or "none"
+        raise NoModel(f"no version {version} under {base_path} (--model-version; versions there: {known})")
+    figures = gather(request_log.read_logs(files), since)
     counts = training_counts(served[1]) if served else None
     popularity = popularity_figures(figures["_asked_products"], counts, config) if counts else None
     return {
         "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "logs": log_path, "model": f"{served[1]} (version {served[0]})" if served else f"none under {base_path}",
         "thresholds": dataclasses.asdict(config), "figures": figures, "popularity": popularity,
-        "checks": checks(figures, popularity, config),
+        "checks": checks(figures, popularity, config, served is not None),
     }
 
 
@@ -463,6 +473,13 @@ def _threshold(text: str):
     return name, value
 
 
+def _hours(text: str) -> float:
+    value = flags.number(0.0, what="a number of hours (above 0)")(text)
+    if value <= 0:
+        raise flags.BadValue(f"{text} is not a number of hours (above 0)")
+    return value
+
+
 def _flags() -> Sequence[Flag]:
     defaults = configs.PipelineConfig()
     return (
@@ -474,7 +491,7 @@ def _flags() -> Sequence[Flag]:
              default=defaults.serving_model_dir),
         Flag("--model-version", "compare with this version instead of the newest", parse=flags.positive_int),
         Flag("--hours", "only the requests of the last N hours (default: all logged)", metavar="N",
-             parse=float),
+             parse=_hours),
         Flag("--output-dir", "where the report goes; default "
              f"{os.path.relpath(defaults.monitoring_dir, configs.PROJECT_DIR)}", default=defaults.monitoring_dir),
         Flag("--threshold", "replace a MonitorConfig threshold (pipeline/configs.py) for this report, e.g. "
@@ -498,6 +515,9 @@ def main(argv: Optional[List[str]] = None, stream=None) -> int:
     except FileNotFoundError as e:
         print(f"monitor: {e}", file=stream)
         return EXIT_ERROR
+    except NoModel as e:
+        print(f"monitor: {e}", file=stream)
+        return EXIT_FLAGS
     paths = write_report(report, args.output_dir)
     for line in console_lines(report):
         print(line, file=stream)

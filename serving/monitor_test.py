@@ -150,6 +150,27 @@ def test_requests_within_the_thresholds_exit_0_and_a_model_without_counts_is_sai
     assert "holds no training counts" in out.getvalue()
 
 
+def test_flags_that_name_nothing_are_refused(tmp_path):
+    """Found by exploratory testing: --hours -1 read nothing and said all was well; a version that
+    does not exist read as a model without counts, with a retrain signal."""
+    _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
+    _served_model(str(tmp_path / "models"))
+    common = ["--request-logs", str(tmp_path / "logs"), "--output-dir", str(tmp_path / "out")]
+    for hours in ("-1", "0", "nan"):
+        with pytest.raises(SystemExit) as e:
+            monitor.main(common + ["--hours", hours])
+        assert e.value.code == monitor.EXIT_FLAGS
+    out = io.StringIO()
+    assert monitor.main(common + ["--model-base-path", str(tmp_path / "models"), "--model-version", "12345"],
+                        stream=out) == monitor.EXIT_FLAGS
+    assert "no version 12345 under" in out.getvalue() and "versions there: 7" in out.getvalue()
+    # no model at all: the traffic is judged, the popularity says why it is not
+    out = io.StringIO()
+    assert monitor.main(common + ["--model-base-path", str(tmp_path / "nowhere")], stream=out) == monitor.EXIT_OK
+    assert "no served model to compare the requests with" in out.getvalue()
+    assert "holds no training counts" not in out.getvalue()
+
+
 def test_no_logs_is_said_and_exits_1(tmp_path):
     out = io.StringIO()
     assert monitor.main(["--request-logs", str(tmp_path / "none"), "--output-dir", str(tmp_path / "out")],
