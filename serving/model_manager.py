@@ -298,8 +298,9 @@ class ModelManager:
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.poll_once()
-        self._thread = threading.Thread(target=self._poll_loop, name="version-poller", daemon=True)
-        self._thread.start()
+        if self.poll_seconds > 0:  # 0: polled exactly once, at start-up (TF Serving's meaning)
+            self._thread = threading.Thread(target=self._poll_loop, name="version-poller", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -352,7 +353,7 @@ class ModelManager:
             left = deadline - time.monotonic()
             if left <= 0:
                 return True
-            if self._stop.wait(min(left, self.poll_seconds)):
+            if self._stop.wait(min(left, self.poll_seconds) if self.poll_seconds > 0 else left):
                 return False
 
     def _still_newest(self, version: int) -> bool:

@@ -206,3 +206,14 @@ def test_input_checks_are_tensorflows_and_tf_servings():
         with pytest.raises(ServingError) as e:
             signature.check_inputs(inputs)
         assert (e.value.code, e.value.message) == ("INVALID_ARGUMENT", message)
+
+
+def test_a_poll_wait_of_0_looks_once_at_start_up(tmp_path):
+    """TF Serving's meaning of --file_system_poll_wait_seconds 0 (found by exploratory testing: it
+    polled in a busy loop, most of a CPU on an idle server)."""
+    manager = model_manager.ModelManager("recommender", str(tmp_path), poll_seconds=0)
+    manager.start()
+    try:
+        assert manager._thread is None  # no poller: nothing runs between requests
+    finally:
+        manager.stop()

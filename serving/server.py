@@ -49,8 +49,9 @@ FLAGS = (
          parse=flags.port, default=DEFAULT_GRPC_PORT),
     Flag("--bind_address", "address to listen on (default 127.0.0.1; 0.0.0.0 when AIP_HTTP_PORT is set)",
          aliases=("--bind-address",)),
-    Flag("--file_system_poll_wait_seconds", "how often to look for a new version (default %(default)s s)",
-         aliases=("--file-system-poll-wait-seconds",), parse=float, default=1.0),
+    Flag("--file_system_poll_wait_seconds", "how often to look for a new version (default %(default)s s; "
+         "0: once, at start-up)", aliases=("--file-system-poll-wait-seconds",),
+         parse=flags.number(0.0, what="a number of seconds (0 or more; 0: look once, at start-up)"), default=1.0),
     Flag("--max_num_load_retries", "how many times a failed load is retried (default %(default)s; 0: tried once)",
          aliases=("--max-num-load-retries",), parse=flags.integer(0, what="a number of retries (0 or more)"),
          default=DEFAULT_MAX_NUM_LOAD_RETRIES),
