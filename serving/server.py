@@ -186,6 +186,30 @@ def _model_and_logging(args, env) -> Tuple[str, str, Optional[object]]:
     return name, base_path, logging_config
 
 
+def _reason(error: BaseException) -> str:
+    return getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+
+
+def _cannot_listen(host: str, port: int) -> Optional[str]:
+    """Why the REST server could not listen on host:port (an address that is not this machine's,
+    a port in use), None when it can: checked before start-up, so that it is said in one line
+    rather than in uvicorn's log."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        return e.strerror or str(e)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     env = os.environ
@@ -219,8 +243,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                            num_batch_threads=args.num_batch_threads,
                            max_num_load_retries=args.max_num_load_retries,
                            load_retry_interval_micros=args.load_retry_interval_micros)
-    requests_log = request_log.RequestLog(args.model_name, request_log.Rotation(
-        int(args.request_log_max_file_mb * 2**20), args.request_log_max_file_seconds), logging_config)
+    try:
+        requests_log = request_log.RequestLog(args.model_name, request_log.Rotation(
+            int(args.request_log_max_file_mb * 2**20), args.request_log_max_file_seconds), logging_config)
+    except (OSError, tf.errors.OpError) as e:
+        print(f"serving: cannot write the request logs ({_reason(e)})", file=sys.stderr)
+        return 2
+    busy = _cannot_listen(host, rest_port) if rest_port else None
+    if busy:
+        print(f"serving: cannot listen on {host}:{rest_port} for REST (--rest_api_port, --bind_address): {busy}",
+              file=sys.stderr)
+        requests_log.close()
+        return 1
     manager.start()
     if manager.current is None:
         log.warning("no servable version of %s under %s yet (run 'make run' to push one); "
@@ -228,7 +262,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     grpc_server = None
     if args.port:
         grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}", requests_log=requests_log)
-        grpc_server.start()
+        try:
+            grpc_server.start()
+        except RuntimeError as e:  # grpc: "Failed to bind to address ..."
+            print(f"serving: cannot listen on {host}:{args.port} for gRPC (--port, --bind_address): {e}",
+                  file=sys.stderr)
+            manager.stop()
+            requests_log.close()
+            return 1
         log.info("Running gRPC ModelServer at %s:%d", host, args.port)
     stopped = []
 

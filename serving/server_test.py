@@ -1,0 +1,36 @@
+"""The server's start-up: an address it cannot listen on is said in one line (found by
+exploratory testing: a port in use or a bad --bind_address ended in a traceback or uvicorn's log)."""
+
+import socket
+import subprocess
+import sys
+
+from serving import server
+
+
+def test_an_address_it_cannot_listen_on_is_named():
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert server._cannot_listen("127.0.0.1", port) == "Address already in use"
+    assert server._cannot_listen("127.0.0.1", port) is None  # free again
+    assert server._cannot_listen("999.1.1.1", port)  # no such address
+
+
+def test_a_port_in_use_stops_start_up_in_one_line(tmp_path):
+    """`python -m serving` as make serve runs it (a process of its own: it sets up logging)."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "serving", "--model_base_path", str(tmp_path),
+                               "--rest_api_port", str(port), "--port", "0"],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"serving: cannot listen on 127.0.0.1:{port} for REST (--rest_api_port, --bind_address): "
+        "Address already in use")
+    assert "Traceback" not in done.stderr
