@@ -196,13 +196,16 @@ class TFRecordCollector:
 
     def collect(self, record: bytes, timestamp: float, latency_seconds: float, api: str) -> None:
         """Writes one serialized PredictionLog and its latency line, rotating first if due (the
-        file being closed is flushed); `flush` makes them reach the file."""
-        if (self._writer is None or self._bytes >= self.rotation.max_file_bytes
+        file being closed is flushed): when the record would take the file past its size (a record
+        larger than that gets a file of its own) or the file is old enough; `flush` makes them
+        reach the file."""
+        size = len(record) + _RECORD_OVERHEAD
+        if (self._writer is None or (self._records and self._bytes + size > self.rotation.max_file_bytes)
                 or self.clock() - self._opened >= self.rotation.max_file_seconds):
             self._rotate()
         self._writer.write(record)
         self._latency.write(f"{self._records},{int(timestamp * 1e6)},{int(round(latency_seconds * 1e6))},{api}\n")
-        self._bytes += len(record) + _RECORD_OVERHEAD
+        self._bytes += size
         self._records += 1
 
     def flush(self) -> None:

@@ -122,7 +122,9 @@ def test_records_are_written_in_order_with_their_latency_and_read_back(tmp_path)
 def test_files_rotate_by_size_and_by_age(tmp_path):
     one = len(request_log.prediction_log(*_predict_pair(), "m", 3, "call_item_item",
                                          _config("x").sampling_config, 0).SerializeToString()) + 16
-    logger = request_log.RequestLogger("m", _config(tmp_path / "size"), rotation=request_log.Rotation(3 * one, 1e9))
+    # records differ by a few bytes (their timestamps): room for 3 and a half
+    logger = request_log.RequestLogger("m", _config(tmp_path / "size"),
+                                       rotation=request_log.Rotation(3 * one + one // 2, 1e9))
     _write(logger, 10)
     logger.close()
     files = request_log.log_files(str(tmp_path / "size"))
@@ -131,6 +133,14 @@ def test_files_rotate_by_size_and_by_age(tmp_path):
     read = list(request_log.read_logs(files))
     assert [tf.make_ndarray(r.log.predict_log.request.inputs["item"])[0] for r in read] == list(range(10))
     assert [r.latency_us for r in read] == [1000 * (i + 1) for i in range(10)]  # each file's own lines
+    # no file grows past the size (found by exploratory testing: the size was checked after a
+    # write, so one large request took a file past --request_log_max_file_mb)
+    logger = request_log.RequestLogger("m", _config(tmp_path / "tight"),
+                                       rotation=request_log.Rotation(2 * one + one // 2, 1e9))
+    _write(logger, 6)
+    logger.close()
+    files = request_log.log_files(str(tmp_path / "tight"))
+    assert len(files) == 3 and all(os.path.getsize(f) <= 2 * one + one // 2 for f in files)  # 2 + 2 + 2
 
     now = [0.0]
     collector = request_log.TFRecordCollector(str(tmp_path / "age"), request_log.Rotation(1 << 30, 60.0),
