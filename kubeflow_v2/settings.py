@@ -71,6 +71,16 @@ def _accelerator(text: str) -> Tuple[str, int]:
     return kind, int(count or 1)
 
 
+def _beam_args(text: str) -> List[str]:
+    """Beam arguments (split like a shell line), each a pipeline option: `--name` or `--name=value`."""
+    args = shlex.split(text)
+    bad = [a for a in args if not re.fullmatch(r"--[A-Za-z][A-Za-z0-9_-]*(=.*)?", a, re.S)]
+    if bad:
+        raise flags.BadValue(f"{bad[0]!r} is not a Beam pipeline option (--name or --name=value, e.g. "
+                             "--beam-arg=--experiments=use_runner_v2)")
+    return args
+
+
 def _target(text: str) -> str:
     value = text.strip().lower()
     if value not in (VERTEX, KFP):
@@ -139,7 +149,7 @@ TRAINER_ACCELERATOR = Flag("--trainer-accelerator", "an accelerator for that cus
                            env="RECSYS_TRAINER_ACCELERATOR", parse=_accelerator)
 BEAM_ARGS = Flag("--beam-arg", "one more Beam argument for every Beam-using component (repeatable; the variable "
                  "is split like a shell line)", env="RECSYS_BEAM_ARGS", dest="extra_beam_args",
-                 kind=flags.REPEAT, parse=shlex.split, default=())
+                 kind=flags.REPEAT, parse=_beam_args, default=())
 SERVICE_ACCOUNT = Flag("--service-account", "service account the pipeline's components run as on Vertex AI",
                        env="RECSYS_VERTEX_SERVICE_ACCOUNT")
 LABELS = Flag("--label", "label KEY=VALUE of the pipeline job (repeatable; the variable: KEY=VALUE,KEY=VALUE)",

@@ -14,10 +14,20 @@ REQUIRED = ["--project", "p", "--region", "europe-west1", "--bucket", "my-bucket
     ("--pipeline-name", "Bad Name!", "--pipeline-name or RECSYS_PIPELINE_NAME: 'Bad Name!' is not a pipeline name"),
     ("--dataflow-max-workers", "-3", "--dataflow-max-workers or RECSYS_DATAFLOW_MAX_WORKERS: -3 is not a positive"),
     ("--dataflow-disk-size-gb", "0", "--dataflow-disk-size-gb or RECSYS_DATAFLOW_DISK_SIZE_GB: 0 is not a positive"),
+    # found by exploratory testing: compiled, to fail only in the cloud
+    ("--beam-arg", "garbage", "--beam-arg or RECSYS_BEAM_ARGS: 'garbage' is not a Beam pipeline option"),
+    ("--beam-arg", "--ok=1 -x", "'-x' is not a Beam pipeline option"),
 ])
 def test_a_malformed_setting_is_named(flag, value, expected):
     with pytest.raises(settings.SettingError, match=expected.replace("(", "\\(")):
         settings.parse_compile_args(REQUIRED + [flag, value], environ={})
+
+
+def test_beam_args_are_pipeline_options():
+    config, _, _ = settings.parse_compile_args(
+        REQUIRED + ["--beam-arg=--experiments=use_runner_v2 --no_use_public_ips", "--beam-arg", "--x='a b'"],
+        environ={})
+    assert config.extra_beam_args[-3:] == ["--experiments=use_runner_v2", "--no_use_public_ips", "--x=a b"]
 
 
 def test_bucket_forms():
