@@ -320,16 +320,19 @@ def terminal(stream: IO[str]) -> Optional[IO[str]]:
     return None if stream in (sys.__stdout__, sys.__stderr__) else stream
 
 
-def is_data_rejection(error: BaseException) -> bool:
-    """Whether `error` (or an exception it was raised from) means the data was rejected."""
+def _chain(error: Optional[BaseException]):
+    """`error` and the exceptions it was raised from (`__cause__`, else `__context__`), each once."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        for cls in type(error).__mro__:
-            if f"{cls.__module__}.{cls.__qualname__}" in DATA_REJECTED_ERRORS:
-                return True
+        yield error
         error = error.__cause__ or error.__context__
-    return False
+
+
+def is_data_rejection(error: BaseException) -> bool:
+    """Whether `error` (or an exception it was raised from) means the data was rejected."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" in DATA_REJECTED_ERRORS
+               for e in _chain(error) for cls in type(e).__mro__)
 
 
 NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
@@ -338,13 +341,7 @@ NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 def is_interrupt(error: BaseException) -> bool:
     """Whether `error` (or an exception it was raised from) is Ctrl-C: a KeyboardInterrupt, or
     one that Beam's runner wrapped (a RuntimeError whose message starts "KeyboardInterrupt")."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, KeyboardInterrupt) or str(error).startswith("KeyboardInterrupt"):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(isinstance(e, KeyboardInterrupt) or str(e).startswith("KeyboardInterrupt") for e in _chain(error))
 
 
 def is_out_of_space(error: BaseException) -> bool:
@@ -353,15 +350,8 @@ def is_out_of_space(error: BaseException) -> bool:
     words in a message that wraps it (Beam's)."""
     import errno
 
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(text in str(error) for text in NO_SPACE_TEXTS):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+               or any(text in str(e) for text in NO_SPACE_TEXTS) for e in _chain(error))
 
 
 def no_space_line(error: BaseException, where: str = "") -> str:
