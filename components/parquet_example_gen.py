@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -130,6 +130,24 @@ def window_of(exec_properties: Dict[str, Any]) -> int:
     return int(fields.fields[WINDOW_KEY].number_value)
 
 
+def input_config_of(exec_properties: Dict[str, Any]) -> example_gen_pb2.Input:
+    """ExampleGen's input_config (its JSON, as exec properties hold it, or the proto)."""
+    config = exec_properties[standard_component_specs.INPUT_CONFIG_KEY]
+    if isinstance(config, str):
+        return proto_utils.json_to_proto(config, example_gen_pb2.Input())
+    return config
+
+
+def select_spans(exec_properties: Dict[str, Any]) -> Tuple[spans.Layout, spans.Selection]:
+    """The data directory's layout and what a run reads of it (the window of `span_window`
+    spans, the eval files, the previous span): what the executor reads, and what the local
+    runner compares with the served model's window before the run (runner/baseline.py).
+    SpanLayoutError when the layout cannot be read."""
+    layout = spans.read_layout(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                               *spans.file_patterns(input_config_of(exec_properties)))
+    return layout, layout.select(window_of(exec_properties))
+
+
 def record_selection(examples: types.Artifact, selection: spans.Selection, fingerprint: str) -> None:
     """The Examples artifact's custom properties (module docstring)."""
     examples.span = selection.newest.number  # declared: StatisticsGen copies it to its statistics
@@ -170,12 +188,10 @@ class Executor(BaseExampleGenExecutor):
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
         base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
-        window = window_of(exec_properties)
-        layout = spans.read_layout(base, *spans.file_patterns(config))
-        self._selection = selection = layout.select(window)
-        logging.info("ExampleGen spans: %s", spans.describe(layout, selection, window))
+        config = input_config_of(exec_properties)
+        layout, selection = select_spans(exec_properties)
+        self._selection = selection
+        logging.info("ExampleGen spans: %s", spans.describe(layout, selection, window_of(exec_properties)))
         # TFX's fingerprint of every file the patterns match: the driver's when the orchestrator
         # passed it (the local runner), else the same computation here (Vertex's pre-cache check
         # output does not reach a pipeline spec 2.0 executor)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import List, Optional
 
 from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.proto import example_gen_pb2
-from tfx.utils import proto_utils
 
 from components import baseline, parquet_example_gen, spans
 
@@ -35,13 +33,8 @@ def window_spans(tfx_pipeline) -> Optional[List[int]]:
     """The spans ExampleGen will train on (its executor's selection: components/spans.py), None
     when the data directory's layout cannot be read (the run then stops on it anyway)."""
     example_gen = next(n for n in tfx_pipeline.components if isinstance(n, FileBasedExampleGen))
-    props = example_gen.exec_properties
-    config = props["input_config"]
-    if isinstance(config, str):
-        config = proto_utils.json_to_proto(config, example_gen_pb2.Input())
     try:
-        layout = spans.read_layout(props["input_base"], *spans.file_patterns(config))
-        selection = layout.select(parquet_example_gen.window_of(props))
+        _, selection = parquet_example_gen.select_spans(example_gen.exec_properties)
     except spans.SpanLayoutError:
         return None
     return [span.number for span in selection.window]
