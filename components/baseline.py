@@ -17,8 +17,8 @@ driver does).
 **The rule** (`decide`): the baseline is the served model, unless the served model is this
 very training run again: trained on exactly this data (its training.json's input fingerprint
 and window of spans are the Examples') with exactly this training configuration and code
-(`training_key`). Then the
-baseline is the one that model had (what it was warm-started from and judged against). So a
+(`training_key`). Then the baseline is the one that model had (what it was warm-started from
+and judged against). So a
 second run with nothing changed decides what the first decided, and comes whole from the cache;
 new data, another configuration or a rollback give a new baseline.
 
@@ -46,7 +46,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from components import model_versions
+from components import model_versions, spans
 from models import trainer
 
 log = logging.getLogger("recsys.baseline")  # the console shows it (runner/console.py)
@@ -87,7 +87,7 @@ def decide(serving_model_dir: str, data_fingerprint: Optional[str], training_key
     facts = trainer.read_training_facts(os.path.join(serving_model_dir, served)) or {}
     data = facts.get("data") or {}
     same_data = (bool(data_fingerprint) and data.get("input_fingerprint") == data_fingerprint
-                 and _spans(data.get("window_spans")) == _spans(window_spans))
+                 and _window(data.get("window_spans")) == _window(window_spans))
     if same_data and facts.get("training_key") == training_key:
         base = (facts.get("baseline") or {}).get("version") or None
         return Decision(base, served, f"version {served}, the served one, was trained on this data with "
@@ -95,13 +95,9 @@ def decide(serving_model_dir: str, data_fingerprint: Optional[str], training_key
     return Decision(served, served, "served")
 
 
-def _spans(value: Any) -> Optional[List[int]]:
-    """Span numbers from a list or "1,2,3" (as training.json and the Examples hold them)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    return [int(v) for v in value]
+def _window(value: Any) -> Optional[List[int]]:
+    """A window's span numbers (spans.span_numbers), None when it is not known."""
+    return None if value is None else spans.span_numbers(value)
 
 
 def data_fingerprint(input_base: str, input_config: Any) -> str:
@@ -127,7 +123,7 @@ def data_facts(artifact: types.Artifact, prefix: str = "") -> Dict[str, Any]:
             get = artifact.get_int_custom_property if kind is int else artifact.get_string_custom_property
             facts[name] = get(prefix + name)
     if "window_spans" in facts:
-        facts["window_spans"] = [int(s) for s in str(facts["window_spans"]).split(",") if s.strip()]
+        facts["window_spans"] = spans.span_numbers(facts["window_spans"])
     return facts
 
 

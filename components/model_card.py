@@ -422,12 +422,12 @@ def spans(card: Dict[str, Any]) -> Optional[str]:
                (parameters.get("examples") or {}).get("properties") or {}]
     if any(span_layout.is_flat(source.get("input_fingerprint")) for source in sources):
         return None
-    folders = _dated_folders(sources)
+    train_files = next((s["span_train_files"] for s in sources if s.get("span_train_files")), None)
     for source in sources:
-        numbers = _span_numbers(source.get("window_spans"))
-        if numbers and all(n in folders for n in numbers):  # dated folders: their names, not day numbers
-            first, last = folders[numbers[0]], folders[numbers[-1]]
-            return first if len(numbers) == 1 else f"{first} to {last}"
+        numbers = span_layout.span_numbers(source.get("window_spans"))
+        names = span_layout.window_names(numbers, train_files)
+        if names:  # dated folders: their names, not day numbers
+            return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
         if numbers:
             return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
     for source in sources:
@@ -443,30 +443,6 @@ def spans_text(card: Dict[str, Any]) -> Optional[str]:
         return None
     several = " to " in trained or (trained.count("-") == 1 and not trained.startswith("-"))
     return f"span{'s' if several else ''} {trained}"
-
-
-def _dated_folders(sources: List[Dict[str, Any]]) -> Dict[int, str]:
-    """The dated span folders' names (components/spans.py `dated_folders`) of the first source
-    with ExampleGen's `span_train_files`."""
-    for source in sources:
-        if source.get("span_train_files"):
-            return span_layout.dated_folders(source["span_train_files"])
-    return {}
-
-
-def _span_numbers(value: Any) -> List[int]:
-    """[2, 3, 4] from [2, 3, 4], "[2, 3, 4]" or "2,3,4"."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = [part for part in value.replace(" ", ",").split(",") if part]
-    if isinstance(value, int):
-        value = [value]
-    try:
-        return sorted(int(v) for v in value or [])
-    except (TypeError, ValueError):
-        return []
 
 
 def rollback_of(card: Optional[Dict[str, Any]]) -> Optional[int]:

@@ -122,13 +122,12 @@ def span_figures(examples: types.Artifact, drift_report: Optional[types.Artifact
     from components import drift, parquet_example_gen as example_gen, spans
 
     window = examples.get_string_custom_property(example_gen.WINDOW_SPANS_PROPERTY)
-    dated = spans.dated_folders(examples.get_string_custom_property(example_gen.SPAN_TRAIN_FILES_PROPERTY))
-    numbers = [int(n) for n in window.split(",") if n.strip()]
     return {
         "span": examples.get_int_custom_property(example_gen.SPAN_PROPERTY),
         "flat": bool(spans.is_flat(examples.get_string_custom_property(example_gen.FINGERPRINT_PROPERTY))),
         # dated span folders: their names, for a person (the numbers are days since 1970)
-        "window_names": [dated[n] for n in numbers] if numbers and all(n in dated for n in numbers) else None,
+        "window_names": spans.window_names(
+            window, examples.get_string_custom_property(example_gen.SPAN_TRAIN_FILES_PROPERTY)),
         "window_spans": window,
         "eval_source": examples.get_string_custom_property(example_gen.EVAL_SOURCE_PROPERTY),
         "drift": drift.read_report(drift_report.uri if drift_report is not None else None),

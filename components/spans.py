@@ -131,6 +131,29 @@ def span_number(folder: str) -> Optional[Tuple[str, int]]:
     return "date", example_gen_utils.date_to_span_number(year, month, day)
 
 
+def span_numbers(value: Any) -> List[int]:
+    """Span numbers, ascending, from how artifacts and training.json hold a window: [2, 3, 4],
+    "2,3,4" (ExampleGen's `window_spans`), "[2, 3, 4]" or 3; [] for nothing readable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+    if isinstance(value, int):
+        value = [value]
+    try:
+        return sorted(int(v) for v in value or [])
+    except (TypeError, ValueError):
+        return []
+
+
+def window_names(window: Any, span_train_files: Any) -> Optional[List[str]]:
+    """The folder names of a window of dated spans (`window`: as `span_numbers` reads it), None
+    when any of them is not a dated folder of `span_train_files` (`dated_folders`)."""
+    numbers, dated = span_numbers(window), dated_folders(span_train_files)
+    return [dated[n] for n in numbers] if numbers and all(n in dated for n in numbers) else None
+
+
 def dated_folders(span_train_files: Any) -> Dict[int, str]:
     """Span number -> folder name of the dated span folders in ExampleGen's `span_train_files`
     (span number -> train files, or its JSON): TFX's {YYYY}{MM}{DD} spans are day numbers, and a
