@@ -118,8 +118,7 @@ def compare(newest_dir: str, previous_dir: str, work_dir: str, thresholds: Dict[
     schema.uri = configs.SCHEMA_DIR
     report = drift.DriftReport()
     report.uri = tempfile.mkdtemp(dir=work_dir)
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
-        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.local_beam_args())
     try:
         drift.Executor(context).Do({"examples": [examples], "schema": [schema]}, {"drift_report": [report]},
                                    {"thresholds": json_utils.dumps(thresholds), "accept_drift": 0})

@@ -21,6 +21,7 @@ from tfx.types import standard_artifacts
 
 from components import batch_recommendations as batch
 from models import features, testing
+from pipeline import configs
 
 K = 5
 NUM_PRODUCTS = 12
@@ -71,8 +72,7 @@ def _run(inputs, out, blessed, mode="in_memory", **props):
     result.uri = str(out)
     os.makedirs(out, exist_ok=True)
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--runner=FnApiRunner", f"--direct_running_mode={mode}",
-                            "--direct_num_workers=2"],
+        beam_pipeline_args=configs.local_beam_args(running_mode=mode, workers=2),
         tmp_dir=str(out) + "_tmp", unique_id="1")
     batch.Executor(context).Do(
         {"model": [model], "model_blessing": [blessing], "transform_graph": [graph]},

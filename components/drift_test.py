@@ -75,8 +75,7 @@ def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others
     schema.uri = configs.SCHEMA_DIR
     report = drift.DriftReport()
     report.uri = str(tmp_path / "root" / "DriftGate" / "drift_report" / str(len(os.listdir(tmp_path))))
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
-        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.local_beam_args())
     props = {"thresholds": json_utils.dumps(thresholds), "accept_drift": int(accept),
              "acceptances_dir": str(tmp_path / "accepted")}
     try:

@@ -13,6 +13,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components import eval_sample
 from models import features
+from pipeline import configs
 from models.examples import purchase_examples
 
 USERS = [f"user{i:016d}".encode() for i in range(50)]
@@ -43,7 +44,7 @@ def _run(examples, users, seed=0):
     out = standard_artifacts.Examples()
     out.uri = os.path.join(root, f"out-{users}-{seed}-{len(os.listdir(root))}")
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--runner=FnApiRunner"], tmp_dir=os.path.join(root, "tmp"), unique_id="1")
+        beam_pipeline_args=configs.local_beam_args(), tmp_dir=os.path.join(root, "tmp"), unique_id="1")
     eval_sample.Executor(context).Do({"examples": [examples]}, {"sampled": [out]},
                                      {"users": users, "seed": seed, "split": "eval"})
     files = glob.glob(os.path.join(out.uri, "Split-eval", "*.gz"))

@@ -293,17 +293,21 @@ class PipelineConfig:
         return None  # a local run writes the batch recommendations as parquet only
 
     def beam_pipeline_args(self) -> List[str]:
-        # The project's package is the pipeline's Beam dependency (what a remote runner would
-        # stage: module code and components; a local runner stages nothing). Without one
-        # declared, TFX builds a TFX sdist for Beam in each Beam component
-        # (tfx/utils/dependency_utils.py), which a local runner never reads (docs/benchmarks.md).
-        args = [f"--runner={self.beam_runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
-        if self.beam_runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
-            args += [
-                f"--direct_running_mode={self.beam_direct_running_mode}",
-                f"--direct_num_workers={self.beam_workers}",
-            ]
-        return args + list(self.extra_beam_args)
+        return local_beam_args(self.beam_runner, self.beam_direct_running_mode,
+                               self.beam_workers) + list(self.extra_beam_args)
+
+
+def local_beam_args(runner: str = "FnApiRunner", running_mode: str = "in_memory",
+                    workers: int = 1) -> List[str]:
+    """Beam arguments for a run on this machine, the project's package declared as the pipeline's
+    dependency (what a remote runner would stage: module code and components; a local runner
+    stages nothing). Every Beam args list needs a declared dependency: without one, TFX builds a
+    throwaway TFX sdist in each Beam component (tfx/utils/dependency_utils.py), 2-6 s and 46 MB
+    under /tmp that it never removes (docs/benchmarks.md)."""
+    args = [f"--runner={runner}", f"--setup_file={os.path.join(PROJECT_DIR, 'setup.py')}"]
+    if runner in ("FnApiRunner", "DirectRunner"):  # both read DirectOptions
+        args += [f"--direct_running_mode={running_mode}", f"--direct_num_workers={workers}"]
+    return args
 
 
 # --- Kubeflow Pipelines / Vertex AI ---------------------------------------------------------------
@@ -445,9 +449,12 @@ class VertexConfig:
         Evaluator...): Dataflow with workers from our image, else the in-container FnApiRunner."""
         if not self.dataflow:
             # named, as the local run's (PipelineConfig.beam_runner): the DirectRunner would try
-            # Prism first, and with internet in the container download and run it
+            # Prism first, and with internet in the container download and run it. The image is
+            # the declared dependency (the code is installed there; the FnApiRunner stages
+            # nothing), or TFX builds and leaves a TFX sdist in each Beam task (local_beam_args).
             args = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-                    f"--direct_num_workers={self.direct_num_workers}"]
+                    f"--direct_num_workers={self.direct_num_workers}",
+                    f"--sdk_container_image={self.image}"]
             return args + list(self.extra_beam_args)
         args = [
             "--runner=DataflowRunner",

@@ -36,8 +36,9 @@ def _validate(tmp_path, examples):
     with tf.io.TFRecordWriter(path, options="GZIP") as w:
         for e in examples:
             w.write(e.SerializeToString())
-    stats = tfdv.generate_statistics_from_tfrecord(
-        path, pipeline_options=PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=in_memory"]))
+    stats = tfdv.generate_statistics_from_tfrecord(  # output_path: else a folder left in /tmp
+        path, output_path=str(tmp_path / "stats.tfrecord"),
+        pipeline_options=PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=in_memory"]))
     anomalies = tfdv.validate_statistics(stats, SCHEMA)
     return dict(anomalies.anomaly_info), validator.find_pattern_violations([path], validator.id_patterns(SCHEMA))
 
