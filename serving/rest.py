@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from serving import classify_regress, json_format, json_parse, json_tensor, request_log
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager, metadata_json, status_json
@@ -154,7 +155,7 @@ class RestApi:
                 name, version, label, verb = m.groups()
                 name, version, label = _decode(name), _version(version), label and _decode(label)
                 if verb in ("classify", "regress", "predict"):
-                    return await self.predict(name, version, label, verb, await request.body())
+                    return await self.predict(name, version, label, verb, await _body(request))
             elif method == "GET" and (m := STATUS_PATH.fullmatch(path)):
                 name, version, label, sub = m.groups()
                 return self.status_or_metadata(name and _decode(name), _version(version),
@@ -175,9 +176,18 @@ class RestApi:
 
     async def vertex_predict(self, request: Request) -> Response:
         try:
-            return await self.predict(self.manager.name, None, None, "predict", await request.body())
+            return await self.predict(self.manager.name, None, None, "predict", await _body(request))
         except Exception as e:  # noqa: BLE001
             return _error_response(from_exception(e))
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body; a client gone before sending all of it is CANCELLED (499, nobody reads
+    it), not the server's error (INTERNAL, logged)."""
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        raise ServingError("CANCELLED", "the client disconnected before sending its whole request") from None
 
 
 def create_app(manager: ModelManager, health_route: Optional[str] = None,

@@ -96,6 +96,30 @@ def test_options_is_a_cors_preflight(client):
     assert "access-control-allow-origin" not in ok.headers  # only with --rest_api_enable_cors_support
 
 
+def test_a_client_gone_mid_body_is_no_server_error(client, caplog):
+    """Found by exploratory testing: a client that disconnected before sending its whole body was
+    logged at ERROR as the server's failure (INTERNAL)."""
+    import logging
+
+    sent = []
+    messages = iter([{"type": "http.request", "body": b'{"inputs": ', "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/models/m:predict", "raw_path": b"/v1/models/m:predict",
+             "query_string": b"", "headers": [(b"content-length", b"100")], "server": ("127.0.0.1", 8501),
+             "client": ("127.0.0.1", 5000)}
+    with caplog.at_level(logging.INFO):
+        asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["status"] == 499
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_cors_headers_with_the_flag(tmp_path):
     c = app_client(tmp_path, enable_cors=True)
     for response in (c.get("/v1/models/m"), c.options("/v1/models/m", headers={"Origin": "http://x"})):
