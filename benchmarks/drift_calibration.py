@@ -1,21 +1,23 @@
 """The drift gate's thresholds, measured: seeded random spans of the ASOS train purchases (the
 replay's split: K spans, the first twice as large as the others) pass, and so do the same spans
 with twice the customers buying as before; the same spans with their popularity turned upside
-down, or with their heaviest buyers buying 3x, do not.
+down, with their heaviest buyers buying 3x, or with one new account making 1% of the purchases,
+do not.
 
     flock /tmp/recsys-heavy.lock env/run-in-env python benchmarks/drift_calibration.py
     env/run-in-env python benchmarks/drift_calibration.py --seeds 0 --spans 4 --out /tmp/calibration
 
 For each seed it splits the train file into spans (`random_spans`), writes them as span
 folders, and runs the DriftGate's executor (components/drift.py, the code a run runs, Beam's
-FnApiRunner) on each span against the one before it, four ways: as it is (`random`), with twice
+FnApiRunner) on each span against the one before it, five ways: as it is (`random`), with twice
 its customers, who buy as its own do (`busier`: its rows twice under new user ids; not against
 the first span, twice as long, where each of them would buy half as much), with the
 popularity of the previous span's products reversed (`inverted`: the product of rank r becomes
-the product of rank n-1-r), and with its `--heavy-buyers` heaviest buyers buying 3 times as
-much (`heavy`). It prints one line per comparison, then each measure's range per kind next to
-its threshold (pipeline/configs.py DEFAULT_DRIFT_THRESHOLDS), and whether every random span
-passes and every altered span is stopped. About 20 s per comparison on 2 cores.
+the product of rank n-1-r), with its `--heavy-buyers` heaviest buyers buying 3 times as much
+(`heavy`), and with one new account making `--newcomer-share` of its purchases (`newcomer`: a
+reseller or a bot arriving). It prints one line per comparison, then each measure's range per
+kind next to its threshold (pipeline/configs.py DEFAULT_DRIFT_THRESHOLDS), and whether every
+random span passes and every altered span is stopped. About 20 s per comparison on 2 cores.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -36,10 +38,11 @@ import pyarrow.parquet as pq
 from models import features
 from pipeline import configs
 
-KINDS = ("random", "busier", "inverted", "heavy")
+KINDS = ("random", "busier", "inverted", "heavy", "newcomer")
 PASSING = ("random", "busier")  # the kinds every span of which must pass; the others, be stopped
 SHORT = {  # column titles of the measures, in components/drift.py's order
-    0: "prod L-inf", 1: "prod JS", 2: "rows x", 3: "user JS", 4: "top1% x", 5: "repeated"}
+    0: "prod L-inf", 1: "prod JS", 2: "rows x", 3: "user JS", 4: "top1% x", 5: "user L-inf",
+    6: "repeated"}
 
 
 def random_spans(rows: int, k: int, seed: int) -> np.ndarray:
@@ -85,6 +88,17 @@ def heavier(table: pa.Table, buyers: int, times: int = 3) -> pa.Table:
     heavy = counts.column(features.USER_KEY).take(pa.array(order[:buyers]))
     rows = table.filter(pc.is_in(table.column(features.USER_KEY), value_set=heavy))
     return pa.concat_tables([table] + [rows] * (times - 1))
+
+
+def newcomer(table: pa.Table, share: float, seed: int = 0, account: bytes = b"NEWACCOUNT0000000000") -> pa.Table:
+    """`table` with one new account that makes `share` of its purchases (a reseller or a bot
+    arriving), buying its products as often as the span's customers do (rows drawn from it)."""
+    extra = int(round(share * table.num_rows / (1 - share)))
+    rows = table.take(pa.array(np.random.default_rng(seed).integers(0, table.num_rows, extra)))
+    user = table.column(features.USER_KEY).type
+    account = pa.array([account] * extra, pa.binary()).cast(user)
+    return pa.concat_tables([table, rows.set_column(rows.schema.get_field_index(features.USER_KEY),
+                                                    features.USER_KEY, account)])
 
 
 def write_spans(train_file: str, out_dir: str, k: int, seed: int) -> List[str]:
@@ -140,6 +154,9 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="default %(default)s")
     parser.add_argument("--heavy-buyers", type=int, default=500,
                         help="the heavy variant: how many of the span's heaviest buyers buy 3x; default %(default)s")
+    parser.add_argument("--newcomer-share", type=float, default=0.01,
+                        help="the newcomer variant: one new account's share of the span's purchases; "
+                             "default %(default)s")
     parser.add_argument("--out", help="where the spans are written (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
 
@@ -158,7 +175,8 @@ def main(argv: Sequence[str] = None) -> int:
                 table, reference = (pq.read_table(os.path.join(f, configs.TRAIN_FILE)) for f in (newest, previous))
                 variants = {"random": newest}
                 altered_kinds = [("inverted", inverted(table, reference)),
-                                 ("heavy", heavier(table, args.heavy_buyers))]
+                                 ("heavy", heavier(table, args.heavy_buyers)),
+                                 ("newcomer", newcomer(table, args.newcomer_share, seed))]
                 if previous != folders[0]:
                     # twice the customers buying as before, against a span as long: against the
                     # first span (twice as long) each of them would buy half as much, a real shift

@@ -17,8 +17,11 @@ them with TFDV, as the TFX paper validates data span against span:
   over a longer time. So the counts are compared twice, at equal rows (the larger span thinned,
   seeded) and at equal users (a seeded sample of the larger span's users, each with all their
   rows), and the smaller divergence counts; the top users' share (a share: the same for
-  customers who buy twice as much) is taken at equal users (`per_user_comparison`). The figures
-  name the newest span's heaviest buyer;
+  customers who buy twice as much) is taken at equal users (`per_user_comparison`). One new
+  account buying a large share (a reseller or a bot arriving) may move neither where the heavy
+  tail already holds the top share, so the user ids' distributions are compared too, with TFDV's
+  L-infinity distance: the largest change of one buyer's share (TFDV names the account). The
+  figures name the newest span's heaviest buyer;
 - repeats: the newest span's train files byte-identical to a file of another span or to another
   of its own, and the share of its (user, product) rows already in the previous span (the same
   file dropped twice, or mostly the same rows);
@@ -84,10 +87,19 @@ PRODUCT_JENSEN_SHANNON = "product_jensen_shannon"  # JSD of the product distribu
 MIN_ROWS_RATIO = "min_rows_ratio"  # rows newest / previous at least this (TFDV num_examples comparator)
 MAX_ROWS_RATIO = "max_rows_ratio"  # ... and at most this
 PER_USER_JENSEN_SHANNON = "purchases_per_user_jensen_shannon"  # JSD of purchases per user (TFDV)
+USER_L_INFINITY = "user_l_infinity"  # max |p_new(u) - p_prev(u)| over users (TFDV): one buyer's rise
 TOP_USERS_SHARE_RATIO = "top_users_share_ratio"  # top 1% users' share, newest / previous, at most x and 1/x
 REPEATED_ROWS = "repeated_rows"  # share of the newest span's purchases also in the previous span
 THRESHOLDS = (PRODUCT_L_INFINITY, PRODUCT_JENSEN_SHANNON, MIN_ROWS_RATIO, MAX_ROWS_RATIO,
-              PER_USER_JENSEN_SHANNON, TOP_USERS_SHARE_RATIO, REPEATED_ROWS)
+              PER_USER_JENSEN_SHANNON, TOP_USERS_SHARE_RATIO, USER_L_INFINITY, REPEATED_ROWS)
+
+# The report's measures, in its order (their names are read back: summary_text, the run report)
+MEASURE_NAMES = (PRODUCT_LINF_NAME, PRODUCT_JSD_NAME, ROWS_NAME, PER_USER_NAME, TOP_SHARE_NAME, USER_LINF_NAME,
+                 REPEATED_NAME) = (
+    f"{features.PRODUCT_KEY} L-infinity distance", f"{features.PRODUCT_KEY} Jensen-Shannon divergence",
+    "rows, newest / previous", "purchases per user, Jensen-Shannon divergence",
+    "top 1% of users' share of purchases, newest / previous", f"{features.USER_KEY} L-infinity distance",
+    "purchases repeated from the previous span")
 
 
 class DriftError(RuntimeError):
@@ -116,7 +128,7 @@ def check_thresholds(thresholds: Dict[str, float]) -> None:
     if thresholds[TOP_USERS_SHARE_RATIO] < 1:
         raise ValueError(f"drift threshold {TOP_USERS_SHARE_RATIO} is a ratio allowed either way: "
                          f"1 or more, got {thresholds[TOP_USERS_SHARE_RATIO]}")
-    for name in (PRODUCT_JENSEN_SHANNON, PER_USER_JENSEN_SHANNON, REPEATED_ROWS):
+    for name in (PRODUCT_JENSEN_SHANNON, PER_USER_JENSEN_SHANNON, USER_L_INFINITY, REPEATED_ROWS):
         if thresholds[name] > 1:
             raise ValueError(f"drift threshold {name} is at most 1 (a divergence or a share), "
                              f"got {thresholds[name]}")
@@ -236,15 +248,19 @@ def per_user_comparison(newest: pa.Table, previous: pa.Table, schema: schema_pb2
     return min(comparisons, key=lambda c: c[0])[1], comparisons[1][2]
 
 
-def product_schema(curated: schema_pb2.Schema, thresholds: Dict[str, float]) -> schema_pb2.Schema:
-    """The curated schema with the drift comparators of the product feature and the row ratio."""
+def span_schema(curated: schema_pb2.Schema, thresholds: Dict[str, float]) -> schema_pb2.Schema:
+    """The curated schema with the drift comparators of the product and user features and the
+    row ratio."""
     schema = schema_pb2.Schema()
     schema.CopyFrom(curated)
-    product = next((f for f in schema.feature if f.name == features.PRODUCT_KEY), None)
-    if product is None:
-        raise ValueError(f"the schema has no feature {features.PRODUCT_KEY}")
+    found = {f.name: f for f in schema.feature if f.name in (features.PRODUCT_KEY, features.USER_KEY)}
+    for name in (features.PRODUCT_KEY, features.USER_KEY):
+        if name not in found:
+            raise ValueError(f"the schema has no feature {name}")
+    product = found[features.PRODUCT_KEY]
     product.drift_comparator.infinity_norm.threshold = thresholds[PRODUCT_L_INFINITY]
     product.drift_comparator.jensen_shannon_divergence.threshold = thresholds[PRODUCT_JENSEN_SHANNON]
+    found[features.USER_KEY].drift_comparator.infinity_norm.threshold = thresholds[USER_L_INFINITY]
     rows = schema.dataset_constraints.num_examples_drift_comparator
     rows.min_fraction_threshold = thresholds[MIN_ROWS_RATIO]
     rows.max_fraction_threshold = thresholds[MAX_ROWS_RATIO]
@@ -290,20 +306,23 @@ def _measure(name: str, value: float, limit: str, over: bool, detail: str = "") 
 
 
 def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
-               product_anomalies: anomalies_pb2.Anomalies, user_anomalies: anomalies_pb2.Anomalies,
+               span_anomalies: anomalies_pb2.Anomalies, user_anomalies: anomalies_pb2.Anomalies,
                shares: Tuple[float, float], repeats: Dict[str, Any],
                thresholds: Dict[str, float],
                heaviest: Optional[Tuple[str, int, float]] = None) -> Dict[str, Any]:
     """The report's figures: each measure with its value, its limit and whether it is over.
 
+    `span_anomalies`: TFDV's, of the two spans' statistics (products, user ids, row count);
+    `user_anomalies`: of their purchases per user (per_user_comparison);
     `newest`/`previous`: {"span", "name", "rows", "files"}; `shares`: the top users' shares
     (newest, previous); `repeats`: {"identical_files": [[newest file, other file]], "rows"};
     `heaviest`: the newest span's heaviest buyer (user id, purchases, share), named beside the
     per-user measures."""
-    product = drift_measurements(product_anomalies)
+    measured = drift_measurements(span_anomalies)
     per_user = drift_measurements(user_anomalies)
-    linf = product.get((features.PRODUCT_KEY, "L_INFTY"), 0.0)
-    jsd = product.get((features.PRODUCT_KEY, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
+    linf = measured.get((features.PRODUCT_KEY, "L_INFTY"), 0.0)
+    user_linf = measured.get((features.USER_KEY, "L_INFTY"), 0.0)
+    jsd = measured.get((features.PRODUCT_KEY, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
     user_jsd = per_user.get((PER_USER, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
     ratio = newest["rows"] / previous["rows"] if previous["rows"] else float("inf")
     share_ratio = shares[0] / shares[1] if shares[1] else 1.0
@@ -314,24 +333,27 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     identical = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}"
                         for a, b in repeats["identical_files"])
     measures = [
-        _measure(f"{features.PRODUCT_KEY} L-infinity distance", linf, f"<= {thresholds[PRODUCT_L_INFINITY]:g}",
+        _measure(PRODUCT_LINF_NAME, linf, f"<= {thresholds[PRODUCT_L_INFINITY]:g}",
                  linf > thresholds[PRODUCT_L_INFINITY],
-                 anomaly_detail(product_anomalies, features.PRODUCT_KEY, "COMPARATOR_L_INFTY_HIGH")),
-        _measure(f"{features.PRODUCT_KEY} Jensen-Shannon divergence", jsd,
+                 anomaly_detail(span_anomalies, features.PRODUCT_KEY, "COMPARATOR_L_INFTY_HIGH")),
+        _measure(PRODUCT_JSD_NAME, jsd,
                  f"<= {thresholds[PRODUCT_JENSEN_SHANNON]:g}", jsd > thresholds[PRODUCT_JENSEN_SHANNON]),
         # TFDV's comparator says nothing when a span has no rows: the ratio is checked here too
-        _measure("rows, newest / previous", ratio,
+        _measure(ROWS_NAME, ratio,
                  f"{thresholds[MIN_ROWS_RATIO]:g} to {thresholds[MAX_ROWS_RATIO]:g}",
-                 bool(product_anomalies.dataset_anomaly_info.reason)
+                 bool(span_anomalies.dataset_anomaly_info.reason)
                  or not thresholds[MIN_ROWS_RATIO] <= ratio <= thresholds[MAX_ROWS_RATIO],
                  f"{newest['rows']:,} vs {previous['rows']:,} rows"),
-        _measure("purchases per user, Jensen-Shannon divergence", user_jsd,
+        _measure(PER_USER_NAME, user_jsd,
                  f"<= {thresholds[PER_USER_JENSEN_SHANNON]:g}", user_jsd > thresholds[PER_USER_JENSEN_SHANNON],
                  f"the smaller of equal rows and equal users{heavy}"),
-        _measure("top 1% of users' share of purchases, newest / previous", share_ratio,
+        _measure(TOP_SHARE_NAME, share_ratio,
                  f"{1 / allowed:.3g} to {allowed:g}", not 1 / allowed <= share_ratio <= allowed,
                  f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users{heavy}"),
-        _measure("purchases repeated from the previous span", repeated_share,
+        _measure(USER_LINF_NAME, user_linf, f"<= {thresholds[USER_L_INFINITY]:g}",
+                 user_linf > thresholds[USER_L_INFINITY],
+                 anomaly_detail(span_anomalies, features.USER_KEY, "COMPARATOR_L_INFTY_HIGH")),
+        _measure(REPEATED_NAME, repeated_share,
                  f"<= {thresholds[REPEATED_ROWS]:g}",
                  repeated_share > thresholds[REPEATED_ROWS] or bool(repeats["identical_files"]),
                  f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}"),
@@ -403,16 +425,23 @@ def summary_text(figures: Optional[Dict[str, Any]]) -> str:
         return "-"
     if not figures.get("compared"):
         return figures.get("reason", "not compared")
-    linf, jsd, rows, user_jsd, share, repeats = figures["measures"]
+    named = {m["name"]: m for m in figures["measures"]}  # by name: older runs' reports have fewer
+
+    def figure(name: str, label: str, form: str) -> str:
+        m = named.get(name)
+        return "" if m is None else f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if "<=" in m["limit"] else "")
     if figures.get("accepted"):
         verdict = "OVER the thresholds, accepted (" + figures["accepted"] + ")"
     else:
         verdict = "over the thresholds" if figures["drifted"] else "within the thresholds"
-    return (f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}: "
-            f"{features.PRODUCT_KEY} L-inf {linf['value']:.4f} ({linf['limit']}), "
-            f"JS {jsd['value']:.3f} ({jsd['limit']}); rows x{rows['value']:.2f}; per-user JS "
-            f"{user_jsd['value']:.4f} ({user_jsd['limit']}), top-1% share x{share['value']:.2f}; "
-            f"repeated {repeats['value']:.1%}")
+    parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f"),
+                                     figure(PRODUCT_JSD_NAME, "JS ", ".3f")])),
+             figure(ROWS_NAME, "rows x", ".2f"),
+             ", ".join(filter(None, [figure(PER_USER_NAME, "per-user JS ", ".4f"),
+                                     figure(TOP_SHARE_NAME, "top-1% share x", ".2f"),
+                                     figure(USER_LINF_NAME, "one user's share L-inf ", ".4f")])),
+             figure(REPEATED_NAME, "repeated ", ".1%")]
+    return f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}: " + "; ".join(filter(None, parts))
 
 
 # --- acceptances ------------------------------------------------------------------------------
@@ -522,7 +551,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                       if span != newest for b in others if digests[a] == digests[b]]
         repeats = {"identical_files": identical, "rows": repeated_rows(newest_table, previous_table)}
 
-        schema = product_schema(curated, thresholds)
+        schema = span_schema(curated, thresholds)
         paths = {"newest": os.path.join(out_uri, "newest", STATS_FILE),
                  "previous": os.path.join(out_uri, "previous", STATS_FILE)}
         with self._make_beam_pipeline() as pipeline:
@@ -535,17 +564,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      | f"Statistics[{name}]" >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
                      | f"Write[{name}]" >> tfdv.WriteStatisticsToBinaryFile(paths[name]))
         stats = {name: tfdv.load_stats_binary(path) for name, path in paths.items()}
-        product_anomalies = tfdv.validate_statistics(stats["newest"], schema, previous_statistics=stats["previous"])
+        span_anomalies = tfdv.validate_statistics(stats["newest"], schema, previous_statistics=stats["previous"])
 
         user_anomalies, shares = per_user_comparison(newest_table, previous_table, per_user_schema(thresholds))
-        io_utils.write_bytes_file(os.path.join(out_uri, ANOMALIES_FILE), product_anomalies.SerializeToString())
+        io_utils.write_bytes_file(os.path.join(out_uri, ANOMALIES_FILE), span_anomalies.SerializeToString())
         io_utils.write_bytes_file(os.path.join(out_uri, USER_ANOMALIES_FILE), user_anomalies.SerializeToString())
 
         def span(number, span_files, table):
             return {"span": number, "name": span_name(span_files, number), "rows": table.num_rows,
                     "files": list(span_files)}
         figures = figures_of(span(newest, newest_files, newest_table), span(previous, previous_files, previous_table),
-                             product_anomalies, user_anomalies, shares, repeats, thresholds,
+                             span_anomalies, user_anomalies, shares, repeats, thresholds,
                              heaviest_user(newest_table))
         return figures, ([digests[p] for p in newest_files], [digests[p] for p in previous_files])
 

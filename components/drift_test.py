@@ -106,12 +106,17 @@ def test_a_span_like_the_previous_one_passes_and_says_its_figures(generated, tmp
         figures, error, report = _gate(tmp_path, folders[3], folders[2], small)
     assert error is None and figures["compared"] and not figures["drifted"]
     assert (figures["newest"]["name"], figures["previous"]["name"]) == ("span-3", "span-2")
-    assert [m["over"] for m in figures["measures"]] == [False] * 6
+    assert [m["over"] for m in figures["measures"]] == [False] * 7
     assert report.get_int_custom_property("drifted") == 0
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert "[drift] span-3 vs span-2: within the thresholds" in said and "productId L-infinity distance" in said
     assert os.path.exists(os.path.join(report.uri, "newest", drift.STATS_FILE))
     assert drift.summary_text(figures).startswith("span-3 vs span-2 within the thresholds: productId L-inf 0.0")
+    assert "one user's share L-inf 0.0" in drift.summary_text(figures)
+    # a report of an older run, without the user measure, still reads
+    older = {**figures, "measures": [m for m in figures["measures"] if m["name"] != drift.USER_LINF_NAME]}
+    assert "one user's share" not in drift.summary_text(older)
+    assert "top-1% share x" in drift.summary_text(older)
 
 
 def test_inverted_popularity_stops_the_run_naming_the_feature_and_the_threshold(generated, tmp_path):
@@ -201,6 +206,31 @@ def test_heavier_buyers_are_caught_by_purchases_per_user(tmp_path, write_fake_sp
     assert "the heaviest buyer of heavy: " in str(error)  # the account is named
     assert f"{features.PRODUCT_KEY} L-infinity distance" not in over
     figures, error, _ = _gate(tmp_path, folders[2], folders[1], thresholds)
+    assert error is None, error
+
+
+def test_one_new_account_with_a_large_share_of_purchases_is_named(tmp_path, write_fake_spans,
+                                                                  small_span_thresholds):
+    """Found by exploratory testing: a new account making 13% of a span's purchases, where a
+    reseller already held the top users' share, passed every measure of how much users buy (the
+    top 1%'s share barely moves, the counts' categories neither). One buyer's share of purchases,
+    TFDV's L-infinity distance on the user ids, catches it and names the account."""
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=2, rows_per_span=3000)
+    reseller = b"RESELLER000000000000"
+    for name, number, accounts in (("before", 1, [(reseller, 0.10)]), ("steady", 2, [(reseller, 0.10)]),
+                                   ("after", 2, [(reseller, 0.10), (b"NEWACCOUNT0000000000", 0.13)])):
+        table = pq.read_table(os.path.join(folders[number], configs.TRAIN_FILE))
+        for account, share in accounts:
+            table = drift_calibration.newcomer(table, share, account=account)
+        os.makedirs(tmp_path / name)
+        pq.write_table(table, str(tmp_path / name / configs.TRAIN_FILE))
+    thresholds = {**small_span_thresholds, "repeated_rows": 1.0}  # newcomer() draws the span's own rows
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "after"), str(tmp_path / "before"), thresholds)
+    over = [m["name"] for m in figures["measures"] if m["over"]]
+    assert over == [f"{features.USER_KEY} L-infinity distance"], figures["measures"]
+    assert "NEWACCOUNT0000000000" in str(error)
+    # the reseller buying as much in both spans is no shift
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "steady"), str(tmp_path / "before"), thresholds)
     assert error is None, error
 
 

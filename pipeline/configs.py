@@ -168,6 +168,7 @@ DEFAULT_DRIFT_THRESHOLDS = {
     "max_rows_ratio": 2.5,  # ... and at most
     "purchases_per_user_jensen_shannon": 0.005,  # divergence of purchases per user, at equal size
     "top_users_share_ratio": 1.5,  # the top 1% of users' share of purchases, x1.5 either way at most
+    "user_l_infinity": 0.02,  # largest change of one buyer's share of purchases (a new heavy account)
     "repeated_rows": 0.5,  # share of the newest span's purchases already in the previous span
 }
 

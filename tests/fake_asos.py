@@ -20,7 +20,7 @@ PRODUCT_ID_MIN, PRODUCT_ID_MAX = 1864055, 13881282
 # stop them inverted, heavier or repeated)
 SPAN_DRIFT_THRESHOLDS = {**configs.DEFAULT_DRIFT_THRESHOLDS, "product_l_infinity": 0.06,
                          "product_jensen_shannon": 0.25, "purchases_per_user_jensen_shannon": 0.06,
-                         "top_users_share_ratio": 1.6, "repeated_rows": 0.7}
+                         "top_users_share_ratio": 1.6, "user_l_infinity": 0.08, "repeated_rows": 0.7}
 
 
 def user_id(rng: random.Random) -> str:
