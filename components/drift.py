@@ -427,19 +427,19 @@ def summary_text(figures: Optional[Dict[str, Any]]) -> str:
         return figures.get("reason", "not compared")
     named = {m["name"]: m for m in figures["measures"]}  # by name: older runs' reports have fewer
 
-    def figure(name: str, label: str, form: str) -> str:
+    def figure(name: str, label: str, form: str, limit: bool = False) -> str:
         m = named.get(name)
-        return "" if m is None else f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if "<=" in m["limit"] else "")
+        return "" if m is None else f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
     if figures.get("accepted"):
         verdict = "OVER the thresholds, accepted (" + figures["accepted"] + ")"
     else:
         verdict = "over the thresholds" if figures["drifted"] else "within the thresholds"
-    parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f"),
-                                     figure(PRODUCT_JSD_NAME, "JS ", ".3f")])),
+    parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f", True),
+                                     figure(PRODUCT_JSD_NAME, "JS ", ".3f", True)])),
              figure(ROWS_NAME, "rows x", ".2f"),
-             ", ".join(filter(None, [figure(PER_USER_NAME, "per-user JS ", ".4f"),
+             ", ".join(filter(None, [figure(PER_USER_NAME, "per-user JS ", ".4f", True),
                                      figure(TOP_SHARE_NAME, "top-1% share x", ".2f"),
-                                     figure(USER_LINF_NAME, "one user's share L-inf ", ".4f")])),
+                                     figure(USER_LINF_NAME, "one user's share L-inf ", ".4f", True)])),
              figure(REPEATED_NAME, "repeated ", ".1%")]
     return f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}: " + "; ".join(filter(None, parts))
 
