@@ -7,6 +7,9 @@ express (every id matches the pattern the schema gives it, see `id_patterns`) an
 number of rows per split (`min_rows`: an empty or absurdly small split), writes everything
 to its `anomalies` output, and then fails the run with the anomalies in plain words. Nothing
 downstream (Transform, Trainer, Pusher) runs on a failed validation.
+
+With spans, the train split holds the window's spans: the message says which spans each split
+was read from, and which span's files hold the ids that break their pattern (`where_from`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import tensorflow as tf
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -24,6 +30,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, json_utils
+
+from components import parquet_example_gen, spans
 
 # A BYTES feature's annotation tag "id_pattern=REGEX" in schema.pbtxt: every value must fullmatch it.
 ID_PATTERN_TAG = "id_pattern="
@@ -105,6 +113,45 @@ def find_pattern_violations(example_files: List[str], patterns: Dict[str, str],
     return {name: (samples[name], counts[name]) for name in patterns if counts[name]}
 
 
+def window_files(examples: types.Artifact) -> Dict[str, List[str]]:
+    """Span folder -> its train files, for the spans the train split holds (ExampleGen's
+    `window_spans` and `span_train_files`); {} for the flat layout or an artifact without them."""
+    if spans.is_flat(examples.get_string_custom_property(parquet_example_gen.FINGERPRINT_PROPERTY)) is not False:
+        return {}
+    files = parquet_example_gen.span_train_files(examples)
+    window = spans.span_numbers(examples.get_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY))
+    return {os.path.basename(os.path.dirname(files[n][0])): files[n] for n in window if files.get(n)}
+
+
+def where_from(examples: types.Artifact) -> Optional[str]:
+    """What each split was read from, for a person: "split 'train' holds span-2, span-3, span-4;
+    split 'eval' is span-4's eval file"; None for the flat layout."""
+    folders = list(window_files(examples))
+    if not folders:
+        return None
+    source = examples.get_string_custom_property(parquet_example_gen.EVAL_SOURCE_PROPERTY)
+    evaluated = ("the standing eval file" if source == "standing" else f"{source}'s eval file") if source else None
+    return (f"split 'train' holds {', '.join(folders)}"
+            + (f"; split 'eval' is {evaluated}" if evaluated else ""))
+
+
+def spans_holding(values: List[str], feature: str, files: Dict[str, List[str]]) -> List[str]:
+    """The span folders (of `window_files`) whose train files hold any of `values` in `feature`
+    (a BYTES column): where the ids that break their pattern came from."""
+    wanted = pa.array([v.encode("utf-8") for v in values], pa.binary())
+    found = []
+    for folder, paths in files.items():
+        for path in paths:
+            try:
+                column = pq.read_table(path, columns=[feature]).column(feature).cast(pa.binary())
+            except (OSError, KeyError, pa.ArrowException):  # unreadable now: say nothing of it
+                continue
+            if pc.any(pc.is_in(column, value_set=wanted)).as_py():
+                found.append(folder)
+                break
+    return found
+
+
 def too_few_rows(rows: Dict[str, int], min_rows: Dict[str, int]) -> List[str]:
     """One line per split with fewer rows than its minimum (an empty or absurdly small split
     would otherwise be transformed, trained on and evaluated to metrics without values)."""
@@ -139,13 +186,17 @@ class Executor(example_validator_executor.Executor):
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))
         patterns = id_patterns(schema)
+        [examples_artifact] = examples
+        spans_files = window_files(examples_artifact)
         for split in splits:
             files = tf.io.gfile.glob(os.path.join(
                 artifact_utils.get_split_uri(examples, split), "*.gz"))
             for feature, (samples, total) in find_pattern_violations(files, patterns).items():
+                held = spans_holding(samples, feature, spans_files) if split == "train" else []
                 problems.append(
                     f"split '{split}', feature '{feature}': {total} value(s) do not match "
-                    f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}")
+                    f"the pattern {patterns[feature]!r} from the schema, e.g. {samples}"
+                    + (f" (in {', '.join(held)})" if held else ""))
 
         split_statistics = {split: stats_artifact_utils.load_statistics(statistics, split).proto()
                             for split in splits}
@@ -156,6 +207,9 @@ class Executor(example_validator_executor.Executor):
         problems += too_few_rows(rows, json_utils.loads(exec_properties.get(MIN_ROWS_KEY) or "{}"))
 
         if problems:
+            where = where_from(examples_artifact)
+            if where:
+                problems.append(where)
             kept = self._keep_anomalies(anomalies_artifact.uri, "\n".join(problems) + "\n")
             raise DataValidationError(
                 "The data was rejected (schema, id patterns, minimum rows); the pipeline stops "

@@ -28,3 +28,37 @@ def test_rows_without_a_value_are_counted_in_plain_words():
     assert validator.missing_values("eval", statistics, {"productId"}) == []  # not flagged by TFDV
     complete = tfdv.generate_statistics_from_dataframe(df.fillna(b"d" * 20), n_jobs=1)
     assert validator.missing_values("eval", complete) == []
+
+
+def test_with_spans_the_message_says_where_each_split_came_from(tmp_path, write_fake_spans):
+    import json
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tfx.types import standard_artifacts
+
+    from components import parquet_example_gen as gen
+    from pipeline import configs
+
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=3, rows_per_span=100)
+    train = {n: [os.path.join(folder, configs.TRAIN_FILE)] for n, folder in folders.items()}
+    table = pq.read_table(train[3][0])
+    pq.write_table(pa.concat_tables([table, table.slice(0, 1).set_column(
+        table.schema.get_field_index("dummyUserId"), "dummyUserId", pa.array([b"bad id!"], pa.binary()))]),
+        train[3][0])
+    examples = standard_artifacts.Examples()
+    examples.set_string_custom_property(gen.FINGERPRINT_PROPERTY, "split:train,num_files:0,total_bytes:0 "
+                                        "split:span_train,num_files:3,total_bytes:9")
+    examples.set_string_custom_property(gen.WINDOW_SPANS_PROPERTY, "2,3")
+    examples.set_string_custom_property(gen.EVAL_SOURCE_PROPERTY, "span-3")
+    examples.set_string_custom_property(gen.SPAN_TRAIN_FILES_PROPERTY, json.dumps({str(n): train[n] for n in train}))
+    files = validator.window_files(examples)
+    assert list(files) == ["span-2", "span-3"]  # the window, not the previous span
+    assert validator.spans_holding(["bad id!"], "dummyUserId", files) == ["span-3"]
+    assert validator.spans_holding(["nowhere"], "dummyUserId", files) == []
+    assert validator.where_from(examples) == "split 'train' holds span-2, span-3; split 'eval' is span-3's eval file"
+    # the flat layout (train files at the top, none in span folders) says nothing more
+    examples.set_string_custom_property(gen.FINGERPRINT_PROPERTY, "split:train,num_files:1,total_bytes:9 "
+                                        "split:span_train,num_files:0,total_bytes:0")
+    assert validator.window_files(examples) == {} and validator.where_from(examples) is None

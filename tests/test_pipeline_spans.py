@@ -1,19 +1,22 @@
 """End to end on generated spans, through `make run`'s command line: a span whose popularity is
 turned upside down stops the run at the drift gate (exit code 4, the feature named, nothing
 trained); --accept-drift lets it through, and later runs on the same spans too; a span dropped
-twice is named as such. ExampleGen's artifact records the spans it read."""
+twice is named as such; ids that break their pattern are traced to their span. ExampleGen's
+artifact records the spans it read."""
 
 import io
 import os
 import re
 import shutil
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import local_runner
 from benchmarks import drift_calibration
 from components import parquet_example_gen
+from models import features
 from pipeline import configs
 from runner import console
 from tests import fake_asos, pipeline_helpers as helpers
@@ -106,3 +109,19 @@ def test_a_span_dropped_twice_is_named(runs):
     assert ("span-3 repeats span-2 (the same file dropped twice, or mostly the same rows): 100.0% of its "
             "purchases are in span-2") in text
     assert f"is byte-identical to span-2/{configs.TRAIN_FILE}" in text
+
+
+def test_ids_that_break_their_pattern_are_traced_to_their_span(tmp_path):
+    """Found by exploratory testing: the validator named the split ('train', the whole window),
+    not the span whose file held the bad ids."""
+    folders = fake_asos.write_fake_spans(str(tmp_path / "data"), num_spans=3, rows_per_span=600)
+    path = os.path.join(folders[2], configs.TRAIN_FILE)
+    table = pq.read_table(path)
+    column = table.schema.get_field_index(features.USER_KEY)
+    bad = table.slice(0, 1).set_column(column, features.USER_KEY, pa.array([b"not an id!"], pa.binary()))
+    pq.write_table(pa.concat_tables([table, bad]), path)
+    code, text = _run(tmp_path)
+    assert code == console.EXIT_DATA_REJECTED, text
+    assert re.search(r"split 'train', feature 'dummyUserId': 1 value\(s\) do not match .*'not an id!'\] "
+                     r"\(in span-2\)", text), text
+    assert "split 'train' holds span-1, span-2, span-3; split 'eval' is the standing eval file" in text
