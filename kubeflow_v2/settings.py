@@ -81,6 +81,15 @@ def _beam_args(text: str) -> List[str]:
     return args
 
 
+def _region(text: str) -> str:
+    """A Google Cloud region name as Vertex AI and Dataflow take it: `europe-west1`,
+    `northamerica-northeast1` (a typo fails here, not at submission or in the cloud)."""
+    value = text.strip()
+    if not re.fullmatch(r"[a-z]+-[a-z]+[1-9][0-9]?", value):
+        raise flags.BadValue(f"{text!r} is not a Google Cloud region (e.g. europe-west1, us-central1)")
+    return value
+
+
 def _target(text: str) -> str:
     value = text.strip().lower()
     if value not in (VERTEX, KFP):
@@ -92,7 +101,7 @@ def _target(text: str) -> str:
 # --- What can be set ---------------------------------------------------------------------------
 PROJECT = Flag("--project", "Google Cloud project id", env="RECSYS_GCP_PROJECT", required=True)
 REGION = Flag("--region", "region of Vertex AI Pipelines and Dataflow, e.g. europe-west1",
-              env="RECSYS_GCP_REGION", required=True)
+              env="RECSYS_GCP_REGION", required=True, parse=_region)
 BUCKET = Flag("--bucket", "Cloud Storage bucket (name or gs://name): default home of pipeline root, data, models",
               env="RECSYS_GCS_BUCKET", required=True, parse=_bucket)
 IMAGE = Flag("--image", "container image with this package installed (see Dockerfile), e.g. "

@@ -17,10 +17,19 @@ REQUIRED = ["--project", "p", "--region", "europe-west1", "--bucket", "my-bucket
     # found by exploratory testing: compiled, to fail only in the cloud
     ("--beam-arg", "garbage", "--beam-arg or RECSYS_BEAM_ARGS: 'garbage' is not a Beam pipeline option"),
     ("--beam-arg", "--ok=1 -x", "'-x' is not a Beam pipeline option"),
+    ("--region", "nowhere", "--region or RECSYS_GCP_REGION: 'nowhere' is not a Google Cloud region"),
+    ("--region", "Europe-West1", "is not a Google Cloud region"),
 ])
 def test_a_malformed_setting_is_named(flag, value, expected):
     with pytest.raises(settings.SettingError, match=expected.replace("(", "\\(")):
         settings.parse_compile_args(REQUIRED + [flag, value], environ={})
+
+
+def test_region_names():
+    for region in ("europe-west1", "us-central1", "northamerica-northeast1", "me-central2", " asia-south1 "):
+        config, _, _ = settings.parse_compile_args(["--project", "p", "--region", region, "--bucket", "b",
+                                                    "--image", "i"], environ={})
+        assert config.region == region.strip()
 
 
 def test_beam_args_are_pipeline_options():

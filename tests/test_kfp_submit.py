@@ -24,7 +24,7 @@ def packages(tmp_path_factory):
         ["--target", "kfp", "--bucket", "test-bucket", "--image", IMAGE], environ={})
     package, _ = kubeflow_v2_runner.compile_pipeline(config, str(out / "kfp"))
     config, _, _ = settings.parse_compile_args(
-        ["--project", "p", "--region", "r", "--bucket", "test-bucket", "--image", IMAGE], environ={})
+        ["--project", "p", "--region", "europe-west1", "--bucket", "test-bucket", "--image", IMAGE], environ={})
     vertex, _ = kubeflow_v2_runner.compile_pipeline(config, str(out / "vertex"))
     return {"kfp": package, "vertex": vertex}
 

@@ -40,7 +40,8 @@ def runs(tmp_path_factory):
     fake_asos.write_fake_spans(str(data), num_spans=2, span_eval=(2,), tastes=4)  # tastes: a model can beat popularity
     shutil.move(str(data / "span-2"), str(root / "span-2"))  # arrives before the third run
     config, _, _ = settings.parse_compile_args(
-        ["--project", "local-project", "--region", "local"] + helpers.harness_compile_flags(str(root), str(data)),
+        ["--project", "local-project", "--region", "europe-west1"]
+        + helpers.harness_compile_flags(str(root), str(data)),
         environ={})
     config = dataclasses.replace(
         config, gate=GATE, training=configs.TrainingConfig(overrides=SMALL, serving_top_k=TOP_K),

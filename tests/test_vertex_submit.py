@@ -115,10 +115,10 @@ def test_schedule(pipeline_json, sent):
 
 
 @pytest.mark.parametrize("argv, named", [
-    (["--region", "r"], "--project"),
+    (["--region", "europe-west1"], "--project"),
     (["--project", "p"], "RECSYS_GCP_REGION"),
-    (["--project", "p", "--region", "r", "--pipeline-json", "/nonexistent/x.json"], "--pipeline-json"),
-    (["--project", "p", "--region", "r", "--label", "Team=x"], "label"),
+    (["--project", "p", "--region", "europe-west1", "--pipeline-json", "/nonexistent/x.json"], "--pipeline-json"),
+    (["--project", "p", "--region", "europe-west1", "--label", "Team=x"], "label"),
 ])
 def test_bad_settings_are_one_line(pipeline_json, sent, capsys, argv, named):
     if "--pipeline-json" not in argv:
@@ -134,7 +134,7 @@ def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, sent, caps
     """A truncated JSON (or another file) used to end in a JSONDecodeError traceback, exit 1."""
     path = tmp_path / "pipeline.json"
     path.write_bytes(content.encode("utf-8", "surrogateescape"))
-    argv = ["--project", "p", "--region", "r", "--pipeline-json", str(path)]
+    argv = ["--project", "p", "--region", "europe-west1", "--pipeline-json", str(path)]
     assert vertex_submit.main(argv, credentials=sent["credentials"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {path} is not a pipeline JSON compiled"), err
