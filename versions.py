@@ -17,7 +17,7 @@ import contextlib
 import os
 import sys
 
-from cli import flags
+from cli import flags, quiet
 from cli.flags import Flag
 from pipeline import configs
 from runner import console
@@ -56,7 +56,7 @@ def _base(args) -> str:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     base = _base(args)
-    with _quiet_stderr():  # TensorFlow's C++ start-up lines, which no setting turns off
+    with quiet.native_stderr_silenced():  # TensorFlow's C++ start-up lines
         from runner import run_lock, versions
 
     if args.command == "history":
@@ -86,19 +86,6 @@ def main(argv=None) -> int:
     print(f"version {args.version} is served again as version {version.number} ({version.path}): running "
           "servers load it at their next poll; `make history` lists it")
     return 0
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 if __name__ == "__main__":

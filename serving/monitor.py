@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from cli import flags
+from cli import flags, quiet
 from cli.flags import Flag
 from pipeline import configs
 
@@ -510,15 +510,16 @@ def main(argv: Optional[List[str]] = None, stream=None) -> int:
         if name in overrides:
             overrides[name] = int(overrides[name])
     config = dataclasses.replace(configs.MonitorConfig(), **overrides)
-    try:
-        report = build_report(args.request_logs, args.model_base_path, args.model_version, args.hours, config)
-    except FileNotFoundError as e:
-        print(f"monitor: {e}", file=stream)
-        return EXIT_ERROR
-    except NoModel as e:
-        print(f"monitor: {e}", file=stream)
-        return EXIT_FLAGS
-    paths = write_report(report, args.output_dir)
+    with quiet.native_stderr_silenced():  # TensorFlow's C++ lines (start-up, cuInit)
+        try:
+            report = build_report(args.request_logs, args.model_base_path, args.model_version, args.hours, config)
+        except FileNotFoundError as e:
+            print(f"monitor: {e}", file=stream)
+            return EXIT_ERROR
+        except NoModel as e:
+            print(f"monitor: {e}", file=stream)
+            return EXIT_FLAGS
+        paths = write_report(report, args.output_dir)
     for line in console_lines(report):
         print(line, file=stream)
     print(f"report  {paths['html']}", file=stream)

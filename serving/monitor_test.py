@@ -176,3 +176,20 @@ def test_no_logs_is_said_and_exits_1(tmp_path):
     assert monitor.main(["--request-logs", str(tmp_path / "none"), "--output-dir", str(tmp_path / "out")],
                         stream=out) == monitor.EXIT_ERROR
     assert "no request logs at" in out.getvalue() and "--request_log_sampling_rate" in out.getvalue()
+
+
+def test_the_console_keeps_the_reports_lines_only(tmp_path):
+    """Found by exploratory testing: `make monitor` printed TensorFlow's C++ start-up lines."""
+    import subprocess
+    import sys
+
+    _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
+    _served_model(str(tmp_path / "models"))
+    done = subprocess.run([sys.executable, "-m", "serving.monitor", "--request-logs", str(tmp_path / "logs"),
+                           "--model-base-path", str(tmp_path / "models"), "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=configs.PROJECT_DIR, timeout=300)
+    assert done.returncode == monitor.EXIT_OK, done.stdout + done.stderr
+    assert done.stderr == "", done.stderr
+    assert done.stdout.splitlines()[-1].startswith("report  "), done.stdout
+    noise = ("I0000 ", "W0000 ", "absl::InitializeLog", "oneDNN", "cuda", "cpu_feature_guard")
+    assert not [line for line in done.stdout.splitlines() if any(mark in line for mark in noise)], done.stdout
