@@ -27,6 +27,7 @@ from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, json_utils
@@ -143,8 +144,10 @@ def spans_holding(values: List[str], feature: str, files: Dict[str, List[str]]) 
     for folder, paths in files.items():
         for path in paths:
             try:
-                column = pq.read_table(path, columns=[feature]).column(feature).cast(pa.binary())
-            except (OSError, KeyError, pa.ArrowException):  # unreadable now: say nothing of it
+                with fileio.open(path, "rb") as f:  # local or gs://, as drift.read_span
+                    column = pq.read_table(pa.BufferReader(f.read()), columns=[feature]).column(feature)
+                column = column.cast(pa.binary())
+            except (OSError, KeyError, pa.ArrowException, tf.errors.OpError):  # unreadable now: say nothing
                 continue
             if pc.any(pc.is_in(column, value_set=wanted)).as_py():
                 found.append(folder)
