@@ -67,7 +67,7 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, json_utils
 
-from components import model_card, parquet_example_gen
+from components import model_card, parquet_example_gen, spans
 from models import features
 
 log = logging.getLogger("recsys.drift")  # the console shows it (runner/console.py)
@@ -150,8 +150,7 @@ def read_span(files: Sequence[str]) -> pa.Table:
 
 def span_name(files: Sequence[str], number: int) -> str:
     """The span's folder name (`span-3`, `2024-03-02`), from its files' directory."""
-    folder = os.path.basename(os.path.dirname(files[0])) if files else ""
-    return folder or f"span {number}"
+    return spans.folder_of(files) or f"span {number}"
 
 
 # --- what is measured -------------------------------------------------------------------------
@@ -406,7 +405,7 @@ def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]
         if b in previous_files:
             continue
         where = (f"{newest} holds the same file twice" if b in newest_files else
-                 f"{newest} repeats {os.path.basename(os.path.dirname(b))}, an older span")
+                 f"{newest} repeats {spans.folder_of([b])}, an older span")
         lines.append(f"{where} (the same file dropped twice): {os.path.basename(a)} is byte-identical to {_short(b)}")
     return lines
 

@@ -147,6 +147,11 @@ def span_numbers(value: Any) -> List[int]:
         return []
 
 
+def folder_of(files: Sequence[str]) -> str:
+    """The span folder's name (`span-3`, `2024-03-02`) from its files' paths, "" without files."""
+    return os.path.basename(os.path.dirname(files[0])) if files else ""
+
+
 def window_names(window: Any, span_train_files: Any) -> Optional[List[str]]:
     """The folder names of a window of dated spans (`window`: as `span_numbers` reads it), None
     when any of them is not a dated folder of `span_train_files` (`dated_folders`)."""
@@ -167,7 +172,7 @@ def dated_folders(span_train_files: Any) -> Dict[int, str]:
         return {}
     folders = {}
     for number, paths in span_train_files.items():
-        folder = os.path.basename(os.path.dirname(paths[0])) if paths else ""
+        folder = folder_of(paths)
         try:
             parsed = span_number(folder) if folder else None
         except SpanLayoutError:

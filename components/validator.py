@@ -121,7 +121,7 @@ def window_files(examples: types.Artifact) -> Dict[str, List[str]]:
         return {}
     files = parquet_example_gen.span_train_files(examples)
     window = spans.span_numbers(examples.get_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY))
-    return {os.path.basename(os.path.dirname(files[n][0])): files[n] for n in window if files.get(n)}
+    return {spans.folder_of(files[n]): files[n] for n in window if files.get(n)}
 
 
 def where_from(examples: types.Artifact) -> Optional[str]:
