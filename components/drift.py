@@ -56,7 +56,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import tensorflow_data_validation as tfdv
 from apache_beam.io import parquetio
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -139,8 +138,7 @@ def read_span(files: Sequence[str]) -> pa.Table:
     """The user and product columns of a span's train files (user ids as binary, products int64)."""
     tables = []
     for path in files:
-        with fileio.open(path, "rb") as f:  # local or gs://: the bytes, as pyarrow takes no GFile
-            table = pq.read_table(pa.BufferReader(f.read()), columns=[features.USER_KEY, features.PRODUCT_KEY])
+        table = parquet_example_gen.read_parquet(path, [features.USER_KEY, features.PRODUCT_KEY])
         tables.append(pa.table({
             features.USER_KEY: pc.cast(table.column(features.USER_KEY), pa.binary()),
             features.PRODUCT_KEY: pc.cast(table.column(features.PRODUCT_KEY), pa.int64())}))

@@ -34,11 +34,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io import parquetio
 from google.protobuf import any_pb2, struct_pb2
 from tfx import types
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -54,6 +56,12 @@ EVAL_SOURCE_PROPERTY = "eval_source"
 FINGERPRINT_PROPERTY = "input_fingerprint"
 PREVIOUS_SPAN_PROPERTY = "previous_span"
 SPAN_TRAIN_FILES_PROPERTY = "span_train_files"
+
+
+def read_parquet(path: str, columns: Sequence[str]) -> pa.Table:
+    """These columns of one parquet file, local or gs:// (its bytes: pyarrow takes no GFile)."""
+    with fileio.open(path, "rb") as f:
+        return pq.read_table(pa.BufferReader(f.read()), columns=list(columns))
 
 
 def as_list_batches(table: pa.Table) -> List[pa.RecordBatch]:

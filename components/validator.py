@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import tensorflow as tf
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -27,7 +26,6 @@ from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, json_utils
@@ -144,9 +142,7 @@ def spans_holding(values: List[str], feature: str, files: Dict[str, List[str]]) 
     for folder, paths in files.items():
         for path in paths:
             try:
-                with fileio.open(path, "rb") as f:  # local or gs://, as drift.read_span
-                    column = pq.read_table(pa.BufferReader(f.read()), columns=[feature]).column(feature)
-                column = column.cast(pa.binary())
+                column = parquet_example_gen.read_parquet(path, [feature]).column(feature).cast(pa.binary())
             except (OSError, KeyError, pa.ArrowException, tf.errors.OpError):  # unreadable now: say nothing
                 continue
             if pc.any(pc.is_in(column, value_set=wanted)).as_py():
