@@ -187,14 +187,19 @@ def equal_users(newest: pa.Table, previous: pa.Table, seed: int = SAMPLE_SEED) -
     return sample(newest, users[0]), sample(previous, users[1])
 
 
+def _user_counts(table: pa.Table) -> Tuple[pa.ChunkedArray, np.ndarray]:
+    """The table's users and each one's number of rows (purchases), in the same order."""
+    counted = table.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
+    return counted.column(features.USER_KEY), counted.column(f"{features.PRODUCT_KEY}_count").to_numpy()
+
+
 def heaviest_user(table: pa.Table) -> Optional[Tuple[str, int, float]]:
     """(user id, purchases, share of the table's rows) of the user with the most rows."""
     if not table.num_rows:
         return None
-    counted = table.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
-    counts = counted.column(f"{features.PRODUCT_KEY}_count").to_numpy()
+    users, counts = _user_counts(table)
     top = int(np.argmax(counts))
-    user = counted.column(features.USER_KEY)[top].as_py()
+    user = users[top].as_py()
     user = user.decode("utf-8", "replace") if isinstance(user, bytes) else str(user)
     return user, int(counts[top]), float(counts[top] / table.num_rows)
 
@@ -203,8 +208,7 @@ def purchases_per_user(table: pa.Table) -> np.ndarray:
     """Each user's number of purchases (rows) in the table."""
     if not table.num_rows:
         return np.array([], dtype=np.int64)
-    counted = table.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
-    return counted.column(f"{features.PRODUCT_KEY}_count").to_numpy().astype(np.int64)
+    return _user_counts(table)[1].astype(np.int64)
 
 
 def purchase_buckets(counts: np.ndarray) -> np.ndarray:
