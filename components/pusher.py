@@ -74,9 +74,10 @@ def same_model(model_path: str, served_path: str) -> bool:
     a, b = os.path.join(model_path, FINGERPRINT), os.path.join(served_path, FINGERPRINT)
     if not (fileio.exists(a) and fileio.exists(b)) or model_versions.problem(served_path) is not None:
         return False
-    ours, served = _fingerprint(io_utils.read_bytes_file(a)), _fingerprint(io_utils.read_bytes_file(b))
+    data = io_utils.read_bytes_file(a), io_utils.read_bytes_file(b)
+    ours, served = map(_fingerprint, data)
     if ours is None or served is None:  # not fingerprints TensorFlow wrote: compared as they are
-        return io_utils.read_bytes_file(a) == io_utils.read_bytes_file(b)
+        return data[0] == data[1]
     if _hashes(ours) == _hashes(served):
         return True
     if _hashes(ours, _PATH_BOUND) != _hashes(served, _PATH_BOUND):
