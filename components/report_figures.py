@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -27,6 +28,8 @@ from models.examples import purchase_examples
 
 MAX_K = features.SERVING_TOP_K  # recall@k curve: k = 1..MAX_K, the Evaluator's curve (components/evaluator.py)
 COVERAGE_K = 10
+log = logging.getLogger("recsys.report")
+
 SERVED = "served"  # the baseline's label: the model served when the run started (components/baseline.py)
 EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
 EXAMPLE_TOP = 8
@@ -270,6 +273,46 @@ def sample_note(sampled: Optional[types.Artifact]) -> Optional[str]:
             f"(of {count['eval_purchases']:,} eval purchases in all)")
 
 
+def reach(train: Purchases, measured: Purchases) -> Dict[str, int]:
+    """How many of the measured purchases any model can hit, as the gate measures them (the
+    `evaluate` signature, models/exporter.py). A purchase that repeats one of the user's train
+    purchases never can: recommendations leave out what the user bought, so it ranks below every
+    other product. Nor can a purchase by a user or of a product the train data does not hold:
+    the gate ranks a purchase only when the model knows both, and counts the others as misses
+    (serving still answers an unknown user, with the unknown user's list)."""
+    users = np.concatenate([train["users"], measured["users"]])
+    products = np.concatenate([train["products"], measured["products"]])
+    _, user_code = np.unique(users.astype(bytes), return_inverse=True)
+    _, product_code = np.unique(products, return_inverse=True)
+    pair = user_code.astype(np.int64) * (int(product_code.max(initial=0)) + 1) + product_code
+    n = len(train["products"])
+    repeats = np.isin(pair[n:], pair[:n])
+    unknown_user = ~np.isin(user_code[n:], user_code[:n])
+    unknown_product = ~np.isin(product_code[n:], product_code[:n])
+    return {"purchases": int(len(measured["products"])), "repeat_train_purchase": int(repeats.sum()),
+            "unknown_user": int(unknown_user.sum()), "unknown_product": int(unknown_product.sum()),
+            "hittable": int((~repeats & ~unknown_user & ~unknown_product).sum())}
+
+
+def reach_text(counts: Dict[str, int], split: str) -> str:
+    """`reach` in a sentence."""
+    total = counts["purchases"]
+    if not total:
+        return f"The {split} split holds no purchase."
+    lost = total - counts["hittable"]
+    if not lost:
+        return f"Every one of the {total:,} {split} purchases can be hit."
+    parts = [f"{counts[key]:,} {what}" for key, what in (
+        ("repeat_train_purchase", "repeat a purchase the user made in the train data (recommendations "
+                                  "leave those out)"),
+        ("unknown_user", "are by users the train data does not hold"),
+        ("unknown_product", "are of products it does not hold")) if counts[key]]
+    return (f"{lost:,} of the {total:,} {split} purchases ({lost / total:.1%}) count as misses whatever "
+            f"the model, so no recall can exceed {counts['hittable'] / total:.4f}: "
+            + ", ".join(parts) + " (the gate ranks a purchase only when the model knows its user and "
+            "product).")
+
+
 def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], catalog_size: int,
                        train: TrainSplit, candidate: Mapping, candidate_uri: str,
                        baseline_uri: Optional[str] = None,
@@ -282,6 +325,9 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
     split = eval_split_of(list(purchases))
     eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
     examples = purchase_examples(eval_users, eval_products)
+    counts = reach(purchases["train"], purchases[split]) if "train" in purchases and split != "train" else None
+    if counts and counts["hittable"] < counts["purchases"]:
+        log.info("[report] %s", reach_text(counts, split))
 
     lists_coverage = None
     if recommendations_uri is not None:
@@ -310,6 +356,8 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                  "popular: every user gets the most bought train products (their own "
                  "purchases left out), through the same serving module. Coverage@10: the "
                  "share of catalog products in at least one eval user's top 10."),
+        "reach": counts,
+        "reach_text": reach_text(counts, split) if counts else None,
         "models": models,
     }
 

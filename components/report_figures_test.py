@@ -6,9 +6,11 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components import report_figures
+from models import features, ranking_metrics
 
 
 def test_split_statistics():
@@ -104,3 +106,43 @@ def test_earlier_reports_are_the_local_runners_earlier_executions(tmp_path):
     found = report_figures.earlier_reports(str(tmp_path / "9"), "report.json")
     assert [r["gate"] for r in found] == [1, 2]  # older ones, oldest first; 5 has no report
     assert report_figures.earlier_reports(str(tmp_path / "other"), "report.json") == []  # not the local layout
+
+
+def _purchases(pairs):
+    return {"users": np.array([u for u, _ in pairs], dtype=object),
+            "products": np.array([p for _, p in pairs], np.int64)}
+
+
+def test_reach_counts_the_purchases_no_model_can_hit():
+    train = _purchases([(b"a", 1), (b"a", 2), (b"b", 1), (b"c", 3)])
+    measured = _purchases([(b"a", 1), (b"a", 3), (b"z", 2), (b"b", 99), (b"y", 98), (b"c", 3)])
+    counts = report_figures.reach(train, measured)
+    assert counts == {"purchases": 6, "repeat_train_purchase": 2, "unknown_user": 2,
+                      "unknown_product": 2, "hittable": 1}
+    text = report_figures.reach_text(counts, "eval")
+    assert text.startswith("5 of the 6 eval purchases (83.3%) count as misses whatever the model, "
+                           "so no recall can exceed 0.1667: 2 repeat a purchase")
+    assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval") == (
+        "Every one of the 1 eval purchases can be hit.")
+
+
+def test_what_reach_calls_unhittable_is_what_the_gate_ranks_last(tmp_path, curated_schema):
+    """Through a real serving model's `evaluate` signature (the gate's ranks): a purchase reach
+    counts as lost ranks last, every other one ranks above the last place."""
+    from models import testing
+    from models.examples import purchase_examples
+
+    exported = testing.build(str(tmp_path), curated_schema)
+    train = _purchases([(r[features.USER_KEY][0], r[features.PRODUCT_KEY][0]) for r in exported.rows])
+    bought = set(zip(train["users"].tolist(), train["products"].tolist()))
+    fresh = [(u.encode(), p) for u in testing.USERS[:10] for p in testing.PRODUCTS
+             if (u.encode(), p) not in bought][:10]
+    measured = _purchases(list(zip(train["users"][:5], train["products"][:5])) + fresh
+                          + [(b"nobody", testing.PRODUCTS[0]), (train["users"][0], testing.UNKNOWN_PRODUCT)])
+    counts = report_figures.reach(train, measured)
+    assert counts["hittable"] == 10 and counts["purchases"] == 17
+    signatures = tf.saved_model.load(exported.export_dir).signatures
+    ranks = ranking_metrics.evaluate_ranks(signatures, purchase_examples(measured["users"], measured["products"]))
+    last = ranks[:, 0] >= exported.recommender.num_items
+    assert last.sum() == counts["purchases"] - counts["hittable"]
+    assert not last[5:15].any()

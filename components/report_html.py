@@ -155,6 +155,7 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
                 [_num(ev["models"][label]["coverage_at_10"]) for label in labels] + ["not gated", "-"])
     return ["<h2>Evaluation and gate</h2>",
             f"<p>{_e(ev['protocol'])}</p>",
+            *([f"<p>{_e(ev['reach_text'])}</p>"] if ev.get("reach_text") else []),
             _table(["metric"] + labels + ["threshold", "gate"], rows),
             f"<p class='muted'>{_e(ev['note'])}</p>",
             _img(images, "recall", "recall@k curve")]
