@@ -42,12 +42,14 @@ from models import features, ranking_metrics, validation, warm_start
 from models import model as model_lib
 from pipeline import configs
 
-# warm settings tried (overrides of models.model.DEFAULT). The new pairs are a quarter to a third
-# of a window of 3 spans here, and a run's fixed cost (tracing, the first steps) is about what
-# a pass over them costs: one pass over them fits in a third of the cold training's time, more
-# does not (the 1.5 passes and the rehearsal below are there to show what more training buys).
-GRID = ([{"warm_start_learning_rate": lr} for lr in (0.005, 0.0075, 0.0125, 0.02, 0.03, 0.04)]
-        + [{"warm_start_epochs": 1.5, "warm_start_learning_rate": 0.02}]
+# warm settings tried (overrides of models.model.DEFAULT). The first rows train on the new pairs
+# only (the learning rate, 1.5 passes); the rehearsal rows add already-seen pairs when the chain's
+# model before was warm-started, as the Trainer does (models/warm_start.py `rehearsal`: none after
+# span 1's cold model). The new pairs are a quarter to a third of a window of 3 spans here, and a
+# run's fixed cost (tracing, the first steps) is about what a pass over them costs.
+GRID = ([{"warm_start_learning_rate": lr, "warm_start_rehearsal": 0.0}
+         for lr in (0.005, 0.0075, 0.0125, 0.02, 0.03, 0.04)]
+        + [{"warm_start_epochs": 1.5, "warm_start_learning_rate": 0.02, "warm_start_rehearsal": 0.0}]
         + [{"warm_start_rehearsal": r, "warm_start_learning_rate": 0.02} for r in (0.25, 0.5, 1.0)]
         + [{"warm_start_rehearsal": 0.5, "warm_start_learning_rate": 0.0075}]
         # every seen pair (3 per new one is more than a window of 3 spans holds): one pass over
@@ -114,19 +116,22 @@ def validation_figures(ranks: np.ndarray, raw_users: np.ndarray, raw_products: n
 
 
 def train(window: Window, config: model_lib.ModelConfig, previous=None) -> Tuple[model_lib.Recommender, float]:
-    """A model of `window` trained cold, or warm from `previous` (its model and window); the
+    """A model of `window` trained cold, or warm from `previous` (its model, window and how it
+    started: "cold" or "warm", what its training.json would say), as the Trainer does; the
     training seconds (the carry-over included)."""
     model = window.model(config)
     start = time.time()
-    new = None
+    new = rehearsal = None
     if previous is not None:
-        served, served_window = previous
+        served, served_window, served_start = previous
         tables = warm_start.ServedTables.of(served, served_window.product_ids, served_window.user_ids,
                                             served_window.history)
         warm_start.carry_over(model, window.product_ids, tables)
         new = warm_start.unseen_pairs(tables, window.users, window.items, window.user_ids,
                                       window.product_ids)
-    model_lib.train(model, window.users, window.items, warm=previous is not None, new=new)
+        rehearsal = warm_start.rehearsal(config, {"start": {"kind": served_start}})
+    model_lib.train(model, window.users, window.items, warm=previous is not None, new=new,
+                    rehearsal=rehearsal)
     return model, time.time() - start
 
 
@@ -171,10 +176,10 @@ def main(argv=None) -> int:
             for overrides in grid:
                 name = json.dumps(overrides, sort_keys=True)
                 if k == 1:
-                    chains[name] = (cold, window)
+                    chains[name] = (cold, window, "cold")
                     continue
                 model, seconds = train(window, base.replace(seed=seed, **overrides), previous=chains[name])
-                chains[name] = (model, window)
+                chains[name] = (model, window, "warm")
                 ranks = validation_ranks(model, window)
                 results.append((f"warm {name}", seconds, ranks))
                 diff = (ranks < 10).astype(float) - (cold_ranks < 10)

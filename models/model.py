@@ -66,9 +66,11 @@ class ModelConfig:
         pairs are those the served model has not trained on and a sample of those it has
         (`warm_start_rehearsal`; `warm_pairs`).
       warm_start_rehearsal: pairs the served model already trained on, drawn at random into a
-        warm start's training pairs per pair it has not (0: the new pairs only). They keep
-        the products of the older spans in the batches: without them each warm start pulls
-        the tables towards the newest span's products only.
+        warm start's training pairs per pair it has not (0: the new pairs only), when the
+        served model was itself warm-started (models/warm_start.py `rehearsal`: after a cold
+        training every pair had its full passes, and none is drawn). They keep the products of
+        the older spans in the batches: without them a chain of warm starts pulls the tables
+        towards the newest spans' products.
       warm_start_learning_rate: the optimizer's learning rate when the model starts from the
         served one.
       batch_size: training pairs per step.
@@ -110,7 +112,7 @@ class ModelConfig:
     use_history: bool = True
     epochs: int = 3
     warm_start_epochs: float = 1.0
-    warm_start_rehearsal: float = 0.0
+    warm_start_rehearsal: float = 0.5
     warm_start_learning_rate: float = 0.02
     batch_size: int = 512
     optimizer: str = "lazy_adam"
@@ -660,15 +662,16 @@ def warm_pairs(new: np.ndarray, rehearsal: float, seed: int) -> np.ndarray:
 
 def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
           log_dir: Optional[str] = None, warm: bool = False,
-          new: Optional[np.ndarray] = None) -> List[Dict[str, float]]:
+          new: Optional[np.ndarray] = None, rehearsal: Optional[float] = None) -> List[Dict[str, float]]:
     """Trains `model` on (user, item) index pairs with its config; returns per-epoch stats.
 
     config.epochs passes at config.learning_rate, or with `warm` (a model whose tables start
     from the served model's: models/warm_start.py) config.warm_start_epochs at
     config.warm_start_learning_rate over the warm pairs (`warm_pairs`: those `new` marks, bool per
     pair, the ones the served model has not trained on, None: all, and a rehearsal sample of the
-    others; none at all: no step). A fraction of an epoch trains its last pass on that share of
-    the pairs (the first steps of the epoch's seeded order). Pairs with an OOV user or item are
+    others, `rehearsal` per new pair, None: config.warm_start_rehearsal; none at all: no step).
+    A fraction of an epoch trains its last pass on that share of the pairs (the first steps of
+    the epoch's seeded order). Pairs with an OOV user or item are
     dropped. Item frequencies for the samplers' log-Q terms come from all the pairs. Each epoch
     visits every pair once, in the order `epoch_order` gives (batches of config.batch_size, the
     last one shorter). Reproducible: seeds tf (global), numpy, the epoch orders and the stateless
@@ -695,7 +698,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
         new = np.asarray(new, bool)
         if new.shape != keep.shape:
             raise ValueError(f"new marks {new.shape[0]} pairs, there are {keep.shape[0]}")
-        chosen = warm_pairs(new[keep], config.warm_start_rehearsal, config.seed)
+        chosen = warm_pairs(new[keep], config.warm_start_rehearsal if rehearsal is None else rehearsal,
+                            config.seed)
         user_idx, item_idx = user_idx[chosen], item_idx[chosen]
         num_examples = len(user_idx)
     if not num_examples:  # e.g. a warm start on the very data the served model trained on

@@ -108,6 +108,12 @@ def test_a_warm_start_trains_on_the_new_pairs_only():
     np.testing.assert_array_equal(model.item_embeddings.numpy(), after)
     with pytest.raises(ValueError, match="new marks 5 pairs, there are 600"):
         model_lib.train(model, users, items, warm=True, new=np.ones(5, bool))
+    # the caller's rehearsal (models/warm_start.py `rehearsal`) overrides the config's: with
+    # rehearsed pairs the second group's rows move too
+    model_lib.train(model, users, items, warm=True, new=new, rehearsal=0.0)
+    np.testing.assert_array_equal(model.item_embeddings.numpy()[15:], before[15:])
+    model_lib.train(model, users, items, warm=True, new=new, rehearsal=0.5)
+    assert not np.allclose(model.item_embeddings.numpy()[15:], before[15:])
 
 
 def test_config_from_dict_names_unknown_keys():

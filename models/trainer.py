@@ -14,8 +14,9 @@ custom_config (plain JSON values; the pipeline builds it from its TrainingConfig
 
 Warm start: with a base model (`fn_args.base_model`: the served model, components/baseline.py)
 the new model starts from its product rows, carried over by raw product id
-(models/warm_start.py), and trains on the purchases the served model has not trained on (and a
-rehearsal sample of the others: config.warm_start_rehearsal) for config.warm_start_epochs at
+(models/warm_start.py), and trains on the purchases the served model has not trained on (and,
+when the served model was warm-started itself, a rehearsal sample of the others:
+config.warm_start_rehearsal, models/warm_start.py `rehearsal`) for config.warm_start_epochs at
 config.warm_start_learning_rate.
 No base model, `cold_start`, or a served model this one cannot start from (another embedding
 size, another preset: the console says which) is a cold start: config.epochs from random tables.
@@ -24,7 +25,8 @@ The exported model carries `assets.extra/training.json` (`TRAINING_FACTS`, DECIS
 only the Trainer knows about it, for the model card, the next run's baseline and the replay. Its
 keys (stable: other code reads them): `data` {input_fingerprint, span, window_spans,
 eval_source, rows, users, products}, `start` {kind "warm"|"cold", from_version, reason,
-carried_products, new_products, dropped_products; new_purchases for a warm start}, `baseline` {version, served_version,
+carried_products, new_products, dropped_products; new_purchases for a warm start, and
+rehearsal, rehearsed_purchases when it had new ones}, `baseline` {version, served_version,
 reason}, `model` {preset, config}, `training_key` (what this training is: `training_key`),
 `code_fingerprint`, `training` {epochs, seconds}, `trained_at`.
 """
@@ -137,7 +139,8 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     preset = custom_config.get("preset", "default")
     try:
         tables = warm_start.read_tables(base_model)
-        why = warm_start.incompatibility(tables, recommender.config, preset, read_training_facts(base_model))
+        served_facts = read_training_facts(base_model)
+        why = warm_start.incompatibility(tables, recommender.config, preset, served_facts)
     except warm_start.IncompatibleModel as e:
         why = str(e)
     if why:
@@ -165,11 +168,13 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     else:
         fresh = int(new.sum())
         epochs = config.warm_start_epochs
-        rehearsed = model_lib.rehearsed(fresh, rows - fresh, config.warm_start_rehearsal)
+        rehearsal = warm_start.rehearsal(config, served_facts)
+        rehearsed = model_lib.rehearsed(fresh, rows - fresh, rehearsal)
         progress.info("[train] %s of %s purchases are new to %s: %g epoch%s over them%s at learning "
                       "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
-                      f" and {rehearsed:,} it has seen (warm_start_rehearsal {config.warm_start_rehearsal:g})"
-                      if rehearsed else "", config.warm_start_learning_rate)
+                      f" and {rehearsed:,} it has seen (warm_start_rehearsal {rehearsal:g}: it was not "
+                      "trained cold)" if rehearsed else "", config.warm_start_learning_rate)
+        return {**started, "new_purchases": fresh, "rehearsal": rehearsal, "rehearsed_purchases": rehearsed}, new
     return {**started, "new_purchases": fresh}, new
 
 
@@ -210,7 +215,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                               None if baseline.get("found", True) else baseline.get("reason"))
     log.info("%s start ready in %.2f s", started["kind"], time.time() - start)  # the full log
     epochs = model_lib.train(recommender, users, items, log_dir=fn_args.model_run_dir,
-                             warm=started["kind"] == "warm", new=new)
+                             warm=started["kind"] == "warm", new=new, rehearsal=started.get("rehearsal"))
     trained = time.time() - start
 
     start = time.time()

@@ -1,7 +1,9 @@
 """The Trainer's start: warm from the served model when it can, cold otherwise, said on the console;
 and the key that tells one training from another."""
 
+import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -52,9 +54,24 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     assert line == "[train] warm start from version 1796000000: 20 products carried over, 0 new, 0 dropped"
     # the served model trained on the 90 purchases: only the 7 after them are new
     assert started["new_purchases"] == 7 and new.tolist() == [False] * 90 + [True] * 7
+    # a served model with no training.json may have been warm-started: its purchases are rehearsed
+    # (0.5 of them per new one: 4 of the 90)
+    assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them and 4 "
+                    "it has seen (warm_start_rehearsal 0.5: it was not trained cold) at learning rate 0.02")
+    assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.5, 4)
+    np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
+    # one trained cold gave every purchase its full passes: none is rehearsed
+    facts = os.path.join(built.export_dir, trainer.TRAINING_FACTS)
+    os.makedirs(os.path.dirname(facts), exist_ok=True)
+    with open(facts, "w") as f:
+        json.dump({"start": {"kind": "cold"}}, f)
+    try:
+        started, _, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
+    finally:
+        os.remove(facts)
     assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them at "
                     "learning rate 0.02")
-    np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
+    assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.0, 0)
     # the very purchases it trained on: nothing to learn, and said so
     started, new, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built))
     assert started["new_purchases"] == 0 and not new.any()

@@ -19,9 +19,9 @@ none: Adam starts afresh).
 `unseen_pairs` says which of the window's purchases the served model has not trained on: its
 SavedModel holds every (user, product) pair it was trained on (models/exporter.py: the purchases
 its recommendations leave out) and its user vocabulary (an asset). A warm start trains on those
-new pairs and a rehearsal sample of the others (models/model.py `warm_pairs`): the served model
-has already learned from the rest of the window. Nothing here depends on how the data arrived
-(span folders or one file that grew).
+new pairs and, when the served model was itself warm-started, a rehearsal sample of the others
+(`rehearsal`; models/model.py `warm_pairs`): the served model has already learned from the rest
+of the window. Nothing here depends on how the data arrived (span folders or one file that grew).
 
 `incompatibility` says why a served model cannot be warm-started from (another embedding size,
 another preset, a table this model needs and it lacks), or None.
@@ -163,6 +163,21 @@ def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarra
     width = len(product_ids) + 1
     seen = seen_users[both] * width + seen_items[both]
     return ~np.isin(user_idx * width + item_idx, seen)
+
+
+def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, Any]]) -> float:
+    """Already-seen purchases a warm start trains on per new one: `config.warm_start_rehearsal`
+    when the served model was itself warm-started, none when it was trained cold.
+
+    A cold training gives every purchase `config.epochs` passes; a warm start gives the new ones
+    `warm_start_epochs`, so a model warm-started from a warm-started one holds purchases it has
+    seen once beside the older spans', and a chain of warm starts leans towards its newest spans
+    (docs/model.md#warm-start: rehearsal closes half that gap). A cold-trained served model has
+    no such purchases: rehearsing its fully trained ones costs steps and buys nothing.
+    `served_facts`: the served model's training.json; without it (a model from before it
+    existed) the served model may have been warm-started, so the rehearsal is kept."""
+    kind = ((served_facts or {}).get("start") or {}).get("kind")
+    return 0.0 if kind == "cold" else float(config.warm_start_rehearsal)
 
 
 SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")

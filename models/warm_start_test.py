@@ -74,6 +74,16 @@ def test_an_incompatible_served_model_is_named(config, preset, facts, reason):
     assert reason in warm_start.incompatibility(tables, config, preset, facts)
 
 
+def test_rehearsal_follows_how_the_served_model_was_trained():
+    """Only a warm-started served model holds purchases with fewer passes than a cold training
+    gives; a model with no training.json may be one."""
+    config = CONFIG.replace(warm_start_rehearsal=0.5)
+    assert warm_start.rehearsal(config, {"start": {"kind": "cold"}}) == 0.0
+    assert warm_start.rehearsal(config, {"start": {"kind": "warm"}}) == 0.5
+    assert warm_start.rehearsal(config, None) == 0.5 and warm_start.rehearsal(config, {}) == 0.5
+    assert warm_start.rehearsal(config.replace(warm_start_rehearsal=0.0), {"start": {"kind": "warm"}}) == 0.0
+
+
 def test_a_missing_table_is_named():
     tables = warm_start.ServedTables.of(_model(3, CONFIG.replace(use_item_bias=False)), np.array([1, 2, 3]))
     assert warm_start.incompatibility(tables, CONFIG, "default") == "the served model has no item biases"

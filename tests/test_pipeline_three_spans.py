@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from models import model as model_lib
 from models import trainer
 from pipeline import configs
 from tests import fake_asos, pipeline_helpers as helpers
@@ -68,6 +69,14 @@ def test_the_first_span_starts_cold_and_each_later_one_warm_from_the_model_befor
         # span 2 and 3 each bring products never sold before; the sliding window drops some
         assert start["carried_products"] > 0 and start["new_products"] > 0, start
     assert third["start"]["dropped_products"] > 0  # span 1's retired products left the window
+    # already-seen purchases are rehearsed only from a model that was warm-started itself
+    # (models/warm_start.py `rehearsal`): the second run's window holds span 1's, trained cold;
+    # the third's holds span 2's, which the second run's model saw once
+    assert second["start"]["rehearsal"] == 0 and second["start"]["rehearsed_purchases"] == 0
+    third_start, rows = third["start"], third["data"]["rows"]
+    assert third_start["rehearsal"] == model_lib.DEFAULT.warm_start_rehearsal > 0
+    assert third_start["rehearsed_purchases"] == min(
+        rows - third_start["new_purchases"], round(third_start["rehearsal"] * third_start["new_purchases"])) > 0
 
 
 

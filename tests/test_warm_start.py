@@ -22,6 +22,7 @@ import local_runner
 from benchmarks import replay
 from components import evaluator
 from models import features, trainer
+from models import model as model_lib
 from pipeline import configs
 from runner import console
 from tests import fake_asos, pipeline_helpers as helpers
@@ -134,10 +135,14 @@ def test_each_delivery_warm_starts_from_the_model_served_before_it(runs, k):
         len(now & then), len(now - then), len(then - now))
     assert start["new_products"] > 0 and start["dropped_products"] > 0
     # it trains on the purchases the served model has not: those of this delivery that the one
-    # before it did not have (ModelConfig.warm_start_epochs: one pass over them, no rehearsal)
+    # before it did not have (ModelConfig.warm_start_epochs: one pass over them), and rehearses
+    # the others only when the served model was warm-started itself (delivery 2's, not 1's)
     seen_pairs = set(zip(*[a.tolist() for a in parts[k - 2]]))
     fresh = sum((u, p) not in seen_pairs for u, p in zip(*[a.tolist() for a in parts[k - 1]]))
     assert start["new_purchases"] == fresh and 0 < fresh <= facts["data"]["rows"]
+    rehearsal = 0.0 if k == 2 else model_lib.DEFAULT.warm_start_rehearsal
+    assert start["rehearsal"] == rehearsal
+    assert start["rehearsed_purchases"] == min(facts["data"]["rows"] - fresh, round(rehearsal * fresh))
     assert facts["training"]["epochs"] == 1.0
     assert len(versions) == len(before) + 1  # every candidate passes this test's gate
 
