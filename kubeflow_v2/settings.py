@@ -72,12 +72,21 @@ def _accelerator(text: str) -> Tuple[str, int]:
 
 
 def _beam_args(text: str) -> List[str]:
-    """Beam arguments (split like a shell line), each a pipeline option: `--name` or `--name=value`."""
+    """Beam arguments (split like a shell line), each a pipeline option: `--name` or `--name=value`;
+    a `--runner=` must name a runner Beam knows (Beam's own `create_runner` says)."""
     args = shlex.split(text)
     bad = [a for a in args if not re.fullmatch(r"--[A-Za-z][A-Za-z0-9_-]*(=.*)?", a, re.S)]
     if bad:
         raise flags.BadValue(f"{bad[0]!r} is not a Beam pipeline option (--name or --name=value, e.g. "
                              "--beam-arg=--experiments=use_runner_v2)")
+    for arg in args:
+        if arg.startswith("--runner="):
+            from apache_beam.runners import runner
+
+            try:
+                runner.create_runner(arg.partition("=")[2])
+            except (ValueError, ImportError) as e:
+                raise flags.BadValue(f"{arg!r} is not a Beam runner: {e}") from None
     return args
 
 

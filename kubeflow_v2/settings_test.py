@@ -25,6 +25,16 @@ def test_a_malformed_setting_is_named(flag, value, expected):
         settings.parse_compile_args(REQUIRED + [flag, value], environ={})
 
 
+@pytest.mark.parametrize("runner, expected", [
+    ("Nope", "'--runner=Nope' is not a Beam runner: Unexpected pipeline runner: Nope"),
+    ("no.such.Runner", "'--runner=no.such.Runner' is not a Beam runner"),
+])
+def test_a_beam_runner_beam_does_not_know_is_named(runner, expected):
+    """Found by exploratory testing: `--beam-arg=--runner=Nope` compiled, to fail in the cloud."""
+    with pytest.raises(settings.SettingError, match="--beam-arg or RECSYS_BEAM_ARGS: " + expected):
+        settings.parse_compile_args(REQUIRED + [f"--beam-arg=--runner={runner}"], environ={})
+
+
 def test_region_names():
     for region in ("europe-west1", "us-central1", "northamerica-northeast1", "me-central2", " asia-south1 "):
         config, _, _ = settings.parse_compile_args(["--project", "p", "--region", region, "--bucket", "b",
@@ -37,6 +47,9 @@ def test_beam_args_are_pipeline_options():
         REQUIRED + ["--beam-arg=--experiments=use_runner_v2 --no_use_public_ips", "--beam-arg", "--x='a b'"],
         environ={})
     assert config.extra_beam_args[-3:] == ["--experiments=use_runner_v2", "--no_use_public_ips", "--x=a b"]
+    for name in ("DataflowRunner", "DirectRunner", "PrismRunner"):  # Beam's names
+        config, _, _ = settings.parse_compile_args(REQUIRED + [f"--beam-arg=--runner={name}"], environ={})
+        assert config.extra_beam_args[-1] == f"--runner={name}"
 
 
 def test_bucket_forms():
