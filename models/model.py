@@ -674,7 +674,8 @@ def train(model: Recommender, user_idx: np.ndarray, item_idx: np.ndarray,
     the epoch's seeded order). Pairs with an OOV user or item are
     dropped. Item frequencies for the samplers' log-Q terms come from all the pairs. Each epoch
     visits every pair once, in the order `epoch_order` gives (batches of config.batch_size, the
-    last one shorter). Reproducible: seeds tf (global), numpy, the epoch orders and the stateless
+    last one shorter). Reproducible for the same pairs in the same order (the Trainer sorts them:
+    models/trainer.py `read_pairs`): seeds tf (global), numpy, the epoch orders and the stateless
     negative draws (seed [config.seed, step]) from config.seed. Logs loss and examples/sec per
     epoch (logger `recsys.train`), and writes them as TensorBoard scalars under `log_dir` when
     given.

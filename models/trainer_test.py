@@ -105,3 +105,37 @@ def test_the_training_key_is_the_compiled_configuration_only():
     assert trainer.training_key({**compiled, trainer.RUN_KEY: {"baseline": {"version": "1"}}}) == key
     assert trainer.training_key({**compiled, "cold_start": True}) != key
     assert trainer.training_key({**compiled, "module_code": "abd"}) != key
+
+
+def test_pairs_are_read_in_one_order_whatever_order_the_files_hold(tmp_path, curated_schema):
+    """ExampleGen writes the same examples in another order from run to run; training visits
+    the pairs in a seeded permutation of their positions, so read_pairs sorts them."""
+    import tensorflow as tf
+    from tfx import v1 as tfx
+    from tfx.components.util import tfxio_utils
+    from tfx.types import artifact_utils, standard_artifacts
+
+    transformed, output = testing.transform_graph(testing.purchases(seed=0), curated_schema, str(tmp_path))
+
+    def read(order, name):
+        split = tmp_path / name / "Split-train"
+        split.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(split / "data.gz"), "GZIP") as writer:
+            for i in order:
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    key: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(transformed[i][key])]))
+                    for key in (features.USER_INDEX, features.PRODUCT_INDEX)})).SerializeToString())
+        examples = standard_artifacts.Examples()
+        examples.uri = str(tmp_path / name)
+        examples.split_names = artifact_utils.encode_split_names(["train"])
+        accessor = tfx.components.DataAccessor(
+            tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+            record_batch_factory=None, data_view_decode_fn=None)
+        return trainer.read_pairs(accessor, [str(split / "*")], output)
+
+    in_order = read(range(len(transformed)), "a")
+    shuffled = read(np.random.default_rng(0).permutation(len(transformed)), "b")
+    np.testing.assert_array_equal(in_order[0], shuffled[0])
+    np.testing.assert_array_equal(in_order[1], shuffled[1])
+    assert sorted(zip(*[a.tolist() for a in in_order])) == sorted(
+        (int(r[features.USER_INDEX]), int(r[features.PRODUCT_INDEX])) for r in transformed)
