@@ -326,8 +326,9 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
     eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
     examples = purchase_examples(eval_users, eval_products)
     counts = reach(purchases["train"], purchases[split]) if "train" in purchases and split != "train" else None
+    reach_sentence = reach_text(counts, split) if counts else None
     if counts and counts["hittable"] < counts["purchases"]:
-        log.info("[report] %s", reach_text(counts, split))
+        log.info("[report] %s", reach_sentence)
 
     lists_coverage = None
     if recommendations_uri is not None:
@@ -357,7 +358,7 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                  "purchases left out), through the same serving module. Coverage@10: the "
                  "share of catalog products in at least one eval user's top 10."),
         "reach": counts,
-        "reach_text": reach_text(counts, split) if counts else None,
+        "reach_text": reach_sentence,
         "models": models,
     }
 
