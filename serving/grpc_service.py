@@ -251,8 +251,11 @@ class GrpcServer:
             self._started.set()
 
     async def _serve(self) -> None:
+        # gRPC's default SO_REUSEPORT would let a second server bind a port in use and share its
+        # calls with the first, each answering with its own model: refuse the port instead.
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1),
-                                                ("grpc.max_send_message_length", -1)])
+                                                ("grpc.max_send_message_length", -1),
+                                                ("grpc.so_reuseport", 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionService(self.manager, self.requests_log), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(

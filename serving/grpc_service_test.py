@@ -49,10 +49,28 @@ def test_what_from_proto_refuses_is_refused(predict, bad):
     assert tf.make_ndarray(predict(request, timeout=30).outputs["double"]).tolist() == [6]
 
 
+def test_a_second_server_on_a_port_in_use_is_refused(served):
+    """Found by exploratory testing: with gRPC's default SO_REUSEPORT a second server bound the
+    first one's port without a word, and the two shared its calls."""
+    manager, port = served
+    second = grpc_service.GrpcServer(manager, f"127.0.0.1:{port}")
+    with pytest.raises(RuntimeError, match="bind"):
+        second.start()
+
+
 @pytest.fixture(scope="module")
-def predict(tmp_path_factory):
+def predict(served):
     """PredictionService.Predict of a GrpcServer on loopback serving model "m": one signature,
     int64 item -> double."""
+    _, port = served
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
+    channel.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(model manager, port) of a GrpcServer on loopback serving model "m"."""
     base = tmp_path_factory.mktemp("models")
     module = tf.Module()
     module.double = tf.function(lambda item: {"double": item * 2},
@@ -65,8 +83,6 @@ def predict(tmp_path_factory):
         port = s.getsockname()[1]
     server = grpc_service.GrpcServer(manager, f"127.0.0.1:{port}")
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
-    channel.close()
+    yield manager, port
     server.stop()
     manager.stop()
