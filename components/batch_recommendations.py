@@ -1,8 +1,12 @@
 """BatchRecommendations: the top-K products for every known user, precomputed, as sharded parquet.
 
-Runs beside the Pusher on the same two inputs (the Trainer's model and the Evaluator's blessing)
-and, like TFX's BulkInferrer, only for a blessed model: a refused model writes no recommendations
-(its output artifact says `blessed: 0, users: 0`).
+Takes the Pusher's two inputs (the Trainer's model and the Evaluator's blessing) and, like TFX's
+BulkInferrer, writes lists only for a blessed model: a refused model writes no recommendations
+(its output artifact says `blessed: 0, users: 0`). Given the Pusher's `pushed_model` (as the
+pipeline does), it runs after the Pusher and writes lists only for a model that serves: a
+blessed model the Pusher left out (the same as a version a rollback took out of service,
+components/pusher.py) writes none either (`pushed: 0, users: 0`), so the latest lists are
+always a served model's.
 
 - **Who**: every user of Transform's user vocabulary (`user_vocab` in the transform graph: the
   train split's distinct users, the users the model has a vector for). Users never seen in train
@@ -239,6 +243,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             logging.info(message)
             print(message, flush=True)
             return
+        pushed = input_dict.get("pushed_model") or []
+        if pushed and not (pushed[0].has_custom_property("pushed")
+                           and pushed[0].get_int_custom_property("pushed")):
+            output.set_int_custom_property("blessed", 1)
+            output.set_int_custom_property("pushed", 0)
+            output.set_int_custom_property("users", 0)
+            message = ("[batch] the model was not pushed: no batch recommendations (the latest "
+                       "lists stay those of the model served)")
+            logging.info(message)
+            print(message, flush=True)
+            return
         model = artifact_utils.get_single_instance(input_dict["model"])
         model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
         check_sizes(*(None if exec_properties.get(k) is None else int(exec_properties[k])
@@ -289,6 +304,7 @@ class BatchRecommendationsSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel, optional=True),
     }
     OUTPUTS = {
         "recommendations": ChannelParameter(type=standard_artifacts.InferenceResult),
@@ -303,9 +319,11 @@ class BatchRecommendations(base_beam_component.BaseBeamComponent):
 
     def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
                  transform_graph: types.BaseChannel, bigquery_table: Optional[str] = None,
-                 batch_size: Optional[int] = None, num_shards: Optional[int] = None):
+                 batch_size: Optional[int] = None, num_shards: Optional[int] = None,
+                 pushed_model: Optional[types.BaseChannel] = None):
         check_sizes(batch_size, num_shards)
         super().__init__(spec=BatchRecommendationsSpec(
             model=model, model_blessing=model_blessing, transform_graph=transform_graph,
+            pushed_model=pushed_model,
             bigquery_table=bigquery_table or None, batch_size=batch_size, num_shards=num_shards,
             recommendations=types.Channel(type=standard_artifacts.InferenceResult)))

@@ -62,7 +62,7 @@ def inputs(tmp_path_factory, curated_schema):
             "graph": os.path.dirname(graph.transform_savedmodel_dir), "root": root}
 
 
-def _run(inputs, out, blessed, mode="in_memory", **props):
+def _run(inputs, out, blessed, mode="in_memory", pushed=None, **props):
     model, blessing, graph = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
                               standard_artifacts.TransformGraph())
     model.uri, graph.uri = inputs["model"], inputs["graph"]
@@ -74,8 +74,12 @@ def _run(inputs, out, blessed, mode="in_memory", **props):
     context = base_beam_executor.BaseBeamExecutor.Context(
         beam_pipeline_args=configs.local_beam_args(running_mode=mode, workers=2),
         tmp_dir=str(out) + "_tmp", unique_id="1")
+    pushed_model = {}
+    if pushed is not None:
+        pushed_model = {"pushed_model": [standard_artifacts.PushedModel()]}
+        pushed_model["pushed_model"][0].set_int_custom_property("pushed", int(pushed))
     batch.Executor(context).Do(
-        {"model": [model], "model_blessing": [blessing], "transform_graph": [graph]},
+        {"model": [model], "model_blessing": [blessing], "transform_graph": [graph], **pushed_model},
         {"recommendations": [result]}, props)
     return result
 
@@ -131,6 +135,15 @@ def test_a_refused_model_writes_nothing(inputs, tmp_path):
     result = _run(inputs, tmp_path / "out", False)
     assert os.listdir(tmp_path / "out") == []
     assert (result.get_int_custom_property("blessed"), result.get_int_custom_property("users")) == (0, 0)
+
+
+def test_a_blessed_model_the_pusher_left_out_writes_nothing(inputs, tmp_path):
+    """The Pusher leaves out a blessed model that a rollback took out of service: the latest lists
+    must stay those of the model served."""
+    result = _run(inputs, tmp_path / "out", True, pushed=False)
+    assert os.listdir(tmp_path / "out") == []
+    assert (result.get_int_custom_property("pushed"), result.get_int_custom_property("users")) == (0, 0)
+    assert _run(inputs, tmp_path / "pushed", True, pushed=True).get_int_custom_property("users") == len(USERS)
 
 
 def test_a_model_without_serving_default_is_named(tmp_path):

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import subprocess
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from tfx import types
 from tfx.dsl.io import fileio
@@ -450,6 +450,25 @@ def rollback_of(card: Optional[Dict[str, Any]]) -> Optional[int]:
     rollback (or has no card)."""
     value = ((card or {}).get("model_details", {}).get("version", {}) or {}).get("rollback_of")
     return None if value is None else int(value)
+
+
+def withdrawn(cards: List[Tuple[int, Optional[Dict[str, Any]]]]) -> Dict[int, Dict[str, Any]]:
+    """{version: {"by": the rollback's version, "of": the version it copied, "reason", "date"}}:
+    the versions a rollback took
+    out of service that no later rollback served again, from (number, card) of every version,
+    newest first (a rollback's card says what it is a copy of and what it replaced)."""
+    decided, found = set(), {}
+    for number, card in cards:
+        details = ((card or {}).get("model_details", {}).get("version", {}) or {})
+        if details.get("rollback_of") is None:
+            continue
+        before = details.get("served_before")
+        if before is not None and int(before) not in decided:
+            found[int(before)] = {"by": number, "of": int(details["rollback_of"]),
+                                  "reason": details.get("reason", ""),
+                                  "date": details.get("date", "")}
+        decided.update(int(v) for v in (details["rollback_of"], before) if v is not None)
+    return found
 
 
 def rows(card: Dict[str, Any]) -> Dict[str, int]:

@@ -13,6 +13,11 @@ every version carries its model card.
   numbered directory that is not complete (left by a crash before pushes were atomic) never
   counts: it is named in the log and left for a person to delete (it may be a copy by hand still
   under way).
+- **No rollback undone by itself**: a model that is the same as a version a rollback took out of
+  service (`withdrawn_twin`; a deterministic Trainer rebuilds it from the same data and start) is
+  not pushed: the PushedModel artifact says which version and why (`withdrawn_version`,
+  `not_pushed_reason`), and the run ends as refused (exit 3). `make rollback` to that version
+  serves it again, and then it is no longer withdrawn.
 - **The model card** (components/model_card.py) goes into `assets.extra/` of the version before
   the version appears: the data (from `examples`), the Trainer's configuration (`model_run`, and
   `assets.extra/training.json` of the model), the gate's figures (`evaluation`), the drift
@@ -45,6 +50,8 @@ from tfx.utils import io_utils, proto_utils
 from components import model_card, model_versions
 
 FINGERPRINT = model_versions.FINGERPRINT
+# a blessed model not pushed: the version it repeats, which a rollback withdrew, and why, in words
+WITHDRAWN_KEY, NOT_PUSHED_KEY = "withdrawn_version", "not_pushed_reason"
 MODEL_NAME_KEY, DATA_FILES_KEY, GIT_COMMIT_KEY = "model_name", "data_files", "git_commit"
 CARD_INPUTS = ("examples", "model_run", "evaluation", "anomalies")
 log = logging.getLogger("recsys.push")  # the console shows it (runner/console.py)
@@ -126,6 +133,23 @@ def _same_files(model_path: str, served_path: str, folder: str) -> bool:
     return files(model_path) == files(served_path)
 
 
+def withdrawn_twin(model_path: str, base: str) -> Optional[Dict[str, Any]]:
+    """{"version", "text"} when the model at `model_path` is the same model (`same_model`) as a
+    version a rollback took out of service (and no later rollback served again), else None. A
+    deterministic Trainer given the data and start it had before rebuilds that very model, and
+    pushing it would undo the rollback without a word."""
+    complete = [v for v in model_versions.scan(base) if v.complete]
+    paths = {v.number: v.path for v in complete}
+    for number, why in model_card.withdrawn([(v.number, model_card.read(v.path)) for v in complete]).items():
+        if number in paths and same_model(model_path, paths[number]):
+            reason = f": \"{why['reason']}\"" if why.get("reason") else ""
+            return {"version": number,
+                    "text": f"this model is version {number} again, which a rollback (version "
+                            f"{why['by']}, a copy of {why['of']}) took out of service{reason}; the "
+                            f"served model is unchanged (`make rollback VERSION={number}` serves it again)"}
+    return None
+
+
 def mark_pushed(model_push: types.Artifact, destination: str, version: str) -> None:
     """Records a push on the PushedModel artifact with the custom properties TFX's Pusher sets
     (`pushed`, `pushed_destination`, `pushed_version`: what the resolvers and tools read). TFX
@@ -193,6 +217,13 @@ class Executor(pusher_executor.Executor):
             mark_pushed(model_push, served.path, str(served.number))
             log.info("[push] this model is already served as version %d (%s): no new version",
                      served.number, served.path)
+            return
+        withdrawn = withdrawn_twin(model_path, base)
+        if withdrawn:
+            self._MarkNotPushed(model_push)
+            model_push.set_string_custom_property(WITHDRAWN_KEY, str(withdrawn["version"]))
+            model_push.set_string_custom_property(NOT_PUSHED_KEY, withdrawn["text"])
+            log.warning("[push] nothing pushed: %s", withdrawn["text"])
             return
         card = card_for(input_dict, exec_properties, model_path, served.number if served else None)
         try:

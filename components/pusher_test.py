@@ -104,6 +104,35 @@ def test_a_full_disk_leaves_no_version_and_says_so_in_one_line(model_uri, tmp_pa
     assert sorted(os.listdir(base)) == [before[2]]  # the served version, nothing else
 
 
+def test_a_model_a_rollback_took_out_of_service_is_not_pushed_again(model_uri, tmp_path):
+    """Found by exploratory testing: after `make rollback`, the next run on the same data rebuilt
+    the withdrawn model bit for bit (the Trainer is deterministic) and pushed it again, undoing
+    the rollback without a word."""
+    from runner import versions
+
+    def model(weight):
+        uri = tmp_path / f"trainer-{weight:g}" / "model"
+        testing.save_tiny_model(str(uri / "Format-Serving"), weight=weight)
+        return str(uri)
+
+    base = str(tmp_path / "models")
+    good = int(_props(_push(model(5.0), base, tmp_path))[2])
+    bad = int(_props(_push(model_uri, base, tmp_path))[2])
+    copy = versions.rollback(base, good, reason="sales fell").number
+    pushed = _push(model_uri, base, tmp_path)
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert pushed.get_string_custom_property(pusher.WITHDRAWN_KEY) == str(bad)
+    assert pushed.get_string_custom_property(pusher.NOT_PUSHED_KEY) == (
+        f'this model is version {bad} again, which a rollback (version {copy}, a copy of {good}) took out '
+        f'of service: "sales fell"; the served model is unchanged (`make rollback VERSION={bad}` serves it again)')
+    assert model_versions.served(base).number == copy and len(model_versions.versions(base)) == 3
+    assert _props(_push(model(7.0), base, tmp_path))[0] == 1  # another model is pushed as usual
+
+    versions.rollback(base, bad, reason="the fall was the season")  # served again on purpose
+    _push(model(9.0), base, tmp_path)  # and replaced by a newer model: no rollback withdrew it
+    assert _props(_push(model_uri, base, tmp_path))[0] == 1
+
+
 def test_a_model_that_is_not_blessed_is_not_pushed(model_uri, tmp_path):
     base = str(tmp_path / "models")
     pushed = _push(model_uri, base, tmp_path, blessed=False)

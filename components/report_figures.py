@@ -403,6 +403,8 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
         text = f"Pushed: version {version} at {path}."
     elif not blessed:
         text = "Not pushed: the gate refused the model; the previously pushed model stays served."
+    elif prop("not_pushed_reason", str):
+        text = f"Not pushed: {prop('not_pushed_reason', str)}."
     else:
         text = "Not pushed."
     return {"pushed": pushed, "version": version, "path": path, "text": text}

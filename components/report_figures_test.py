@@ -68,6 +68,9 @@ def test_push_summary():
     refused = report_figures.push_summary(_pushed(pushed=0), blessed=False)
     assert not refused["pushed"] and refused["text"].startswith("Not pushed: the gate refused the model")
     assert report_figures.push_summary(None, blessed=True)["text"] == "Not pushed."
+    reason = "this model is version 5 again, which a rollback took out of service"
+    withdrawn = _pushed(pushed=0, not_pushed_reason=reason)
+    assert report_figures.push_summary(withdrawn, blessed=True)["text"] == f"Not pushed: {reason}."
 
 
 def test_gate_figures():

@@ -170,14 +170,14 @@ def memory_object_store() -> Iterator[Store]:
         _STORE = None
 
 
-def save_tiny_model(path: str) -> str:
-    """A SavedModel of one signature (`y = 2 * x`, float[B]) and one variable, saved in a second:
-    for tests of versions that need a real SavedModel but not the recommender."""
+def save_tiny_model(path: str, weight: float = 2.0) -> str:
+    """A SavedModel of one signature (`y = weight * x`, float[B]) and one variable, saved in a
+    second: for tests of versions that need a real SavedModel but not the recommender."""
     import tensorflow as tf
 
     class Tiny(tf.Module):
         def __init__(self):
-            self.w = tf.Variable([2.0, 3.0])
+            self.w = tf.Variable([weight, 3.0])
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
         def __call__(self, x):

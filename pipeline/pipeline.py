@@ -29,8 +29,8 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
                     pinned_baseline: Optional[str] = None) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen, schema → StrictExampleValidator, DriftGate → Transform →
     CatalogCheck → Trainer (warm-started from the served model) → Evaluator (vs the served model)
-    → Pusher, and beside it BatchRecommendations (every known user's top-K lists, blessed models
-    only).
+    → Pusher → BatchRecommendations (every known user's top-K lists, of the model pushed or
+    already served only).
 
     The one mapping from configuration to the pipeline, for both runners: a local run's
     `PipelineConfig` (SQLite ML Metadata at `metadata_path`) and a Vertex run's `VertexConfig`
@@ -141,6 +141,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
     batch_recommendations = BatchRecommendations(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],  # a refused model gets no lists
+        pushed_model=pusher.outputs["pushed_model"],  # nor one the Pusher left out: lists of what serves
         transform_graph=transform.outputs["transform_graph"],  # its user vocabulary: who gets lists
         bigquery_table=config.batch_bigquery_table,
     ).with_id("BatchRecommendations")

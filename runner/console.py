@@ -38,7 +38,7 @@ REPORT_NODE = "RunReport"  # the last component: its failure does not change wha
 EXIT_OK = 0  # a model was pushed, or the model is already the one served
 EXIT_FAILED = 1  # anything else went wrong (the cause is printed last, with the log's path)
 EXIT_USAGE = 2  # bad flags or model parameters: nothing was run
-EXIT_REFUSED = 3  # the gate refused the model; the previously pushed model stays served
+EXIT_REFUSED = 3  # the gate refused the model, or a rollback withdrew it; the served model stays
 EXIT_DATA_REJECTED = 4  # the input data was rejected (missing, unreadable, too small, or invalid)
 EXIT_NO_SPACE = 74  # a disk filled up (EX_IOERR); a push cut short leaves no version: free space, run again
 EXIT_BUSY = 75  # another run holds the output directory (EX_TEMPFAIL: try again later)
@@ -52,7 +52,8 @@ EXIT_CODES_TEXT = "".join(f"  {code:>3}  {name}\n" for code, name in [
     (EXIT_OK, "a model was pushed, or the model is already the one served"),
     (EXIT_FAILED, "another failure"),
     (EXIT_USAGE, "bad flags or model parameters; nothing ran"),
-    (EXIT_REFUSED, "the gate refused the model; the previously pushed model stays served"),
+    (EXIT_REFUSED, "the gate refused the model (or it is a version a rollback withdrew); the "
+                   "previously pushed model stays served"),
     (EXIT_DATA_REJECTED, "the input data was rejected"),
     (EXIT_NO_SPACE, "no space left on a disk the run writes to; nothing half-pushed: free space and run again"),
     (EXIT_BUSY, "another run is using the output directory"),
@@ -383,12 +384,14 @@ class Outcome:
     # the version that serves the pushed model now, when it is another (a rollback's copy of it)
     served_as: Optional[str] = None
     served_as_path: Optional[str] = None
+    # a blessed model the Pusher did not push: why (the same model as a withdrawn version)
+    not_pushed_reason: Optional[str] = None
 
     @property
     def exit_code(self) -> int:
         if self.pushed:
             return EXIT_OK
-        return EXIT_REFUSED if self.blessed is False else EXIT_FAILED
+        return EXIT_REFUSED if self.blessed is False or self.not_pushed_reason else EXIT_FAILED
 
 
 def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
@@ -430,6 +433,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     pushed = bool(props["pushed"].int_value) if "pushed" in props else False
     path = props["pushed_destination"].string_value if "pushed_destination" in props else ""
     version = props["pushed_version"].string_value if "pushed_version" in props else ""
+    not_pushed = props["not_pushed_reason"].string_value if "not_pushed_reason" in props else None
     reports = outputs(REPORT_NODE, "report")
     evaluations = outputs("Evaluator", "evaluation")
     from components import drift
@@ -444,7 +448,8 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                    evaluation_uri=evaluations[0].uri if evaluations else None,
                    drift=drift.read_report(drift_reports[0].uri) if drift_reports else None,
                    served_as=served_as[0] if served_as else None,
-                   served_as_path=served_as[1] if served_as else None)
+                   served_as_path=served_as[1] if served_as else None,
+                   not_pushed_reason=not_pushed or None)
 
 
 def served_copy(serving_model_dir: str, version: str):
@@ -474,6 +479,8 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
         verdict = f"blessed and pushed as version {outcome.pushed_version}"
     elif outcome.blessed is False:
         verdict = "NOT blessed: the gate refused the model (table above); the served model is unchanged"
+    elif outcome.not_pushed_reason:
+        verdict = f"blessed, NOT pushed: {outcome.not_pushed_reason}"
     else:
         verdict = "no model pushed"
     lines = ["", "summary",

@@ -111,6 +111,10 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     text = "\n".join(console.summary_lines(refused, "r.html", "l"))
     assert "NOT blessed: the gate refused the model" in text and "make serve" in text
     assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED
+    # blessed, but the version a rollback took out of service again (components/pusher.py)
+    withdrawn = _outcome(pushed=False, pushed_version="", pushed_path="", not_pushed_reason="this model is 5 again")
+    assert withdrawn.exit_code == console.EXIT_REFUSED
+    assert "  verdict        blessed, NOT pushed: this model is 5 again" in console.summary_lines(withdrawn, "r", "l")
 
 
 def test_the_summary_says_the_drift_figures():

@@ -375,11 +375,12 @@ def _batch_parameters(argv):
     return task, {k: v["runtimeValue"]["constantValue"] for k, v in task["inputs"].get("parameters", {}).items()}
 
 
-def test_batch_recommendations_read_the_blessed_model_and_write_bigquery_when_asked():
+def test_batch_recommendations_read_the_pushed_model_and_write_bigquery_when_asked():
     task, params = _batch_parameters(REQUIRED)
     inputs = {k: (v["taskOutputArtifact"]["producerTask"], v["taskOutputArtifact"]["outputArtifactKey"])
               for k, v in task["inputs"]["artifacts"].items()}
     assert inputs == {"model": ("Trainer", "model"), "model_blessing": ("Evaluator", "blessing"),
+                      "pushed_model": ("Pusher", "pushed_model"),  # lists only of what serves
                       "transform_graph": ("Transform", "transform_graph")}
     assert "bigquery_table" not in params  # parquet in the pipeline root only
     _, params = _batch_parameters(REQUIRED + ["--batch-bigquery-table", "test-project.recs.batch"])
