@@ -414,7 +414,7 @@ def gated_metrics(card: Dict[str, Any]) -> List[str]:
 
 
 def spans(card: Dict[str, Any]) -> Optional[str]:
-    """The spans the model was trained on, as text ('3', '1-4'), when the card knows them: from
+    """The spans the model was trained on, as text ('3', '1-4', '1, 3'), when the card knows them: from
     training.json's `data` or ExampleGen's properties (`window_spans`, else `span`). None for
     the flat layout (one train file, TFX's span 0: not a span a person named)."""
     parameters = card.get("model_parameters", {})
@@ -429,7 +429,7 @@ def spans(card: Dict[str, Any]) -> Optional[str]:
         if names:  # dated folders: their names, not day numbers
             return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
         if numbers:
-            return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+            return span_layout.number_ranges(numbers)
     for source in sources:
         if source.get("span") not in (None, 0, "", "0"):
             return str(source["span"])
@@ -441,7 +441,7 @@ def spans_text(card: Dict[str, Any]) -> Optional[str]:
     trained = spans(card)
     if trained is None:
         return None
-    several = " to " in trained or (trained.count("-") == 1 and not trained.startswith("-"))
+    several = " to " in trained or "," in trained or (trained.count("-") == 1 and not trained.startswith("-"))
     return f"span{'s' if several else ''} {trained}"
 
 

@@ -245,3 +245,7 @@ def test_dated_spans_read_as_their_folders_dates(tmp_path):
     card["model_parameters"]["examples"]["properties"].update(  # span-N folders: their numbers
         window_spans="2,3", span_train_files=json.dumps({"2": ["/d/span-2/t.parquet"], "3": ["/d/span-3/t.parquet"]}))
     assert model_card.spans_text(card) == "spans 2-3"
+    # found by exploratory testing: a window with a gap read "1-3", as the window that filled it
+    card["model_parameters"]["examples"]["properties"].update(
+        window_spans="1,3", span_train_files=json.dumps({"1": ["/d/span-1/t.parquet"], "3": ["/d/span-3/t.parquet"]}))
+    assert model_card.spans_text(card) == "spans 1, 3"

@@ -9,6 +9,7 @@ from typing import Any, Dict
 
 import numpy as np
 
+from components import spans as span_layout
 from components.report_figures import MAX_PURCHASES_BAR, SERVED
 
 
@@ -78,8 +79,8 @@ def history_label(row: Dict[str, Any], index: int) -> str:
     """A run's name in the history: its span (and window), else its place."""
     if row.get("span") is None:
         return f"run {index + 1}"
-    window = row.get("window_spans") or []
-    return f"span {row['span']}" + (f" ({window[0]}-{window[-1]})" if len(window) > 1 else "")
+    window = span_layout.span_numbers(row.get("window_spans"))
+    return f"span {row['span']}" + (f" ({span_layout.number_ranges(window)})" if len(window) > 1 else "")
 
 
 def _history_figure(history):

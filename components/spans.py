@@ -152,6 +152,19 @@ def folder_of(files: Sequence[str]) -> str:
     return os.path.basename(os.path.dirname(files[0])) if files else ""
 
 
+def number_ranges(numbers: List[int]) -> str:
+    """Span numbers as a person reads them: [1, 2, 3] "1-3", [1, 3] "1, 3", [1, 2, 4] "1-2, 4"
+    (a gap in a window shows)."""
+    parts, numbers = [], sorted(numbers)
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            first, last = numbers[start], numbers[i - 1]
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            start = i
+    return ", ".join(parts)
+
+
 def window_names(window: Any, span_train_files: Any) -> Optional[List[str]]:
     """The folder names of a window of dated spans (`window`: as `span_numbers` reads it), None
     when any of them is not a dated folder of `span_train_files` (`dated_folders`)."""

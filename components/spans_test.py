@@ -136,3 +136,8 @@ def test_dated_folders_are_named_by_their_span_numbers():
     assert spans.dated_folders(json.dumps(files)) == spans.dated_folders(files)  # as the artifact holds it
     assert spans.dated_folders("not json") == {} and spans.dated_folders(None) == {}
     assert spans.dated_folders({"7": ["/d/2026-01-01/t.parquet"]}) == {}  # not that folder's day
+
+
+def test_span_numbers_read_as_ranges_and_a_gap_shows():
+    assert [spans.number_ranges(n) for n in ([3], [1, 2, 3], [1, 3], [1, 2, 4, 6, 7])] == [
+        "3", "1-3", "1, 3", "1-2, 4, 6-7"]
