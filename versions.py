@@ -59,13 +59,20 @@ def main(argv=None) -> int:
     with quiet.native_stderr_silenced():  # TensorFlow's C++ start-up lines
         from runner import run_lock, versions
 
+    missing = not args.serving_dir and not os.path.isdir(args.output_dir)
+    if missing and not (args.command == "history" and args.output_dir == configs.DEFAULT_OUTPUT_DIR):
+        # a mistyped path is no empty history (the default before any run is: "run make run")
+        print(f"error: no output directory {os.path.abspath(args.output_dir)} (--output-dir: where `make run` "
+              "wrote; --serving-dir for a base directory of versions)", file=sys.stderr)
+        return 2
     if args.command == "history":
         print(versions.history_text(base, configs.MODEL_NAME))
         return 0
     try:
         # a pipeline run on the same output directory could push meanwhile: one at a time
         locked = not args.serving_dir and os.path.isdir(args.output_dir)
-        with run_lock.hold(args.output_dir) if locked else contextlib.nullcontext():
+        busy = "roll back once it has finished (it may push a version meanwhile: see `make history`)"
+        with run_lock.hold(args.output_dir, hint=busy) if locked else contextlib.nullcontext():
             version = versions.rollback(base, args.version, args.reason, configs.MODEL_NAME)
     except versions.AlreadyServed as e:
         print(e)

@@ -42,10 +42,14 @@ def check_writable(output_dir: str) -> None:
     os.remove(probe)
 
 
+RUN_HINT = "wait for it to finish, pass --wait to queue behind it, or use another --output-dir"
+
+
 @contextlib.contextmanager
 def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float = 1.0,
-         on_wait: Optional[Callable[[str], None]] = None) -> Iterator[str]:
-    """Holds the output directory's run lock; yields the lock file's path.
+         on_wait: Optional[Callable[[str], None]] = None, hint: str = RUN_HINT) -> Iterator[str]:
+    """Holds the output directory's run lock; yields the lock file's path. `hint`: what the
+    refusal tells the person to do (the caller's flags).
 
     wait_seconds: 0 refuses at once when the lock is held, None waits as long as it takes,
     a number waits that long. Raises OutputDirBusy naming the holder. on_wait(holder) is called
@@ -63,8 +67,7 @@ def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float
                 if deadline is not None and time.monotonic() >= deadline:
                     raise OutputDirBusy(
                         f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); "
-                        "wait for it to finish, pass --wait to queue behind it, or use another "
-                        "--output-dir") from None
+                        f"{hint}") from None
                 if on_wait is not None:
                     on_wait(_holder(path))
                     on_wait = None

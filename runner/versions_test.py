@@ -118,6 +118,22 @@ def test_the_command_line_exit_codes(base, capsys):
     assert "rollback to 1796001422: bad week" in capsys.readouterr().out.splitlines()[2]
 
 
+def test_the_command_line_with_an_output_directory(base, tmp_path, capsys):
+    """Found by exploratory testing: a rollback during a run was told to pass --wait, which it
+    has not; a mistyped --output-dir read as an empty history."""
+    from runner import run_lock
+
+    out = tmp_path / "out"
+    shutil.copytree(base, out / "serving_model" / "recommender")
+    with run_lock.hold(str(out)):  # a pipeline run on it
+        assert entry_point.main(["rollback", "1796001422", "--reason", "x", "--output-dir", str(out)]) == 75
+    error = capsys.readouterr().err
+    assert "roll back once it has finished" in error and "--wait" not in error
+    assert entry_point.main(["history", "--output-dir", str(tmp_path / "outptus")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no output directory {tmp_path / 'outptus'} ")
+    assert entry_point.main(["history", "--output-dir", str(out)]) == 0
+
+
 def test_history_and_rollback_on_an_object_store(saved_model, tmp_path):
     with testing.memory_object_store() as store:
         base = "memfs://bucket/serving_model/recommender"
