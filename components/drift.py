@@ -536,8 +536,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                             "accept it too.)")
         raise DriftError(
             f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
-            "(thresholds: pipeline/configs.py DriftConfig); the pipeline stops before Transform so "
-            "nothing is trained on it.\n" + "\n".join(problems) +
+            "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold); the pipeline "
+            "stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
             "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
             f"runs on the same spans accept it too.\n(figures and TFDV's anomalies kept in {kept})")
 

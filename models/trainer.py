@@ -178,10 +178,12 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
         epochs = config.warm_start_epochs
         rehearsal = warm_start.rehearsal(config, served_facts)
         rehearsed = model_lib.rehearsed(fresh, rows - fresh, rehearsal)
+        how = ("it was warm-started" if ((served_facts or {}).get("start") or {}).get("kind") == "warm"
+               else "its training.json does not say it was trained cold")
         progress.info("[train] %s of %s purchases are new to %s: %g epoch%s over them%s at learning "
                       "rate %g", f"{fresh:,}", f"{rows:,}", version, epochs, "" if epochs == 1 else "s",
-                      f" and {rehearsed:,} it has seen (warm_start_rehearsal {rehearsal:g}: it was not "
-                      "trained cold)" if rehearsed else "", config.warm_start_learning_rate)
+                      f" and {rehearsed:,} it has seen (warm_start_rehearsal {rehearsal:g}: {how})"
+                      if rehearsed else "", config.warm_start_learning_rate)
         return {**started, "new_purchases": fresh, "rehearsal": rehearsal, "rehearsed_purchases": rehearsed}, new
     return {**started, "new_purchases": fresh}, new
 

@@ -57,7 +57,8 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     # a served model with no training.json may have been warm-started: its purchases are rehearsed
     # (0.5 of them per new one: 4 of the 90)
     assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them and 4 "
-                    "it has seen (warm_start_rehearsal 0.5: it was not trained cold) at learning rate 0.02")
+                    "it has seen (warm_start_rehearsal 0.5: its training.json does not say it was trained "
+                    "cold) at learning rate 0.02")
     assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.5, 4)
     np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
     # one trained cold gave every purchase its full passes: none is rehearsed
@@ -67,11 +68,15 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
         json.dump({"start": {"kind": "cold"}}, f)
     try:
         started, _, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
+        with open(facts, "w") as f:
+            json.dump({"start": {"kind": "warm"}}, f)
+        _, _, [_, said_warm], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
     finally:
         os.remove(facts)
     assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them at "
                     "learning rate 0.02")
     assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.0, 0)
+    assert "(warm_start_rehearsal 0.5: it was warm-started)" in said_warm
     # the very purchases it trained on: nothing to learn, and said so
     started, new, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built))
     assert started["new_purchases"] == 0 and not new.any()
@@ -87,8 +92,8 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     ({"preset": "default", "cold_start": True}, "served", {},
      "[train] cold start (--cold-start): version 1796000000 is not used"),
     ({"preset": "default"}, "served", {"embedding_dim": 16},
-     "[train] cold start: version 1796000000 cannot be warm-started from: the served model's "
-     "embeddings have 8 dimensions, this one's 16"),
+     "[train] cold start: version 1796000000 cannot be warm-started from: its embeddings have 8 "
+     "dimensions, this one's 16"),
 ])
 def test_otherwise_a_cold_start_says_why(served, caplog, custom_config, base, changes, said):
     custom_config = dict(custom_config)

@@ -114,12 +114,12 @@ def read_tables(saved_model_dir: str) -> ServedTables:
     shapes = reader.get_variable_to_shape_map()
     missing = [key.split("/.")[0] for key in (PRODUCT_IDS, TABLES["item_embeddings"]) if key not in shapes]
     if missing:
-        raise IncompatibleModel(f"the served model has no {' and no '.join(missing)}: not a "
+        raise IncompatibleModel(f"it has no {' and no '.join(missing)}: not a "
                                 "recommender of this project")
     tables = {name: reader.get_tensor(key) if key in shapes else None for name, key in TABLES.items()}
     product_ids = np.asarray(reader.get_tensor(PRODUCT_IDS), np.int64)
     if tables["item_embeddings"].shape[0] != len(product_ids) + 1:
-        raise IncompatibleModel(f"the served model's item table has {tables['item_embeddings'].shape[0]} "
+        raise IncompatibleModel(f"its item table has {tables['item_embeddings'].shape[0]} "
                                 f"rows for {len(product_ids)} products (and the OOV row)")
     purchases = next(((reader.get_tensor(splits), reader.get_tensor(items)) for splits, items in PURCHASES
                       if splits in shapes and items in shapes), None)
@@ -172,8 +172,9 @@ def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, An
     A cold training gives every purchase `config.epochs` passes; a warm start gives the new ones
     `warm_start_epochs`, so a model warm-started from a warm-started one holds purchases it has
     seen once beside the older spans', and a chain of warm starts leans towards its newest spans
-    (docs/model.md#warm-start: rehearsal closes half that gap). A cold-trained served model has
-    no such purchases: rehearsing its fully trained ones costs steps and buys nothing.
+    (docs/model.md#warm-start; rehearsal narrows that lag, by a quarter on validation). A
+    cold-trained served model has no such purchases: rehearsing its fully trained ones costs
+    steps and buys nothing.
     `served_facts`: the served model's training.json; without it (a model from before it
     existed) the served model may have been warm-started, so the rehearsal is kept."""
     kind = ((served_facts or {}).get("start") or {}).get("kind")
@@ -185,26 +186,27 @@ SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")
 
 def incompatibility(tables: ServedTables, config: model_lib.ModelConfig, preset: str,
                     served_facts: Optional[Dict[str, Any]] = None) -> Optional[str]:
-    """Why `config` (of `preset`) cannot start from the served model, or None when it can.
+    """Why `config` (of `preset`) cannot start from the served model, or None when it can (a
+    clause about "it", the model: the caller names the version, which may not be the served one).
 
     `served_facts`: the served model's training facts (models/trainer.py's training.json), when
     it has them: a model of another preset, or whose configuration differs in a field that gives
     the tables their shapes, is refused by name; the tables' shapes are checked either way."""
     model = (served_facts or {}).get("model") or {}
     if model.get("preset") not in (None, preset):
-        return f"the served model is the {model['preset']!r} preset, this run trains {preset!r}"
+        return f"it is the {model['preset']!r} preset, this run trains {preset!r}"
     served_config = model.get("config") or {}
     for name in SHAPE_FIELDS:
         if name in served_config and served_config[name] != getattr(config, name):
-            return (f"the served model has {name}={served_config[name]!r}, this one "
+            return (f"it has {name}={served_config[name]!r}, this one "
                     f"{getattr(config, name)!r}")
     if tables.embedding_dim != config.embedding_dim:
-        return (f"the served model's embeddings have {tables.embedding_dim} dimensions, this "
+        return (f"its embeddings have {tables.embedding_dim} dimensions, this "
                 f"one's {config.embedding_dim}")
     if config.use_item_bias and tables.item_bias is None:
-        return "the served model has no item biases"
+        return "it has no item biases"
     if config.use_history and tables.history_embeddings is None:
-        return "the served model has no history embeddings"
+        return "it has no history embeddings"
     return None
 
 

@@ -86,7 +86,7 @@ def test_rehearsal_follows_how_the_served_model_was_trained():
 
 def test_a_missing_table_is_named():
     tables = warm_start.ServedTables.of(_model(3, CONFIG.replace(use_item_bias=False)), np.array([1, 2, 3]))
-    assert warm_start.incompatibility(tables, CONFIG, "default") == "the served model has no item biases"
+    assert warm_start.incompatibility(tables, CONFIG, "default") == "it has no item biases"
     assert warm_start.incompatibility(tables, CONFIG.replace(use_item_bias=False), "default") is None
 
 

@@ -171,8 +171,8 @@ def test_an_incompatible_served_model_means_a_cold_start_said_on_the_console(run
     code, text, facts = seen["incompatible"]
     assert code in (console.EXIT_OK, console.EXIT_REFUSED), text  # the default 1% drop bound applies
     line = next(line for line in text.splitlines() if "cold start" in line)
-    assert re.fullmatch(r"\[train\] cold start: version \d+ cannot be warm-started from: the served "
-                        r"model has embedding_dim=8, this one 16", line), line
+    assert re.fullmatch(r"\[train\] cold start: version \d+ cannot be warm-started from: it has "
+                        r"embedding_dim=8, this one 16", line), line
     assert facts["start"]["kind"] == "cold" and facts["start"]["reason"].startswith("incompatible: ")
     assert facts["baseline"]["version"]  # the gate still compares with the served model
     assert "compared with the served model" in text
