@@ -5,6 +5,7 @@ import json
 import pytest
 
 from components import evaluator
+from models import features
 
 BOUNDS = {"recall_at_10": 0.03, "sampled_accuracy": 0.15}
 
@@ -102,3 +103,43 @@ def test_bounds_outside_0_1_are_refused_before_the_run():
     with pytest.raises(ValueError, match="max_relative_drop must be between 0 and 1"):
         evaluator.eval_config(BOUNDS, 5)
     evaluator.eval_config({"recall_at_10": 0.0, "mrr": 1.0}, 0.0)  # the ends are bounds too
+
+
+def test_the_gate_judges_both_models_on_the_purchases_neither_trained_on(tmp_path, curated_schema):
+    """Found by exploratory testing: each model's `evaluate` leaves out what the user bought in its
+    own train data, so a purchase repeating a pair only the candidate trained on was a sure miss
+    for it and a possible hit for the served model, and a better candidate was refused. The gate
+    now leaves out the repeats of either model's pairs (two real exported models here)."""
+    import tensorflow as tf
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from models import testing
+    from models.examples import purchase_examples
+
+    candidate = testing.build(str(tmp_path / "candidate"), curated_schema, seed=0)
+    served = testing.build(str(tmp_path / "served"), curated_schema, seed=1)
+
+    def pairs(rows):
+        return {(r[features.USER_KEY][0], r[features.PRODUCT_KEY][0]) for r in rows}
+
+    assert evaluator.trained_pairs(candidate.export_dir) == pairs(candidate.rows)
+    only_candidate = sorted(pairs(candidate.rows) - pairs(served.rows))[:3]
+    only_served = sorted(pairs(served.rows) - pairs(candidate.rows))[:3]
+    fresh = [(u.encode(), p) for u in testing.USERS for p in testing.PRODUCTS
+             if (u.encode(), p) not in pairs(candidate.rows) | pairs(served.rows)][:4]
+    purchases = only_candidate + only_served + fresh + [(b"nobody", testing.PRODUCTS[0])]
+    with tf.io.TFRecordWriter(str(tmp_path / "eval.gz"), options="GZIP") as writer:
+        for record in purchase_examples([u for u, _ in purchases], [p for _, p in purchases]):
+            writer.write(record)
+    pipeline = TestPipeline()
+    evaluator.leave_out_repeats(pipeline, str(tmp_path / "eval.gz"), str(tmp_path / "kept" / "data"),
+                                [candidate.export_dir, served.export_dir])
+    result = pipeline.run()
+    result.wait_until_finish()
+    kept = [tf.train.Example.FromString(r.numpy()).features.feature
+            for r in tf.data.TFRecordDataset(tf.io.gfile.glob(str(tmp_path / "kept" / "data*")),
+                                             compression_type="GZIP")]
+    assert {(f[features.USER_KEY].bytes_list.value[0], f[features.PRODUCT_KEY].int64_list.value[0])
+            for f in kept} == set(fresh) | {(b"nobody", testing.PRODUCTS[0])}
+    assert len(only_candidate) == len(only_served) == 3
+    assert (evaluator._counter(result, "left_out"), evaluator._counter(result, "kept")) == (6, 5)

@@ -294,40 +294,49 @@ def reach(train: Purchases, measured: Purchases) -> Dict[str, int]:
             "hittable": int((~repeats & ~unknown_user & ~unknown_product).sum())}
 
 
-def reach_text(counts: Dict[str, int], split: str) -> str:
-    """`reach` in a sentence."""
+def reach_text(counts: Dict[str, int], split: str, left_out: int = 0) -> str:
+    """`reach` in a sentence; `left_out`: the purchases the gate left out before (repeats of a
+    pair the candidate or the served model trained on: components/evaluator.py)."""
+    before = (f"{left_out:,} {split} purchases repeat a purchase the candidate or the served model "
+              "trained on, and the gate leaves them out for both (each model leaves out what the user "
+              "bought, so only the other could hit one). " if left_out else "")
     total = counts["purchases"]
     if not total:
-        return f"The {split} split holds no purchase."
+        return before + f"The {split} split holds no other purchase." if left_out else \
+            f"The {split} split holds no purchase."
     lost = total - counts["hittable"]
     if not lost:
-        return f"Every one of the {total:,} {split} purchases can be hit."
+        return before + (f"Every one of the other {total:,} can be hit." if left_out else
+                         f"Every one of the {total:,} {split} purchases can be hit.")
     parts = [f"{counts[key]:,} {what}" for key, what in (
         ("repeat_train_purchase", "repeat a purchase the user made in the train data (recommendations "
                                   "leave those out)"),
         ("unknown_user", "are by users the train data does not hold"),
         ("unknown_product", "are of products it does not hold")) if counts[key]]
-    return (f"{lost:,} of the {total:,} {split} purchases ({lost / total:.1%}) count as misses whatever "
-            f"the model, so no recall can exceed {counts['hittable'] / total:.4f}: "
-            + ", ".join(parts) + " (the gate ranks a purchase only when the model knows its user and "
-            "product).")
+    other = "other " if left_out else ""
+    return before + (
+        f"{lost:,} of the {other}{total:,} {split} purchases ({lost / total:.1%}) count as misses "
+        f"whatever the model, so no recall can exceed {counts['hittable'] / total:.4f}: "
+        + ", ".join(parts) + " (the gate ranks a purchase only when the model knows its user and product).")
 
 
 def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], catalog_size: int,
                        train: TrainSplit, candidate: Mapping, candidate_uri: str,
                        baseline_uri: Optional[str] = None,
-                       recommendations_uri: Optional[str] = None, sample: Optional[str] = None) -> Dict[str, Any]:
+                       recommendations_uri: Optional[str] = None, sample: Optional[str] = None,
+                       left_out: int = 0) -> Dict[str, Any]:
     """The evaluation section: the candidate's, the served model's (`baseline_uri`) and the
     most-popular baseline's metrics, recall@k curves and coverage@10 on the eval split.
     `candidate`: the candidate's signatures; `recommendations_uri`: BatchRecommendations'
     artifact, whose lists give the candidate's coverage when they are its; `sample`: how the
-    eval split in `purchases` was sampled (sample_note), when it was."""
+    eval split in `purchases` was sampled (sample_note), when it was; `left_out`: how many eval
+    purchases the gate left out (repeats: `purchases` holds the others)."""
     split = eval_split_of(list(purchases))
     eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
     examples = purchase_examples(eval_users, eval_products)
     counts = reach(purchases["train"], purchases[split]) if "train" in purchases and split != "train" else None
-    reach_sentence = reach_text(counts, split) if counts else None
-    if counts and counts["hittable"] < counts["purchases"]:
+    reach_sentence = reach_text(counts, split, left_out) if counts else None
+    if counts and (left_out or counts["hittable"] < counts["purchases"]):
         log.info("[report] %s", reach_sentence)
 
     lists_coverage = None
@@ -350,6 +359,8 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
         "protocol": ((f"On {sample}: their {len(eval_products):,} {split} purchases, as the Evaluator "
                       "measured them. Each " if sample else
                       f"On the {split} split ({len(eval_products):,} purchases): each ") +
+                     (f"(the {left_out:,} that repeat a purchase a model trained on left out, as the gate "
+                      "leaves them out) " if left_out else "") +
                      "purchase's rank among all products, the user's train purchases left "
                      "out; sampled accuracy against 100 uniformly drawn products. Per "
                      "purchase, as the gate computes them."),

@@ -80,6 +80,9 @@ class Executor(base_executor.BaseExecutor):
         purchases = figures.read_splits(inputs["examples"])
         sampled = inputs["eval_examples"]  # the Evaluator's sample of eval users, when it had one
         evaluated = {**purchases, **figures.read_splits(sampled)} if sampled else purchases
+        judged = evaluator_lib.gate_examples(inputs["evaluation"])  # without the repeats the gate left out
+        if judged:
+            evaluated = {**evaluated, **figures.read_splits(judged[0])}
         catalog = figures.read_catalog_report(inputs["catalog_report"])
         train = figures.read_train_split(inputs["transform_graph"], inputs["transformed_examples"])
         gate = evaluator_lib.gate_verdict(inputs["evaluation"].uri)
@@ -96,7 +99,7 @@ class Executor(base_executor.BaseExecutor):
                 gate, evaluated, figures.catalog_size(catalog, train), train, candidate, model.uri,
                 baseline_uri=_uri(inputs["baseline_model"]) if baseline.found(inputs["baseline_model"]) else None,
                 recommendations_uri=_uri(inputs["batch_recommendations"]),
-                sample=figures.sample_note(sampled)),
+                sample=figures.sample_note(sampled), left_out=judged[1] if judged else 0),
             "gate": figures.gate_figures(gate),
             "push": figures.push_summary(inputs["pushed_model"], gate["blessed"]),
             "examples": figures.item_item_examples(candidate, train),
