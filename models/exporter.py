@@ -12,8 +12,8 @@ Signatures (all batched on dimension 0; request/response examples: docs/serving.
   the K most popular products (scores: share of train purchases) and `known_user` false.
 - `evaluate(examples: string[B])`, serialized tf.Examples with the raw user and product, for
   TFMA -> `ranks: float[B, 2]`: column 0 is the 0-based rank of the example's product among all
-  products, leaving out those the user bought in train (rank == number of products when the
-  product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
+  products, leaving out those the user bought in train (`UNRANKED`, 2^31, below every top k, when
+  the product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
   products drawn uniformly with a seed derived from the example (the same draws for every model).
   `popularity_ranks: float[B, 2]`: the same two ranks when every product is scored by its train
   purchases (the most-popular-products baseline, the fallback above), so that the Evaluator
@@ -44,6 +44,10 @@ KNOWN_USER, KNOWN_ITEM = "known_user", "known_item"  # outputs: was the id seen 
 ITEM_INPUT = "item"  # call_item_item's input
 SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
+# The full-catalog rank of a purchase the model cannot rank (an unknown user or product, or one
+# the user bought in train): below every top k. It used to be the catalog's size, which a top k
+# at least that large (recall@100 on a catalog of 80 products) counted as a hit.
+UNRANKED = float(2**31)
 
 
 class ServingModule(tf.Module):
@@ -195,8 +199,7 @@ class ServingModule(tf.Module):
             tf.cast(tf.equal(bought, tf.gather(safe_item, bought_row)), tf.int32), bought_row, rows) > 0
         beaten = (tf.gather(counts, sampled) >= true[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
         sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
-        worst = tf.cast(self.num_items, tf.float32)
-        return tf.stack([tf.where(known & ~bought_itself, above - bought_above, worst),
+        return tf.stack([tf.where(known & ~bought_itself, above - bought_above, UNRANKED),
                          tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
 
     def _ranks(self, raw_scores, known, safe_user, safe_item, sampled):
@@ -213,8 +216,7 @@ class ServingModule(tf.Module):
         beaten = (sampled_scores >= true_raw[:, tf.newaxis]) & tf.not_equal(sampled, safe_item[:, tf.newaxis])
         sampled_rank = tf.reduce_sum(tf.cast(beaten, tf.float32), axis=1)
 
-        worst = tf.cast(self.num_items, tf.float32)
-        return tf.stack([tf.where(rankable, full_rank, worst),
+        return tf.stack([tf.where(rankable, full_rank, UNRANKED),
                          tf.where(known, sampled_rank, float(SAMPLED_NEGATIVES))], axis=1)
 
 
