@@ -66,7 +66,7 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, json_utils
 
-from components import model_card, parquet_example_gen, spans
+from components import model_card, model_versions, parquet_example_gen, spans
 from models import features
 
 log = logging.getLogger("recsys.drift")  # the console shows it (runner/console.py)
@@ -370,8 +370,42 @@ def _short(path: str) -> str:
     return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
 
 
+def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_model_dir: str
+               ) -> List[Dict[str, Any]]:
+    """The spans of this run's `window` that arrived late: older than the newest span the served
+    model trained on, yet not among its spans (a backfill, or a folder misnamed). The gate
+    compares only the newest span with the one before it, so such a span was never compared with
+    the span before it itself. Read from the served model's training.json (components/model_versions.py:
+    the newest complete version under `serving_model_dir`); [] when nothing is served or it does
+    not say its spans."""
+    from models import trainer
+
+    served = model_versions.served(serving_model_dir) if serving_model_dir else None
+    facts = trainer.read_training_facts(served.path) if served else None
+    trained = spans.span_numbers(((facts or {}).get("data") or {}).get("window_spans"))
+    if not trained or trained == [0]:  # the flat layout: no spans to speak of
+        return []
+    return [{"span": n, "name": spans.folder_of(span_files.get(n) or []) or f"span {n}",
+             "served_version": served.number, "served_spans": trained}
+            for n in window if n < max(trained) and n not in trained]
+
+
+def late_lines(figures: Dict[str, Any]) -> List[str]:
+    late = figures.get("late_spans") or []
+    if not late:
+        return []
+    first = late[0]
+    names = ", ".join(s["name"] for s in late)
+    return [f"{names} arrived late: the served model (version {first['served_version']}) trained on spans "
+            f"{spans.number_ranges(first['served_spans'])}, later than {'them' if len(late) > 1 else 'it'}, "
+            f"without {'them' if len(late) > 1 else 'it'}. The drift gate compares the newest span with the "
+            "one before it, so a late span is never compared with the span before it itself: check it "
+            "(a backfill, or a folder misnamed?)"]
+
+
 def problem_lines(figures: Dict[str, Any]) -> List[str]:
-    """One line per measure over its threshold (the repeats first, named as such)."""
+    """One line per measure over its threshold (the repeats first, named as such), after the
+    spans that arrived late."""
     lines = []
     for m in figures["measures"]:
         if not m["over"]:
@@ -381,7 +415,7 @@ def problem_lines(figures: Dict[str, Any]) -> List[str]:
             lines[:0] = _repeat_lines(figures, m)
         else:
             lines.append(f"{m['name']}: {m['value']:.4g}, allowed {m['limit']}{detail}")
-    return lines
+    return late_lines(figures) + lines
 
 
 def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]:
@@ -502,6 +536,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         files = parquet_example_gen.span_train_files(examples)
         figures, digests = self._compare(files[newest], files[previous], newest, previous, files,
                                          thresholds, report.uri, _schema(input_dict))
+        window = spans.span_numbers(examples.get_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY))
+        late = late_spans(window, files, exec_properties.get("serving_model_dir") or "")
+        if late:  # stopped as drift is (the same override): it was compared with nothing
+            figures.update(late_spans=late, drifted=True)
         report.set_int_custom_property("previous_span", previous)
         if figures["drifted"]:
             directory = exec_properties.get("acceptances_dir") or ""
@@ -534,10 +572,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                             f"on {earlier.get('accepted', '?')} against {before}. A span like those before "
                             f"it reads as drifted against it; if {figures['newest']['name']} is right, "
                             "accept it too.)")
+        over = any(m["over"] for m in figures["measures"])
         raise DriftError(
-            f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
-            "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold); the pipeline "
-            "stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
+            (f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
+             "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold)" if over else
+             "A span of the window arrived after the spans of the served model") +
+            "; the pipeline stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
             "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
             f"runs on the same spans accept it too.\n(figures and TFDV's anomalies kept in {kept})")
 
@@ -617,6 +657,7 @@ class DriftGateSpec(ComponentSpec):
         "thresholds": ExecutionParameter(type=str),  # JSON {name: value}, every name of THRESHOLDS
         "accept_drift": ExecutionParameter(type=int, optional=True),
         "acceptances_dir": ExecutionParameter(type=str, optional=True),
+        "serving_model_dir": ExecutionParameter(type=str, optional=True),  # the served model's spans
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -633,9 +674,10 @@ class DriftGate(base_beam_component.BaseBeamComponent):
 
     def __init__(self, examples: types.BaseChannel, schema: types.BaseChannel,
                  thresholds: Dict[str, float], accept_drift: bool = False,
-                 acceptances_dir: Optional[str] = None):
+                 acceptances_dir: Optional[str] = None, serving_model_dir: Optional[str] = None):
         check_thresholds(thresholds)
         super().__init__(spec=DriftGateSpec(
             examples=examples, schema=schema, thresholds=json_utils.dumps(dict(sorted(thresholds.items()))),
             accept_drift=int(bool(accept_drift)), acceptances_dir=acceptances_dir or "",
+            serving_model_dir=serving_model_dir or "",
             drift_report=types.Channel(type=DriftReport)))

@@ -60,15 +60,21 @@ def test_bad_thresholds_are_named(change, message):
         drift.check_thresholds({**configs.DEFAULT_DRIFT_THRESHOLDS, **change})
 
 
-def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others=(), more=()):
-    """The DriftGate executor on two span folders (`more`: other train files of the newest span);
+def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others=(), more=(), numbered=None,
+          serving_model_dir=None):
+    """The DriftGate executor on two span folders (`more`: other train files of the newest span;
+    `numbered`: {span number: folder} of the whole window instead, the newest span the largest);
     returns (figures, the DriftError or None, the report)."""
     files = {2: [os.path.join(newest, configs.TRAIN_FILE), *more], 1: [os.path.join(previous, configs.TRAIN_FILE)]}
     for number, folder in enumerate(others, start=3):
         files[number] = [os.path.join(folder, configs.TRAIN_FILE)]
+    if numbered:
+        files = {n: [os.path.join(folder, configs.TRAIN_FILE)] for n, folder in numbered.items()}
     examples = standard_artifacts.Examples()
-    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, 2)
-    examples.set_int_custom_property(parquet_example_gen.PREVIOUS_SPAN_PROPERTY, 1)
+    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, max(files) if numbered else 2)
+    examples.set_int_custom_property(parquet_example_gen.PREVIOUS_SPAN_PROPERTY,
+                                     sorted(files)[-2] if numbered else 1)
+    examples.set_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY, ",".join(map(str, sorted(files))))
     examples.set_string_custom_property(parquet_example_gen.SPAN_TRAIN_FILES_PROPERTY,
                                         json.dumps({str(k): v for k, v in files.items()}))
     schema = standard_artifacts.Schema()
@@ -77,7 +83,7 @@ def _gate(tmp_path, newest: str, previous: str, thresholds, accept=False, others
     report.uri = str(tmp_path / "root" / "DriftGate" / "drift_report" / str(len(os.listdir(tmp_path))))
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.local_beam_args())
     props = {"thresholds": json_utils.dumps(thresholds), "accept_drift": int(accept),
-             "acceptances_dir": str(tmp_path / "accepted")}
+             "acceptances_dir": str(tmp_path / "accepted"), "serving_model_dir": serving_model_dir or ""}
     try:
         drift.Executor(context).Do({"examples": [examples], "schema": [schema]}, {"drift_report": [report]}, props)
         error = None
@@ -166,6 +172,31 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
     assert str(error).splitlines()[1] == (f"span-9 repeats span-2, an older span (the same file dropped twice): "
                                           f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}")
     assert "repeats span-3" not in str(error)  # the previous span is not what it repeats
+
+
+def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_the_run(generated, tmp_path):
+    """Found by exploratory testing: span-2 delivered after the served model had trained on spans
+    1 and 3 was never compared with span-1, and its drift was blamed on span-3."""
+    from components import testing
+
+    _, folders, small = generated
+    served = tmp_path / "serving" / "1796000000"
+    testing.save_tiny_model(str(served))
+    (served / "assets.extra").mkdir()
+    (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [1, 3]}}))
+    window = {1: folders[1], 2: folders[2], 3: folders[3]}
+    figures, error, _ = _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))
+    assert error is not None and figures["drifted"] and not any(m["over"] for m in figures["measures"])
+    lines = str(error).splitlines()
+    assert lines[0].startswith("A span of the window arrived after the spans of the served model; the pipeline stops")
+    assert lines[1].startswith("span-2 arrived late: the served model (version 1796000000) trained on spans 1, 3, "
+                               "later than it, without it.")
+    assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"),
+                 accept=True)[1] is None  # the override lets it through
+    # once a model of these spans serves, or when nothing is, it is no longer late
+    (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [1, 2, 3]}}))
+    assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
+    assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "none"))[1] is None
 
 
 def test_a_file_dropped_twice_into_one_span_is_named(generated, tmp_path):

@@ -69,6 +69,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         thresholds=config.drift.thresholds,
         accept_drift=config.drift.accept,
         acceptances_dir=config.drift_acceptances_dir,
+        serving_model_dir=config.serving_model_dir,  # a span older than the served model's: late
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
