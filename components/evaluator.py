@@ -298,12 +298,13 @@ class _LeaveOutRepeats(beam.DoFn):
         self._left_out = beam.metrics.Metrics.counter(_COUNTERS, "left_out")
 
     def setup(self):
+        import tensorflow as tf
+
+        self._parse = tf.train.Example.FromString
         self._known = set().union(*(trained_pairs(d) for d in self._model_dirs))
 
     def process(self, record: bytes):
-        import tensorflow as tf
-
-        feature = tf.train.Example.FromString(record).features.feature
+        feature = self._parse(record).features.feature
         users = feature[features.USER_KEY].bytes_list.value
         products = feature[features.PRODUCT_KEY].int64_list.value
         if len(users) == 1 and len(products) == 1 and (users[0], products[0]) in self._known:
@@ -350,7 +351,6 @@ class Executor(evaluator_executor.Executor):
         _, report = gate_report(output_uri, eval_cfg)
         log.info("%s", report)  # the console shows it (runner/console.py)
         return result
-
 
     def _without_repeats(self, input_dict, exec_properties, evaluation) -> standard_artifacts.Examples:
         """The eval examples without the purchases that repeat a pair the candidate or the
