@@ -561,7 +561,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             return
         if figures.get("accepted"):
             log.info("%s OVER the thresholds, ACCEPTED (%s): training on it\n%s", head, figures["accepted"],
-                     "\n".join(table_lines(figures)))
+                     "\n".join(late_lines(figures) + table_lines(figures)))
             return
         kept = _keep_rejected(report.uri)
         directory = exec_properties.get("acceptances_dir") or ""

@@ -174,7 +174,7 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
     assert "repeats span-3" not in str(error)  # the previous span is not what it repeats
 
 
-def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_the_run(generated, tmp_path):
+def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_the_run(generated, tmp_path, caplog):
     """Found by exploratory testing: span-2 delivered after the served model had trained on spans
     1 and 3 was never compared with span-1, and its drift was blamed on span-3."""
     from components import testing
@@ -191,8 +191,12 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     assert lines[0].startswith("A span of the window arrived after the spans of the served model; the pipeline stops")
     assert lines[1].startswith("span-2 arrived late: the served model (version 1796000000) trained on spans 1, 3, "
                                "later than it, without it.")
-    assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"),
-                 accept=True)[1] is None  # the override lets it through
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="recsys.drift"):
+        assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"),
+                     accept=True)[1] is None  # the override lets it through, and the log says why it was needed
+    assert "ACCEPTED (--accept-drift): training on it\nspan-2 arrived late" in caplog.text
     # once a model of these spans serves, or when nothing is, it is no longer late
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [1, 2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
