@@ -357,7 +357,7 @@ def _architecture(model_config: Optional[Dict[str, Any]], history: Optional[List
                  "purchase-history user vector" if model_config.get("use_history") else "user-id embedding",
                  f"item graph weight {model_config.get('copurchase_weight')}"
                  if model_config.get("copurchase_weight") else "no item graph",
-                 f"{model_config.get('epochs')} epochs"]
+                 f"{model_config.get('epochs')} epochs when trained cold"]
         text += ": " + ", ".join(parts)
     if history:
         last = history[-1]
@@ -501,9 +501,15 @@ def markdown(card: Dict[str, Any]) -> str:
     training = parameters.get("training") or {}
     start = training.get("start") or {}
     if start:
+        carried = (f"; {start['carried_products']:,} products carried over, {start.get('new_products', 0):,} new, "
+                   f"{start.get('dropped_products', 0):,} dropped" if start.get("kind") == "warm"
+                   and start.get("carried_products") is not None else "")
+        learned = (f"; trained on {start['new_purchases']:,} purchases new to it"
+                   + (f" and {start['rehearsed_purchases']:,} it had seen" if start.get("rehearsed_purchases") else "")
+                   if start.get("new_purchases") is not None else "")
         lines.append(f"- **Start** {start.get('kind', '?')} start" + (
             f" from version {start['from_version']}" if start.get("from_version") else "")
-            + (f": {start['reason']}" if start.get("reason") else ""))
+            + (f": {start['reason']}" if start.get("reason") else "") + carried + learned)
     trained = _training_text(training, code.get("code_fingerprint"))
     if trained:
         lines.append(f"- **Training** {trained}")

@@ -119,19 +119,23 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     training = {  # the Trainer's keys (models/trainer.py, DECISIONS D4)
         "data": {"input_fingerprint": "split:train,num_files:3", "span": 4, "window_spans": "[2, 3, 4]",
                  "rows": 4, "users": 3, "products": 3},
-        "start": {"kind": "warm", "from_version": 1796001422, "reason": "1796001422 is the baseline"},
+        "start": {"kind": "warm", "from_version": 1796001422, "reason": "1796001422 is the baseline",
+                  "carried_products": 3, "new_products": 1, "dropped_products": 0, "new_purchases": 2,
+                  "rehearsal": 0.5, "rehearsed_purchases": 1},
         "model": {"preset": "default", "config": {"embedding_dim": 64, "max_history": 16}},
         "code_fingerprint": "f00d", "training": {"epochs": 1, "seconds": 2.5}}
     (model_dir / "assets.extra" / "training.json").write_text(json.dumps(training))
     card = _card(tmp_path, training=model_card.training_section(str(model_dir), str(run_dir)))
     parameters = card["model_parameters"]
     assert parameters["training"] == training and parameters["model_config"]["embedding_dim"] == 128
-    assert parameters["model_architecture"].endswith("3 epochs; final training loss 1.25")
+    assert parameters["model_architecture"].endswith("3 epochs when trained cold; final training loss 1.25")
     assert card["model_details"]["code"]["code_fingerprint"] == "f00d"
     assert any("at most 32" in c["description"] for c in card["considerations"]["limitations"])
     assert model_card.spans(card) == "2-4"
     text = model_card.markdown(card)
-    assert "- **Start** warm start from version 1796001422: 1796001422 is the baseline" in text
+    # found by exploratory testing: the card said "3 epochs" and then "1 epoch", and not what was carried
+    assert ("- **Start** warm start from version 1796001422: 1796001422 is the baseline; 3 products carried "
+            "over, 1 new, 0 dropped; trained on 2 purchases new to it and 1 it had seen") in text
     assert "Trained on spans 2-4: 4 purchases, 3 users, 3 products." in text
     assert "- **Training** 1 epoch in 2.5 s; code_fingerprint: f00d\n" not in text  # the Code line has it
     assert "- **Training** 1 epoch in 2.5 s\n" in text
