@@ -132,3 +132,12 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     assert "<td>span 2 (1-2)</td><td>now</td><td>warm from 17</td><td>0.5000</td><td>refused</td>" in page
     assert ("Warm start from version 17: 5 products carried over by product id, 1 new, 2 dropped. "
             "Trained on the 40 purchases new to it.") in page
+
+
+def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
+    """Found by exploratory testing: the table showed the margins as raw fractions (0.9758)."""
+    row = {"span": 3, "window_spans": [1, 3], "created": "now", "start": "cold", "from_version": None,
+           "metrics": {"recall_at_10": 0.0402, "recall_at_10_over_popularity": 0.9758},
+           "pushed": True, "blessed": True, "version": "17"}
+    page = "".join(report_html._history_section({"history": [row]}, {}))
+    assert "<td>span 3 (1, 3)</td><td>now</td><td>cold</td><td>0.0402</td><td>+97.6%</td><td>pushed 17</td>" in page
