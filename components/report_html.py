@@ -190,7 +190,8 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
                 if row.get("start") else "-")]
             + [_percent(row["metrics"].get(name)) if name.endswith(MARGIN_SUFFIX) else _num(row["metrics"].get(name))
                for name in names]
-            + [_e("pushed " + row["version"] if row["pushed"] else "blessed, not pushed" if row["blessed"] else "refused")]
+            + [_e("pushed " + row["version"] if row["pushed"] else
+                  "blessed, not pushed" if row["blessed"] else "refused")]
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
