@@ -12,7 +12,7 @@ Signatures (all batched on dimension 0; request/response examples: docs/serving.
   the K most popular products (scores: share of train purchases) and `known_user` false.
 - `evaluate(examples: string[B])`, serialized tf.Examples with the raw user and product, for
   TFMA -> `ranks: float[B, 2]`: column 0 is the 0-based rank of the example's product among all
-  products, leaving out those the user bought in train (`UNRANKED`, 2^31, below every top k, when
+  products, leaving out those the user bought in train (`UNRANKED`, 1e9, below every top k, when
   the product cannot be ranked: unknown, or bought before); column 1 its 0-based rank among 100
   products drawn uniformly with a seed derived from the example (the same draws for every model).
   `popularity_ranks: float[B, 2]`: the same two ranks when every product is scored by its train
@@ -46,8 +46,9 @@ SAMPLED_NEGATIVES = features.SAMPLED_NEGATIVES
 SAMPLE_SEED = 42
 # The full-catalog rank of a purchase the model cannot rank (an unknown user or product, or one
 # the user bought in train): below every top k. It used to be the catalog's size, which a top k
-# at least that large (recall@100 on a catalog of 80 products) counted as a hit.
-UNRANKED = float(2**31)
+# at least that large (recall@100 on a catalog of 80 products) counted as a hit. 1e9 is a float32
+# exactly, and REST's JSON prints it as Python does (2^31 prints as 2147483650.0).
+UNRANKED = 1e9
 
 
 class ServingModule(tf.Module):
