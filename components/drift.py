@@ -372,8 +372,9 @@ def _short(path: str) -> str:
 
 def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_model_dir: str
                ) -> List[Dict[str, Any]]:
-    """The spans of this run's `window` that arrived late: older than the newest span the served
-    model trained on, yet not among its spans (a backfill, or a folder misnamed). The gate
+    """The spans of this run's `window` that arrived late: between the oldest and the newest span
+    the served model trained on, yet not among its spans (a backfill, or a folder misnamed; an
+    older span is no sign: the served model's window may have been narrower). The gate
     compares only the newest span with the one before it, so such a span was never compared with
     the span before it itself. Read from the served model's training.json (components/model_versions.py:
     the newest complete version under `serving_model_dir`); [] when nothing is served or it does
@@ -387,7 +388,7 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
         return []
     return [{"span": n, "name": spans.folder_of(span_files.get(n) or []) or f"span {n}",
              "served_version": served.number, "served_spans": trained}
-            for n in window if n < max(trained) and n not in trained]
+            for n in window if min(trained) < n < max(trained) and n not in trained]
 
 
 def late_lines(figures: Dict[str, Any]) -> List[str]:

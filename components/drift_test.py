@@ -197,6 +197,9 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
         assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"),
                      accept=True)[1] is None  # the override lets it through, and the log says why it was needed
     assert "ACCEPTED (--accept-drift): training on it\nspan-2 arrived late" in caplog.text
+    # a span older than the served model's window is no sign (a wider --span-window brings it back)
+    (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [2, 3]}}))
+    assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
     # once a model of these spans serves, or when nothing is, it is no longer late
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [1, 2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
