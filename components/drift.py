@@ -374,11 +374,11 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
                ) -> List[Dict[str, Any]]:
     """The spans of this run's `window` that arrived late: between the oldest and the newest span
     the served model trained on, yet not among its spans (a backfill, or a folder misnamed; an
-    older span is no sign: the served model's window may have been narrower). The gate
-    compares only the newest span with the one before it, so such a span was never compared with
-    the span before it itself. Read from the served model's training.json (components/model_versions.py:
-    the newest complete version under `serving_model_dir`); [] when nothing is served or it does
-    not say its spans."""
+    older span is no sign: the served model's window may have been narrower). The gate compares
+    only the newest span with the one before it, so such a span was never compared with the span
+    before it itself. The served model's spans are its training.json's (the newest complete
+    version under `serving_model_dir`, components/model_versions.py); [] when nothing is served
+    or it does not say its spans."""
     from models import trainer
 
     served = model_versions.served(serving_model_dir) if serving_model_dir else None

@@ -414,9 +414,9 @@ def gated_metrics(card: Dict[str, Any]) -> List[str]:
 
 
 def spans(card: Dict[str, Any]) -> Optional[str]:
-    """The spans the model was trained on, as text ('3', '1-4', '1, 3'), when the card knows them: from
-    training.json's `data` or ExampleGen's properties (`window_spans`, else `span`). None for
-    the flat layout (one train file, TFX's span 0: not a span a person named)."""
+    """The spans the model was trained on, as text ('3', '1-4', '1, 3'), when the card knows
+    them: from training.json's `data` or ExampleGen's properties (`window_spans`, else `span`).
+    None for the flat layout (one train file, TFX's span 0: not a span a person named)."""
     parameters = card.get("model_parameters", {})
     sources = [(parameters.get("training") or {}).get("data") or {},
                (parameters.get("examples") or {}).get("properties") or {}]
@@ -453,10 +453,9 @@ def rollback_of(card: Optional[Dict[str, Any]]) -> Optional[int]:
 
 
 def withdrawn(cards: List[Tuple[int, Optional[Dict[str, Any]]]]) -> Dict[int, Dict[str, Any]]:
-    """{version: {"by": the rollback's version, "of": the version it copied, "reason", "date"}}:
-    the versions a rollback took
-    out of service that no later rollback served again, from (number, card) of every version,
-    newest first (a rollback's card says what it is a copy of and what it replaced)."""
+    """{version: {"by": the rollback's version, "of": the version it copied, "reason"}}: the
+    versions a rollback took out of service that no later rollback served again, from (number,
+    card) of every version, newest first (a rollback's card says what it copies and replaced)."""
     decided, found = set(), {}
     for number, card in cards:
         details = ((card or {}).get("model_details", {}).get("version", {}) or {})
@@ -465,8 +464,7 @@ def withdrawn(cards: List[Tuple[int, Optional[Dict[str, Any]]]]) -> Dict[int, Di
         before = details.get("served_before")
         if before is not None and int(before) not in decided:
             found[int(before)] = {"by": number, "of": int(details["rollback_of"]),
-                                  "reason": details.get("reason", ""),
-                                  "date": details.get("date", "")}
+                                  "reason": details.get("reason", "")}
         decided.update(int(v) for v in (details["rollback_of"], before) if v is not None)
     return found
 

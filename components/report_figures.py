@@ -359,11 +359,11 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
         "protocol": ((f"On {sample}: their {len(eval_products):,} {split} purchases, as the Evaluator "
                       "measured them. Each " if sample else
                       f"On the {split} split ({len(eval_products):,} purchases): each ") +
-                     (f"(the {left_out:,} that repeat a purchase a model trained on left out, as the gate "
-                      "leaves them out) " if left_out else "") +
                      "purchase's rank among all products, the user's train purchases left "
                      "out; sampled accuracy against 100 uniformly drawn products. Per "
-                     "purchase, as the gate computes them."),
+                     "purchase, as the gate computes them." +
+                     (f" The {left_out:,} that repeat a purchase the candidate or the served model "
+                      "trained on are left out, as the gate leaves them out." if left_out else "")),
         "note": ("Candidate and served: TFMA's values, the ones the gate judged. Most "
                  "popular: every user gets the most bought train products (their own "
                  "purchases left out), through the same serving module. Coverage@10: the "

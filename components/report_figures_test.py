@@ -127,6 +127,11 @@ def test_reach_counts_the_purchases_no_model_can_hit():
                            "so no recall can exceed 0.1667: 2 repeat a purchase")
     assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval") == (
         "Every one of the 1 eval purchases can be hit.")
+    # the repeats the gate left out before (components/evaluator.py) are said first
+    assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval", left_out=4) == (
+        "4 eval purchases repeat a purchase the candidate or the served model trained on, and the gate leaves "
+        "them out for both (each model leaves out what the user bought, so only the other could hit one). "
+        "Every one of the other 1 can be hit.")
 
 
 def test_what_reach_calls_unhittable_is_what_the_gate_ranks_last(tmp_path, curated_schema):
