@@ -49,6 +49,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import path_utils
 
+from components import beam_metrics
 from models import features
 
 SIGNATURE = "serving_default"
@@ -223,12 +224,6 @@ def recommend(pipeline: beam.Pipeline, users_path: str, model_path: str, output_
                  write_disposition=beam.io.BigQueryDisposition.WRITE_TRUNCATE))
 
 
-def _metric(result, name: str, kind: str = "counters"):
-    found = result.metrics().query(beam.metrics.MetricsFilter()
-                                   .with_namespace(COUNTER_NAMESPACE).with_name(name))[kind]
-    return [m.committed if m.committed is not None else m.attempted for m in found]
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -267,10 +262,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                   num_shards=int(exec_properties.get("num_shards") or 0), bigquery_table=table)
         result = pipeline.run()
         result.wait_until_finish()
-        read = int(sum(_metric(result, "users_read")))
-        covered = int(sum(_metric(result, "users")))
-        unknown = int(sum(_metric(result, "unknown_users")))
-        top_k = max((d.max for d in _metric(result, "top_k", "distributions") if d.count), default=0)
+        read, covered, unknown = (beam_metrics.counter(result, COUNTER_NAMESPACE, name)
+                                  for name in ("users_read", "users", "unknown_users"))
+        top_k = max((d.max for d in beam_metrics.values(result, COUNTER_NAMESPACE, "top_k", "distributions")
+                     if d.count), default=0)
         if covered != read or unknown or not read:
             raise RuntimeError(f"batch recommendations covered {covered} of {read} users read from "
                                f"{users_path}, {unknown} of them unknown to the model")

@@ -31,6 +31,7 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import beam_metrics
 from models import features
 
 COUNTER_NAMESPACE = "eval_sample"
@@ -84,12 +85,6 @@ def sample(pipeline: beam.Pipeline, input_pattern: str, output_prefix: str, user
                                               compression_type=beam.io.filesystem.CompressionTypes.GZIP))
 
 
-def _counter(result, name: str) -> int:
-    found = result.metrics().query(beam.metrics.MetricsFilter()
-                                   .with_namespace(COUNTER_NAMESPACE).with_name(name))["counters"]
-    return int(sum(m.committed if m.committed is not None else m.attempted for m in found))
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -112,7 +107,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         sample(pipeline, pattern, os.path.join(out_dir, "data_tfrecord"), users, seed)
         result = pipeline.run()
         result.wait_until_finish()
-        counts = {name: _counter(result, name) for name in ("eval_purchases", "eval_users", "sampled_purchases")}
+        counts = {name: beam_metrics.counter(result, COUNTER_NAMESPACE, name)
+                  for name in ("eval_purchases", "eval_users", "sampled_purchases")}
         counts["sampled_users"] = min(users, counts["eval_users"])
         examples_utils.set_payload_format(output, examples_utils.get_payload_format(examples))
         examples_utils.set_file_format(output, examples_utils.get_file_format(examples))

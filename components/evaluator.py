@@ -44,7 +44,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils import path_utils
 from tfx import v1 as tfx
 
-from components import baseline
+from components import baseline, beam_metrics
 from models import exporter
 from models import features
 from models.eval_metrics import RECALL_CURVE, margin_name, popularity_name
@@ -55,7 +55,7 @@ NO_VALUE = "FAILED (no value)"
 log = logging.getLogger("recsys.gate")
 REPEATS_LEFT_OUT, EVAL_PURCHASES = "repeat_purchases_left_out", "eval_purchases"
 GATE_EXAMPLES_DIR = "gate_examples"  # under the evaluation's uri: the purchases TFMA judged
-_COUNTERS = "gate_examples"
+COUNTERS = "gate_examples"  # the Beam metrics' namespace
 
 
 def metric_configs() -> List[Tuple[str, Dict[str, Any]]]:
@@ -294,8 +294,8 @@ class _LeaveOutRepeats(beam.DoFn):
 
     def __init__(self, model_dirs: List[str]):
         self._model_dirs = model_dirs
-        self._kept = beam.metrics.Metrics.counter(_COUNTERS, "kept")
-        self._left_out = beam.metrics.Metrics.counter(_COUNTERS, "left_out")
+        self._kept = beam.metrics.Metrics.counter(COUNTERS, "kept")
+        self._left_out = beam.metrics.Metrics.counter(COUNTERS, "left_out")
 
     def setup(self):
         import tensorflow as tf
@@ -324,12 +324,6 @@ def leave_out_repeats(pipeline: beam.Pipeline, input_pattern: str, output_prefix
          | f"LeaveOutRepeats[{label}]" >> beam.ParDo(_LeaveOutRepeats(model_dirs))
          | f"Write[{label}]" >> beam.io.WriteToTFRecord(
              output_prefix, file_name_suffix=".gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP))
-
-
-def _counter(result, name: str) -> int:
-    found = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(_COUNTERS)
-                                   .with_name(name))["counters"]
-    return int(sum(m.committed if m.committed is not None else m.attempted for m in found))
 
 
 class Executor(evaluator_executor.Executor):
@@ -377,7 +371,8 @@ class Executor(evaluator_executor.Executor):
                               os.path.join(out_dir, "data_tfrecord"), model_dirs, label=split)
         result = pipeline.run()
         result.wait_until_finish()
-        left_out, purchases = _counter(result, "left_out"), _counter(result, "kept") + _counter(result, "left_out")
+        left_out = beam_metrics.counter(result, COUNTERS, "left_out")
+        purchases = beam_metrics.counter(result, COUNTERS, "kept") + left_out
         evaluation.set_int_custom_property(REPEATS_LEFT_OUT, left_out)
         evaluation.set_int_custom_property(EVAL_PURCHASES, purchases)
         if left_out:

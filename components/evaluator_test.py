@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from components import evaluator
+from components import beam_metrics, evaluator
 from models import features
 
 BOUNDS = {"recall_at_10": 0.03, "sampled_accuracy": 0.15}
@@ -142,4 +142,4 @@ def test_the_gate_judges_both_models_on_the_purchases_neither_trained_on(tmp_pat
     assert {(f[features.USER_KEY].bytes_list.value[0], f[features.PRODUCT_KEY].int64_list.value[0])
             for f in kept} == set(fresh) | {(b"nobody", testing.PRODUCTS[0])}
     assert len(only_candidate) == len(only_served) == 3
-    assert (evaluator._counter(result, "left_out"), evaluator._counter(result, "kept")) == (6, 5)
+    assert [beam_metrics.counter(result, evaluator.COUNTERS, name) for name in ("left_out", "kept")] == [6, 5]
