@@ -38,7 +38,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
 
@@ -110,16 +110,20 @@ def problem(path: str) -> Optional[str]:
     return None
 
 
-def scan(base: str) -> Iterator[Version]:
-    """The numbered directories under `base`, newest first, each with its `problem` (if any),
-    checked one at a time as they are asked for."""
+def numbered(base: str) -> List[Tuple[int, str]]:
+    """(number, path) of the numbered directories under `base`, newest first, unchecked."""
     named = {}
     for name in _children(base):  # sorted: of `007` and `7`, the first
         number = version_number(name)
         if number is not None:
             named.setdefault(number, name)
-    for number in sorted(named, reverse=True):
-        path = _join(base, named[number])
+    return [(number, _join(base, named[number])) for number in sorted(named, reverse=True)]
+
+
+def scan(base: str) -> Iterator[Version]:
+    """The numbered directories under `base`, newest first, each with its `problem` (if any),
+    checked one at a time as they are asked for."""
+    for number, path in numbered(base):
         yield Version(number, path, problem(path))
 
 

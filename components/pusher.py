@@ -138,9 +138,13 @@ def withdrawn_twin(model_path: str, base: str) -> Optional[Dict[str, Any]]:
     version a rollback took out of service (and no later rollback served again), else None. A
     deterministic Trainer given the data and start it had before rebuilds that very model, and
     pushing it would undo the rollback without a word."""
-    complete = [v for v in model_versions.scan(base) if v.complete]
-    paths = {v.number: v.path for v in complete}
-    for number, why in model_card.withdrawn([(v.number, model_card.read(v.path)) for v in complete]).items():
+    # the cards first, unchecked (a few bytes each); only a rollback's copy must be complete to
+    # count, and `same_model` checks the version it names: no SavedModel of the others is read
+    cards = [(number, path, model_card.read(path)) for number, path in model_versions.numbered(base)]
+    rollbacks = [(number, card) for number, path, card in cards
+                 if model_card.rollback_of(card) is not None and model_versions.problem(path) is None]
+    paths = {number: path for number, path, _ in cards}
+    for number, why in model_card.withdrawn(rollbacks).items():
         if number in paths and same_model(model_path, paths[number]):
             reason = f": \"{why['reason']}\"" if why.get("reason") else ""
             return {"version": number,
