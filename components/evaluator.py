@@ -32,7 +32,6 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import apache_beam as beam
-import numpy as np
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tensorflow_model_analysis.proto import config_pb2
@@ -278,15 +277,9 @@ def trained_pairs(saved_model_dir: str) -> Set[Tuple[bytes, int]]:
     from models import warm_start
 
     try:
-        tables = warm_start.read_tables(saved_model_dir)
+        return warm_start.trained_pairs(warm_start.read_tables(saved_model_dir))
     except warm_start.IncompatibleModel:
         return set()
-    if tables.purchases is None or tables.user_ids is None:
-        return set()
-    splits, items = (np.asarray(a, np.int64) for a in tables.purchases)
-    users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
-    known = (users < len(tables.user_ids)) & (items < len(tables.product_ids))  # not the OOV rows
-    return set(zip(tables.user_ids[users[known]].tolist(), tables.product_ids[items[known]].tolist()))
 
 
 class _LeaveOutRepeats(beam.DoFn):

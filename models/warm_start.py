@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -139,6 +139,17 @@ def index_in(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
     order = np.argsort(vocabulary, kind="stable")
     position = np.clip(np.searchsorted(vocabulary[order], values), 0, len(vocabulary) - 1)
     return np.where(vocabulary[order][position] == values, order[position], -1).astype(np.int64)
+
+
+def trained_pairs(tables: ServedTables) -> Set[Tuple[bytes, int]]:
+    """The (raw user id, raw product id) pairs the served model trained on (`purchases`, in its
+    vocabularies); none when it does not hold them or its user vocabulary."""
+    if tables.purchases is None or tables.user_ids is None:
+        return set()
+    splits, items = (np.asarray(a, np.int64) for a in tables.purchases)
+    users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+    known = (users < len(tables.user_ids)) & (items < len(tables.product_ids))  # not the OOV rows
+    return set(zip(tables.user_ids[users[known]].tolist(), tables.product_ids[items[known]].tolist()))
 
 
 def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
