@@ -424,15 +424,18 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
 # --- the runs so far ---------------------------------------------------------------------------
 def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
     """One run in the history: its span, how training started, the candidate's gated metrics
-    (TFMA's, the gate's), the verdict and the version pushed."""
+    (TFMA's, the gate's; which of them are margins over popularity), the verdict and the version
+    pushed."""
     facts = report.get("training", {}).get("facts") or {}
     data, start = facts.get("data") or {}, facts.get("start") or {}
-    gated = [row["metric"] for row in report["gate"]["rows"] if row["threshold"] != "not gated"]
+    gated = [row for row in report["gate"]["rows"] if row["threshold"] != "not gated"]
     candidate = report["evaluation"]["models"]["candidate"]["metrics"]
     return {"created": report["created"], "span": data.get("span"), "window_spans": data.get("window_spans"),
             "start": start.get("kind"), "from_version": start.get("from_version"),
             "training_seconds": (facts.get("training") or {}).get("seconds"),
-            "metrics": {name: candidate.get(name) for name in gated},
+            "metrics": {row["metric"]: candidate.get(row["metric"]) for row in gated},
+            # the relative margins over popularity, said as the gate says them (+97.6%)
+            "margins": [row["metric"] for row in gated if row.get("kind") == evaluator_lib.MARGIN],
             "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
             "version": report["push"]["version"]}
 

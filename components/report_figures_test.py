@@ -154,3 +154,15 @@ def test_what_reach_calls_unhittable_is_what_the_gate_ranks_last(tmp_path, curat
     last = ranks[:, 0] >= exported.recommender.num_items
     assert last.sum() == counts["purchases"] - counts["hittable"]
     assert not last[5:15].any()
+
+
+def test_a_history_row_says_which_gated_metrics_are_margins_over_popularity():
+    rows = [{"metric": "recall_at_10", "kind": "value", "threshold": ">= 0.03"},
+            {"metric": "recall_at_10_over_popularity", "kind": "margin", "threshold": ">= +10.0%"},
+            {"metric": "mrr", "kind": "value", "threshold": "not gated"}]
+    report = {"created": "now", "gate": {"rows": rows, "blessed": True}, "push": {"pushed": True, "version": "7"},
+              "evaluation": {"models": {"candidate": {"metrics": {"recall_at_10": 0.04, "mrr": 0.02,
+                                                                   "recall_at_10_over_popularity": 1.02}}}}}
+    row = report_figures.history_row(report)
+    assert row["metrics"] == {"recall_at_10": 0.04, "recall_at_10_over_popularity": 1.02}
+    assert row["margins"] == ["recall_at_10_over_popularity"]

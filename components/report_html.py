@@ -175,9 +175,6 @@ def _start_text(facts: Dict[str, Any]) -> str:
     return ""
 
 
-MARGIN_SUFFIX = "_over_popularity"  # models/eval_metrics.py margin_name: a relative margin, as +97.6%
-
-
 def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
     from components.report_plots import history_label
 
@@ -188,8 +185,7 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
     rows = [[_e(history_label(row, i)), _e(row["created"]),
              _e(f"{row['start']}" + (f" from {row['from_version']}" if row.get("from_version") else "")
                 if row.get("start") else "-")]
-            + [_percent(row["metrics"].get(name)) if name.endswith(MARGIN_SUFFIX) else _num(row["metrics"].get(name))
-               for name in names]
+            + [(_percent if name in row.get("margins", ()) else _num)(row["metrics"].get(name)) for name in names]
             + [_e("pushed " + row["version"] if row["pushed"] else
                   "blessed, not pushed" if row["blessed"] else "refused")]
             for i, row in enumerate(history)]

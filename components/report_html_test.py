@@ -138,6 +138,7 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
     """Found by exploratory testing: the table showed the margins as raw fractions (0.9758)."""
     row = {"span": 3, "window_spans": [1, 3], "created": "now", "start": "cold", "from_version": None,
            "metrics": {"recall_at_10": 0.0402, "recall_at_10_over_popularity": 0.9758},
+           "margins": ["recall_at_10_over_popularity"],
            "pushed": True, "blessed": True, "version": "17"}
     page = "".join(report_html._history_section({"history": [row]}, {}))
     assert "<td>span 3 (1, 3)</td><td>now</td><td>cold</td><td>0.0402</td><td>+97.6%</td><td>pushed 17</td>" in page
