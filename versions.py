@@ -70,9 +70,8 @@ def main(argv=None) -> int:
         return 0
     try:
         # a pipeline run on the same output directory could push meanwhile: one at a time
-        locked = not args.serving_dir and os.path.isdir(args.output_dir)
         busy = "roll back once it has finished (it may push a version meanwhile: see `make history`)"
-        with run_lock.hold(args.output_dir, hint=busy) if locked else contextlib.nullcontext():
+        with run_lock.hold(args.output_dir, hint=busy) if not args.serving_dir else contextlib.nullcontext():
             version = versions.rollback(base, args.version, args.reason, configs.MODEL_NAME)
     except versions.AlreadyServed as e:
         print(e)
