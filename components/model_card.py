@@ -249,11 +249,17 @@ def performance_metrics(gate: Dict[str, Any]) -> List[Dict[str, str]]:
     for row in gate["rows"]:
         for key, slice_name in (("candidate", CANDIDATE), ("baseline", SERVED), ("popularity", POPULARITY)):
             if row.get(key) is not None:
-                found.append({"type": row["metric"], "value": f"{row[key]:.6g}", "slice": slice_name})
+                found.append({"type": row["metric"], "value": _exact(row[key]), "slice": slice_name})
     for model, values in gate["values"].items():
         if model not in MODEL_SLICES:
-            found += [{"type": name, "value": f"{value:.6g}", "slice": model} for name, value in _ordered(values)]
+            found += [{"type": name, "value": _exact(value), "slice": model} for name, value in _ordered(values)]
     return found
+
+
+def _exact(value: float) -> str:
+    """A metric value as the schema's string, every digit kept: the card's markdown rounds it
+    once, as the console does (rounding a rounded 1.025496 again read +102.6% against +102.5%)."""
+    return repr(float(value))
 
 
 def _ordered(values: Dict[str, float]):

@@ -35,7 +35,7 @@ def _examples(tmp_path):
     return examples
 
 
-def _gate(blessed=True, with_baseline=True, popularity=False):
+def _gate(blessed=True, with_baseline=True, popularity=False, margin=2.3833):
     config = evaluator.eval_config(BOUNDS, 0.01)
     values = {evaluator.CANDIDATE: {"recall_at_10": 0.0406, "ndcg_at_10": 0.0245, "sampled_accuracy": 0.1758,
                                     "mrr": 0.023}}
@@ -46,7 +46,7 @@ def _gate(blessed=True, with_baseline=True, popularity=False):
         for row, value in zip(rows, (0.012, None, 0.006, None, 0.09)):
             row["popularity"] = value
         rows.insert(1, {"metric": "recall_at_10_over_popularity", "kind": "margin", "of": "recall_at_10",
-                        "candidate": 2.3833, "baseline": 2.3417, "popularity": None,
+                        "candidate": margin, "baseline": 2.3417, "popularity": None,
                         "threshold": ">= +10.0% over popularity", "result": "ok"})
     gate = {"blessed": blessed, "verdict": "BLESSED: the model passes the gate; Pusher serves it",
             "has_baseline": with_baseline, "values": values, "curves": {}, "rows": rows, "details": []}
@@ -107,6 +107,15 @@ def test_the_markdown_shows_data_checksums_metrics_and_limits(tmp_path):
     assert "| mrr | 0.0230 | - | - | not gated | - |" in text
     assert "## Known limits" in text and "most popular" in text
     assert "git abc123" in text
+
+
+def test_the_card_rounds_a_margin_once_as_the_gate_does(tmp_path):
+    # rounded to 6 digits first (1.0255), then to a percent, it read +102.6%
+    card = _card(tmp_path, evaluation=_gate(popularity=True, margin=1.025496))
+    assert {"type": "recall_at_10_over_popularity", "value": "1.025496", "slice": "candidate"} \
+        in card["quantitative_analysis"]["performance_metrics"]
+    assert f"| recall_at_10_over_popularity | {evaluator._percent(1.025496)} |" in model_card.markdown(card)
+    assert evaluator._percent(1.025496) == "+102.5%"
 
 
 def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
