@@ -430,7 +430,10 @@ def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
     data, start = facts.get("data") or {}, facts.get("start") or {}
     gated = [row for row in report["gate"]["rows"] if row["threshold"] != "not gated"]
     candidate = report["evaluation"]["models"]["candidate"]["metrics"]
+    spans = report.get("spans") or {}
     return {"created": report["created"], "span": data.get("span"), "window_spans": data.get("window_spans"),
+            # how a person names the data: the flat layout has no span; dated spans, their folders
+            "flat": bool(spans.get("flat")), "window_names": spans.get("window_names"),
             "start": start.get("kind"), "from_version": start.get("from_version"),
             "training_seconds": (facts.get("training") or {}).get("seconds"),
             "metrics": {row["metric"]: candidate.get(row["metric"]) for row in gated},

@@ -142,3 +142,22 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
            "pushed": True, "blessed": True, "version": "17"}
     page = "".join(report_html._history_section({"history": [row]}, {}))
     assert "<td>span 3 (1, 3)</td><td>now</td><td>cold</td><td>0.0402</td><td>+97.6%</td><td>pushed 17</td>" in page
+
+
+def test_the_runs_so_far_name_dated_spans_by_their_folders_and_flat_runs_by_their_place():
+    """Found by exploratory testing: dated spans read as day numbers ("span 20456 (20455-20456)")
+    and the flat layout as "span 0"."""
+    def run(**spans):
+        report = _report()
+        report["training"]["facts"] = {"data": {"span": spans.pop("span"), "window_spans": spans.pop("window")},
+                                       "start": {"kind": "cold"}}
+        report["spans"], report["push"] = spans, {"pushed": False, "version": ""}
+        return report_figures.history_row(report)
+
+    history = [run(span=0, window=[0], flat=True),
+               run(span=20456, window=[20455, 20456], window_names=["2026-01-02", "2026-01-03"]),
+               run(span=20457, window=[20457], window_names=["2026-01-04"])]
+    page = "".join(report_html._history_section({"history": history}, {}))
+    assert "<td>run 1</td>" in page and "span 0" not in page
+    assert "<td>2026-01-03 (2 spans)</td>" in page and "<td>2026-01-04</td>" in page
+    assert "20456" not in page

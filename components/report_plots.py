@@ -76,9 +76,13 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
 
 
 def history_label(row: Dict[str, Any], index: int) -> str:
-    """A run's name in the history: its span (and window), else its place."""
-    if row.get("span") is None:
+    """A run's name in the history: its span (and window), its dated span folder (and how many
+    the window has), else, in the flat layout (TFX's span 0) or without a span, its place."""
+    if row.get("span") is None or row.get("flat"):
         return f"run {index + 1}"
+    names = row.get("window_names")
+    if names:
+        return names[-1] + (f" ({len(names)} spans)" if len(names) > 1 else "")
     window = span_layout.span_numbers(row.get("window_spans"))
     return f"span {row['span']}" + (f" ({span_layout.number_ranges(window)})" if len(window) > 1 else "")
 
