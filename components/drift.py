@@ -386,8 +386,10 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
     trained = spans.span_numbers(((facts or {}).get("data") or {}).get("window_spans"))
     if not trained or trained == [0]:  # the flat layout: no spans to speak of
         return []
+    dated = spans.dated_folders(span_files)  # dated spans are day numbers: a person reads the folders
+    served_names = ", ".join(dated[n] for n in trained) if all(n in dated for n in trained) else ""
     return [{"span": n, "name": spans.folder_of(span_files.get(n) or []) or f"span {n}",
-             "served_version": served.number, "served_spans": trained}
+             "served_version": served.number, "served_spans": trained, "served_names": served_names}
             for n in window if min(trained) < n < max(trained) and n not in trained]
 
 
@@ -397,8 +399,9 @@ def late_lines(figures: Dict[str, Any]) -> List[str]:
         return []
     first = late[0]
     names = ", ".join(s["name"] for s in late)
+    served = first.get("served_names") or spans.number_ranges(first["served_spans"])
     return [f"{names} arrived late: the served model (version {first['served_version']}) trained on spans "
-            f"{spans.number_ranges(first['served_spans'])}, later than {'them' if len(late) > 1 else 'it'}, "
+            f"{served}, later than {'them' if len(late) > 1 else 'it'}, "
             f"without {'them' if len(late) > 1 else 'it'}. The drift gate compares the newest span with the "
             "one before it, so a late span is never compared with the span before it itself: check it "
             "(a backfill, or a folder misnamed?)"]

@@ -206,6 +206,24 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "none"))[1] is None
 
 
+def test_a_late_dated_span_names_the_served_models_spans_by_their_folders(generated, tmp_path):
+    """Dated spans are day numbers (TFX's {YYYY}{MM}{DD}): the served model's read as dates."""
+    from components import spans, testing
+
+    _, folders, small = generated
+    served = tmp_path / "serving" / "1796000000"
+    testing.save_tiny_model(str(served))
+    (served / "assets.extra").mkdir()
+    window = {}
+    for day, source in zip(("2026-01-01", "2026-01-02", "2026-01-03"), (folders[1], folders[2], folders[3])):
+        window[spans.span_number(day)[1]] = shutil.copytree(source, tmp_path / "data" / day)
+    first, _, last = sorted(window)
+    (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [first, last]}}))
+    _, error, _ = _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))
+    assert str(error).splitlines()[1].startswith(
+        "2026-01-02 arrived late: the served model (version 1796000000) trained on spans 2026-01-01, 2026-01-03, ")
+
+
 def test_a_file_dropped_twice_into_one_span_is_named(generated, tmp_path):
     _, folders, small = generated
     shutil.copytree(folders[3], tmp_path / "span-4")
