@@ -23,7 +23,7 @@ import datetime
 import os
 from typing import Any, Dict, List, Optional
 
-from components import model_card, model_versions
+from components import model_card, model_versions, pusher
 
 METRIC_LABELS = {"recall_at_10": "recall@10", "recall_at_100": "recall@100", "ndcg_at_10": "ndcg@10",
                  "mrr": "mrr", "sampled_accuracy": "sampled acc"}
@@ -140,6 +140,9 @@ def rollback(base: str, number: int, reason: str, name: str = "",
         raise AlreadyServed(f"version {number} is already the one served: nothing to roll back")
     if model_card.rollback_of(model_card.read(served.path)) == number:
         raise AlreadyServed(f"version {number} is already served, as version {served.number} (a rollback to it): "
+                            "nothing to roll back")
+    if pusher.same_model(target.path, served.path):  # the Pusher's test: it pushed the same model again
+        raise AlreadyServed(f"version {number} is the same model as the served version {served.number}: "
                             "nothing to roll back")
     now = now or datetime.datetime.now(datetime.timezone.utc)
     card = model_card.read(target.path)

@@ -19,6 +19,12 @@ def saved_model(tmp_path_factory):
     return testing.save_tiny_model(str(tmp_path_factory.mktemp("model") / "saved"))
 
 
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    """Another model (other weights): the versions of a history are not all the same model."""
+    return testing.save_tiny_model(str(tmp_path_factory.mktemp("model") / "other"), weight=5.0)
+
+
 def _card(number, path, with_baseline=True):
     """A card as the Pusher writes one: two splits, the gate's table."""
     config = evaluator.eval_config({"recall_at_10": 0.03, "ndcg_at_10": 0.016, "sampled_accuracy": 0.15}, 0.01)
@@ -41,10 +47,10 @@ def _push(saved_model, base, number, with_baseline=True):
 
 
 @pytest.fixture
-def base(saved_model, tmp_path):
+def base(saved_model, other_model, tmp_path):
     base = str(tmp_path / "models")
     _push(saved_model, base, 1796001422)
-    _push(saved_model, base, 1796012949, with_baseline=False)
+    _push(other_model, base, 1796012949, with_baseline=False)
     shutil.copytree(saved_model, os.path.join(base, "1796020000"), ignore=shutil.ignore_patterns("saved_model.pb"))
     return base
 
@@ -91,6 +97,19 @@ def test_a_rollback_is_a_new_version_served_and_recorded(base, tmp_path):
     assert again.number == version.number + 1
 
 
+def test_a_rollback_to_the_same_model_as_the_served_one_publishes_nothing(base, saved_model, capsys):
+    """Found by exploratory testing: a run that trained 1796001422's model again (the same data and
+    code) was pushed as a new version; a rollback to 1796001422 then published a third copy."""
+    again = _push(saved_model, base, 1796030000)  # not a rollback: the Pusher's own push
+    with pytest.raises(versions.AlreadyServed, match="version 1796001422 is the same model as the served "
+                                                     "version 1796030000: nothing to roll back"):
+        versions.rollback(base, 1796001422, "bad week", now=NOW)
+    assert model_versions.served(base).number == again.number
+    assert entry_point.main(["rollback", "1796001422", "--reason", "x", "--serving-dir", base]) == 0
+    assert "the same model as the served version" in capsys.readouterr().out
+    assert versions.rollback(base, 1796012949, "bad week", now=NOW).number == int(NOW.timestamp())
+
+
 @pytest.mark.parametrize("number, reason, error", [
     (123, "x", "no version 123 under {base} (complete versions: 1796012949, 1796001422)"),
     (1796020000, "x", "version 1796020000 under {base} is not complete (no saved_model.pb): it cannot be served"),
@@ -134,11 +153,11 @@ def test_the_command_line_with_an_output_directory(base, tmp_path, capsys):
     assert entry_point.main(["history", "--output-dir", str(out)]) == 0
 
 
-def test_history_and_rollback_on_an_object_store(saved_model, tmp_path):
+def test_history_and_rollback_on_an_object_store(saved_model, other_model, tmp_path):
     with testing.memory_object_store() as store:
         base = "memfs://bucket/serving_model/recommender"
         _push(saved_model, base, 1796001422)
-        _push(saved_model, base, 1796012949)
+        _push(other_model, base, 1796012949)
         store.writes.clear()
         version = versions.rollback(base, 1796001422, "sales fell", now=NOW)
         assert store.writes[-1] == f"{version.path}/saved_model.pb"  # the copy, saved_model.pb last
