@@ -74,9 +74,10 @@ def main(argv=None) -> int:
         shutil.copy(os.path.join(first.path, model_versions.SAVED_MODEL), slow)
         time.sleep(args.late_seconds)
         print(f"  slow copy: status {args.late_seconds:g} s after saved_model.pb alone: {states()}")
-        # the rest, as a copy by hand: no model card
+        # the rest, as a copy by hand: no model card, and no fingerprint.pb, so that it stands for a
+        # newer model (a rollback to the same model as the served one publishes nothing)
         shutil.copytree(first.path, slow, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(model_versions.ASSETS_EXTRA))
+                        ignore=shutil.ignore_patterns(model_versions.ASSETS_EXTRA, model_versions.FINGERPRINT))
         until_served(first.number + 1)
         print(f"  slow copy: served {time.monotonic() - start:.1f} s after its first file")
         start = time.monotonic()

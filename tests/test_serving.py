@@ -747,7 +747,8 @@ def _wait(predicate, what, server, timeout=120):
     raise AssertionError(f"{what}: {_status(server)}\n{server.log_text()}")
 
 
-def test_a_slow_copy_is_served_once_complete_and_a_rollback_at_the_next_poll(saved_model, tmp_path):
+def test_a_slow_copy_is_served_once_complete_and_a_rollback_at_the_next_poll(saved_model, curated_schema,
+                                                                              tmp_path):
     """The issue's slow copy (saved_model.pb first, the rest seconds later) is retried as TF
     Serving retries it and served once complete; a copy in TFX's order (saved_model.pb last) is
     not a version until complete; a rollback (a new version holding an old one) is served with no
@@ -757,27 +758,29 @@ def test_a_slow_copy_is_served_once_complete_and_a_rollback_at_the_next_poll(sav
 
     base = str(tmp_path / "models")
     first = model_versions.publish(saved_model, base, now=1796000000)
+    # the later versions hold another model: a rollback to the same model as the served one is a no-op
+    newer = testing.build(str(tmp_path / "newer"), curated_schema, seed=1).export_dir
     running = Server(base, str(tmp_path), "--load_retry_interval_micros", "500000").wait_until()
     try:
         assert _served_version(running) == first.number
         # 1. saved_model.pb alone: the loads fail (no variables) and are retried, LOADING meanwhile
         slow = os.path.join(base, "1796000100")
         os.makedirs(slow)
-        shutil.copy(os.path.join(saved_model, "saved_model.pb"), slow)
+        shutil.copy(os.path.join(newer, "saved_model.pb"), slow)
         _wait(lambda: "Retrying of Loading servable version {name: recommender version: 1796000100} retry: 1"
               in running.log_text(), "no retry", running)
         assert _status(running, 1796000100) == {1796000100: ("LOADING", "OK")}
         assert _served_version(running) == first.number  # the old version serves meanwhile
-        shutil.copytree(saved_model, slow, dirs_exist_ok=True)  # the rest arrives
+        shutil.copytree(newer, slow, dirs_exist_ok=True)  # the rest arrives
         _wait(lambda: _status(running).get(1796000100, ("",))[0] == "AVAILABLE", "the slow copy never served",
               running)
         assert _served_version(running) == 1796000100
         # 2. TFX's order, slowly: not a version (not listed, not loaded) until saved_model.pb is there
         ordered = os.path.join(base, "1796000200")
-        shutil.copytree(saved_model, ordered, ignore=shutil.ignore_patterns("saved_model.pb"))
+        shutil.copytree(newer, ordered, ignore=shutil.ignore_patterns("saved_model.pb"))
         time.sleep(1.0)  # five polls
         assert 1796000200 not in _status(running) and _served_version(running) == 1796000100
-        shutil.copy(os.path.join(saved_model, "saved_model.pb"), ordered)
+        shutil.copy(os.path.join(newer, "saved_model.pb"), ordered)
         _wait(lambda: _status(running).get(1796000200, ("",))[0] == "AVAILABLE", "the ordered copy never served",
               running)
         # 3. a rollback to the first version: a new number, loaded at the next poll, no restart
