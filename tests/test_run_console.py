@@ -151,6 +151,15 @@ def _first_rows(data_dir, n):
     return table[features.USER_KEY][:n], table[features.PRODUCT_KEY][:n]
 
 
+def _gate_table(text):
+    """The gate's table on a console: the header and metric rows after the `[gate]` verdict line."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("[gate]")) + 1
+    end = next(i for i in range(start, len(lines) + 1)
+               if i == len(lines) or not re.match(r"([a-z_0-9]+|  vs popularity) ", lines[i]))
+    return lines[start:end]
+
+
 def _summary(text):
     lines = text.splitlines()
     start = lines.index("summary")
@@ -304,6 +313,10 @@ def test_a_second_run_with_nothing_changed_comes_whole_from_the_cache(runs):
     assert lines and all(re.match(r"^  \S+ +(cached|done) ", row) for row in lines), text
     # the first run's gate table again, marked as such, and the same model still served
     assert "[gate] (cached) BLESSED" in text and re.search(r"^recall_at_10 .* ok$", text, re.M)
+    # the same table as the run that judged it: no served model then, so no "vs served" bound
+    # (found by exploratory testing: the live table showed the bound TFX had dropped)
+    assert _gate_table(text) == _gate_table(pushed.stdout)
+    assert "vs served" not in pushed.stdout and "no baseline model: absolute thresholds only" in pushed.stdout
     served = os.listdir(root / "out" / "serving_model" / configs.MODEL_NAME)
     assert _summary(text)["verdict"] == f"blessed; already served as version {served[0]}: nothing new pushed"
     assert _summary(pushed.stdout)["report"] != _summary(text)["report"]  # a copy for this run too
