@@ -302,8 +302,14 @@ def anomaly_detail(anomalies: anomalies_pb2.Anomalies, feature: str, kind: str) 
     return ""
 
 
-def _measure(name: str, value: float, limit: str, over: bool, detail: str = "") -> Dict[str, Any]:
-    return {"name": name, "value": float(value), "limit": limit, "over": bool(over), "detail": detail}
+def _measure(name: str, value: Optional[float], limit: str, over: bool, detail: str = "") -> Dict[str, Any]:
+    """A measure of the report; `value` None: not measured (`detail` says why)."""
+    return {"name": name, "value": None if value is None else float(value), "limit": limit, "over": bool(over),
+            "detail": detail}
+
+
+def _value(value: Optional[float], form: str) -> str:
+    return "-" if value is None else f"{value:{form}}"
 
 
 def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
@@ -333,6 +339,7 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
              f"{heaviest[1]:,} purchases ({heaviest[2]:.1%})" if heaviest else "")
     identical = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}"
                         for a, b in repeats["identical_files"])
+    empty = [span["name"] for span in (newest, previous) if not span["rows"]]
     measures = [
         _measure(PRODUCT_LINF_NAME, linf, f"<= {thresholds[PRODUCT_L_INFINITY]:g}",
                  linf > thresholds[PRODUCT_L_INFINITY],
@@ -359,6 +366,10 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                  repeated_share > thresholds[REPEATED_ROWS] or bool(repeats["identical_files"]),
                  f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}"),
     ]
+    if empty:  # a span with no rows has no distribution to compare: the row count says it all
+        why = f"not measured: {' and '.join(empty)} {'have' if len(empty) > 1 else 'has'} no rows"
+        measures = [m if m["name"] in (ROWS_NAME, REPEATED_NAME) else _measure(m["name"], None, m["limit"], False, why)
+                    for m in measures]
     return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
             "drifted": any(m["over"] for m in measures),
             "repeats": {"identical_files": [list(pair) for pair in repeats["identical_files"]],
@@ -454,7 +465,8 @@ def table_lines(figures: Dict[str, Any]) -> List[str]:
     """The measures as the console's table (as the gate's)."""
     rows = [f"{'measure':<56}{'value':>9}  {'threshold':<16}result"]
     for m in figures["measures"]:
-        rows.append(f"{m['name']:<56}{m['value']:>9.4f}  {m['limit']:<16}{'OVER' if m['over'] else 'ok'}")
+        result = "OVER" if m["over"] else "ok" if m["value"] is not None else "-"
+        rows.append(f"{m['name']:<56}{_value(m['value'], '.4f'):>9}  {m['limit']:<16}{result}")
     return rows
 
 
@@ -468,7 +480,9 @@ def summary_text(figures: Optional[Dict[str, Any]]) -> str:
 
     def figure(name: str, label: str, form: str, limit: bool = False) -> str:
         m = named.get(name)
-        return "" if m is None else f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
+        if m is None or m["value"] is None:
+            return ""
+        return f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
     if figures.get("accepted"):
         verdict = "OVER the thresholds, accepted (" + figures["accepted"] + ")"
     else:

@@ -4,6 +4,7 @@ The thresholds of the ASOS-size spans are measured by benchmarks/drift_calibrati
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -243,6 +244,17 @@ def test_an_empty_span_is_refused_on_its_row_count(generated, tmp_path):
     figures, error, _ = _gate(tmp_path, str(tmp_path / "span-4"), folders[3], small)
     assert error is not None, figures
     assert f"rows, newest / previous: 0, allowed 0.4 to 2.5 (0 vs {table.num_rows} rows)" in str(error)
+    # the distributions of a span with no rows are not measured: not read as "no drift at all"
+    # (found by exploratory testing: they read 0.0000 ok)
+    measured = {m["name"]: m for m in figures["measures"]}
+    assert measured[drift.PRODUCT_LINF_NAME] == {
+        "name": drift.PRODUCT_LINF_NAME, "value": None, "limit": measured[drift.PRODUCT_LINF_NAME]["limit"],
+        "over": False, "detail": "not measured: span-4 has no rows"}
+    assert [m["name"] for m in figures["measures"] if m["value"] is not None] == [drift.ROWS_NAME,
+                                                                                  drift.REPEATED_NAME]
+    table_text = "\n".join(drift.table_lines(figures))
+    assert re.search(rf"^{re.escape(drift.PRODUCT_LINF_NAME)} +- +<= \S+ +-$", table_text, re.M), table_text
+    assert "L-inf" not in drift.summary_text(figures) and "rows x0.00" in drift.summary_text(figures)
     # and the span after it, compared with an empty one, is not waved through either
     figures, error, _ = _gate(tmp_path, folders[3], str(tmp_path / "span-4"), small)
     assert error is not None and "rows, newest / previous: inf" in str(error)

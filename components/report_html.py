@@ -107,7 +107,8 @@ def _spans_section(report: Dict[str, Any]) -> List[str]:
     verdict = ("over the thresholds, accepted (" + _e(drift["accepted"]) + ")" if drift.get("accepted")
                else "over the thresholds" if drift.get("drifted") else "within the thresholds")
     rows = [[_e(m["name"]), _num(m["value"]), _e(m["limit"]),
-             f"<span class='{'bad' if m['over'] else 'ok'}'>{'OVER' if m['over'] else 'ok'}</span>",
+             f"<span class='{'bad' if m['over'] else 'ok'}'>{'OVER' if m['over'] else 'ok'}</span>"
+             if m["value"] is not None or m["over"] else "-",  # not measured (a span with no rows)
              _e(m.get("detail", ""))] for m in drift["measures"]]
     return parts + [f"<p>Drift gate: {_e(drift['newest']['name'])} ({drift['newest']['rows']:,} rows) against "
                     f"{_e(drift['previous']['name'])} ({drift['previous']['rows']:,} rows): {verdict}.</p>",

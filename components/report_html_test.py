@@ -50,6 +50,10 @@ def test_the_spans_section_shows_the_window_and_the_drift_figures():
     assert "span-3 (1,200 rows) against span-2 (1,000 rows): over the thresholds, accepted (--accept-drift)" in page
     assert ("<td>productId L-infinity distance</td><td>0.0110</td><td>&lt;= 0.006</td>"
             "<td><span class='bad'>OVER</span></td><td>&lt;most different&gt;</td>") in page
+    # a measure of a span with no rows is not measured: no value, no verdict
+    report["spans"]["drift"]["measures"][0].update(value=None, over=False, detail="not measured: span-3 has no rows")
+    assert ("<td>productId L-infinity distance</td><td>-</td><td>&lt;= 0.006</td><td>-</td>"
+            "<td>not measured: span-3 has no rows</td>") in report_html.render_html(report, {})
     report["spans"]["drift"] = {"compared": False, "reason": "one span only: nothing to compare"}
     assert "Drift gate: one span only: nothing to compare." in report_html.render_html(report, {})
     report["spans"].update(span=20456, window_spans="20455,20456", window_names=["2026-01-02", "2026-01-03"])
