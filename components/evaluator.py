@@ -366,10 +366,12 @@ class Executor(evaluator_executor.Executor):
         purchases = beam_metrics.counter(result, COUNTERS, "kept") + left_out
         evaluation.set_int_custom_property(REPEATS_LEFT_OUT, left_out)
         evaluation.set_int_custom_property(EVAL_PURCHASES, purchases)
-        if left_out:
-            log.info("[gate] %s of the %s eval purchases repeat a purchase the candidate or the served "
-                     "model trained on: left out for both (each model leaves out what a user bought, so "
-                     "only the other could hit it)", f"{left_out:,}", f"{purchases:,}")
+        if not left_out:  # the gate judges its input as it is: no copy of it is kept
+            tf.io.gfile.rmtree(kept.uri)
+            return examples
+        log.info("[gate] %s of the %s eval purchases repeat a purchase the candidate or the served "
+                 "model trained on: left out for both (each model leaves out what a user bought, so "
+                 "only the other could hit it)", f"{left_out:,}", f"{purchases:,}")
         return kept
 
 

@@ -75,6 +75,28 @@ def test_a_good_model_is_blessed_and_pushed(runs):
     assert "call_item_item" in model.signatures
 
 
+def test_the_gate_keeps_a_copy_of_its_eval_purchases_only_when_it_left_some_out(runs, tmp_path):
+    """The eval purchases that repeat a pair a model trained on are left out (components/evaluator.py);
+    without any, TFMA reads the eval split itself, and no copy of it is kept."""
+    import pyarrow.parquet as pq
+
+    from models import features
+
+    good, _, _ = runs
+
+    def pairs(name):
+        table = pq.read_table(os.path.join(good.data_dir, name)).to_pydict()
+        return list(zip(table[features.USER_KEY], table[features.PRODUCT_KEY]))
+
+    trained = set(pairs(configs.TRAIN_FILE))
+    repeats = sum(pair in trained for pair in pairs(configs.EVAL_FILE))
+    [evaluation] = [a for a in helpers.store(good).get_artifacts_by_type("ModelEvaluation")
+                    if a.uri == helpers.output_uris(good, "Evaluator", "evaluation", execution=0)[0]]
+    assert evaluation.custom_properties[evaluator.REPEATS_LEFT_OUT].int_value == repeats
+    assert evaluation.custom_properties[evaluator.EVAL_PURCHASES].int_value == len(pairs(configs.EVAL_FILE))
+    assert os.path.isdir(os.path.join(evaluation.uri, evaluator.GATE_EXAMPLES_DIR)) == (repeats > 0)
+
+
 def _pushes(config):
     """(pushed, destination) of every Pusher execution's output, oldest first."""
     mlmd = helpers.store(config)
