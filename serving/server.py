@@ -191,9 +191,9 @@ def _reason(error: BaseException) -> str:
 
 
 def _cannot_listen(host: str, port: int) -> Optional[str]:
-    """Why the REST server could not listen on host:port (an address that is not this machine's,
-    a port in use), None when it can: checked before start-up, so that it is said in one line
-    rather than in uvicorn's log."""
+    """Why a server could not listen on host:port (an address that is not this machine's, a port
+    in use), None when it can: checked before start-up, so that it is said in one line rather
+    than in uvicorn's log or gRPC's."""
     import socket
 
     try:
@@ -218,6 +218,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     host = args.bind_address or ("0.0.0.0" if "AIP_HTTP_PORT" in env else "127.0.0.1")
     if rest_port == 0 and args.port == 0:
         print("serving: both --rest_api_port and --port are 0: nothing to serve on", file=sys.stderr)
+        return 2
+    if rest_port and rest_port == args.port:  # TF Serving logs it and skips REST: stopped here
+        print(f"serving: --port and --rest_api_port are both {rest_port}: gRPC and REST need a port each",
+              file=sys.stderr)
         return 2
     _setup_logging(args.log_file)
     try:
@@ -249,12 +253,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, tf.errors.OpError) as e:
         print(f"serving: cannot write the request logs ({_reason(e)})", file=sys.stderr)
         return 2
-    busy = _cannot_listen(host, rest_port) if rest_port else None
-    if busy:
-        print(f"serving: cannot listen on {host}:{rest_port} for REST (--rest_api_port, --bind_address): {busy}",
-              file=sys.stderr)
-        requests_log.close()
-        return 1
+    for port, what, flag in ((rest_port, "REST", "--rest_api_port"), (args.port, "gRPC", "--port")):
+        busy = _cannot_listen(host, port) if port else None
+        if busy:  # for gRPC also before its C++ core logs its own line
+            print(f"serving: cannot listen on {host}:{port} for {what} ({flag}, --bind_address): {busy}",
+                  file=sys.stderr)
+            requests_log.close()
+            return 1
     manager.start()
     if manager.current is None:
         log.warning("no servable version of %s under %s yet (run 'make run' to push one); "

@@ -34,3 +34,26 @@ def test_a_port_in_use_stops_start_up_in_one_line(tmp_path):
         f"serving: cannot listen on 127.0.0.1:{port} for REST (--rest_api_port, --bind_address): "
         "Address already in use")
     assert "Traceback" not in done.stderr
+
+
+def test_a_grpc_port_in_use_stops_start_up_in_one_line(tmp_path):
+    """Found by exploratory testing: gRPC's C++ core printed its own error line before ours."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "serving", "--model_base_path", str(tmp_path),
+                               "--rest_api_port", "0", "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"serving: cannot listen on 127.0.0.1:{port} for gRPC (--port, --bind_address): Address already in use")
+    assert "add_port" not in done.stderr and "Failed to bind" not in done.stderr
+
+
+def test_one_port_for_grpc_and_rest_is_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "serving", "--model_base_path", str(tmp_path),
+                           "--rest_api_port", "8599", "--port", "8599"], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (
+        2, "serving: --port and --rest_api_port are both 8599: gRPC and REST need a port each\n")
