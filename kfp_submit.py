@@ -132,6 +132,8 @@ def parse_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, 
                if kfp_backend.scheme_of(root) in ("s3", "minio") else "the runs' artifacts live in a bucket")
         raise settings.SettingError(f"{PIPELINE_ROOT.describe()}: {root or 'none'} is not a gs:// URI ({why}); "
                                     "pass --pipeline-root gs://BUCKET/pipeline_root")
+    moved = settings.acceptances_note(spec, spec.get("defaultPipelineRoot") or "", values["pipeline_root"])
+    notes += [moved] if moved else []
     now = now or datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     name = values["pipeline_name"] or spec["pipelineInfo"]["name"]

@@ -103,6 +103,15 @@ def pipeline_name(pipeline_json: str) -> str:
     return spec.get("pipelineSpec", {}).get("pipelineInfo", {}).get("name") or spec.get("displayName")
 
 
+def notes(options: SubmitOptions) -> List[str]:
+    """What to say before anything is sent: what a --pipeline-root does not move."""
+    with open(options.pipeline_json) as f:
+        spec = json.load(f)
+    compiled = (spec.get("runtimeConfig") or {}).get("gcsOutputDirectory") or ""
+    note = settings.acceptances_note(spec.get("pipelineSpec") or {}, compiled, options.pipeline_root)
+    return [note] if note else []
+
+
 def build_job(options: SubmitOptions, credentials=None):
     """The PipelineJob for the compiled JSON (nothing is sent yet). credentials=None: ADC."""
     from google.cloud import aiplatform
@@ -143,6 +152,8 @@ def main(argv: Optional[List[str]] = None, credentials=None) -> int:
     except settings.SettingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for note in notes(options):
+        print(f"[submit] {note}", flush=True)
     try:
         import google.auth.exceptions
         job = build_job(options, credentials)

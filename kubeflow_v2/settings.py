@@ -252,3 +252,20 @@ def _check_kfp(values: Dict[str, Any]) -> None:
                 f"{setting.describe()}: {value!r} is not a gs:// URI or a local path; TensorFlow 2.21 on "
                 "Python 3.13 cannot read s3:// or minio:// (tensorflow-io, its s3 filesystem, has no "
                 "Python 3.13 wheel): use a gs:// bucket (docs/kubeflow.md#where-artifacts-live)")
+
+
+def acceptances_note(spec: Mapping[str, Any], compiled_root: str, submit_root: Optional[str]) -> Optional[str]:
+    """What a submit's --pipeline-root does not move: the drift gate's acceptances (DriftGate's
+    `acceptances_dir`, compiled in as a constant under the compiled pipeline root); None when the
+    roots agree. `spec`: the PipelineSpec (Vertex AI's JSON `pipelineSpec`, or a KFP package)."""
+    if not submit_root or submit_root.rstrip("/") == (compiled_root or "").rstrip("/"):
+        return None
+    parameter = (((spec.get("root") or {}).get("dag") or {}).get("tasks") or {}).get("DriftGate", {})
+    value = ((parameter.get("inputs") or {}).get("parameters") or {}).get("acceptances_dir", {}).get(
+        "runtimeValue", {})
+    compiled = value.get("constant") or (value.get("constantValue") or {}).get("stringValue")
+    if not compiled:
+        return None
+    return (f"the drift gate's acceptances stay where they were compiled, {compiled} (compiled in): "
+            f"{submit_root} takes the run's artifacts only; compile with --pipeline-root {submit_root} "
+            "to keep both there")

@@ -94,7 +94,12 @@ def test_a_second_submission_is_a_new_version_of_the_same_pipeline(packages, cap
     assert run["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "p-1-v2"}
     assert run["runtime_config"]["pipeline_root"] == "gs://other/root"
     assert api.packages["p-1-v2"] == changed.read_bytes()
-    assert "new version asos-recommender-" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "new version asos-recommender-" in out
+    # the drift gate's acceptances are compiled in: a --pipeline-root at submit does not move them
+    assert ("[submit] the drift gate's acceptances stay where they were compiled, "
+            "gs://test-bucket/pipeline_root/drift_acceptances/asos-recommender (compiled in)") in out
+    assert out.count("the drift gate's acceptances") == 1  # the first submission (compiled root): nothing
 
 
 def test_multi_user_recurring_run_with_a_token_and_a_namespace(packages, capsys, monkeypatch):

@@ -100,6 +100,20 @@ def test_environment_and_overrides(pipeline_json, sent, monkeypatch):
     assert all(not t["cachingOptions"].get("enableCache", False) for t in tasks.values())
 
 
+def test_a_pipeline_root_given_at_submit_says_where_the_drift_acceptances_stay(pipeline_json, sent, capsys):
+    """Found by exploratory testing: the drift gate's acceptances folder is compiled in, under the
+    compiled root; a --pipeline-root at submit moves the artifacts only, which is now said."""
+    argv = ["--project", "p", "--region", "europe-west1", "--pipeline-json", pipeline_json]
+    assert vertex_submit.main(argv + ["--pipeline-root", "gs://elsewhere/root"], credentials=sent["credentials"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "[submit] the drift gate's acceptances stay where they were compiled, "
+        "gs://test-bucket/pipeline_root/drift_acceptances/asos-recommender (compiled in): gs://elsewhere/root "
+        "takes the run's artifacts only; compile with --pipeline-root gs://elsewhere/root to keep both there\n")
+    assert vertex_submit.main(argv + ["--pipeline-root", "gs://test-bucket/pipeline_root/"],
+                              credentials=sent["credentials"]) == 0
+    assert "acceptances" not in capsys.readouterr().out  # the compiled root: nothing to say
+
+
 def test_schedule(pipeline_json, sent):
     argv = ["--project", "test-project", "--region", "europe-west1", "--pipeline-json", pipeline_json,
             "--schedule-cron", "TZ=Europe/London 0 3 * * 1", "--schedule-name", "weekly",
