@@ -133,9 +133,21 @@ class Batcher:
                         pending.append(task)
                         if rows + task.rows > self.max_batch_size:
                             break
-            self._execute(batch, rows)
+            try:
+                self._execute(batch)
+            except Exception:  # noqa: BLE001 - a worker never dies: its signature would stop answering
+                log.exception("batch of %d requests to %s failed", len(batch), self.name)
+                for task in batch:
+                    if not task.future.done():
+                        task.future.set_exception(RuntimeError(f"the batch of {self.name} failed"))
 
-    def _execute(self, batch: List[_Task], rows: int) -> None:
+    def _execute(self, batch: List[_Task]) -> None:
+        # a request its client gave up on (a gRPC deadline, a closed connection) was cancelled:
+        # it is left out; the others can no longer be cancelled, so setting their result is safe
+        batch = [task for task in batch if task.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        rows = sum(task.rows for task in batch)
         self.calls += 1
         self.requests += len(batch)
         if len(batch) == 1:

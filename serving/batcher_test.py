@@ -98,3 +98,40 @@ def test_close_finishes_queued_requests_and_answers_late_ones():
     assert [f.result(10)["y"].tolist() for f in queued] == [[2 * i] for i in range(5)]
     assert late.result(10)["y"].tolist() == [14]
     batcher.join(10)
+
+
+def test_a_request_its_client_gave_up_on_does_not_stop_the_signature():
+    """Found by exploratory testing: gRPC calls past their deadline cancel their futures; setting
+    the result of a cancelled future raised in the worker thread, which died, and the signature
+    never answered again (while the model still said AVAILABLE)."""
+    model = Recorder()
+    batcher = Batcher(model, "t", max_batch_size=100, num_threads=1)
+    running = batcher.submit({"x": np.array([1])})
+    assert model.started.wait(10)
+    queued = [batcher.submit({"x": np.array([i])}) for i in (2, 3)]
+    assert not running.cancel()  # running: its client's cancel comes too late, it is answered
+    assert queued[0].cancel()  # still waiting: left out of the next batch, never computed
+    model.gate.set()
+    assert running.result(10)["y"].tolist() == [2] and queued[1].result(10)["y"].tolist() == [6]
+    assert model.batches == [1, 1]  # the cancelled request took no part
+    assert batcher.submit({"x": np.array([4])}).result(10)["y"].tolist() == [8]  # still answering
+    batcher.close()
+
+
+def test_a_worker_survives_a_failure_outside_the_model():
+    model = Recorder()
+    model.gate.set()
+    batcher = Batcher(model, "t", max_batch_size=100, num_threads=1)
+    original, failures = batcher._execute, []
+
+    def broken_once(batch):
+        if not failures:
+            failures.append(batch)
+            raise RuntimeError("a bug in the batcher itself")
+        original(batch)
+
+    batcher._execute = broken_once
+    with pytest.raises(RuntimeError, match="the batch of t failed"):
+        batcher.submit({"x": np.array([1])}).result(10)
+    assert batcher.submit({"x": np.array([2])}).result(10)["y"].tolist() == [4]
+    batcher.close()

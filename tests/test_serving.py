@@ -455,6 +455,31 @@ def test_grpc_predict_with_the_official_client(server, reference):
         assert set(stub.Predict(request, timeout=30).outputs) == {"products"}
 
 
+def test_calls_past_their_deadline_do_not_stop_a_signature(server):
+    """Found by exploratory testing: after gRPC calls hit their deadline, call_item_item never
+    answered again (its batch threads had died) while the model still said AVAILABLE."""
+    import concurrent.futures
+
+    stub, _, channel = grpc_stubs(server)
+    with channel:
+        many = _predict_request("call_item_item", "item", [testing.PRODUCTS[1]] * MAX_BATCH, tf.int64)
+
+        def impatient(_):
+            try:
+                stub.Predict(many, timeout=0.001)
+            except grpc.RpcError as e:
+                return e.code()
+            return grpc.StatusCode.OK
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(impatient, range(20)))
+        assert grpc.StatusCode.DEADLINE_EXCEEDED in codes, codes
+        for _ in range(3):  # the threads that served them are all still there
+            response = stub.Predict(_predict_request("call_item_item", "item", [testing.PRODUCTS[2]], tf.int64),
+                                    timeout=30)
+            assert tf.make_ndarray(response.outputs["known_item"]).tolist() == [True]
+
+
 def test_grpc_metadata_and_status(server):
     stub, model_stub, channel = grpc_stubs(server)
     with channel:
