@@ -68,6 +68,9 @@ _PYTHON_WRAPPING = [
     re.compile(r"^Detected at node .*? defined at \(most recent call last\):\n(?:<stack traces unavailable>\n|"
                r"(?:(?:[ \t].*)?\n)*)", re.M),
     re.compile(r" \[Op:[^\]\n]*\](?: name: [^\n]*)?\Z"),
+    # the function's tag, which the Python layer turns into the "Detected at node" block (left
+    # as it is when it could not decode the message)
+    re.compile(r"\A\{\{function_node [^}\n]*\}\} "),
 ]
 
 
@@ -83,6 +86,12 @@ def from_exception(error: BaseException) -> ServingError:
     message; anything else (a bug, a model that raises in Python) is INTERNAL with the exception's text."""
     if isinstance(error, ServingError):
         return error
+    if isinstance(error, UnicodeDecodeError) and isinstance(error.object, bytes):
+        # TensorFlow's Python layer could not decode the runtime's message, and lost its code: the
+        # message quotes the request's bytes (an "example" that is not UTF-8 and no tf.Example), so
+        # the request is at fault. TF Serving sends the message's bytes as they are.
+        return ServingError("INVALID_ARGUMENT",
+                            runtime_message(error.object.decode("utf-8", errors="backslashreplace")))
     code = getattr(error, "error_code", None)  # tf.errors.OpError
     if isinstance(code, int):
         name = next((n for n, c in CODES.items() if c == code and n != "OK"), "UNKNOWN")

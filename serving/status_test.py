@@ -28,6 +28,22 @@ def test_a_signatures_runtime_error_loses_the_python_wrapping():
     assert "Detected at node" not in error.message and "stack traces" not in error.message
 
 
+def test_a_runtime_message_python_cannot_decode_is_the_requests_fault():
+    """Found by exploratory testing: bytes that are not UTF-8 sent to `evaluate` made TensorFlow's
+    Python layer fail decoding the runtime's message (a UnicodeDecodeError, its code lost), and the
+    server answered 500."""
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def parse(examples):
+        return tf.io.parse_example(examples, {"a": tf.io.FixedLenFeature([], tf.int64)})
+
+    with pytest.raises(UnicodeDecodeError) as raised:
+        parse.get_concrete_function()(tf.constant([b"\xff\xff\xff\xff"]))
+    error = status.from_exception(raised.value)
+    assert (error.code, error.http_status) == ("INVALID_ARGUMENT", 400)
+    assert error.message.startswith("Could not parse example input, value: '\\xff\\xff\\xff\\xff'"), error.message
+    assert "Graph execution error" not in error.message
+
+
 def test_the_wrapping_is_removed_and_nothing_else():
     wrapped = ("Graph execution error:\n\nDetected at node while/ParseExample/ParseExampleV2 defined at (most recent "
                "call last):\n<stack traces unavailable>\nCould not parse example input, value: 'x'\n\t "

@@ -292,6 +292,9 @@ BAD_REQUESTS = [
     ("float id", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","instances":[1.5]}', 400,
      "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: 1.5 Type: Number"),
+    ("an example that is not UTF-8", "POST", f"/v1/models/{NAME}:predict",  # found by exploratory testing: 500
+     '{"signature_name":"evaluate","inputs":{"examples":[{"b64":"/////w=="}]}}', 400,
+     "Could not parse example input, value: '\\xff\\xff\\xff\\xff'"),
     ("missing input", "POST", f"/v1/models/{NAME}:predict",
      '{"signature_name":"call_item_item","inputs":{"itm":[1]}}', 400, "Missing named input: item in 'inputs' object."),
     ("no inputs", "POST", f"/v1/models/{NAME}:predict", '{"signature_name":"call_item_item"}', 400,
