@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (model_management_pb2, model_pb2, model_serv
                                      prediction_service_pb2_grpc)
 
 from serving import classify_regress, request_log
-from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec
+from serving.model_manager import SIGNATURE_DEF_FIELD, ModelManager, model_spec, unsupported_config
 from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 raise ServingError("UNIMPLEMENTED", f"this server serves one model, {self.manager.name} from "
                                                     f"{self.manager.base_path} (--model_base_path); it cannot "
                                                     "load another model config")
+            problem = unsupported_config(models[0])
+            if problem:  # found by exploratory testing: answered OK, and nothing changed
+                raise ServingError("UNIMPLEMENTED", problem)
             if self.requests_log is not None:
                 self.requests_log.update(models[0].logging_config if models[0].HasField("logging_config") else None)
             elif models[0].HasField("logging_config"):

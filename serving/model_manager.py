@@ -475,3 +475,17 @@ def model_spec(name: str, version: int, signature_name: str = "") -> model_pb2.M
     spec = model_pb2.ModelSpec(name=name, signature_name=signature_name)
     spec.version.value = version
     return spec
+
+
+def unsupported_config(model) -> Optional[str]:
+    """What a ModelConfig (TF Serving's model_server_config.proto) asks that this server does not do,
+    None when nothing: it serves TensorFlow SavedModels, the latest version only, without labels.
+    Said at start-up (--model_config_file) and on a reload (HandleReloadConfigRequest) alike."""
+    if model.model_platform not in ("", "tensorflow"):
+        return f"model_platform {model.model_platform!r}: this server serves tensorflow only"
+    policy = model.model_version_policy
+    if policy.WhichOneof("policy_choice") not in (None, "latest") or policy.latest.num_versions > 1:
+        return "this server serves the latest version only (model_version_policy)"
+    if model.version_labels:
+        return "version_labels are not supported by this server"
+    return None

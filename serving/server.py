@@ -147,13 +147,11 @@ def read_model_config(path: str):
     model = config.model_config_list.config[0]
     if not model.name or not model.base_path:
         raise ValueError(f"{path}: the model config needs a name and a base_path")
-    if model.model_platform not in ("", "tensorflow"):
-        raise ValueError(f"{path}: model_platform {model.model_platform!r}: this server serves tensorflow only")
-    policy = model.model_version_policy
-    if policy.WhichOneof("policy_choice") not in (None, "latest") or policy.latest.num_versions > 1:
-        raise ValueError(f"{path}: this server serves the latest version only (model_version_policy)")
-    if model.version_labels:
-        raise ValueError(f"{path}: version_labels are not supported by this server")
+    from serving.model_manager import unsupported_config
+
+    problem = unsupported_config(model)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return model.name, model.base_path, (model.logging_config if model.HasField("logging_config") else None)
 
 

@@ -5,6 +5,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from serving import server
 
 
@@ -57,3 +59,21 @@ def test_one_port_for_grpc_and_rest_is_refused(tmp_path):
                            "--rest_api_port", "8599", "--port", "8599"], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (
         2, "serving: --port and --rest_api_port are both 8599: gRPC and REST need a port each\n")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("model_version_policy { specific { versions: 3 } }",
+     "this server serves the latest version only (model_version_policy)"),
+    ("model_version_policy { latest { num_versions: 2 } }",
+     "this server serves the latest version only (model_version_policy)"),
+    ('version_labels { key: "stable" value: 3 }', "version_labels are not supported by this server"),
+    ('model_platform: "onnx"', "model_platform 'onnx': this server serves tensorflow only"),
+])
+def test_a_model_config_file_asking_what_this_server_does_not_do_is_refused(tmp_path, extra, message):
+    path = tmp_path / "models.config"
+    path.write_text('model_config_list { config { name: "recommender" base_path: "/models" ' + extra + " } }")
+    with pytest.raises(ValueError) as e:
+        server.read_model_config(str(path))
+    assert str(e.value) == f"{path}: {message}"
+    path.write_text('model_config_list { config { name: "recommender" base_path: "/models" } }')
+    assert server.read_model_config(str(path)) == ("recommender", "/models", None)

@@ -574,6 +574,18 @@ def test_grpc_classify_regress_and_multi_inference_get_tf_servings_checks(server
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
         other.name, other.base_path = NAME, server.base_path  # the served model: a no-op, OK
         assert model_stub.HandleReloadConfigRequest(reload, timeout=30).status.error_code == 0
+        # the served model pinned to a version, or labelled: refused as at start-up (found by
+        # exploratory testing: answered OK and changed nothing)
+        for change, message in [
+                (lambda c: c.model_version_policy.specific.versions.append(1), "serves the latest version only"),
+                (lambda c: c.model_version_policy.all.SetInParent(), "serves the latest version only"),
+                (lambda c: c.version_labels.__setitem__("stable", 1), "version_labels are not supported")]:
+            pinned = model_management_pb2.ReloadConfigRequest()
+            pinned.config.model_config_list.config.add().CopyFrom(other)
+            change(pinned.config.model_config_list.config[0])
+            with pytest.raises(grpc.RpcError) as e:
+                model_stub.HandleReloadConfigRequest(pinned, timeout=30)
+            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and message in e.value.details()
         labelled = get_model_status_pb2.GetModelStatusRequest()
         labelled.model_spec.name, labelled.model_spec.version_label = NAME, "stable"
         assert len(model_stub.GetModelStatus(labelled, timeout=30).model_version_status) == 1
