@@ -108,6 +108,11 @@ def test_a_rollback_to_the_same_model_as_the_served_one_publishes_nothing(base, 
     assert entry_point.main(["rollback", "1796001422", "--reason", "x", "--serving-dir", base]) == 0
     assert "the same model as the served version" in capsys.readouterr().out
     assert versions.rollback(base, 1796012949, "bad week", now=NOW).number == int(NOW.timestamp())
+    # a rollback to a copy of it, then to it again: served already, as a copy of a copy (found by
+    # exploratory testing: a third copy)
+    versions.rollback(base, 1796030000, "the week after", now=NOW)
+    with pytest.raises(versions.AlreadyServed, match="the same model as the served version"):
+        versions.rollback(base, 1796001422, "chain", now=NOW)
 
 
 @pytest.mark.parametrize("number, reason, error", [
