@@ -270,7 +270,7 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
             value, chance = popularity["distances"][name], popularity["chance"][name]
             crossed = value > max(limit, chance)
             text = (f"popularity {label}: {value:.4g} (threshold {limit:g}; chance gives up to {chance:.4g} "
-                    f"for {popularity['requested']:,} requests)")
+                    f"for {popularity['requested']:,} products asked)")
         out.append({"name": f"popularity_{name}", "value": value, "threshold": limit, "crossed": crossed,
                     "text": text})
     return out
@@ -298,6 +298,7 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
         lat = s["latency_ms"] or {}
         lines.append(f"{name:<18}{s['requests']:>9,}{s['rows']:>9,}"
                      + "".join(f"{_ms(lat.get(f'p{q}')):>9}" for q in PERCENTILES) + f"{_ms(lat.get('max')):>9}")
+    lines += [f"  warning: {line}" for line in latency_gaps(figures) + report.get("problems", [])]
     for check in report["checks"]:
         lines.append(f"  {check['text']}{'  CROSSED' if check['crossed'] else ''}")
     crossed = [c for c in report["checks"] if c["crossed"]]
@@ -306,6 +307,18 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
                      "requests differ from what the served model was trained on (make run with fresh data)")
     else:
         lines.append("within the thresholds: nothing to act on")
+    return lines
+
+
+def latency_gaps(figures: Dict[str, Any]) -> List[str]:
+    """A line per signature whose requests are not all in its latency figures (no latency file, or
+    lines the server had not written yet)."""
+    lines = []
+    for name, s in sorted(figures["signatures"].items()):
+        measured = (s["latency_ms"] or {}).get("measured", 0)
+        if measured < s["requests"]:
+            lines.append(f"{name}: {s['requests'] - measured:,} of {s['requests']:,} requests have no latency "
+                         "logged (no latency file beside the log, or not written yet): latencies are of the rest")
     return lines
 
 
@@ -340,7 +353,10 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
         left.set(xlabel=f"seconds after {_when(first)}", ylabel="requests", title="requests over time")
         right.set(xlabel="latency (ms)", ylabel="share of requests at or below", title="latency", xscale="log")
         left.legend(fontsize=8)
-        right.legend(fontsize=8)
+        if any(mine["latencies_ms"] for mine in raw.values()):
+            right.legend(fontsize=8)
+        else:  # no latency file beside the logs
+            right.text(0.5, 0.5, "no latencies logged", ha="center", va="center", transform=right.transAxes)
         out["traffic"] = _png(fig)
     popularity = report.get("popularity") or {}
     if popularity.get("_cumulative_requested"):
@@ -395,11 +411,18 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
             + "".join(f"<th>p{q} ms</th>" for q in PERCENTILES) + "<th>max ms</th><th>API</th><th>versions</th></tr>"
             f"{rows}</table><p class='muted'>Latency: the server's time from a request's body received to its "
             "response ready (its latency file beside each log).</p>"
+            + "".join(f"<p class='bad'>{e(line)}</p>" for line in latency_gaps(figures) + report.get("problems", []))
+            +
             f"<h2>Thresholds</h2><table>{check_rows}</table>{asked}{imgs}\n</body></html>\n")
 
 
 class NoModel(LookupError):
     """No model version to compare the requests with; the message names the path."""
+
+
+class NoRequests(LookupError):
+    """Log files without a request to judge (empty, unreadable, or none in the --hours window): a
+    monitor that read nothing says so rather than "nothing to act on"."""
 
 
 def build_report(log_path: str, base_path: str, version: Optional[int], hours: Optional[float],
@@ -422,14 +445,19 @@ def build_report(log_path: str, base_path: str, version: Optional[int], hours: O
 
         known = ", ".join(str(v) for v in sorted(find_versions(base_path), reverse=True)) or "none"
         raise NoModel(f"no version {version} under {base_path} (--model-version; versions there: {known})")
-    figures = gather(request_log.read_logs(files), since)
+    problems: List[str] = []
+    figures = gather(request_log.read_logs(files, problems), since)
+    if not figures["requests"]:
+        raise NoRequests(f"no requests in {len(files)} request log file{'s' if len(files) != 1 else ''} at "
+                         f"{log_path}" + (f" in the last {hours:g} hours" if hours else "")
+                         + "".join(f"; {p}" for p in problems))
     counts = training_counts(served[1]) if served else None
     popularity = popularity_figures(figures["_asked_products"], counts, config) if counts else None
     return {
         "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "logs": log_path, "model": f"{served[1]} (version {served[0]})" if served else f"none under {base_path}",
         "thresholds": dataclasses.asdict(config), "figures": figures, "popularity": popularity,
-        "checks": checks(figures, popularity, config, served is not None),
+        "checks": checks(figures, popularity, config, served is not None), "problems": problems,
     }
 
 
@@ -519,6 +547,9 @@ def main(argv: Optional[List[str]] = None, stream=None) -> int:
         except NoModel as e:
             print(f"monitor: {e}", file=stream)
             return EXIT_FLAGS
+        except NoRequests as e:
+            print(f"monitor: {e}", file=stream)
+            return EXIT_ERROR
         paths = write_report(report, args.output_dir)
     for line in console_lines(report):
         print(line, file=stream)

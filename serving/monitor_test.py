@@ -178,6 +178,41 @@ def test_no_logs_is_said_and_exits_1(tmp_path):
     assert "no request logs at" in out.getvalue() and "--request_log_sampling_rate" in out.getvalue()
 
 
+def test_logs_without_a_request_to_judge_are_said_and_exit_1(tmp_path):
+    """Found by exploratory testing: an empty or unreadable log file, or --hours with no request in
+    the window, printed "0 requests logged ... nothing to act on" and exited 0."""
+    _served_model(str(tmp_path / "models"))
+    common = ["--model-base-path", str(tmp_path / "models"), "--output-dir", str(tmp_path / "out")]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "recommender-20261206T000000Z-1-00000.tfrecord").write_bytes(b"")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "recommender-20261206T000000Z-1-00000.tfrecord").write_bytes(os.urandom(100))
+    for logs, said in (("empty", "no requests in 1 request log file at "),
+                       ("garbage", "no requests in 1 request log file at ")):
+        out = io.StringIO()
+        assert monitor.main(["--request-logs", str(tmp_path / logs)] + common, stream=out) == monitor.EXIT_ERROR
+        assert out.getvalue().startswith(f"monitor: {said}{tmp_path / logs}"), out.getvalue()
+        assert "nothing to act on" not in out.getvalue()
+    _log(tmp_path / "old" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 3)
+    with pytest.raises(monitor.NoRequests, match=r"no requests in 1 request log file at .* in the last 1 hours"):
+        monitor.build_report(str(tmp_path / "old"), str(tmp_path / "models"), None, 1.0,
+                             configs.MonitorConfig(), now=time.time() + 2 * 3600)
+
+
+def test_requests_without_a_latency_or_after_damage_are_said(tmp_path):
+    _log(tmp_path / "logs" / "m", [(monitor.ITEM_SIGNATURE, [PRODUCTS[0]], [True], 0.002)] * 6)
+    [log_file] = request_log.log_files(str(tmp_path / "logs"))
+    os.remove(log_file[:-len(request_log.LOG_SUFFIX)] + request_log.LATENCY_SUFFIX)
+    _served_model(str(tmp_path / "models"))
+    out = io.StringIO()
+    monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
+                  "--output-dir", str(tmp_path / "out")], stream=out)
+    assert (f"  warning: {monitor.ITEM_SIGNATURE}: 6 of 6 requests have no latency logged (no latency file beside "
+            "the log, or not written yet)") in out.getvalue()
+    [html_file] = [f for f in os.listdir(tmp_path / "out") if f.endswith(".html")]
+    assert "6 of 6 requests have no latency logged" in (tmp_path / "out" / html_file).read_text()
+
+
 def test_the_console_keeps_the_reports_lines_only(tmp_path):
     """Found by exploratory testing: `make monitor` printed TensorFlow's C++ start-up lines."""
     import subprocess

@@ -375,22 +375,49 @@ def read_latencies(log_file: str) -> Dict[int, Tuple[int, int, str]]:
     return found
 
 
-def read_logs(files: List[str]) -> Iterator[LoggedRequest]:
+def read_logs(files: List[str], problems: Optional[List[str]] = None) -> Iterator[LoggedRequest]:
     """Every record of `files` with its latency line. A last record cut short (a file still being
-    written, or a crash) ends that file's records without an error."""
+    written, or a crash) ends that file's records without an error; a damaged record (its checksum
+    fails with the whole record there) ends them too, and is named as damage. Each such line is
+    logged and added to `problems`. A file's records are read before its latency file, so that a
+    file the server is writing has a latency line for each record read."""
     for path in files:
-        latencies = read_latencies(path)
-        index = 0
+        records, offset, problem = [], 0, None
         iterator = iter(tf.data.TFRecordDataset(path))
         while True:
             try:
-                raw = next(iterator)
+                raw = next(iterator).numpy()
             except StopIteration:
                 break
             except tf.errors.DataLossError:
-                log.warning("%s: its last record is incomplete (being written?): read %d records", path, index)
+                problem = _cut_or_damaged(path, len(records), offset)
                 break
-            record = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+            records.append(raw)
+            offset += _RECORD_FRAMING + len(raw)
+        if problem:
+            log.warning("%s", problem)
+            if problems is not None:
+                problems.append(problem)
+        latencies = read_latencies(path)
+        for index, raw in enumerate(records):
             timestamp, latency, api = latencies.get(index, (None, None, None))
-            yield LoggedRequest(record, latency, timestamp, api, path)
-            index += 1
+            yield LoggedRequest(prediction_log_pb2.PredictionLog.FromString(raw), latency, timestamp, api, path)
+
+
+_RECORD_FRAMING = 16  # a TFRecord: length (8 bytes), its CRC (4), the data, the data's CRC (4)
+
+
+def _cut_or_damaged(path: str, read: int, offset: int) -> str:
+    """Why a file's records stop after `read` records at byte `offset`: a record cut short (its
+    bytes are not all there yet), or a damaged one (they are, and a checksum fails)."""
+    import struct
+
+    size = tf.io.gfile.stat(path).length
+    with tf.io.gfile.GFile(path, "rb") as f:
+        f.seek(offset)
+        header = f.read(8)
+    length = struct.unpack("<Q", header)[0] if len(header) == 8 else None
+    if length is None or offset + _RECORD_FRAMING + length > size:
+        return f"{path}: its last record is incomplete (being written?): read {read:,} records"
+    return (f"{path}: record {read + 1:,} is damaged (a checksum fails at byte {offset:,} of {size:,}): read "
+            f"{read:,} records; the {size - offset:,} bytes from there on are left out")

@@ -161,7 +161,29 @@ def test_a_last_record_cut_short_ends_the_file_without_an_error(tmp_path):
         data = f.read()
     with open(log_file, "wb") as f:
         f.write(data[:-5])  # a crash in the middle of the fourth record
-    assert len(list(request_log.read_logs([log_file]))) == 3
+    problems = []
+    assert len(list(request_log.read_logs([log_file], problems))) == 3
+    assert problems == [f"{log_file}: its last record is incomplete (being written?): read 3 records"]
+
+
+def test_a_damaged_record_is_named_as_damage_not_as_a_file_being_written(tmp_path):
+    """Found by exploratory testing: ten bytes zeroed in the middle of a log read as "its last
+    record is incomplete (being written?)", and the monitor judged the records before them only."""
+    logger = request_log.RequestLogger("m", _config(tmp_path / "bad"))
+    _write(logger, 10)
+    logger.close()
+    [log_file] = request_log.log_files(str(tmp_path / "bad"))
+    data = bytearray(open(log_file, "rb").read())
+    size, middle = len(data), len(data) // 2
+    data[middle:middle + 10] = bytes(10)
+    open(log_file, "wb").write(bytes(data))
+    problems = []
+    read = list(request_log.read_logs([log_file], problems))
+    assert 0 < len(read) < 10
+    [problem] = problems
+    assert problem.startswith(f"{log_file}: record {len(read) + 1} is damaged (a checksum fails at byte ")
+    assert problem.endswith(f"of {size:,}): read {len(read)} records; the "
+                            f"{size - sum(16 + r.log.ByteSize() for r in read):,} bytes from there on are left out")
 
 
 def test_a_reload_keeps_an_unchanged_logger_and_replaces_a_changed_one(tmp_path):
