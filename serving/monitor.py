@@ -299,6 +299,10 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
         lines.append(f"{name:<18}{s['requests']:>9,}{s['rows']:>9,}"
                      + "".join(f"{_ms(lat.get(f'p{q}')):>9}" for q in PERCENTILES) + f"{_ms(lat.get('max')):>9}")
     lines += [f"  warning: {line}" for line in latency_gaps(figures) + report.get("problems", [])]
+    versions = sorted({v for s in figures["signatures"].values() for v in s["versions"]}, key=int)
+    if len(versions) > 1:  # the figures mix the answers of several models
+        lines.append(f"  note: the requests were answered by {len(versions)} versions ({', '.join(versions)}); "
+                     f"the popularity is compared with {report['model']}")
     for check in report["checks"]:
         lines.append(f"  {check['text']}{'  CROSSED' if check['crossed'] else ''}")
     crossed = [c for c in report["checks"] if c["crossed"]]

@@ -211,6 +211,16 @@ def test_requests_without_a_latency_or_after_damage_are_said(tmp_path):
             "the log, or not written yet)") in out.getvalue()
     [html_file] = [f for f in os.listdir(tmp_path / "out") if f.endswith(".html")]
     assert "6 of 6 requests have no latency logged" in (tmp_path / "out" / html_file).read_text()
+    assert "answered by" not in out.getvalue()  # one version
+
+
+def test_requests_answered_by_several_versions_are_said():
+    figures = {"requests": 2, "first": None, "last": None, "files": ["f"], "signatures": {
+        monitor.ITEM_SIGNATURE: {"requests": 2, "rows": 2, "latency_ms": {"measured": 2},
+                                 "versions": {"12": 1, "9": 1}}}}
+    lines = monitor.console_lines({"figures": figures, "checks": [], "model": "/m/12 (version 12)"})
+    assert "  note: the requests were answered by 2 versions (9, 12); the popularity is compared with " \
+           "/m/12 (version 12)" in lines
 
 
 def test_the_console_keeps_the_reports_lines_only(tmp_path):
