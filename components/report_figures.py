@@ -297,22 +297,27 @@ def reach(train: Purchases, measured: Purchases) -> Dict[str, int]:
 def reach_text(counts: Dict[str, int], split: str, left_out: int = 0) -> str:
     """`reach` in a sentence; `left_out`: the purchases the gate left out before (repeats of a
     pair the candidate or the served model trained on: components/evaluator.py)."""
-    before = (f"{left_out:,} {split} purchases repeat a purchase the candidate or the served model "
-              "trained on, and the gate leaves them out for both (each model leaves out what the user "
-              "bought, so only the other could hit one). " if left_out else "")
+    before = (f"{left_out:,} {split} purchase{'s' if left_out != 1 else ''} "
+              f"repeat{'s' if left_out == 1 else ''} a purchase the candidate or the served model trained on, "
+              f"and the gate leaves {'it' if left_out == 1 else 'them'} out for both (each model leaves out "
+              "what the user bought, so only the other could hit one). " if left_out else "")
     total = counts["purchases"]
     if not total:
         return before + f"The {split} split holds no other purchase." if left_out else \
             f"The {split} split holds no purchase."
     lost = total - counts["hittable"]
     if not lost:
+        if total == 1:
+            return before + ("The other one can be hit." if left_out else f"The one {split} purchase can be hit.")
         return before + (f"Every one of the other {total:,} can be hit." if left_out else
                          f"Every one of the {total:,} {split} purchases can be hit.")
-    parts = [f"{counts[key]:,} {what}" for key, what in (
-        ("repeat_train_purchase", "repeat a purchase the user made in the train data (recommendations "
-                                  "leave those out)"),
-        ("unknown_user", "are by users the train data does not hold"),
-        ("unknown_product", "are of products it does not hold")) if counts[key]]
+    parts = [f"{counts[key]:,} {one if counts[key] == 1 else many}" for key, one, many in (
+        ("repeat_train_purchase", "repeats a purchase its user made in the train data (recommendations "
+                                  "leave those out)",
+         "repeat a purchase the user made in the train data (recommendations leave those out)"),
+        ("unknown_user", "is by a user the train data does not hold", "are by users the train data does not hold"),
+        ("unknown_product", "is of a product it does not hold", "are of products it does not hold"))
+        if counts[key]]
     other = "other " if left_out else ""
     return before + (
         f"{lost:,} of the {other}{total:,} {split} purchases ({lost / total:.1%}) count as misses "

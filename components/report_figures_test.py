@@ -126,12 +126,21 @@ def test_reach_counts_the_purchases_no_model_can_hit():
     assert text.startswith("5 of the 6 eval purchases (83.3%) count as misses whatever the model, "
                            "so no recall can exceed 0.1667: 2 repeat a purchase")
     assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval") == (
-        "Every one of the 1 eval purchases can be hit.")
+        "The one eval purchase can be hit.")
+    assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3), (b"c", 1)])), "eval") == (
+        "Every one of the 2 eval purchases can be hit.")
     # the repeats the gate left out before (components/evaluator.py) are said first
     assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval", left_out=4) == (
         "4 eval purchases repeat a purchase the candidate or the served model trained on, and the gate leaves "
         "them out for both (each model leaves out what the user bought, so only the other could hit one). "
-        "Every one of the other 1 can be hit.")
+        "The other one can be hit.")
+    # one of a kind reads as one (found by exploratory testing: "1 are by users ...")
+    one = report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 1), (b"z", 2), (b"b", 3)])),
+                                    "eval", left_out=1)
+    assert one.startswith("1 eval purchase repeats a purchase the candidate or the served model trained on, and "
+                          "the gate leaves it out for both")
+    assert ("1 repeats a purchase its user made in the train data (recommendations leave those out), "
+            "1 is by a user the train data does not hold (the gate ranks") in one
 
 
 def test_what_reach_calls_unhittable_is_what_the_gate_ranks_last(tmp_path, curated_schema):
