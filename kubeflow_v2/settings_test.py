@@ -52,6 +52,21 @@ def test_beam_args_are_pipeline_options():
         assert config.extra_beam_args[-1] == f"--runner={name}"
 
 
+def test_a_beam_arg_replaces_the_default_of_its_option():
+    """Found by exploratory testing: the harness's --beam-arg=--direct_running_mode=in_memory was
+    compiled in after the default multi_processing, both there."""
+    config, _, _ = settings.parse_compile_args(
+        REQUIRED + ["--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"], environ={})
+    args = config.beam_pipeline_args()
+    assert [a for a in args if a.startswith("--direct_")] == ["--direct_running_mode=in_memory",
+                                                             "--direct_num_workers=1"]
+    assert "--runner=FnApiRunner" in args
+    config, _, _ = settings.parse_compile_args(
+        REQUIRED + ["--dataflow", "--beam-arg=--region=us-east1", "--beam-arg=--experiments=a"], environ={})
+    args = config.beam_pipeline_args()
+    assert [a for a in args if a.startswith("--region")] == ["--region=us-east1"] and "--experiments=a" in args
+
+
 def test_bucket_forms():
     for given, bucket in [("my-bucket", "gs://my-bucket"), ("gs://my-bucket/", "gs://my-bucket"),
                           ("gs://my.bucket_1/team/x", "gs://my.bucket_1/team/x")]:

@@ -456,7 +456,7 @@ class VertexConfig:
             args = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
                     f"--direct_num_workers={self.direct_num_workers}",
                     f"--sdk_container_image={self.image}"]
-            return args + list(self.extra_beam_args)
+            return _with_extra(args, self.extra_beam_args)
         args = [
             "--runner=DataflowRunner",
             f"--project={self.project}",
@@ -476,7 +476,18 @@ class VertexConfig:
         args += [f"--{name}={value}" for name, value in optional if value not in (None, "")]
         if not self.dataflow_public_ips:
             args.append("--no_use_public_ips")
-        return args + list(self.extra_beam_args)
+        return _with_extra(args, self.extra_beam_args)
+
+
+def _with_extra(args: List[str], extra: List[str]) -> List[str]:
+    """`args` with the `extra` Beam arguments (--beam-arg) in place of those of the same option:
+    one value for each, the one asked for (found by exploratory testing: both were compiled in,
+    and the compile line showed two running modes)."""
+    def option(arg: str) -> str:
+        return arg.split("=", 1)[0]
+
+    replaced = {option(arg) for arg in extra}
+    return [arg for arg in args if option(arg) not in replaced] + list(extra)
 
 
 @dataclasses.dataclass
