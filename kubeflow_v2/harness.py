@@ -202,10 +202,17 @@ class VertexLocalRunner:
 
     def __init__(self, job_path: str, log_dir: str, *, max_parallel: int = 2,
                  python: str = sys.executable, progress: Optional[Callable[[str], None]] = None):
-        with open(job_path) as f:
-            self.job = json.load(f)
-        self._setup(self.job["pipelineSpec"], self.job["runtimeConfig"]["gcsOutputDirectory"], log_dir,
-                    max_parallel, python, progress)
+        """ValueError, in one line, for a file that is not a pipeline JSON kubeflow_v2_runner.py wrote."""
+        try:
+            with open(job_path) as f:
+                self.job = json.load(f)
+            spec, root = self.job["pipelineSpec"], self.job["runtimeConfig"]["gcsOutputDirectory"]
+        except OSError as e:
+            raise ValueError(f"cannot read {job_path}: {e.strerror or e}") from None
+        except (ValueError, KeyError, TypeError) as e:  # not JSON, or not a compiled PipelineJob
+            raise ValueError(f"{job_path} is not a pipeline JSON compiled by kubeflow_v2_runner.py "
+                             f"({type(e).__name__}: {e})") from None
+        self._setup(spec, root, log_dir, max_parallel, python, progress)
 
     def _setup(self, spec, root, log_dir, max_parallel, python, progress) -> None:
         self.spec = spec
@@ -494,7 +501,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     else:
-        runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
+        try:
+            runner = VertexLocalRunner(args.pipeline_json, args.log_dir)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     for _ in range(args.runs):
         try:
             result = runner.run()

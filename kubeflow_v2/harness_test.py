@@ -92,6 +92,19 @@ def test_a_failing_task_is_named_with_its_log(tmp_path):
         runner.run()
 
 
+def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):
+    """Found by exploratory testing: a missing file or `{}` ended in a traceback."""
+    (tmp_path / "empty.json").write_text("{}")
+    (tmp_path / "text.json").write_text("not json")
+    foreign = "{path} is not a pipeline JSON compiled by kubeflow_v2_runner.py"
+    for name, said in (("nope.json", "cannot read {path}: No such file or directory"),
+                       ("empty.json", foreign + " (KeyError: "), ("text.json", foreign + " (JSONDecodeError")):
+        path = str(tmp_path / name)
+        assert harness.main([path, "--log-dir", str(tmp_path / "logs")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: " + said.format(path=path)) and len(err.splitlines()) == 1, err
+
+
 def test_resolver_filters():
     store = harness.MetadataStore("/nonexistent/metadata.json")
     for i, blessed in enumerate([1, 0, 1.0]):
