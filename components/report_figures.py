@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -76,14 +76,29 @@ def _distribution(counts: np.ndarray) -> Dict[str, float]:
             "p90": float(np.percentile(counts, 90)), "max": int(counts.max())}
 
 
+def repeated_pairs(users: np.ndarray, products: np.ndarray) -> Tuple[int, int]:
+    """(how many purchases repeat the (user, product) pair of an earlier one, how many times the
+    most repeated pair occurs). Without timestamps a repeat is a purchase made again or a row
+    delivered twice; either way each row is a training example, and a repeated pair weighs more."""
+    import pandas as pd
+
+    if not len(products):
+        return 0, 0
+    counts = pd.DataFrame({"user": users, "product": products}).value_counts(sort=False)
+    return int(len(products) - len(counts)), int(counts.max())
+
+
 def split_statistics(purchases: Purchases) -> Dict[str, Any]:
-    """Counts and the purchases-per-user / per-product distributions of one split."""
+    """Counts, repeated (user, product) pairs and the purchases-per-user / per-product
+    distributions of one split."""
     _, per_user = np.unique(purchases["users"], return_counts=True)
     _, per_product = np.unique(purchases["products"], return_counts=True)
+    repeated, most = repeated_pairs(purchases["users"], purchases["products"])
     return {
         "purchases": int(len(purchases["products"])),
         "users": int(len(per_user)),
         "products": int(len(per_product)),
+        "repeated_pairs": repeated, "most_repeated_pair": most,
         "purchases_per_user": _distribution(per_user),
         "purchases_per_product": _distribution(per_product),
         # for the plots: how many users bought n times; product counts, most bought first

@@ -57,11 +57,14 @@ def _data_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
     rows = []
     for split, s in report["data"].items():
         pu, pp = s["purchases_per_user"], s["purchases_per_product"]
+        repeated = s.get("repeated_pairs")  # reports from before it: not counted
         rows.append([_e(split), f"{s['purchases']:,}", f"{s['users']:,}", f"{s['products']:,}",
+                     "-" if repeated is None else "none" if not repeated else
+                     f"{repeated:,} ({repeated / s['purchases']:.1%}); one pair {s['most_repeated_pair']:,} times",
                      f"{pu['mean']:.2f} / {pu['median']:g} / {pu['max']:,}",
                      f"{pp['mean']:.2f} / {pp['median']:g} / {pp['max']:,}"])
     return ["<h2>Data</h2>",
-            _table(["split", "purchases", "users", "products",
+            _table(["split", "purchases", "users", "products", "repeating a (user, product) pair",
                     "purchases per user (mean / median / max)",
                     "purchases per product (mean / median / max)"], rows),
             _img(images, "data", "purchases per user and per product")]

@@ -35,7 +35,19 @@ def test_the_page_is_self_contained_and_escapes_text():
     # the gate's table: the metric, each model's value, the threshold and the result
     assert ("<tr><td><code>recall_at_10</code></td><td>0.5000</td><td>0.5000</td><td>&gt;= 0.6</td>"
             "<td><span class='bad'>FAILED</span></td></tr>") in page
-    assert "<tr><td>eval</td><td>2</td><td>2</td><td>2</td><td>1.00 / 1 / 1</td>" in page
+    assert "<tr><td>eval</td><td>2</td><td>2</td><td>2</td><td>none</td><td>1.00 / 1 / 1</td>" in page
+
+
+def test_the_data_table_counts_purchases_repeating_a_pair():
+    """Found by exploratory testing: 6.6% of a generated train split repeated a (user, product) pair
+    (one pair 716 times), and nothing said so."""
+    report = _report()
+    report["data"]["train"] = report_figures.split_statistics({
+        "users": np.array([b"a", b"a", b"a", b"b", b"b", b"c"], dtype=object),
+        "products": np.array([7, 7, 7, 7, 8, 8])})
+    assert (report["data"]["train"]["repeated_pairs"], report["data"]["train"]["most_repeated_pair"]) == (2, 3)
+    page = report_html.render_html(report, {})
+    assert "<tr><td>train</td><td>6</td><td>3</td><td>2</td><td>2 (33.3%); one pair 3 times</td>" in page
 
 
 def test_the_spans_section_shows_the_window_and_the_drift_figures():

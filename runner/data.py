@@ -297,7 +297,29 @@ def ensure_data(data_dir: str,
     check_split_files(data_dir, span_window)
     check_purchases_in_catalog(data_dir, read_catalog(os.path.join(data_dir, configs.CATALOG_FILE)),
                                span_window)
+    say_repeated_pairs(data_dir, span_window)
     return data_dir
+
+
+def say_repeated_pairs(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WINDOW) -> None:
+    """Says on the console how many train purchases of the window repeat a (user, product) pair
+    (report_figures.repeated_pairs; the run report's data table has it too): the ASOS sample has
+    none, real data may, and a row delivered many times weighs that much more in training."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components import report_figures
+
+    paths = split_files(data_dir, span_window).get("train") or []
+    if not paths:
+        return
+    table = pa.concat_tables([pq.read_table(p, columns=[features.USER_KEY, features.PRODUCT_KEY]) for p in paths])
+    repeated, most = report_figures.repeated_pairs(table.column(0).to_numpy(zero_copy_only=False),
+                                                   table.column(1).to_numpy(zero_copy_only=False))
+    if repeated:
+        progress.info("[data] train: %s of %s purchases (%.1f%%) repeat a (user, product) pair, one pair %s times "
+                      "(bought again, or rows delivered twice? each row is a training example)",
+                      f"{repeated:,}", f"{table.num_rows:,}", 100 * repeated / table.num_rows, f"{most:,}")
 
 
 def has_span_folders(data_dir: str) -> bool:

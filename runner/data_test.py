@@ -249,6 +249,23 @@ def test_eval_users_and_products_unseen_in_train_are_said(fake_data_dir, caplog)
     assert any(s.startswith("[data] eval: 1 of ") and " products never occur in train" in s for s in said), said
 
 
+def test_train_purchases_repeating_a_pair_are_said(fake_data_dir, caplog):
+    """Found by exploratory testing: rows delivered many times (one pair 716 times) went unsaid."""
+    import logging
+
+    import pyarrow as pa
+
+    path = os.path.join(fake_data_dir, configs.TRAIN_FILE)
+    _rewrite(path, lambda t: pa.concat_tables([t, t.slice(0, 1), t.slice(0, 1), t.slice(1, 1)]))
+    with caplog.at_level(logging.INFO, logger="recsys.data"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
+    rows = pa.parquet.read_table(path).num_rows
+    assert [s for s in said if "repeat a (user, product) pair" in s] == [
+        f"[data] train: 3 of {rows:,} purchases ({300 / rows:.1f}%) repeat a (user, product) pair, one pair 3 "
+        "times (bought again, or rows delivered twice? each row is a training example)"]
+
+
 def test_the_generated_data_says_nothing(fake_data_dir, caplog):
     import logging
 
@@ -281,7 +298,9 @@ def test_a_split_of_several_files_is_said(fake_data_dir, caplog):
     with caplog.at_level(logging.INFO, logger="recsys.data"):
         data.ensure_data(fake_data_dir, verify_checksums=False)
     said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
-    assert said == [f"[data] split 'train' reads 2 files: dsf_asos_train_copy.parquet, {configs.TRAIN_FILE}"]
+    assert said[0] == f"[data] split 'train' reads 2 files: dsf_asos_train_copy.parquet, {configs.TRAIN_FILE}"
+    assert said[1].startswith("[data] train: ") and "purchases (50.0%) repeat a (user, product) pair" in said[1]
+    assert len(said) == 2
 
 
 def test_files_under_other_names_are_listed(tmp_path, fake_data_dir):

@@ -70,7 +70,7 @@ def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
         if len(bought) > 1 and rng.random() < 0.6:
             eval_users.append(u)
             eval_products.append(held_out)
-        else:
+        elif len(bought) > 1:  # (one product bought: in train once, as the docstring says)
             train_users.append(u)
             train_products.append(held_out)
     seen = set(train_products)
