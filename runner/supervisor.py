@@ -22,6 +22,7 @@ Ctrl-C reaches both processes (one process group): the worker ends as it always 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,7 +151,8 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         exit_code = console.EXIT_FAILED
         advice = "run it again; finished components are cached"
     during = f" during {where}" if where else (f" after {finished[-1]}" if finished else "")
-    outcome = _outcome(config, since_ms, served_before)
+    with _stderr_to(log_path):  # reading ML Metadata loads TensorFlow: its start-up lines, warnings
+        outcome = _outcome(config, since_ms, served_before)
     if where == console.REPORT_NODE and outcome is not None:
         # as when the report fails otherwise (runner/console.py): the model's fate is decided
         exit_code = outcome.exit_code
@@ -175,6 +177,26 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         except OSError:
             pass
     return exit_code
+
+
+@contextlib.contextmanager
+def _stderr_to(log_path: Optional[str]):
+    """File descriptor 2, and so TensorFlow's C++ lines and Python's warnings, into the run's log
+    (found by exploratory testing: a run stopped at --memory-limit printed them on the console)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        target = os.open(log_path, os.O_WRONLY | os.O_APPEND) if log_path else os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        target = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(target, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
 
 
 def _kill_tree(pid: int) -> None:

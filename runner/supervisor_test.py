@@ -67,3 +67,22 @@ def test_a_report_killed_for_memory_is_a_warning_and_the_code_is_what_was_pushed
     assert lines[0].startswith("warning: the run report was stopped at --memory-limit 0.4 GiB (the run's "
                                "exit code is what was pushed): it had reached 0.")
     assert code == console.EXIT_FAILED and "  exit code      1" in lines  # nothing was pushed here
+
+
+def test_what_reading_the_outcome_prints_on_stderr_goes_to_the_runs_log(tmp_path):
+    """Found by exploratory testing: after a run stopped at --memory-limit, reading ML Metadata
+    loaded TensorFlow in the supervisor, and its C++ start-up lines and Python warnings reached
+    the console. Inside `_stderr_to` both go to the run's log."""
+    import subprocess
+
+    log = tmp_path / "run.log"
+    log.write_text("the worker's log\n")
+    program = ("import os, sys, warnings; from runner import supervisor\n"
+               f"with supervisor._stderr_to({str(log)!r}):\n"
+               "    os.write(2, b'I0000 a C++ line\\n'); warnings.warn('a library warning', FutureWarning)\n"
+               "print('after', file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=configs.PROJECT_DIR,
+                          timeout=120)
+    assert done.returncode == 0 and done.stderr == "after\n", done.stderr
+    text = log.read_text()
+    assert text.startswith("the worker's log\nI0000 a C++ line\n") and "FutureWarning: a library warning" in text
