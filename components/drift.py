@@ -597,7 +597,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              "A span of the window arrived after the spans of the served model") +
             "; the pipeline stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
             "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
-            f"runs on the same spans accept it too.\n(figures and TFDV's anomalies kept in {kept})")
+            "runs on the same spans accept it too (the validator, after this gate, still checks its "
+            f"values: nulls, ids).\n(figures and TFDV's anomalies kept in {kept})")
 
     def _compare(self, newest_files, previous_files, newest, previous, files, thresholds, out_uri,
                  curated) -> Tuple[Dict[str, Any], Tuple[List[str], List[str]]]:
