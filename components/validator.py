@@ -67,11 +67,11 @@ def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> List[s
     return lines
 
 
-def missing_values(split: str, statistics, features: Optional[Set[str]] = None) -> List[str]:
-    """One line per feature some rows lack (a null or no column value), in plain words: TFDV
-    reports them as "Column dropped: ... minimum fraction = 1.000000, actual = 0.998" only.
-    `statistics` is the split's DatasetFeatureStatisticsList (StatisticsGen's); `features`, when
-    given, limits the lines to those (the ones TFDV flagged)."""
+def missing_values(split: str, statistics, features: Optional[Set[str]] = None) -> List[Tuple[str, str]]:
+    """(line, feature) per feature some rows lack (a null or no column value), the line in plain
+    words: TFDV reports them as "Column dropped: ... minimum fraction = 1.000000, actual = 0.998"
+    only. `statistics` is the split's DatasetFeatureStatisticsList (StatisticsGen's); `features`,
+    when given, limits the lines to those (the ones TFDV flagged)."""
     lines = []
     for dataset in statistics.datasets:
         for feature in dataset.features:
@@ -81,9 +81,9 @@ def missing_values(split: str, statistics, features: Optional[Set[str]] = None) 
             missing = getattr(feature, kind).common_stats.num_missing
             name = ".".join(feature.path.step) or feature.name
             if missing and (features is None or name in features):
-                lines.append(f"split '{split}', feature '{name}': {int(missing):,} of "
-                             f"{dataset.num_examples:,} rows have no value (null or missing); "
-                             "every row needs exactly one")
+                lines.append((f"split '{split}', feature '{name}': {int(missing):,} of "
+                              f"{dataset.num_examples:,} rows have no value (null or missing); "
+                              "every row needs exactly one", name))
     return lines
 
 
@@ -151,6 +151,28 @@ def spans_holding(values: List[str], feature: str, files: Dict[str, List[str]]) 
     return found
 
 
+def spans_lacking(feature: str, files: Dict[str, List[str]]) -> List[str]:
+    """The span folders (of `window_files`) whose train files have rows without a value of
+    `feature` (a null, or no such column): where the missing values came from."""
+    import pyarrow.parquet as pq
+    from tfx.dsl.io import fileio
+
+    found = []
+    for folder, paths in files.items():
+        for path in paths:
+            try:
+                with fileio.open(path, "rb") as f:
+                    parquet = pq.ParquetFile(pa.BufferReader(f.read()))
+                lacking = (feature not in parquet.schema_arrow.names
+                           or parquet.read([feature]).column(0).null_count > 0)
+            except (OSError, pa.ArrowException, tf.errors.OpError):  # unreadable now: say nothing
+                continue
+            if lacking:
+                found.append(folder)
+                break
+    return found
+
+
 def too_few_rows(rows: Dict[str, int], min_rows: Dict[str, int]) -> List[str]:
     """One line per split with fewer rows than its minimum (an empty or absurdly small split
     would otherwise be transformed, trained on and evaluated to metrics without values)."""
@@ -202,7 +224,9 @@ class Executor(example_validator_executor.Executor):
         rows = {split: sum(d.num_examples for d in split_statistics[split].datasets)
                 for split in splits}
         for split in splits:  # the features TFDV flagged that some rows lack, said plainly
-            problems += missing_values(split, split_statistics[split], flagged[split])
+            for line, feature in missing_values(split, split_statistics[split], flagged[split]):
+                held = spans_lacking(feature, spans_files) if split == "train" else []
+                problems.append(line + (f" (in {', '.join(held)})" if held else ""))
         problems += too_few_rows(rows, json_utils.loads(exec_properties.get(MIN_ROWS_KEY) or "{}"))
 
         if problems:

@@ -23,8 +23,8 @@ def test_rows_without_a_value_are_counted_in_plain_words():
                        "productId": [1864055, 1864056, 1864056, 1864057]})
     statistics = tfdv.generate_statistics_from_dataframe(df, n_jobs=1)
     assert validator.missing_values("eval", statistics) == [
-        "split 'eval', feature 'dummyUserId': 1 of 4 rows have no value (null or missing); "
-        "every row needs exactly one"]
+        ("split 'eval', feature 'dummyUserId': 1 of 4 rows have no value (null or missing); "
+         "every row needs exactly one", "dummyUserId")]
     assert validator.missing_values("eval", statistics, {"productId"}) == []  # not flagged by TFDV
     complete = tfdv.generate_statistics_from_dataframe(df.fillna(b"d" * 20), n_jobs=1)
     assert validator.missing_values("eval", complete) == []
@@ -57,6 +57,13 @@ def test_with_spans_the_message_says_where_each_split_came_from(tmp_path, write_
     assert list(files) == ["span-2", "span-3"]  # the window, not the previous span
     assert validator.spans_holding(["bad id!"], "dummyUserId", files) == ["span-3"]
     assert validator.spans_holding(["nowhere"], "dummyUserId", files) == []
+    # a span with a null product (found by exploratory testing: the null was not traced to its span)
+    table = pq.read_table(train[2][0])
+    column = table.schema.get_field_index("productId")
+    pq.write_table(table.set_column(column, "productId", pa.array(
+        [None] + table.column(column).to_pylist()[1:], table.schema.field(column).type)), train[2][0])
+    assert validator.spans_lacking("productId", files) == ["span-2"]
+    assert validator.spans_lacking("dummyUserId", files) == []
     assert validator.where_from(examples) == "split 'train' holds span-2, span-3; split 'eval' is span-3's eval file"
     # the flat layout (train files at the top, none in span folders) says nothing more
     examples.set_string_custom_property(gen.FINGERPRINT_PROPERTY, "split:train,num_files:1,total_bytes:9 "
