@@ -206,7 +206,7 @@ def _examples_section(report: Dict[str, Any]) -> List[str]:
             "products of the train split (similar products, most similar first).</p>",
             _table(["product", "train purchases", "similar products (cosine)"], [
                 [str(ex["product"]), f"{ex['purchases']:,}",
-                 ", ".join(f"{p} <span class='muted'>({s:.2f})</span>"
+                 ", ".join(f"{p} <span class='muted'>({s:.3f})</span>"
                            for p, s in zip(ex["similar"], ex["scores"]))]
                 for ex in report["examples"]], css="examples")]
 

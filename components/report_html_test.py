@@ -32,6 +32,8 @@ def test_the_page_is_self_contained_and_escapes_text():
     assert not re.search(r"https?://|<script|<link", page)
     assert "&lt;bad&gt; &amp; worse" in page  # text from the data is escaped
     assert "2.5000" in page and "FAILED" in page
+    # similar products' cosines to 3 digits (found by exploratory testing: 0.998 and 0.999 read 1.00)
+    assert "8 <span class='muted'>(0.500)</span>" in page
     # the gate's table: the metric, each model's value, the threshold and the result
     assert ("<tr><td><code>recall_at_10</code></td><td>0.5000</td><td>0.5000</td><td>&gt;= 0.6</td>"
             "<td><span class='bad'>FAILED</span></td></tr>") in page
