@@ -213,6 +213,9 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
         uncached = [n for n, t, _ in kfp_backend.container_tasks(spec) if not kfp_backend.caching_enabled(t)]
         console.say(f"[compile] no cache on KFP for: {', '.join(sorted(uncached)) or 'nothing'} "
                     "(docs/kubeflow.md#caching)")
+    if not config.pipeline_root.startswith("gs://"):  # the harnesses' roots: no backend takes them
+        console.say(f"[compile] note: the pipeline root {config.pipeline_root} is not gs://: for the local harness "
+                    "only (vertex_submit.py and kfp_submit.py refuse it)")
     console.say(f"[compile] wrote {path}")
     console.say(f"[compile] full log {console.log_path}")
     return 0
