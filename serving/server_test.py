@@ -21,37 +21,23 @@ def test_an_address_it_cannot_listen_on_is_named():
     assert server._cannot_listen("999.1.1.1", port)  # no such address
 
 
-def test_a_port_in_use_stops_start_up_in_one_line(tmp_path):
-    """`python -m serving` as make serve runs it (a process of its own: it sets up logging)."""
+@pytest.mark.parametrize("what, flag", [("REST", "--rest_api_port"), ("gRPC", "--port")])
+def test_a_port_in_use_stops_start_up_in_one_line(tmp_path, what, flag):
+    """`python -m serving` as make serve runs it (a process of its own: it sets up logging). For
+    gRPC, found by exploratory testing: gRPC's C++ core printed its own error line before ours."""
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        ports = {"--rest_api_port": "0", "--port": "0", flag: str(port)}
         done = subprocess.run([sys.executable, "-m", "serving", "--model_base_path", str(tmp_path),
-                               "--rest_api_port", str(port), "--port", "0"],
+                               *[arg for item in ports.items() for arg in item]],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        f"serving: cannot listen on 127.0.0.1:{port} for REST (--rest_api_port, --bind_address): "
-        "Address already in use")
-    assert "Traceback" not in done.stderr
-
-
-def test_a_grpc_port_in_use_stops_start_up_in_one_line(tmp_path):
-    """Found by exploratory testing: gRPC's C++ core printed its own error line before ours."""
-    with socket.socket() as taken:
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "serving", "--model_base_path", str(tmp_path),
-                               "--rest_api_port", "0", "--port", str(port)],
-                              capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"serving: cannot listen on 127.0.0.1:{port} for gRPC (--port, --bind_address): Address already in use")
-    assert "add_port" not in done.stderr and "Failed to bind" not in done.stderr
+        f"serving: cannot listen on 127.0.0.1:{port} for {what} ({flag}, --bind_address): Address already in use")
+    assert "Traceback" not in done.stderr and "add_port" not in done.stderr and "Failed to bind" not in done.stderr
 
 
 def test_one_port_for_grpc_and_rest_is_refused(tmp_path):
