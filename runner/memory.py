@@ -30,6 +30,17 @@ def gib(n_bytes: float) -> str:
     return f"{n_bytes / GIB:.1f} GiB"
 
 
+def limit_gib(n_bytes: float) -> str:
+    """A size a person gave (--memory-limit) as they gave it: `2.0 GiB`, `1.45 GiB`, `400 MiB`
+    (`gib` read 1.45G as 1.4 GiB, and 400M as 0.4 GiB)."""
+    value = n_bytes / GIB
+    if abs(round(value, 1) - value) < 0.005:
+        return gib(n_bytes)
+    if abs(round(value, 2) - value) < 0.0005:
+        return f"{value:.2f} GiB"
+    return f"{n_bytes / 2**20:,.0f} MiB"  # 400M: 0.390625 GiB
+
+
 def tree_rss(pid: int) -> int:
     """Resident memory of process `pid` and all its descendants, in bytes (0 once it is gone)."""
     total = 0

@@ -2,6 +2,7 @@
 
 import os
 
+from cli import flags
 from runner import memory
 
 
@@ -24,6 +25,9 @@ def test_the_components_file_holds_each_components_figures(tmp_path):
     assert memory.read_components(path) == [{"name": "Trainer", "state": "ran", "seconds": 2.5,
                                              "peak_bytes": 7}]
     assert memory.gib(1.5 * 2**30) == "1.5 GiB"
+    # a limit as it was given (found by exploratory testing: --memory-limit 1.45G read 1.4 GiB)
+    assert [memory.limit_gib(flags.byte_size(text)) for text in ("1.45G", "2G", "1.5G", "512M", "400M")] == [
+        "1.45 GiB", "2.0 GiB", "1.5 GiB", "0.5 GiB", "400 MiB"]
 
 
 def test_the_oom_kill_counter_is_a_count_or_unknown():

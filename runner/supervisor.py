@@ -138,7 +138,7 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         oom_after = memory.oom_kills()
         machine = memory.gib(memory.machine_memory())
         if limited:
-            what = f"stopped at --memory-limit {memory.gib(memory_limit)}"
+            what = f"stopped at --memory-limit {memory.limit_gib(memory_limit)}"
         elif oom_before is not None and oom_after is not None and oom_after > oom_before:
             what = "killed by the kernel's out-of-memory killer"
         else:

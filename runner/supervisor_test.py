@@ -47,7 +47,7 @@ def test_a_worker_past_the_limit_is_stopped_and_the_component_named(tmp_path):
     code, text, log = _supervise(tmp_path, "grow", limit=400 * 2**20)
     assert code == console.EXIT_OUT_OF_MEMORY
     lines = text.strip().splitlines()
-    assert lines[0].startswith("error: the run was stopped at --memory-limit 0.4 GiB during Evaluator "
+    assert lines[0].startswith("error: the run was stopped at --memory-limit 400 MiB during Evaluator "
                                "(exit code 137): it had reached 0.")
     assert "  exit code      137" in lines and "  verdict        no model pushed" in lines
     assert log.startswith("the worker's log\n") and lines[0] in log  # the lines go to the run's log too
@@ -64,7 +64,7 @@ def test_a_report_killed_for_memory_is_a_warning_and_the_code_is_what_was_pushed
     """As a RunReport that fails otherwise (runner/console.py): the model's fate is decided."""
     code, text, _ = _supervise(tmp_path, "grow-report", limit=400 * 2**20)
     lines = text.strip().splitlines()
-    assert lines[0].startswith("warning: the run report was stopped at --memory-limit 0.4 GiB (the run's "
+    assert lines[0].startswith("warning: the run report was stopped at --memory-limit 400 MiB (the run's "
                                "exit code is what was pushed): it had reached 0.")
     assert code == console.EXIT_FAILED and "  exit code      1" in lines  # nothing was pushed here
 
