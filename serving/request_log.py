@@ -378,8 +378,8 @@ def read_latencies(log_file: str) -> Dict[int, Tuple[int, int, str]]:
 def read_logs(files: List[str], problems: Optional[List[str]] = None) -> Iterator[LoggedRequest]:
     """Every record of `files` with its latency line. A last record cut short (a file still being
     written, or a crash) ends that file's records without an error; a damaged record (its checksum
-    fails with the whole record there) ends them too, and is named as damage. Each such line is
-    logged and added to `problems`. A file's records are read before its latency file, so that a
+    fails with the whole record there) ends them too, and is named as damage. Each such line goes
+    to `problems` when given, else to the log. A file's records are read before its latency file, so that a
     file the server is writing has a latency line for each record read."""
     for path in files:
         records, offset, problem = [], 0, None
@@ -394,10 +394,10 @@ def read_logs(files: List[str], problems: Optional[List[str]] = None) -> Iterato
                 break
             records.append(raw)
             offset += _RECORD_FRAMING + len(raw)
-        if problem:
+        if problem and problems is not None:  # the caller says it (make monitor: console and report)
+            problems.append(problem)
+        elif problem:
             log.warning("%s", problem)
-            if problems is not None:
-                problems.append(problem)
         latencies = read_latencies(path)
         for index, raw in enumerate(records):
             timestamp, latency, api = latencies.get(index, (None, None, None))
