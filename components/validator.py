@@ -138,17 +138,12 @@ def spans_holding(values: List[str], feature: str, files: Dict[str, List[str]]) 
     """The span folders (of `window_files`) whose train files hold any of `values` in `feature`
     (a BYTES column): where the ids that break their pattern came from."""
     wanted = pa.array([v.encode("utf-8") for v in values], pa.binary())
-    found = []
-    for folder, paths in files.items():
-        for path in paths:
-            try:
-                column = parquet_example_gen.read_parquet(path, [feature]).column(feature).cast(pa.binary())
-            except (OSError, KeyError, pa.ArrowException, tf.errors.OpError):  # unreadable now: say nothing
-                continue
-            if pc.any(pc.is_in(column, value_set=wanted)).as_py():
-                found.append(folder)
-                break
-    return found
+
+    def holds(path: str) -> bool:
+        column = parquet_example_gen.read_parquet(path, [feature]).column(feature).cast(pa.binary())
+        return pc.any(pc.is_in(column, value_set=wanted)).as_py()
+
+    return _spans_where(files, holds)
 
 
 def spans_lacking(feature: str, files: Dict[str, List[str]]) -> List[str]:
@@ -157,17 +152,25 @@ def spans_lacking(feature: str, files: Dict[str, List[str]]) -> List[str]:
     import pyarrow.parquet as pq
     from tfx.dsl.io import fileio
 
+    def lacks(path: str) -> bool:
+        with fileio.open(path, "rb") as f:
+            parquet = pq.ParquetFile(pa.BufferReader(f.read()))
+        return feature not in parquet.schema_arrow.names or parquet.read([feature]).column(0).null_count > 0
+
+    return _spans_where(files, lacks)
+
+
+def _spans_where(files: Dict[str, List[str]], test) -> List[str]:
+    """The span folders of `files` (folder -> train files) one of whose files passes `test`; a
+    file that cannot be read now says nothing."""
     found = []
     for folder, paths in files.items():
         for path in paths:
             try:
-                with fileio.open(path, "rb") as f:
-                    parquet = pq.ParquetFile(pa.BufferReader(f.read()))
-                lacking = (feature not in parquet.schema_arrow.names
-                           or parquet.read([feature]).column(0).null_count > 0)
-            except (OSError, pa.ArrowException, tf.errors.OpError):  # unreadable now: say nothing
+                passed = test(path)
+            except (OSError, KeyError, pa.ArrowException, tf.errors.OpError):
                 continue
-            if lacking:
+            if passed:
                 found.append(folder)
                 break
     return found
