@@ -409,15 +409,25 @@ _RECORD_FRAMING = 16  # a TFRecord: length (8 bytes), its CRC (4), the data, the
 
 def _cut_or_damaged(path: str, read: int, offset: int) -> str:
     """Why a file's records stop after `read` records at byte `offset`: a record cut short (its
-    bytes are not all there yet), or a damaged one (they are, and a checksum fails)."""
+    bytes are not all there yet), or a damaged one (they are, and a checksum fails). A damaged
+    length would read as a record too long for the file: its own checksum tells them apart."""
     import struct
 
     size = tf.io.gfile.stat(path).length
     with tf.io.gfile.GFile(path, "rb") as f:
         f.seek(offset)
-        header = f.read(8)
-    length = struct.unpack("<Q", header)[0] if len(header) == 8 else None
-    if length is None or offset + _RECORD_FRAMING + length > size:
+        header = f.read(12)
+    damaged = len(header) == 12 and struct.unpack("<I", header[8:])[0] != _masked_crc32c(header[:8])
+    length = struct.unpack("<Q", header[:8])[0] if len(header) >= 8 else None
+    if not damaged and (length is None or offset + _RECORD_FRAMING + length > size):
         return f"{path}: its last record is incomplete (being written?): read {read:,} records"
     return (f"{path}: record {read + 1:,} is damaged (a checksum fails at byte {offset:,} of {size:,}): read "
             f"{read:,} records; the {size - offset:,} bytes from there on are left out")
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum of `data`: CRC-32C, rotated and offset (tensorflow/core/lib/hash/crc32c.h)."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF

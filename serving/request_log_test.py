@@ -186,6 +186,24 @@ def test_a_damaged_record_is_named_as_damage_not_as_a_file_being_written(tmp_pat
                             f"{size - sum(16 + r.log.ByteSize() for r in read):,} bytes from there on are left out")
 
 
+def test_a_damaged_length_is_named_as_damage_not_as_a_record_too_long_for_the_file(tmp_path):
+    """A damaged length header reads as a record longer than the file, like one being written:
+    the header's own checksum tells them apart."""
+    logger = request_log.RequestLogger("m", _config(tmp_path / "bad"))
+    _write(logger, 5)
+    logger.close()
+    [log_file] = request_log.log_files(str(tmp_path / "bad"))
+    data = bytearray(open(log_file, "rb").read())
+    read = list(request_log.read_logs([log_file]))
+    third = sum(16 + r.log.ByteSize() for r in read[:2])
+    data[third + 5] = 0x7F  # the third record's length, now far beyond the file's end
+    open(log_file, "wb").write(bytes(data))
+    problems = []
+    assert len(list(request_log.read_logs([log_file], problems))) == 2
+    assert problems == [f"{log_file}: record 3 is damaged (a checksum fails at byte {third:,} of {len(data):,}): "
+                        f"read 2 records; the {len(data) - third:,} bytes from there on are left out"]
+
+
 def test_a_reload_keeps_an_unchanged_logger_and_replaces_a_changed_one(tmp_path):
     logs = request_log.RequestLog("m", config=_config(tmp_path / "r", 1.0))
     first = logs.logger
