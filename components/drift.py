@@ -541,6 +541,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         report = artifact_utils.get_single_instance(output_dict["drift_report"])
         thresholds = json_utils.loads(exec_properties["thresholds"])
+        missing = sorted(set(THRESHOLDS) - set(thresholds))
+        if missing and not set(thresholds) - set(THRESHOLDS):
+            raise ValueError(f"drift thresholds: this code measures {', '.join(missing)}, and the pipeline "
+                             f"gives no threshold for it: it was compiled by older code than this "
+                             f"image runs. Compile it again from the image's code (make compile)")
         check_thresholds(thresholds)
         newest = examples.get_int_custom_property(parquet_example_gen.SPAN_PROPERTY)
         previous = parquet_example_gen.previous_span(examples)

@@ -324,6 +324,18 @@ def test_more_customers_who_buy_as_before_are_no_shift(generated, tmp_path):
     assert "the heaviest buyer of busier: " in per_user["detail"]
 
 
+def test_a_pipeline_compiled_by_older_code_is_named_as_such(tmp_path):
+    """A compiled pipeline whose thresholds lack one that the image's code measures (compiled
+    before the measure existed) failed with "missing ['user_l_infinity']" alone."""
+    older = {k: v for k, v in configs.DEFAULT_DRIFT_THRESHOLDS.items() if k != drift.USER_L_INFINITY}
+    report = drift.DriftReport()
+    report.uri = str(tmp_path / "report")
+    with pytest.raises(ValueError, match=f"this code measures {drift.USER_L_INFINITY}, and the pipeline gives no "
+                                         f"threshold for it: it was compiled by older code than this image runs"):
+        drift.Executor().Do({"examples": [standard_artifacts.Examples()], "schema": []},
+                            {"drift_report": [report]}, {"thresholds": json_utils.dumps(older)})
+
+
 def test_a_single_span_has_nothing_to_compare(tmp_path):
     examples = standard_artifacts.Examples()
     examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, 0)
