@@ -1,9 +1,11 @@
 """The Trainer's start: warm from the served model when it can, cold otherwise, said on the console;
 and the key that tells one training from another."""
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -101,6 +103,26 @@ def test_otherwise_a_cold_start_says_why(served, caplog, custom_config, base, ch
     started, new, lines, model = _start(served, caplog, custom_config, base, reason=reason, **changes)
     assert started["kind"] == "cold" and started["carried_products"] == 0 and new is None
     assert lines == [said]
+
+
+def test_a_served_model_trained_with_other_settings_means_a_cold_start(served, caplog, tmp_path):
+    """Found by following the README: `--model-param epochs=8 --model-param sampling=mixed` after a
+    first run warm-started, trained nothing (no purchase was new) and pushed the served model's
+    variables again as the model asked for."""
+    built, ids = served
+    copy = str(tmp_path / "served")
+    shutil.copytree(built.export_dir, copy)
+    with open(os.path.join(copy, trainer.TRAINING_FACTS), "w") as f:
+        json.dump({"model": {"preset": "default", "config": built.recommender.config.to_dict()}}, f)
+    lr = built.recommender.config.learning_rate
+    started, new, lines, _ = _start((dataclasses.replace(built, export_dir=copy), ids), caplog, {"preset": "default"},
+                                    pairs=_pairs(built), learning_rate=lr * 10, warm_start_epochs=2.0)
+    assert started["kind"] == "cold" and new is None
+    assert lines == ["[train] cold start: version 1796000000 cannot be warm-started from: it was trained with "
+                     f"other settings, which a warm start would not apply: learning_rate={lr!r} (this run {lr * 10!r})"]
+    started, _, _, _ = _start((dataclasses.replace(built, export_dir=copy), ids), caplog, {"preset": "default"},
+                              pairs=_pairs(built), warm_start_epochs=2.0)
+    assert started["kind"] == "warm"  # the warm start's own settings may change
 
 
 def test_the_training_key_is_the_compiled_configuration_only():

@@ -24,7 +24,7 @@ new pairs and, when the served model was itself warm-started, a rehearsal sample
 of the window. Nothing here depends on how the data arrived (span folders or one file that grew).
 
 `incompatibility` says why a served model cannot be warm-started from (another embedding size,
-another preset, a table this model needs and it lacks), or None.
+another preset, a table this model needs and it lacks, any other training setting), or None.
 """
 
 from __future__ import annotations
@@ -193,6 +193,7 @@ def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, An
 
 
 SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")
+WARM_START_PREFIX = "warm_start_"  # the settings of a warm start itself: the only ones that may differ
 
 
 def incompatibility(tables: ServedTables, config: model_lib.ModelConfig, preset: str,
@@ -202,7 +203,11 @@ def incompatibility(tables: ServedTables, config: model_lib.ModelConfig, preset:
 
     `served_facts`: the served model's training facts (models/trainer.py's training.json), when
     it has them: a model of another preset, or whose configuration differs in a field that gives
-    the tables their shapes, is refused by name; the tables' shapes are checked either way."""
+    the tables their shapes, is refused by name; the tables' shapes are checked either way. So is
+    a model trained with any other setting but the warm start's own (`warm_start_*`): a warm start
+    trains one pass at its own learning rate, so a changed `epochs`, `learning_rate`, `sampling`,
+    `seed`, ... would not take effect, and the run would push the served model's training as if
+    it were the one asked for."""
     model = (served_facts or {}).get("model") or {}
     if model.get("preset") not in (None, preset):
         return f"it is the {model['preset']!r} preset, this run trains {preset!r}"
@@ -218,6 +223,12 @@ def incompatibility(tables: ServedTables, config: model_lib.ModelConfig, preset:
         return "it has no item biases"
     if config.use_history and tables.history_embeddings is None:
         return "it has no history embeddings"
+    changed = [(name, served_config[name], value) for name, value in config.to_dict().items()
+               if name in served_config and not name.startswith(WARM_START_PREFIX)
+               and served_config[name] != value]
+    if changed:
+        return ("it was trained with other settings, which a warm start would not apply: "
+                + ", ".join(f"{name}={served!r} (this run {value!r})" for name, served, value in changed))
     return None
 
 

@@ -68,10 +68,23 @@ def test_a_vocabulary_of_another_size_is_refused():
     (CONFIG, "notebook", {"model": {"preset": "default"}}, "the 'default' preset, this run trains 'notebook'"),
     (CONFIG, "default", {"model": {"preset": "default", "config": {"use_item_bias": False}}},
      "use_item_bias=False, this one True"),
+    (CONFIG.replace(epochs=8, sampling="mixed"), "default",
+     {"model": {"preset": "default", "config": CONFIG.to_dict()}},
+     f"it was trained with other settings, which a warm start would not apply: sampling={CONFIG.sampling!r} "
+     f"(this run 'mixed'), epochs={CONFIG.epochs} (this run 8)"),
 ])
 def test_an_incompatible_served_model_is_named(config, preset, facts, reason):
     tables = warm_start.ServedTables.of(_model(3), np.array([1, 2, 3]))
     assert reason in warm_start.incompatibility(tables, config, preset, facts)
+
+
+def test_only_the_warm_start_settings_may_differ_and_fields_the_served_model_lacks_are_not_compared():
+    tables = warm_start.ServedTables.of(_model(3), np.array([1, 2, 3]))
+    served = {k: v for k, v in CONFIG.to_dict().items() if k != "max_history"}  # older code: no such field
+    facts = {"model": {"preset": "default", "config": served}}
+    config = CONFIG.replace(warm_start_epochs=2.0, warm_start_learning_rate=0.1, warm_start_rehearsal=0.0,
+                            max_history=CONFIG.max_history + 1)
+    assert warm_start.incompatibility(tables, config, "default", facts) is None
 
 
 def test_rehearsal_follows_how_the_served_model_was_trained():
