@@ -145,12 +145,13 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
             what = "killed (SIGKILL: most likely the kernel's out-of-memory killer)"
         detail = f": it had reached {memory.gib(reached)} (this machine has {machine})"
         exit_code = console.EXIT_OUT_OF_MEMORY
-        advice = "more memory (a bigger machine, fewer other jobs) or less data; finished components are cached"
+        advice = ("a higher --memory-limit" if limited else "more memory (a bigger machine, fewer other jobs)") + \
+            " or less data; finished components are cached"
     else:
         what, detail = f"killed by {signal.Signals(killed).name}", ""
         exit_code = console.EXIT_FAILED
         advice = "run it again; finished components are cached"
-    during = f" during {where}" if where else (f" after {finished[-1]}" if finished else "")
+    during = f" during {where}" if where else (f" after {finished[-1]}" if finished else " before any component started")
     with _stderr_to(log_path):  # reading ML Metadata loads TensorFlow: its start-up lines, warnings
         outcome = _outcome(config, since_ms, served_before)
     if where == console.REPORT_NODE and outcome is not None:

@@ -13,9 +13,10 @@ from runner import supervisor
 events = supervisor.Events.from_environ()
 log, mode = sys.argv[1], sys.argv[2]
 events.send(log=log)
-events.send(start="Trainer")
-events.send(end="Trainer", state="ran", seconds=0.1, peak_bytes=1)
-events.send(start="RunReport" if mode == "grow-report" else "Evaluator")
+if mode != "grow-first":
+    events.send(start="Trainer")
+    events.send(end="Trainer", state="ran", seconds=0.1, peak_bytes=1)
+    events.send(start="RunReport" if mode == "grow-report" else "Evaluator")
 if mode == "exit":
     sys.exit(3)
 if mode == "term":
@@ -52,6 +53,17 @@ def test_a_worker_past_the_limit_is_stopped_and_the_component_named(tmp_path):
     assert "  exit code      137" in lines and "  verdict        no model pushed" in lines
     assert log.startswith("the worker's log\n") and lines[0] in log  # the lines go to the run's log too
     assert not (tmp_path / "out").exists()  # no ML Metadata to read: none made
+
+
+def test_a_limit_below_what_a_run_needs_to_start_says_so_and_how_to_go_on(tmp_path):
+    """Found following the docs: `--memory-limit 400M` stopped a run while it was starting, and the
+    console named no component and advised more memory."""
+    code, text, _ = _supervise(tmp_path, "grow-first", limit=400 * 2**20)
+    lines = text.strip().splitlines()
+    assert code == console.EXIT_OUT_OF_MEMORY
+    assert lines[0].startswith("error: the run was stopped at --memory-limit 400 MiB before any component started "
+                               "(exit code 137): it had reached 0.")
+    assert lines[-1] == "  next           a higher --memory-limit or less data; finished components are cached"
 
 
 def test_a_worker_killed_by_another_signal_is_a_failure_naming_it(tmp_path):

@@ -43,7 +43,7 @@ def test_a_run_past_its_memory_limit_names_the_component_and_ends_with_the_summa
     assert found and float(found.group(1)) >= 2.0, error
     summary = _summary(text)
     assert summary["exit code"] == "137" and summary["verdict"] == "no model pushed"
-    assert summary["next"].startswith("more memory")
+    assert summary["next"].startswith("a higher --memory-limit")
     assert os.path.dirname(summary["full log"]) == str(out / "logs")
     log = _log_of(summary)
     assert error in log and "Component MemoryHog is running." in log  # the worker's log, and ours
