@@ -151,7 +151,8 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         what, detail = f"killed by {signal.Signals(killed).name}", ""
         exit_code = console.EXIT_FAILED
         advice = "run it again; finished components are cached"
-    during = f" during {where}" if where else (f" after {finished[-1]}" if finished else " before any component started")
+    during = (f" during {where}" if where else f" after {finished[-1]}" if finished
+              else " before any component started")
     with _stderr_to(log_path):  # reading ML Metadata loads TensorFlow: its start-up lines, warnings
         outcome = _outcome(config, since_ms, served_before)
     if where == console.REPORT_NODE and outcome is not None:
