@@ -56,12 +56,14 @@ def check_file(path: str, expected_sha256: str, expected_size: Optional[int] = N
             "delete it to download it again, or pass --skip-checksums for data of your own")
 
 
-def _column_type_problem(column: str, arrow_type) -> Optional[str]:
+def _column_type_problem(column: str, arrow_type, rows: int) -> Optional[str]:
     """Why ExampleGen cannot encode `column` of this Arrow type as the schema's feature, or None."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(arrow_type):  # pandas' category dtype: ExampleGen decodes it
         arrow_type = arrow_type.value_type
+    if pa.types.is_null(arrow_type):  # pandas writes an object column without a value so
+        return f"column {column} has no value in any of its {rows:,} rows"
     if column == features.USER_KEY:
         if (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
                 or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
@@ -101,7 +103,12 @@ def check_parquet(path: str) -> int:
             c.startswith("__index_level_") for c in extra) else ""
         raise DataError(f"{name}: column(s) {extra} not in the schema (schema/schema.pbtxt has "
                         f"{', '.join(expected)} only); drop them from the file{hint}, at {path}")
-    problems = [p for p in (_column_type_problem(c, schema.field(c).type) for c in expected) if p]
+    rows = parquet.metadata.num_rows
+    untyped = [c for c in expected if pyarrow.types.is_null(schema.field(c).type)]
+    if untyped and rows == 0:  # ExampleGen refuses the type even with no rows: the rows are the news
+        raise DataError(f"{name}: no rows (column {', '.join(untyped)} is null, the type pandas gives "
+                        f"an empty column), at {path}")
+    problems = [p for p in (_column_type_problem(c, schema.field(c).type, rows) for c in expected) if p]
     if problems:
         raise DataError(f"{name}: {'; '.join(problems)}, at {path}")
     try:  # the data pages too: a damaged file can have an intact footer

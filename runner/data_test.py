@@ -288,6 +288,22 @@ def test_what_pandas_writes_is_accepted_or_named(fake_data_dir):
         data.ensure_data(fake_data_dir, verify_checksums=False)
 
 
+def test_an_empty_frame_from_pandas_is_named_for_its_rows_not_its_null_column(fake_data_dir):
+    """Found following the docs: pandas writes an empty object column as Arrow's null type, which
+    ExampleGen refuses (`Bad field type`); the check said "column dummyUserId is null", not why."""
+    import pandas as pd
+    import pyarrow as pa
+
+    path = os.path.join(fake_data_dir, configs.EVAL_FILE)
+    pd.read_parquet(path).iloc[:0].to_parquet(path, index=False)
+    with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: no rows \\(column dummyUserId is null, the "
+                                             "type pandas gives an empty column\\), at "):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+    _rewrite(path, lambda t: pa.table({features.USER_KEY: pa.nulls(3), features.PRODUCT_KEY: pa.array([1, 2, 3])}))
+    with pytest.raises(data.DataError, match="column dummyUserId has no value in any of its 3 rows"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)
+
+
 def test_a_split_of_several_files_is_said(fake_data_dir, caplog):
     """ExampleGen reads every file matching the split's pattern: a copy left beside the train file
     would be trained on too, silently."""
