@@ -52,6 +52,7 @@ from components import model_card, model_versions
 FINGERPRINT = model_versions.FINGERPRINT
 # a blessed model not pushed: the version it repeats, which a rollback withdrew, and why, in words
 WITHDRAWN_KEY, NOT_PUSHED_KEY = "withdrawn_version", "not_pushed_reason"
+ALREADY_SERVED_KEY = "already_served"  # 1: `pushed` names the served version that holds this model; nothing new
 MODEL_NAME_KEY, DATA_FILES_KEY, GIT_COMMIT_KEY = "model_name", "data_files", "git_commit"
 CARD_INPUTS = ("examples", "model_run", "evaluation", "anomalies")
 log = logging.getLogger("recsys.push")  # the console shows it (runner/console.py)
@@ -219,6 +220,7 @@ class Executor(pusher_executor.Executor):
                         version.path, version.problem)
         if served and same_model(model_path, served.path):
             mark_pushed(model_push, served.path, str(served.number))
+            model_push.set_int_custom_property(ALREADY_SERVED_KEY, 1)
             log.info("[push] this model is already served as version %d (%s): no new version",
                      served.number, served.path)
             return

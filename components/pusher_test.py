@@ -63,8 +63,11 @@ def test_a_push_is_a_complete_version_with_its_model_card(model_uri, tmp_path):
 
 def test_the_served_model_is_not_pushed_twice(model_uri, tmp_path):
     base = str(tmp_path / "models")
-    first = _props(_push(model_uri, base, tmp_path))
-    assert _props(_push(model_uri, base, tmp_path)) == first
+    pushed = _push(model_uri, base, tmp_path)
+    first = _props(pushed)
+    assert not pushed.has_custom_property(pusher.ALREADY_SERVED_KEY)
+    again = _push(model_uri, base, tmp_path)
+    assert _props(again) == first and again.get_int_custom_property(pusher.ALREADY_SERVED_KEY) == 1
     assert len(model_versions.versions(base)) == 1
 
 

@@ -22,6 +22,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components import evaluator as evaluator_lib
+from components import pusher as pusher_lib
 from components.catalog_check import REPORT_FILE as CATALOG_REPORT_FILE
 from models import baselines, exporter, features, ranking_metrics, trainer
 from models.examples import purchase_examples
@@ -428,9 +429,11 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
         get = pushed_model.get_int_custom_property if kind is int else pushed_model.get_string_custom_property
         return get(name)
 
-    pushed = bool(prop("pushed", int))
+    pushed, already_served = bool(prop("pushed", int)), bool(prop(pusher_lib.ALREADY_SERVED_KEY, int))
     version, path = prop("pushed_version", str), prop("pushed_destination", str)
-    if pushed:
+    if pushed and already_served:
+        text = f"Already served: this model is version {version} at {path}; nothing new was pushed."
+    elif pushed:
         text = f"Pushed: version {version} at {path}."
     elif not blessed:
         text = "Not pushed: the gate refused the model; the previously pushed model stays served."
@@ -438,7 +441,7 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
         text = f"Not pushed: {prop('not_pushed_reason', str)}."
     else:
         text = "Not pushed."
-    return {"pushed": pushed, "version": version, "path": path, "text": text}
+    return {"pushed": pushed, "already_served": already_served, "version": version, "path": path, "text": text}
 
 
 # --- the runs so far ---------------------------------------------------------------------------
@@ -460,6 +463,7 @@ def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
             # the relative margins over popularity, said as the gate says them (+97.6%)
             "margins": [row["metric"] for row in gated if row.get("kind") == evaluator_lib.MARGIN],
             "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
+            "already_served": bool(report["push"].get("already_served")),  # not in reports before it was kept
             "version": report["push"]["version"]}
 
 

@@ -64,7 +64,12 @@ def _pushed(**props):
 def test_push_summary():
     assert report_figures.push_summary(_pushed(pushed=1, pushed_version="17", pushed_destination="/s/17"),
                                        blessed=True) == {
-        "pushed": True, "version": "17", "path": "/s/17", "text": "Pushed: version 17 at /s/17."}
+        "pushed": True, "already_served": False, "version": "17", "path": "/s/17",
+        "text": "Pushed: version 17 at /s/17."}
+    already = report_figures.push_summary(_pushed(pushed=1, already_served=1, pushed_version="17",
+                                                  pushed_destination="/s/17"), blessed=True)
+    assert already["pushed"] and already["already_served"]  # served: its batch lists are written
+    assert already["text"] == "Already served: this model is version 17 at /s/17; nothing new was pushed."
     refused = report_figures.push_summary(_pushed(pushed=0), blessed=False)
     assert not refused["pushed"] and refused["text"].startswith("Not pushed: the gate refused the model")
     assert report_figures.push_summary(None, blessed=True)["text"] == "Not pushed."

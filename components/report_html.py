@@ -190,7 +190,7 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
              _e(f"{row['start']}" + (f" from {row['from_version']}" if row.get("from_version") else "")
                 if row.get("start") else "-")]
             + [(_percent if name in row.get("margins", ()) else _num)(row["metrics"].get(name)) for name in names]
-            + [_e("pushed " + row["version"] if row["pushed"] else
+            + [_e(("already served " if row.get("already_served") else "pushed ") + row["version"] if row["pushed"] else
                   "blessed, not pushed" if row["blessed"] else "refused")]
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",

@@ -162,6 +162,15 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
     assert "<td>span 3 (1, 3)</td><td>now</td><td>cold</td><td>0.0402</td><td>+97.6%</td><td>pushed 17</td>" in page
 
 
+def test_a_run_that_found_its_model_already_served_is_not_said_to_have_pushed_it():
+    """Found following the docs: a rerun that pushed nothing read "pushed 17", as the run that did."""
+    row = {"span": 1, "window_spans": [1], "created": "now", "start": "cold", "from_version": None,
+           "metrics": {"recall_at_10": 0.04}, "margins": [], "pushed": True, "already_served": True,
+           "blessed": True, "version": "17"}
+    page = "".join(report_html._history_section({"history": [row]}, {}))
+    assert "<td>0.0400</td><td>already served 17</td>" in page
+
+
 def test_the_runs_so_far_name_dated_spans_by_their_folders_and_flat_runs_by_their_place():
     """Found by exploratory testing: dated spans read as day numbers ("span 20456 (20455-20456)")
     and the flat layout as "span 0"."""
