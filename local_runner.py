@@ -96,6 +96,7 @@ def command(argv=None) -> int:
         argv = sys.argv[1:]
     args = _parser().parse_args(argv)
     if supervisor.is_worker():
+        supervisor.follow_supervisor()
         return main(argv)
     worker = [sys.executable, os.path.abspath(__file__), *argv]
     return supervisor.supervise(worker, _config(args), memory_limit=args.memory_limit)

@@ -16,8 +16,15 @@ vanished with exit code 137, no summary and no word of why. So `make run` is two
   itself when the run passes the limit, before the kernel does (and before the machine's other
   work suffers).
 
-Ctrl-C reaches both processes (one process group): the worker ends as it always did (exit code
-130) and the supervisor passes its code on. SIGTERM to the supervisor is passed to the worker.
+The worker runs in its own process group, and every stop reaches it through the supervisor, as
+the SIGINT of a Ctrl-C: the worker ends as it always did (exit code 130: where it stopped, nothing
+half-pushed) and the supervisor passes its code on. So a Ctrl-C in the terminal, a SIGINT or
+SIGTERM to the supervisor's pid alone (`timeout`, a scheduler's stop) and to its process group
+all stop the run once and cleanly; and when the supervisor itself is killed (SIGKILL), the
+kernel sends the worker that SIGINT (`follow_supervisor`: Linux's parent-death signal), so no
+orphaned worker goes on to push a model nobody waits for. (Found by exploratory testing: a
+SIGINT to the supervisor alone was ignored and the run pushed; a SIGKILLed supervisor left its
+worker running, holding the run lock, and it pushed a minute later.)
 """
 
 from __future__ import annotations
@@ -35,12 +42,37 @@ from typing import IO, Dict, List, Optional
 from runner import console, memory
 
 EVENTS_ENV = "RECSYS_RUN_EVENTS"  # the worker's end of the pipe: a file descriptor number
+SUPERVISOR_ENV = "RECSYS_RUN_SUPERVISOR"  # the supervisor's pid, for the worker's parent-death signal
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SAMPLE_SECONDS = 0.2
 
 
 def is_worker() -> bool:
     """Whether this process is a supervised run's worker."""
     return bool(os.environ.get(EVENTS_ENV))
+
+
+def follow_supervisor() -> None:
+    """In the worker: a SIGINT (a Ctrl-C: the run stops cleanly) when the supervisor dies,
+    however it dies. Linux only; elsewhere nothing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != os.environ.get(SUPERVISOR_ENV):  # it died before the call above
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _interrupt(child: subprocess.Popen) -> None:
+    """The SIGINT of a Ctrl-C to the worker's process group (the worker and its Beam workers)."""
+    try:
+        os.killpg(child.pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class Events:
@@ -104,14 +136,14 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
     oom_before = memory.oom_kills()
     read_fd, write_fd = os.pipe()
     state = _RunState()
-    child = subprocess.Popen(command, pass_fds=(write_fd,), env={**os.environ, EVENTS_ENV: str(write_fd)})
+    child = subprocess.Popen(command, pass_fds=(write_fd,), process_group=0,
+                             env={**os.environ, EVENTS_ENV: str(write_fd), SUPERVISOR_ENV: str(os.getpid())})
     os.close(write_fd)
     reader = threading.Thread(target=state.read, args=(os.fdopen(read_fd, "rb"),), daemon=True)
     reader.start()
-    previous = {sig: signal.signal(sig, handler) for sig, handler in [
-        (signal.SIGINT, signal.SIG_IGN),  # the worker has it too, and says where it stopped
-        (signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM)),
-    ]}
+    # a stop, from wherever, is the worker's Ctrl-C (one that comes before this line ends the
+    # supervisor, and the worker gets it as its parent-death signal)
+    previous = {sig: signal.signal(sig, lambda *_: _interrupt(child)) for sig in (signal.SIGINT, signal.SIGTERM)}
     peak, limited = 0, False
     try:
         while child.poll() is None:

@@ -2,7 +2,13 @@
 a limit enforced, a kill reported (the pipeline's own worker: tests/test_run_memory.py)."""
 
 import io
+import os
+import signal
+import subprocess
 import sys
+import time
+
+import pytest
 
 from pipeline import configs
 from runner import console, supervisor
@@ -98,3 +104,69 @@ def test_what_reading_the_outcome_prints_on_stderr_goes_to_the_runs_log(tmp_path
     assert done.returncode == 0 and done.stderr == "after\n", done.stderr
     text = log.read_text()
     assert text.startswith("the worker's log\nI0000 a C++ line\n") and "FutureWarning: a library warning" in text
+
+
+STOPPABLE = """
+import os, sys, time
+from runner import supervisor
+supervisor.follow_supervisor()
+events = supervisor.Events.from_environ()
+marker = sys.argv[1]
+events.send(start="Trainer")
+open(marker, "w").write("started")
+try:
+    time.sleep(120)
+except KeyboardInterrupt:  # the run's Ctrl-C path: it says where it stopped, exit code 130
+    open(marker, "w").write("interrupted")
+    sys.exit(130)
+sys.exit(5)
+"""
+SUPERVISOR = """
+import sys
+from pipeline import configs
+from runner import supervisor
+config = configs.PipelineConfig(data_dir=sys.argv[1], output_dir=sys.argv[1] + "/out")
+sys.exit(supervisor.supervise([sys.executable, "-c", sys.argv[2], sys.argv[3]], config))
+"""
+
+
+def _stoppable_run(tmp_path):
+    marker = tmp_path / "worker"
+    run = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path), STOPPABLE, str(marker)],
+                           cwd=configs.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (marker.exists() and marker.read_text() == "started"):
+        assert run.poll() is None and time.time() < deadline, run.communicate()
+        time.sleep(0.05)
+    return run, marker
+
+
+def _wait_for(marker, text, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline and marker.read_text() != text:
+        time.sleep(0.05)
+    return marker.read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_sent_to_the_supervisor_alone_stops_the_worker_as_a_ctrl_c(tmp_path, sig):
+    """Found by exploratory testing: `kill -INT <pid>` of the supervisor (timeout -s INT, a
+    scheduler's stop) was ignored, and the run went on to push; a SIGTERM killed the worker with
+    no word of where it stopped."""
+    run, marker = _stoppable_run(tmp_path)
+    try:
+        os.kill(run.pid, sig)  # the supervisor's pid only, not its process group
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == console.EXIT_INTERRUPTED and marker.read_text() == "interrupted"
+
+
+def test_a_supervisor_killed_outright_stops_its_worker_as_a_ctrl_c(tmp_path):
+    """Found by exploratory testing: a SIGKILLed supervisor left its worker running (holding the
+    run lock), and it pushed a model a minute later."""
+    run, marker = _stoppable_run(tmp_path)
+    run.kill()
+    run.communicate(timeout=60)
+    assert _wait_for(marker, "interrupted") == "interrupted"  # the parent-death signal
