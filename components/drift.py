@@ -404,6 +404,15 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
             for n in window if min(trained) < n < max(trained) and n not in trained]
 
 
+def drifted_text(figures: Dict[str, Any]) -> str:
+    """Why a span that drifted did: "OVER the thresholds", "span-2 arrived late", or both (a late
+    span stops the run as drift does, its measures within their thresholds or not)."""
+    late = ", ".join(s["name"] for s in figures.get("late_spans") or [])
+    late_text = f"{late} arrived late" if late else ""
+    over = "OVER the thresholds" if any(m["over"] for m in figures.get("measures") or []) else ""
+    return ", ".join(filter(None, [over, late_text])) or "OVER the thresholds"
+
+
 def late_lines(figures: Dict[str, Any]) -> List[str]:
     late = figures.get("late_spans") or []
     if not late:
@@ -484,7 +493,7 @@ def summary_text(figures: Optional[Dict[str, Any]]) -> str:
             return ""
         return f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
     if figures.get("accepted"):
-        verdict = "OVER the thresholds, accepted (" + figures["accepted"] + ")"
+        verdict = drifted_text(figures) + ", accepted (" + figures["accepted"] + ")"
     else:
         verdict = "over the thresholds" if figures["drifted"] else "within the thresholds"
     parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f", True),
@@ -583,7 +592,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             log.info("%s within the thresholds (DriftGate)\n%s", head, "\n".join(table_lines(figures)))
             return
         if figures.get("accepted"):
-            log.info("%s OVER the thresholds, ACCEPTED (%s): training on it\n%s", head, figures["accepted"],
+            log.info("%s %s, ACCEPTED (%s): training on it\n%s", head, drifted_text(figures), figures["accepted"],
                      "\n".join(late_lines(figures) + table_lines(figures)))
             return
         kept = _keep_rejected(report.uri)

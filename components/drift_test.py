@@ -195,9 +195,13 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     import logging
 
     with caplog.at_level(logging.INFO, logger="recsys.drift"):
-        assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"),
-                     accept=True)[1] is None  # the override lets it through, and the log says why it was needed
+        accepted, error, _ = _gate(tmp_path, "", "", small, numbered=window,
+                                   serving_model_dir=str(tmp_path / "serving"), accept=True)
+    assert error is None  # the override lets it through, and the log says why it was needed
     assert "ACCEPTED (--accept-drift): training on it\nspan-2 arrived late" in caplog.text
+    # its measures are within their thresholds: it is said late, not over (found by exploratory testing)
+    assert "[drift] span-3 vs span-2: span-2 arrived late, ACCEPTED (--accept-drift)" in caplog.text
+    assert drift.summary_text(accepted).startswith("span-3 vs span-2 span-2 arrived late, accepted (--accept-drift): ")
     # a span older than the served model's window is no sign (a wider --span-window brings it back)
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
