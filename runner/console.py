@@ -386,6 +386,7 @@ class Outcome:
     served_as_path: Optional[str] = None
     # a blessed model the Pusher did not push: why (the same model as a withdrawn version)
     not_pushed_reason: Optional[str] = None
+    nothing_served: bool = False  # no model is served after this run (none pushed, none before)
 
     @property
     def exit_code(self) -> int:
@@ -399,6 +400,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     from ml_metadata.proto import metadata_store_pb2
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
+    from components import model_versions
     from runner import metadata
 
     mlmd = metadata.store(config)
@@ -449,7 +451,8 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                    drift=drift.read_report(drift_reports[0].uri) if drift_reports else None,
                    served_as=served_as[0] if served_as else None,
                    served_as_path=served_as[1] if served_as else None,
-                   not_pushed_reason=not_pushed or None)
+                   not_pushed_reason=not_pushed or None,
+                   nothing_served=not pushed and model_versions.served(config.serving_model_dir) is None)
 
 
 def served_copy(serving_model_dir: str, version: str):
@@ -504,6 +507,8 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
               f"  exit code      {outcome.exit_code if exit_code is None else exit_code}"]
     if outcome.pushed:
         lines.append("  next           make serve   (serves the pushed model)")
+    elif outcome.nothing_served:
+        lines.append("  next           open the report; no model is served yet (none was ever pushed here)")
     else:
         lines.append("  next           open the report; the previous model is still the one `make serve` serves")
     return lines

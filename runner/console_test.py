@@ -110,6 +110,10 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     assert refused.exit_code == console.EXIT_REFUSED
     text = "\n".join(console.summary_lines(refused, "r.html", "l"))
     assert "NOT blessed: the gate refused the model" in text and "make serve" in text
+    # a first run refused: no "previous model" to speak of (found by exploratory testing)
+    first = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="", nothing_served=True)
+    assert console.summary_lines(first, "r.html", "l")[-1] == (
+        "  next           open the report; no model is served yet (none was ever pushed here)")
     assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED
     # blessed, but the version a rollback took out of service again (components/pusher.py)
     withdrawn = _outcome(pushed=False, pushed_version="", pushed_path="", not_pushed_reason="this model is 5 again")
