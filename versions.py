@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     missing = not args.serving_dir and not os.path.isdir(args.output_dir)
     if missing and not (args.command == "history" and args.output_dir == configs.DEFAULT_OUTPUT_DIR):
         # a mistyped path is no empty history (the default before any run is: "run make run")
-        print(f"error: no output directory {os.path.abspath(args.output_dir)} (--output-dir: where `make run` "
+        what = "not a directory:" if os.path.exists(args.output_dir) else "no output directory"
+        print(f"error: {what} {os.path.abspath(args.output_dir)} (--output-dir: where `make run` "
               "wrote; --serving-dir for a base directory of versions)", file=sys.stderr)
         return 2
     if args.command == "history":

@@ -155,6 +155,9 @@ def test_the_command_line_with_an_output_directory(base, tmp_path, capsys):
     assert "roll back once it has finished" in error and "--wait" not in error
     assert entry_point.main(["history", "--output-dir", str(tmp_path / "outptus")]) == 2
     assert capsys.readouterr().err.startswith(f"error: no output directory {tmp_path / 'outptus'} ")
+    (tmp_path / "a-file").write_text("")
+    assert entry_point.main(["history", "--output-dir", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: not a directory: {tmp_path / 'a-file'} ")
     assert entry_point.main(["history", "--output-dir", str(out)]) == 0
 
 
