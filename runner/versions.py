@@ -59,7 +59,12 @@ def _data(card: Optional[Dict[str, Any]]) -> str:
     return ", ".join(parts) or "-"
 
 
-def _verdict(card: Optional[Dict[str, Any]], version: model_versions.Version) -> str:
+def _verdict(card: Optional[Dict[str, Any]], version: model_versions.Version, loaded_first: bool = False) -> str:
+    """`loaded_first`: the newest version with a saved_model.pb, which servers (TF Serving's rule,
+    and serving/model_manager.py's) try to load, whether it is complete or not."""
+    if not version.complete and loaded_first:  # found by exploratory testing: `*` said another was served
+        return (f"INCOMPLETE ({version.problem}): servers try to load it (the newest with a "
+                f"{model_versions.SAVED_MODEL}) and fail, so they serve nothing; restore it or delete it by hand")
     if not version.complete:
         return f"INCOMPLETE ({version.problem}): never served; delete it by hand"
     if not card:
@@ -83,6 +88,7 @@ def rows(base: str) -> List[Dict[str, Any]]:
     metrics {name: value}, verdict, complete."""
     found = model_versions.versions(base)
     served = next((v.number for v in found if v.complete), None)
+    loaded_first = next((v.number for v in found if v.problem != f"no {model_versions.SAVED_MODEL}"), None)
     listed = []
     for version in found:
         card = model_card.read(version.path) if version.complete else None
@@ -92,7 +98,8 @@ def rows(base: str) -> List[Dict[str, Any]]:
                 metrics[name] = model_card.metric(card, name)
         listed.append({"version": version.number, "served": version.number == served,
                        "when": _when(version, card), "data": _data(card), "metrics": metrics,
-                       "verdict": _verdict(card, version), "complete": version.complete, "path": version.path})
+                       "verdict": _verdict(card, version, version.number == loaded_first),
+                       "complete": version.complete, "path": version.path})
     return listed
 
 

@@ -55,6 +55,18 @@ def base(saved_model, other_model, tmp_path):
     return base
 
 
+def test_a_damaged_newest_version_is_said_to_stop_servers(base):
+    """Found by exploratory testing: the served version's variables deleted by hand, history said
+    "never served" of it and starred the version below, while the server tried it and served nothing."""
+    shutil.rmtree(os.path.join(base, "1796012949", "variables"))
+    lines = versions.history_text(base, "recommender").splitlines()
+    damaged = next(line for line in lines if line.startswith("  1796012949"))
+    assert damaged.endswith("INCOMPLETE (no variables/variables.index): servers try to load it (the newest with "
+                            "a saved_model.pb) and fail, so they serve nothing; restore it or delete it by hand")
+    assert any(line.startswith("* 1796001422") for line in lines)  # what the pipeline takes as served
+    assert "INCOMPLETE (no saved_model.pb): never served" in lines[2]  # servers skip it
+
+
 def test_history_lists_versions_newest_first_and_marks_the_served_one(base):
     text = versions.history_text(base, "recommender")
     lines = text.splitlines()
