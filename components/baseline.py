@@ -188,7 +188,7 @@ class Executor(base_executor.BaseExecutor):
             setter("data_" + name, value)
         if source:
             log.info("[baseline] version %s (%s): the Evaluator compares with it, and the Trainer "
-                     "starts from it unless it starts cold (--cold-start, another model shape)",
+                     "starts from it unless it starts cold (--cold-start, other model settings)",
                      decision.version, decision.reason)
         else:
             log.info("[baseline] none (%s): a cold start, and the gate's absolute bounds only",
