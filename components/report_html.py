@@ -179,6 +179,13 @@ def _start_text(facts: Dict[str, Any]) -> str:
     return ""
 
 
+def _run_verdict(row: Dict[str, Any]) -> str:
+    """A run's verdict in the runs table (components/report_figures.py `history_row`)."""
+    if row["pushed"]:
+        return ("already served " if row.get("already_served") else "pushed ") + row["version"]
+    return "blessed, not pushed" if row["blessed"] else "refused"
+
+
 def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
     from components.report_plots import history_label
 
@@ -190,8 +197,7 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
              _e(f"{row['start']}" + (f" from {row['from_version']}" if row.get("from_version") else "")
                 if row.get("start") else "-")]
             + [(_percent if name in row.get("margins", ()) else _num)(row["metrics"].get(name)) for name in names]
-            + [_e(("already served " if row.get("already_served") else "pushed ") + row["version"] if row["pushed"] else
-                  "blessed, not pushed" if row["blessed"] else "refused")]
+            + [_e(_run_verdict(row))]
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "

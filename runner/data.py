@@ -116,7 +116,7 @@ def check_parquet(path: str) -> int:
             del batch
     except (pyarrow.ArrowException, OSError) as e:
         raise DataError(f"{name}: not a readable parquet file ({e}) at {path}") from e
-    return parquet.metadata.num_rows
+    return rows
 
 
 def read_layout(data_dir: str) -> spans.Layout:
