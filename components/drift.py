@@ -553,7 +553,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         missing = sorted(set(THRESHOLDS) - set(thresholds))
         if missing and not set(thresholds) - set(THRESHOLDS):
             raise ValueError(f"drift thresholds: this code measures {', '.join(missing)}, and the pipeline "
-                             f"gives no threshold for it: it was compiled by older code than this "
+                             f"gives no threshold for {'it' if len(missing) == 1 else 'them'}: it was "
+                             f"compiled by older code than this "
                              f"image runs. Compile it again from the image's code (make compile)")
         check_thresholds(thresholds)
         newest = examples.get_int_custom_property(parquet_example_gen.SPAN_PROPERTY)
