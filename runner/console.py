@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -537,6 +538,60 @@ def _publish_report(report_uri: Optional[str], output_dir: str, stamp: str) -> O
     return kept
 
 
+INTERRUPT_REPEAT_SECONDS = 5.0  # a dropped Ctrl-C is delivered again after this long
+
+
+class InterruptWatch:
+    """A Ctrl-C that stops the run even when Python drops it.
+
+    CPython drops a KeyboardInterrupt raised inside a weakref callback, a `__del__` or a
+    garbage-collection callback ("Exception ignored in ..."), and the run goes on as if nothing
+    had happened (found by exploratory testing: a Ctrl-C during the Trainer was dropped, and the
+    run went on to the Evaluator and the gate). After the first Ctrl-C this delivers it again to
+    the main thread every `repeat_seconds` until the run's Ctrl-C path takes it (`taken`), so a
+    dropped one costs a few seconds, not the stop. A Ctrl-C that is not dropped reaches that path
+    long before the first repeat. Outside the main thread (where no signal handler can be set)
+    it does nothing."""
+
+    def __init__(self, repeat_seconds: Optional[float] = None):
+        self.repeat_seconds = INTERRUPT_REPEAT_SECONDS if repeat_seconds is None else repeat_seconds
+        self._requested = threading.Event()
+        self._taken = threading.Event()
+        self._previous = None
+
+    def start(self) -> "InterruptWatch":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def stop(self) -> None:
+        self.taken()
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def taken(self) -> None:
+        """The run's Ctrl-C path has it: no more repeats, and a late one is ignored."""
+        self._taken.set()
+
+    def _on_interrupt(self, signum, frame) -> None:
+        if self._taken.is_set():
+            return
+        if not self._requested.is_set():
+            self._requested.set()
+            threading.Thread(target=self._repeat, args=(threading.main_thread().ident,),
+                             name="interrupt-repeat", daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _repeat(self, main_thread: int) -> None:
+        while not self._taken.wait(self.repeat_seconds):
+            logging.warning("the Ctrl-C has not stopped the run yet (Python may have dropped it): delivering it again")
+            try:
+                signal.pthread_kill(main_thread, signal.SIGINT)
+            except (ProcessLookupError, OSError):
+                return
+
+
 def interrupted_lines(handler: Optional[ConsoleHandler], log_path: str) -> List[str]:
     """What an interrupted run says: where it stopped and whether the Pusher had run."""
     current = handler.current.name if handler is not None and handler.current else None
@@ -565,6 +620,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
     fd, tmp_log = tempfile.mkstemp(prefix="recsys-run-", suffix=".log")
     os.close(fd)
     console = Console(tmp_log, verbose=verbose, stream=stream).start()
+    watch = InterruptWatch().start()
     # after the console has taken file descriptors 1 and 2: runner.data loads TensorFlow (through
     # the span layout's TFX imports), whose C++ start-up lines belong in the log
     from runner import data, run_lock
@@ -617,6 +673,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
             console.say(f"error: {e}")
             return EXIT_BUSY
     except KeyboardInterrupt:  # Ctrl-C: say where, not a traceback of wherever Python was
+        watch.taken()
         logging.exception("the run was interrupted")
         for line in interrupted_lines(console.handler, console.log_path):
             console.say(line)
@@ -632,6 +689,7 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         console.say(f"full log: {console.log_path}")
         return EXIT_FAILED
     finally:
+        watch.stop()
         console.close()
         if tmp_log and os.path.exists(tmp_log):
             os.remove(tmp_log)

@@ -156,6 +156,38 @@ def test_ctrl_c_ends_with_where_it_stopped_not_a_traceback(tmp_path, fake_data_d
         assert "KeyboardInterrupt" in f.read()  # the traceback is in the log
 
 
+def test_a_ctrl_c_that_python_drops_still_stops_the_run(tmp_path, fake_data_dir, monkeypatch):
+    """Found by exploratory testing: CPython drops a KeyboardInterrupt raised in a weakref callback
+    ("Exception ignored in ..."), and a run whose Ctrl-C landed in one went on to the gate. It is
+    delivered again until the run's Ctrl-C path takes it."""
+    import signal
+    import time
+    import weakref
+
+    from pipeline import configs
+
+    monkeypatch.setattr(console, "INTERRUPT_REPEAT_SECONDS", 0.2)
+
+    class Thing:
+        pass
+
+    def build(config):
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGINT))  # the Ctrl-C lands in it
+        del thing
+        assert ref() is None
+        deadline = time.time() + 10
+        while time.time() < deadline:  # the run's work
+            time.sleep(0.05)
+        raise AssertionError("the run went on after the Ctrl-C")
+
+    config = configs.PipelineConfig(data_dir=fake_data_dir, output_dir=str(tmp_path / "out"),
+                                    verify_checksums=False)
+    stream = io.StringIO()
+    assert console.run_pipeline(config, build, stream=stream) == console.EXIT_INTERRUPTED, stream.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run leaves Python's own
+
+
 def test_an_interruption_after_the_pusher_says_so(tmp_path):
     handler = console.ConsoleHandler(console.Console(str(tmp_path / "l.log")))
     handler.components = [console.ComponentRun("Pusher", 0.0, "ran")]
