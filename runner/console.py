@@ -650,6 +650,10 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         except ValueError as e:
             console.say(f"error: {e}")
             return EXIT_USAGE
+        problem = run_lock.unwritable(config.output_dir)
+        if problem:  # before the data checks read (or download) anything
+            console.say(f"error: cannot write into --output-dir {config.output_dir}: {problem}")
+            return EXIT_USAGE
         try:
             # a copy: the caller's configuration stays as it was given
             config = dataclasses.replace(config, data_dir=data.ensure_data(

@@ -32,6 +32,24 @@ def _holder(path: str) -> str:
     return text or "another process"
 
 
+def unwritable(output_dir: str) -> Optional[str]:
+    """Why a run could not make or write `output_dir` (a file on its path, no permission, a
+    read-only file system), as far as can be told without creating anything; None when nothing
+    says so. For the first checks of a run, before the data is read (and maybe downloaded):
+    `check_writable` is the real test."""
+    path = os.path.abspath(output_dir)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    if not os.path.isdir(path):
+        return f"{path} is a file, not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} cannot be written (permission or a read-only file system)"
+    return None
+
+
 def check_writable(output_dir: str) -> None:
     """Raises OSError saying why a run cannot write into `output_dir` (a file on its path, no
     permission, a read-only file system), creating it if needed."""

@@ -75,3 +75,11 @@ def test_check_writable_creates_the_directory_and_leaves_nothing(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         run_lock.check_writable(str(tmp_path / "file" / "out"))
+
+
+def test_unwritable_says_why_without_creating_anything(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert run_lock.unwritable(str(tmp_path / "new" / "out")) is None
+    assert not (tmp_path / "new").exists()
+    assert run_lock.unwritable(str(tmp_path / "file")) == f"{tmp_path / 'file'} is a file, not a directory"
+    assert run_lock.unwritable(str(tmp_path / "file" / "out")) == f"{tmp_path / 'file'} is a file, not a directory"

@@ -138,7 +138,21 @@ def test_an_output_dir_that_cannot_be_written_is_named(tmp_path, fake_data_dir):
                               "--output-dir", str(blocker / "out")], stream=stream)
     assert code == console.EXIT_USAGE  # was exit 1, "the run stopped: NotADirectoryError"
     last = stream.getvalue().strip().splitlines()[-1]
-    assert last.startswith(f"error: cannot write into --output-dir {blocker / 'out'}: Not a directory"), last
+    assert last == f"error: cannot write into --output-dir {blocker / 'out'}: {blocker} is a file, not a directory"
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_the_data_is_read(tmp_path):
+    """Found by exploratory testing: it was refused only after the data checks (which read every
+    file, and download the ASOS files into a new --data-dir)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", str(tmp_path / "no-data-here"), "--output-dir", str(blocker)],
+                             stream=stream)
+    assert code == console.EXIT_USAGE, stream.getvalue()
+    assert stream.getvalue().strip().splitlines()[-1] == \
+        f"error: cannot write into --output-dir {blocker}: {blocker} is a file, not a directory"
+    assert not (tmp_path / "no-data-here").exists()  # no download was tried
 
 
 def test_serving_top_k_from_the_flag_checked(capsys):
