@@ -427,6 +427,12 @@ def late_lines(figures: Dict[str, Any]) -> List[str]:
             "(a backfill, or a folder misnamed?)"]
 
 
+def late_accepted_lines(figures: Dict[str, Any]) -> List[str]:
+    """The late spans an earlier run accepted: the run goes on, and says so."""
+    return [f"{s['name']} arrived late, accepted (--accept-drift on {s['accepted']}): not stopped for again"
+            for s in figures.get("late_accepted") or []]
+
+
 def problem_lines(figures: Dict[str, Any]) -> List[str]:
     """One line per measure over its threshold (the repeats first, named as such), after the
     spans that arrived late."""
@@ -479,6 +485,26 @@ def table_lines(figures: Dict[str, Any]) -> List[str]:
     return rows
 
 
+def verdict_text(figures: Dict[str, Any]) -> str:
+    """The gate's verdict on compared spans, for the summary and the run report: "within the
+    thresholds", "over the thresholds", or what was accepted: "OVER the thresholds, accepted
+    (--accept-drift)", "within the thresholds, span-3 arrived late, accepted (...)"."""
+    over = any(m["over"] for m in figures["measures"])
+    late = ", ".join(s["name"] for s in figures.get("late_spans") or [])
+    earlier = ", ".join(s["name"] for s in figures.get("late_accepted") or [])
+    if figures.get("accepted"):
+        return ", ".join(filter(None, ["OVER the thresholds" if over else "within the thresholds",
+                                       f"{late} arrived late" if late else "",
+                                       f"{earlier} arrived late" if earlier else ""])) + \
+            f", accepted ({figures['accepted']})"
+    verdict = ("over the thresholds" if over else f"{late} arrived late" if late else
+               "over the thresholds" if figures["drifted"] else "within the thresholds")
+    if earlier:
+        verdict += (f", {earlier} arrived late, accepted (--accept-drift on "
+                    f"{figures['late_accepted'][0]['accepted']})")
+    return verdict
+
+
 def summary_text(figures: Optional[Dict[str, Any]]) -> str:
     """One line for the run's summary: what was compared and the headline figures."""
     if not figures:
@@ -492,10 +518,7 @@ def summary_text(figures: Optional[Dict[str, Any]]) -> str:
         if m is None or m["value"] is None:
             return ""
         return f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
-    if figures.get("accepted"):
-        verdict = drifted_text(figures) + ", accepted (" + figures["accepted"] + ")"
-    else:
-        verdict = "over the thresholds" if figures["drifted"] else "within the thresholds"
+    verdict = verdict_text(figures)
     parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f", True),
                                      figure(PRODUCT_JSD_NAME, "JS ", ".3f", True)])),
              figure(ROWS_NAME, "rows x", ".2f"),
@@ -524,9 +547,15 @@ def read_acceptance(path: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
+def shifted(figures: Dict[str, Any]) -> bool:
+    """Whether a measure of how the purchases are spread (not the repeats) is over its threshold."""
+    return any(m["over"] and m["name"] != REPEATED_NAME for m in figures.get("measures") or [])
+
+
 def previous_acceptance(directory: str, figures: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The acceptance of the previous span itself (as the newest span of an earlier run: the same
-    folder name and files), when it went through over the thresholds; None otherwise."""
+    folder name and files), when it went through with its purchases spread otherwise than the span
+    before it (`shifted`: not a lateness or a repeat accepted); None otherwise."""
     if not directory or not fileio.exists(directory):
         return None
     prefix, files = f"{figures['previous']['name']}-vs-", set(figures["previous"].get("files") or [])
@@ -534,9 +563,21 @@ def previous_acceptance(directory: str, figures: Dict[str, Any]) -> Optional[Dic
         if name.startswith(prefix) and name.endswith(".json"):
             record = read_acceptance(os.path.join(directory, name)) or {}
             accepted = (record.get("figures") or {})
-            if set((accepted.get("newest") or {}).get("files") or []) == files:
+            if set((accepted.get("newest") or {}).get("files") or []) == files and shifted(accepted):
                 return record
     return None
+
+
+def late_acceptance_path(directory: str, late: Dict[str, Any], digests: Sequence[str]) -> str:
+    """Where the acceptance of one late span is recorded: keyed by its own content, so that it
+    holds for later runs whatever their newest span (a lateness is the late span's, not the
+    newest's)."""
+    key = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()[:24]
+    return os.path.join(directory, f"late-{late['name']}-{key}.json")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 # --- the component ----------------------------------------------------------------------------
@@ -570,45 +611,58 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         figures, digests = self._compare(files[newest], files[previous], newest, previous, files,
                                          thresholds, report.uri, _schema(input_dict))
         window = spans.span_numbers(examples.get_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY))
-        late = late_spans(window, files, exec_properties.get("serving_model_dir") or "")
+        directory = exec_properties.get("acceptances_dir") or ""
+        late, late_paths = [], {}
+        for entry in late_spans(window, files, exec_properties.get("serving_model_dir") or ""):
+            own = [digests[f] for f in files[entry["span"]]]
+            path = late_acceptance_path(directory, entry, own) if directory else ""
+            earlier = read_acceptance(path)
+            if earlier:  # accepted by an earlier run: said, not stopped for again
+                figures.setdefault("late_accepted", []).append({**entry, "accepted": earlier["accepted"]})
+            else:
+                late.append(entry)
+                late_paths[entry["name"]] = path
         if late:  # stopped as drift is (the same override): it was compared with nothing
             figures.update(late_spans=late, drifted=True)
         report.set_int_custom_property("previous_span", previous)
         if figures["drifted"]:
-            directory = exec_properties.get("acceptances_dir") or ""
-            path = acceptance_path(directory, figures, acceptance_key(*digests)) if directory else ""
+            over = any(m["over"] for m in figures["measures"])
+            path = (acceptance_path(directory, figures, acceptance_key([digests[f] for f in files[newest]],
+                                                                       [digests[f] for f in files[previous]]))
+                    if directory and over else "")
             earlier = read_acceptance(path)
             if exec_properties.get("accept_drift"):
                 figures["accepted"] = "--accept-drift"
-                if path:
-                    io_utils.write_string_file(path, json.dumps({
-                        "accepted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                        "figures": figures}, indent=1))
-            elif earlier:
+                record = {"accepted": _now(), "figures": figures}
+                for late_path in [path, *late_paths.values()]:
+                    if late_path:
+                        io_utils.write_string_file(late_path, json.dumps(record, indent=1))
+            elif earlier and not late:
                 figures["accepted"] = f"--accept-drift on {earlier['accepted']}"
         problems = problem_lines(figures)
         self._write(report, figures)
         head = f"[drift] {figures['newest']['name']} vs {figures['previous']['name']}:"
         if not figures["drifted"]:
-            log.info("%s within the thresholds (DriftGate)\n%s", head, "\n".join(table_lines(figures)))
+            log.info("%s within the thresholds (DriftGate)\n%s", head,
+                     "\n".join(late_accepted_lines(figures) + table_lines(figures)))
             return
         if figures.get("accepted"):
             log.info("%s %s, ACCEPTED (%s): training on it\n%s", head, drifted_text(figures), figures["accepted"],
-                     "\n".join(late_lines(figures) + table_lines(figures)))
+                     "\n".join(late_lines(figures) + late_accepted_lines(figures) + table_lines(figures)))
             return
         kept = _keep_rejected(report.uri)
-        directory = exec_properties.get("acceptances_dir") or ""
-        earlier = previous_acceptance(directory, figures) if directory else None
+        earlier = previous_acceptance(directory, figures) if directory and shifted(figures) else None
         if earlier:  # the span it is compared with was itself over the thresholds
             before = ((earlier.get("figures") or {}).get("previous") or {}).get("name", "the span before it")
             problems.append(f"({figures['previous']['name']} itself went through over the thresholds: accepted "
                             f"on {earlier.get('accepted', '?')} against {before}. A span like those before "
                             f"it reads as drifted against it; if {figures['newest']['name']} is right, "
                             "accept it too.)")
-        over = any(m["over"] for m in figures["measures"])
+        newest_name, previous_name = figures["newest"]["name"], figures["previous"]["name"]
         raise DriftError(
-            (f"The newest span {figures['newest']['name']} drifted from {figures['previous']['name']} "
-             "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold)" if over else
+            (f"The newest span {newest_name} drifted from {previous_name} "
+             "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold)" if shifted(figures) else
+             f"The newest span {newest_name} repeats purchases of another span" if over else
              "A span of the window arrived after the spans of the served model") +
             "; the pipeline stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
             "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
@@ -616,7 +670,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             f"values: nulls, ids).\n(figures and TFDV's anomalies kept in {kept})")
 
     def _compare(self, newest_files, previous_files, newest, previous, files, thresholds, out_uri,
-                 curated) -> Tuple[Dict[str, Any], Tuple[List[str], List[str]]]:
+                 curated) -> Tuple[Dict[str, Any], Dict[str, str]]:
         newest_table, previous_table = read_span(newest_files), read_span(previous_files)
         digests = {path: model_card.sha256_of(path) for span_files in files.values() for path in span_files}
         # a train file of the newest span byte-identical to another of its own or of another span
@@ -651,7 +705,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         figures = figures_of(span(newest, newest_files, newest_table), span(previous, previous_files, previous_table),
                              span_anomalies, user_anomalies, shares, repeats, thresholds,
                              heaviest_user(newest_table))
-        return figures, ([digests[p] for p in newest_files], [digests[p] for p in previous_files])
+        return figures, digests
 
     @staticmethod
     def _write(report: types.Artifact, figures: Dict[str, Any]) -> None:

@@ -153,6 +153,10 @@ def test_the_override_lets_it_through_and_later_runs_on_the_same_spans_too(gener
     assert error is not None
     assert "(inverted itself went through over the thresholds: accepted on 20" in str(error)
     assert "against span-2. A span like those before it reads as drifted against it" in str(error)
+    # ... but a span that repeats it gets no such advice (found by exploratory testing: "accept it too")
+    shutil.copytree(root / "inverted", tmp_path / "dropped-again")
+    _, error, _ = _gate(tmp_path, str(tmp_path / "dropped-again"), str(root / "inverted"), small)
+    assert "repeats inverted" in str(error) and "itself went through" not in str(error)
     # other spans are not covered by that acceptance
     shutil.copytree(root / "inverted", tmp_path / "again")
     pq.write_table(pq.read_table(str(tmp_path / "again" / configs.TRAIN_FILE)).slice(1),
@@ -164,6 +168,8 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
     _, folders, small = generated
     shutil.copytree(folders[2], tmp_path / "span-9")
     figures, error, _ = _gate(tmp_path, str(tmp_path / "span-9"), folders[2], small)
+    # named for what it is: not "drifted" (found by exploratory testing)
+    assert str(error).startswith("The newest span span-9 repeats purchases of another span; the pipeline stops")
     first = str(error).splitlines()[1]
     assert first.startswith("span-9 repeats span-2 (the same file dropped twice, or mostly the same rows): "
                             "100.0% of its purchases are in span-2")
@@ -201,7 +207,8 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     assert "ACCEPTED (--accept-drift): training on it\nspan-2 arrived late" in caplog.text
     # its measures are within their thresholds: it is said late, not over (found by exploratory testing)
     assert "[drift] span-3 vs span-2: span-2 arrived late, ACCEPTED (--accept-drift)" in caplog.text
-    assert drift.summary_text(accepted).startswith("span-3 vs span-2 span-2 arrived late, accepted (--accept-drift): ")
+    assert drift.summary_text(accepted).startswith(
+        "span-3 vs span-2 within the thresholds, span-2 arrived late, accepted (--accept-drift): ")
     # a span older than the served model's window is no sign (a wider --span-window brings it back)
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
@@ -209,6 +216,45 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [1, 2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "none"))[1] is None
+
+
+def test_an_accepted_late_span_stays_accepted_when_a_new_span_arrives(tmp_path, write_fake_spans,
+                                                                      small_span_thresholds):
+    """Found by exploratory testing: a late span's acceptance was keyed by the newest span and the
+    one before it, so the next span stopped the run for the same late span again (and one
+    --accept-drift then accepted both at once); and when that next span drifted, the message said
+    its predecessor "itself went through over the thresholds", though only a lateness was accepted."""
+    from components import testing
+
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=4, rows_per_span=600)
+    serving = tmp_path / "serving"
+    testing.save_tiny_model(str(serving / "1796000000"))
+    (serving / "1796000000" / "assets.extra").mkdir()
+    (serving / "1796000000" / "assets.extra" / "training.json").write_text(
+        json.dumps({"data": {"window_spans": [1, 3]}}))
+    late = {n: folders[n] for n in (1, 2, 3)}
+    small = small_span_thresholds
+    assert _gate(tmp_path, "", "", small, numbered=late, serving_model_dir=str(serving))[1] is not None
+    assert _gate(tmp_path, "", "", small, numbered=late, serving_model_dir=str(serving), accept=True)[1] is None
+    # span-4 arrives; the served model still lacks span-2 (say the gate refused the last model)
+    figures, error, _ = _gate(tmp_path, "", "", small, numbered=folders, serving_model_dir=str(serving))
+    assert error is None and not figures["drifted"] and "late_spans" not in figures
+    assert [s["name"] for s in figures["late_accepted"]] == ["span-2"]
+    assert drift.summary_text(figures).startswith(
+        "span-4 vs span-3 within the thresholds, span-2 arrived late, accepted (--accept-drift on 20")
+    # a span-4 that drifts is stopped for its drift alone, and span-3 is not said to have drifted
+    table = pq.read_table(os.path.join(folders[4], configs.TRAIN_FILE))
+    os.makedirs(tmp_path / "inverted" / "span-4")
+    pq.write_table(drift_calibration.inverted(table, table), str(tmp_path / "inverted" / "span-4" / configs.TRAIN_FILE))
+    _, error, _ = _gate(tmp_path, "", "", small, numbered={**folders, 4: str(tmp_path / "inverted" / "span-4")},
+                        serving_model_dir=str(serving))
+    assert str(error).startswith("The newest span span-4 drifted from span-3")
+    assert "arrived late:" not in str(error) and "itself went through" not in str(error)
+    # another content under span-2's name is another span: late again
+    pq.write_table(pq.read_table(os.path.join(folders[2], configs.TRAIN_FILE)).slice(1),
+                   os.path.join(folders[2], configs.TRAIN_FILE))
+    _, error, _ = _gate(tmp_path, "", "", small, numbered=folders, serving_model_dir=str(serving))
+    assert str(error).splitlines()[1].startswith("span-2 arrived late")
 
 
 def test_a_late_dated_span_names_the_served_models_spans_by_their_folders(generated, tmp_path):

@@ -8,6 +8,8 @@ import html
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
+from components import drift as drift_gate
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1050px;
 color:#222;padding:0 1em}
@@ -107,14 +109,15 @@ def _spans_section(report: Dict[str, Any]) -> List[str]:
         return parts
     if not drift.get("compared"):
         return parts + [f"<p class='muted'>Drift gate: {_e(drift.get('reason', 'not compared'))}.</p>"]
-    verdict = ("over the thresholds, accepted (" + _e(drift["accepted"]) + ")" if drift.get("accepted")
-               else "over the thresholds" if drift.get("drifted") else "within the thresholds")
+    verdict = _e(drift_gate.verdict_text(drift))
     rows = [[_e(m["name"]), _num(m["value"]), _e(m["limit"]),
              f"<span class='{'bad' if m['over'] else 'ok'}'>{'OVER' if m['over'] else 'ok'}</span>"
              if m["value"] is not None or m["over"] else "-",  # not measured (a span with no rows)
              _e(m.get("detail", ""))] for m in drift["measures"]]
+    late = [f"<p>{_e(line)}</p>" for line in drift_gate.late_lines(drift) + drift_gate.late_accepted_lines(drift)]
     return parts + [f"<p>Drift gate: {_e(drift['newest']['name'])} ({drift['newest']['rows']:,} rows) against "
                     f"{_e(drift['previous']['name'])} ({drift['previous']['rows']:,} rows): {verdict}.</p>",
+                    *late,
                     _table(["measure", "value", "threshold", "result", "detail"], rows)]
 
 

@@ -61,13 +61,21 @@ def test_the_spans_section_shows_the_window_and_the_drift_figures():
                       "detail": "<most different>"}]}}
     page = report_html.render_html(report, report_plots.plots(report))
     assert "Newest span 3; trained on span(s) 2,3; evaluated on the standing eval file." in page
-    assert "span-3 (1,200 rows) against span-2 (1,000 rows): over the thresholds, accepted (--accept-drift)" in page
+    assert "span-3 (1,200 rows) against span-2 (1,000 rows): OVER the thresholds, accepted (--accept-drift)" in page
     assert ("<td>productId L-infinity distance</td><td>0.0110</td><td>&lt;= 0.006</td>"
             "<td><span class='bad'>OVER</span></td><td>&lt;most different&gt;</td>") in page
     # a measure of a span with no rows is not measured: no value, no verdict
     report["spans"]["drift"]["measures"][0].update(value=None, over=False, detail="not measured: span-3 has no rows")
     assert ("<td>productId L-infinity distance</td><td>-</td><td>&lt;= 0.006</td><td>-</td>"
             "<td>not measured: span-3 has no rows</td>") in report_html.render_html(report, {})
+    # found by exploratory testing: a late span accepted read "over the thresholds, accepted", its
+    # measures all within their thresholds, and the lateness was not said
+    report["spans"]["drift"]["measures"][0].update(value=0.001, over=False)
+    report["spans"]["drift"]["late_spans"] = [{"span": 1, "name": "span-1", "served_version": 17,
+                                                 "served_spans": [0, 2], "served_names": ""}]
+    page = report_html.render_html(report, {})
+    assert "span-2 (1,000 rows): within the thresholds, span-1 arrived late, accepted (--accept-drift)." in page
+    assert "<p>span-1 arrived late: the served model (version 17) trained on spans 0, 2, later than it" in page
     report["spans"]["drift"] = {"compared": False, "reason": "one span only: nothing to compare"}
     assert "Drift gate: one span only: nothing to compare." in report_html.render_html(report, {})
     report["spans"].update(span=20456, window_spans="20455,20456", window_names=["2026-01-02", "2026-01-03"])
