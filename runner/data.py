@@ -320,13 +320,17 @@ def say_repeated_pairs(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WI
     paths = split_files(data_dir, span_window).get("train") or []
     if not paths:
         return
-    table = pa.concat_tables([pq.read_table(p, columns=[features.USER_KEY, features.PRODUCT_KEY]) for p in paths])
-    repeated, most = report_figures.repeated_pairs(table.column(0).to_numpy(zero_copy_only=False),
-                                                   table.column(1).to_numpy(zero_copy_only=False))
+    # one type per column: span files may differ (int32 or int64 products, binary or string users)
+    users = pa.chunked_array([pq.read_table(p, columns=[features.USER_KEY]).column(0).cast(pa.binary())
+                              for p in paths])
+    products = pa.chunked_array([pq.read_table(p, columns=[features.PRODUCT_KEY]).column(0).cast(pa.int64())
+                                 for p in paths])
+    repeated, most = report_figures.repeated_pairs(users.to_numpy(zero_copy_only=False),
+                                                   products.to_numpy(zero_copy_only=False))
     if repeated:
         progress.info("[data] train: %s of %s purchases (%.1f%%) repeat a (user, product) pair, one pair %s times "
                       "(bought again, or rows delivered twice? each row is a training example)",
-                      f"{repeated:,}", f"{table.num_rows:,}", 100 * repeated / table.num_rows, f"{most:,}")
+                      f"{repeated:,}", f"{len(products):,}", 100 * repeated / len(products), f"{most:,}")
 
 
 def has_span_folders(data_dir: str) -> bool:

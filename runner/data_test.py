@@ -368,6 +368,23 @@ def test_a_malformed_span_layout_is_one_line(tmp_path, write_fake_spans):
         data.ensure_data(data_dir, verify_checksums=False)
 
 
+def test_spans_whose_id_columns_have_other_accepted_types_pass(tmp_path, write_fake_spans):
+    """Found by exploratory testing: span-1 with int32 products and string users beside span-2 with
+    int64 products and binary users (each type accepted) ended the run with `ArrowInvalid: Schema
+    at index 1 was different` (exit 1) while the repeated pairs were counted."""
+    import pyarrow as pa
+
+    data_dir = str(tmp_path / "data")
+    folders = write_fake_spans(data_dir, num_spans=2)
+    _rewrite(os.path.join(folders[1], configs.TRAIN_FILE), lambda t: pa.table({
+        features.USER_KEY: t.column(features.USER_KEY).cast(pa.string()),
+        features.PRODUCT_KEY: t.column(features.PRODUCT_KEY).cast(pa.int32())}))
+    _rewrite(os.path.join(folders[2], configs.TRAIN_FILE), lambda t: pa.table({
+        features.USER_KEY: t.column(features.USER_KEY).cast(pa.binary()),
+        features.PRODUCT_KEY: t.column(features.PRODUCT_KEY).cast(pa.int64())}))
+    assert data.ensure_data(data_dir, verify_checksums=False) == data_dir
+
+
 def test_a_bad_file_in_a_span_is_named_with_its_folder(tmp_path, write_fake_spans):
     import pyarrow as pa
     import pyarrow.parquet as pq
