@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import subprocess
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tfx import types
 from tfx.dsl.io import fileio
@@ -182,6 +182,23 @@ def data_section(examples: types.Artifact) -> Dict[str, Any]:
             "files": [{**f, "path": os.path.relpath(f["path"], directory)} for f in _file_facts(files)],
         })
     return {"data": splits, "examples": {"uri": examples.uri, "properties": _property_values(examples)}}
+
+
+def window_patterns(patterns: Sequence[str], examples: Optional[types.Artifact]) -> List[str]:
+    """`patterns` (files of the data directory) and, in the span layout, the same names in each
+    span folder of the examples' training window: the spans' train and eval files, which the top
+    level does not hold (found by exploratory testing: a span-trained model's card listed only the
+    catalog and the standing eval file)."""
+    from components import parquet_example_gen
+
+    if examples is None:
+        return list(patterns)
+    window = set(span_layout.span_numbers(
+        examples.get_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY)))
+    folders = sorted({os.path.dirname(path) for span, paths in parquet_example_gen.span_train_files(examples).items()
+                      if span in window for path in paths})
+    return list(patterns) + [os.path.join(folder, os.path.basename(p)) for folder in folders for p in patterns
+                             if os.path.join(folder, os.path.basename(p)) not in patterns]
 
 
 def source_files(patterns: Iterable[str]) -> List[Dict[str, Any]]:

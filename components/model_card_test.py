@@ -262,3 +262,25 @@ def test_dated_spans_read_as_their_folders_dates(tmp_path):
     card["model_parameters"]["examples"]["properties"].update(
         window_spans="1,3", span_train_files=json.dumps({"1": ["/d/span-1/t.parquet"], "3": ["/d/span-3/t.parquet"]}))
     assert model_card.spans_text(card) == "spans 1, 3"
+
+
+def test_the_input_files_of_a_span_trained_model_include_its_window_spans(tmp_path):
+    """Found by exploratory testing: the card's "Input files at push time" of a model trained on
+    span folders listed only the top level (the catalog, the standing eval file)."""
+    from components import parquet_example_gen
+
+    for folder in ("span-1", "span-2", "span-3"):
+        os.makedirs(tmp_path / folder)
+        (tmp_path / folder / "dsf_asos_train_x.parquet").write_text(folder)
+    (tmp_path / "span-3" / "dsf_asos_valid_x.parquet").write_text("eval")
+    (tmp_path / "catalog.csv").write_text("c")
+    examples = standard_artifacts.Examples()
+    examples.set_string_custom_property(parquet_example_gen.WINDOW_SPANS_PROPERTY, "2,3")
+    examples.set_string_custom_property(parquet_example_gen.SPAN_TRAIN_FILES_PROPERTY, json.dumps(
+        {str(n): [str(tmp_path / f"span-{n}" / "dsf_asos_train_x.parquet")] for n in (1, 2, 3)}))  # 1: the previous
+    patterns = [str(tmp_path / "dsf_asos_train_*.parquet"), str(tmp_path / "dsf_asos_valid_*.parquet"),
+                str(tmp_path / "catalog.csv")]
+    listed = {os.path.relpath(f["path"], tmp_path)
+              for f in model_card.source_files(model_card.window_patterns(patterns, examples))}
+    assert listed == {"catalog.csv", "span-2/dsf_asos_train_x.parquet", "span-3/dsf_asos_train_x.parquet",
+                      "span-3/dsf_asos_valid_x.parquet"}

@@ -179,7 +179,7 @@ def card_for(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[
     sections = dict(
         git=exec_properties.get(GIT_COMMIT_KEY) or "",
         data=model_card.data_section(examples) if examples else None,
-        sources=model_card.source_files(patterns) if patterns else None,
+        sources=model_card.source_files(model_card.window_patterns(patterns, examples)) if patterns else None,
         training=model_card.training_section(model_path, model_run.uri if model_run else None),
         evaluation=model_card.gate_section(evaluation.uri) if evaluation else None,
         drift=model_card.drift_section(anomalies) if anomalies else None)
