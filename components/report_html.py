@@ -205,7 +205,8 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
             "(runs of this output directory; the last is this one).</p>",
-            _table(["run", "created", "start"] + names + ["verdict"], rows),
+            _table(["run", "created", "start"] + [name.replace("_over_popularity", " over popularity")
+                                                 for name in names] + ["verdict"], rows),
             _img(images, "history", "gated metrics of every run so far")]
 
 

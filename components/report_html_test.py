@@ -168,6 +168,15 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
            "pushed": True, "blessed": True, "version": "17"}
     page = "".join(report_html._history_section({"history": [row]}, {}))
     assert "<td>span 3 (1, 3)</td><td>now</td><td>cold</td><td>0.0402</td><td>+97.6%</td><td>pushed 17</td>" in page
+    assert "<th>recall_at_10 over popularity</th>" in page
+    # the plot: the margins (shares, in %) on a panel of their own, not on the metrics' axis
+    from components import report_plots
+
+    figure = report_plots._history_figure([row, {**row, "pushed": False}])
+    metrics, margins = figure.axes
+    assert [line.get_label() for line in metrics.get_lines() if not line.get_label().startswith("_")] == \
+        ["recall_at_10"]
+    assert margins.get_ylabel() == "% over popularity" and margins.get_lines()[0].get_ydata()[0] == 97.58
 
 
 def test_a_run_that_found_its_model_already_served_is_not_said_to_have_pushed_it():

@@ -89,21 +89,34 @@ def history_label(row: Dict[str, Any], index: int) -> str:
 
 def _history_figure(history):
     """The candidate's gated metrics run after run: a filled marker where the model was pushed,
-    a cross where the gate refused it."""
+    a cross where the gate refused it. The relative margins over popularity (a share, not a
+    metric's value) on a panel of their own below (found by exploratory testing: on one axis they
+    set its range, and the metrics lay flat along it)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(history) + 2.5), 3.4))
-    x = np.arange(len(history))
+    margins = {name for row in history for name in row.get("margins") or ()}
     names = sorted({name for row in history for name in row["metrics"]})
-    for name in names:
-        values = np.array([row["metrics"].get(name) if row["metrics"].get(name) is not None else np.nan
-                           for row in history], float)
-        line, = ax.plot(x, values, label=name)
-        pushed = np.array([bool(row["pushed"]) for row in history])
-        ax.plot(x[pushed], values[pushed], "o", color=line.get_color())
-        ax.plot(x[~pushed], values[~pushed], "x", color="#b00020", markersize=9)
-    ax.set_xticks(x, [history_label(row, i) for i, row in enumerate(history)], rotation=20)
-    ax.set(title="gated metrics of each run's candidate (o pushed, x refused)", ylabel="value")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
+    panels = [[n for n in names if n not in margins], [n for n in names if n in margins]]
+    panels = [panel for panel in panels if panel]
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
+                             figsize=(max(5.0, 1.1 * len(history) + 2.5), 3.0 + 2.2 * (len(panels) - 1)))
+    x = np.arange(len(history))
+    pushed = np.array([bool(row["pushed"]) for row in history])
+    for ax, panel in zip(axes[:, 0], panels):
+        is_margin = panel[0] in margins
+        for name in panel:
+            values = np.array([row["metrics"].get(name) if row["metrics"].get(name) is not None else np.nan
+                               for row in history], float) * (100 if is_margin else 1)
+            line, = ax.plot(x, values, label=name.replace("_over_popularity", "") if is_margin else name)
+            ax.plot(x[pushed], values[pushed], "o", color=line.get_color())
+            ax.plot(x[~pushed], values[~pushed], "x", color="#b00020", markersize=9)
+        if is_margin:
+            ax.axhline(0, color="#888", linewidth=0.8)
+            ax.set(ylabel="% over popularity")
+        else:
+            ax.set(title="gated metrics of each run's candidate (o pushed, x refused)", ylabel="value")
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xticks(x, [history_label(row, i) for i, row in enumerate(history)], rotation=20)
+    fig.tight_layout()
     return fig
