@@ -257,10 +257,14 @@ def read_layout(base: str, train_pattern: str, eval_pattern: str) -> Layout:
     spans: Dict[int, Span] = {}
     kinds: Dict[str, str] = {}
     for folder in sorted(folders):
-        names, _ = _entries(os.path.join(base, folder))
+        names, subfolders = _entries(os.path.join(base, folder))
         directory = os.path.join(base, folder)
         train, evaluation = _matching(directory, names, train_pattern), _matching(directory, names, eval_pattern)
         parsed = span_number(folder)
+        parts = [n for n in sorted(subfolders) if fnmatch.fnmatch(n, train_pattern) or fnmatch.fnmatch(n, eval_pattern)]
+        if parsed is not None and parts:  # as the flat layout's check says it (runner/data.py)
+            raise SpanLayoutError(f"{folder}/{parts[0]}: a directory, not a file: each purchase file must be one "
+                                  "file (a parquet dataset written in parts: read it and write it as one file)")
         if parsed is None:
             if train or evaluation:
                 raise SpanLayoutError(
@@ -270,7 +274,11 @@ def read_layout(base: str, train_pattern: str, eval_pattern: str) -> Layout:
         kind, number = parsed
         kinds.setdefault(kind, folder)
         if not train:
-            raise SpanLayoutError(f"{folder}/: no train file ({train_pattern}); every span folder "
+            others = [n for n in sorted(names) if n.endswith((".parquet", ".csv")) and n not in
+                      {os.path.basename(e) for e in evaluation}]
+            found = (f"; it has {', '.join(others[:6])}{' ...' if len(others) > 6 else ''}: purchase files "
+                     "must be parquet with the ASOS names") if others else ""
+            raise SpanLayoutError(f"{folder}/: no train file ({train_pattern}){found}; every span folder "
                                   "needs one (its eval file is optional)")
         if number in spans:
             raise SpanLayoutError(f"{spans[number].folder}/ and {folder}/ are both span {number}: "

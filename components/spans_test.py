@@ -78,6 +78,11 @@ def test_dated_folders_are_days_since_the_epoch_as_in_tfx(tmp_path, folder):
     ([configs.TRAIN_FILE, f"span-1/{configs.TRAIN_FILE}"], "flat and span layouts mixed: dsf_asos_train_"),
     ([f"span-1/{configs.TRAIN_FILE}", f"span-2/{configs.EVAL_FILE}"], r"span-2/: no train file \(dsf_asos_train_"),
     ([f"span-1/{configs.TRAIN_FILE}", "span-2/.keep"], "span-2/: no train file"),
+    # found by exploratory testing: a CSV, and a dataset written in parts, read as "no train file" alone
+    ([f"span-1/{configs.TRAIN_FILE}", "span-2/purchases.csv"],
+     r"span-2/: no train file \(dsf_asos_train_\*.parquet\); it has purchases.csv: purchase files must be"),
+    ([f"span-1/{configs.TRAIN_FILE}", f"span-2/{configs.TRAIN_FILE}/part-00000.parquet"],
+     f"span-2/{configs.TRAIN_FILE}: a directory, not a file: .* read it and write it as one file"),
     ([f"span-1/{configs.TRAIN_FILE}", f"span-01/{configs.TRAIN_FILE}"], "span-01/ and span-1/ are both span 1"),
     ([f"2024-03-02/{configs.TRAIN_FILE}", f"20240302/{configs.TRAIN_FILE}"],
      "2024-03-02/ and 20240302/ are both span 19784"),
