@@ -717,7 +717,7 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
     from tfx import v1 as tfx
 
     console.say(f"[run] data {config.data_dir}")
-    console.say(f"[run] outputs {config.output_dir} (full log: {console.log_path})")
+    console.say(f"[run] outputs {os.path.abspath(config.output_dir)} (full log: {console.log_path})")
     served_before = _served_versions(config.serving_model_dir)
     since_ms = int(time.time() * 1000) - 1000
     try:
