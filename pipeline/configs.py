@@ -139,13 +139,15 @@ class MonitorConfig:
     """`make monitor`'s thresholds (serving/monitor.py): over one, its report says so plainly, a
     signal to retrain. The popularity distances are TFDV's, as the drift gate's; they are judged
     only above what chance gives a sample of as many requests drawn from the training purchases,
-    and only with at least `min_requested_products` product requests."""
+    and only with at least `min_requested_products` product requests; an unknown share only with
+    at least `min_rows` rows of its signature."""
 
     max_unknown_user_share: float = 0.2  # of serving_default rows: users the model does not know
     max_unknown_product_share: float = 0.2  # of call_item_item rows: products the model does not know
     max_popularity_l_infinity: float = 0.01  # requested products against training purchases
     max_popularity_jensen_shannon: float = 0.3
     min_requested_products: int = 100
+    min_rows: int = 100  # rows of a signature before its unknown share is judged (one request is no share)
     chance_draws: int = 20  # same-size samples of the training purchases: what chance gives
 
 

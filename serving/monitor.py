@@ -146,15 +146,28 @@ def training_counts(version_dir: str) -> Optional[Dict[int, int]]:
     return {int(p): int(c) for p, c in zip(ids, counts)}
 
 
-def served_version(base_path: str, version: Optional[int] = None):
-    """(version, its directory) of the served model (the newest complete version, as the server
-    serves it) or of `version`; None when there is none."""
+def served_version(base_path: str, version: Optional[int] = None, problems: Optional[List[str]] = None):
+    """(version, its directory) of the served model or of `version`; None when there is none.
+    The served model is the newest version with its variables: a newer folder without them (a
+    push cut short, a copy damaged by hand) is one no server can load, so a running server goes on
+    with the one below it; it is said in `problems` (found by exploratory testing: such a folder
+    ended the monitor with a TensorFlow traceback)."""
     from serving.model_manager import find_versions
 
     versions = find_versions(base_path)
     if version is not None:
         return (version, versions[version]) if version in versions else None
-    return (max(versions), versions[max(versions)]) if versions else None
+    for number in sorted(versions, reverse=True):
+        if tf_checkpoint_exists(versions[number]):
+            return number, versions[number]
+        if problems is not None:
+            problems.append(f"version {number} has no variables (no server can load it): "
+                            "compared with the version below it")
+    return None
+
+
+def tf_checkpoint_exists(version_dir: str) -> bool:
+    return os.path.isfile(os.path.join(version_dir, "variables", "variables.index"))
 
 
 # --- distances ---------------------------------------------------------------------------------
@@ -252,8 +265,12 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
         counts = figures["cold_starts"][what]
         said = counts["known"] + counts["unknown"]
         share = counts["unknown"] / said if said else None
-        text = (f"unknown {what}: {share:.1%} of {said:,} {signature} rows (threshold {limit:.0%})" if said else
-                f"unknown {what}: no {signature} rows with {KNOWN[signature]} logged")
+        text = (f"unknown {what}: no {signature} rows with {KNOWN[signature]} logged" if not said else
+                f"unknown {what}: {share:.1%} of {said:,} {signature} {_plural(said, 'row')}, fewer than the "
+                f"{config.min_rows:,} needed to judge" if said < config.min_rows else
+                f"unknown {what}: {share:.1%} of {said:,} {signature} rows (threshold {limit:.0%})")
+        if said < config.min_rows:  # found by exploratory testing: one request raised a retrain signal
+            share = None
         out.append({"name": f"unknown_{what}_share", "value": share, "threshold": limit,
                     "crossed": share is not None and share > limit, "text": text})
     for name, limit in ((L_INFINITY, config.max_popularity_l_infinity),
@@ -263,6 +280,8 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
         if popularity is None:
             text = (f"popularity {label}: the served model holds no training counts (exported before the monitor)"
                     if served else f"popularity {label}: no served model to compare the requests with")
+        elif not popularity["requested"] or "distances" not in popularity:
+            text = f"popularity {label}: no products asked"
         elif popularity["requested"] < config.min_requested_products:
             text = (f"popularity {label}: {popularity['requested']:,} products asked, fewer than the "
                     f"{config.min_requested_products:,} needed to judge")
@@ -277,6 +296,20 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
 
 
 # --- the report ------------------------------------------------------------------------------
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def _share(value: float) -> str:
+    """A share as a percentage a person can read: 0.30%, and 0.0012% rather than 0.00%."""
+    return f"{value:.2%}" if value >= 0.0001 or value == 0 else f"{100 * value:.2g}%"
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    """{"rest": 5287, "grpc": 2} as "rest 5,287, grpc 2", most first."""
+    return ", ".join(f"{name} {n:,}" for name, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def _ms(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -290,8 +323,9 @@ def _when(secs: Optional[float]) -> str:
 def console_lines(report: Dict[str, Any]) -> List[str]:
     """What `make monitor` prints: the requests, latencies, checks and where the report is."""
     figures = report["figures"]
-    lines = [f"[monitor] {figures['requests']:,} requests logged, {_when(figures['first'])} to "
-             f"{_when(figures['last'])} ({len(figures['files'])} files); served model: {report['model']}",
+    lines = [f"[monitor] {figures['requests']:,} {_plural(figures['requests'], 'request')} logged, "
+             f"{_when(figures['first'])} to {_when(figures['last'])} ({len(figures['files'])} "
+             f"{_plural(len(figures['files']), 'file')}); served model: {report['model']}",
              f"{'signature':<18}{'requests':>9}{'rows':>9}" + "".join(f"{'p' + str(q) + ' ms':>9}" for q in PERCENTILES)
              + f"{'max ms':>9}"]
     for name, s in sorted(figures["signatures"].items()):
@@ -385,8 +419,8 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     rows = "".join(
         f"<tr><td><code>{e(name)}</code></td><td>{s['requests']:,}</td><td>{s['rows']:,}</td>"
         + "".join(f"<td>{_ms((s['latency_ms'] or {}).get(f'p{q}'))}</td>" for q in PERCENTILES)
-        + f"<td>{_ms((s['latency_ms'] or {}).get('max'))}</td><td>{e(json.dumps(s['apis']))}</td>"
-        f"<td>{e(', '.join(s['versions']))}</td></tr>" for name, s in sorted(figures["signatures"].items()))
+        + f"<td>{_ms((s['latency_ms'] or {}).get('max'))}</td><td>{e(_counts(s['apis']))}</td>"
+        f"<td>{e(_counts(s['versions']))}</td></tr>" for name, s in sorted(figures["signatures"].items()))
     check_rows = "".join(f"<tr><td>{e(c['text'])}</td><td class='{'bad' if c['crossed'] else 'ok'}'>"
                          f"{'CROSSED' if c['crossed'] else 'ok'}</td></tr>" for c in report["checks"])
     imgs = "".join(f'<p><img alt="{e(n)}" src="data:image/png;base64,{images[n]}"></p>'
@@ -396,9 +430,10 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     if popularity.get("most_asked"):
         top = popularity["most_asked"]
         asked = (f"<p>{popularity['requested']:,} product requests (<code>call_item_item</code>) for "
-                 f"{popularity['products_asked']:,} products, {popularity['asked_not_in_training']:,} of them "
-                 f"for products never bought in training; the most asked, {top['product']}, had "
-                 f"{top['share']:.2%} of them ({top['training_share']:.2%} of the training purchases).</p>")
+                 f"{popularity['products_asked']:,} products; {popularity['asked_not_in_training']:,} of the "
+                 f"requests asked for products never bought in training. The most asked, {top['product']}, had "
+                 f"{_share(top['share'])} of the requests ({_share(top['training_share'])} of the training "
+                 "purchases).</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1050px;color:#222;padding:0 1em}"
              "table{border-collapse:collapse;margin:.6em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;"
              "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}"
@@ -407,9 +442,10 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
              ".muted{color:#777}")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>request monitoring</title>"
             f"<style>{style}</style></head><body>\n<h1>Requests to {e(report['model'])}</h1>"
-            f"<p class='muted'>{e(report['created'])} &middot; {figures['requests']:,} requests logged, "
+            f"<p class='muted'>{e(report['created'])} &middot; {figures['requests']:,} "
+            f"{_plural(figures['requests'], 'request')} logged, "
             f"{e(_when(figures['first']))} to {e(_when(figures['last']))} &middot; {len(figures['files'])} "
-            f"log files under {e(report['logs'])}</p>"
+            f"log {_plural(len(figures['files']), 'file')} under {e(report['logs'])}</p>"
             f"<div class='verdict{' signal' if crossed else ''}'><b>{e(head)}</b></div>"
             "<h2>Requests and latency</h2><table><tr><th>signature</th><th>requests</th><th>rows</th>"
             + "".join(f"<th>p{q} ms</th>" for q in PERCENTILES) + "<th>max ms</th><th>API</th><th>versions</th></tr>"
@@ -439,23 +475,29 @@ def build_report(log_path: str, base_path: str, version: Optional[int], hours: O
 
     files = request_log.log_files(log_path)
     if not files:
-        raise FileNotFoundError(f"no request logs at {log_path} (start the server with "
-                                "--request_log_sampling_rate, e.g. make serve ARGS=\"--request_log_sampling_rate 1\")")
+        raise FileNotFoundError(f"no request logs at {log_path} (a server logs only with "
+                                "--request_log_sampling_rate, e.g. make serve ARGS=\"--request_log_sampling_rate 1\", "
+                                "and writes its first file with its first sampled request)")
     now = time.time() if now is None else now
     since = int(now - hours * 3600) if hours else None
-    served = served_version(base_path, version)
+    problems: List[str] = []
+    served = served_version(base_path, version, problems)
     if served is None and version is not None:  # a version asked for by number: it must be there
         from serving.model_manager import find_versions
 
         known = ", ".join(str(v) for v in sorted(find_versions(base_path), reverse=True)) or "none"
         raise NoModel(f"no version {version} under {base_path} (--model-version; versions there: {known})")
-    problems: List[str] = []
     figures = gather(request_log.read_logs(files, problems), since)
     if not figures["requests"]:
         raise NoRequests(f"no requests in {len(files)} request log file{'s' if len(files) != 1 else ''} at "
                          f"{log_path}" + (f" in the last {hours:g} hours" if hours else "")
                          + "".join(f"; {p}" for p in problems))
-    counts = training_counts(served[1]) if served else None
+    try:
+        counts = training_counts(served[1]) if served else None
+    except Exception as e:  # noqa: BLE001  a checkpoint damaged otherwise: said, the traffic still judged
+        problems.append(f"the training counts of version {served[0]} could not be read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})")
+        counts = None
     popularity = popularity_figures(figures["_asked_products"], counts, config) if counts else None
     return {
         "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -538,9 +580,13 @@ def main(argv: Optional[List[str]] = None, stream=None) -> int:
     flags.add(parser, _flags())
     args = parser.parse_args(argv)
     overrides = dict(args.threshold)
-    for name in ("min_requested_products", "chance_draws"):
+    for name in ("min_requested_products", "min_rows", "chance_draws"):
         if name in overrides:
             overrides[name] = int(overrides[name])
+    if overrides.get("chance_draws", 1) < 1:  # found by exploratory testing: 0 ended in a traceback
+        parser.error("--threshold chance_draws: at least 1 sample is needed to say what chance gives")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        parser.error(f"--output-dir {args.output_dir} is a file, not a directory")
     config = dataclasses.replace(configs.MonitorConfig(), **overrides)
     with quiet.native_stderr_silenced():  # TensorFlow's C++ lines (start-up, cuInit)
         try:

@@ -43,11 +43,12 @@ def _grpc_predict(server, signature, key, values, output_filter=()):
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
 
 
-def _monitor(tmp_path, logs, base):
+def _monitor(tmp_path, logs, base, *extra):
     """`python -m serving.monitor` as make monitor runs it; (exit code, report, console)."""
     out = tmp_path / "monitoring"
     done = subprocess.run([sys.executable, "-m", "serving.monitor", "--request-logs", logs, "--model-base-path",
-                           base, "--output-dir", str(out)], cwd=configs.PROJECT_DIR, capture_output=True, text=True)
+                           base, "--output-dir", str(out), *extra], cwd=configs.PROJECT_DIR, capture_output=True,
+                          text=True)
     if not (out / monitor.LATEST).exists():
         return done.returncode, None, done.stdout + done.stderr
     latest = json.loads((out / monitor.LATEST).read_text())
@@ -90,7 +91,8 @@ def test_every_request_logged_at_rate_1_is_counted_exactly(base_path, tmp_path):
         NAME, VERSION, "serving_default")
     assert meta.sampling_config.sampling_rate == 1.0 and list(meta.saved_model_tags) == ["serve"]
 
-    code, report, console = _monitor(tmp_path, prefix, base_path)
+    # a few dozen rows: judged with a smaller minimum than the default 100
+    code, report, console = _monitor(tmp_path, prefix, base_path, "--threshold", "min_rows=10")
     figures = report["figures"]
     user, item = figures["signatures"]["serving_default"], figures["signatures"]["call_item_item"]
     assert figures["requests"] == 34
