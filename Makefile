@@ -27,7 +27,8 @@ history:  ## the pushed versions, newest first: date, data, metrics, verdict; * 
 	$(RUN) python versions.py history $(ARGS)
 
 rollback:  ## serve VERSION again, as a new version: make rollback VERSION=N REASON="why"
-	$(RUN) python versions.py rollback "$(VERSION)" --reason "$(REASON)" $(ARGS)
+	@# from the environment (make exports command-line variables): the shell expands no quote or backtick in them
+	$(RUN) python versions.py rollback "$$VERSION" --reason "$$REASON" $(ARGS)
 
 monitor:  ## what the served model is asked: make serve's request logs (--request_log_sampling_rate) against the served model; report in outputs/monitoring/
 	$(RUN) python -m serving.monitor $(ARGS)
