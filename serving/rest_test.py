@@ -126,3 +126,22 @@ def test_cors_headers_with_the_flag(tmp_path):
         assert response.headers["access-control-allow-origin"] == "*"
         assert response.headers["access-control-allow-methods"] == "POST, GET"
         assert response.headers["access-control-allow-headers"] == "Content-Type"
+
+
+def test_a_gzipped_body_is_uncompressed_as_tf_serving_does(client, caplog):
+    """Found by exploratory testing: `Content-Encoding: gzip` bodies, which TF Serving's HTTP server
+    uncompresses (auto_uncompress_input), read as bad JSON."""
+    import gzip
+
+    path = "/v1/models/m:predict"
+    zipped = gzip.compress(b'{"instances": [1]}')
+    # uncompressed: past the JSON, to the model lookup (none is loaded here)
+    assert error(client.post(path, content=zipped, headers={"Content-Encoding": "gzip"})) == \
+        error(client.post(path, content=b'{"instances": [1]}'))
+    # not gzip, or over 10 MiB uncompressed: an empty document, as TF Serving reads it, and a log line
+    empty = error(client.post(path, content=b""))
+    assert "document is empty" in empty[1]
+    assert error(client.post(path, content=b'{"instances": [1]}', headers={"Content-Encoding": "gzip"})) == empty
+    bomb = gzip.compress(b" " * (rest.GZIP_MAX_BYTES + 1))
+    assert error(client.post(path, content=bomb, headers={"Content-Encoding": "x-gzip"})) == empty
+    assert "over 10 MiB uncompressed" in caplog.text
