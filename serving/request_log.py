@@ -377,40 +377,76 @@ def read_latencies(log_file: str) -> Dict[int, Tuple[int, int, str]]:
 
 def read_logs(files: List[str], problems: Optional[List[str]] = None) -> Iterator[LoggedRequest]:
     """Every record of `files` with its latency line. A last record cut short (a file still being
-    written, or a crash) ends that file's records without an error; a damaged record (its checksum
-    fails with the whole record there) ends them too, and is named as damage. Each such line goes
-    to `problems` when given, else to the log. A file's records are read before its latency file, so that a
-    file the server is writing has a latency line for each record read."""
+    written, or a crash) ends that file's records without an error. A damaged record (its data's
+    checksum fails with the whole record there) is skipped and named as damage, and the records
+    after it are read (found by exploratory testing: one flipped byte left out the rest of a 64 MB
+    file); a damaged length (its own checksum fails) leaves no way to the next record, and ends
+    the file's records. Each such line goes to `problems` when given, else to the log. A file's
+    records are read before its latency file, so that a file the server is writing has a latency
+    line for each record read."""
     for path in files:
-        records, offset, problem = [], 0, None
+        records, offset, found = [], 0, []
         iterator = iter(tf.data.TFRecordDataset(path))
         while True:
             try:
                 raw = next(iterator).numpy()
             except StopIteration:
                 break
-            except tf.errors.DataLossError:
-                problem = _cut_or_damaged(path, len(records), offset)
+            except tf.errors.DataLossError:  # the rest of the file, a record at a time
+                more, found = _read_past_damage(path, len(records), offset)
+                records += more
                 break
-            records.append(raw)
+            records.append((len(records), raw))
             offset += _RECORD_FRAMING + len(raw)
-        if problem and problems is not None:  # the caller says it (make monitor: console and report)
-            problems.append(problem)
-        elif problem:
-            log.warning("%s", problem)
+        for problem in found:
+            if problems is not None:  # the caller says it (make monitor: console and report)
+                problems.append(problem)
+            else:
+                log.warning("%s", problem)
         latencies = read_latencies(path)
-        for index, raw in enumerate(records):
+        for index, raw in records:
             timestamp, latency, api = latencies.get(index, (None, None, None))
             yield LoggedRequest(prediction_log_pb2.PredictionLog.FromString(raw), latency, timestamp, api, path)
+
+
+def _read_past_damage(path: str, index: int, offset: int) -> Tuple[List[Tuple[int, bytes]], List[str]]:
+    """The records of `path` from record `index` at byte `offset` on, as (index, bytes), skipping
+    each one whose data's checksum fails; and the lines that say what was skipped or where the
+    records stop (`_cut_or_damaged`)."""
+    import struct
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    records, problems, skipped, position, start = [], [], [], 0, index
+    while position < len(data):
+        header = data[position:position + 12]
+        length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else None
+        end = position + _RECORD_FRAMING + (length or 0)
+        if (length is None or struct.unpack("<I", header[8:])[0] != _masked_crc32c(header[:8])
+                or end > len(data)):
+            problems.append(_cut_or_damaged(path, index, offset + position, start + len(records)))
+            break
+        raw = data[position + 12:end - 4]
+        if struct.unpack("<I", data[end - 4:end])[0] == _masked_crc32c(raw):
+            records.append((index, raw))
+        else:
+            skipped.append((index, offset + position))
+        index, position = index + 1, end
+    if skipped:
+        where = ", ".join(f"{i + 1:,} (byte {at:,})" for i, at in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        problems.insert(0, f"{path}: {len(skipped):,} damaged {'record' if len(skipped) == 1 else 'records'} "
+                           f"skipped (a checksum of the data fails): record {where}; the others are read")
+    return records, problems
 
 
 _RECORD_FRAMING = 16  # a TFRecord: length (8 bytes), its CRC (4), the data, the data's CRC (4)
 
 
-def _cut_or_damaged(path: str, read: int, offset: int) -> str:
-    """Why a file's records stop after `read` records at byte `offset`: a record cut short (its
-    bytes are not all there yet), or a damaged one (they are, and a checksum fails). A damaged
-    length would read as a record too long for the file: its own checksum tells them apart."""
+def _cut_or_damaged(path: str, index: int, offset: int, read: int) -> str:
+    """Why a file's records stop at record `index` (from 0), at byte `offset`, with `read` records
+    read: a record cut short (its bytes are not all there yet), or a damaged length (its own
+    checksum fails: a damaged length would read as a record too long for the file)."""
     import struct
 
     size = tf.io.gfile.stat(path).length
@@ -421,8 +457,8 @@ def _cut_or_damaged(path: str, read: int, offset: int) -> str:
     length = struct.unpack("<Q", header[:8])[0] if len(header) >= 8 else None
     if not damaged and (length is None or offset + _RECORD_FRAMING + length > size):
         return f"{path}: its last record is incomplete (being written?): read {read:,} records"
-    return (f"{path}: record {read + 1:,} is damaged (a checksum fails at byte {offset:,} of {size:,}): read "
-            f"{read:,} records; the {size - offset:,} bytes from there on are left out")
+    return (f"{path}: record {index + 1:,} is damaged (a checksum of its length fails at byte {offset:,} of "
+            f"{size:,}): read {read:,} records; the {size - offset:,} bytes from there on are left out")
 
 
 def _masked_crc32c(data: bytes) -> int:
