@@ -64,7 +64,8 @@ def _verdict(card: Optional[Dict[str, Any]], version: model_versions.Version, lo
     and serving/model_manager.py's) try to load, whether it is complete or not."""
     if not version.complete and loaded_first:  # found by exploratory testing: `*` said another was served
         return (f"INCOMPLETE ({version.problem}): servers try to load it (the newest with a "
-                f"{model_versions.SAVED_MODEL}) and fail, so they serve nothing; restore it or delete it by hand")
+                f"{model_versions.SAVED_MODEL}) and fail: a server started now serves nothing, a running one "
+                "keeps the version it serves; restore it or delete it by hand")
     if not version.complete:
         return f"INCOMPLETE ({version.problem}): never served; delete it by hand"
     if not card:

@@ -62,7 +62,8 @@ def test_a_damaged_newest_version_is_said_to_stop_servers(base):
     lines = versions.history_text(base, "recommender").splitlines()
     damaged = next(line for line in lines if line.startswith("  1796012949"))
     assert damaged.endswith("INCOMPLETE (no variables/variables.index): servers try to load it (the newest with "
-                            "a saved_model.pb) and fail, so they serve nothing; restore it or delete it by hand")
+                            "a saved_model.pb) and fail: a server started now serves nothing, a running one keeps "
+                            "the version it serves; restore it or delete it by hand")
     assert any(line.startswith("* 1796001422") for line in lines)  # what the pipeline takes as served
     assert "INCOMPLETE (no saved_model.pb): never served" in lines[2]  # servers skip it
 

@@ -260,8 +260,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 1
     manager.start()
     if manager.current is None:
-        log.warning("no servable version of %s under %s yet (run 'make run' to push one); "
-                    "serving starts now and loads it when it appears", args.model_name, base_path)
+        from serving.model_manager import find_versions
+
+        versions = find_versions(base_path)
+        if versions:  # found by exploratory testing: this said "run 'make run' to push one"
+            log.warning("version %d of %s under %s could not be loaded (the error above), and a server serves "
+                        "only the newest version; serving starts now and loads it when it changes: restore it, "
+                        "or delete it to serve the version below it", max(versions), args.model_name, base_path)
+        else:
+            log.warning("no servable version of %s under %s yet (run 'make run' to push one); "
+                        "serving starts now and loads it when it appears", args.model_name, base_path)
     grpc_server = None
     if args.port:
         grpc_server = grpc_service.GrpcServer(manager, f"{host}:{args.port}", requests_log=requests_log)

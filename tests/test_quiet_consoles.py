@@ -44,13 +44,14 @@ def test_a_bad_gate_bound_stops_the_compile_naming_the_log(tmp_path, capsys):
     assert not (tmp_path / configs.VERTEX_PIPELINE_JSON).exists()
 
 
-def test_serve_with_a_log_file_keeps_the_servers_lines_on_the_console(tmp_path):
+def _started_server(tmp_path, base_path, *flags):
+    """A server started, its console until gRPC runs, stopped; (console text, log path)."""
     log_path = tmp_path / "logs" / "serve.log"
     started = tmp_path / "started.txt"
     with open(started, "w") as console:
         server = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--model_base_path", str(tmp_path / "no-model"),
-             "--rest_api_port", "0", "--port", str(_free_port()), "--log_file", str(log_path)],
+            [sys.executable, "-m", "serving", "--model_base_path", str(base_path),
+             "--rest_api_port", "0", "--port", str(_free_port()), "--log_file", str(log_path), *flags],
             stdout=console, stderr=subprocess.STDOUT, cwd=configs.PROJECT_DIR)
     try:
         deadline = time.time() + 180
@@ -60,11 +61,24 @@ def test_serve_with_a_log_file_keeps_the_servers_lines_on_the_console(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
-    shown = started.read_text()
+    return started.read_text(), log_path
+
+
+def test_serve_with_a_log_file_keeps_the_servers_lines_on_the_console(tmp_path):
+    shown, log_path = _started_server(tmp_path, tmp_path / "no-model")
     assert not _noise(shown), shown
     assert f"full log: {log_path}" in shown and "no servable version" in shown
     log = log_path.read_text()
     assert _noise(log) and "Running gRPC ModelServer" in log
+
+
+def test_a_server_whose_newest_version_fails_names_it_rather_than_asking_for_a_push(tmp_path):
+    """Found by exploratory testing: it said "no servable version ... (run 'make run' to push one)"."""
+    (tmp_path / "models" / "5").mkdir(parents=True)
+    (tmp_path / "models" / "5" / "saved_model.pb").write_bytes(b"garbage")
+    shown, _ = _started_server(tmp_path, tmp_path / "models", "--max_num_load_retries", "0")
+    assert "version 5 of recommender under" in shown and "could not be loaded" in shown, shown
+    assert "make run" not in shown
 
 
 def _free_port():
