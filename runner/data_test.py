@@ -385,6 +385,14 @@ def test_spans_whose_id_columns_have_other_accepted_types_pass(tmp_path, write_f
     assert data.ensure_data(data_dir, verify_checksums=False) == data_dir
 
 
+def test_a_newest_span_without_rows_is_refused_before_the_drift_gate(tmp_path, write_fake_spans):
+    data_dir = str(tmp_path / "data")
+    folders = write_fake_spans(data_dir, num_spans=2)
+    _rewrite(os.path.join(folders[2], configs.TRAIN_FILE), lambda t: t.slice(0, 0))  # typed columns, no rows
+    with pytest.raises(data.DataError, match=r"span-2/: its train file has no rows: an empty span is nothing"):
+        data.ensure_data(data_dir, verify_checksums=False)
+
+
 def test_a_bad_file_in_a_span_is_named_with_its_folder(tmp_path, write_fake_spans):
     import pyarrow as pa
     import pyarrow.parquet as pq
