@@ -32,7 +32,8 @@ Over a threshold (names: THRESHOLDS; values: pipeline/configs.py DriftConfig) th
 with DriftError naming each measure, its value and its threshold: Transform depends on it, so
 nothing is trained on that span (the run exits with code 4). With `accept_drift` the span goes
 through and the report says so; the acceptance is recorded under `acceptances_dir`, keyed by the
-content of both spans, so later runs on the same spans accept it too. Within the thresholds the
+content of both spans, so later runs on the same spans accept it too (a late span's acceptance by
+its own content: later runs accept it whatever their newest span, and say so). Within the thresholds the
 figures are logged (`recsys.drift`, on the console) and written to the `drift_report` artifact
 (`drift.json`, TFDV's anomalies `SchemaDiff.pb`, both spans' statistics) that the run report and
 the console's summary read. A single span (the flat layout) has nothing to compare: the report
