@@ -158,7 +158,7 @@ def served_version(base_path: str, version: Optional[int] = None, problems: Opti
     if version is not None:
         return (version, versions[version]) if version in versions else None
     for number in sorted(versions, reverse=True):
-        if tf_checkpoint_exists(versions[number]):
+        if _has_variables(versions[number]):
             return number, versions[number]
         if problems is not None:
             problems.append(f"version {number} has no variables (no server can load it): "
@@ -166,7 +166,7 @@ def served_version(base_path: str, version: Optional[int] = None, problems: Opti
     return None
 
 
-def tf_checkpoint_exists(version_dir: str) -> bool:
+def _has_variables(version_dir: str) -> bool:
     return os.path.isfile(os.path.join(version_dir, "variables", "variables.index"))
 
 
