@@ -213,7 +213,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     rows = gate_rows(config, values, failed)
     missing = [r["metric"] for r in rows if r["result"] == NO_VALUE]
     blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
-    verdict = ("BLESSED: the model passes the gate; Pusher serves it" if blessed else
+    verdict = ("BLESSED: the model passes the gate, on to the Pusher" if blessed else
                "NOT BLESSED: the model fails the gate and will NOT be pushed; "
                "the served model stays as it is")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]

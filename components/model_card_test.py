@@ -48,7 +48,7 @@ def _gate(blessed=True, with_baseline=True, popularity=False, margin=2.3833):
         rows.insert(1, {"metric": "recall_at_10_over_popularity", "kind": "margin", "of": "recall_at_10",
                         "candidate": margin, "baseline": 2.3417, "popularity": None,
                         "threshold": ">= +10.0% over popularity", "result": "ok"})
-    gate = {"blessed": blessed, "verdict": "BLESSED: the model passes the gate; Pusher serves it",
+    gate = {"blessed": blessed, "verdict": "BLESSED: the model passes the gate, on to the Pusher",
             "has_baseline": with_baseline, "values": values, "curves": {}, "rows": rows, "details": []}
     return model_card.evaluation_section(gate, config, "/evaluation/uri")
 
