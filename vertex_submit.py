@@ -37,7 +37,7 @@ SCHEDULE_CRON = Flag("--schedule-cron", "create a schedule with this cron expres
 SCHEDULE_NAME = Flag("--schedule-name", "display name of the schedule (default: PIPELINE-schedule)",
                      env="RECSYS_VERTEX_SCHEDULE_NAME")
 MAX_CONCURRENT = Flag("--max-concurrent-runs", "scheduled runs allowed at once",
-                      env="RECSYS_VERTEX_MAX_CONCURRENT_RUNS", parse=int, default=1)
+                      env="RECSYS_VERTEX_MAX_CONCURRENT_RUNS", parse=flags.positive_int, default=1)
 WAIT = Flag("--wait", "block until the run ends (not with a schedule)", kind=flags.SWITCH)
 
 SETTINGS = (settings.PROJECT, settings.REGION, PIPELINE_JSON, PIPELINE_ROOT, settings.SERVICE_ACCOUNT,
@@ -63,6 +63,7 @@ class SubmitOptions:
     schedule_name: Optional[str] = None
     max_concurrent_runs: int = 1
     wait: bool = False
+    spec: Dict = dataclasses.field(default_factory=dict, repr=False)  # the compiled JSON, read once
 
 
 def parse_args(argv: Optional[List[str]] = None,
@@ -78,15 +79,19 @@ def parse_args(argv: Optional[List[str]] = None,
             f"no pipeline JSON at {options.pipeline_json}: run kubeflow_v2_runner.py first, or pass "
             f"{PIPELINE_JSON.name} / set {PIPELINE_JSON.env}")
     try:  # before any Google Cloud call: a truncated or foreign file would end in a traceback
-        name = pipeline_name(options.pipeline_json)
-    except (ValueError, AttributeError) as e:  # JSONDecodeError, UnicodeDecodeError, not an object
-        name, problem = None, f" ({e})"
-    else:
-        problem = ""
-    if not name:
+        with open(options.pipeline_json) as f:
+            options.spec = json.load(f)
+        name = pipeline_name(options.spec)
+        has_dag = isinstance(options.spec["pipelineSpec"].get("root"), dict)
+        problem = "" if name and has_dag else " (no pipeline root DAG)"
+    except (ValueError, AttributeError, KeyError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError, ...
+        name, problem = None, f" ({type(e).__name__}: {e})"
+    if not name or problem:
+        hint = ("; a KFP package (YAML) goes to kfp_submit.py" if options.pipeline_json.endswith((".yaml", ".yml"))
+                else "")
         raise settings.SettingError(
             f"{options.pipeline_json} is not a pipeline JSON compiled by kubeflow_v2_runner.py{problem}: "
-            "compile it again (make compile)")
+            f"compile it again (make compile){hint}")
     for key, value in options.labels.items():
         if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
             raise settings.SettingError(
@@ -94,21 +99,31 @@ def parse_args(argv: Optional[List[str]] = None,
                 "keys start with a letter; at most 63 characters)")
     if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
         raise settings.SettingError(f"{PIPELINE_ROOT.name} must be a gs:// URI, not {options.pipeline_root}")
+    compiled = compiled_root(options.spec)
+    if not options.pipeline_root and not compiled.startswith("gs://"):  # found by exploratory testing
+        raise settings.SettingError(
+            f"{options.pipeline_json} was compiled with the pipeline root {compiled or '(none)'}, not gs://: "
+            f"for the local harness only; compile with a gs:// root (make compile ARGS=\"--bucket ...\"), or "
+            f"pass {PIPELINE_ROOT.name} gs://...")
+    if options.wait and options.schedule_cron:
+        raise settings.SettingError(f"{WAIT.name} waits for one run; a schedule ({SCHEDULE_CRON.name}) starts "
+                                    "its runs later: pass one of them")
     return options
 
 
-def pipeline_name(pipeline_json: str) -> str:
-    with open(pipeline_json) as f:
-        spec = json.load(f)
-    return spec.get("pipelineSpec", {}).get("pipelineInfo", {}).get("name") or spec.get("displayName")
+def pipeline_name(spec: Mapping) -> str:
+    """The pipeline's name in the compiled JSON (`spec`, as read)."""
+    return spec["pipelineSpec"]["pipelineInfo"]["name"]
+
+
+def compiled_root(spec: Mapping) -> str:
+    return (spec.get("runtimeConfig") or {}).get("gcsOutputDirectory") or ""
 
 
 def notes(options: SubmitOptions) -> List[str]:
     """What to say before anything is sent: what a --pipeline-root does not move."""
-    with open(options.pipeline_json) as f:
-        spec = json.load(f)
-    compiled = (spec.get("runtimeConfig") or {}).get("gcsOutputDirectory") or ""
-    note = settings.acceptances_note(spec.get("pipelineSpec") or {}, compiled, options.pipeline_root)
+    note = settings.acceptances_note(options.spec.get("pipelineSpec") or {}, compiled_root(options.spec),
+                                     options.pipeline_root)
     return [note] if note else []
 
 
@@ -116,7 +131,7 @@ def build_job(options: SubmitOptions, credentials=None):
     """The PipelineJob for the compiled JSON (nothing is sent yet). credentials=None: ADC."""
     from google.cloud import aiplatform
 
-    name = pipeline_name(options.pipeline_json)
+    name = pipeline_name(options.spec)
     return aiplatform.PipelineJob(
         display_name=name,
         template_path=options.pipeline_json,
@@ -135,7 +150,8 @@ def submit(job, options: SubmitOptions):
     if options.schedule_cron:
         return job.create_schedule(
             cron=options.schedule_cron,
-            display_name=options.schedule_name or f"{job.display_name}-schedule",
+            # not job.display_name: a job not yet created has none to read (found by exploratory testing)
+            display_name=options.schedule_name or f"{pipeline_name(options.spec)}-schedule",
             max_concurrent_run_count=options.max_concurrent_runs,
             service_account=options.service_account,
             network=options.network,
@@ -154,13 +170,23 @@ def main(argv: Optional[List[str]] = None, credentials=None) -> int:
         return 2
     for note in notes(options):
         print(f"[submit] {note}", flush=True)
+    import google.api_core.exceptions
+    import google.auth.exceptions
+
     try:
-        import google.auth.exceptions
         job = build_job(options, credentials)
         result = submit(job, options)
     except google.auth.exceptions.DefaultCredentialsError:
         print("error: no Google Cloud credentials: run 'gcloud auth application-default login' or set "
               "GOOGLE_APPLICATION_CREDENTIALS", file=sys.stderr)
+        return 1
+    except ValueError as e:  # aiplatform's own checks: an unsupported region, a bad job id, ...
+        print(f"error: Vertex AI refuses the settings: {e}", file=sys.stderr)
+        return 2
+    except (google.api_core.exceptions.GoogleAPIError, google.auth.exceptions.GoogleAuthError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: Vertex AI did not take the {'schedule' if options.schedule_cron else 'run'}: "
+              f"{type(e).__name__}: {first}", file=sys.stderr)
         return 1
     what = "schedule" if options.schedule_cron else "pipeline job"
     print(f"[submit] {what} {result.resource_name}", flush=True)

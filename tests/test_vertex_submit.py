@@ -143,7 +143,8 @@ def test_bad_settings_are_one_line(pipeline_json, sent, capsys, argv, named):
     assert "job" not in sent and "schedule" not in sent
 
 
-@pytest.mark.parametrize("content", ['{"pipelineSpec": {"pipelineInfo"', "[1, 2]", "{}", "\udcff"])
+@pytest.mark.parametrize("content", ['{"pipelineSpec": {"pipelineInfo"', "[1, 2]", "{}", "\udcff",
+                                     '{"displayName": "x"}', '{"pipelineSpec": {"pipelineInfo": {"name": "x"}}}'])
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, sent, capsys, content):
     """A truncated JSON (or another file) used to end in a JSONDecodeError traceback, exit 1."""
     path = tmp_path / "pipeline.json"
@@ -153,3 +154,38 @@ def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, sent, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {path} is not a pipeline JSON compiled"), err
     assert "job" not in sent and "schedule" not in sent
+
+
+def test_a_schedule_without_a_name_is_named_after_the_pipeline(pipeline_json, sent):
+    """Found by exploratory testing: without --schedule-name, the default name read the display name
+    of a job not yet created, and every such call ended in a RuntimeError traceback."""
+    argv = ["--project", "p", "--region", "europe-west1", "--pipeline-json", pipeline_json,
+            "--schedule-cron", "0 3 * * 1"]
+    assert vertex_submit.main(argv, credentials=sent["credentials"]) == 0
+    assert sent["schedule"]["schedule"].display_name == f"{configs.PIPELINE_NAME}-schedule"
+
+
+def test_settings_vertex_would_refuse_are_one_line(pipeline_json, sent, capsys, tmp_path):
+    """Found by exploratory testing: a pipeline compiled for the local harness (a local root) went on
+    to Vertex AI; an unsupported region and --wait with a schedule ended in tracebacks or were taken."""
+    with open(pipeline_json) as f:
+        spec = json.load(f)
+    spec["runtimeConfig"]["gcsOutputDirectory"] = str(tmp_path / "root")
+    local = tmp_path / "local.json"
+    local.write_text(json.dumps(spec))
+    common = ["--project", "p", "--region", "europe-west1"]
+    cases = [(common + ["--pipeline-json", str(local)], 2, "was compiled with the pipeline root"),
+             (common + ["--pipeline-json", pipeline_json, "--wait", "--schedule-cron", "0 3 * * 1"], 2,
+              "--wait waits for one run"),
+             (["--project", "p", "--region", "mars-central9", "--pipeline-json", pipeline_json], 2,
+              "Vertex AI refuses the settings: Unsupported region")]
+    for argv, code, said in cases:
+        assert vertex_submit.main(argv, credentials=sent["credentials"]) == code
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and said in err, err
+    assert "job" not in sent and "schedule" not in sent
+    # a local root compiled in, moved to gs:// at submit, is fine
+    assert vertex_submit.main(common + ["--pipeline-json", str(local), "--pipeline-root", "gs://b/root"],
+                              credentials=sent["credentials"]) == 0
+    assert vertex_submit.main(common + ["--pipeline-json", pipeline_json, "--max-concurrent-runs", "0"]) == 2
+    assert "--max-concurrent-runs" in capsys.readouterr().err
