@@ -160,7 +160,7 @@ def read_package(path: str) -> Mapping[str, Any]:
             spec = kfp_backend.load_package(f.read())
         kfp_backend.check_schema_version(spec)
         kfp_backend.check_compiles(spec)
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as e:  # YAML errors are ValueErrors
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as e:  # BackendError is a ValueError
         problem = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise settings.SettingError(f"{path} is not a KFP package KFP would run ({problem}): compile it again "
                                     "(make compile-kfp)") from None

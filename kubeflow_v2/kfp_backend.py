@@ -45,11 +45,17 @@ def load_package(text: str) -> Dict[str, Any]:
     is not one)."""
     import yaml
 
-    documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:  # not a ValueError: found by exploratory testing (a traceback)
+        raise BackendError(f"unknown template format: not YAML ({str(e).splitlines()[0]})") from None
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise BackendError("unknown template format")
     spec = documents[0]
-    if "pipelineSpec" in spec or "root" not in spec or "pipelineInfo" not in spec:
+    if "pipelineSpec" in spec:  # TFX's Vertex JSON: its PipelineSpec is wrapped in a PipelineJob
+        raise BackendError("unknown template format: a Vertex AI pipeline JSON (PipelineJob), not a KFP "
+                           "package (compile with --target kfp)")
+    if not isinstance(spec.get("root"), dict) or not isinstance(spec.get("pipelineInfo"), dict):
         raise BackendError("unknown template format")
     return spec
 

@@ -32,8 +32,9 @@ def test_a_package_is_one_bare_pipeline_spec():
     spec = _spec({"Trainer": "container"}, {"container": CONTAINER})
     assert kfp_backend.load_package(yaml.safe_dump(spec)) == spec
     for text in [yaml.safe_dump({"pipelineSpec": spec, "runtimeConfig": {}}),  # TFX's PipelineJob JSON form
-                 yaml.safe_dump_all([spec, spec]), "[1, 2]", ""]:
-        with pytest.raises(kfp_backend.BackendError, match="^unknown template format$"):
+                 yaml.safe_dump_all([spec, spec]), "[1, 2]", "", "root: 5\npipelineInfo: {name: x}",
+                 "# README\nkey: value: other"]:  # found by exploratory testing: tracebacks for the last two
+        with pytest.raises(kfp_backend.BackendError, match="^unknown template format"):
             kfp_backend.load_package(text)
 
 
