@@ -666,7 +666,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              f"The newest span {newest_name} repeats purchases of another span" if over else
              "A span of the window arrived after the spans of the served model") +
             "; the pipeline stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
-            "\nIf the data is right, run again with --accept-drift: it trains on this span, and later "
+            "\nIf the data is right, run again with --accept-drift (a compiled pipeline: compile it again "
+            "with --accept-drift, or --drift-threshold, and run that): it trains on this span, and later "
             "runs on the same spans accept it too (the validator, after this gate, still checks its "
             f"values: nulls, ids).\n(figures and TFDV's anomalies kept in {kept})")
 
