@@ -117,8 +117,9 @@ def check_thresholds(thresholds: Dict[str, float]) -> None:
     """ValueError naming an unknown or missing threshold, or a value out of its range."""
     unknown, missing = set(thresholds) - set(THRESHOLDS), set(THRESHOLDS) - set(thresholds)
     if unknown or missing:
-        raise ValueError(f"drift thresholds: unknown {sorted(unknown)}, missing {sorted(missing)} "
-                         f"(known: {', '.join(THRESHOLDS)})")
+        said = ", ".join(filter(None, [f"unknown {', '.join(sorted(unknown))}" if unknown else "",
+                                       f"missing {', '.join(sorted(missing))}" if missing else ""]))
+        raise ValueError(f"drift thresholds: {said} (known: {', '.join(THRESHOLDS)})")
     for name, value in thresholds.items():
         if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
             raise ValueError(f"drift threshold {name} must be a number >= 0, got {value!r}")

@@ -51,7 +51,7 @@ def test_repeated_rows_are_the_newest_spans_pairs_the_previous_one_has():
 
 @pytest.mark.parametrize("change, message", [
     ({"product_l_infinity": -1}, "product_l_infinity must be a number >= 0"),
-    ({"typo": 1}, r"unknown \['typo'\]"),
+    ({"typo": 1}, r"unknown typo \(known: "),  # not "missing []" beside it
     ({"min_rows_ratio": 3}, "min_rows_ratio 3 is above max_rows_ratio"),
     ({"top_users_share_ratio": 0.5}, "either way: 1 or more"),
     ({"repeated_rows": 2}, "repeated_rows is at most 1"),
