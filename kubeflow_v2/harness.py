@@ -475,6 +475,23 @@ def _resolve_placeholder(text: str, inputs: Dict[str, Dict[str, Any]]) -> str:
     return str(value)
 
 
+def verdict(result: RunResult) -> Optional[str]:
+    """What the run did with its model, in words, from the Pusher's and the Evaluator's outputs
+    (found by exploratory testing: a run the gate refused printed the same line as one that
+    pushed); None for a pipeline without them."""
+    if "Pusher" not in result.tasks:
+        return None
+    pushed = (result.artifact("Pusher", "pushed_model") or {}).get("metadata") or {}
+    if pushed.get("pushed") == 1:
+        again = " (already served: nothing new)" if pushed.get("already_served") == 1 else ""
+        return f"pushed version {pushed.get('pushed_version')}{again}"
+    blessing = (result.artifact("Evaluator", "blessing") or {}).get("metadata") or {} \
+        if "Evaluator" in result.tasks else {}
+    if blessing.get("blessed") == 0:
+        return "not pushed: the gate refused the model (the Evaluator's log has its table)"
+    return "not pushed (the Pusher's log says why)"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -486,7 +503,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         Flag("pipeline_json", "the JSON kubeflow_v2_runner.py wrote (local roots), or with --kfp its "
              "KFP package (--target kfp)"),
         Flag("--log-dir", "where each task's output is logged", required=True),
-        Flag("--runs", "run the pipeline this many times", parse=int, default=1),
+        Flag("--runs", "run the pipeline this many times", parse=flags.positive_int, default=1),
         Flag("--kfp", "run it as open-source Kubeflow Pipelines 2 does (kubeflow_v2/kfp_harness.py)",
              kind=flags.SWITCH),
         Flag("--pipeline-root", "with --kfp: the local directory standing in for the run's pipeline root "
@@ -513,7 +530,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
-        print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}")
+        said = verdict(result)
+        print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"
+              + (f"; {said}" if said else ""))
     return 0
 
 

@@ -283,3 +283,24 @@ def test_kfp_the_output_file_is_read_strictly(tmp_path):
     open(path, "w").write(yaml.safe_dump(spec))
     with pytest.raises(harness.TaskFailed, match="task produce: failed to parse the executor output"):
         _kfp_runner(path, tmp_path).run()
+
+
+def test_a_run_says_what_it_did_with_its_model():
+    """Found by exploratory testing: a run whose model the gate refused printed the same line as
+    one that pushed."""
+    def run(pushed=None, blessed=None):
+        tasks = {}
+        if blessed is not None:
+            tasks["Evaluator"] = harness.TaskResult("Evaluator", "container", {
+                "blessing": [{"metadata": {"blessed": blessed}}]})
+        if pushed is not None:
+            tasks["Pusher"] = harness.TaskResult("Pusher", "container", {
+                "pushed_model": [{"metadata": pushed}]})
+        return harness.RunResult("r", tasks)
+
+    assert harness.verdict(run()) is None
+    assert harness.verdict(run({"pushed": 1, "pushed_version": 17}, 1)) == "pushed version 17"
+    assert harness.verdict(run({"pushed": 1, "pushed_version": 17, "already_served": 1}, 1)) == \
+        "pushed version 17 (already served: nothing new)"
+    assert harness.verdict(run({"pushed": 0}, 0)).startswith("not pushed: the gate refused the model")
+    assert harness.verdict(run({"pushed": 0}, 1)) == "not pushed (the Pusher's log says why)"
