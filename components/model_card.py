@@ -450,7 +450,7 @@ def spans(card: Dict[str, Any]) -> Optional[str]:
         numbers = span_layout.span_numbers(source.get("window_spans"))
         names = span_layout.window_names(numbers, train_files)
         if names:  # dated folders: their names, not day numbers
-            return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
+            return span_layout.number_ranges(numbers, dict(zip(numbers, names)))
         if numbers:
             return span_layout.number_ranges(numbers)
     for source in sources:

@@ -253,6 +253,9 @@ def test_dated_spans_read_as_their_folders_dates(tmp_path):
         "span": 20456, "window_spans": "20454,20455,20456", "span_train_files": json.dumps(files)}}
     assert model_card.spans(card) == "2026-01-01 to 2026-01-03"
     assert model_card.spans_text(card) == "spans 2026-01-01 to 2026-01-03"
+    # found by exploratory testing: a window without its late middle day read as the whole range
+    card["model_parameters"]["examples"]["properties"]["window_spans"] = "20454,20456"
+    assert model_card.spans_text(card) == "spans 2026-01-01, 2026-01-03"
     card["model_parameters"]["examples"]["properties"]["window_spans"] = "20456"
     assert model_card.spans_text(card) == "span 2026-01-03"
     card["model_parameters"]["examples"]["properties"].update(  # span-N folders: their numbers

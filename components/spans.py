@@ -152,15 +152,19 @@ def folder_of(files: Sequence[str]) -> str:
     return os.path.basename(os.path.dirname(files[0])) if files else ""
 
 
-def number_ranges(numbers: List[int]) -> str:
+def number_ranges(numbers: List[int], names: Optional[Dict[int, str]] = None) -> str:
     """Span numbers as a person reads them: [1, 2, 3] "1-3", [1, 3] "1, 3", [1, 2, 4] "1-2, 4"
-    (a gap in a window shows)."""
+    (a gap in a window shows); with `names` (dated folders by day number), "20240101 to
+    20240103", "20240101, 20240103" (found by exploratory testing: a window with a late day
+    missing read as the whole range)."""
     parts, numbers = [], sorted(numbers)
+    name = (lambda n: names[n]) if names else str
+    joined = " to " if names else "-"
     start = 0
     for i in range(1, len(numbers) + 1):
         if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
             first, last = numbers[start], numbers[i - 1]
-            parts.append(str(first) if first == last else f"{first}-{last}")
+            parts.append(name(first) if first == last else f"{name(first)}{joined}{name(last)}")
             start = i
     return ", ".join(parts)
 
