@@ -338,8 +338,8 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     allowed = thresholds[TOP_USERS_SHARE_RATIO]
     repeated_share = repeats["rows"] / newest["rows"] if newest["rows"] else 0.0
     heavy = (f"; the heaviest buyer of {newest.get('name', 'the newest span')}: {heaviest[0]}, "
-             f"{heaviest[1]:,} purchases ({heaviest[2]:.1%})" if heaviest else "")
-    identical = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}"
+             f"{heaviest[1]:,} purchases ({heaviest[2]:.2%})" if heaviest else "")
+    identical = "".join(f"; {_short(a)} is byte-identical to {_short(b)}"
                         for a, b in repeats["identical_files"])
     empty = [span["name"] for span in (newest, previous) if not span["rows"]]
     measures = [
@@ -465,7 +465,7 @@ def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]
     lines = []
     with_previous = [(a, b) for a, b in pairs if b in previous_files]
     if repeats["share_over"] or with_previous:
-        same = "".join(f"; {os.path.basename(a)} is byte-identical to {_short(b)}" for a, b in with_previous)
+        same = "".join(f"; {_short(a)} is byte-identical to {_short(b)}" for a, b in with_previous)
         lines.append(f"{newest} repeats {previous} (the same file dropped twice, or mostly the same rows): "
                      f"{measure['value']:.1%} of its purchases are in {previous}, allowed {measure['limit']} "
                      f"({repeats['rows']:,} of {figures['newest']['rows']:,} rows{same})")
@@ -474,7 +474,7 @@ def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]
             continue
         where = (f"{newest} holds the same file twice" if b in newest_files else
                  f"{newest} repeats {spans.folder_of([b])}, an older span")
-        lines.append(f"{where} (the same file dropped twice): {os.path.basename(a)} is byte-identical to {_short(b)}")
+        lines.append(f"{where} (the same file dropped twice): {_short(a)} is byte-identical to {_short(b)}")
     return lines
 
 

@@ -173,11 +173,12 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
     first = str(error).splitlines()[1]
     assert first.startswith("span-9 repeats span-2 (the same file dropped twice, or mostly the same rows): "
                             "100.0% of its purchases are in span-2")
-    assert f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}" in first
+    assert f"span-9/{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}" in first
     # the same file as an older span of the window (not the previous one) is named too
     figures, error, _ = _gate(tmp_path, str(tmp_path / "span-9"), folders[3], small, others=[folders[2]])
-    assert str(error).splitlines()[1] == (f"span-9 repeats span-2, an older span (the same file dropped twice): "
-                                          f"{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}")
+    assert str(error).splitlines()[1] == (
+        f"span-9 repeats span-2, an older span (the same file dropped twice): "
+        f"span-9/{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}")
     assert "repeats span-3" not in str(error)  # the previous span is not what it repeats
 
 
@@ -283,7 +284,7 @@ def test_a_file_dropped_twice_into_one_span_is_named(generated, tmp_path):
     figures, error, _ = _gate(tmp_path, str(tmp_path / "span-4"), folders[2], small, more=[copy])
     assert error is not None and figures["drifted"]
     assert str(error).splitlines()[1] == (f"span-4 holds the same file twice (the same file dropped twice): "
-                                          f"copy.parquet is byte-identical to span-4/{configs.TRAIN_FILE}")
+                                          f"span-4/copy.parquet is byte-identical to span-4/{configs.TRAIN_FILE}")
 
 
 def test_an_empty_span_is_refused_on_its_row_count(generated, tmp_path):

@@ -172,8 +172,10 @@ def _start_text(facts: Dict[str, Any]) -> str:
     """How training started, in words (the Trainer's training.json)."""
     start = facts.get("start") or {}
     if start.get("kind") == "warm":
+        rehearsed = (f" and {start['rehearsed_purchases']:,} it had seen (rehearsed)"
+                     if start.get("rehearsed_purchases") else "")
         trained = ("" if start.get("new_purchases") is None else
-                   f" Trained on the {start['new_purchases']:,} purchases new to it.")
+                   f" Trained on the {start['new_purchases']:,} purchases new to it{rehearsed}.")
         return (f"Warm start from version {start.get('from_version')}: {start.get('carried_products', 0):,} "
                 f"products carried over by product id, {start.get('new_products', 0):,} new, "
                 f"{start.get('dropped_products', 0):,} dropped.{trained}")

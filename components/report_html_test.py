@@ -158,6 +158,10 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     assert "<td>span 2 (1-2)</td><td>now</td><td>warm from 17</td><td>0.5000</td><td>refused</td>" in page
     assert ("Warm start from version 17: 5 products carried over by product id, 1 new, 2 dropped. "
             "Trained on the 40 purchases new to it.") in page
+    # found by exploratory testing: the purchases it rehearsed were left out (the card and console say them)
+    report["training"]["facts"]["start"]["rehearsed_purchases"] = 20
+    assert "Trained on the 40 purchases new to it and 20 it had seen (rehearsed)." in report_html.render_html(
+        report, {})
 
 
 def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():

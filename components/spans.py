@@ -314,7 +314,7 @@ def describe(layout: Layout, selection: Selection, window: int) -> str:
     numbers = [s.number for s in layout.spans]
     shown = ", ".join(s.folder for s in layout.spans[-6:])
     more = f"{len(numbers) - 6} older, " if len(numbers) > 6 else ""
-    evaluation = (f"{selection.eval_source}/'s eval file" if selection.eval_source != STANDING
+    evaluation = (f"the eval file of {selection.eval_source}/" if selection.eval_source != STANDING
                   else "the standing eval file")
     previous = (f"; drift: {selection.newest.folder} vs {selection.previous.folder}"
                 if selection.previous else "; drift: nothing to compare (one span)")

@@ -348,7 +348,7 @@ def test_a_span_layout_is_checked_and_said(tmp_path, caplog, write_fake_spans):
         assert data.ensure_data(data_dir, verify_checksums=False, span_window=2) == data_dir
     said = [r.getMessage() for r in caplog.records if r.name == "recsys.data"]
     assert said[0] == ("[data] 3 span(s) (span-1, span-2, span-3); newest span-3 (span 3); training window 2 "
-                       "of at most 2: span-2, span-3; eval: span-3/'s eval file; drift: span-3 vs span-2")
+                       "of at most 2: span-2, span-3; eval: the eval file of span-3/; drift: span-3 vs span-2")
     assert sorted(data.check_split_files(data_dir, 2)) == [
         f"span-2/{configs.TRAIN_FILE}", f"span-3/{configs.TRAIN_FILE}", f"span-3/{configs.EVAL_FILE}"]
     # a window of one: the previous span is read by the drift gate, so it is checked too
