@@ -206,8 +206,8 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
-            "(the runs of this output directory that trained a model; the last is this one). Runs "
-            "stopped before training, by the data checks or the drift gate, trained nothing and are "
+            "(the runs of this output directory whose model reached the gate; the last is this one). "
+            "Runs stopped before it, by the data checks or the drift gate, judged no model and are "
             "not here: their console and log say why.</p>",
             _table(["run", "created", "start"] + [name.replace("_over_popularity", " over popularity")
                                                  for name in names] + ["verdict"], rows),
