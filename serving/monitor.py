@@ -296,6 +296,14 @@ def checks(figures: Dict[str, Any], popularity: Optional[Dict[str, Any]], config
 
 
 # --- the report ------------------------------------------------------------------------------
+def _calm(checks: List[Dict[str, Any]]) -> str:
+    """The verdict when no threshold is crossed: within them, or nothing judged at all (too few
+    requests for every threshold: not the same as all is well)."""
+    if all(c["value"] is None for c in checks):
+        return "nothing judged: too few requests for any threshold (see each line); nothing to act on yet"
+    return "within the thresholds: nothing to act on"
+
+
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
 
@@ -344,7 +352,7 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
         lines.append("RETRAIN SIGNAL: " + "; ".join(c["name"] for c in crossed) + " over the threshold: the "
                      "requests differ from what the served model was trained on (make run with fresh data)")
     else:
-        lines.append("within the thresholds: nothing to act on")
+        lines.append(_calm(report["checks"]))
     return lines
 
 
@@ -415,7 +423,7 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     figures = report["figures"]
     crossed = [c for c in report["checks"] if c["crossed"]]
     head = ("RETRAIN SIGNAL: " + "; ".join(c["text"] for c in crossed)) if crossed else \
-        "Within the thresholds: nothing to act on."
+        _calm(report["checks"])[0].upper() + _calm(report["checks"])[1:] + "."
     rows = "".join(
         f"<tr><td><code>{e(name)}</code></td><td>{s['requests']:,}</td><td>{s['rows']:,}</td>"
         + "".join(f"<td>{_ms((s['latency_ms'] or {}).get(f'p{q}'))}</td>" for q in PERCENTILES)

@@ -147,7 +147,7 @@ def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
 
 
 def test_requests_within_the_thresholds_exit_0_and_a_model_without_counts_is_said(tmp_path):
-    _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
+    _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 120)  # >= min_rows
     _served_model(str(tmp_path / "models"), counts={})
     out = io.StringIO()
     code = monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
@@ -256,6 +256,10 @@ def test_a_share_of_a_few_rows_raises_no_signal():
     assert judged["unknown_users_share"]["text"] == ("unknown users: 100.0% of 1 serving_default row, fewer than "
                                                      "the 100 needed to judge")
     assert judged["unknown_products_share"]["crossed"]  # 200 rows: judged
+    # nothing judged at all is said as such, not as "within the thresholds"
+    few = {"cold_starts": {w: {"known": 1, "unknown": 0, "not_said": 0} for w in ("users", "products")}}
+    none_judged = monitor.checks(few, None, configs.MonitorConfig())
+    assert monitor._calm(none_judged).startswith("nothing judged: too few requests for any threshold")
 
 
 def test_a_newest_version_without_variables_is_passed_over_and_said(tmp_path):
