@@ -411,21 +411,29 @@ def read_logs(files: List[str], problems: Optional[List[str]] = None) -> Iterato
 
 def _read_past_damage(path: str, index: int, offset: int) -> Tuple[List[Tuple[int, bytes]], List[str]]:
     """The records of `path` from record `index` at byte `offset` on, as (index, bytes), skipping
-    each one whose data's checksum fails; and the lines that say what was skipped or where the
-    records stop (`_cut_or_damaged`)."""
+    each one whose data's checksum fails; and the lines that say what was skipped and where the
+    records stop: at a record cut short (its bytes are not all there yet: the file being written),
+    or at a damaged length (its own checksum fails; a damaged length would otherwise read as a
+    record too long for the file, like one cut short)."""
     import struct
 
     with tf.io.gfile.GFile(path, "rb") as f:
         f.seek(offset)
         data = f.read()
+    size = offset + len(data)
     records, problems, skipped, position, start = [], [], [], 0, index
     while position < len(data):
         header = data[position:position + 12]
-        length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else None
-        end = position + _RECORD_FRAMING + (length or 0)
-        if (length is None or struct.unpack("<I", header[8:])[0] != _masked_crc32c(header[:8])
-                or end > len(data)):
-            problems.append(_cut_or_damaged(path, index, offset + position, start + len(records)))
+        if len(header) == 12 and struct.unpack("<I", header[8:])[0] != _masked_crc32c(header[:8]):
+            at = offset + position
+            problems.append(f"{path}: record {index + 1:,} is damaged (a checksum of its length fails at byte "
+                            f"{at:,} of {size:,}): read {start + len(records):,} records; the {size - at:,} bytes "
+                            "from there on are left out")
+            break
+        end = position + _RECORD_FRAMING + (struct.unpack("<Q", header[:8])[0] if len(header) == 12 else 0)
+        if len(header) < 12 or end > len(data):
+            problems.append(f"{path}: its last record is incomplete (being written?): read "
+                            f"{start + len(records):,} records")
             break
         raw = data[position + 12:end - 4]
         if struct.unpack("<I", data[end - 4:end])[0] == _masked_crc32c(raw):
@@ -441,24 +449,6 @@ def _read_past_damage(path: str, index: int, offset: int) -> Tuple[List[Tuple[in
 
 
 _RECORD_FRAMING = 16  # a TFRecord: length (8 bytes), its CRC (4), the data, the data's CRC (4)
-
-
-def _cut_or_damaged(path: str, index: int, offset: int, read: int) -> str:
-    """Why a file's records stop at record `index` (from 0), at byte `offset`, with `read` records
-    read: a record cut short (its bytes are not all there yet), or a damaged length (its own
-    checksum fails: a damaged length would read as a record too long for the file)."""
-    import struct
-
-    size = tf.io.gfile.stat(path).length
-    with tf.io.gfile.GFile(path, "rb") as f:
-        f.seek(offset)
-        header = f.read(12)
-    damaged = len(header) == 12 and struct.unpack("<I", header[8:])[0] != _masked_crc32c(header[:8])
-    length = struct.unpack("<Q", header[:8])[0] if len(header) >= 8 else None
-    if not damaged and (length is None or offset + _RECORD_FRAMING + length > size):
-        return f"{path}: its last record is incomplete (being written?): read {read:,} records"
-    return (f"{path}: record {index + 1:,} is damaged (a checksum of its length fails at byte {offset:,} of "
-            f"{size:,}): read {read:,} records; the {size - offset:,} bytes from there on are left out")
 
 
 def _masked_crc32c(data: bytes) -> int:
