@@ -423,7 +423,7 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
     figures = report["figures"]
     crossed = [c for c in report["checks"] if c["crossed"]]
     head = ("RETRAIN SIGNAL: " + "; ".join(c["text"] for c in crossed)) if crossed else \
-        _calm(report["checks"])[0].upper() + _calm(report["checks"])[1:] + "."
+        _calm(report["checks"]).capitalize() + "."
     rows = "".join(
         f"<tr><td><code>{e(name)}</code></td><td>{s['requests']:,}</td><td>{s['rows']:,}</td>"
         + "".join(f"<td>{_ms((s['latency_ms'] or {}).get(f'p{q}'))}</td>" for q in PERCENTILES)
