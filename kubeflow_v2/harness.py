@@ -485,9 +485,8 @@ def verdict(result: RunResult) -> Optional[str]:
     if pushed.get("pushed") == 1:
         again = " (already served: nothing new)" if pushed.get("already_served") == 1 else ""
         return f"pushed version {pushed.get('pushed_version')}{again}"
-    blessing = (result.artifact("Evaluator", "blessing") or {}).get("metadata") or {} \
-        if "Evaluator" in result.tasks else {}
-    if blessing.get("blessed") == 0:
+    blessing = result.artifact("Evaluator", "blessing") if "Evaluator" in result.tasks else None
+    if ((blessing or {}).get("metadata") or {}).get("blessed") == 0:
         return "not pushed: the gate refused the model (the Evaluator's log has its table)"
     return "not pushed (the Pusher's log says why)"
 
