@@ -176,6 +176,16 @@ def check_split_files(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WIN
     return rows
 
 
+def read_column(paths: List[str], column: str, arrow_type):
+    """One column of parquet files, cast to one type per file: span files may differ (int32 or
+    int64 products, binary or string users), each accepted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pa.chunked_array([pq.read_table(p, columns=[column]).column(0).cast(arrow_type) for p in paths],
+                            type=arrow_type)
+
+
 def check_purchases_in_catalog(data_dir: str, catalog: List[int],
                                span_window: int = configs.DEFAULT_SPAN_WINDOW) -> None:
     """Raises DataError naming the first purchase file (of those a run reads) with products the
@@ -188,11 +198,9 @@ def check_purchases_in_catalog(data_dir: str, catalog: List[int],
     products)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     def read(paths, column, arrow_type):
-        return pa.chunked_array([pq.read_table(p, columns=[column]).column(0).cast(arrow_type)
-                                 for p in paths]).drop_null()  # nulls: the validator's to name
+        return read_column(paths, column, arrow_type).drop_null()  # nulls: the validator's to name
 
     known = pa.array(sorted(set(catalog)), pa.int64())
     files = split_files(data_dir, span_window)
@@ -319,18 +327,14 @@ def say_repeated_pairs(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WI
     (report_figures.repeated_pairs; the run report's data table has it too): the ASOS sample has
     none, real data may, and a row delivered many times weighs that much more in training."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from components import report_figures
 
     paths = split_files(data_dir, span_window).get("train") or []
     if not paths:
         return
-    # one type per column: span files may differ (int32 or int64 products, binary or string users)
-    users = pa.chunked_array([pq.read_table(p, columns=[features.USER_KEY]).column(0).cast(pa.binary())
-                              for p in paths])
-    products = pa.chunked_array([pq.read_table(p, columns=[features.PRODUCT_KEY]).column(0).cast(pa.int64())
-                                 for p in paths])
+    users = read_column(paths, features.USER_KEY, pa.binary())
+    products = read_column(paths, features.PRODUCT_KEY, pa.int64())
     repeated, most = report_figures.repeated_pairs(users.to_numpy(zero_copy_only=False),
                                                    products.to_numpy(zero_copy_only=False))
     if repeated:
