@@ -119,19 +119,14 @@ def parse_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, 
     spec = read_package(values["package"])
     notes = []
     if values["cron"]:
-        if args.wait:
-            raise settings.SettingError(f"{WAIT.name} waits for one run; a recurring run ({CRON.name}) has none yet")
+        settings.refuse_wait_with_schedule(args.wait, values["cron"], WAIT, CRON)
         try:
             values["cron"], note = kfp_backend.cron(values["cron"])
         except ValueError as e:
             raise settings.SettingError(f"bad value for {CRON.describe()}: {e}") from None
         notes += [note] if note else []
-    root = values["pipeline_root"] or spec.get("defaultPipelineRoot") or ""
-    if not root.startswith("gs://") or len(root) <= len("gs://"):
-        why = ("TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
-               if kfp_backend.scheme_of(root) in ("s3", "minio") else "the runs' artifacts live in a bucket")
-        raise settings.SettingError(f"{PIPELINE_ROOT.describe()}: {root or 'none'} is not a gs:// URI ({why}); "
-                                    "pass --pipeline-root gs://BUCKET/pipeline_root")
+    root = settings.submit_root(values["pipeline_root"], spec.get("defaultPipelineRoot") or "", values["package"],
+                                "make compile-kfp")
     moved = settings.acceptances_note(spec, spec.get("defaultPipelineRoot") or "", values["pipeline_root"])
     notes += [moved] if moved else []
     now = now or datetime.datetime.now(datetime.timezone.utc)

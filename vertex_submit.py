@@ -97,17 +97,8 @@ def parse_args(argv: Optional[List[str]] = None,
             raise settings.SettingError(
                 f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
                 "keys start with a letter; at most 63 characters)")
-    if options.pipeline_root and not options.pipeline_root.startswith("gs://"):
-        raise settings.SettingError(f"{PIPELINE_ROOT.name} must be a gs:// URI, not {options.pipeline_root}")
-    compiled = compiled_root(options.spec)
-    if not options.pipeline_root and not compiled.startswith("gs://"):  # found by exploratory testing
-        raise settings.SettingError(
-            f"{options.pipeline_json} was compiled with the pipeline root {compiled or '(none)'}, not gs://: "
-            f"for the local harness only; compile with a gs:// root (make compile ARGS=\"--bucket ...\"), or "
-            f"pass {PIPELINE_ROOT.name} gs://...")
-    if options.wait and options.schedule_cron:
-        raise settings.SettingError(f"{WAIT.name} waits for one run; a schedule ({SCHEDULE_CRON.name}) starts "
-                                    "its runs later: pass one of them")
+    settings.submit_root(options.pipeline_root, compiled_root(options.spec), options.pipeline_json, "make compile")
+    settings.refuse_wait_with_schedule(options.wait, options.schedule_cron, WAIT, SCHEDULE_CRON)
     return options
 
 

@@ -254,6 +254,34 @@ def _check_kfp(values: Dict[str, Any]) -> None:
                 "Python 3.13 wheel): use a gs:// bucket (docs/kubeflow.md#where-artifacts-live)")
 
 
+def submit_root(given: Optional[str], compiled: str, package: str, compile_command: str) -> str:
+    """The pipeline root a submitted run writes to: `given` (the submit's --pipeline-root), else the
+    one compiled into `package`. Both submit scripts take only gs://BUCKET/...: a run in the cloud
+    cannot write a local root (a local root is for the harnesses), and TensorFlow 2.21 on Python
+    3.13 cannot write s3:// or minio://. Raises SettingError (one line)."""
+    root = given or compiled or ""
+    if root.startswith("gs://") and len(root) > len("gs://"):
+        return root
+    scheme = root.split("://", 1)[0] if "://" in root else ""
+    why = ("TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
+           if scheme in ("s3", "minio") else "the runs' artifacts live in a bucket")
+    if given:
+        raise SettingError(f"{PIPELINE_ROOT.describe()}: {given} is not a gs:// URI ({why}); "
+                           f"pass {PIPELINE_ROOT.name} gs://BUCKET/pipeline_root")
+    local = "" if scheme else ": a local root is for the local harness only"
+    raise SettingError(f"{package} was compiled with the pipeline root {compiled or '(none)'}, not a gs:// URI "
+                       f"({why}){local}; compile with a gs:// root ({compile_command} ARGS=\"--bucket ...\"), "
+                       f"or pass {PIPELINE_ROOT.name} gs://BUCKET/pipeline_root")
+
+
+def refuse_wait_with_schedule(wait: bool, schedule: Optional[str], wait_flag: Flag, schedule_flag: Flag) -> None:
+    """--wait follows one run; a schedule (or recurring run) starts its runs later. SettingError
+    when both are asked for."""
+    if wait and schedule:
+        raise SettingError(f"{wait_flag.name} waits for one run; a schedule ({schedule_flag.name}) starts its "
+                           "runs later: pass one of them")
+
+
 def acceptances_note(spec: Mapping[str, Any], compiled_root: str, submit_root: Optional[str]) -> Optional[str]:
     """What a submit's --pipeline-root does not move: the drift gate's acceptances (DriftGate's
     `acceptances_dir`, compiled in as a constant under the compiled pipeline root); None when the

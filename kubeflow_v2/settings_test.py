@@ -110,3 +110,25 @@ def test_a_malformed_model_or_gate_flag_is_a_usage_error(capsys, flag, value, me
     with pytest.raises(SystemExit) as e:
         settings.parse_compile_args(REQUIRED + [flag, value], environ={})
     assert e.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+@pytest.mark.parametrize("given, compiled, expected", [
+    (None, "gs://b/root", "gs://b/root"),
+    ("gs://other/root", "/local/root", "gs://other/root"),
+    ("/local/root", "gs://b/root", "--pipeline-root or RECSYS_PIPELINE_ROOT: /local/root is not a gs:// URI"),
+    ("s3://b/root", "", "cannot write s3:// or minio://"),
+    ("gs://", "", "gs:// is not a gs:// URI"),
+    (None, "/local/root", "p.json was compiled with the pipeline root /local/root, not a gs:// URI (the runs' "
+                          "artifacts live in a bucket): a local root is for the local harness only; compile with a "
+                          "gs:// root (make compile ARGS=\"--bucket ...\")"),
+    (None, "minio://b/root", "p.json was compiled with the pipeline root minio://b/root, not a gs:// URI "
+                             "(TensorFlow 2.21 on Python 3.13 cannot write"),
+    (None, "", "compiled with the pipeline root (none)"),
+])
+def test_both_submit_scripts_send_runs_to_a_bucket_only(given, compiled, expected):
+    if expected.startswith("gs://") and "is not" not in expected:
+        assert settings.submit_root(given, compiled, "p.json", "make compile") == expected
+    else:
+        with pytest.raises(settings.SettingError) as raised:
+            settings.submit_root(given, compiled, "p.json", "make compile")
+        assert expected in str(raised.value)
