@@ -581,8 +581,9 @@ def _flags() -> Sequence[Flag]:
     )
 
 
-def main(argv: Optional[List[str]] = None, stream=None) -> int:
-    stream = stream or sys.stdout
+def main(argv: Optional[List[str]] = None, stream=None, errors=None) -> int:
+    """The findings go to `stream` (stdout), a reason for having none to `errors` (stderr)."""
+    stream, errors = stream or sys.stdout, errors or sys.stderr
     parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add(parser, _flags())
@@ -600,13 +601,13 @@ def main(argv: Optional[List[str]] = None, stream=None) -> int:
         try:
             report = build_report(args.request_logs, args.model_base_path, args.model_version, args.hours, config)
         except FileNotFoundError as e:
-            print(f"monitor: {e}", file=stream)
+            print(f"monitor: {e}", file=errors)
             return EXIT_ERROR
         except NoModel as e:
-            print(f"monitor: {e}", file=stream)
+            print(f"monitor: {e}", file=errors)
             return EXIT_FLAGS
         except NoRequests as e:
-            print(f"monitor: {e}", file=stream)
+            print(f"monitor: {e}", file=errors)
             return EXIT_ERROR
         paths = write_report(report, args.output_dir)
     for line in console_lines(report):

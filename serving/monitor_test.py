@@ -169,7 +169,7 @@ def test_flags_that_name_nothing_are_refused(tmp_path):
         assert e.value.code == monitor.EXIT_FLAGS
     out = io.StringIO()
     assert monitor.main(common + ["--model-base-path", str(tmp_path / "models"), "--model-version", "12345"],
-                        stream=out) == monitor.EXIT_FLAGS
+                        stream=io.StringIO(), errors=out) == monitor.EXIT_FLAGS
     assert "no version 12345 under" in out.getvalue() and "versions there: 7" in out.getvalue()
     # no model at all: the traffic is judged, the popularity says why it is not
     out = io.StringIO()
@@ -181,7 +181,7 @@ def test_flags_that_name_nothing_are_refused(tmp_path):
 def test_no_logs_is_said_and_exits_1(tmp_path):
     out = io.StringIO()
     assert monitor.main(["--request-logs", str(tmp_path / "none"), "--output-dir", str(tmp_path / "out")],
-                        stream=out) == monitor.EXIT_ERROR
+                        stream=io.StringIO(), errors=out) == monitor.EXIT_ERROR
     assert "no request logs at" in out.getvalue() and "--request_log_sampling_rate" in out.getvalue()
 
 
@@ -197,7 +197,8 @@ def test_logs_without_a_request_to_judge_are_said_and_exit_1(tmp_path):
     for logs, said in (("empty", "no requests in 1 request log file at "),
                        ("garbage", "no requests in 1 request log file at ")):
         out = io.StringIO()
-        assert monitor.main(["--request-logs", str(tmp_path / logs)] + common, stream=out) == monitor.EXIT_ERROR
+        assert monitor.main(["--request-logs", str(tmp_path / logs)] + common, stream=io.StringIO(),
+                            errors=out) == monitor.EXIT_ERROR
         assert out.getvalue().startswith(f"monitor: {said}{tmp_path / logs}"), out.getvalue()
         assert "nothing to act on" not in out.getvalue()
     _log(tmp_path / "old" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 3)
