@@ -151,6 +151,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f"--output-file {output_file!r} is a file name; the directory is --output-dir")
         if isinstance(config, configs.KfpConfig) and not output_file.endswith((".yaml", ".yml")):
             raise ValueError(f"--output-file {output_file!r}: a KFP package is a .yaml file")
+        if not isinstance(config, configs.KfpConfig) and not output_file.endswith(".json"):
+            raise ValueError(f"--output-file {output_file!r}: a Vertex AI pipeline is a .json file "
+                             "(a KFP package: --target kfp)")
     except (OSError, ValueError) as e:
         what = "package" if isinstance(config, configs.KfpConfig) else "JSON"
         print(f"error: cannot write the pipeline {what} to --output-dir {output_dir}: {e}", file=sys.stderr)

@@ -173,8 +173,12 @@ def test_the_vertex_target_is_the_default_and_keeps_its_resolver_and_importer(ve
     assert output_dir == settings.DEFAULT_OUTPUT_DIR
 
 
-def test_a_kfp_package_must_be_yaml(tmp_path, capsys):
+def test_a_kfp_package_must_be_yaml_and_a_vertex_pipeline_json(tmp_path, capsys):
     assert kubeflow_v2_runner.main(KFP + ["--output-dir", str(tmp_path), "--output-file", "p.json"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: cannot write the pipeline package") \
         and "a KFP package is a .yaml file" in err, err
+    # found by exploratory testing: the Vertex JSON was written under a .yaml name
+    assert kubeflow_v2_runner.main(VERTEX + ["--output-dir", str(tmp_path), "--output-file", "p.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a Vertex AI pipeline is a .json file" in err, err
