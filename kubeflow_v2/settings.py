@@ -16,6 +16,7 @@ import dataclasses
 import os
 import re
 import shlex
+import sys
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from cli import flags
@@ -205,11 +206,23 @@ def compile_parser(description: str = "") -> argparse.ArgumentParser:
     return p
 
 
+def _beam_args_joined(argv: List[str]) -> List[str]:
+    """`--beam-arg --runner=X` as `--beam-arg=--runner=X`: argparse reads a separate value that
+    starts with -- as a flag ("expected one argument"), and a Beam argument always starts so."""
+    out: List[str] = []
+    for arg in argv:
+        if out and out[-1] == BEAM_ARGS.name and arg.startswith("--") and arg != "--":
+            out[-1] = f"{BEAM_ARGS.name}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def parse_compile_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None):
     """(VertexConfig, output_dir, output_file) from the command line and environment; with
     `--target kfp` a KfpConfig, whose project and region are needed only by Dataflow and the
     Vertex endpoint."""
-    args = compile_parser().parse_args(argv)
+    args = compile_parser().parse_args(_beam_args_joined(sys.argv[1:] if argv is None else argv))
     target = flags.resolve(args, (TARGET,), environ)["target"]
     wanted = COMPILE_SETTINGS
     if target == KFP:

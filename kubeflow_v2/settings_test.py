@@ -47,6 +47,10 @@ def test_beam_args_are_pipeline_options():
         REQUIRED + ["--beam-arg=--experiments=use_runner_v2 --no_use_public_ips", "--beam-arg", "--x='a b'"],
         environ={})
     assert config.extra_beam_args[-3:] == ["--experiments=use_runner_v2", "--no_use_public_ips", "--x=a b"]
+    # found by exploratory testing: a separate value starting with -- was argparse's "expected one argument"
+    config, _, _ = settings.parse_compile_args(REQUIRED + ["--beam-arg", "--runner=DataflowRunner", "--beam-arg",
+                                                           "--num_workers=3", "--no-cache"], environ={})
+    assert config.extra_beam_args[-2:] == ["--runner=DataflowRunner", "--num_workers=3"] and not config.enable_cache
     for name in ("DataflowRunner", "DirectRunner", "PrismRunner"):  # Beam's names
         config, _, _ = settings.parse_compile_args(REQUIRED + [f"--beam-arg=--runner={name}"], environ={})
         assert config.extra_beam_args[-1] == f"--runner={name}"
