@@ -219,6 +219,11 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
     if not config.pipeline_root.startswith("gs://"):  # the harnesses' roots: no backend takes them
         console.say(f"[compile] note: the pipeline root {config.pipeline_root} is not gs://: for the local harness "
                     "only (vertex_submit.py and kfp_submit.py refuse it)")
+    missing = [p for p in (config.data_root, config.catalog_uri)  # found by exploratory testing
+               if p and not p.startswith("gs://") and not os.path.exists(p)]
+    for local in missing[:1] if missing[1:] and missing[1].startswith(missing[0] + "/") else missing:
+        console.say(f"[compile] note: {local} does not exist on this machine: a run of this pipeline finds "
+                    "nothing there until it is made")
     console.say(f"[compile] wrote {path}")
     console.say(f"[compile] full log {console.log_path}")
     return 0

@@ -151,6 +151,12 @@ def test_main_compiles_for_kfp_without_a_project(tmp_path, capsys, monkeypatch):
                                     "--pipeline-root", str(tmp_path / "root")]) == 0
     assert (f"[compile] note: the pipeline root {tmp_path / 'root'} is not gs://: for the local harness only "
             "(vertex_submit.py and kfp_submit.py refuse it)") in capsys.readouterr().out
+    # a local data root that is not there is said (found by exploratory testing: nothing was)
+    assert kubeflow_v2_runner.main(["--bucket", "b", "--image", IMAGE, "--output-dir", str(tmp_path),
+                                    "--data-root", str(tmp_path / "nowhere")]) == 0
+    printed = capsys.readouterr().out
+    assert f"[compile] note: {tmp_path / 'nowhere'} does not exist on this machine" in printed
+    assert printed.count("does not exist") == 1  # not again for the catalog under it
 
 
 @pytest.mark.parametrize("argv, words", [
