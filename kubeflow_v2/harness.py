@@ -491,6 +491,16 @@ def verdict(result: RunResult) -> Optional[str]:
     return "not pushed (the Pusher's log says why)"
 
 
+def data_rejected_exit(failure: str) -> int:
+    """The harness's exit for a failed task: 4, as `make run`'s, when the task's log ends in one of
+    the errors that reject the data (the drift gate's, the validator's, ...); else 1. Found by
+    exploratory testing: a drift stop exited 1 here and 4 in a local run."""
+    from runner import console
+
+    rejected = any(f"{name}: " in failure for name in console.DATA_REJECTED_ERRORS)
+    return console.EXIT_DATA_REJECTED if rejected else 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -527,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             result = runner.run()
         except TaskFailed as e:
             print(f"error: {e}", file=sys.stderr)
-            return 1
+            return data_rejected_exit(str(e))
         ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
         said = verdict(result)
         print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"

@@ -92,6 +92,14 @@ def test_a_failing_task_is_named_with_its_log(tmp_path):
         runner.run()
 
 
+def test_a_task_that_rejects_the_data_exits_4_as_a_local_run(tmp_path, capsys):
+    drift = "import sys; print('components.drift.DriftError: the newest span drifted'); sys.exit(1)"
+    assert harness.main([_spec(tmp_path, consume=drift), "--log-dir", str(tmp_path / "logs")]) == 4
+    assert "task consume failed (exit 1)" in capsys.readouterr().err
+    assert harness.main([_spec(tmp_path, consume="import sys; sys.exit(1)"), "--log-dir",
+                         str(tmp_path / "logs")]) == 1
+
+
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):
     """Found by exploratory testing: a missing file or `{}` ended in a traceback."""
     (tmp_path / "empty.json").write_text("{}")
