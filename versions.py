@@ -70,6 +70,7 @@ def main(argv=None) -> int:
         print(versions.history_text(base, configs.MODEL_NAME))
         return 0
     try:
+        versions.check_reason(args.reason)  # a usage error is said before a busy output directory
         # a pipeline run on the same output directory could push meanwhile: one at a time
         busy = "roll back once it has finished (it may push a version meanwhile: see `make history`)"
         with run_lock.hold(args.output_dir, hint=busy) if not args.serving_dir else contextlib.nullcontext():

@@ -129,13 +129,18 @@ def history_text(base: str, name: str = "") -> str:
     return "\n".join(lines)
 
 
+def check_reason(reason: str) -> None:
+    """VersionError unless a rollback's reason says something."""
+    if not reason.strip():
+        raise VersionError("a rollback needs a reason (REASON=\"...\" or --reason): it goes into the "
+                           "version's model card and the history")
+
+
 def rollback(base: str, number: int, reason: str, name: str = "",
              now: Optional[datetime.datetime] = None) -> model_versions.Version:
     """Publishes version `number` again as a new version (module docstring); returns it.
     Raises VersionError for an unknown or incomplete version, AlreadyServed for the served one."""
-    if not reason.strip():
-        raise VersionError("a rollback needs a reason (REASON=\"...\" or --reason): it goes into the "
-                           "version's model card and the history")
+    check_reason(reason)
     found = model_versions.versions(base)
     target = next((v for v in found if v.number == number), None)
     if target is None:

@@ -164,8 +164,11 @@ def test_the_command_line_with_an_output_directory(base, tmp_path, capsys):
     shutil.copytree(base, out / "serving_model" / "recommender")
     with run_lock.hold(str(out)):  # a pipeline run on it
         assert entry_point.main(["rollback", "1796001422", "--reason", "x", "--output-dir", str(out)]) == 75
-    error = capsys.readouterr().err
-    assert "roll back once it has finished" in error and "--wait" not in error
+        error = capsys.readouterr().err
+        assert "roll back once it has finished" in error and "--wait" not in error
+        # a reason left out is said first: waiting for the run would not mend it
+        assert entry_point.main(["rollback", "1796001422", "--reason", "", "--output-dir", str(out)]) == 2
+        assert "a rollback needs a reason" in capsys.readouterr().err
     assert entry_point.main(["history", "--output-dir", str(tmp_path / "outptus")]) == 2
     assert capsys.readouterr().err.startswith(f"error: no output directory {tmp_path / 'outptus'} ")
     (tmp_path / "a-file").write_text("")
