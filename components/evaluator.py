@@ -160,7 +160,7 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
             bound = metric.threshold.value_threshold.lower_bound.value
             rows.append({"metric": key, "kind": MARGIN, "of": json.loads(metric.config)["metric"],
                          "candidate": value(CANDIDATE, key),
-                         "baseline": value(BASELINE, key), "popularity": None,
+                         "baseline": value(BASELINE, key), "popularity": None, "bound": bound,
                          "threshold": f">= {_percent(bound)} over popularity",
                          "result": outcome(key, gated)})
         # else the recall@k curve: drawn in the run report, not a row of the gate

@@ -462,6 +462,9 @@ def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
             "metrics": {row["metric"]: candidate.get(row["metric"]) for row in gated},
             # the relative margins over popularity, said as the gate says them (+97.6%)
             "margins": [row["metric"] for row in gated if row.get("kind") == evaluator_lib.MARGIN],
+            # the gate's least margin (drawn as a rule); not in reports before it was kept
+            "margin_bounds": {row["metric"]: row["bound"] for row in gated
+                              if row.get("kind") == evaluator_lib.MARGIN and row.get("bound") is not None},
             "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
             "already_served": bool(report["push"].get("already_served")),  # not in reports before it was kept
             "version": report["push"]["version"]}

@@ -181,6 +181,11 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
     assert [line.get_label() for line in metrics.get_lines() if not line.get_label().startswith("_")] == \
         ["recall_at_10"]
     assert margins.get_ylabel() == "% over popularity" and margins.get_lines()[0].get_ydata()[0] == 97.58
+    # the gate's least margin as a rule, where the report keeps it
+    figure = report_plots._history_figure([row, {**row, "margin_bounds": {"recall_at_10_over_popularity": 0.1}}])
+    rules = [line for line in figure.axes[1].get_lines() if "least margin" in line.get_label()]
+    assert [(line.get_label(), list(line.get_ydata())) for line in rules] == [
+        ("the gate's least margin (+10%)", [10.0, 10.0])]
 
 
 def test_a_run_that_found_its_model_already_served_is_not_said_to_have_pushed_it():

@@ -112,6 +112,12 @@ def _history_figure(history):
             ax.plot(x[~pushed], values[~pushed], "x", color="#b00020", markersize=9)
         if is_margin:
             ax.axhline(0, color="#888", linewidth=0.8)
+            # the gate's least margin of the newest run (found by exploratory testing: the panel
+            # did not show where the gate refuses)
+            bounds = (history[-1].get("margin_bounds") or {}).values()
+            for bound in sorted(set(bounds)):
+                ax.axhline(100 * bound, color="#b00020", linewidth=0.8, linestyle="--",
+                           label=f"the gate's least margin ({100 * bound:+.0f}%)")
             ax.set(ylabel="% over popularity")
         else:
             ax.set(title="gated metrics of each run's candidate (o pushed, x refused)", ylabel="value")
