@@ -167,6 +167,9 @@ def test_a_ctrl_c_that_python_drops_still_stops_the_run(tmp_path, fake_data_dir,
     from pipeline import configs
 
     monkeypatch.setattr(console, "INTERRUPT_REPEAT_SECONDS", 0.2)
+    # Python's Ctrl-C handler, as a run's worker has it (supervisor.follow_supervisor), also when
+    # these tests were started with SIGINT ignored (a script's `make test &`)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     class Thing:
         pass
@@ -184,8 +187,11 @@ def test_a_ctrl_c_that_python_drops_still_stops_the_run(tmp_path, fake_data_dir,
     config = configs.PipelineConfig(data_dir=fake_data_dir, output_dir=str(tmp_path / "out"),
                                     verify_checksums=False)
     stream = io.StringIO()
-    assert console.run_pipeline(config, build, stream=stream) == console.EXIT_INTERRUPTED, stream.getvalue()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run leaves Python's own
+    try:
+        assert console.run_pipeline(config, build, stream=stream) == console.EXIT_INTERRUPTED, stream.getvalue()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run leaves Python's own
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_interruption_after_the_pusher_says_so(tmp_path):

@@ -53,8 +53,14 @@ def is_worker() -> bool:
 
 
 def follow_supervisor() -> None:
-    """In the worker: a SIGINT (a Ctrl-C: the run stops cleanly) when the supervisor dies,
-    however it dies. Linux only; elsewhere nothing."""
+    """In the worker: Python's Ctrl-C handler, and a SIGINT (a Ctrl-C: the run stops cleanly)
+    when the supervisor dies, however it dies (Linux only; elsewhere no parent-death signal).
+
+    The handler is set even when the worker was started with SIGINT ignored, as a script's
+    `make run &` starts it: Python then installs none, and the SIGINT by which the supervisor
+    stops the run would do nothing (found by exploratory testing: such a run could not be stopped
+    but by SIGKILL). The worker has its own process group: only the supervisor sends it one."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         import ctypes
 

@@ -130,10 +130,13 @@ sys.exit(supervisor.supervise([sys.executable, "-c", sys.argv[2], sys.argv[3]], 
 """
 
 
-def _stoppable_run(tmp_path):
+def _stoppable_run(tmp_path, sigint=signal.SIG_DFL):
+    """The supervisor and its worker, started with SIGINT `sigint` (SIG_IGN: as a script's `cmd &`
+    starts them)."""
     marker = tmp_path / "worker"
     run = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path), STOPPABLE, str(marker)],
-                           cwd=configs.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           cwd=configs.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
     deadline = time.time() + 60
     while not (marker.exists() and marker.read_text() == "started"):
         assert run.poll() is None and time.time() < deadline, run.communicate()
@@ -148,12 +151,14 @@ def _wait_for(marker, text, seconds=30):
     return marker.read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_sent_to_the_supervisor_alone_stops_the_worker_as_a_ctrl_c(tmp_path, sig):
+@pytest.mark.parametrize("sig, started_with", [(signal.SIGINT, signal.SIG_DFL), (signal.SIGTERM, signal.SIG_DFL),
+                                               (signal.SIGTERM, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN)])
+def test_a_stop_sent_to_the_supervisor_alone_stops_the_worker_as_a_ctrl_c(tmp_path, sig, started_with):
     """Found by exploratory testing: `kill -INT <pid>` of the supervisor (timeout -s INT, a
     scheduler's stop) was ignored, and the run went on to push; a SIGTERM killed the worker with
-    no word of where it stopped."""
-    run, marker = _stoppable_run(tmp_path)
+    no word of where it stopped; a run started with SIGINT ignored (a script's `make run &`) did not
+    stop at all: its worker ignored the supervisor's SIGINT."""
+    run, marker = _stoppable_run(tmp_path, started_with)
     try:
         os.kill(run.pid, sig)  # the supervisor's pid only, not its process group
         run.communicate(timeout=60)
