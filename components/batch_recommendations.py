@@ -17,7 +17,8 @@ always a served model's.
   batches of raw user ids. (TFX's BulkInferrer cannot be used: it feeds serialized tf.Examples
   to a one-string-input signature, and `serving_default` would take each as an unknown user id.)
 - **Where**: `<artifact uri>/recommendations/part-SSSSS-of-NNNNN.parquet`, one row per (user,
-  rank): `dummyUserId` (string), `rank` (1 = best), `productId` (int64), `score` (float32);
+  rank): `dummyUserId` (string), `rank` (1 = best), `productId` (int64), `score` (float32); a
+  user with fewer than K products left to buy has fewer rows (serving's padding is left out);
   `<artifact uri>/summary.json` and the artifact's custom properties give the counts. Optionally
   also a BigQuery table (`bigquery_table`, PROJECT.DATASET.TABLE, replaced on each run).
 
@@ -137,11 +138,12 @@ def to_table(result: PredictionResult) -> pa.Table:
     products = np.asarray(result.inference["products"], np.int64)
     scores = np.asarray(result.inference["scores"], np.float32)
     k = products.shape[1]
+    real = products.reshape(-1) != features.PADDING_PRODUCT  # fewer products left than k: no row
     return pa.Table.from_arrays([
-        pa.array(np.repeat(np.array(users, dtype=object), k), pa.string()),
-        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(users))),
-        pa.array(products.reshape(-1)),
-        pa.array(scores.reshape(-1)),
+        pa.array(np.repeat(np.array(users, dtype=object), k)[real], pa.string()),
+        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(users))[real]),
+        pa.array(products.reshape(-1)[real]),
+        pa.array(scores.reshape(-1)[real]),
     ], schema=PARQUET_SCHEMA)
 
 
@@ -149,6 +151,8 @@ def to_bigquery_rows(result: PredictionResult) -> Iterable[Dict[str, Any]]:
     products, scores = result.inference["products"], result.inference["scores"]
     for i, user in enumerate(user_strings(result.example)):
         for rank, (product, score) in enumerate(zip(products[i], scores[i]), start=1):
+            if product == features.PADDING_PRODUCT:
+                break
             yield {features.USER_KEY: user, "rank": rank, features.PRODUCT_KEY: int(product),
                    "score": float(score)}
 
@@ -171,12 +175,14 @@ class _Count(beam.DoFn):
         self.users = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "users")
         self.unknown = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "unknown_users")
         self.top_k = beam.metrics.Metrics.distribution(COUNTER_NAMESPACE, "top_k")
+        self.rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows")  # padding left out
 
     def process(self, result: PredictionResult):
         known = np.asarray(result.inference["known_user"], bool)
         self.users.inc(len(known))
         self.unknown.inc(int((~known).sum()))
         self.top_k.update(int(np.shape(result.inference["products"])[1]))
+        self.rows.inc(int((np.asarray(result.inference["products"]) != features.PADDING_PRODUCT).sum()))
         yield result
 
 
@@ -262,8 +268,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                   num_shards=int(exec_properties.get("num_shards") or 0), bigquery_table=table)
         result = pipeline.run()
         result.wait_until_finish()
-        read, covered, unknown = (beam_metrics.counter(result, COUNTER_NAMESPACE, name)
-                                  for name in ("users_read", "users", "unknown_users"))
+        read, covered, unknown, rows = (beam_metrics.counter(result, COUNTER_NAMESPACE, name)
+                                        for name in ("users_read", "users", "unknown_users", "rows"))
         top_k = max((d.max for d in beam_metrics.values(result, COUNTER_NAMESPACE, "top_k", "distributions")
                      if d.count), default=0)
         if covered != read or unknown or not read:
@@ -272,7 +278,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         import tensorflow as tf
 
         files = sorted(os.path.basename(f) for f in tf.io.gfile.glob(os.path.join(out_dir, "*.parquet")))
-        summary = {"users": covered, "top_k": top_k, "rows": covered * top_k, "files": files,
+        summary = {"users": covered, "top_k": top_k, "rows": rows, "files": files,
                    "directory": out_dir, "model": model_path, "bigquery_table": table}
         with tf.io.gfile.GFile(os.path.join(output.uri, SUMMARY_FILE), "w") as f:
             json.dump(summary, f, indent=2)

@@ -189,3 +189,22 @@ def test_bad_sizes_are_refused_when_the_component_is_built(sizes, message):
     with pytest.raises(ValueError, match=message):
         batch.BatchRecommendations(**channels, **sizes)
     batch.BatchRecommendations(**channels, batch_size=1, num_shards=0)
+
+
+def test_a_list_that_ends_in_padding_writes_no_rows_for_it():
+    """Serving pads a list where fewer than K products are left (features.PADDING_PRODUCT); the
+    lists written hold the real products only, ranked from 1."""
+    from apache_beam.ml.inference.base import PredictionResult
+
+    pad, lowest = features.PADDING_PRODUCT, np.finfo(np.float32).min
+    result = PredictionResult(np.array([b"u1", b"u2"], object), {
+        "products": np.array([[7, 8, 9], [5, pad, pad]], np.int64),
+        "scores": np.array([[0.3, 0.2, 0.1], [0.4, lowest, lowest]], np.float32),
+        "known_user": np.array([True, True])})
+    assert batch.to_table(result).to_pylist() == [
+        {features.USER_KEY: "u1", "rank": 1, features.PRODUCT_KEY: 7, "score": pytest.approx(0.3)},
+        {features.USER_KEY: "u1", "rank": 2, features.PRODUCT_KEY: 8, "score": pytest.approx(0.2)},
+        {features.USER_KEY: "u1", "rank": 3, features.PRODUCT_KEY: 9, "score": pytest.approx(0.1)},
+        {features.USER_KEY: "u2", "rank": 1, features.PRODUCT_KEY: 5, "score": pytest.approx(0.4)}]
+    assert [(r[features.USER_KEY], r["rank"]) for r in batch.to_bigquery_rows(result)] == [
+        ("u1", 1), ("u1", 2), ("u1", 3), ("u2", 1)]

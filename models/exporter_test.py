@@ -200,3 +200,28 @@ def test_a_capped_history_still_leaves_out_every_purchase(tmp_path, curated_sche
     examples = [purchase_example(u, p) for u in users for p in sorted(bought[u])]
     ranks = model.signatures["evaluate"](examples=tf.constant(examples))["ranks"].numpy()
     assert (ranks[:, 0] == exporter.UNRANKED).all()  # bought before: never ranked
+
+
+def test_fewer_products_left_than_top_k_end_in_padding_never_in_a_purchase(tmp_path, curated_schema):
+    """Found by exploratory testing: a user who had bought all but 36 products was recommended 64
+    of his purchases, scored -inf (not JSON). With top_k the whole catalog, every user here has 3
+    purchases left out and every product asked about itself: the lists end in padding."""
+    built = testing.build(str(tmp_path), curated_schema, top_k=len(testing.PRODUCTS))
+    model = tf.saved_model.load(built.export_dir)
+    bought = {}
+    for r in built.rows:
+        bought.setdefault(r[features.USER_KEY][0], set()).add(r[features.PRODUCT_KEY][0])
+    users = sorted(bought)
+    out = model.signatures["serving_default"](user_id=tf.constant(users + [b"nobody"]))
+    products, scores = out["products"].numpy(), out["scores"].numpy()
+    lowest = np.finfo(np.float32).min
+    for user, recs, row in zip(users, products, scores):
+        left = len(testing.PRODUCTS) - len(bought[user])
+        assert not set(recs) & bought[user] and set(recs[:left]) == set(testing.PRODUCTS) - bought[user]
+        assert (recs[left:] == features.PADDING_PRODUCT).all() and (row[left:] == lowest).all()
+        assert np.isfinite(row).all() and (row[:left] > lowest).all()
+    assert features.PADDING_PRODUCT not in products[-1]  # an unknown user: the popular products, all of them
+    out = model.signatures["call_item_item"](item=tf.constant(testing.PRODUCTS[:2], tf.int64))
+    for item, similar, row in zip(testing.PRODUCTS, out["products"].numpy(), out["scores"].numpy()):
+        assert item not in similar and similar[-1] == features.PADDING_PRODUCT and row[-1] == lowest
+        assert features.PADDING_PRODUCT not in similar[:-1]

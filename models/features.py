@@ -19,6 +19,11 @@ NUM_OOV_BUCKETS = 1
 
 # --- Serving ----------------------------------------------------------------------------------
 SERVING_TOP_K = 100  # products returned by the serving signatures (the workshop's 100)
+# Where fewer products than SERVING_TOP_K are left to recommend (a user who bought all but a few
+# of the catalog; a catalog of SERVING_TOP_K products asked for one of them), the list ends in
+# this product id, with the lowest float32 as its score: never a product bought, never -inf (not
+# JSON). Batch recommendations leave these rows out.
+PADDING_PRODUCT = -1
 SAMPLED_NEGATIVES = 100  # the notebook's sampled accuracy: the true product against 100 drawn ones
 
 # --- Evaluation -------------------------------------------------------------------------------
