@@ -26,8 +26,14 @@ serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pu
 history:  ## the pushed versions, newest first: date, data, metrics, verdict; * marks the one served
 	$(RUN) python versions.py history $(ARGS)
 
+# A rollback's VERSION and REASON as typed: make would expand a $ in them ($20k -> 0k), the shell
+# a quote or backtick; so their unexpanded text goes to the command through the environment
+override VERSION := $(value VERSION)
+override REASON := $(value REASON)
+rollback: export VERSION := $(VERSION)
+rollback: export REASON := $(REASON)
+
 rollback:  ## serve VERSION again, as a new version: make rollback VERSION=N REASON="why"
-	@# from the environment (make exports command-line variables): the shell expands no quote or backtick in them
 	$(RUN) python versions.py rollback "$$VERSION" --reason "$$REASON" $(ARGS)
 
 monitor:  ## what the served model is asked: make serve's request logs (--request_log_sampling_rate) against the served model; report in outputs/monitoring/
