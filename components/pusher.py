@@ -151,7 +151,8 @@ def withdrawn_twin(model_path: str, base: str) -> Optional[Dict[str, Any]]:
             return {"version": number,
                     "text": f"this model is version {number} again, which a rollback (version "
                             f"{why['by']}, a copy of {why['of']}) took out of service{reason}; the "
-                            f"served model is unchanged (`make rollback VERSION={number}` serves it again)"}
+                            f"served model is unchanged (`make rollback VERSION={number} REASON=\"...\"` serves it "
+                            "again)"}
     return None
 
 

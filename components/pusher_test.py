@@ -127,7 +127,8 @@ def test_a_model_a_rollback_took_out_of_service_is_not_pushed_again(model_uri, t
     assert pushed.get_string_custom_property(pusher.WITHDRAWN_KEY) == str(bad)
     assert pushed.get_string_custom_property(pusher.NOT_PUSHED_KEY) == (
         f'this model is version {bad} again, which a rollback (version {copy}, a copy of {good}) took out '
-        f'of service: "sales fell"; the served model is unchanged (`make rollback VERSION={bad}` serves it again)')
+        f'of service: "sales fell"; the served model is unchanged (`make rollback VERSION={bad} REASON="..."` '
+        'serves it again)')
     assert model_versions.served(base).number == copy and len(model_versions.versions(base)) == 3
     assert _props(_push(model(7.0), base, tmp_path))[0] == 1  # another model is pushed as usual
 
