@@ -610,7 +610,8 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
 
     Order: the log starts in a temporary file (nothing is written into the output directory
     before the flags and the data pass their checks), the model configuration is checked, the
-    input files are checked, the output directory's run lock is taken, the log moves into
+    output directory (writable, not busy, its outputs not orphaned by a deleted ML Metadata
+    store), the input files are checked, the output directory's run lock is taken, the log moves into
     `<output_dir>/logs/`, the pipeline runs, and the summary (or the cause of the failure) ends
     the console."""
     import tempfile
@@ -653,6 +654,17 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         problem = run_lock.unwritable(config.output_dir)
         if problem:  # before the data checks read (or download) anything
             console.say(f"error: cannot write into --output-dir {config.output_dir}: {problem}")
+            return EXIT_USAGE
+        if not wait:  # a busy output directory is said before the data is read (or downloaded)
+            try:
+                run_lock.refuse_if_busy(config.output_dir)
+            except run_lock.OutputDirBusy as e:
+                console.say(f"error: {e}")
+                return EXIT_BUSY
+        problem = run_lock.orphaned_outputs(config.metadata_path, config.pipeline_root,
+                                            kept=[os.path.basename(config.drift_acceptances_dir)])
+        if problem:
+            console.say(f"error: {problem}")
             return EXIT_USAGE
         try:
             # a copy: the caller's configuration stays as it was given

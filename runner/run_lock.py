@@ -14,7 +14,7 @@ import datetime
 import fcntl
 import os
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 LOCK_FILE = ".run.lock"
 
@@ -61,6 +61,41 @@ def check_writable(output_dir: str) -> None:
 
 
 RUN_HINT = "wait for it to finish, pass --wait to queue behind it, or use another --output-dir"
+
+
+def refuse_if_busy(output_dir: str, hint: str = RUN_HINT) -> None:
+    """OutputDirBusy, as `hold` would raise it, when a run holds the output directory's lock now;
+    creates nothing. For the first checks of a run (found by exploratory testing: a second run
+    read the data before it was refused)."""
+    path = os.path.join(output_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputDirBusy(f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); {hint}") from None
+    finally:
+        os.close(fd)
+
+
+def orphaned_outputs(metadata_path: str, pipeline_root: str, kept: Iterable[str] = ()) -> Optional[str]:
+    """Why a local run must not start: its ML Metadata store is gone while the pipeline root still
+    holds earlier runs' outputs. ML Metadata would number the executions from 1 again, and TFX
+    write the new outputs into the old ones' directories (found by exploratory testing: a run
+    after `rm -rf outputs/metadata` rewrote the first run's model and report). None when not.
+    `kept`: names under the pipeline root that are no component's outputs."""
+    if os.path.exists(metadata_path) or not os.path.isdir(pipeline_root):
+        return None
+    components = sorted(n for n in os.listdir(pipeline_root)
+                        if n not in set(kept) and os.path.isdir(os.path.join(pipeline_root, n)))
+    if not components:
+        return None
+    return (f"the ML Metadata store {metadata_path} is missing, but {pipeline_root} holds the outputs of "
+            f"earlier runs ({', '.join(components[:3])}{', ...' if len(components) > 3 else ''}): this run would "
+            "write over them. Put the store back, or move that directory away to start afresh (the served "
+            "versions under serving_model/ are not in it)")
 
 
 @contextlib.contextmanager

@@ -42,6 +42,36 @@ def test_a_second_run_refuses_naming_the_holder(tmp_path):
         pass
 
 
+def test_a_busy_output_directory_is_said_without_taking_or_creating_anything(tmp_path):
+    run_lock.refuse_if_busy(str(tmp_path / "new"))  # nothing there: not busy, nothing made
+    assert not (tmp_path / "new").exists()
+    child = _child_holding(tmp_path)
+    try:
+        with pytest.raises(run_lock.OutputDirBusy, match=f"another run is using {tmp_path} \\(pid {child.pid}"):
+            run_lock.refuse_if_busy(str(tmp_path))
+    finally:
+        child.kill()
+        child.wait()
+    run_lock.refuse_if_busy(str(tmp_path))  # released
+    with run_lock.hold(str(tmp_path)):  # and the probe took nothing
+        pass
+
+
+def test_outputs_left_without_their_metadata_store_are_named(tmp_path):
+    store, root = str(tmp_path / "metadata" / "m.db"), tmp_path / "pipeline_root"
+    assert run_lock.orphaned_outputs(store, str(root)) is None  # a first run
+    (root / "drift_acceptances").mkdir(parents=True)
+    assert run_lock.orphaned_outputs(store, str(root), kept=["drift_acceptances"]) is None
+    for name in ("Trainer", "Transform", "Evaluator", "Pusher"):
+        (root / name).mkdir()
+    said = run_lock.orphaned_outputs(store, str(root), kept=["drift_acceptances"])
+    assert said.startswith(f"the ML Metadata store {store} is missing, but {root} holds the outputs of earlier "
+                           "runs (Evaluator, Pusher, Trainer, ...): this run would write over them"), said
+    (tmp_path / "metadata").mkdir()
+    (tmp_path / "metadata" / "m.db").write_bytes(b"")
+    assert run_lock.orphaned_outputs(store, str(root)) is None  # the store is there: TFX goes on as ever
+
+
 def test_a_second_run_can_wait_for_the_first(tmp_path):
     child = _child_holding(tmp_path)
     waited_for = []

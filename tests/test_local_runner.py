@@ -155,6 +155,26 @@ def test_an_output_dir_that_is_a_file_is_refused_before_the_data_is_read(tmp_pat
     assert not (tmp_path / "no-data-here").exists()  # no download was tried
 
 
+def test_a_busy_or_orphaned_output_dir_is_refused_before_the_data_is_read(tmp_path):
+    """Found by exploratory testing: a second run read the data before it was refused as busy; a
+    run after `rm -rf outputs/metadata` wrote its outputs over the first run's."""
+    from runner import run_lock
+
+    out = tmp_path / "out"
+    config = configs.PipelineConfig(data_dir=str(tmp_path / "no-data-here"), output_dir=str(out))
+    os.makedirs(os.path.join(config.pipeline_root, "Trainer"))
+    stream = io.StringIO()
+    code = local_runner.main(["--data-dir", config.data_dir, "--output-dir", str(out)], stream=stream)
+    assert code == console.EXIT_USAGE, stream.getvalue()
+    assert stream.getvalue().strip().splitlines()[-1].startswith(
+        f"error: the ML Metadata store {config.metadata_path} is missing, but {config.pipeline_root} holds")
+    with run_lock.hold(str(out)):  # another run on it
+        stream = io.StringIO()
+        code = local_runner.main(["--data-dir", config.data_dir, "--output-dir", str(out)], stream=stream)
+    assert code == console.EXIT_BUSY and "another run is using" in stream.getvalue()
+    assert not (tmp_path / "no-data-here").exists()  # no download was tried
+
+
 def test_serving_top_k_from_the_flag_checked(capsys):
     assert local_runner.parse_config([]).training.serving_top_k == 100
     config = local_runner.parse_config(["--serving-top-k", "20"])
