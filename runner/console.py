@@ -388,9 +388,13 @@ class Outcome:
     # a blessed model the Pusher did not push: why (the same model as a withdrawn version)
     not_pushed_reason: Optional[str] = None
     nothing_served: bool = False  # no model is served after this run (none pushed, none before)
+    # the version the (cached) Pusher names was deleted since: this run's model is not served
+    pushed_gone: bool = False
 
     @property
     def exit_code(self) -> int:
+        if self.pushed_gone:
+            return EXIT_FAILED
         if self.pushed:
             return EXIT_OK
         return EXIT_REFUSED if self.blessed is False or self.not_pushed_reason else EXIT_FAILED
@@ -442,6 +446,9 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     from components import drift
 
     drift_reports = outputs("DriftGate", "drift_report")
+    # found by exploratory testing: after the pushed version's folder was deleted, a rerun (its
+    # Pusher from the cache) said "pushed as version N" of a version that was not there
+    gone = pushed and bool(path) and not os.path.isdir(path)
     already_served = pushed and version in served_before
     served_as = served_copy(config.serving_model_dir, version) if already_served else None
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
@@ -453,7 +460,8 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                    served_as=served_as[0] if served_as else None,
                    served_as_path=served_as[1] if served_as else None,
                    not_pushed_reason=not_pushed or None,
-                   nothing_served=not pushed and model_versions.served(config.serving_model_dir) is None)
+                   nothing_served=(not pushed or gone) and model_versions.served(config.serving_model_dir) is None,
+                   pushed_gone=gone)
 
 
 def served_copy(serving_model_dir: str, version: str):
@@ -474,7 +482,11 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
     """The summary; `exit_code` when it is not the outcome's (a killed run), `peak` the component
     whose memory peaked highest."""
     rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
-    if outcome.pushed and outcome.already_served and outcome.served_as:
+    if outcome.pushed_gone:
+        verdict = (f"blessed, but version {outcome.pushed_version}, which an earlier run pushed for this model "
+                   f"(this run's Pusher came from the cache), is no longer there ({outcome.pushed_path}): this "
+                   "model is not served; --no-cache pushes it again")
+    elif outcome.pushed and outcome.already_served and outcome.served_as:
         verdict = (f"blessed; already served as version {outcome.served_as} (a rollback to version "
                    f"{outcome.pushed_version}): nothing new pushed")
     elif outcome.pushed and outcome.already_served:
@@ -494,7 +506,7 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
 
         lines.append(f"  drift          {drift.summary_text(outcome.drift)}")
     lines.append(f"  verdict        {verdict}")
-    if outcome.pushed:
+    if outcome.pushed and not outcome.pushed_gone:
         served_path = outcome.served_as_path or outcome.pushed_path
         lines.append(f"  served model   {served_path}")
         card = os.path.join(served_path, "assets.extra", "model_card.md")
@@ -506,7 +518,7 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
     lines += [f"  report         {report_path or '-'}",
               f"  full log       {log_path}",
               f"  exit code      {outcome.exit_code if exit_code is None else exit_code}"]
-    if outcome.pushed:
+    if outcome.pushed and not outcome.pushed_gone:
         lines.append("  next           make serve   (serves the pushed model)")
     elif outcome.nothing_served:
         lines.append("  next           open the report; no model is served yet (none was ever pushed here)")

@@ -119,6 +119,15 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     withdrawn = _outcome(pushed=False, pushed_version="", pushed_path="", not_pushed_reason="this model is 5 again")
     assert withdrawn.exit_code == console.EXIT_REFUSED
     assert "  verdict        blessed, NOT pushed: this model is 5 again" in console.summary_lines(withdrawn, "r", "l")
+    # the version a cached Pusher names was deleted since (found by exploratory testing: "pushed as version 17")
+    gone = _outcome(pushed_gone=True)
+    assert gone.exit_code == console.EXIT_FAILED
+    lines = console.summary_lines(gone, "r", "l")
+    assert ("  verdict        blessed, but version 17, which an earlier run pushed for this model (this run's "
+            "Pusher came from the cache), is no longer there (/o/serving_model/recommender/17): this model is not "
+            "served; --no-cache pushes it again") in lines
+    assert not any(line.startswith("  served model") for line in lines)
+    assert not lines[-1].startswith("  next           make serve")
 
 
 def test_the_summary_says_the_drift_figures():
