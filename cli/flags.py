@@ -112,6 +112,7 @@ def resolve(args: argparse.Namespace, flags: Sequence[Flag],
     or a value that does not parse."""
     environ = os.environ if environ is None else environ
     values: Dict[str, Any] = {}
+    missing: List[str] = []  # all of them at once (found by exploratory testing: one a try)
     for f in flags:
         given = getattr(args, f.key, None)
         if not f.env:
@@ -130,10 +131,13 @@ def resolve(args: argparse.Namespace, flags: Sequence[Flag],
             raise FlagError(f"bad value for {f.describe()}: {e}") from None
         if f.required and (value is None or str(value).strip() == ""):
             what = f.help.split(",")[0].split(" (")[0].split(":")[0]
-            raise FlagError(f"missing required setting: {what} (pass {f.name} or set {f.env})")
+            missing.append(f"{what} (pass {f.name} or set {f.env})")
+            continue
         if f.kind == REPEAT:
             value = dict(value) if isinstance(value, dict) else list(value)  # never the default itself
         values[f.key] = value
+    if missing:
+        raise FlagError(f"missing required setting{'s' if len(missing) > 1 else ''}: {'; '.join(missing)}")
     return values
 
 

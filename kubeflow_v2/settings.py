@@ -202,7 +202,13 @@ def vertex_config(values: Dict[str, Any], cls=configs.VertexConfig) -> configs.V
 def compile_parser(description: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    flags.add(p, COMPILE_SETTINGS + configs.PIPELINE_FLAGS + (OUTPUT_DIR, OUTPUT_FILE))
+    # the help says when --project and --region are needed (found by exploratory testing: it said
+    # "(required)", and --target kfp compiles without them); parse_compile_args checks them
+    needed = {f.name: dataclasses.replace(f, required=False, help=f"{f.help}; required for --target {VERTEX}, and "
+                                          f"for --target {KFP} with {DATAFLOW.name} or {DEPLOY_ENDPOINT.name}")
+              for f in (PROJECT, REGION)}
+    flags.add(p, tuple(needed.get(f.name, f) for f in COMPILE_SETTINGS) + configs.PIPELINE_FLAGS
+              + (OUTPUT_DIR, OUTPUT_FILE))
     return p
 
 

@@ -136,3 +136,13 @@ def test_both_submit_scripts_send_runs_to_a_bucket_only(given, compiled, expecte
         with pytest.raises(settings.SettingError) as raised:
             settings.submit_root(given, compiled, "p.json", "make compile")
         assert expected in str(raised.value)
+
+
+def test_every_missing_setting_is_named_at_once():
+    """Found by exploratory testing: `make compile` named one missing setting a try."""
+    with pytest.raises(settings.SettingError) as e:
+        settings.parse_compile_args([], environ={})
+    said = str(e.value)
+    assert said.startswith("missing required settings: Google Cloud project id (pass --project or set "
+                           "RECSYS_GCP_PROJECT); region of Vertex AI Pipelines and Dataflow"), said
+    assert "--bucket" in said and "--image" in said and "\n" not in said
