@@ -1,6 +1,6 @@
 """How the pipeline's cost grows with its data: the ASOS sample made k times bigger, run at each k.
 
-    env/run-in-env python benchmarks/scale.py                       # k = 1, 2, 4 (about an hour)
+    env/run-in-env python benchmarks/scale.py                       # k = 1, 2, 4 (about 25 minutes on 2 cores)
     env/run-in-env python benchmarks/scale.py --sizes 1,2 --heavy-tail 10
     env/run-in-env python benchmarks/scale.py --table-only          # the table of the last runs
 

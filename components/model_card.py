@@ -22,6 +22,9 @@ project's own facts as extra keys inside those sections, which the schema allows
                               any other model of that pass (the popularity baseline)
   quantitative_analysis.gate  the gate's verdict, bounds and table
   quantitative_analysis.drift the drift measurements of the data, when there are any
+  quantitative_analysis.drift_gate   the DriftGate's comparison of the newest span with the one
+                              before it: the spans, its verdict (and an --accept-drift), each
+                              measure with its value and limit (none in the flat layout)
   considerations              intended use, known limits (cold starts...)
 
 `model_card.md` is the same, short, for a person (the shape of the toolkit's Markdown template).
@@ -311,6 +314,21 @@ def drift_section(anomalies: types.Artifact) -> List[Dict[str, Any]]:
     return found
 
 
+def drift_gate_section(figures: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The DriftGate's report (components/drift.py, drift.json) as the card keeps it; None when
+    it compared nothing (the flat layout, a first span). Found by exploratory testing: the card
+    read only the validator's anomalies, where this pipeline's drift figures never are."""
+    if not figures or not figures.get("compared"):
+        return None
+    from components import drift
+
+    spans = {key: (figures.get(key) or {}).get("name") for key in ("newest", "previous")}
+    return {**spans,
+            "verdict": drift.verdict_text(figures), "accepted": figures.get("accepted") or None,
+            "measures": [{"name": m["name"], "value": m["value"], "limit": m["limit"], "over": m["over"]}
+                         for m in figures["measures"]]}
+
+
 # --- the card -----------------------------------------------------------------------------------
 def _utc(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -319,8 +337,8 @@ def _utc(moment: datetime.datetime) -> str:
 def assemble(*, name: str, version: int, pushed_at: datetime.datetime, destination: str,
              served_before: Optional[int] = None, git: str = "", data: Optional[Dict[str, Any]] = None,
              sources: Optional[List[Dict[str, Any]]] = None, training: Optional[Dict[str, Any]] = None,
-             evaluation: Optional[Dict[str, Any]] = None, drift: Optional[List[Dict[str, Any]]] = None
-             ) -> Dict[str, Any]:
+             evaluation: Optional[Dict[str, Any]] = None, drift: Optional[List[Dict[str, Any]]] = None,
+             drift_gate: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The card (module docstring) from the gathered sections; any section may be missing."""
     training = training or {}
     gate = (evaluation or {}).get("gate")
@@ -351,6 +369,8 @@ def assemble(*, name: str, version: int, pushed_at: datetime.datetime, destinati
         analysis["gate"] = gate
     if drift:
         analysis["drift"] = drift
+    if drift_gate:
+        analysis["drift_gate"] = drift_gate
     return {
         "schema_version": SCHEMA_VERSION,
         "model_details": {
@@ -556,6 +576,12 @@ def markdown(card: Dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {d['split']} | {d['feature']} | {d['measure']} | {d['value']:.4g} | {d['threshold']:.4g} | "
                   f"{'crossed' if d['crossed'] else 'ok'} |" for d in drift]
+    gate = analysis.get("drift_gate")
+    if gate:
+        lines += ["", f"## Drift: {gate['newest']} against {gate['previous']}", "",
+                  f"**Drift gate**: {gate['verdict']}", "", "| measure | value | limit | |", "|---|---|---|---|"]
+        lines += [f"| {m['name']} | {'-' if m['value'] is None else format(m['value'], '.4g')} | {m['limit']} | "
+                  f"{'OVER' if m['over'] else 'ok'} |" for m in gate["measures"]]
     lines += ["", "## Intended use", ""]
     lines += [f"- {u['description']}" for u in considerations.get("use_cases", [])]
     lines += [f"- Users: {u['description']}" for u in considerations.get("users", [])]

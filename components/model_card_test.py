@@ -287,3 +287,26 @@ def test_the_input_files_of_a_span_trained_model_include_its_window_spans(tmp_pa
               for f in model_card.source_files(model_card.window_patterns(patterns, examples))}
     assert listed == {"catalog.csv", "span-2/dsf_asos_train_x.parquet", "span-3/dsf_asos_train_x.parquet",
                       "span-3/dsf_asos_valid_x.parquet"}
+
+
+def test_the_drift_gates_comparison_goes_into_the_card(tmp_path):
+    """Found by exploratory testing: the card's drift came from the validator's anomalies only,
+    where this pipeline's drift figures never are; the DriftGate's were in no card."""
+    figures = {"compared": True, "newest": {"name": "span-3", "rows": 10}, "previous": {"name": "span-2", "rows": 10},
+               "measures": [{"name": "product L-infinity", "value": 0.0037, "limit": "<= 0.01", "over": False},
+                            {"name": "rows new / previous", "value": 3.0, "limit": "0.5 to 2", "over": True},
+                            {"name": "per-user JS", "value": None, "limit": "<= 0.1", "over": False}],
+               "drifted": True, "accepted": "--accept-drift on 2026-12-07T02:00:00+00:00"}
+    gate = model_card.drift_gate_section(figures)
+    assert (gate["newest"], gate["previous"], gate["accepted"]) == (
+        "span-3", "span-2", "--accept-drift on 2026-12-07T02:00:00+00:00")
+    assert gate["verdict"].startswith("OVER the thresholds, accepted")
+    card = _card(tmp_path, drift_gate=gate)
+    assert card["quantitative_analysis"]["drift_gate"]["measures"][1] == {
+        "name": "rows new / previous", "value": 3.0, "limit": "0.5 to 2", "over": True}
+    text = model_card.markdown(card)
+    assert "## Drift: span-3 against span-2" in text and f"**Drift gate**: {gate['verdict']}" in text
+    assert "| rows new / previous | 3 | 0.5 to 2 | OVER |" in text and "| per-user JS | - | <= 0.1 | ok |" in text
+    # the flat layout, a first span: nothing compared, no section
+    assert model_card.drift_gate_section({"compared": False, "reason": "one span"}) is None
+    assert model_card.drift_gate_section(None) is None

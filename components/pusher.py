@@ -21,8 +21,9 @@ every version carries its model card.
 - **The model card** (components/model_card.py) goes into `assets.extra/` of the version before
   the version appears: the data (from `examples`), the Trainer's configuration (`model_run`, and
   `assets.extra/training.json` of the model), the gate's figures (`evaluation`), the drift
-  measurements (`anomalies`, when they hold any), the input files' sha256 (`data_files`) and the
-  git commit. Each of those inputs is optional.
+  measurements (`anomalies`, when they hold any), the drift gate's comparison of the newest span
+  with the one before it (`drift_report`), the input files' sha256 (`data_files`) and the git
+  commit. Each of those inputs is optional.
 
 Everything else is TFX's Pusher: the blessing check, the version numbers (Unix seconds, or one
 more than the newest version when that is larger), the archive copy into the PushedModel
@@ -47,7 +48,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, proto_utils
 
-from components import model_card, model_versions
+from components import drift, model_card, model_versions
 
 FINGERPRINT = model_versions.FINGERPRINT
 # a blessed model not pushed: the version it repeats, which a rollback withdrew, and why, in words
@@ -176,6 +177,7 @@ def card_for(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[
     given version number and path (what `publish` writes into the version)."""
     examples, model_run = _single(input_dict, "examples"), _single(input_dict, "model_run")
     evaluation, anomalies = _single(input_dict, "evaluation"), _single(input_dict, "anomalies")
+    drift_report = _single(input_dict, "drift_report")
     patterns = json.loads(exec_properties.get(DATA_FILES_KEY) or "[]")
     sections = dict(
         git=exec_properties.get(GIT_COMMIT_KEY) or "",
@@ -183,7 +185,8 @@ def card_for(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[
         sources=model_card.source_files(model_card.window_patterns(patterns, examples)) if patterns else None,
         training=model_card.training_section(model_path, model_run.uri if model_run else None),
         evaluation=model_card.gate_section(evaluation.uri) if evaluation else None,
-        drift=model_card.drift_section(anomalies) if anomalies else None)
+        drift=model_card.drift_section(anomalies) if anomalies else None,
+        drift_gate=model_card.drift_gate_section(drift.read_report(drift_report.uri)) if drift_report else None)
     name = exec_properties.get(MODEL_NAME_KEY) or "model"
     pushed_at = datetime.datetime.now(datetime.timezone.utc)
 
@@ -263,6 +266,7 @@ class PusherSpec(standard_component_specs.PusherSpec):
         "model_run": ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies, optional=True),
+        "drift_report": ChannelParameter(type=drift.DriftReport, optional=True),
     }
 
 
@@ -277,7 +281,8 @@ class DedupPusher(tfx.components.Pusher):
                  push_destination: pusher_pb2.PushDestination, model_name: str = "",
                  examples: Optional[types.BaseChannel] = None, model_run: Optional[types.BaseChannel] = None,
                  evaluation: Optional[types.BaseChannel] = None, anomalies: Optional[types.BaseChannel] = None,
-                 data_files: Optional[List[str]] = None, git_commit: Optional[str] = None):
+                 drift_report: Optional[types.BaseChannel] = None, data_files: Optional[List[str]] = None,
+                 git_commit: Optional[str] = None):
         """`data_files`: glob patterns of the input files whose sha256 the card lists;
         `git_commit`: default, the commit of this checkout when it is one."""
         base_component.BaseComponent.__init__(self, spec=PusherSpec(
@@ -286,4 +291,4 @@ class DedupPusher(tfx.components.Pusher):
             data_files=json.dumps(list(data_files or [])),
             git_commit=model_card.git_commit() if git_commit is None else git_commit,
             examples=examples, model_run=model_run, evaluation=evaluation, anomalies=anomalies,
-            pushed_model=types.Channel(type=standard_artifacts.PushedModel)))
+            drift_report=drift_report, pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

@@ -136,6 +136,7 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         model_run=trainer.outputs["model_run"],
         evaluation=evaluator.outputs["evaluation"],
         anomalies=example_validator.outputs["anomalies"],
+        drift_report=drift_gate.outputs["drift_report"],
         data_files=[os.path.join(config.data_root, p) for p in configs.SPLIT_PATTERNS.values()]
         + [config.catalog_uri],
     ).with_id("Pusher")

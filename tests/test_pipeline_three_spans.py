@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from components import model_card
 from models import model as model_lib
 from models import trainer
 from pipeline import configs
@@ -23,6 +24,10 @@ SMALL = {"embedding_dim": 8, "epochs": 3, "batch_size": 64, "learning_rate": 0.0
 # what is tested is the window and the start: every model passes
 GATE = configs.GateConfig(lower_bounds={"recall_at_10": 0.0, "sampled_accuracy": 0.0}, max_relative_drop=1.0,
                           popularity_margin=None)
+
+
+class _Runs(list):
+    """(training facts, versions) of each run; `cards`: the served version's card after each."""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,8 @@ def runs(tmp_path_factory):
         str(data), str(root / "out"), gate=GATE, span_window=2,
         training=configs.TrainingConfig(overrides=SMALL, serving_top_k=20),
         drift=configs.DriftConfig(thresholds=fake_asos.SPAN_DRIFT_THRESHOLDS))
-    seen = []
+    seen, cards = _Runs(), []
+    seen.cards = cards  # the served version's model card after each run
     for k in (1, 2, 3, 4, 5):
         if k in (2, 3):
             shutil.move(str(root / f"span-{k}"), str(data / f"span-{k}"))
@@ -50,7 +56,17 @@ def runs(tmp_path_factory):
             facts = json.load(f)
         versions = sorted(os.listdir(config.serving_model_dir), key=int)
         seen.append((facts, versions))
+        cards.append(model_card.read(os.path.join(config.serving_model_dir, versions[-1])))
     return seen
+
+
+def test_each_span_trained_models_card_holds_the_drift_gates_comparison(runs):
+    """The served version's card after each run: none for the first span (nothing to compare),
+    then the newest span against the one before it."""
+    first, second, third = (card["quantitative_analysis"].get("drift_gate") for card in runs.cards[:3])
+    assert first is None
+    assert (second["newest"], second["previous"], second["verdict"]) == ("span-2", "span-1", "within the thresholds")
+    assert (third["newest"], third["previous"]) == ("span-3", "span-2") and len(third["measures"]) >= 6
 
 
 def test_each_run_trains_on_the_window_of_the_newest_spans(runs):
