@@ -90,6 +90,8 @@ PER_USER_JENSEN_SHANNON = "purchases_per_user_jensen_shannon"  # JSD of purchase
 USER_L_INFINITY = "user_l_infinity"  # max |p_new(u) - p_prev(u)| over users (TFDV): one buyer's rise
 TOP_USERS_SHARE_RATIO = "top_users_share_ratio"  # top 1% users' share, newest / previous, at most x and 1/x
 REPEATED_ROWS = "repeated_rows"  # share of the newest span's purchases also in the previous span
+# when at most this share of the newest span's users make half of its repeats, they are named
+REPEAT_BUYERS_SHARE = 0.05
 THRESHOLDS = (PRODUCT_L_INFINITY, PRODUCT_JENSEN_SHANNON, MIN_ROWS_RATIO, MAX_ROWS_RATIO,
               PER_USER_JENSEN_SHANNON, TOP_USERS_SHARE_RATIO, USER_L_INFINITY, REPEATED_ROWS)
 
@@ -156,11 +158,35 @@ def span_name(files: Sequence[str], number: int) -> str:
 # --- what is measured -------------------------------------------------------------------------
 def repeated_rows(newest: pa.Table, previous: pa.Table) -> int:
     """How many of the newest span's rows are (user, product) pairs the previous span has."""
+    return _repeated(newest, previous).num_rows
+
+
+def _repeated(newest: pa.Table, previous: pa.Table) -> pa.Table:
+    """The newest span's rows whose (user, product) pair the previous span has."""
     if not newest.num_rows or not previous.num_rows:
-        return 0
+        return newest.slice(0, 0)
     keys = [features.USER_KEY, features.PRODUCT_KEY]
     known = previous.group_by(keys).aggregate([])
-    return newest.join(known, keys=keys, join_type="left semi").num_rows
+    return newest.join(known, keys=keys, join_type="left semi")
+
+
+def repeats_of(newest: pa.Table, previous: pa.Table, top: int = 3) -> Dict[str, Any]:
+    """The newest span's rows that repeat a (user, product) pair of the previous span: how many,
+    by how many users, and the `top` users with most ([user id, rows]). A file dropped twice
+    repeats every user's rows; customers who buy the same products span after span (a reseller
+    restocking) repeat theirs: the users tell them apart (found by exploratory testing: 20
+    restocking accounts read as "the same file dropped twice")."""
+    repeated = _repeated(newest, previous)
+    if not repeated.num_rows:
+        return {"rows": 0, "users": 0, "half_users": 0, "top_users": []}
+    counts = repeated.group_by(features.USER_KEY).aggregate([(features.PRODUCT_KEY, "count")])
+    counts = counts.sort_by([(f"{features.PRODUCT_KEY}_count", "descending")])
+    per_user = np.asarray(counts.column(f"{features.PRODUCT_KEY}_count"), np.int64)
+    half = int(np.searchsorted(np.cumsum(per_user), (repeated.num_rows + 1) // 2) + 1)
+    users = counts.column(features.USER_KEY).to_pylist()[:top]
+    return {"rows": repeated.num_rows, "users": counts.num_rows, "half_users": half,
+            "top_users": [[u.decode() if isinstance(u, bytes) else str(u), int(n)]
+                          for u, n in zip(users, per_user[:top])]}
 
 
 def equal_size(newest: pa.Table, previous: pa.Table, seed: int = SAMPLE_SEED) -> Tuple[pa.Table, pa.Table]:
@@ -375,7 +401,9 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
             "drifted": any(m["over"] for m in measures),
             "repeats": {"identical_files": [list(pair) for pair in repeats["identical_files"]],
-                        "rows": repeats["rows"], "share_over": repeated_share > thresholds[REPEATED_ROWS]}}
+                        "rows": repeats["rows"], "share_over": repeated_share > thresholds[REPEATED_ROWS],
+                        "users": repeats.get("users"), "half_users": repeats.get("half_users"),
+                        "top_users": repeats.get("top_users") or []}}
 
 
 def _short(path: str) -> str:
@@ -404,6 +432,21 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
     return [{"span": n, "name": spans.folder_of(span_files.get(n) or []) or f"span {n}",
              "served_version": served.number, "served_spans": trained, "served_names": served_names}
             for n in window if min(trained) < n < max(trained) and n not in trained]
+
+
+def repeat_buyers_lines(figures: Dict[str, Any]) -> List[str]:
+    """Who makes the repeats, when a few users make half of them (REPEAT_BUYERS_SHARE of the
+    newest span's users or fewer): customers buying the same products again, rather than a file
+    dropped twice (which repeats every user's rows as they buy). [] otherwise, and for reports
+    without these counts."""
+    repeats, users = figures.get("repeats") or {}, figures["newest"].get("users")
+    top, half = repeats.get("top_users") or [], repeats.get("half_users")
+    if not top or not half or not users or half > REPEAT_BUYERS_SHARE * users:
+        return []
+    named = ", ".join(f"{user} ({rows:,})" for user, rows in top)
+    return [f"  {half:,} of the {users:,} users of {figures['newest']['name']} make half of these repeats, the most "
+            f"{named}: customers buying the same products again rather than a file dropped twice? Check them; "
+            "--accept-drift lets the span through, --drift-threshold repeated_rows=... changes the limit"]
 
 
 def drifted_text(figures: Dict[str, Any]) -> str:
@@ -469,6 +512,7 @@ def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]
         lines.append(f"{newest} repeats {previous} (the same file dropped twice, or mostly the same rows): "
                      f"{measure['value']:.1%} of its purchases are in {previous}, allowed {measure['limit']} "
                      f"({repeats['rows']:,} of {figures['newest']['rows']:,} rows{same})")
+        lines += repeat_buyers_lines(figures)
     for a, b in pairs:
         if b in previous_files:
             continue
@@ -681,7 +725,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      if digests[a] == digests[b]]
         identical += [[a, b] for a in newest_files for span, others in sorted(files.items())
                       if span != newest for b in others if digests[a] == digests[b]]
-        repeats = {"identical_files": identical, "rows": repeated_rows(newest_table, previous_table)}
+        repeats = {"identical_files": identical, **repeats_of(newest_table, previous_table)}
 
         schema = span_schema(curated, thresholds)
         paths = {"newest": os.path.join(out_uri, "newest", STATS_FILE),
@@ -703,8 +747,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         io_utils.write_bytes_file(os.path.join(out_uri, USER_ANOMALIES_FILE), user_anomalies.SerializeToString())
 
         def span(number, span_files, table):
+            users = len(pc.unique(table.column(features.USER_KEY))) if table.num_rows else 0
             return {"span": number, "name": span_name(span_files, number), "rows": table.num_rows,
-                    "files": list(span_files)}
+                    "users": users, "files": list(span_files)}
         figures = figures_of(span(newest, newest_files, newest_table), span(previous, previous_files, previous_table),
                              span_anomalies, user_anomalies, shares, repeats, thresholds,
                              heaviest_user(newest_table))

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from tfx.dsl.components.base import base_beam_executor
@@ -180,6 +181,35 @@ def test_a_span_dropped_twice_is_named_as_such(generated, tmp_path):
         f"span-9 repeats span-2, an older span (the same file dropped twice): "
         f"span-9/{configs.TRAIN_FILE} is byte-identical to span-2/{configs.TRAIN_FILE}")
     assert "repeats span-3" not in str(error)  # the previous span is not what it repeats
+    assert "make half of these repeats" not in str(error)  # every user repeats: no few buyers to name
+
+
+def test_repeats_made_by_a_few_buyers_name_them(tmp_path, write_fake_spans, small_span_thresholds):
+    """Found by exploratory testing: 20 accounts restocking the same 15 products, span after span,
+    stopped the run as "the same file dropped twice". The gate still stops (the share is over its
+    limit), and names the few users who make the repeats; a span dropped twice names none."""
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=2, rows_per_span=600)
+    products = pc.unique(pq.read_table(os.path.join(folders[1], configs.TRAIN_FILE)).column(
+        features.PRODUCT_KEY)).to_pylist()[:15]  # the same 15 products, restocked in both spans
+    for number in (1, 2):
+        table = pq.read_table(os.path.join(folders[number], configs.TRAIN_FILE))
+        restock = pa.table({features.USER_KEY: pa.array([f"RESELL{i:014d}" for i in range(3) for _ in range(300)],
+                                                        table.schema.field(features.USER_KEY).type),
+                            features.PRODUCT_KEY: pa.array([products[j % 15] for _ in range(3) for j in range(300)],
+                                                           table.schema.field(features.PRODUCT_KEY).type)})
+        os.makedirs(tmp_path / f"restocked-{number}")
+        pq.write_table(pa.concat_tables([table.select(restock.column_names), restock]),
+                       str(tmp_path / f"restocked-{number}" / configs.TRAIN_FILE))
+    thresholds = {**small_span_thresholds, "repeated_rows": 0.5, "product_l_infinity": 1.0,
+                  "product_jensen_shannon": 1.0, "purchases_per_user_jensen_shannon": 1.0, "user_l_infinity": 1.0,
+                  "top_users_share_ratio": 100.0}
+    figures, error, _ = _gate(tmp_path, str(tmp_path / "restocked-2"), str(tmp_path / "restocked-1"), thresholds)
+    assert error is not None and figures["repeats"]["half_users"] <= 2, figures["repeats"]
+    lines = str(error).splitlines()
+    said = next(line for line in lines if "make half of these repeats" in line)
+    assert "RESELL00000000000000 (300)" in said
+    assert "customers buying the same products again rather than a file dropped twice?" in said
+    assert "--accept-drift" in said
 
 
 def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_the_run(generated, tmp_path, caplog):
