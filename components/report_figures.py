@@ -310,13 +310,18 @@ def reach(train: Purchases, measured: Purchases) -> Dict[str, int]:
             "hittable": int((~repeats & ~unknown_user & ~unknown_product).sum())}
 
 
-def reach_text(counts: Dict[str, int], split: str, left_out: int = 0) -> str:
+def reach_text(counts: Dict[str, int], split: str, left_out: int = 0, served: bool = True) -> str:
     """`reach` in a sentence; `left_out`: the purchases the gate left out before (repeats of a
-    pair the candidate or the served model trained on: components/evaluator.py)."""
+    pair the candidate or the served model trained on: components/evaluator.py); `served`: the
+    gate compared with a served model (found by exploratory testing: a first run's report spoke
+    of one)."""
+    it = "it" if left_out == 1 else "them"
+    why = (f"a purchase the candidate or the served model trained on, and the gate leaves {it} out for both "
+           "(each model leaves out what the user bought, so only the other could hit one)" if served else
+           f"a purchase the candidate trained on, and the gate leaves {it} out (its recommendations leave out "
+           "what the user bought)")
     before = (f"{left_out:,} {split} purchase{'s' if left_out != 1 else ''} "
-              f"repeat{'s' if left_out == 1 else ''} a purchase the candidate or the served model trained on, "
-              f"and the gate leaves {'it' if left_out == 1 else 'them'} out for both (each model leaves out "
-              "what the user bought, so only the other could hit one). " if left_out else "")
+              f"repeat{'s' if left_out == 1 else ''} {why}. " if left_out else "")
     total = counts["purchases"]
     if not total:
         return before + f"The {split} split holds no other purchase." if left_out else \
@@ -356,7 +361,7 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
     eval_users, eval_products = purchases[split]["users"], purchases[split]["products"]
     examples = purchase_examples(eval_users, eval_products)
     counts = reach(purchases["train"], purchases[split]) if "train" in purchases and split != "train" else None
-    reach_sentence = reach_text(counts, split, left_out) if counts else None
+    reach_sentence = reach_text(counts, split, left_out, served=baseline_uri is not None) if counts else None
     if counts and (left_out or counts["hittable"] < counts["purchases"]):
         log.info("[report] %s", reach_sentence)
 
@@ -383,8 +388,9 @@ def evaluation_figures(gate: Dict[str, Any], purchases: Dict[str, Purchases], ca
                      "purchase's rank among all products, the user's train purchases left "
                      "out; sampled accuracy against 100 uniformly drawn products. Per "
                      "purchase, as the gate computes them." +
-                     (f" The {left_out:,} that repeat a purchase the candidate or the served model "
-                      "trained on are left out, as the gate leaves them out." if left_out else "")),
+                     (f" The {left_out:,} that repeat a purchase the candidate "
+                      f"{'or the served model ' if baseline_uri else ''}trained on are left out, as the gate "
+                      "leaves them out." if left_out else "")),
         "note": ("Candidate and served: TFMA's values, the ones the gate judged. Most "
                  "popular: every user gets the most bought train products (their own "
                  "purchases left out), through the same serving module. Coverage@10: the "
@@ -421,7 +427,7 @@ def gate_figures(gate: Dict[str, Any]) -> Dict[str, Any]:
             "compared_with_blessed": gate["has_baseline"]}
 
 
-def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[str, Any]:
+def push_summary(pushed_model: Optional[types.Artifact], blessed: bool, served: bool = True) -> Dict[str, Any]:
     """What the Pusher did, from its artifact's properties, in a sentence."""
     def prop(name, kind):
         if pushed_model is None or not pushed_model.has_custom_property(name):
@@ -436,7 +442,8 @@ def push_summary(pushed_model: Optional[types.Artifact], blessed: bool) -> Dict[
     elif pushed:
         text = f"Pushed: version {version} at {path}."
     elif not blessed:
-        text = "Not pushed: the gate refused the model; the previously pushed model stays served."
+        text = ("Not pushed: the gate refused the model; the previously pushed model stays served." if served else
+                "Not pushed: the gate refused the model; no model is served yet (none was ever pushed here).")
     elif prop("not_pushed_reason", str):
         text = f"Not pushed: {prop('not_pushed_reason', str)}."
     else:

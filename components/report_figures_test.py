@@ -72,6 +72,11 @@ def test_push_summary():
     assert already["text"] == "Already served: this model is version 17 at /s/17; nothing new was pushed."
     refused = report_figures.push_summary(_pushed(pushed=0), blessed=False)
     assert not refused["pushed"] and refused["text"].startswith("Not pushed: the gate refused the model")
+    assert "previously pushed model stays served" in refused["text"]
+    # a first run: nothing was ever served (found by exploratory testing: "the previously pushed model")
+    first = report_figures.push_summary(_pushed(pushed=0), blessed=False, served=False)
+    assert first["text"] == ("Not pushed: the gate refused the model; no model is served yet (none was ever "
+                             "pushed here).")
     assert report_figures.push_summary(None, blessed=True)["text"] == "Not pushed."
     reason = "this model is version 5 again, which a rollback took out of service"
     withdrawn = _pushed(pushed=0, not_pushed_reason=reason)
@@ -139,6 +144,10 @@ def test_reach_counts_the_purchases_no_model_can_hit():
         "4 eval purchases repeat a purchase the candidate or the served model trained on, and the gate leaves "
         "them out for both (each model leaves out what the user bought, so only the other could hit one). "
         "The other one can be hit.")
+    assert report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 3)])), "eval", left_out=4,
+                                     served=False).startswith(
+        "4 eval purchases repeat a purchase the candidate trained on, and the gate leaves them out (its "
+        "recommendations leave out what the user bought). ")
     # one of a kind reads as one (found by exploratory testing: "1 are by users ...")
     one = report_figures.reach_text(report_figures.reach(train, _purchases([(b"a", 1), (b"z", 2), (b"b", 3)])),
                                     "eval", left_out=1)

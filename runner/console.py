@@ -494,7 +494,8 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
     elif outcome.pushed:
         verdict = f"blessed and pushed as version {outcome.pushed_version}"
     elif outcome.blessed is False:
-        verdict = "NOT blessed: the gate refused the model (table above); the served model is unchanged"
+        verdict = "NOT blessed: the gate refused the model (table above)" + (
+            "" if outcome.nothing_served else "; the served model is unchanged")
     elif outcome.not_pushed_reason:
         verdict = f"blessed, NOT pushed: {outcome.not_pushed_reason}"
     else:

@@ -114,6 +114,8 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     first = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="", nothing_served=True)
     assert console.summary_lines(first, "r.html", "l")[-1] == (
         "  next           open the report; no model is served yet (none was ever pushed here)")
+    assert "  verdict        NOT blessed: the gate refused the model (table above)" in console.summary_lines(
+        first, "r.html", "l")  # not "the served model is unchanged" (found by exploratory testing)
     assert _outcome(blessed=None, pushed=False).exit_code == console.EXIT_FAILED
     # blessed, but the version a rollback took out of service again (components/pusher.py)
     withdrawn = _outcome(pushed=False, pushed_version="", pushed_path="", not_pushed_reason="this model is 5 again")
