@@ -411,6 +411,32 @@ def _short(path: str) -> str:
     return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
 
 
+def _served_spans(serving_model_dir: str):
+    """(the served version, the spans it trained on), (None, []) when nothing is served or it does
+    not say its spans (training.json), and [] for the flat layout."""
+    from models import trainer
+
+    served = model_versions.served(serving_model_dir) if serving_model_dir else None
+    facts = trainer.read_training_facts(served.path) if served else None
+    trained = spans.span_numbers(((facts or {}).get("data") or {}).get("window_spans"))
+    return served, ([] if trained == [0] else trained)
+
+
+def older_than_served(window: Sequence[int], span_files: Dict[int, List[str]], serving_model_dir: str
+                      ) -> Optional[Dict[str, Any]]:
+    """When this run's newest span is older than the newest span the served model trained on (a
+    --data-dir pointing at an older copy of the data?): the spans and the version; else None.
+    Found by exploratory testing: a run on spans 1-3 after a model of spans 3-5 was served went
+    through without a word, and pushed."""
+    served, trained = _served_spans(serving_model_dir)
+    if not trained or not window or max(window) >= max(trained):
+        return None
+    dated = spans.dated_folders(span_files)
+    name = spans.folder_of(span_files.get(max(window)) or []) or f"span {max(window)}"
+    return {"newest": name, "served_version": served.number,
+            "served_newest": dated.get(max(trained), f"span {max(trained)}")}
+
+
 def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_model_dir: str
                ) -> List[Dict[str, Any]]:
     """The spans of this run's `window` that arrived late: between the oldest and the newest span
@@ -420,12 +446,8 @@ def late_spans(window: Sequence[int], span_files: Dict[int, List[str]], serving_
     before it itself. The served model's spans are its training.json's (the newest complete
     version under `serving_model_dir`, components/model_versions.py); [] when nothing is served
     or it does not say its spans."""
-    from models import trainer
-
-    served = model_versions.served(serving_model_dir) if serving_model_dir else None
-    facts = trainer.read_training_facts(served.path) if served else None
-    trained = spans.span_numbers(((facts or {}).get("data") or {}).get("window_spans"))
-    if not trained or trained == [0]:  # the flat layout: no spans to speak of
+    served, trained = _served_spans(serving_model_dir)
+    if not trained:  # nothing served, or the flat layout: no spans to speak of
         return []
     dated = spans.dated_folders(span_files)  # dated spans are day numbers: a person reads the folders
     served_names = ", ".join(dated[n] for n in trained) if all(n in dated for n in trained) else ""
@@ -670,6 +692,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 late_paths[entry["name"]] = path
         if late:  # stopped as drift is (the same override): it was compared with nothing
             figures.update(late_spans=late, drifted=True)
+        older = older_than_served(window, files, exec_properties.get("serving_model_dir") or "")
+        if older:  # said, not stopped for: the gate still judges the model against the served one
+            figures["older_than_served"] = older
+            log.warning("[drift] warning: the newest span here, %s, is older than the newest span the served model "
+                        "(version %s) trained on, %s: is --data-dir an older copy of the data? The run goes on; "
+                        "the gate judges its model against the served one", older["newest"],
+                        older["served_version"], older["served_newest"])
         report.set_int_custom_property("previous_span", previous)
         if figures["drifted"]:
             over = any(m["over"] for m in figures["measures"])

@@ -212,6 +212,30 @@ def test_repeats_made_by_a_few_buyers_name_them(tmp_path, write_fake_spans, smal
     assert "--accept-drift" in said
 
 
+def test_data_older_than_the_served_models_is_said(generated, tmp_path, caplog):
+    """Found by exploratory testing: --data-dir pointing at spans 1-2 after a model of spans 3-4
+    was served went through without a word, and pushed. It is said (the gate still judges)."""
+    from components import testing
+
+    _, folders, small = generated
+    served = tmp_path / "serving" / "1796000000"
+    testing.save_tiny_model(str(served))
+    (served / "assets.extra").mkdir()
+    (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [3, 4]}}))
+    with caplog.at_level("WARNING", logger="recsys.drift"):
+        figures, error, _ = _gate(tmp_path, "", "", small, numbered={1: folders[1], 2: folders[2]},
+                                  serving_model_dir=str(tmp_path / "serving"))
+    assert error is None and figures["older_than_served"] == {
+        "newest": "span-2", "served_version": 1796000000, "served_newest": "span 4"}
+    assert ("[drift] warning: the newest span here, span-2, is older than the newest span the served model "
+            "(version 1796000000) trained on, span 4: is --data-dir an older copy of the data?") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="recsys.drift"):  # the served model's own newest span: nothing said
+        figures, _, _ = _gate(tmp_path, "", "", small, numbered={3: folders[3], 4: folders[2]},
+                              serving_model_dir=str(tmp_path / "serving"))
+    assert "older_than_served" not in figures and "older copy" not in caplog.text
+
+
 def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_the_run(generated, tmp_path, caplog):
     """Found by exploratory testing: span-2 delivered after the served model had trained on spans
     1 and 3 was never compared with span-1, and its drift was blamed on span-3."""
