@@ -63,6 +63,11 @@ def check_writable(output_dir: str) -> None:
 RUN_HINT = "wait for it to finish, pass --wait to queue behind it, or use another --output-dir"
 
 
+def _busy(output_dir: str, hint: str) -> OutputDirBusy:
+    path = os.path.join(output_dir, LOCK_FILE)
+    return OutputDirBusy(f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); {hint}")
+
+
 def refuse_if_busy(output_dir: str, hint: str = RUN_HINT) -> None:
     """OutputDirBusy, as `hold` would raise it, when a run holds the output directory's lock now;
     creates nothing. For the first checks of a run (found by exploratory testing: a second run
@@ -75,7 +80,7 @@ def refuse_if_busy(output_dir: str, hint: str = RUN_HINT) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise OutputDirBusy(f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); {hint}") from None
+        raise _busy(output_dir, hint) from None
     finally:
         os.close(fd)
 
@@ -118,9 +123,7 @@ def hold(output_dir: str, wait_seconds: Optional[float] = 0, poll_seconds: float
                 break
             except BlockingIOError:
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise OutputDirBusy(
-                        f"another run is using {os.path.abspath(output_dir)} ({_holder(path)}); "
-                        f"{hint}") from None
+                    raise _busy(output_dir, hint) from None
                 if on_wait is not None:
                     on_wait(_holder(path))
                     on_wait = None
