@@ -132,6 +132,7 @@ def served_products(signatures: Mapping, users: Sequence[bytes], k: int = K, bat
         if require_k and products.shape[1] < k:
             raise ValueError(f"coverage@{k} needs a model serving at least {k} products")
         shown.update(products.numpy()[:, :k].ravel().tolist())
+    shown.discard(features.PADDING_PRODUCT)  # a list with fewer than k products left ends in it
     return shown
 
 
