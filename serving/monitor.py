@@ -597,19 +597,17 @@ def main(argv: Optional[List[str]] = None, stream=None, errors=None) -> int:
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         parser.error(f"--output-dir {args.output_dir} is a file, not a directory")
     config = dataclasses.replace(configs.MonitorConfig(), **overrides)
-    with quiet.native_stderr_silenced():  # TensorFlow's C++ lines (start-up, cuInit)
+    failed = None
+    with quiet.native_stderr_silenced():  # TensorFlow's C++ lines (start-up, cuInit): fd 2 is shut here
         try:
             report = build_report(args.request_logs, args.model_base_path, args.model_version, args.hours, config)
-        except FileNotFoundError as e:
-            print(f"monitor: {e}", file=errors)
-            return EXIT_ERROR
-        except NoModel as e:
-            print(f"monitor: {e}", file=errors)
-            return EXIT_FLAGS
-        except NoRequests as e:
-            print(f"monitor: {e}", file=errors)
-            return EXIT_ERROR
-        paths = write_report(report, args.output_dir)
+        except (FileNotFoundError, NoModel, NoRequests) as e:
+            failed = e
+        else:
+            paths = write_report(report, args.output_dir)
+    if failed is not None:  # said once stderr is open again
+        print(f"monitor: {failed}", file=errors)
+        return EXIT_FLAGS if isinstance(failed, NoModel) else EXIT_ERROR
     for line in console_lines(report):
         print(line, file=stream)
     print(f"report  {paths['html']}", file=stream)
