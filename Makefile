@@ -17,7 +17,7 @@ test:  ## the whole test suite, end-to-end runs included (what CI runs)
 lint:  ## ruff over the whole tree (pyproject.toml); CI runs it before the tests
 	$(RUN) ruff check .
 
-test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no model server), about 2.5 minutes
+test-fast:  ## the edit loop: every test not marked e2e (no pipeline run, no model server), about 4 minutes
 	$(RUN) python -m pytest -m "not e2e" $(ARGS)
 
 serve:  ## the model server (TF Serving's REST on 8501, gRPC on 8500) for the pushed models; full log in outputs/logs/
