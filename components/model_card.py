@@ -576,12 +576,12 @@ def markdown(card: Dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {d['split']} | {d['feature']} | {d['measure']} | {d['value']:.4g} | {d['threshold']:.4g} | "
                   f"{'crossed' if d['crossed'] else 'ok'} |" for d in drift]
-    gate = analysis.get("drift_gate")
-    if gate:
-        lines += ["", f"## Drift: {gate['newest']} against {gate['previous']}", "",
-                  f"**Drift gate**: {gate['verdict']}", "", "| measure | value | limit | |", "|---|---|---|---|"]
+    compared = analysis.get("drift_gate")
+    if compared:
+        lines += ["", f"## Drift: {compared['newest']} against {compared['previous']}", "",
+                  f"**Drift gate**: {compared['verdict']}", "", "| measure | value | limit | |", "|---|---|---|---|"]
         lines += [f"| {m['name']} | {'-' if m['value'] is None else format(m['value'], '.4g')} | {m['limit']} | "
-                  f"{'OVER' if m['over'] else 'ok'} |" for m in gate["measures"]]
+                  f"{'OVER' if m['over'] else 'ok'} |" for m in compared["measures"]]
     lines += ["", "## Intended use", ""]
     lines += [f"- {u['description']}" for u in considerations.get("use_cases", [])]
     lines += [f"- Users: {u['description']}" for u in considerations.get("users", [])]
