@@ -156,11 +156,6 @@ def span_name(files: Sequence[str], number: int) -> str:
 
 
 # --- what is measured -------------------------------------------------------------------------
-def repeated_rows(newest: pa.Table, previous: pa.Table) -> int:
-    """How many of the newest span's rows are (user, product) pairs the previous span has."""
-    return _repeated(newest, previous).num_rows
-
-
 def _repeated(newest: pa.Table, previous: pa.Table) -> pa.Table:
     """The newest span's rows whose (user, product) pair the previous span has."""
     if not newest.num_rows or not previous.num_rows:

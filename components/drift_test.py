@@ -46,8 +46,8 @@ def test_spans_are_compared_at_equal_size():
 
 def test_repeated_rows_are_the_newest_spans_pairs_the_previous_one_has():
     previous = _table([b"a", b"a", b"b"], [1, 2, 1])
-    assert drift.repeated_rows(_table([b"a", b"b", b"b", b"c"], [1, 1, 2, 1]), previous) == 2
-    assert drift.repeated_rows(_table([], []), previous) == 0
+    assert drift.repeats_of(_table([b"a", b"b", b"b", b"c"], [1, 1, 2, 1]), previous)["rows"] == 2
+    assert drift.repeats_of(_table([], []), previous)["rows"] == 0
 
 
 @pytest.mark.parametrize("change, message", [

@@ -281,7 +281,9 @@ def submit_root(given: Optional[str], compiled: str, package: str, compile_comma
     root = given or compiled or ""
     if root.startswith("gs://") and len(root) > len("gs://"):
         return root
-    scheme = root.split("://", 1)[0] if "://" in root else ""
+    from kubeflow_v2 import kfp_backend  # no TFX, no KFP: its scheme parser only
+
+    scheme = kfp_backend.scheme_of(root)
     why = ("TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
            if scheme in ("s3", "minio") else "the runs' artifacts live in a bucket")
     if given:
