@@ -472,6 +472,10 @@ def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
             # the gate's least margin (drawn as a rule); not in reports before it was kept
             "margin_bounds": {row["metric"]: row["bound"] for row in gated
                               if row.get("kind") == evaluator_lib.MARGIN and row.get("bound") is not None},
+            # the rule of every metric the gate judged by (--gate-bound, --gate-popularity-margin):
+            # the table names the runs judged by other rules than the newest
+            "gate_rules": {row["metric"]: row["threshold"] for row in report["gate"]["rows"]
+                           if row["threshold"] != "not gated"},
             "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
             "already_served": bool(report["push"].get("already_served")),  # not in reports before it was kept
             "version": report["push"]["version"]}

@@ -189,3 +189,4 @@ def test_a_history_row_says_which_gated_metrics_are_margins_over_popularity():
     row = report_figures.history_row(report)
     assert row["metrics"] == {"recall_at_10": 0.04, "recall_at_10_over_popularity": 1.02}
     assert row["margins"] == ["recall_at_10_over_popularity"]
+    assert row["gate_rules"] == {"recall_at_10": ">= 0.03", "recall_at_10_over_popularity": ">= +10.0%"}

@@ -191,6 +191,24 @@ def _run_verdict(row: Dict[str, Any]) -> str:
     return "blessed, not pushed" if row["blessed"] else "refused"
 
 
+def _other_rules(history: List[Dict[str, Any]]) -> List[str]:
+    """For each run, the gate's rules by which it was judged where they were not the newest
+    run's ("recall_at_10 >= 0.02"; "as this run" when all were the same); [] when every run was
+    judged by the same rules, or the reports do not say (reports from before they were kept)."""
+    newest = history[-1].get("gate_rules")
+    if newest is None or all(row.get("gate_rules") in (None, newest) for row in history):
+        return []
+
+    def differences(rules: Optional[Dict[str, str]]) -> str:
+        if rules is None:
+            return "-"
+        changed = [f"{name.replace('_over_popularity', ' over popularity')} {rules.get(name, 'not gated')}"
+                   for name in sorted(set(rules) | set(newest)) if rules.get(name) != newest.get(name)]
+        return "; ".join(changed) or "as this run"
+
+    return [differences(row.get("gate_rules")) for row in history[:-1]] + ["this run's"]
+
+
 def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str]:
     from components.report_plots import history_label
 
@@ -198,19 +216,24 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
     if not history:
         return []
     names = sorted({name for row in history for name in row["metrics"]})
+    rules = _other_rules(history)
     rows = [[_e(history_label(row, i)), _e(row["created"]),
              _e(f"{row['start']}" + (f" from {row['from_version']}" if row.get("from_version") else "")
                 if row.get("start") else "-")]
             + [(_percent if name in row.get("margins", ()) else _num)(row["metrics"].get(name)) for name in names]
-            + [_e(_run_verdict(row))]
+            + [_e(_run_verdict(row))] + ([_e(rule) for rule in rules[i:i + 1]] if rules else [])
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
             "(the runs of this output directory whose model reached the gate; the last is this one). "
             "Runs stopped before it, by the data checks or the drift gate, judged no model and are "
-            "not here: their console and log say why.</p>",
+            "not here: their console and log say why."
+            + (" The gate's rules were not the same for every run (<code>--gate-bound</code>, "
+               "<code>--gate-popularity-margin</code>): its column names the rules by which a run was "
+               "judged where they were not this run's." if rules else "") + "</p>",
             _table(["run", "created", "start"] + [name.replace("_over_popularity", " over popularity")
-                                                 for name in names] + ["verdict"], rows),
+                                                 for name in names] + ["verdict"]
+                   + (["gate rules"] if rules else []), rows),
             _img(images, "history", "gated metrics of every run so far")]
 
 

@@ -214,3 +214,31 @@ def test_the_runs_so_far_name_dated_spans_by_their_folders_and_flat_runs_by_thei
     assert "<td>run 1</td>" in page and "span 0" not in page
     assert "<td>2026-01-03 (2 spans)</td>" in page and "<td>2026-01-04</td>" in page
     assert "20456" not in page
+
+
+def test_the_runs_so_far_name_the_runs_judged_by_other_gate_rules():
+    """Found by exploratory testing: a run pushed under `--gate-bound recall_at_10=0.02` sat beside
+    a refused one with the same metrics, and nothing said why."""
+    def run(version, bound, blessed):
+        return {"span": 1, "window_spans": [1], "created": "now", "start": "cold", "from_version": None,
+                "metrics": {"recall_at_10": 0.025}, "margins": [], "pushed": blessed, "blessed": blessed,
+                "version": version, "gate_rules": {"recall_at_10": f">= {bound}, drop <= 1.0% vs served"}}
+
+    same = "".join(report_html._history_section({"history": [run("", 0.03, False), run("", 0.03, False)]}, {}))
+    assert "gate rules" not in same  # one set of rules: no column
+    page = "".join(report_html._history_section({"history": [run("", 0.03, False), run("8", 0.02, True),
+                                                             run("", 0.03, False)]}, {}))
+    assert "<th>gate rules</th>" in page
+    assert "<td>refused</td><td>as this run</td>" in page
+    assert "<td>pushed 8</td><td>recall_at_10 &gt;= 0.02, drop &lt;= 1.0% vs served</td>" in page
+    assert page.count("<td>this run&#x27;s</td>") == 1
+    # a popularity rule switched off reads as such; a report from before the rules were kept as "-"
+    margin = {**run("", 0.03, False)["gate_rules"], "recall_at_10_over_popularity": ">= +10.0% over popularity"}
+    old = run("", 0.03, False)
+    del old["gate_rules"]
+    page = "".join(report_html._history_section(
+        {"history": [old, {**run("", 0.03, False), "gate_rules": margin}, run("", 0.03, False)]}, {}))
+    assert "<td>-</td>" in page and "<td>recall_at_10 over popularity &gt;= +10.0% over popularity</td>" in page
+    page = "".join(report_html._history_section(
+        {"history": [run("", 0.03, False), {**run("", 0.03, False), "gate_rules": margin}]}, {}))
+    assert "<td>recall_at_10 over popularity not gated</td>" in page
