@@ -9,6 +9,7 @@ pipeline)."""
 
 import json
 import os
+import shutil
 
 import apache_beam as beam
 import numpy as np
@@ -123,9 +124,12 @@ def test_the_users_are_read_by_the_workers_not_by_the_components_process(inputs,
     def graph_size(vocabulary_lines):
         path = tmp_path / f"users-{vocabulary_lines:07d}"
         path.write_bytes(b"".join(b"user%016d\n" % i for i in range(vocabulary_lines)))
-        pipeline = beam.Pipeline()
-        batch.recommend(pipeline, str(path), inputs["serving"], str(tmp_path / "o" / "part"), batch_size=8)
-        return len(pipeline.to_runner_api().SerializeToString())
+        pipeline = beam.Pipeline(runner="FnApiRunner")
+        try:
+            batch.recommend(pipeline, str(path), inputs["serving"], str(tmp_path / "o" / "part"), batch_size=8)
+            return len(pipeline.to_runner_api().SerializeToString())
+        finally:  # a pipeline never run keeps its temp dir in /tmp
+            shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
 
     # the same graph whatever the number of users (with beam.Create of the users: 5 MB more)
     assert abs(graph_size(37) - graph_size(200_000)) < 10_000

@@ -131,7 +131,7 @@ def test_the_gate_judges_both_models_on_the_purchases_neither_trained_on(tmp_pat
     with tf.io.TFRecordWriter(str(tmp_path / "eval.gz"), options="GZIP") as writer:
         for record in purchase_examples([u for u, _ in purchases], [p for _, p in purchases]):
             writer.write(record)
-    pipeline = TestPipeline()
+    pipeline = TestPipeline(runner="FnApiRunner")  # Beam's default would try Prism: a dir left in /tmp
     evaluator.leave_out_repeats(pipeline, str(tmp_path / "eval.gz"), str(tmp_path / "kept" / "data"),
                                 [candidate.export_dir, served.export_dir])
     result = pipeline.run()
