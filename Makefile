@@ -40,11 +40,11 @@ monitor:  ## what the served model is asked: make serve's request logs (--reques
 	$(RUN) python -m serving.monitor $(ARGS)
 
 benchmark:  ## pipeline timings, model quality, serving latency and batch time on the ASOS data
-	$(RUN) python benchmarks/pipeline_time.py
-	$(RUN) python benchmarks/quality.py
-	$(RUN) python benchmarks/serving_latency.py
-	$(RUN) python benchmarks/serving_load.py
-	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark  # the run pipeline_time.py left
+	$(RUN) python benchmarks/pipeline_time.py  # into a fresh outputs/benchmark; the others measure its run
+	$(RUN) python benchmarks/quality.py --output-dir outputs/benchmark
+	$(RUN) python benchmarks/serving_latency.py --output-dir outputs/benchmark
+	$(RUN) python benchmarks/serving_load.py --model-base-path outputs/benchmark/serving_model/recommender
+	$(RUN) python benchmarks/batch_time.py --output-dir outputs/benchmark
 
 replay:  ## the ASOS train purchases as 4 spans, through the pipeline span by span (outputs/replay/)
 	$(RUN) python benchmarks/replay.py $(ARGS)

@@ -1,8 +1,8 @@
 """In-process latency of the serving signatures of the pushed model (not a test: it prints).
 
-    env/run-in-env python benchmarks/serving_latency.py [--model-dir DIR] [--repeats 200]
+    env/run-in-env python benchmarks/serving_latency.py [--model-dir DIR | --output-dir DIR] [--repeats 200]
 
-Loads the latest pushed SavedModel with plain TensorFlow (no project code, as TF Serving does)
+Loads the latest pushed SavedModel (of the last `make run`, or of --output-dir's run) with plain TensorFlow (no project code, as TF Serving does)
 and times `serving_default` and `call_item_item` on batches of 1 and 64 known ids drawn from the
 eval split, after a warm-up; prints p50 and p99 in milliseconds. Network and TF Serving's own
 overhead are not included.
@@ -37,11 +37,15 @@ def percentiles(fn, batches, repeats: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-dir", default=None, help="a SavedModel; default the latest pushed one")
+    p.add_argument("--model-dir", default=None,
+                   help="a SavedModel; default the latest one pushed into --output-dir")
+    p.add_argument("--output-dir", default=configs.DEFAULT_OUTPUT_DIR,
+                   help="the output directory of the 'make run' whose pushed model to measure; default %(default)s")
     p.add_argument("--data-dir", default=configs.default_data_dir())
     p.add_argument("--repeats", type=int, default=200)
     args = p.parse_args(argv)
-    model_dir = args.model_dir or metadata.latest_pushed_model(configs.PipelineConfig().serving_model_dir)
+    model_dir = args.model_dir or metadata.latest_pushed_model(
+        configs.PipelineConfig(output_dir=args.output_dir).serving_model_dir)
     model = tf.saved_model.load(model_dir)
     eval_rows = pq.read_table(os.path.join(args.data_dir, configs.EVAL_FILE)).to_pydict()
     users = np.array(eval_rows[features.USER_KEY], dtype=object)
