@@ -2,10 +2,10 @@
 
     env/run-in-env python benchmarks/serving_latency.py [--model-dir DIR | --output-dir DIR] [--repeats 200]
 
-Loads the latest pushed SavedModel (of the last `make run`, or of --output-dir's run) with plain TensorFlow (no project code, as TF Serving does)
-and times `serving_default` and `call_item_item` on batches of 1 and 64 known ids drawn from the
-eval split, after a warm-up; prints p50 and p99 in milliseconds. Network and TF Serving's own
-overhead are not included.
+Loads the latest pushed SavedModel (of the last `make run`, or of --output-dir's run) with plain
+TensorFlow (no project code, as TF Serving does) and times `serving_default` and `call_item_item`
+on batches of 1 and 64 known ids drawn from the eval split, after a warm-up; prints p50 and p99 in
+milliseconds. Network and TF Serving's own overhead are not included.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
