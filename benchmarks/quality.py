@@ -15,6 +15,7 @@ gates on); the per-purchase figures the gate uses are printed too.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from benchmarks import console  # noqa: F401  (TensorFlow's own lines to outputs/logs/benchmarks.log)
 
 import argparse
 import os

@@ -15,6 +15,7 @@ machine with the server: on 2 cores they take a good part of it.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from benchmarks import console  # noqa: F401  (TensorFlow's own lines to outputs/logs/benchmarks.log)
 
 import argparse
 import asyncio
