@@ -743,6 +743,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def _compare(self, newest_files, previous_files, newest, previous, files, thresholds, out_uri,
                  curated) -> Tuple[Dict[str, Any], Dict[str, str]]:
         newest_table, previous_table = read_span(newest_files), read_span(previous_files)
+        if not newest_table.num_rows:  # before any acceptance: --accept-drift cannot let it through
+            # found by exploratory testing: on Vertex and KFP (make run's data checks stop it
+            # before the pipeline) an empty span was called drifted and --accept-drift offered
+            raise DriftError(spans.empty_span_text(span_name(newest_files, newest), len(newest_files)) +
+                             "; the pipeline stops before Transform so nothing is trained on it.")
         digests = {path: model_card.sha256_of(path) for span_files in files.values() for path in span_files}
         # a train file of the newest span byte-identical to another of its own or of another span
         identical = [[a, b] for i, a in enumerate(newest_files) for b in newest_files[:i]

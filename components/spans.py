@@ -55,6 +55,14 @@ class SpanLayoutError(ValueError):
     """The data directory's layout cannot be read as spans; the message names the problem."""
 
 
+def empty_span_text(folder: str, train_files: int) -> str:
+    """Why a newest span whose train files hold no rows is refused (the local run's data checks,
+    and the DriftGate wherever the pipeline runs)."""
+    return (f"{folder}/: its train {'file has' if train_files == 1 else 'files have'} no rows: an empty "
+            "span is nothing to train on or to compare (deliver its rows, or remove the folder: the span "
+            "before it is then the newest)")
+
+
 @dataclasses.dataclass(frozen=True)
 class Span:
     number: int

@@ -170,9 +170,7 @@ def check_split_files(data_dir: str, span_window: int = configs.DEFAULT_SPAN_WIN
     newest = chosen.window[-1]
     if not layout.flat and not sum(rows[os.path.relpath(p, data_dir)] for p in newest.train):
         # found by exploratory testing: the drift gate called it drifted and offered --accept-drift
-        raise DataError(f"{newest.folder}/: its train {'file has' if len(newest.train) == 1 else 'files have'} "
-                        "no rows: an empty span is nothing to train on or to compare (deliver its rows, or "
-                        "remove the folder: the span before it is then the newest)")
+        raise DataError(spans.empty_span_text(newest.folder, len(newest.train)))
     return rows
 
 
