@@ -49,7 +49,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_FILE = "vertex_local_metadata.json"
@@ -475,20 +475,28 @@ def _resolve_placeholder(text: str, inputs: Dict[str, Dict[str, Any]]) -> str:
     return str(value)
 
 
-def verdict(result: RunResult) -> Optional[str]:
+def verdict(result: RunResult) -> Tuple[Optional[str], int]:
     """What the run did with its model, in words, from the Pusher's and the Evaluator's outputs
     (found by exploratory testing: a run the gate refused printed the same line as one that
-    pushed); None for a pipeline without them."""
+    pushed), and the exit code `make run` gives the same outcome (runner/console.py): 0 pushed
+    or already served, 3 refused by the gate or the model of a version a rollback withdrew (found
+    by exploratory testing: both exited 0 here), 1 not pushed for another reason. (None, 0) for a
+    pipeline without a Pusher."""
+    from components import pusher
+    from runner import console
+
     if "Pusher" not in result.tasks:
-        return None
+        return None, console.EXIT_OK
     pushed = (result.artifact("Pusher", "pushed_model") or {}).get("metadata") or {}
     if pushed.get("pushed") == 1:
         again = " (already served: nothing new)" if pushed.get("already_served") == 1 else ""
-        return f"pushed version {pushed.get('pushed_version')}{again}"
+        return f"pushed version {pushed.get('pushed_version')}{again}", console.EXIT_OK
     blessing = result.artifact("Evaluator", "blessing") if "Evaluator" in result.tasks else None
     if ((blessing or {}).get("metadata") or {}).get("blessed") == 0:
-        return "not pushed: the gate refused the model (the Evaluator's log has its table)"
-    return "not pushed (the Pusher's log says why)"
+        return "not pushed: the gate refused the model (the Evaluator's log has its table)", console.EXIT_REFUSED
+    if pushed.get(pusher.NOT_PUSHED_KEY):
+        return f"blessed, NOT pushed: {pushed[pusher.NOT_PUSHED_KEY]}", console.EXIT_REFUSED
+    return "not pushed (the Pusher's log says why)", console.EXIT_FAILED
 
 
 def data_rejected_exit(failure: str) -> int:
@@ -497,8 +505,19 @@ def data_rejected_exit(failure: str) -> int:
     exploratory testing: a drift stop exited 1 here and 4 in a local run."""
     from runner import console
 
-    rejected = any(f"{name}: " in failure for name in console.DATA_REJECTED_ERRORS)
-    return console.EXIT_DATA_REJECTED if rejected else 1
+    return console.EXIT_DATA_REJECTED if rejection(failure) else console.EXIT_FAILED
+
+
+def rejection(failure: str) -> Optional[str]:
+    """The message of the error that rejected the data (`module.Class: message`, to the end of the
+    task's log), None when the task failed otherwise. Found by exploratory testing: the harness
+    printed 4 KB of the task's log (Beam's type hints, TensorFlow's start-up, the traceback), the
+    reason in its last lines."""
+    from runner import console
+
+    found = [(failure.rfind(f"{name}: "), name) for name in console.DATA_REJECTED_ERRORS]
+    at, name = max(found)
+    return failure[at + len(name) + 2:].strip() if at >= 0 else None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -536,13 +555,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             result = runner.run()
         except TaskFailed as e:
-            print(f"error: {e}", file=sys.stderr)
+            rejected = rejection(str(e))
+            if rejected:  # the reason, as make run says it; the task's log for the rest
+                first = str(e).partition("\n")[0]  # task NAME failed (exit N); log PATH:
+                task = re.match(r"task (\S+)", first)
+                log_path = first.partition("; log ")[2].rstrip(":")
+                print(f"error: the data was rejected{' at ' + task.group(1) if task else ''}:\n{rejected}"
+                      + (f"\n(the task's whole log: {log_path})" if log_path else ""), file=sys.stderr)
+            else:
+                print(f"error: {e}", file=sys.stderr)
             return data_rejected_exit(str(e))
         ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
-        said = verdict(result)
+        said, code = verdict(result)
         print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"
               + (f"; {said}" if said else ""))
-    return 0
+    return code  # the last run's, as make run's for its one run
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ def test_a_failing_task_is_named_with_its_log(tmp_path):
 def test_a_task_that_rejects_the_data_exits_4_as_a_local_run(tmp_path, capsys):
     drift = "import sys; print('components.drift.DriftError: the newest span drifted'); sys.exit(1)"
     assert harness.main([_spec(tmp_path, consume=drift), "--log-dir", str(tmp_path / "logs")]) == 4
-    assert "task consume failed (exit 1)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: the data was rejected at consume:\nthe newest span drifted\n(the task's whole log: ")
+    assert err.rstrip().endswith("consume.log)")
     assert harness.main([_spec(tmp_path, consume="import sys; sys.exit(1)"), "--log-dir",
                          str(tmp_path / "logs")]) == 1
 
@@ -306,9 +308,28 @@ def test_a_run_says_what_it_did_with_its_model():
                 "pushed_model": [{"metadata": pushed}]})
         return harness.RunResult("r", tasks)
 
-    assert harness.verdict(run()) is None
-    assert harness.verdict(run({"pushed": 1, "pushed_version": 17}, 1)) == "pushed version 17"
+    assert harness.verdict(run()) == (None, 0)
+    assert harness.verdict(run({"pushed": 1, "pushed_version": 17}, 1)) == ("pushed version 17", 0)
     assert harness.verdict(run({"pushed": 1, "pushed_version": 17, "already_served": 1}, 1)) == \
-        "pushed version 17 (already served: nothing new)"
-    assert harness.verdict(run({"pushed": 0}, 0)).startswith("not pushed: the gate refused the model")
-    assert harness.verdict(run({"pushed": 0}, 1)) == "not pushed (the Pusher's log says why)"
+        ("pushed version 17 (already served: nothing new)", 0)
+    # the exit codes make run gives the same outcomes (found by exploratory testing: 0 here, 3 there)
+    said, code = harness.verdict(run({"pushed": 0}, 0))
+    assert said.startswith("not pushed: the gate refused the model") and code == 3
+    withdrawn = {"pushed": 0, "not_pushed_reason": "this model is version 5 again, which a rollback took out"}
+    assert harness.verdict(run(withdrawn, 1)) == (
+        "blessed, NOT pushed: this model is version 5 again, which a rollback took out", 3)
+    assert harness.verdict(run({"pushed": 0}, 1)) == ("not pushed (the Pusher's log says why)", 1)
+
+
+def test_a_rejection_is_said_in_its_own_words_with_make_runs_exit_code():
+    """Found by exploratory testing: the harness printed 4 KB of the task's log with the reason in
+    its last lines, and a layout it could not read as spans exited 1 (make run: 4)."""
+    tail = ("WARNING: apache_beam type hints ...\nI0000 cpu_feature_guard ...\nTraceback (most recent call last):\n"
+            '  File "x.py", line 1\ncomponents.drift.DriftError: The newest span span-2 drifted from span-1\n'
+            "rows, newest / previous: 0.1\n")
+    assert harness.rejection(tail) == "The newest span span-2 drifted from span-1\nrows, newest / previous: 0.1"
+    assert harness.data_rejected_exit(tail) == 4
+    layout = "Traceback\ncomponents.spans.SpanLayoutError: span-x: not a span folder\n"
+    assert harness.rejection(layout) == "span-x: not a span folder" and harness.data_rejected_exit(layout) == 4
+    assert harness.rejection("Traceback\nValueError: boom\n") is None
+    assert harness.data_rejected_exit("Traceback\nValueError: boom\n") == 1
