@@ -74,6 +74,9 @@ def main(argv=None) -> int:
         # a pipeline run on the same output directory could push meanwhile: one at a time
         busy = "roll back once it has finished (it may push a version meanwhile: see `make history`)"
         with run_lock.hold(args.output_dir, hint=busy) if not args.serving_dir else contextlib.nullcontext():
+            acceptances = None if args.serving_dir else configs.PipelineConfig(
+                output_dir=args.output_dir).drift_acceptances_dir
+            note = versions.accepted_drift_note(base, acceptances)  # of the version it takes out
             version = versions.rollback(base, args.version, args.reason, configs.MODEL_NAME)
     except versions.AlreadyServed as e:
         print(e)
@@ -93,6 +96,8 @@ def main(argv=None) -> int:
         raise
     print(f"version {args.version} is served again as version {version.number} ({version.path}): running "
           "servers load it at their next poll; `make history` lists it")
+    if note:
+        print(note)
     return 0
 
 

@@ -136,6 +136,31 @@ def check_reason(reason: str) -> None:
                            "version's model card and the history")
 
 
+def accepted_drift_note(base: str, acceptances_dir: Optional[str] = None) -> Optional[str]:
+    """When the served version (the one a rollback takes out of service) trained on a span whose
+    drift was accepted: what that acceptance still does and how to withdraw it; else None. Found by
+    exploratory testing: after a rollback for "drift accepted by mistake", the next run accepted
+    the span again from the stored acceptance, trained the withdrawn model again and was refused,
+    and nothing said why or how to undo the acceptance."""
+    served = model_versions.served(base)
+    card = model_card.read(served.path) if served else None
+    gate = ((card or {}).get("quantitative_analysis") or {}).get("drift_gate") or {}
+    if not gate.get("accepted"):
+        return None
+    newest, previous = gate.get("newest") or "its newest span", gate.get("previous") or "the span before it"
+    files = []
+    if acceptances_dir and os.path.isdir(acceptances_dir):
+        files = sorted(os.path.join(acceptances_dir, f) for f in os.listdir(acceptances_dir)
+                       if f.startswith(f"{newest}-vs-{previous}-") and f.endswith(".json"))
+    where = (", ".join(files) if files else
+             f"the file named {newest}-vs-{previous}-*.json in the drift acceptances directory "
+             "(<pipeline root>/drift_acceptances)")
+    return (f"note: version {served.number}, taken out of service, trained on {newest} with its drift "
+            f"accepted ({gate['accepted']}). The acceptance stands: later runs on the same spans train on "
+            f"{newest} again and stop with exit 3 (a withdrawn model is not pushed again). For them to stop "
+            f"at {newest}'s drift instead, delete its acceptance: {where}")
+
+
 def rollback(base: str, number: int, reason: str, name: str = "",
              now: Optional[datetime.datetime] = None) -> model_versions.Version:
     """Publishes version `number` again as a new version (module docstring); returns it.

@@ -187,3 +187,33 @@ def test_history_and_rollback_on_an_object_store(saved_model, other_model, tmp_p
         assert store.writes[-1] == f"{version.path}/saved_model.pb"  # the copy, saved_model.pb last
         assert model_card.read(version.path)["model_details"]["version"]["rollback_of"] == 1796001422
         assert versions.history_text(base).splitlines()[2].startswith(f"* {version.number}")
+
+
+def test_a_rollback_from_a_model_trained_on_accepted_drift_says_how_to_withdraw_the_acceptance(
+        saved_model, other_model, tmp_path, capsys):
+    """Found by exploratory testing: after a rollback for "span-3's drift accepted by mistake" the
+    next run accepted span-3 again from the stored acceptance, trained the withdrawn model again
+    and was refused, and nothing said why or how to undo the acceptance."""
+    from pipeline import configs
+
+    out = tmp_path / "out"
+    base = str(out / "serving_model" / "recommender")
+    _push(saved_model, base, 1796001422)
+    gate = {"newest": "span-3", "previous": "span-2", "verdict": "OVER the thresholds",
+            "accepted": "--accept-drift", "measures": []}
+    model_versions.publish(other_model, base, lambda n, path: model_card.files(
+        {**_card(n, path), "quantitative_analysis": {**_card(n, path)["quantitative_analysis"], "drift_gate": gate}}),
+        now=1796012949)
+    acceptances = configs.PipelineConfig(output_dir=str(out)).drift_acceptances_dir
+    os.makedirs(acceptances)
+    kept = os.path.join(acceptances, "span-3-vs-span-2-abc123.json")
+    open(kept, "w").write("{}")
+    open(os.path.join(acceptances, "span-2-vs-span-1-def456.json"), "w").write("{}")
+    assert entry_point.main(["rollback", "1796001422", "--reason", "span-3 accepted by mistake",
+                             "--output-dir", str(out)]) == 0
+    note = capsys.readouterr().out.splitlines()[1]
+    assert note.startswith("note: version 1796012949, taken out of service, trained on span-3 with its drift "
+                           "accepted (--accept-drift). The acceptance stands: ")
+    assert note.endswith(f"delete its acceptance: {kept}")
+    # a version trained on a span that passed (or no spans) says nothing more
+    assert versions.accepted_drift_note(base, acceptances) is None  # the rollback's copy of 1796001422 is served
