@@ -46,6 +46,9 @@ def export_and_load(recommender, transform_output, users, items, directory: str)
     return tf.saved_model.load(directory)
 
 
+POPULAR = "most popular products"  # the rows are named as docs/model.md's table names them
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default=configs.DEFAULT_OUTPUT_DIR,
@@ -77,13 +80,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         popularity = PopularityModel(num_users, num_items, items)
         served = export_and_load(popularity, transform_output, users, items, os.path.join(tmp, "pop"))
-        rows["popularity"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
+        rows[POPULAR] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
         start = time.time()
         notebook = model_lib.Recommender(num_users, num_items, model_lib.NOTEBOOK)
         model_lib.train(notebook, users, items)
         print(f"[quality] notebook configuration trained in {time.time() - start:.0f} s", flush=True)
         served = export_and_load(notebook, transform_output, users, items, os.path.join(tmp, "nb"))
-        rows["notebook config"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
+        rows["notebook configuration"] = ranking_metrics.measure(served, eval_users, eval_items, catalog_size)
         history = model_lib.build_user_history(users, items, num_users, num_items)
         for label, weights in references.TABLE_ROWS.items():
             reference = references.ReferenceModel(num_users, num_items, history, weights=weights)
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
     print()
     for metric in ("HitRate@10", "NDCG@10"):
         se = rows[pushed][f"se {metric}"]
-        for label in ["popularity", *references.TABLE_ROWS]:
+        for label in [POPULAR, *references.TABLE_ROWS]:
             margin = rows[pushed][metric] - rows[label][metric]
             verdict = "ahead by more than one standard error" if margin > se else "NOT ahead by one standard error"
             print(f"[quality] {metric}: pushed - {label} = {margin:+.4f} (one standard error "

@@ -30,8 +30,8 @@ TIE_BREAK = 1e-6
 def label(weights: Sequence[float]) -> str:
     """The table's name of a reference with these (graph, mf, popularity) weights."""
     if not (weights[1] or weights[2]):
-        return "RP3beta (alpha 0.25, beta 0)"
-    return f"RP3beta + {weights[1]} MF + {weights[2]} popularity"
+        return "RP3beta item graph (alpha 0.25, beta 0)"
+    return f"RP3beta + {weights[1]} PureSVD + {weights[2]} popularity"
 
 
 class ReferenceModel(tf.Module):
