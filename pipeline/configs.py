@@ -48,8 +48,12 @@ RUN_FN = "models.trainer.run_fn"
 
 
 def default_data_dir() -> str:
-    """`data/asos/` in the clone, else the team's shared copy when it exists."""
-    if os.path.isdir(DEFAULT_DATA_DIR) or not os.path.isdir(SHARED_DATA_DIR):
+    """`data/asos/` in the clone, else the team's shared copy when it exists. A `data/asos` that
+    is a symbolic link is the data dir even when its target is missing (found by exploratory
+    testing: a link whose target was not there fell back to the shared copy, and a run trained on
+    other data than the user put there, without a word); runner.data.ensure_data then names the
+    link and its target."""
+    if os.path.isdir(DEFAULT_DATA_DIR) or os.path.islink(DEFAULT_DATA_DIR) or not os.path.isdir(SHARED_DATA_DIR):
         return DEFAULT_DATA_DIR
     return SHARED_DATA_DIR
 

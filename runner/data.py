@@ -278,6 +278,13 @@ def ensure_data(data_dir: str,
     expected = configs.DATA_SHA256 if expected is None else expected
     sizes = DATA_SIZES if sizes is None else sizes
     data_dir = os.path.abspath(data_dir)
+    if os.path.islink(data_dir) and not os.path.isdir(data_dir):
+        link = os.readlink(data_dir)
+        target = os.path.normpath(os.path.join(os.path.dirname(data_dir), link))
+        shown = link if target == link else f"{link} ({target})"
+        state = "is a file" if os.path.exists(data_dir) else "does not exist"
+        raise DataError(f"{data_dir} is a symbolic link to {shown}, which {state}: point the link at the "
+                        "directory that holds the files, or pass --data-dir (no other copy is read in its place)")
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError(f"{data_dir} is a file, not a directory: --data-dir names the directory "
                         "that holds the four files")

@@ -420,3 +420,29 @@ def test_the_catalog_and_users_of_a_span_layout_are_downloaded_and_verified(tmp_
         f.write(b"altered")
     with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: altered"):
         data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)
+
+
+@pytest.mark.parametrize("target", ["missing", "a-file"])
+def test_a_data_dir_that_is_a_broken_link_names_the_link_and_its_target(tmp_path, target):
+    """Found by exploratory testing: data/asos linked to a folder that was not there made the
+    default data dir the shared copy, and a run trained on other data, without a word."""
+    (tmp_path / "a-file").write_text("x")
+    link = tmp_path / "asos"
+    link.symlink_to(target)
+    with pytest.raises(data.DataError) as e:
+        data.ensure_data(str(link), verify_checksums=False)
+    state = "is a file" if target == "a-file" else "does not exist"
+    assert str(e.value).startswith(f"{link} is a symbolic link to {target} ({tmp_path / target}), which {state}")
+
+
+def test_the_default_data_dir_is_a_linked_data_asos_even_when_its_target_is_missing(tmp_path, monkeypatch):
+    clone_data, shared = tmp_path / "clone" / "data" / "asos", tmp_path / "shared" / "data" / "asos"
+    shared.mkdir(parents=True)
+    monkeypatch.setattr(configs, "DEFAULT_DATA_DIR", str(clone_data))
+    monkeypatch.setattr(configs, "SHARED_DATA_DIR", str(shared))
+    assert configs.default_data_dir() == str(shared)  # no data/asos: the shared copy
+    clone_data.parent.mkdir(parents=True)
+    clone_data.symlink_to(tmp_path / "srv" / "spans")  # not there (or not visible)
+    assert configs.default_data_dir() == str(clone_data)  # never the shared copy in its place
+    (tmp_path / "srv" / "spans").mkdir(parents=True)
+    assert configs.default_data_dir() == str(clone_data)
