@@ -3,6 +3,7 @@ user passes (--data-dir, --output-dir outside the clone, the working directory) 
 files inside the Debian 13 root filesystem as on the host; env/bind-into: that a filesystem
 mounted below such a directory is the one written inside."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,75 @@ def test_absolute_paths_inside_an_argument(tmp_path):
     data.mkdir(parents=True)
     code = f"import os; os.makedirs('{data}/new', exist_ok=True); print(1/2)"
     assert host_paths([str(clone)], str(clone), "python", "-c", code) == [str(data)]
+
+
+def test_a_symlinked_data_dir_in_the_clone_is_followed(tmp_path):
+    """Found by exploratory testing: a clone whose data/asos links to /srv/spans saw a dangling
+    link inside the rootfs (its target was never bound), and default_data_dir() fell back to
+    ../shared's copy: a run on other data than the user put there."""
+    clone, spans, disk = tmp_path / "clone", tmp_path / "srv" / "spans", tmp_path / "big" / "outputs"
+    for d in (clone / "data", clone / "schema", spans, disk):
+        d.mkdir(parents=True)
+    (clone / "data" / "asos").symlink_to(spans)
+    (clone / "outputs").symlink_to(os.path.relpath(disk, clone))  # a relative link
+    (clone / "latest").symlink_to("schema")  # inside the clone: nothing to add
+    (clone / "data" / "python").symlink_to("/usr/bin/python3")  # a system path: never bound
+    os.makedirs(clone / ".git" / "refs")
+    (clone / ".git" / "refs" / "x").symlink_to(tmp_path / "ignored")
+    assert sorted(host_paths(["--follow-links", str(clone)], str(clone), "python", "local_runner.py")) == \
+        sorted([str(spans), str(disk)])
+    # links of a directory that is only visible (/tmp) are not looked for
+    assert host_paths([str(clone)], str(clone), "python", "local_runner.py") == []
+
+
+def test_a_symlink_named_on_the_command_line_is_followed(tmp_path):
+    visible, spans = tmp_path / "visible", tmp_path / "srv" / "spans"
+    visible.mkdir()
+    spans.mkdir(parents=True)
+    (visible / "link").symlink_to(spans)
+    (tmp_path / "srv" / "link").symlink_to("spans")
+    # a link under a visible directory (/tmp/link): its target
+    assert host_paths([str(visible)], str(visible), "--data-dir", str(visible / "link")) == [str(spans)]
+    assert host_paths([str(visible)], str(visible), "--data-dir=link/") == [str(spans)]
+    # a link outside: bound as named (mount follows it) and its target too, so the link resolves
+    assert sorted(host_paths([str(visible)], str(visible), "--data-dir", str(tmp_path / "srv" / "link"))) == \
+        sorted([str(tmp_path / "srv" / "link"), str(spans)])
+    # a path through a linked directory, and a broken link: the target's nearest existing parent
+    (visible / "gone").symlink_to(tmp_path / "elsewhere" / "missing")
+    (tmp_path / "elsewhere").mkdir()
+    assert sorted(host_paths([str(visible)], str(visible), str(visible / "link" / "sub"), str(visible / "gone"))) == \
+        sorted([str(spans), str(tmp_path / "elsewhere")])
+
+
+def test_the_paths_in_a_pipeline_json_or_yaml_named_on_the_command_line(tmp_path):
+    """Found by exploratory testing: `env/run-in-env python -m kubeflow_v2.harness pipeline.json`
+    with a data root outside the clone, ../shared and /tmp failed in ExampleGen with 'no train
+    file ... and no span folder in <data root>', a folder that exists on the host: the rootfs saw
+    only the JSON's folder, not the paths compiled into it."""
+    clone, work = tmp_path / "clone", tmp_path / "work"
+    data, runs = tmp_path / "srv" / "spans", tmp_path / "runs"
+    for d in (clone / "schema", work, data, runs):
+        d.mkdir(parents=True)
+    (tmp_path / "srv" / "current").symlink_to("spans")
+    # as kubeflow_v2_runner.py writes them: constants, and JSON inside a JSON string
+    custom = json.dumps({"serving_model_dir": f"{runs}/serving", "patterns": [f"{data}/dsf_*.parquet"]})
+    job = {"pipelineSpec": {"root": {"dag": {"tasks": {}}}, "x": {
+        "input_base": {"runtimeValue": {"constantValue": {"stringValue": str(tmp_path / "srv" / "current")}}},
+        "custom_config": {"runtimeValue": {"constantValue": {"stringValue": custom}}},
+        "schema": f"{clone}/schema", "bucket": "gs://b/root", "image": "europe-docker.pkg.dev/p/r/i:1",
+        "boot": "/opt/apache/beam/boot"}},
+        "runtimeConfig": {"gcsOutputDirectory": f"{runs}/new/pipeline_root"}}
+    (work / "pipeline.json").write_text(json.dumps(job))
+    expected = [str(tmp_path / "srv" / "current"), str(data), str(runs)]  # the link, its target, the roots' parent
+    paths = host_paths([str(clone)], str(work), "python", "-m", "kubeflow_v2.harness", "pipeline.json",
+                       "--log-dir", str(work / "logs"))
+    assert sorted(paths) == sorted([str(work), *expected])
+    # a KFP package (YAML), named by an absolute path
+    (tmp_path / "kfp.yaml").write_text(f"defaultPipelineRoot: {runs}/root\n"
+                                       f"deploymentSpec:\n  args:\n  - --input_base\n  - '{data}'\n")
+    assert sorted(host_paths([str(clone)], str(clone), str(tmp_path / "kfp.yaml"))) == [str(tmp_path)]
+    (tmp_path / "kfp.yaml").rename(work / "kfp.yaml")
+    assert sorted(host_paths([str(clone)], str(clone), str(work / "kfp.yaml"))) == sorted([str(work), str(data), str(runs)])
 
 
 # --- env/bind-into: what a command inside the rootfs sees below a bound folder ------------------
@@ -144,3 +214,13 @@ def test_a_filesystem_mounted_below_a_bound_folder_gets_the_files_written_inside
         [device] = [line.split() for line in lines if line.startswith(f"device {disk}/")]
         assert device[2] == device[4], f"{disk}/written is not on the tmpfs mounted at {disk}: {lines}"
         assert f"underneath {disk}: " in lines  # nothing went to the disk below the tmpfs
+
+
+def test_run_in_env_follows_the_links_at_the_top_of_the_clone_and_shared():
+    """env/run-in-env cannot run inside its own rootfs (where the tests run): its call of
+    env/host-paths, read from the script, follows the clone's and ../shared's links."""
+    with open(os.path.join(configs.PROJECT_DIR, "env", "run-in-env")) as f:
+        script = f.read()
+    call = script[script.index('"$PROJECT_DIR/env/host-paths"'):]
+    call = call[:call.index('"$@")')]
+    assert '--follow-links "$PROJECT_DIR" --follow-links "$shared_dir"' in call and "/tmp --" in call
