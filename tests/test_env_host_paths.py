@@ -129,7 +129,8 @@ def test_the_paths_in_a_pipeline_json_or_yaml_named_on_the_command_line(tmp_path
                                        f"deploymentSpec:\n  args:\n  - --input_base\n  - '{data}'\n")
     assert sorted(host_paths([str(clone)], str(clone), str(tmp_path / "kfp.yaml"))) == [str(tmp_path)]
     (tmp_path / "kfp.yaml").rename(work / "kfp.yaml")
-    assert sorted(host_paths([str(clone)], str(clone), str(work / "kfp.yaml"))) == sorted([str(work), str(data), str(runs)])
+    assert sorted(host_paths([str(clone)], str(clone), str(work / "kfp.yaml"))) == \
+        sorted([str(work), str(data), str(runs)])
 
 
 # --- env/bind-into: what a command inside the rootfs sees below a bound folder ------------------
