@@ -162,6 +162,21 @@ def _value(constant: Dict[str, Any]) -> Any:
     raise ValueError(f"unsupported constant value {constant}")
 
 
+# Parameters that name a local path a run reads (the pipeline's data root and catalog): checked
+# before anything runs (VertexLocalRunner.missing_inputs).
+_INPUT_PATHS = {"input_base": "the data root", "catalog_uri": "the catalog"}
+
+
+def _constant(runtime: Dict[str, Any]) -> Any:
+    """A compiled constant in either form: Vertex's constantValue, KFP 2.1's constant."""
+    if "constantValue" in runtime:
+        try:
+            return _value(runtime["constantValue"])
+        except ValueError:
+            return None
+    return runtime.get("constant")
+
+
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
@@ -199,6 +214,7 @@ class VertexLocalRunner:
 
     LABEL = "[vertex-local]"
     METADATA_FILE = METADATA_FILE
+    LOCAL_IMPORTS = True  # an importer's local artifactUri is read here (KFP's take bucket URIs only)
 
     def __init__(self, job_path: str, log_dir: str, *, max_parallel: int = 2,
                  python: str = sys.executable, progress: Optional[Callable[[str], None]] = None):
@@ -223,12 +239,43 @@ class VertexLocalRunner:
         self.executors = self.spec["deploymentSpec"]["executors"]
         self.tasks = self.spec["root"]["dag"]["tasks"]
         self.deps = topological_order(self.tasks)
+        missing = self.missing_inputs()
+        if missing:
+            raise ValueError(
+                f"{missing[0]}: not on this machine; nothing ran. Run where it exists, or compile "
+                "again with a --data-root (--catalog-uri, --schema-dir) that exists here. Under env/run-in-env's "
+                "Debian 13 root filesystem (Debian 12) a command sees /tmp, the clone, ../shared, and the paths "
+                "its command line names, the paths in a pipeline JSON/YAML it names included, as they were "
+                "when it started")
         self.log_dir = log_dir
         self.max_parallel = max_parallel
         self.python = python
         self.progress = progress or (lambda line: print(line, flush=True))
         os.makedirs(self.root, exist_ok=True)
         self.store = MetadataStore(os.path.join(self.root, self.METADATA_FILE))
+
+    def missing_inputs(self) -> List[str]:
+        """The compiled local paths a run reads that do not exist here, each as '<path> (<what>, task
+        <task>)': the data root (input_base), the catalog (catalog_uri) and imported artifacts (the
+        schema). Found by exploratory testing: a data root the environment did not see failed in
+        ExampleGen's pre-cache check with 'no train file ... and no span folder in <data root>',
+        a folder that exists on the host."""
+        found = []
+        for name, task in sorted(self.tasks.items()):
+            for key, spec in task.get("inputs", {}).get("parameters", {}).items():
+                if key in _INPUT_PATHS:
+                    found.append((_constant(spec.get("runtimeValue", {})), _INPUT_PATHS[key], name))
+            importer = self.executors.get(self.components[task["componentRef"]["name"]]["executorLabel"],
+                                          {}).get("importer")
+            if importer and self.LOCAL_IMPORTS:
+                found.append((_constant(importer.get("artifactUri", {})), "imported artifact", name))
+        missing: Dict[str, str] = {}  # path -> what
+        for path, what, task in sorted(found, key=lambda f: (len(str(f[0])), f[2])):  # a data root before its catalog
+            if not isinstance(path, str) or not path or "://" in path or os.path.exists(path):
+                continue
+            if not any(path == m or path.startswith(m.rstrip("/") + "/") for m in missing):  # a catalog in it
+                missing[path] = f"{path} ({what}, task {task})"
+        return list(missing.values())
 
     # --- the run --------------------------------------------------------------------------------
     def _new_run_id(self) -> str:

@@ -333,3 +333,42 @@ def test_a_rejection_is_said_in_its_own_words_with_make_runs_exit_code():
     assert harness.rejection(layout) == "span-x: not a span folder" and harness.data_rejected_exit(layout) == 4
     assert harness.rejection("Traceback\nValueError: boom\n") is None
     assert harness.data_rejected_exit("Traceback\nValueError: boom\n") == 1
+
+
+def test_a_compiled_input_path_missing_here_is_named_before_anything_runs(tmp_path, capsys):
+    """Found by exploratory testing: a data root the environment did not see (env/run-in-env's
+    rootfs, before it bound the paths in the pipeline JSON) failed in ExampleGen with 'no train
+    file ... and no span folder in <data root>', a folder that exists on the host."""
+    data = tmp_path / "srv" / "spans"
+    job = json.loads(open(_spec(tmp_path)).read())
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    tasks["produce"]["inputs"]["parameters"]["input_base"] = {
+        "runtimeValue": {"constantValue": {"stringValue": str(data)}}}
+    tasks["consume"]["inputs"]["parameters"] = {
+        "catalog_uri": {"runtimeValue": {"constantValue": {"stringValue": f"{data}/catalog.csv"}}}}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    assert harness.main([str(tmp_path / "job.json"), "--log-dir", str(tmp_path / "logs")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data} (the data root, task produce): not on this machine; nothing ran."), err
+    assert "catalog" not in err.split(";")[0] and "env/run-in-env" in err  # the catalog is inside the data root
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "root").exists()
+    data.mkdir(parents=True)  # the data root there, the catalog not: named too
+    assert harness.main([str(tmp_path / "job.json"), "--log-dir", str(tmp_path / "logs")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {data}/catalog.csv (the catalog, task consume): not on")
+
+
+def test_kfp_a_compiled_input_path_missing_here_is_named_before_anything_runs(tmp_path, capsys):
+    import yaml
+
+    path = _kfp_package(tmp_path)
+    spec = yaml.safe_load(open(path))
+    data = tmp_path / "srv" / "spans"
+    spec["root"]["dag"]["tasks"]["produce"]["inputs"]["parameters"]["input_base"] = {
+        "runtimeValue": {"constant": str(data)}}
+    spec["components"]["produce"]["inputDefinitions"]["parameters"]["input_base"] = {"parameterType": "STRING"}
+    open(path, "w").write(yaml.safe_dump(spec))
+    assert harness.main([path, "--kfp", "--log-dir", str(tmp_path / "logs")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {data} (the data root, task produce): not on this machine")
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "root").exists()
+    data.mkdir(parents=True)
+    assert _kfp_runner(path, tmp_path).run().artifact("produce", "model")["metadata"]["n"] == 7

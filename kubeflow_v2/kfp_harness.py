@@ -59,6 +59,7 @@ class KfpLocalRunner(harness.VertexLocalRunner):
 
     LABEL = "[kfp-local]"
     METADATA_FILE = METADATA_FILE
+    LOCAL_IMPORTS = False  # an importer's URI must be a bucket's: refused when the task runs, as the launcher does
 
     def __init__(self, package_path: str, log_dir: str, *, pipeline_root: Optional[str] = None,
                  namespace: str = "", max_parallel: int = 2, python: str = sys.executable,
