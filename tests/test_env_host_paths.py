@@ -78,6 +78,10 @@ def test_a_symlinked_data_dir_in_the_clone_is_followed(tmp_path):
     (clone / ".git" / "refs" / "x").symlink_to(tmp_path / "ignored")
     assert sorted(host_paths(["--follow-links", str(clone)], str(clone), "python", "local_runner.py")) == \
         sorted([str(spans), str(disk)])
+    # ../shared (or the clone) may itself be a link: its links are looked for all the same
+    (tmp_path / "shared").symlink_to(clone)
+    assert sorted(host_paths(["--follow-links", str(tmp_path / "shared"), str(clone)], str(clone))) == \
+        sorted([str(spans), str(disk)])
     # links of a directory that is only visible (/tmp) are not looked for
     assert host_paths([str(clone)], str(clone), "python", "local_runner.py") == []
 
