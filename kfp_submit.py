@@ -126,7 +126,7 @@ def parse_args(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, 
             raise settings.SettingError(f"bad value for {CRON.describe()}: {e}") from None
         notes += [note] if note else []
     root = settings.submit_root(values["pipeline_root"], spec.get("defaultPipelineRoot") or "", values["package"],
-                                "make compile-kfp")
+                                "make compile-kfp", spec)  # every location compiled in: in a bucket
     moved = settings.acceptances_note(spec, spec.get("defaultPipelineRoot") or "", values["pipeline_root"])
     notes += [moved] if moved else []
     now = now or datetime.datetime.now(datetime.timezone.utc)

@@ -97,7 +97,8 @@ def parse_args(argv: Optional[List[str]] = None,
             raise settings.SettingError(
                 f"label {key}={value} breaks Vertex AI's rules (lowercase letters, digits, _ and -; "
                 "keys start with a letter; at most 63 characters)")
-    settings.submit_root(options.pipeline_root, compiled_root(options.spec), options.pipeline_json, "make compile")
+    settings.submit_root(options.pipeline_root, compiled_root(options.spec), options.pipeline_json, "make compile",
+                         options.spec["pipelineSpec"])  # every location compiled in: in a bucket
     settings.refuse_wait_with_schedule(options.wait, options.schedule_cron, WAIT, SCHEDULE_CRON)
     return options
 

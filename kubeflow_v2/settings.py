@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -273,22 +274,130 @@ def _check_kfp(values: Dict[str, Any]) -> None:
                 "Python 3.13 wheel): use a gs:// bucket (docs/kubeflow.md#where-artifacts-live)")
 
 
-def submit_root(given: Optional[str], compiled: str, package: str, compile_command: str) -> str:
+# What a task parameter that holds a location is, by the parameter's name in the compiled pipeline
+# (the same in the Vertex AI JSON and the KFP package): (what it is, the compile setting that sets it).
+_LOCATION_PARAMETERS = {
+    "input_base": ("data root", DATA_ROOT.name),                        # FileBasedExampleGen, ServedBaseline
+    "data_files": ("data files", DATA_ROOT.name),                       # Pusher (under the data root)
+    "catalog_uri": ("catalog", CATALOG_URI.name),                       # CatalogCheck
+    "serving_model_dir": ("serving model dir", SERVING_MODEL_DIR.name),  # DriftGate, ServedBaseline
+    "push_destination": ("serving model dir", SERVING_MODEL_DIR.name),   # Pusher's base_directory
+    "acceptances_dir": ("drift acceptances", f"under {PIPELINE_ROOT.name}"),  # DriftGate
+    "schema_file": ("schema", SCHEMA_DIR.name),                         # ImportSchemaGen (KFP)
+    "artifact_uri": ("schema", SCHEMA_DIR.name),                        # the schema Importer (Vertex AI)
+}
+_BEAM_LOCATION = re.compile(r"--(\w+_location)=(.+)")  # Beam's temp_location, staging_location
+
+
+def _leaves(value: Any) -> List[str]:
+    """The strings in a compiled parameter value, inside the JSON TFX serializes some into
+    (push_destination, data_files) too."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    if not isinstance(value, str):
+        return []
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return [value]
+    return _leaves(decoded) if isinstance(decoded, (dict, list)) else [value]
+
+
+def _looks_like_location(text: str) -> bool:
+    from kubeflow_v2 import kfp_backend  # no TFX, no KFP: its scheme parser only
+
+    return text.startswith("/") or kfp_backend.scheme_of(text) in kfp_backend.BUCKET_SCHEMES + ("file",)
+
+
+def compiled_locations(spec: Mapping[str, Any], compiled_root: str = "") -> List[Tuple[str, str, str]]:
+    """Every location a run of the compiled pipeline reads or writes, as (what, setting, location),
+    each location once, from: the pipeline root (`compiled_root`; "" leaves it out), the
+    root DAG's task parameters (by name, _LOCATION_PARAMETERS; any other whose value, or a string
+    in its JSON, is an absolute path or a bucket or file URI), importer URIs, and Beam's
+    *_location arguments; the known ones first. `spec`: the PipelineSpec (Vertex AI's JSON
+    `pipelineSpec`, or a KFP package)."""
+    found: List[Tuple[str, str, str]] = []
+    if compiled_root:
+        found.append(("pipeline root", PIPELINE_ROOT.name, compiled_root))
+    tasks = ((spec.get("root") or {}).get("dag") or {}).get("tasks") or {}
+    for task_name, task in tasks.items():
+        parameters = ((task or {}).get("inputs") or {}).get("parameters") or {}
+        for name, parameter in parameters.items():
+            value = (parameter or {}).get("runtimeValue")
+            known = _LOCATION_PARAMETERS.get(name)
+            what, setting = known or (f"{task_name}'s {name}", "")
+            found += [(what, setting, leaf) for leaf in _leaves(value)
+                      if leaf and (known or _looks_like_location(leaf))]
+    for executor in ((spec.get("deploymentSpec") or {}).get("executors") or {}).values():
+        uri = ((executor or {}).get("importer") or {}).get("artifactUri") or {}
+        found += [("schema", SCHEMA_DIR.name, leaf) for leaf in _leaves(uri) if leaf]
+        container = (executor or {}).get("container") or {}
+        hook = ((container.get("lifecycle") or {}).get("preCacheCheck") or {})
+        for arg in list(container.get("args") or []) + list(hook.get("args") or []):
+            m = _BEAM_LOCATION.fullmatch(str(arg))
+            if m:
+                found.append((f"Beam's --{m.group(1)}", DATAFLOW_TEMP.name, m.group(2)))
+    # the data files last: the catalog is one of them, named as the catalog
+    order = ["pipeline root", "data root", "catalog", "schema", "serving model dir", "drift acceptances", "data files"]
+    found.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))  # stable: the rest in DAG order
+    seen, unique = set(), []
+    for what, setting, location in found:
+        if location not in seen:
+            seen.add(location)
+            unique.append((what, setting, location))
+    return unique
+
+
+def outside_buckets(locations: List[Tuple[str, str, str]]) -> List[Tuple[str, str, str]]:
+    """The locations a run in the cloud cannot use: anything but gs://BUCKET/... and the image's own
+    files (configs.IMAGE_PROJECT_DIR, e.g. the curated schema); a location inside another one
+    listed, set by the same setting (the data files under the data root), is left out."""
+    image = configs.IMAGE_PROJECT_DIR
+    outside = [(what, setting, location) for what, setting, location in locations
+               if not (location.startswith("gs://") and len(location) > len("gs://"))
+               and not (location == image or location.startswith(image + "/"))]
+    return [(what, setting, location) for what, setting, location in outside
+            if not any(s == setting and o != location and location.startswith(o.rstrip("/") + "/")
+                       for _, s, o in outside)]
+
+
+def submit_root(given: Optional[str], compiled: str, package: str, compile_command: str,
+                spec: Optional[Mapping[str, Any]] = None) -> str:
     """The pipeline root a submitted run writes to: `given` (the submit's --pipeline-root), else the
     one compiled into `package`. Both submit scripts take only gs://BUCKET/...: a run in the cloud
     cannot write a local root (a local root is for the harnesses), and TensorFlow 2.21 on Python
-    3.13 cannot write s3:// or minio://. Raises SettingError (one line)."""
+    3.13 cannot write s3:// or minio://. With `spec` (the package's PipelineSpec) every other
+    location compiled in must be in a bucket too (compiled_locations): a package compiled for the
+    local harness is refused, naming each location, with no --pipeline-root to suggest (it moves
+    the artifacts only). Raises SettingError (one line)."""
+    from kubeflow_v2 import kfp_backend  # no TFX, no KFP: its scheme parser only
+
+    def tf_cannot(*locations: str) -> bool:
+        return any(kfp_backend.scheme_of(location or "") in ("s3", "minio") for location in locations)
+
+    tf_why = "TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
+    if given and not (given.startswith("gs://") and len(given) > len("gs://")):
+        why = tf_why if tf_cannot(given) else "the runs' artifacts live in a bucket"
+        raise SettingError(f"{PIPELINE_ROOT.describe()}: {given} is not a gs:// URI ({why}); "
+                           f"pass {PIPELINE_ROOT.name} gs://BUCKET/pipeline_root")
+    outside = outside_buckets(compiled_locations(spec, "" if given else compiled)) if spec is not None else []
+    if any(setting != PIPELINE_ROOT.name for _, setting, _ in outside):
+        named = ", ".join(f"{what} {location}" + (f" ({setting})" if setting else "")
+                          for what, setting, location in outside)
+        why = (tf_why if tf_cannot(*(location for _, _, location in outside)) else
+               "a run in the cloud would look for its data on its pod's own disk, and leave its pushed models "
+               "and drift acceptances there, lost with the pod")
+        raise SettingError(f"{package} was compiled with locations outside Cloud Storage, for the local harness "
+                           f"only: {named}; {why}: compile with gs:// locations ({compile_command} "
+                           f"ARGS=\"--bucket ...\", no local paths)")
     root = given or compiled or ""
     if root.startswith("gs://") and len(root) > len("gs://"):
         return root
-    from kubeflow_v2 import kfp_backend  # no TFX, no KFP: its scheme parser only
-
+    # only the pipeline root is outside a bucket (every other location is in one): --pipeline-root helps
     scheme = kfp_backend.scheme_of(root)
-    why = ("TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
-           if scheme in ("s3", "minio") else "the runs' artifacts live in a bucket")
-    if given:
-        raise SettingError(f"{PIPELINE_ROOT.describe()}: {given} is not a gs:// URI ({why}); "
-                           f"pass {PIPELINE_ROOT.name} gs://BUCKET/pipeline_root")
+    why = tf_why if tf_cannot(root) else "the runs' artifacts live in a bucket"
     local = "" if scheme else ": a local root is for the local harness only"
     raise SettingError(f"{package} was compiled with the pipeline root {compiled or '(none)'}, not a gs:// URI "
                        f"({why}){local}; compile with a gs:// root ({compile_command} ARGS=\"--bucket ...\"), "

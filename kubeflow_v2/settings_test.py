@@ -1,5 +1,7 @@
 """Settings of the Vertex path that are wrong stop with a SettingError naming flag and variable."""
 
+import json
+
 import pytest
 
 from kubeflow_v2 import settings
@@ -146,3 +148,39 @@ def test_every_missing_setting_is_named_at_once():
     assert said.startswith("missing required settings: Google Cloud project id (pass --project or set "
                            "RECSYS_GCP_PROJECT); region of Vertex AI Pipelines and Dataflow"), said
     assert "--bucket" in said and "--image" in said and "\n" not in said
+
+
+def _task(**parameters):
+    return {"inputs": {"parameters": {k: {"runtimeValue": v} for k, v in parameters.items()}}}
+
+
+def test_every_location_compiled_in_must_be_in_a_bucket():
+    """Found by exploratory testing: a package compiled for the local harness was submitted with a
+    gs:// --pipeline-root, its data, schema, serving and acceptances directories still local. Both
+    forms of a constant: Vertex AI's JSON (constantValue.stringValue), a KFP package (constant)."""
+    spec = {"root": {"dag": {"tasks": {
+        "ExampleGen": _task(input_base={"constant": "/data"}, input_config={"constant": '{"splits": []}'}),
+        "Pusher": _task(push_destination={"constantValue": {"stringValue": '{"filesystem": {"base_directory": '
+                                                                             '"/serving"}}'}},
+                        data_files={"constant": '["/data/train_*.parquet", "/data/products.csv"]'}),
+        "CatalogCheck": _task(catalog_uri={"constant": "/data/products.csv"}),
+        "DriftGate": _task(acceptances_dir={"constant": "/root/drift_acceptances/p"}, accept_drift={"constant": 1}),
+        "Other": _task(scratch={"constant": "/scratch"}, name={"constant": "not/a/path"}),
+        "ImportSchemaGen": _task(schema_file={"constant": configs.IMAGE_SCHEMA_DIR + "/schema.pbtxt"}),
+    }}}}
+    with pytest.raises(settings.SettingError) as raised:
+        settings.submit_root("gs://b/root", "/root", "p.yaml", "make compile-kfp", spec)
+    said = str(raised.value)
+    assert said.startswith(
+        "p.yaml was compiled with locations outside Cloud Storage, for the local harness only: data root /data "
+        "(--data-root), catalog /data/products.csv (--catalog-uri), serving model dir /serving "
+        "(--serving-model-dir), drift acceptances /root/drift_acceptances/p (under --pipeline-root), Other's scratch "
+        "/scratch; "), said  # the data files under the data root and the image's schema are not named
+    assert "pass --pipeline-root" not in said and "make compile-kfp ARGS" in said
+    with pytest.raises(settings.SettingError, match="pipeline root /root .--pipeline-root., data root /data"):
+        settings.submit_root(None, "/root", "p.yaml", "make compile-kfp", spec)
+    in_buckets = json.loads(json.dumps(spec).replace('"/', '"gs://b/'))
+    assert settings.submit_root(None, "gs://b/root", "p.yaml", "make compile-kfp", in_buckets) == "gs://b/root"
+    # only the root is local (the rest in buckets): --pipeline-root is the way out, and said
+    with pytest.raises(settings.SettingError, match="or pass --pipeline-root gs://BUCKET/pipeline_root"):
+        settings.submit_root(None, "/root", "p.yaml", "make compile-kfp", in_buckets)

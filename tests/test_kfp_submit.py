@@ -199,3 +199,30 @@ def test_a_package_kfp_would_refuse_is_named_before_any_call(packages, capsys, t
             assert kfp_submit.main(["--host", api.url, "--package", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err and api.requests == [], err
+
+
+def test_a_package_compiled_for_the_local_harness_is_refused_naming_every_local_path(packages, capsys,
+                                                                                      tmp_path):
+    """Found by exploratory testing: with --pipeline-root gs://... such a package reached the host, its
+    data root, schema, serving directory and drift acceptances still paths of this machine."""
+    from tests import pipeline_helpers as helpers
+
+    config, _, _ = settings.parse_compile_args(
+        ["--target", "kfp"] + helpers.harness_compile_flags(str(tmp_path), str(tmp_path / "data")), environ={})
+    package, _ = kubeflow_v2_runner.compile_pipeline(config, str(tmp_path / "compiled"))
+    local = [config.data_root, config.catalog_uri, f"{config.schema_dir}/schema.pbtxt", config.serving_model_dir,
+             config.drift_acceptances_dir]
+    for extra, root_named in [([], True), (["--pipeline-root", "gs://b/root"], False)]:
+        with KfpApiStandIn() as api:
+            assert kfp_submit.main(["--host", api.url, "--package", package] + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and api.requests == [], err
+        assert err.startswith(f"error: {package} was compiled with locations outside Cloud Storage"), err
+        for location in local:
+            assert f" {location} (" in err, (location, err)
+        assert (f"pipeline root {config.pipeline_root} " in err) is root_named, err
+        assert "pass --pipeline-root" not in err and "make compile-kfp" in err, err
+    # a package compiled with gs:// locations goes on to the host
+    with KfpApiStandIn() as api:
+        assert kfp_submit.main(["--host", api.url, "--package", packages["kfp"], "--pipeline-root", "gs://b/root"]) == 0
+    assert "POST /runs" in api.calls()

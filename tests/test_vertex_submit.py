@@ -189,3 +189,41 @@ def test_settings_vertex_would_refuse_are_one_line(pipeline_json, sent, capsys, 
                               credentials=sent["credentials"]) == 0
     assert vertex_submit.main(common + ["--pipeline-json", pipeline_json, "--max-concurrent-runs", "0"]) == 2
     assert "--max-concurrent-runs" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def harness_json(tmp_path_factory):
+    """A pipeline JSON compiled for the local harness: every location on this machine."""
+    from tests import pipeline_helpers as helpers
+
+    root = tmp_path_factory.mktemp("vertex_harness")
+    config, _, _ = settings.parse_compile_args(
+        ["--project", "p", "--region", "europe-west1"] + helpers.harness_compile_flags(str(root), str(root / "data")),
+        environ={})
+    path, _ = kubeflow_v2_runner.compile_pipeline(config, str(root / "compiled"))
+    return path, config
+
+
+def test_a_pipeline_compiled_for_the_local_harness_is_refused_naming_every_local_path(
+        harness_json, pipeline_json, sent, capsys):
+    """Found by exploratory testing: with --pipeline-root gs://... such a JSON went on to Vertex AI, its
+    data root, schema, serving directory and drift acceptances still paths of this machine; without
+    it, the error suggested that --pipeline-root."""
+    path, config = harness_json
+    common = ["--project", "p", "--region", "europe-west1", "--pipeline-json", path]
+    local = [config.data_root, config.catalog_uri, f"{config.schema_dir}", config.serving_model_dir,
+             config.drift_acceptances_dir]
+    for extra, root_named in [([], True), (["--pipeline-root", "gs://b/root"], False)]:
+        assert vertex_submit.main(common + extra, credentials=sent["credentials"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: {path} was compiled with locations outside Cloud Storage"), err
+        for location in local:
+            assert f" {location} (" in err, (location, err)
+        assert (f"pipeline root {config.pipeline_root} " in err) is root_named, err
+        assert "pass --pipeline-root" not in err and "make compile" in err, err
+    assert "job" not in sent and "schedule" not in sent
+    # the same settings with gs:// locations: still sent
+    assert vertex_submit.main(["--project", "p", "--region", "europe-west1", "--pipeline-json", pipeline_json,
+                               "--pipeline-root", "gs://b/root"], credentials=sent["credentials"]) == 0
+    assert "job" in sent
