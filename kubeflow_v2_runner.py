@@ -219,6 +219,10 @@ def _compile(config: configs.VertexConfig, output_dir: str, output_file: str, co
     if not config.pipeline_root.startswith("gs://"):  # the harnesses' roots: no backend takes them
         console.say(f"[compile] note: the pipeline root {config.pipeline_root} is not gs://: for the local harness "
                     "only (vertex_submit.py and kfp_submit.py refuse it)")
+    if config.drift.accept:  # found by exploratory testing: nothing said it (docs/vertex.md#settings did)
+        console.say(f"[compile] note: compiled with --accept-drift: every run of this package lets every drifted "
+                    f"span through (recorded in {config.drift_acceptances_dir}); compile it for the one run that "
+                    "needs it, then again without it")
     missing = [p for p in (config.data_root, config.catalog_uri)  # found by exploratory testing
                if p and not p.startswith("gs://") and not os.path.exists(p)]
     for local in missing[:1] if missing[1:] and missing[1].startswith(missing[0] + "/") else missing:

@@ -157,6 +157,14 @@ def test_main_compiles_for_kfp_without_a_project(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert f"[compile] note: {tmp_path / 'nowhere'} does not exist on this machine" in printed
     assert printed.count("does not exist") == 1  # not again for the catalog under it
+    assert "--accept-drift" not in printed
+    # found by exploratory testing: a package that lets every drifted span through said nothing of it
+    assert kubeflow_v2_runner.main(["--bucket", "b", "--image", IMAGE, "--output-dir", str(tmp_path),
+                                    "--accept-drift"]) == 0
+    printed = capsys.readouterr().out
+    assert ("[compile] note: compiled with --accept-drift: every run of this package lets every drifted span "
+            "through (recorded in gs://b/pipeline_root/drift_acceptances/asos-recommender)") in printed
+    assert printed.count("--accept-drift") == 1
 
 
 @pytest.mark.parametrize("argv, words", [

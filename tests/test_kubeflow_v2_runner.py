@@ -264,6 +264,17 @@ def test_main_compiles_and_lists_the_components(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert (tmp_path / configs.VERTEX_PIPELINE_JSON).is_file()
     assert "Transform (Transform)" in printed and "wrote" in printed
+    assert "--accept-drift" not in printed
+
+
+def test_a_compile_with_accept_drift_says_what_it_lets_through(tmp_path, capsys):
+    """Found by exploratory testing: such a package lets every drifted span through, and the compile
+    said nothing of it."""
+    assert kubeflow_v2_runner.main(REQUIRED + ["--output-dir", str(tmp_path), "--accept-drift"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "--accept-drift" in line]
+    assert notes == ["[compile] note: compiled with --accept-drift: every run of this package lets every drifted "
+                     "span through (recorded in gs://test-bucket/pipeline_root/drift_acceptances/asos-recommender); "
+                     "compile it for the one run that needs it, then again without it"], notes
 
 
 @pytest.mark.parametrize("missing, flag, env", [
