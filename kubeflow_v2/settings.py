@@ -289,20 +289,31 @@ _LOCATION_PARAMETERS = {
 _BEAM_LOCATION = re.compile(r"--(\w+_location)=(.+)")  # Beam's temp_location, staging_location
 
 
-def _leaves(value: Any) -> List[str]:
+def _leaves(value: Any, keyed: bool = False) -> List[Tuple[str, bool]]:
     """The strings in a compiled parameter value, inside the JSON TFX serializes some into
-    (push_destination, data_files) too."""
+    (push_destination, data_files) too, each with whether it is a field's value inside JSON
+    (base_directory: a location; versioning: not)."""
     if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
+        return [leaf for v in value.values() for leaf in _leaves(v, True)]
     if isinstance(value, list):
-        return [leaf for v in value for leaf in _leaves(v)]
+        return [leaf for v in value for leaf in _leaves(v, keyed)]
     if not isinstance(value, str):
         return []
     try:
         decoded = json.loads(value)
     except ValueError:
-        return [value]
-    return _leaves(decoded) if isinstance(decoded, (dict, list)) else [value]
+        return [(value, keyed)]
+    return _leaves(decoded) if isinstance(decoded, (dict, list)) else [(value, keyed)]
+
+
+def _constant(runtime: Any) -> Any:
+    """A compiled constant: `{"constant": V}` (PipelineSpec 2.1, the KFP package) or
+    `{"constantValue": {"stringValue": V}}` (2.0, Vertex AI's JSON)."""
+    runtime = runtime if isinstance(runtime, dict) else {}
+    if "constant" in runtime:
+        return runtime["constant"]
+    value = runtime.get("constantValue")
+    return next(iter(value.values()), None) if isinstance(value, dict) and len(value) == 1 else value
 
 
 def _looks_like_location(text: str) -> bool:
@@ -328,11 +339,13 @@ def compiled_locations(spec: Mapping[str, Any], compiled_root: str = "") -> List
             value = (parameter or {}).get("runtimeValue")
             known = _LOCATION_PARAMETERS.get(name)
             what, setting = known or (f"{task_name}'s {name}", "")
-            found += [(what, setting, leaf) for leaf in _leaves(value)
-                      if leaf and (known or _looks_like_location(leaf))]
+            # a known parameter's plain value is a location, relative too (--data-root data/asos); a field
+            # inside its JSON, or any other parameter's value, when it looks like one
+            found += [(what, setting, leaf) for leaf, in_json in _leaves(_constant(value))
+                      if leaf and ((known and not in_json) or _looks_like_location(leaf))]
     for executor in ((spec.get("deploymentSpec") or {}).get("executors") or {}).values():
         uri = ((executor or {}).get("importer") or {}).get("artifactUri") or {}
-        found += [("schema", SCHEMA_DIR.name, leaf) for leaf in _leaves(uri) if leaf]
+        found += [("schema", SCHEMA_DIR.name, leaf) for leaf, _ in _leaves(_constant(uri)) if leaf]
         container = (executor or {}).get("container") or {}
         hook = ((container.get("lifecycle") or {}).get("preCacheCheck") or {})
         for arg in list(container.get("args") or []) + list(hook.get("args") or []):

@@ -161,7 +161,7 @@ def test_every_location_compiled_in_must_be_in_a_bucket():
     spec = {"root": {"dag": {"tasks": {
         "ExampleGen": _task(input_base={"constant": "/data"}, input_config={"constant": '{"splits": []}'}),
         "Pusher": _task(push_destination={"constantValue": {"stringValue": '{"filesystem": {"base_directory": '
-                                                                             '"/serving"}}'}},
+                                                                             '"/serving", "versioning": "AUTO"}}'}},
                         data_files={"constant": '["/data/train_*.parquet", "/data/products.csv"]'}),
         "CatalogCheck": _task(catalog_uri={"constant": "/data/products.csv"}),
         "DriftGate": _task(acceptances_dir={"constant": "/root/drift_acceptances/p"}, accept_drift={"constant": 1}),
