@@ -190,3 +190,12 @@ def test_a_history_row_says_which_gated_metrics_are_margins_over_popularity():
     assert row["metrics"] == {"recall_at_10": 0.04, "recall_at_10_over_popularity": 1.02}
     assert row["margins"] == ["recall_at_10_over_popularity"]
     assert row["gate_rules"] == {"recall_at_10": ">= 0.03", "recall_at_10_over_popularity": ">= +10.0%"}
+
+
+def test_a_row_with_a_null_id_is_no_repeated_pair():
+    """Found by exploratory testing: a null user read as "1 purchase repeats a pair, one pair 1
+    times" (pandas' value_counts drops nulls)."""
+    users = np.array([None, b"a", b"a", b"b"], dtype=object)
+    products = np.array([1, 1, 1, 2])
+    assert report_figures.repeated_pairs(users, products) == (1, 2)
+    assert report_figures.repeated_pairs(users[[0, 1, 3]], products[[0, 1, 3]]) == (0, 1)

@@ -144,12 +144,15 @@ class ModelConfig:
             raise ValueError(f"warm_start_rehearsal must be >= 0, got {self.warm_start_rehearsal}")
         if not (self.use_user_embedding or self.use_history):
             raise ValueError("the user vector needs use_user_embedding or use_history")
-        if min(self.learning_rate, self.warm_start_learning_rate, self.init_scale) <= 0 or self.l2 < 0:
-            raise ValueError("learning_rate, warm_start_learning_rate and init_scale must be > 0, l2 >= 0")
-        if min(self.copurchase_weight, self.copurchase_alpha, self.copurchase_beta,
-               self.copurchase_top_k, self.max_history) < 0:
-            raise ValueError("copurchase_weight, copurchase_alpha, copurchase_beta, "
-                             "copurchase_top_k and max_history must be >= 0")
+        # each field named with its value (found by exploratory testing: learning_rate=-1 read
+        # "learning_rate, warm_start_learning_rate and init_scale must be > 0, l2 >= 0")
+        for name in ("learning_rate", "warm_start_learning_rate", "init_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("l2", "copurchase_weight", "copurchase_alpha", "copurchase_beta", "copurchase_top_k",
+                     "max_history"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.copurchase_norm not in GRAPH_NORMS:
             raise ValueError(f"copurchase_norm must be one of {GRAPH_NORMS}, "
                              f"not {self.copurchase_norm!r}")

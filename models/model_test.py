@@ -116,6 +116,18 @@ def test_a_warm_start_trains_on_the_new_pairs_only():
     assert not np.allclose(model.item_embeddings.numpy()[15:], before[15:])
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("learning_rate", -1.0, "learning_rate must be > 0, got -1.0"),
+    ("init_scale", 0.0, "init_scale must be > 0, got 0.0"),
+    ("l2", -0.5, "l2 must be >= 0, got -0.5"),
+    ("max_history", -1, "max_history must be >= 0, got -1")])
+def test_a_value_out_of_range_is_named_with_its_field(field, value, message):
+    """Found by exploratory testing: learning_rate=-1 read "learning_rate, warm_start_learning_rate
+    and init_scale must be > 0, l2 >= 0"."""
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        model_lib.DEFAULT.replace(**{field: value})
+
+
 def test_config_from_dict_names_unknown_keys():
     with pytest.raises(ValueError, match="unknown ModelConfig keys: dropout"):
         model_lib.ModelConfig.from_dict({"dropout": 0.1})

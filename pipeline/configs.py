@@ -200,7 +200,8 @@ PRESET_FLAG = Flag("--preset", "the model to train: the tuned default or the wor
 MODEL_PARAM_FLAG = Flag("--model-param", "override a ModelConfig field (models/model.py), e.g. epochs=3 or "
                    "sampling=mixed; repeatable", kind=flags.REPEAT, metavar="FIELD=VALUE",
                    parse=flags.assignment(flags.json_or_text, "FIELD=VALUE"))
-SERVING_TOP_K_FLAG = Flag("--serving-top-k", "products each serving request returns; default %(default)s "
+SERVING_TOP_K_FLAG = Flag("--serving-top-k", "products each serving request returns, and each user's batch "
+                          "list holds; default %(default)s "
                           "(models/features.py SERVING_TOP_K, also the k range of the Evaluator's recall@k "
                           "curve, which this flag leaves as it is)", metavar="N", default=features.SERVING_TOP_K,
                           parse=flags.integer(1, what="a number of products (1 or more)"))

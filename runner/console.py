@@ -394,6 +394,19 @@ class Outcome:
     nothing_served: bool = False  # no model is served after this run (none pushed, none before)
     # the version the (cached) Pusher names was deleted since: this run's model is not served
     pushed_gone: bool = False
+    serving_model_dir: Optional[str] = None  # the Pusher's base directory: what make serve must be given
+
+    @property
+    def serve_command(self) -> str:
+        """`make serve`, with the base directory when it is not the one make serve serves by
+        default (found by exploratory testing: after a run with --output-dir, the summary said
+        `make serve`, which serves outputs/'s model, another or none)."""
+        from pipeline import configs
+
+        default = configs.PipelineConfig().serving_model_dir
+        if not self.serving_model_dir or os.path.abspath(self.serving_model_dir) == os.path.abspath(default):
+            return "make serve"
+        return f'make serve ARGS="--model_base_path {self.serving_model_dir}"'
 
     @property
     def exit_code(self) -> int:
@@ -465,7 +478,7 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                    served_as_path=served_as[1] if served_as else None,
                    not_pushed_reason=not_pushed or None,
                    nothing_served=(not pushed or gone) and model_versions.served(config.serving_model_dir) is None,
-                   pushed_gone=gone)
+                   pushed_gone=gone, serving_model_dir=config.serving_model_dir)
 
 
 def served_copy(serving_model_dir: str, version: str):
@@ -524,11 +537,12 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
               f"  full log       {log_path}",
               f"  exit code      {outcome.exit_code if exit_code is None else exit_code}"]
     if outcome.pushed and not outcome.pushed_gone:
-        lines.append("  next           make serve   (serves the pushed model)")
+        lines.append(f"  next           {outcome.serve_command}   (serves the pushed model)")
     elif outcome.nothing_served:
         lines.append("  next           open the report; no model is served yet (none was ever pushed here)")
     else:
-        lines.append("  next           open the report; the previous model is still the one `make serve` serves")
+        lines.append(f"  next           open the report; the previous model is still the one `{outcome.serve_command}` "
+                     "serves")
     return lines
 
 

@@ -94,7 +94,17 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     assert "  rows read      train 165,042, eval 35,567" in lines
     assert "  verdict        blessed and pushed as version 17" in lines
     assert "  report         /o/reports/run-1.html" in lines and "  exit code      0" in lines
-    assert pushed.exit_code == console.EXIT_OK and lines[-1].startswith("  next           make serve")
+    assert pushed.exit_code == console.EXIT_OK and lines[-1].startswith("  next           make serve   (serves")
+    # another output directory: make serve is told where (found by exploratory testing: it said
+    # `make serve`, which serves outputs/'s model)
+    elsewhere = _outcome(serving_model_dir="/srv/o1/serving_model/recommender")
+    assert console.summary_lines(elsewhere, None, "l")[-1] == (
+        '  next           make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"   (serves the '
+        'pushed model)')
+    refused_elsewhere = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="",
+                                 serving_model_dir="/srv/o1/serving_model/recommender")
+    assert console.summary_lines(refused_elsewhere, None, "l")[-1].endswith(
+        'the one `make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"` serves')
 
     served = _outcome(already_served=True)
     assert served.exit_code == console.EXIT_OK

@@ -68,12 +68,14 @@ def _column_type_problem(column: str, arrow_type, rows: int) -> Optional[str]:
         if (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
                 or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
             return None
-        return f"column {column} is {arrow_type}, expected binary or string user ids"
+        return (f"column {column} is {arrow_type}, expected binary or string user ids (write them as strings; "
+                "the curated schema, schema/schema.pbtxt, says what they look like: 20 letters and digits)")
     if column == features.PRODUCT_KEY:
         if pa.types.is_integer(arrow_type) and arrow_type != pa.uint64():
             return None
         hint = " (cast it to int64 if the values are whole numbers)" if (
-            pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)) else ""
+            pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
+            or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)) else ""
         return f"column {column} is {arrow_type}, expected integer product ids{hint}"
     return None
 
@@ -96,7 +98,9 @@ def check_parquet(path: str) -> int:
     expected = [features.USER_KEY, features.PRODUCT_KEY]
     missing = [c for c in expected if c not in columns]
     if missing:
-        raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}")
+        raise DataError(f"{name}: no column {', '.join(missing)} (columns: {sorted(columns)}) at {path}: name the "
+                        f"user column {features.USER_KEY} and the product column {features.PRODUCT_KEY} (the "
+                        "names are models/features.py's and the curated schema's, schema/schema.pbtxt)")
     extra = [c for c in columns if c not in expected]
     if extra:  # ExampleGen would encode them and the curated schema does not know them
         hint = " (pandas' index: write with to_parquet(..., index=False))" if any(
@@ -309,7 +313,13 @@ def ensure_data(data_dir: str,
                  "must have the ASOS names (pipeline/configs.py)") if others else ""
         raise DataError(f"{', '.join(missing)}: missing in {data_dir}{found} (downloads happen "
                         "only for the published ASOS files, i.e. without --skip-checksums)")
-    for name in missing:
+    if verify_checksums:  # the files there first: data of one's own is said before anything is downloaded
+        # (found by exploratory testing: without --skip-checksums, the ASOS catalog was fetched
+        # into a folder of other data, then its train file failed its checksum)
+        for name, sha in expected.items():
+            if name not in missing:
+                check_file(os.path.join(data_dir, name), sha, sizes.get(name))
+    for name in missing:  # each checked against its checksum as it arrives (download)
         url = f"{source_url.rstrip('/')}/{name}"
         progress.info("[data] downloading %s from %s", name, url)
         try:
@@ -317,9 +327,6 @@ def ensure_data(data_dir: str,
             download(url, os.path.join(data_dir, name), expected[name])
         except OSError as e:  # the directory cannot be created or written: say where and why
             raise DataError(f"{name}: cannot be downloaded into {data_dir}: {e}") from e
-    if verify_checksums:
-        for name, sha in expected.items():
-            check_file(os.path.join(data_dir, name), sha, sizes.get(name))
     check_split_files(data_dir, span_window)
     check_purchases_in_catalog(data_dir, read_catalog(os.path.join(data_dir, configs.CATALOG_FILE)),
                                span_window)

@@ -78,6 +78,20 @@ def test_altered_file_is_reported(tmp_path, published):
         data.ensure_data(str(source), expected=checksums, sizes=sizes)
 
 
+def test_own_data_is_said_before_anything_is_downloaded(tmp_path, published):
+    """Found by exploratory testing: without --skip-checksums, a folder of one's own data lacking
+    the catalog got the ASOS catalog downloaded into it, and only then did its train file fail
+    its checksum (offline: a download error that never said --skip-checksums)."""
+    url, checksums, sizes, source = published
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in (configs.TRAIN_FILE, configs.EVAL_FILE, configs.USERS_FILE):
+        (own / name).write_bytes((source / name).read_bytes() + b" of my own")
+    with pytest.raises(data.DataError, match="altered .*pass --skip-checksums for data of your own"):
+        data.ensure_data(str(own), source_url=url, expected=checksums, sizes=sizes)
+    assert not (own / configs.CATALOG_FILE).exists()  # nothing downloaded into it
+
+
 def test_own_data_needs_files_but_no_checksums(tmp_path, fake_data_dir):
     assert data.ensure_data(fake_data_dir, verify_checksums=False) == fake_data_dir
     os.remove(os.path.join(fake_data_dir, configs.USERS_FILE))
