@@ -64,10 +64,18 @@ RUN_KEY = "run"  # custom_config's run-time part (components/trainer.py): not in
 
 def training_key(custom_config: Dict[str, Any]) -> str:
     """What a training is, apart from its data and its base model: sha256 (16 hex) of the
-    compiled custom_config (preset, overrides, serving top-k, cold start, code fingerprint).
-    components/baseline.py compares it with the served model's, to tell a rerun of the training
-    that made the served model from a new one."""
+    compiled custom_config (the model settings the preset and its overrides come to, serving
+    top-k, cold start, code fingerprint). components/baseline.py compares it with the served
+    model's, to tell a rerun of the training that made the served model from a new one.
+    The settings as they come to, not as they were written: `--model-param embedding_dim=128`,
+    the default's own value, is the same training as none (found by exploratory testing: the
+    Pusher took it for another model and pushed the served one again as a new version)."""
     compiled = {k: v for k, v in custom_config.items() if k != RUN_KEY}
+    try:
+        compiled["model"] = model_config(compiled).to_dict()
+        compiled.pop("preset", None)
+    except ValueError:  # an unknown preset or field: the Trainer says so; the key is of what was written
+        pass
     return hashlib.sha256(json.dumps(compiled, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -132,6 +132,11 @@ def test_the_training_key_is_the_compiled_configuration_only():
     assert trainer.training_key({**compiled, trainer.RUN_KEY: {"baseline": {"version": "1"}}}) == key
     assert trainer.training_key({**compiled, "cold_start": True}) != key
     assert trainer.training_key({**compiled, "module_code": "abd"}) != key
+    # the settings as they come to: a default's own value written out is the same training
+    default = model_lib.DEFAULT.embedding_dim
+    written = trainer.training_key({**compiled, "model": {**compiled["model"], "embedding_dim": default}})
+    assert written == key
+    assert trainer.training_key({**compiled, "model": {**compiled["model"], "embedding_dim": default * 2}}) != key
 
 
 def test_pairs_are_read_in_one_order_whatever_order_the_files_hold(tmp_path, curated_schema):
