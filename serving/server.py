@@ -208,8 +208,20 @@ def _cannot_listen(host: str, port: int) -> Optional[str]:
     return None
 
 
+def _stop_on_ctrl_c() -> None:
+    """Python's Ctrl-C handler, even when the server was started with SIGINT ignored (a script's
+    `make serve &`: Python then installs none). Found in CI, started in the background: the
+    gRPC-only server (REST's uvicorn sets its own handlers) ignored the SIGINT that stops it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
+    _stop_on_ctrl_c()
     env = os.environ
     rest_port = args.rest_api_port if args.rest_api_port is not None else int(
         env.get("AIP_HTTP_PORT", DEFAULT_REST_PORT))
