@@ -319,6 +319,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                           timeout_keep_alive=30)).run()
         else:
             grpc_server.wait_for_termination()
+    except KeyboardInterrupt:  # Ctrl-C: stopped as asked, with 130 as a shell reports it, and no traceback
+        # (uvicorn hands the SIGINT it caught back once it has stopped: the traceback ended its log)
+        log.info("stopped: Ctrl-C (SIGINT)")
+        return 130
     finally:
         shutdown()
     return 0

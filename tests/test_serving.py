@@ -760,7 +760,7 @@ def test_grpc_only_without_batching_with_a_log_file(saved_model, reference, tmp_
         channel.close()
         process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and logs its counts
         try:
-            process.wait(60)
+            assert process.wait(60) == 130  # as a shell reports a Ctrl-C, with no traceback (below)
         except subprocess.TimeoutExpired:  # say where it hung: the threads' stacks go to its log file
             process.send_signal(signal.SIGABRT)
             process.wait(30)
@@ -773,6 +773,7 @@ def test_grpc_only_without_batching_with_a_log_file(saved_model, reference, tmp_
     shown = [line for line in (tmp_path / "output.log").read_text().splitlines()
              if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", line)]  # log records
     assert shown and all(line in log for line in shown)  # the file has every record the console showed
+    assert "Traceback" not in (tmp_path / "output.log").read_text() and "stopped: Ctrl-C (SIGINT)" in log
 
 
 # --- versions on disk ---------------------------------------------------------------------------
