@@ -599,8 +599,14 @@ def acceptance_key(newest_digests: Sequence[str], previous_digests: Sequence[str
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def acceptance_prefix(newest: str, previous: str) -> str:
+    """The start of the name of every acceptance of `newest` against `previous` (span names)."""
+    return f"{newest}-vs-{previous}-"
+
+
 def acceptance_path(directory: str, figures: Dict[str, Any], key: str) -> str:
-    return os.path.join(directory, f"{figures['newest']['name']}-vs-{figures['previous']['name']}-{key}.json")
+    return os.path.join(directory, acceptance_prefix(figures['newest']['name'], figures['previous']['name'])
+                        + f"{key}.json")
 
 
 def read_acceptance(path: str) -> Optional[Dict[str, Any]]:

@@ -167,16 +167,6 @@ def _value(constant: Dict[str, Any]) -> Any:
 _INPUT_PATHS = {"input_base": "the data root", "catalog_uri": "the catalog"}
 
 
-def _constant(runtime: Dict[str, Any]) -> Any:
-    """A compiled constant in either form: Vertex's constantValue, KFP 2.1's constant."""
-    if "constantValue" in runtime:
-        try:
-            return _value(runtime["constantValue"])
-        except ValueError:
-            return None
-    return runtime.get("constant")
-
-
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
@@ -260,15 +250,17 @@ class VertexLocalRunner:
         schema). Found by exploratory testing: a data root the environment did not see failed in
         ExampleGen's pre-cache check with 'no train file ... and no span folder in <data root>',
         a folder that exists on the host."""
+        from kubeflow_v2.kfp_backend import compiled_constant
+
         found = []
         for name, task in sorted(self.tasks.items()):
             for key, spec in task.get("inputs", {}).get("parameters", {}).items():
                 if key in _INPUT_PATHS:
-                    found.append((_constant(spec.get("runtimeValue", {})), _INPUT_PATHS[key], name))
+                    found.append((compiled_constant(spec.get("runtimeValue")), _INPUT_PATHS[key], name))
             importer = self.executors.get(self.components[task["componentRef"]["name"]]["executorLabel"],
                                           {}).get("importer")
             if importer and self.LOCAL_IMPORTS:
-                found.append((_constant(importer.get("artifactUri", {})), "imported artifact", name))
+                found.append((compiled_constant(importer.get("artifactUri")), "imported artifact", name))
         missing: Dict[str, str] = {}  # path -> what
         for path, what, task in sorted(found, key=lambda f: (len(str(f[0])), f[2])):  # a data root before its catalog
             if not isinstance(path, str) or not path or "://" in path or os.path.exists(path):

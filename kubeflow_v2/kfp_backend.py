@@ -164,6 +164,16 @@ def mlmd_value(value: Any) -> Any:
     return value
 
 
+def compiled_constant(runtime: Any) -> Any:
+    """A task parameter's compiled constant: `{"constant": V}` (PipelineSpec 2.1, the KFP package)
+    or `{"constantValue": {"stringValue": V}}` (2.0, Vertex AI's JSON); None for anything else."""
+    runtime = runtime if isinstance(runtime, dict) else {}
+    if "constant" in runtime:
+        return runtime["constant"]
+    value = runtime.get("constantValue")
+    return next(iter(value.values()), None) if isinstance(value, dict) and len(value) == 1 else value
+
+
 def parameter_value(name: str, value: Any, parameter_type: Optional[str]) -> Any:
     """A resolved input parameter checked against its declared type (driver/resolve.go:184-232):
     a STRING parameter of another kind becomes its text, a number or boolean of the wrong kind is

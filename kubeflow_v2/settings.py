@@ -306,16 +306,6 @@ def _leaves(value: Any, keyed: bool = False) -> List[Tuple[str, bool]]:
     return _leaves(decoded) if isinstance(decoded, (dict, list)) else [(value, keyed)]
 
 
-def _constant(runtime: Any) -> Any:
-    """A compiled constant: `{"constant": V}` (PipelineSpec 2.1, the KFP package) or
-    `{"constantValue": {"stringValue": V}}` (2.0, Vertex AI's JSON)."""
-    runtime = runtime if isinstance(runtime, dict) else {}
-    if "constant" in runtime:
-        return runtime["constant"]
-    value = runtime.get("constantValue")
-    return next(iter(value.values()), None) if isinstance(value, dict) and len(value) == 1 else value
-
-
 def _looks_like_location(text: str) -> bool:
     from kubeflow_v2 import kfp_backend  # no TFX, no KFP: its scheme parser only
 
@@ -332,6 +322,8 @@ def compiled_locations(spec: Mapping[str, Any], compiled_root: str = "") -> List
     found: List[Tuple[str, str, str]] = []
     if compiled_root:
         found.append(("pipeline root", PIPELINE_ROOT.name, compiled_root))
+    from kubeflow_v2 import kfp_backend  # no TFX, no KFP
+
     tasks = ((spec.get("root") or {}).get("dag") or {}).get("tasks") or {}
     for task_name, task in tasks.items():
         parameters = ((task or {}).get("inputs") or {}).get("parameters") or {}
@@ -341,11 +333,11 @@ def compiled_locations(spec: Mapping[str, Any], compiled_root: str = "") -> List
             what, setting = known or (f"{task_name}'s {name}", "")
             # a known parameter's plain value is a location, relative too (--data-root data/asos); a field
             # inside its JSON, or any other parameter's value, when it looks like one
-            found += [(what, setting, leaf) for leaf, in_json in _leaves(_constant(value))
+            found += [(what, setting, leaf) for leaf, in_json in _leaves(kfp_backend.compiled_constant(value))
                       if leaf and ((known and not in_json) or _looks_like_location(leaf))]
     for executor in ((spec.get("deploymentSpec") or {}).get("executors") or {}).values():
         uri = ((executor or {}).get("importer") or {}).get("artifactUri") or {}
-        found += [("schema", SCHEMA_DIR.name, leaf) for leaf, _ in _leaves(_constant(uri)) if leaf]
+        found += [("schema", SCHEMA_DIR.name, leaf) for leaf, _ in _leaves(kfp_backend.compiled_constant(uri)) if leaf]
         container = (executor or {}).get("container") or {}
         hook = ((container.get("lifecycle") or {}).get("preCacheCheck") or {})
         for arg in list(container.get("args") or []) + list(hook.get("args") or []):

@@ -147,14 +147,16 @@ def accepted_drift_note(base: str, acceptances_dir: Optional[str] = None) -> Opt
     gate = ((card or {}).get("quantitative_analysis") or {}).get("drift_gate") or {}
     if not gate.get("accepted"):
         return None
+    from components import drift
+
     newest, previous = gate.get("newest") or "its newest span", gate.get("previous") or "the span before it"
+    prefix = drift.acceptance_prefix(newest, previous)  # the DriftGate's own naming (acceptance_path)
     files = []
     if acceptances_dir and os.path.isdir(acceptances_dir):
         files = sorted(os.path.join(acceptances_dir, f) for f in os.listdir(acceptances_dir)
-                       if f.startswith(f"{newest}-vs-{previous}-") and f.endswith(".json"))
+                       if f.startswith(prefix) and f.endswith(".json"))
     where = (", ".join(files) if files else
-             f"the file named {newest}-vs-{previous}-*.json in the drift acceptances directory "
-             "(<pipeline root>/drift_acceptances)")
+             f"the file named {prefix}*.json in the drift acceptances directory (<pipeline root>/drift_acceptances)")
     return (f"note: version {served.number}, taken out of service, trained on {newest} with its drift "
             f"accepted ({gate['accepted']}). The acceptance stands: later runs on the same spans train on "
             f"{newest} again and stop with exit 3 (a withdrawn model is not pushed again). For them to stop "
