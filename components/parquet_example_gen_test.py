@@ -98,6 +98,7 @@ def test_dictionary_columns_are_decoded(tmp_path):
 
 def _run_executor(data_dir: str, out: str, window: int, fingerprint: str = None):
     """ExampleGen's executor as the pipeline configures it; returns its Examples artifact."""
+    from tfx.dsl.components.base import base_beam_executor
     from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
@@ -115,7 +116,10 @@ def _run_executor(data_dir: str, out: str, window: int, fingerprint: str = None)
              standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE}
     if fingerprint:
         props["input_fingerprint"] = fingerprint
-    parquet_example_gen.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
+    # the pipeline's Beam arguments: without them Beam's default runner tries Prism, whose job
+    # server leaves a beam-temp* directory in /tmp
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.local_beam_args())
+    parquet_example_gen.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
     return examples
 
 
