@@ -26,8 +26,8 @@ from runner import console
 
 def _flags(defaults: configs.PipelineConfig):
     return (
-        Flag("--data-dir", "directory with the four ASOS files (downloaded there when missing), or the "
-             "catalog and users files and one folder per span (span-1/, span-2/ ...); default %(default)s",
+        Flag("--data-dir", "directory with the ASOS train, eval and catalog files (downloaded there when "
+             "missing), or the catalog and one folder per span (span-1/, span-2/ ...); default %(default)s",
              default=defaults.data_dir),
         Flag("--skip-checksums", "data of your own in the ASOS shape: do not check the published sha256",
              kind=flags.SWITCH),

@@ -4,7 +4,7 @@ at most 27 purchases), as resellers, shared accounts and bots make it.
     env/run-in-env python benchmarks/heavy_data.py OUT_DIR                    # one user, 20,000
     env/run-in-env python benchmarks/heavy_data.py OUT_DIR --purchases 300 --purchases 5000
 
-`add_heavy_users` copies the four ASOS files into a new directory and adds users with the given
+`add_heavy_users` copies the ASOS files a run reads into a new directory and adds users with the given
 numbers of purchases of distinct catalog products (uniformly at random, or skewed towards the
 products the sample's users buy most with `popularity`), a share of each user's purchases in the
 eval split. `heavy_tail_counts` draws such numbers from a heavy tail (log-uniform between a low
@@ -103,10 +103,7 @@ def add_heavy_users(source_dir: str, out_dir: str, counts: Sequence[int], *,
     added = heavy_purchases(catalog, counts, eval_share=eval_share, popularity=popularity, seed=seed)
     _append(os.path.join(out_dir, configs.TRAIN_FILE), added["train"])
     _append(os.path.join(out_dir, configs.EVAL_FILE), added["eval"])
-    users = heavy_user_ids(len(counts))
-    with open(os.path.join(out_dir, configs.USERS_FILE), "a") as f:
-        f.write("".join(f"{u}\n" for u in users))
-    return users
+    return heavy_user_ids(len(counts))
 
 
 def main(argv=None) -> int:

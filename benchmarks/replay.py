@@ -100,7 +100,7 @@ def prepare(output_dir: str, source_dir: str) -> str:
     data_dir = os.path.join(output_dir, "data")
     os.makedirs(os.path.join(output_dir, "logs"))
     os.makedirs(data_dir)
-    for name in (configs.USERS_FILE, configs.CATALOG_FILE, configs.EVAL_FILE):
+    for name in (configs.CATALOG_FILE, configs.EVAL_FILE):
         shutil.copyfile(os.path.join(source_dir, name), os.path.join(data_dir, name))
     with open(os.path.join(output_dir, MARKER), "w") as f:
         json.dump({"spans": []}, f)

@@ -91,10 +91,10 @@ def scaled_data(source_dir: str, out_dir: str, k: int, heavy_users: int = 0, see
     os.makedirs(out_dir)
     with open(os.path.join(source_dir, configs.CATALOG_FILE)) as f:
         catalog = np.array([int(line) for line in f if line.strip().isdigit()], np.int64)
-    with open(os.path.join(source_dir, configs.USERS_FILE)) as f:
-        listed_users = np.array([line.strip().encode() for line in f if line.strip()], dtype=object)
     splits = {name: pq.read_table(os.path.join(source_dir, name), columns=[features.USER_KEY, features.PRODUCT_KEY])
               for name in (configs.TRAIN_FILE, configs.EVAL_FILE)}
+    listed_users = np.array(sorted(set().union(*(t[features.USER_KEY].to_pylist() for t in splits.values()))),
+                            dtype=object)  # every user of the purchases
     product_ids = _fresh_product_ids(catalog, k, seed)
     order = np.argsort(catalog)
     out: Dict[str, List[Tuple[np.ndarray, np.ndarray]]] = {name: [] for name in splits}
@@ -131,8 +131,6 @@ def scaled_data(source_dir: str, out_dir: str, k: int, heavy_users: int = 0, see
         counts["train" if name == configs.TRAIN_FILE else "eval"] = len(users)
     with open(os.path.join(out_dir, configs.CATALOG_FILE), "w") as f:
         f.write("".join(f"{p}\n" for p in np.concatenate(catalogs)))
-    with open(os.path.join(out_dir, configs.USERS_FILE), "w") as f:
-        f.write("".join(f"{u.decode() if isinstance(u, bytes) else u}\n" for u in all_users))
     counts.update(users=len(all_users), products=k * len(catalog))
     return counts
 

@@ -4,8 +4,7 @@ A data directory holds either the flat layout (one train file and one eval file 
 single span, number 0) or one folder per span:
 
     data_dir/
-      dsf_asos_productIds.csv                  the catalog and the users file stay at the top
-      dsf_asos_dummy_users_....csv
+      dsf_asos_productIds.csv                  the catalog stays at the top
       dsf_asos_valid_....parquet               optional: the standing eval file
       span-1/dsf_asos_train_....parquet        a span's purchases (one or more files)
       span-1/dsf_asos_valid_....parquet        optional: the span's own eval purchases

@@ -24,11 +24,13 @@ MODEL_NAME = "recommender"  # TF Serving model name: /v1/models/recommender:pred
 # --- Data -------------------------------------------------------------------------------------
 TRAIN_FILE = "dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
 EVAL_FILE = "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet"
-USERS_FILE = "dsf_asos_dummy_users_with_alphanumeric_dummy_ids.csv"
 CATALOG_FILE = "dsf_asos_productIds.csv"
+# ASOS also publishes its user ids, one a line: nothing reads them (a run's users are those of its
+# purchases), so a run neither needs the file nor downloads it; generated data still writes it.
+USERS_FILE = "dsf_asos_dummy_users_with_alphanumeric_dummy_ids.csv"
 DATA_SOURCE_URL = "https://raw.githubusercontent.com/ASOS/dsf2020/main"
+# The published files a run reads, and their checksums
 DATA_SHA256 = {
-    USERS_FILE: "9c524aed767df81ec204acad7b8ce243397e5c7e04761c83486b62b2004ac145",
     CATALOG_FILE: "160c762fd03a63629fb22885734e94783434afbcb1dd3fd693838368f1a23a31",
     TRAIN_FILE: "d96096d61aff5ff2ffd2ca868ada0c3e8f13ea54a792a68770a0340a29410427",
     EVAL_FILE: "f4dbf22c933d4268b1ef596ced133ee92f02f13a1e8872c5ce620a1459233fc1",

@@ -18,7 +18,6 @@ from pipeline import configs
 
 # Sizes in bytes of the published files: tell a truncated download from an altered one.
 DATA_SIZES = {
-    configs.USERS_FILE: 915747,
     configs.CATALOG_FILE: 260128,
     configs.TRAIN_FILE: 1731830,
     configs.EVAL_FILE: 624280,
@@ -270,10 +269,11 @@ def ensure_data(data_dir: str,
                 span_window: int = configs.DEFAULT_SPAN_WINDOW) -> str:
     """Makes sure `data_dir` holds the input files, downloading missing published ones.
 
-    The flat layout is the four ASOS files; the span layout (components/spans.py) is the catalog
-    and the users file at the top, one folder per span, and optionally a standing eval file at
-    the top. With `verify_checksums` every published file (present or downloaded; in the span
-    layout the catalog, the users file and a standing eval file) must match its sha256; without
+    The flat layout is the ASOS train, eval and catalog files; the span layout
+    (components/spans.py) is the catalog at the top, one folder per span, and optionally a
+    standing eval file at the top (ASOS's users file is read by nothing: neither needed nor
+    downloaded). With `verify_checksums` every published file (present or downloaded; in the span
+    layout the catalog and a standing eval file) must match its sha256; without
     it (data of your own in the same shape) the files only need to exist. Either way the layout
     must be well-formed and the parquet files a run reads (the window of `span_window` spans,
     the eval files, the previous span) readable parquet with the purchase columns.
@@ -291,11 +291,11 @@ def ensure_data(data_dir: str,
                         "directory that holds the files, or pass --data-dir (no other copy is read in its place)")
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError(f"{data_dir} is a file, not a directory: --data-dir names the directory "
-                        "that holds the four files")
+                        "that holds the train, eval and catalog files")
     if os.path.isdir(data_dir) and has_span_folders(data_dir):
-        # the purchases are in span folders: the catalog and the users file stay at the top
+        # the purchases are in span folders: the catalog stays at the top
         expected = {name: sha for name, sha in expected.items()
-                    if name in (configs.CATALOG_FILE, configs.USERS_FILE)
+                    if name == configs.CATALOG_FILE
                     or (name == configs.EVAL_FILE and os.path.isfile(os.path.join(data_dir, name)))}
     folders = [n for n in expected if os.path.isdir(os.path.join(data_dir, n))]
     if folders:  # e.g. a partitioned parquet dataset written by Spark
@@ -306,9 +306,9 @@ def ensure_data(data_dir: str,
     if missing and not verify_checksums:
         if not os.path.isdir(data_dir):
             raise DataError(f"{data_dir}: no such directory (--data-dir names the directory that "
-                            "holds the four files)")
+                            "holds the train, eval and catalog files)")
         others = sorted(n for n in os.listdir(data_dir)
-                        if n not in expected and n.endswith((".parquet", ".csv")))
+                        if n not in expected and n != configs.USERS_FILE and n.endswith((".parquet", ".csv")))
         found = (f"; it has {', '.join(others[:6])}{' ...' if len(others) > 6 else ''}: the files "
                  "must have the ASOS names (pipeline/configs.py)") if others else ""
         raise DataError(f"{', '.join(missing)}: missing in {data_dir}{found} (downloads happen "

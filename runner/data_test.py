@@ -58,7 +58,7 @@ def test_download_with_wrong_checksum_is_not_kept(tmp_path, published):
 
 
 def test_unreachable_source_names_the_file(tmp_path):
-    with pytest.raises(data.DataError, match=f"{configs.USERS_FILE}: download from http://127.0.0.1:9/.* failed"):
+    with pytest.raises(data.DataError, match=f"{configs.CATALOG_FILE}: download from http://127.0.0.1:9/.* failed"):
         data.ensure_data(str(tmp_path), source_url="http://127.0.0.1:9")
 
 
@@ -85,7 +85,7 @@ def test_own_data_is_said_before_anything_is_downloaded(tmp_path, published):
     url, checksums, sizes, source = published
     own = tmp_path / "own"
     own.mkdir()
-    for name in (configs.TRAIN_FILE, configs.EVAL_FILE, configs.USERS_FILE):
+    for name in (configs.TRAIN_FILE, configs.EVAL_FILE):
         (own / name).write_bytes((source / name).read_bytes() + b" of my own")
     with pytest.raises(data.DataError, match="altered .*pass --skip-checksums for data of your own"):
         data.ensure_data(str(own), source_url=url, expected=checksums, sizes=sizes)
@@ -94,9 +94,23 @@ def test_own_data_is_said_before_anything_is_downloaded(tmp_path, published):
 
 def test_own_data_needs_files_but_no_checksums(tmp_path, fake_data_dir):
     assert data.ensure_data(fake_data_dir, verify_checksums=False) == fake_data_dir
-    os.remove(os.path.join(fake_data_dir, configs.USERS_FILE))
-    with pytest.raises(data.DataError, match=f"{configs.USERS_FILE}: missing"):
-        data.ensure_data(fake_data_dir, verify_checksums=False)
+    os.remove(os.path.join(fake_data_dir, configs.CATALOG_FILE))
+    with pytest.raises(data.DataError, match=f"^{configs.CATALOG_FILE}: missing in [^;]*\\(downloads"):
+        data.ensure_data(fake_data_dir, verify_checksums=False)  # the users file is not named among others
+
+
+def test_the_users_file_is_neither_needed_nor_downloaded(tmp_path, published):
+    """ASOS's users file is read by nothing: data without it runs, with checksums or without,
+    and nothing is fetched for it (found by a user adapting the pipeline, who had to make one)."""
+    url, checksums, sizes, source = published
+    assert not (source / configs.USERS_FILE).exists()  # the source has none: a download would fail
+    assert data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)
+    assert configs.USERS_FILE not in os.listdir(tmp_path / "data")
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in (configs.TRAIN_FILE, configs.EVAL_FILE, configs.CATALOG_FILE):
+        shutil.copy(source / name, own / name)
+    assert data.ensure_data(str(own), verify_checksums=False) == str(own)
 
 
 @pytest.mark.skipif(not os.path.isdir(configs.SHARED_DATA_DIR), reason="no shared ASOS copy here")
@@ -421,7 +435,7 @@ def test_a_bad_file_in_a_span_is_named_with_its_folder(tmp_path, write_fake_span
         data.ensure_data(data_dir, verify_checksums=False)
 
 
-def test_the_catalog_and_users_of_a_span_layout_are_downloaded_and_verified(tmp_path, published):
+def test_the_catalog_of_a_span_layout_is_downloaded_and_verified(tmp_path, published):
     url, checksums, sizes, source = published
     target = tmp_path / "data" / "span-1"
     os.makedirs(target)
@@ -429,7 +443,7 @@ def test_the_catalog_and_users_of_a_span_layout_are_downloaded_and_verified(tmp_
     shutil.copy(source / configs.EVAL_FILE, tmp_path / "data" / configs.EVAL_FILE)  # the standing eval file
     data.ensure_data(str(tmp_path / "data"), source_url=url, expected=checksums, sizes=sizes)
     assert sorted(os.listdir(tmp_path / "data")) == sorted(
-        [configs.CATALOG_FILE, configs.USERS_FILE, configs.EVAL_FILE, "span-1"])  # no train file at the top
+        [configs.CATALOG_FILE, configs.EVAL_FILE, "span-1"])  # no train file at the top, no users file
     with open(tmp_path / "data" / configs.EVAL_FILE, "ab") as f:
         f.write(b"altered")
     with pytest.raises(data.DataError, match=f"{configs.EVAL_FILE}: altered"):

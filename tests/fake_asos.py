@@ -38,7 +38,8 @@ def write_purchases(path: str, users, products) -> None:
 
 def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
                     seed: int = 0, catalog_extra: int = 5, tastes: int = 0) -> Dict[str, str]:
-    """Writes the four files; returns {file name: sha256}.
+    """Writes the train, eval and catalog files (ASOS's users file is read by nothing); returns
+    {file name: sha256}.
 
     Purchases follow a skewed popularity (a few products sell most, as in ASOS), no (user,
     product) pair repeats in train, and every eval user and product also occurs in train. The
@@ -78,8 +79,6 @@ def write_fake_asos(data_dir: str, num_users: int = 120, num_products: int = 60,
     write_purchases(os.path.join(data_dir, configs.TRAIN_FILE), train_users, train_products)
     write_purchases(os.path.join(data_dir, configs.EVAL_FILE),
                     [eval_users[i] for i in keep], [eval_products[i] for i in keep])
-    with open(os.path.join(data_dir, configs.USERS_FILE), "w") as f:
-        f.write("".join(u + "\n" for u in users))
     with open(os.path.join(data_dir, configs.CATALOG_FILE), "w") as f:
         f.write("".join(f"{p}\n" for p in sold + unsold))
     return {name: sha256(os.path.join(data_dir, name)) for name in configs.DATA_SHA256}
@@ -146,8 +145,6 @@ def write_fake_spans(data_dir: str, num_spans: int = 3, rows_per_span: int = 600
         folders[number] = folder
     if standing_eval and standing:
         write_purchases(os.path.join(data_dir, configs.EVAL_FILE), *zip(*standing))
-    with open(os.path.join(data_dir, configs.USERS_FILE), "w") as f:
-        f.write("".join(u + "\n" for u in users))
     with open(os.path.join(data_dir, configs.CATALOG_FILE), "w") as f:
         f.write("".join(f"{p}\n" for p in pool))
     return folders

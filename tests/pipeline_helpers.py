@@ -8,6 +8,7 @@ from typing import List
 from tfx import v1 as tfx
 
 import local_runner
+from models import features
 from pipeline import configs
 from runner.metadata import execution_states as executions, output_uris, store  # noqa: F401
 
@@ -80,7 +81,8 @@ def harness_compile_flags(root: str, data_dir: str) -> List[str]:
 
 def check_serving_signatures(model_dir: str, data_dir: str, top_k: int, users=None) -> None:
     """Asserts that the SavedModel in `model_dir` answers `call_item_item` for catalog products
-    and `serving_default` for known users (`users`, bytes; default: the users file's first three),
+    and `serving_default` for known users (`users`, bytes; default: the first three of the flat
+    train file),
     `top_k` products each."""
     import tensorflow as tf
 
@@ -89,7 +91,10 @@ def check_serving_signatures(model_dir: str, data_dir: str, top_k: int, users=No
     similar = model.signatures["call_item_item"](item=tf.constant(items, tf.int64))
     assert similar["products"].shape == (3, top_k)
     if users is None:
-        users = [line.strip().encode() for line in open(os.path.join(data_dir, configs.USERS_FILE))][:3]
+        import pyarrow.parquet as pq
+
+        users = pq.read_table(os.path.join(data_dir, configs.TRAIN_FILE)).column(
+            features.USER_KEY).unique().to_pylist()[:3]
     recommended = model.signatures["serving_default"](user_id=tf.constant(users))
     assert recommended["products"].shape == (3, top_k)
     assert bool(tf.reduce_all(recommended["known_user"]))
