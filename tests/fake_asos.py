@@ -98,7 +98,7 @@ def write_fake_spans(data_dir: str, num_spans: int = 3, rows_per_span: int = 600
                      span_eval: Sequence[int] = (), standing_eval: bool = True,
                      catalog_extra: int = 5, tastes: int = 0) -> Dict[int, str]:
     """Spans in the layout of components/spans.py: `span-1/` ... `span-N/`, each with a train
-    file (and an eval file for the spans in `span_eval`); the catalog, the users file and (with
+    file (and an eval file for the spans in `span_eval`); the catalog and (with
     `standing_eval`) a standing eval file at the top. Returns {span number: its folder}.
 
     As real data is rougher than the ASOS sample: every span brings `new_products_per_span`
