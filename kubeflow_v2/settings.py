@@ -355,13 +355,18 @@ def compiled_locations(spec: Mapping[str, Any], compiled_root: str = "") -> List
     return unique
 
 
+def in_bucket(location: Optional[str]) -> bool:
+    """Is `location` a path in a Cloud Storage bucket (`gs://` and something after it)?"""
+    return bool(location) and location.startswith("gs://") and len(location) > len("gs://")
+
+
 def outside_buckets(locations: List[Tuple[str, str, str]]) -> List[Tuple[str, str, str]]:
     """The locations a run in the cloud cannot use: anything but gs://BUCKET/... and the image's own
     files (configs.IMAGE_PROJECT_DIR, e.g. the curated schema); a location inside another one
     listed, set by the same setting (the data files under the data root), is left out."""
     image = configs.IMAGE_PROJECT_DIR
     outside = [(what, setting, location) for what, setting, location in locations
-               if not (location.startswith("gs://") and len(location) > len("gs://"))
+               if not in_bucket(location)
                and not (location == image or location.startswith(image + "/"))]
     return [(what, setting, location) for what, setting, location in outside
             if not any(s == setting and o != location and location.startswith(o.rstrip("/") + "/")
@@ -383,7 +388,7 @@ def submit_root(given: Optional[str], compiled: str, package: str, compile_comma
         return any(kfp_backend.scheme_of(location or "") in ("s3", "minio") for location in locations)
 
     tf_why = "TensorFlow 2.21 on Python 3.13 cannot write s3:// or minio:// (docs/kubeflow.md#where-artifacts-live)"
-    if given and not (given.startswith("gs://") and len(given) > len("gs://")):
+    if given and not in_bucket(given):
         why = tf_why if tf_cannot(given) else "the runs' artifacts live in a bucket"
         raise SettingError(f"{PIPELINE_ROOT.describe()}: {given} is not a gs:// URI ({why}); "
                            f"pass {PIPELINE_ROOT.name} gs://BUCKET/pipeline_root")
@@ -398,7 +403,7 @@ def submit_root(given: Optional[str], compiled: str, package: str, compile_comma
                            f"only: {named}; {why}: compile with gs:// locations ({compile_command} "
                            f"ARGS=\"--bucket ...\", no local paths)")
     root = given or compiled or ""
-    if root.startswith("gs://") and len(root) > len("gs://"):
+    if in_bucket(root):
         return root
     # only the pipeline root is outside a bucket (every other location is in one): --pipeline-root helps
     scheme = kfp_backend.scheme_of(root)
