@@ -225,6 +225,89 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
             "values": values, "curves": curves, "rows": rows, "details": details}
 
 
+def without_zero_baseline_failures(result, baseline_values: Mapping[str, float]):
+    """(`result` without the failures of the "no drop vs served" rule on metrics the served model
+    scores 0 on, the names of those metrics).
+
+    TFMA's relative change threshold divides by the baseline's value and, when that is 0, takes
+    the ratio as NaN, which fails every comparison: a candidate was refused for falling more than
+    1% below a served model that scored 0.0000 (found by exploratory testing: a span of new users
+    only, whom the served model does not know, refused a candidate at recall@10 0.21 span after
+    span). No value can fall below 0, so such a failure is dropped, and the result is ok when no
+    other failure (and nothing missing) is left."""
+    import math
+
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    fixed = validation_result_pb2.ValidationResult()
+    fixed.CopyFrom(result)
+    forgiven: List[str] = []
+    del fixed.metric_validations_per_slice[:]
+    for per_slice in result.metric_validations_per_slice:
+        kept = []
+        for failure in per_slice.failures:
+            if _zero_baseline_failure(failure, baseline_values, math):
+                forgiven.append(failure.metric_key.name)
+            else:
+                kept.append(failure)
+        if kept:
+            entry = fixed.metric_validations_per_slice.add()
+            entry.CopyFrom(per_slice)
+            del entry.failures[:]
+            entry.failures.extend(kept)
+    if forgiven and not result.validation_ok and not fixed.metric_validations_per_slice and not (
+            fixed.missing_thresholds or fixed.missing_slices or fixed.missing_cross_slices):
+        fixed.validation_ok = True
+    return (fixed, sorted(set(forgiven))) if forgiven else (result, [])
+
+
+def _zero_baseline_failure(failure, baseline_values: Mapping[str, float], math) -> bool:
+    threshold = failure.metric_threshold
+    if not threshold.HasField("change_threshold") or not threshold.change_threshold.HasField("relative"):
+        return False
+    change = threshold.change_threshold
+    if change.direction != config_pb2.MetricDirection.HIGHER_IS_BETTER:
+        return False
+    if change.HasField("absolute") and failure.metric_value.double_value.value < change.absolute.value:
+        return False  # an absolute rule failed as well
+    served = baseline_values.get(failure.metric_key.name)
+    return served is not None and math.isclose(served, 0.0) and failure.metric_value.double_value.value >= 0
+
+
+def bless_over_a_zero_baseline(output_uri: str, blessing) -> List[str]:
+    """Rewrites TFMA's validation result under `output_uri` without its failures over a served
+    value of 0 (`without_zero_baseline_failures`) and, when that leaves it ok, the `blessing`
+    artifact TFX wrote from it (its BLESSED / NOT_BLESSED file and `blessed` property). Returns
+    the metrics whose failure was dropped."""
+    import tensorflow as tf
+    from tfx.components.evaluator import constants
+
+    result = tfma.load_validation_result(output_uri)
+    if result.validation_ok:
+        return []
+    values: Dict[str, float] = {}
+    for slice_metrics in tfma.load_metrics(output_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for entry in slice_metrics.metric_keys_and_values:
+            if entry.key.model_name == BASELINE and not entry.key.is_diff and entry.value.HasField("double_value"):
+                values[entry.key.name] = entry.value.double_value.value
+    fixed, forgiven = without_zero_baseline_failures(result, values)
+    if not forgiven:
+        return []
+    (path,) = tf.io.gfile.glob(os.path.join(output_uri, "validations*"))
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(fixed.SerializeToString())
+    if fixed.validation_ok and blessing is not None:
+        not_blessed = os.path.join(blessing.uri, constants.NOT_BLESSED_FILE_NAME)
+        if tf.io.gfile.exists(not_blessed):
+            tf.io.gfile.remove(not_blessed)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME), "w") as f:
+            f.write("")
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.BLESSED_VALUE)
+    return forgiven
+
+
 def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:
     """(blessed, the verdict and a table of candidate/baseline values and thresholds)."""
     gate = gate_verdict(output_uri, config)
@@ -331,6 +414,12 @@ class Executor(evaluator_executor.Executor):
             self._without_repeats(input_dict, exec_properties, evaluation)]}
         with fixed_size_input_batches():
             result = super().Do(input_dict, output_dict, exec_properties)
+        blessings = output_dict.get(standard_component_specs.BLESSING_KEY) or [None]
+        forgiven = bless_over_a_zero_baseline(evaluation.uri, blessings[0])
+        if forgiven:
+            log.info("[gate] the served model scores 0 on %s: the candidate cannot fall below it, so the "
+                     "\"drop vs served\" rule holds there (TFMA cannot take a relative change from 0 and "
+                     "failed it)", ", ".join(forgiven))
         # the config TFMA saved with its output, as the cached table, the report and the card read
         # it: without a served model TFX drops the "vs served" thresholds (rubber stamp)
         _, report = gate_report(evaluation.uri)

@@ -143,3 +143,78 @@ def test_the_gate_judges_both_models_on_the_purchases_neither_trained_on(tmp_pat
             for f in kept} == set(fresh) | {(b"nobody", testing.PRODUCTS[0])}
     assert len(only_candidate) == len(only_served) == 3
     assert [beam_metrics.counter(result, evaluator.COUNTERS, name) for name in ("left_out", "kept")] == [6, 5]
+
+
+def _change_failure(name, diff, relative=-0.01):
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    failure = validation_result_pb2.ValidationFailure()
+    failure.metric_key.name, failure.metric_key.model_name, failure.metric_key.is_diff = name, "candidate", True
+    failure.metric_threshold.change_threshold.relative.value = relative
+    failure.metric_threshold.change_threshold.direction = evaluator.config_pb2.MetricDirection.HIGHER_IS_BETTER
+    failure.metric_value.double_value.value = diff
+    return failure
+
+
+def _result(*failures):
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    result = validation_result_pb2.ValidationResult(validation_ok=False)
+    result.metric_validations_per_slice.add().failures.extend(failures)
+    return result
+
+
+def test_a_served_model_that_scores_0_cannot_be_dropped_below():
+    """Found by exploratory testing: a span of new users only (the served model knows none of
+    them, 0.0000 on every metric) refused a candidate at recall@10 0.21 for "a drop of more than
+    1% vs served": TFMA's relative change from 0 is NaN, which fails."""
+    served = {"recall_at_10": 0.0, "sampled_accuracy": 0.0, "ndcg_at_10": 0.05}
+    fixed, forgiven = evaluator.without_zero_baseline_failures(
+        _result(_change_failure("recall_at_10", 0.21), _change_failure("sampled_accuracy", 0.31)), served)
+    assert forgiven == ["recall_at_10", "sampled_accuracy"] and fixed.validation_ok
+    assert not fixed.metric_validations_per_slice
+
+    # a real drop below a served value above 0 stays a failure, and so does a value bound
+    below_bound = _change_failure("recall_at_10", 0.01)
+    below_bound.metric_threshold.ClearField("change_threshold")
+    below_bound.metric_threshold.value_threshold.lower_bound.value = 0.03
+    fixed, forgiven = evaluator.without_zero_baseline_failures(
+        _result(_change_failure("recall_at_10", 0.01), _change_failure("ndcg_at_10", -0.01), below_bound), served)
+    assert forgiven == ["recall_at_10"] and not fixed.validation_ok
+    assert [f.metric_key.name for f in fixed.metric_validations_per_slice[0].failures] == ["ndcg_at_10", "recall_at_10"]
+    assert fixed.metric_validations_per_slice[0].failures[1].metric_threshold.HasField("value_threshold")
+    # nothing to forgive: the result as it was
+    result = _result(_change_failure("ndcg_at_10", -0.01))
+    assert evaluator.without_zero_baseline_failures(result, served) == (result, [])
+
+
+def test_the_blessing_follows_the_result_without_the_zero_baseline_failures(tmp_path):
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+    from tfx.components.evaluator import constants
+    from tfx.types import standard_artifacts
+
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    metrics = metrics_for_slice_pb2.MetricsForSlice()
+    metrics.slice_key.SetInParent()
+    for model, value in (("candidate", 0.21), ("baseline", 0.0)):
+        entry = metrics.metric_keys_and_values.add()
+        entry.key.name, entry.key.model_name = "recall_at_10", model
+        entry.value.double_value.value = value
+    with tf.io.TFRecordWriter(str(out / "metrics-00000-of-00001.tfrecord")) as writer:
+        writer.write(metrics.SerializeToString())
+    with tf.io.TFRecordWriter(str(out / "validations.tfrecord")) as writer:
+        writer.write(_result(_change_failure("recall_at_10", 0.21)).SerializeToString())
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    (tmp_path / "blessing").mkdir()
+    (tmp_path / "blessing" / constants.NOT_BLESSED_FILE_NAME).write_text("")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.NOT_BLESSED_VALUE)
+
+    assert evaluator.bless_over_a_zero_baseline(str(out), blessing) == ["recall_at_10"]
+    assert tfma.load_validation_result(str(out)).validation_ok
+    assert sorted(p.name for p in (tmp_path / "blessing").iterdir()) == [constants.BLESSED_FILE_NAME]
+    assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == constants.BLESSED_VALUE
+    assert evaluator.bless_over_a_zero_baseline(str(out), blessing) == []  # ok now: nothing to do
