@@ -191,19 +191,38 @@ def _run_verdict(row: Dict[str, Any]) -> str:
     return "blessed, not pushed" if row["blessed"] else "refused"
 
 
+_SERVED_RULE = ", drop <= "  # components/evaluator.py _thresholds_text: "..., drop <= 1.0% vs served"
+
+
+def _same_rule(rule: Optional[str], other: Optional[str]) -> bool:
+    """Whether two runs' rules of a metric are the same rules. The "drop vs served" part is there
+    only when a model was served (a first run has none, TFX drops it): that is no other rule
+    (found by exploratory testing: the first run of an output directory read as judged by other
+    rules, "--gate-bound, --gate-popularity-margin", in every later report, with no flag given)."""
+    if rule == other or rule is None or other is None:
+        return rule == other
+    if (_SERVED_RULE in rule) == (_SERVED_RULE in other):
+        return False
+    return rule.split(_SERVED_RULE)[0] == other.split(_SERVED_RULE)[0]
+
+
 def _other_rules(history: List[Dict[str, Any]]) -> List[str]:
     """For each run, the gate's rules by which it was judged where they were not the newest
     run's ("recall_at_10 >= 0.02"; "as this run" when all were the same); [] when every run was
     judged by the same rules, or the reports do not say (reports from before they were kept)."""
     newest = history[-1].get("gate_rules")
-    if newest is None or all(row.get("gate_rules") in (None, newest) for row in history):
+
+    def same(rules: Dict[str, str]) -> bool:
+        return all(_same_rule(rules.get(name), newest.get(name)) for name in set(rules) | set(newest))
+
+    if newest is None or all(row.get("gate_rules") is None or same(row["gate_rules"]) for row in history):
         return []
 
     def differences(rules: Optional[Dict[str, str]]) -> str:
         if rules is None:
             return "-"
         changed = [f"{name.replace('_over_popularity', ' over popularity')} {rules.get(name, 'not gated')}"
-                   for name in sorted(set(rules) | set(newest)) if rules.get(name) != newest.get(name)]
+                   for name in sorted(set(rules) | set(newest)) if not _same_rule(rules.get(name), newest.get(name))]
         return "; ".join(changed) or "as this run"
 
     return [differences(row.get("gate_rules")) for row in history[:-1]] + ["this run's"]

@@ -242,3 +242,27 @@ def test_the_runs_so_far_name_the_runs_judged_by_other_gate_rules():
     page = "".join(report_html._history_section(
         {"history": [run("", 0.03, False), {**run("", 0.03, False), "gate_rules": margin}]}, {}))
     assert "<td>recall_at_10 over popularity not gated</td>" in page
+
+
+def test_a_run_with_nothing_served_is_not_judged_by_other_gate_rules():
+    """Found by exploratory testing: every report after the first run of an output directory had
+    a "gate rules" column saying the first run was judged by other rules (`--gate-bound`,
+    `--gate-popularity-margin`, never given): nothing was served then, so its rules lacked the
+    "drop vs served" part."""
+    def run(version, rules):
+        return {"span": 1, "window_spans": [1], "created": "now", "start": "cold", "from_version": None,
+                "metrics": {"recall_at_10": 0.025}, "margins": [], "pushed": True, "blessed": True,
+                "version": version, "gate_rules": rules}
+
+    first = {"recall_at_10": ">= 0.03", "recall_at_10_over_popularity": ">= +10.0% over popularity"}
+    later = {**first, "recall_at_10": ">= 0.03, drop <= 1.0% vs served"}
+    page = "".join(report_html._history_section({"history": [run("1", first), run("2", later)]}, {}))
+    assert "gate rules" not in page
+    # another bound on the first run is still named, without the served part it could not have
+    page = "".join(report_html._history_section(
+        {"history": [run("1", {**first, "recall_at_10": ">= 0.02"}), run("2", later)]}, {}))
+    assert "<td>pushed 1</td><td>recall_at_10 &gt;= 0.02</td>" in page
+    # and so is another drop allowed
+    page = "".join(report_html._history_section(
+        {"history": [run("1", {**first, "recall_at_10": ">= 0.03, drop <= 5.0% vs served"}), run("2", later)]}, {}))
+    assert "<td>pushed 1</td><td>recall_at_10 &gt;= 0.03, drop &lt;= 5.0% vs served</td>" in page
