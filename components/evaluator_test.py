@@ -218,3 +218,23 @@ def test_the_blessing_follows_the_result_without_the_zero_baseline_failures(tmp_
     assert sorted(p.name for p in (tmp_path / "blessing").iterdir()) == [constants.BLESSED_FILE_NAME]
     assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == constants.BLESSED_VALUE
     assert evaluator.bless_over_a_zero_baseline(str(out), blessing) == []  # ok now: nothing to do
+
+
+def test_the_table_says_what_the_served_models_margin_is_over():
+    """Found by exploratory testing: the served model's margin over popularity is over the
+    most-popular products of its own training data, which the table did not show: "+1510.0%"
+    beside served 0.1345 and popular 0.0860 read as a wrong figure."""
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.2815, "popularity_recall_at_10": 0.0860,
+                                    "recall_at_10_over_popularity": 2.272},
+              evaluator.BASELINE: {"recall_at_10": 0.1345, "popularity_recall_at_10": 0.0084,
+                                   "recall_at_10_over_popularity": 15.1}}
+    gate = {"blessed": True, "verdict": "BLESSED", "has_baseline": True, "values": values, "details": [],
+            "rows": _margin_rows(values)}
+    text = evaluator.gate_text(gate)
+    assert "+1510.0%" in text
+    assert ("(served vs popularity: against the most-popular products of the served model's own training "
+            "data, not the popular column: recall_at_10 0.0084)") in text
+    # nothing served: no such line
+    first = {**gate, "has_baseline": False, "values": {evaluator.CANDIDATE: values[evaluator.CANDIDATE]},
+             "rows": _margin_rows({evaluator.CANDIDATE: values[evaluator.CANDIDATE]})}
+    assert "served vs popularity" not in evaluator.gate_text(first)
