@@ -341,10 +341,7 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
         lines.append(f"{name:<18}{s['requests']:>9,}{s['rows']:>9,}"
                      + "".join(f"{_ms(lat.get(f'p{q}')):>9}" for q in PERCENTILES) + f"{_ms(lat.get('max')):>9}")
     lines += [f"  warning: {line}" for line in latency_gaps(figures) + report.get("problems", [])]
-    versions = sorted({v for s in figures["signatures"].values() for v in s["versions"]}, key=int)
-    if len(versions) > 1:  # the figures mix the answers of several models
-        lines.append(f"  note: the requests were answered by {len(versions)} versions ({', '.join(versions)}); "
-                     f"the popularity is compared with {report['model']}")
+    lines += [f"  note: {line}" for line in version_notes(report)]
     for check in report["checks"]:
         lines.append(f"  {check['text']}{'  CROSSED' if check['crossed'] else ''}")
     crossed = [c for c in report["checks"] if c["crossed"]]
@@ -354,6 +351,25 @@ def console_lines(report: Dict[str, Any]) -> List[str]:
     else:
         lines.append(_calm(report["checks"]))
     return lines
+
+
+def version_notes(report: Dict[str, Any]) -> List[str]:
+    """What the figures mix or miss: the answers of several versions, or none of the version
+    compared with (the one served now, pushed after these requests)."""
+    versions = sorted({v for s in report["figures"]["signatures"].values() for v in s["versions"]}, key=int)
+    notes = []
+    if len(versions) > 1:  # the figures mix the answers of several models
+        notes.append(f"the requests were answered by {len(versions)} versions ({', '.join(versions)}); "
+                     f"the popularity is compared with {report['model']}")
+    served = report.get("version")
+    if served is not None and versions and str(served) not in versions:
+        # found by exploratory testing: a model trained on the new users was pushed, and the
+        # monitor still said RETRAIN SIGNAL on the unknown users its predecessors answered
+        notes.append(f"none of these requests was answered by version {served}, the one compared with: the "
+                     f"unknown users and products are those of version{'s' if len(versions) > 1 else ''} "
+                     f"{', '.join(versions)}, which version {served} may know (--hours to judge only the "
+                     "requests since it serves)")
+    return notes
 
 
 def latency_gaps(figures: Dict[str, Any]) -> List[str]:
@@ -460,6 +476,7 @@ def render_html(report: Dict[str, Any], images: Dict[str, str]) -> str:
             f"{rows}</table><p class='muted'>Latency: the server's time from a request's body received to its "
             "response ready (its latency file beside each log).</p>"
             + "".join(f"<p class='bad'>{e(line)}</p>" for line in latency_gaps(figures) + report.get("problems", []))
+            + "".join(f"<p>Note: {e(line)}</p>" for line in version_notes(report))
             +
             f"<h2>Thresholds</h2><table>{check_rows}</table>{asked}{imgs}\n</body></html>\n")
 
@@ -510,6 +527,7 @@ def build_report(log_path: str, base_path: str, version: Optional[int], hours: O
     return {
         "created": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "logs": log_path, "model": f"{served[1]} (version {served[0]})" if served else f"none under {base_path}",
+        "version": served[0] if served else None,
         "thresholds": dataclasses.asdict(config), "figures": figures, "popularity": popularity,
         "checks": checks(figures, popularity, config, served is not None), "problems": problems,
     }

@@ -294,3 +294,22 @@ def test_threshold_values_that_cannot_work_are_refused_or_said(tmp_path):
     assert monitor.main(common + ["--threshold", "min_requested_products=0", "--output-dir", str(tmp_path / "out")],
                         stream=out) == monitor.EXIT_OK
     assert "popularity L-infinity: no products asked" in out.getvalue()
+
+
+def test_requests_none_of_which_the_compared_version_answered_are_said():
+    """Found by exploratory testing: after a run pushed a model trained on the new users, the
+    monitor still said RETRAIN SIGNAL on the 77% unknown users its predecessors had answered,
+    with nothing saying that the version compared with had answered none of those requests."""
+    figures = {"requests": 2, "first": None, "last": None, "files": ["f"], "signatures": {
+        monitor.ITEM_SIGNATURE: {"requests": 2, "rows": 2, "latency_ms": {"measured": 2},
+                                 "versions": {"12": 1, "9": 1}, "apis": {"rest": 2}}}}
+    report = {"figures": figures, "checks": [], "model": "/m/14 (version 14)", "version": 14,
+              "created": "now", "logs": "/logs"}
+    note = ("  note: none of these requests was answered by version 14, the one compared with: the unknown "
+            "users and products are those of versions 9, 12, which version 14 may know (--hours to judge only "
+            "the requests since it serves)")
+    assert note in monitor.console_lines(report)
+    assert "Note: none of these requests was answered by version 14" in monitor.render_html(report, {})
+    # the version that answered is the one compared with: no such note
+    assert not [line for line in monitor.console_lines({**report, "model": "/m/12 (version 12)", "version": 12})
+                if "none of these requests" in line]
