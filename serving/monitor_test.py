@@ -313,3 +313,21 @@ def test_requests_none_of_which_the_compared_version_answered_are_said():
     # the version that answered is the one compared with: no such note
     assert not [line for line in monitor.console_lines({**report, "model": "/m/12 (version 12)", "version": 12})
                 if "none of these requests" in line]
+
+
+def test_the_latency_axis_is_labelled_in_plain_numbers():
+    """Found by exploratory testing: latencies of 1-8 ms were labelled 2x10^0 3x10^0 4x10^0 6x10^0,
+    on top of each other."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([1.1, 2.3, 7.8], [0.3, 0.6, 1.0])
+    ax.set(xscale="log")
+    monitor.plain_log_ticks(ax.xaxis)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.xaxis.get_ticklabels(which="both") if t.get_text()]
+    plt.close(fig)
+    assert labels and all("$" not in t and "10^" not in t for t in labels), labels  # no mathtext
+    assert set(labels) <= {"0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"}, labels
