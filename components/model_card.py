@@ -512,6 +512,15 @@ def withdrawn(cards: List[Tuple[int, Optional[Dict[str, Any]]]]) -> Dict[int, Di
     return found
 
 
+def eval_source(card: Dict[str, Any]) -> Optional[str]:
+    """Where the model's eval purchases came from: a span folder ("span-5": that span's own eval
+    file), span_layout.STANDING (the standing eval file), None when the card does not say (the
+    flat layout, or cards from before spans)."""
+    properties = (card.get("model_parameters", {}).get("examples") or {}).get("properties") or {}
+    source = properties.get("eval_source")
+    return source if source and not span_layout.is_flat(properties.get("input_fingerprint")) else None
+
+
 def rows(card: Dict[str, Any]) -> Dict[str, int]:
     return {d.get("name"): d["rows"] for d in card.get("model_parameters", {}).get("data", []) if "rows" in d}
 

@@ -23,7 +23,7 @@ import datetime
 import os
 from typing import Any, Dict, List, Optional
 
-from components import model_card, model_versions, pusher
+from components import model_card, model_versions, pusher, spans as span_layout
 
 METRIC_LABELS = {"recall_at_10": "recall@10", "recall_at_100": "recall@100", "ndcg_at_10": "ndcg@10",
                  "mrr": "mrr", "sampled_accuracy": "sampled acc"}
@@ -55,7 +55,11 @@ def _data(card: Optional[Dict[str, Any]]) -> str:
     spans = model_card.spans_text(card)
     if spans:
         parts.append(spans)
-    parts += [f"{split} {n:,}" for split, n in model_card.rows(card).items()]
+    # found by exploratory testing: versions evaluated on different spans' eval files read as a
+    # regression from one to the next; the eval's source says they are not comparable
+    source = model_card.eval_source(card)
+    where = {None: "", span_layout.STANDING: " (standing)"}.get(source, f" ({source})")
+    parts += [f"{split} {n:,}{where if split == 'eval' else ''}" for split, n in model_card.rows(card).items()]
     return ", ".join(parts) or "-"
 
 
