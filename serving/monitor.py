@@ -2,6 +2,7 @@
 
     make monitor                                         # outputs/request_logs/recommender-*, against the
                                                          # served model; report in outputs/monitoring/
+    make monitor ARGS="--output-dir DIR"                  # a run made with --output-dir DIR, served from there
     make monitor ARGS="--request-logs DIR_OR_PREFIX --hours 24"
     env/run-in-env python -m serving.monitor --help
 
@@ -23,10 +24,11 @@ It reads every logged request (PredictionLog records and their latency lines) an
   a distance only above the largest of them, and only with `min_requested_products` requests.
 
 Each figure over its threshold (pipeline/configs.py MonitorConfig; `--threshold NAME=VALUE` for
-one report) is printed as a RETRAIN SIGNAL line. The report goes to `<output-dir>/monitor-<UTC
+one report) is printed as a RETRAIN SIGNAL line. The report goes to `<report-dir>/monitor-<UTC
 time>.html` (plots embedded, no network) and `.json`, and `latest.json` names the newest (the run
-report links it). Exit code: 0 within the thresholds, 3 a threshold crossed, 2 bad flags, 1 no
-logs or another error.
+report links it); the report directory is `<output-dir>/monitoring/` unless `--report-dir` says.
+Exit code: 0 within the thresholds, 3 a threshold crossed, 2 bad flags, 1 no logs or another
+error.
 """
 
 from __future__ import annotations
@@ -603,19 +605,19 @@ def _hours(text: str) -> float:
 
 
 def _flags() -> Sequence[Flag]:
-    defaults = configs.PipelineConfig()
     return (
+        Flag("--output-dir", "the pipeline's output directory (make run's --output-dir): the request logs "
+             "are read from its request_logs/, the served model from its serving_model/ and the report goes "
+             f"to its monitoring/ (the run report links it); default {os.path.relpath(configs.DEFAULT_OUTPUT_DIR)}",
+             default=configs.DEFAULT_OUTPUT_DIR),
         Flag("--request-logs", "the server's request logs: its --request_log_file_prefix, or a directory of "
-             f"them; default {os.path.relpath(defaults.request_log_prefix, configs.PROJECT_DIR)}",
-             default=defaults.request_log_prefix, metavar="PREFIX_OR_DIR"),
+             "them; default OUTPUT_DIR/request_logs/" + configs.MODEL_NAME, metavar="PREFIX_OR_DIR"),
         Flag("--model-base-path", "the served model's versions (the newest is compared with the requests); "
-             f"default {os.path.relpath(defaults.serving_model_dir, configs.PROJECT_DIR)}",
-             default=defaults.serving_model_dir),
+             "default OUTPUT_DIR/serving_model/" + configs.MODEL_NAME),
         Flag("--model-version", "compare with this version instead of the newest", parse=flags.positive_int),
         Flag("--hours", "only the requests of the last N hours (default: all logged)", metavar="N",
              parse=_hours),
-        Flag("--output-dir", "where the report goes; default "
-             f"{os.path.relpath(defaults.monitoring_dir, configs.PROJECT_DIR)}", default=defaults.monitoring_dir),
+        Flag("--report-dir", "where the report goes; default OUTPUT_DIR/monitoring"),
         Flag("--threshold", "replace a MonitorConfig threshold (pipeline/configs.py) for this report, e.g. "
              "max_unknown_user_share=0.3; repeatable", kind=flags.REPEAT, metavar="NAME=VALUE", parse=_threshold),
     )
@@ -628,14 +630,21 @@ def main(argv: Optional[List[str]] = None, stream=None, errors=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add(parser, _flags())
     args = parser.parse_args(argv)
+    # found by exploratory testing: --output-dir was the report's folder here and the pipeline's
+    # output directory for make run and make history; now it is the latter everywhere
+    defaults = configs.PipelineConfig(output_dir=args.output_dir)
+    args.request_logs = args.request_logs or defaults.request_log_prefix
+    args.model_base_path = args.model_base_path or defaults.serving_model_dir
+    args.report_dir = args.report_dir or defaults.monitoring_dir
     overrides = dict(args.threshold)
     for name in ("min_requested_products", "min_rows", "chance_draws"):
         if name in overrides:
             overrides[name] = int(overrides[name])
     if overrides.get("chance_draws", 1) < 1:  # found by exploratory testing: 0 ended in a traceback
         parser.error("--threshold chance_draws: at least 1 sample is needed to say what chance gives")
-    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        parser.error(f"--output-dir {args.output_dir} is a file, not a directory")
+    for flag, path in (("--output-dir", args.output_dir), ("--report-dir", args.report_dir)):
+        if os.path.exists(path) and not os.path.isdir(path):
+            parser.error(f"{flag} {path} is a file, not a directory")
     config = dataclasses.replace(configs.MonitorConfig(), **overrides)
     failed = None
     with quiet.native_stderr_silenced():  # TensorFlow's C++ lines (start-up, cuInit): fd 2 is shut here
@@ -644,7 +653,7 @@ def main(argv: Optional[List[str]] = None, stream=None, errors=None) -> int:
         except (FileNotFoundError, NoModel, NoRequests) as e:
             failed = e
         else:
-            paths = write_report(report, args.output_dir)
+            paths = write_report(report, args.report_dir)
     if failed is not None:  # said once stderr is open again
         print(f"monitor: {failed}", file=errors)
         return EXIT_FLAGS if isinstance(failed, NoModel) else EXIT_ERROR

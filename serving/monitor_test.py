@@ -107,7 +107,7 @@ def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
     _log(tmp_path / "logs" / "recommender", requests)
     _served_model(str(tmp_path / "models"))
     code = monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
-                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out"),
+                         str(tmp_path / "models"), "--report-dir", str(tmp_path / "out"),
                          "--threshold", "min_rows=50"], stream=io.StringIO())  # 80 product rows judged
     latest = json.loads((tmp_path / "out" / monitor.LATEST).read_text())
     report = json.loads(open(latest["json"]).read())
@@ -134,12 +134,12 @@ def test_logged_requests_are_counted_exactly_and_reported(tmp_path):
     assert monitor.gather(records, since_secs=int(time.time()) + 60)["requests"] == 0  # --hours: none that recent
     # a threshold for one report: 25% unknown products is within 30%
     assert monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
-                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out2"), "--threshold",
+                         str(tmp_path / "models"), "--report-dir", str(tmp_path / "out2"), "--threshold",
                          "max_unknown_product_share=0.3", "--threshold", "min_rows=50"],
                         stream=io.StringIO()) == monitor.EXIT_OK
     # ... and with the default 100 rows, 80 are too few to judge
     assert monitor.main(["--request-logs", str(tmp_path / "logs" / "recommender"), "--model-base-path",
-                         str(tmp_path / "models"), "--output-dir", str(tmp_path / "out3")],
+                         str(tmp_path / "models"), "--report-dir", str(tmp_path / "out3")],
                         stream=io.StringIO()) == monitor.EXIT_OK
     with pytest.raises(SystemExit) as e:
         monitor.main(["--threshold", "max_latency=3"])
@@ -151,7 +151,7 @@ def test_requests_within_the_thresholds_exit_0_and_a_model_without_counts_is_sai
     _served_model(str(tmp_path / "models"), counts={})
     out = io.StringIO()
     code = monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
-                         "--output-dir", str(tmp_path / "out")], stream=out)
+                         "--report-dir", str(tmp_path / "out")], stream=out)
     assert code == monitor.EXIT_OK, out.getvalue()
     assert "within the thresholds" in out.getvalue()
     assert "holds no training counts" in out.getvalue()
@@ -162,7 +162,7 @@ def test_flags_that_name_nothing_are_refused(tmp_path):
     does not exist read as a model without counts, with a retrain signal."""
     _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
     _served_model(str(tmp_path / "models"))
-    common = ["--request-logs", str(tmp_path / "logs"), "--output-dir", str(tmp_path / "out")]
+    common = ["--request-logs", str(tmp_path / "logs"), "--report-dir", str(tmp_path / "out")]
     for hours in ("-1", "0", "nan"):
         with pytest.raises(SystemExit) as e:
             monitor.main(common + ["--hours", hours])
@@ -180,7 +180,7 @@ def test_flags_that_name_nothing_are_refused(tmp_path):
 
 def test_no_logs_is_said_and_exits_1(tmp_path):
     out = io.StringIO()
-    assert monitor.main(["--request-logs", str(tmp_path / "none"), "--output-dir", str(tmp_path / "out")],
+    assert monitor.main(["--request-logs", str(tmp_path / "none"), "--report-dir", str(tmp_path / "out")],
                         stream=io.StringIO(), errors=out) == monitor.EXIT_ERROR
     assert "no request logs at" in out.getvalue() and "--request_log_sampling_rate" in out.getvalue()
 
@@ -189,7 +189,7 @@ def test_logs_without_a_request_to_judge_are_said_and_exit_1(tmp_path):
     """Found by exploratory testing: an empty or unreadable log file, or --hours with no request in
     the window, printed "0 requests logged ... nothing to act on" and exited 0."""
     _served_model(str(tmp_path / "models"))
-    common = ["--model-base-path", str(tmp_path / "models"), "--output-dir", str(tmp_path / "out")]
+    common = ["--model-base-path", str(tmp_path / "models"), "--report-dir", str(tmp_path / "out")]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "recommender-20261206T000000Z-1-00000.tfrecord").write_bytes(b"")
     (tmp_path / "garbage").mkdir()
@@ -214,7 +214,7 @@ def test_requests_without_a_latency_or_after_damage_are_said(tmp_path):
     _served_model(str(tmp_path / "models"))
     out = io.StringIO()
     monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
-                  "--output-dir", str(tmp_path / "out")], stream=out)
+                  "--report-dir", str(tmp_path / "out")], stream=out)
     assert (f"  warning: {monitor.ITEM_SIGNATURE}: 6 of 6 requests have no latency logged (no latency file beside "
             "the log, or not written yet)") in out.getvalue()
     [html_file] = [f for f in os.listdir(tmp_path / "out") if f.endswith(".html")]
@@ -239,7 +239,7 @@ def test_the_console_keeps_the_reports_lines_only(tmp_path):
     _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
     _served_model(str(tmp_path / "models"))
     done = subprocess.run([sys.executable, "-m", "serving.monitor", "--request-logs", str(tmp_path / "logs"),
-                           "--model-base-path", str(tmp_path / "models"), "--output-dir", str(tmp_path / "out")],
+                           "--model-base-path", str(tmp_path / "models"), "--report-dir", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=configs.PROJECT_DIR, timeout=300)
     assert done.returncode == monitor.EXIT_OK, done.stdout + done.stderr
     assert done.stderr == "", done.stderr
@@ -272,7 +272,7 @@ def test_a_newest_version_without_variables_is_passed_over_and_said(tmp_path):
     (tmp_path / "models" / "9" / "saved_model.pb").write_text("garbage")
     out = io.StringIO()
     code = monitor.main(["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models"),
-                         "--output-dir", str(tmp_path / "out")], stream=out)
+                         "--report-dir", str(tmp_path / "out")], stream=out)
     assert code == monitor.EXIT_OK, out.getvalue()
     assert "(version 7)" in out.getvalue().splitlines()[0]
     assert "warning: version 9 has no variables (no server can load it): compared with the version below it" \
@@ -284,14 +284,14 @@ def test_threshold_values_that_cannot_work_are_refused_or_said(tmp_path):
     _log(tmp_path / "logs" / "m", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 10)
     _served_model(str(tmp_path / "models"))
     common = ["--request-logs", str(tmp_path / "logs"), "--model-base-path", str(tmp_path / "models")]
-    for bad in (["--threshold", "chance_draws=0", "--output-dir", str(tmp_path / "out")],
+    for bad in (["--threshold", "chance_draws=0", "--report-dir", str(tmp_path / "out")],
                 ["--output-dir", str(tmp_path / "logs" / os.listdir(tmp_path / "logs")[0])]):
         with pytest.raises(SystemExit) as e:
             monitor.main(common + bad)
         assert e.value.code == monitor.EXIT_FLAGS
     # no product asked at all, and no minimum: nothing to judge, said
     out = io.StringIO()
-    assert monitor.main(common + ["--threshold", "min_requested_products=0", "--output-dir", str(tmp_path / "out")],
+    assert monitor.main(common + ["--threshold", "min_requested_products=0", "--report-dir", str(tmp_path / "out")],
                         stream=out) == monitor.EXIT_OK
     assert "popularity L-infinity: no products asked" in out.getvalue()
 
@@ -331,3 +331,20 @@ def test_the_latency_axis_is_labelled_in_plain_numbers():
     plt.close(fig)
     assert labels and all("$" not in t and "10^" not in t for t in labels), labels  # no mathtext
     assert set(labels) <= {"0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"}, labels
+
+
+def test_output_dir_is_the_pipelines_as_for_make_run_and_make_history(tmp_path):
+    """Found by exploratory testing: --output-dir was the report's folder here, and the pipeline's
+    output directory for make run and make history: `make monitor ARGS="--output-dir DIR"` read
+    outputs/'s logs and model and put its report where DIR's run report never looks."""
+    run = tmp_path / "run"
+    _log(run / "request_logs" / "recommender", [(monitor.USER_SIGNATURE, [b"a"], [True], 0.001)] * 3)
+    _served_model(str(run / "serving_model" / "recommender"))
+    out = io.StringIO()
+    assert monitor.main(["--output-dir", str(run)], stream=out) == monitor.EXIT_OK
+    latest = json.loads((run / "monitoring" / monitor.LATEST).read_text())  # where the run report looks
+    assert latest["requests"] == 3 and f"report  {run / 'monitoring'}" in out.getvalue()
+    # each part can still be named on its own
+    assert monitor.main(["--output-dir", str(run), "--report-dir", str(tmp_path / "elsewhere")],
+                        stream=io.StringIO()) == monitor.EXIT_OK
+    assert (tmp_path / "elsewhere" / monitor.LATEST).exists()

@@ -80,6 +80,7 @@ FLAGS = (
          aliases=("--request-log-sampling-rate",), metavar="RATE",
          parse=flags.number(0.0, 1.0, what="a sampling rate (0 to 1)")),
     Flag("--request_log_file_prefix", "where the request logs go (logging_config's filename_prefix); default "
+         "beside the models: DIR/request_logs/MODEL_NAME for a --model_base_path DIR/serving_model/..., else "
          f"{os.path.relpath(DEFAULT_REQUEST_LOG_PREFIX, configs.PROJECT_DIR)}",
          aliases=("--request-log-file-prefix",), metavar="PREFIX"),
     Flag("--request_log_max_file_mb", "start a new request log file past this size (default %(default)s MB)",
@@ -171,8 +172,7 @@ def _model_and_logging(args, env) -> Tuple[str, str, Optional[object]]:
         if logging_config is not None:
             raise ValueError("request logging is set twice: by the model config file's logging_config and by "
                              "--request_log_* flags; keep one")
-        prefix = args.request_log_file_prefix or (DEFAULT_REQUEST_LOG_PREFIX if name == configs.MODEL_NAME else
-                                                  os.path.join(os.path.dirname(DEFAULT_REQUEST_LOG_PREFIX), name))
+        prefix = args.request_log_file_prefix or configs.request_log_prefix_beside(base_path, name)
         logging_config = request_log.logging_config(prefix, args.request_log_sampling_rate or 0.0)
     if logging_config is not None:
         try:

@@ -63,3 +63,26 @@ def test_a_model_config_file_asking_what_this_server_does_not_do_is_refused(tmp_
     assert str(e.value) == f"{path}: {message}"
     path.write_text('model_config_list { config { name: "recommender" base_path: "/models" } }')
     assert server.read_model_config(str(path)) == ("recommender", "/models", None)
+
+
+def test_request_logs_go_beside_the_models_of_an_output_directory(tmp_path):
+    """Found by exploratory testing: a run made with --output-dir DIR and served from there logged
+    its requests into outputs/ (the clone's), where neither `make monitor ARGS="--output-dir DIR"`
+    nor DIR's run report looks."""
+    from pipeline import configs
+
+    def prefix(*argv):
+        return server._model_and_logging(server.parser().parse_args(["--request_log_sampling_rate", "1", *argv]),
+                                         {})[2].log_collector_config.filename_prefix
+
+    base = tmp_path / "run" / "serving_model" / "recommender"
+    assert prefix("--model_base_path", str(base)) == str(tmp_path / "run" / "request_logs" / "recommender")
+    assert prefix("--model_base_path", str(base), "--model_name", "shop") == str(
+        tmp_path / "run" / "request_logs" / "shop")
+    assert prefix() == configs.PipelineConfig().request_log_prefix  # the default output directory's
+    # a base path of another shape, or in a bucket: the default output directory's
+    default = configs.PipelineConfig().request_log_prefix
+    assert prefix("--model_base_path", str(tmp_path / "models")) == default
+    assert prefix("--model_base_path", "gs://b/serving_model/recommender") == default
+    named = str(tmp_path / "x")
+    assert prefix("--model_base_path", str(base), "--request_log_file_prefix", named) == named

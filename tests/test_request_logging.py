@@ -47,7 +47,7 @@ def _monitor(tmp_path, logs, base, *extra):
     """`python -m serving.monitor` as make monitor runs it; (exit code, report, console)."""
     out = tmp_path / "monitoring"
     done = subprocess.run([sys.executable, "-m", "serving.monitor", "--request-logs", logs, "--model-base-path",
-                           base, "--output-dir", str(out), *extra], cwd=configs.PROJECT_DIR, capture_output=True,
+                           base, "--report-dir", str(out), *extra], cwd=configs.PROJECT_DIR, capture_output=True,
                           text=True)
     if not (out / monitor.LATEST).exists():
         return done.returncode, None, done.stdout + done.stderr

@@ -136,8 +136,8 @@ def _monitoring_report(out):
             configs.MODEL_NAME, None, None, "", 1, "serving_default", {"user_id": np.array([b"u"], object)},
             {"known_user": np.array([k])}), 1, "serving_default", 0.004, "rest")
     logger.close()
-    assert monitor.main(["--request-logs", prefix, "--model-base-path", str(out / "none"), "--output-dir",
-                         str(out / "monitoring"), "--threshold", "min_rows=1"],
+    assert monitor.main(["--output-dir", str(out), "--model-base-path", str(out / "none"),
+                         "--threshold", "min_rows=1"],
                         stream=io.StringIO()) == monitor.EXIT_SIGNAL  # 1 user in 3
 
 
