@@ -35,7 +35,33 @@ SERVED = "served"  # the baseline's label: the model served when the run started
 EXAMPLE_PRODUCTS = 5  # item-item examples: the most bought products
 EXAMPLE_TOP = 8
 BATCH = 1024
-MAX_PURCHASES_BAR = 30  # purchases-per-user plot: the last bar counts users with this many or more
+# purchases-per-user plot: a bar per count up to 9, then widening ranges (10-19, 20-49, 50-99,
+# 100-199, ...), so a heavy tail (accounts with thousands of purchases) keeps bars of its own
+SMALL_COUNTS = 9
+
+
+def purchase_buckets(per_user: np.ndarray) -> List[Dict[str, Any]]:
+    """Users by how many purchases each made: [{"label", "users", "purchases"}] per bucket, from 1
+    up to the largest count (a bucket per count up to SMALL_COUNTS, then 1-2-5 steps: 10-19,
+    20-49, 50-99, 100-199, ...); `purchases` is what that bucket's users bought, which shows how
+    much of a split a few heavy accounts make (found by exploratory testing: accounts with
+    150-3,524 purchases, 24% of them, were 6 users in one "30 or more" bar)."""
+    per_user = np.asarray(per_user, dtype=np.int64)
+    if not len(per_user):
+        return []
+    most = int(per_user.max())
+    edges = list(range(1, min(most, SMALL_COUNTS) + 2))  # 1, 2, ..., up to 10
+    step = 0
+    while edges[-1] <= most:
+        edges.append(edges[-1] * (2, 2.5, 2)[step % 3])
+        edges[-1] = int(edges[-1])
+        step += 1
+    buckets = []
+    for low, high in zip(edges, edges[1:]):
+        mine = per_user[(per_user >= low) & (per_user < high)]
+        label = f"{low:,}" if high == low + 1 else f"{low:,}-{high - 1:,}"
+        buckets.append({"label": label, "users": int(len(mine)), "purchases": int(mine.sum())})
+    return buckets
 
 Purchases = Dict[str, np.ndarray]  # {"users": bytes[N], "products": int64[N]}
 
@@ -106,8 +132,7 @@ def split_statistics(purchases: Purchases) -> Dict[str, Any]:
         "purchases_per_user": _distribution(per_user),
         "purchases_per_product": _distribution(per_product),
         # for the plots: how many users bought n times; product counts, most bought first
-        "users_by_purchases": np.bincount(np.minimum(per_user, MAX_PURCHASES_BAR)).tolist()
-        if len(per_user) else [],
+        "purchase_buckets": purchase_buckets(per_user),
         "product_counts_desc": sorted(per_product.tolist(), reverse=True),
     }
 

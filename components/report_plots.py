@@ -10,7 +10,7 @@ from typing import Any, Dict
 import numpy as np
 
 from components import spans as span_layout
-from components.report_figures import MAX_PURCHASES_BAR, SERVED
+from components.report_figures import SERVED
 
 
 def _png(fig) -> str:
@@ -32,22 +32,32 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
     import matplotlib.ticker
 
     out = {}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"wspace": 0.4})
+    shares = left.twinx()  # what each bucket's users bought, as a share of the split's purchases
+    labels = []
     for split, stats in report["data"].items():
-        counts = stats["users_by_purchases"]
-        if counts:
-            n = np.arange(len(counts))
-            left.bar(n[1:] + (0.2 if split == "eval" else -0.2), counts[1:], width=0.4, label=split)
+        buckets = stats.get("purchase_buckets") or []
+        if buckets:
+            n = np.arange(len(buckets))
+            labels = max(labels, [b["label"] for b in buckets], key=len)
+            left.bar(n + (0.2 if split == "eval" else -0.2), [b["users"] for b in buckets], width=0.4,
+                     label=f"{split}: users")
+            total = sum(b["purchases"] for b in buckets) or 1
+            shares.plot(n, [100 * b["purchases"] / total for b in buckets], marker="o", markersize=3,
+                        linewidth=1, label=f"{split}: % of purchases")
         product_counts = stats["product_counts_desc"]
         if product_counts:
             right.loglog(np.arange(1, len(product_counts) + 1), product_counts, label=split)
-    left.set(title="purchases per user", xlabel=f"purchases (last bar: {MAX_PURCHASES_BAR} or more)",
-             ylabel="users", yscale="log")
+    left.set(title="purchases per user", xlabel="purchases", ylabel="users", yscale="log")
+    left.set_xticks(np.arange(len(labels)), labels, rotation=45 if len(labels) > 12 else 0, fontsize=7)
     left.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     left.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    shares.set(ylabel="% of the split's purchases", ylim=(0, None))
+    handles, names = left.get_legend_handles_labels()
+    more, more_names = shares.get_legend_handles_labels()
     right.set(title="purchases per product (most bought first)", xlabel="product rank",
               ylabel="purchases")
-    left.legend()
+    left.legend(handles + more, names + more_names, fontsize=7)
     right.legend()
     out["data"] = _png(fig)
 
