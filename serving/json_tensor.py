@@ -64,14 +64,35 @@ def _is_b64_object(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64_KEY), str)
 
 
+_B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_B64_SPACE = str.maketrans("", "", " \t\n\v\f\r")  # absl::ascii_isspace
+_B64_PAD = {0: 0, 2: 2, 3: 1}  # data characters mod 4 -> the padding they need
+
+
+def absl_base64_unescape(text: str) -> Optional[bytes]:
+    """absl::Base64Unescape (absl/strings/escaping.cc, Base64UnescapeInternal), which TF Serving's
+    JsonDecodeBase64Object calls: the standard alphabet; whitespace anywhere is skipped (so base64
+    wrapped in lines, as `base64` and MIME encoders write it, is read); the padding (`=`, or `.`)
+    is optional but, when present, exactly what the data needs; None when it is not base64."""
+    text = text.translate(_B64_SPACE)
+    data = text.rstrip("=.")
+    pad = len(text) - len(data)
+    need = _B64_PAD.get(len(data) % 4)
+    if need is None or pad not in (0, need) or not _B64_ALPHABET.issuperset(data):
+        return None
+    try:
+        return base64.b64decode(data + "=" * need, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _decode_b64(value: Any) -> bytes:
     if not _is_b64_object(value):
         raise invalid_argument("JSON Value: ", debug_string(value), " not formatted correctly for base64 data")
-    text = value[B64_KEY]
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise invalid_argument("Unable to base64 decode") from None
+    decoded = absl_base64_unescape(value[B64_KEY])
+    if decoded is None:
+        raise invalid_argument("Unable to base64 decode")
+    return decoded
 
 
 def _type_error(value: Any, dtype: int) -> ServingError:

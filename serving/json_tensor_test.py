@@ -71,6 +71,23 @@ def test_base64_strings_and_floats_with_precision_loss_and_overflow():
     assert np.isnan(tensors["x"][0]) and tensors["x"][1:].tolist() == [np.inf, -np.inf]
 
 
+@pytest.mark.parametrize("text, decoded", [
+    ("aGVsbG8=", b"hello"), ("aGVsbG8", b"hello"), ("aGVsbG8.", b"hello"), ("", b""),
+    ("aGVs\nbG8=", b"hello"), (" aGVs bG8=\r\n", b"hello"), ("aGVsbG8\n=\n", b"hello"),  # wrapped lines
+    ("aGVsbA=", None), ("aGVsbG8==", None), ("aGVsbA===", None),  # padding that is not what the data needs
+    ("aGVs=bG8", None), ("aGVsbG8=aGVs", None), ("a", None), ("aGVs-G8_", None), ("aGVs\u0000bG8=", None),
+])
+def test_base64_is_read_as_abseils_base64unescape_reads_it(text, decoded):
+    """Found by exploratory testing: base64 wrapped in lines (`base64`, MIME encoders) was refused
+    with "Unable to base64 decode"; TF Serving's absl::Base64Unescape skips whitespace, takes `.`
+    for `=`, and refuses padding that does not fit the data (which was read)."""
+    body = json.dumps({"instances": [{"b64": text}]})
+    if decoded is None:
+        assert error_of(body, {"s": types_pb2.DT_STRING}).endswith("Unable to base64 decode")
+    else:
+        assert parse(body, {"s": types_pb2.DT_STRING})[0]["s"].tolist() == [decoded]
+
+
 def test_single_unnamed_tensor_errors():
     assert "document is empty" in error_of("", INT32)
     assert "must be a string value" in error_of('{"signature_name": 5, "instances": [[1,2],[3,4],[5,6,7]]}', INT32)
