@@ -93,11 +93,24 @@ def _spec_version(spec) -> Optional[int]:
     return spec.version.value if spec.HasField("version") else None
 
 
+GRPC_MESSAGE_LIMIT = 1024  # kErrorMessageLimit of TF Serving's ToGRPCStatus (model_servers/grpc_status_util.cc)
+
+
+def grpc_details(message: str) -> str:
+    """The status message as TF Serving's ToGRPCStatus sends it: past 1024 bytes, the first 1024
+    and `...TRUNCATED` (found by exploratory testing: a 20 kB message, e.g. NOT_FOUND for a long
+    model name, went out whole and the client got RESOURCE_EXHAUSTED for its trailers instead)."""
+    data = message.encode("utf-8", "surrogatepass")
+    if len(data) <= GRPC_MESSAGE_LIMIT:
+        return message
+    return data[:GRPC_MESSAGE_LIMIT].decode("utf-8", "ignore") + "...TRUNCATED"
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: Exception):
     error = from_exception(error)
     if error.code in ("INTERNAL", "UNKNOWN"):
         log.error("gRPC request failed: %s", error)
-    await context.abort(error.grpc_status, error.message)
+    await context.abort(error.grpc_status, grpc_details(error.message))
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

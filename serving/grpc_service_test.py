@@ -49,6 +49,21 @@ def test_what_from_proto_refuses_is_refused(predict, bad):
     assert tf.make_ndarray(predict(request, timeout=30).outputs["double"]).tolist() == [6]
 
 
+@pytest.mark.parametrize("length", [900, 2000, 20000])
+def test_long_messages_are_cut_as_tf_serving_cuts_them(predict, length):
+    """ToGRPCStatus sends at most 1024 bytes of a message, then `...TRUNCATED`: a client gets the
+    call's own code, not RESOURCE_EXHAUSTED for trailers past its metadata limit (16 kB)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "é" * (length // 2)
+    request.inputs["item"].CopyFrom(tf.make_tensor_proto([3], tf.int64))
+    with pytest.raises(grpc.RpcError) as e:
+        predict(request, timeout=30)
+    message = f"Servable not found for request: Latest({request.model_spec.name})"
+    expected = message if len(message.encode()) <= 1024 else (
+        message.encode()[:1024].decode("utf-8", "ignore") + "...TRUNCATED")
+    assert (e.value.code(), e.value.details()) == (grpc.StatusCode.NOT_FOUND, expected)
+
+
 def test_a_second_server_on_a_port_in_use_is_refused(served):
     """Found by exploratory testing: with gRPC's default SO_REUSEPORT a second server bound the
     first one's port without a word, and the two shared its calls."""
