@@ -12,7 +12,8 @@ Anything else under /v1/ is `Malformed request: <METHOD> <path>` (400); other pa
 OPTIONS request (CORS preflight) is 200 with an `Origin: http(s)://...` header, else 400, with no
 body; `--rest_api_enable_cors_support` adds TF Serving's CORS headers. Every failure is TF
 Serving's JSON body `{"error": "<message>"}` with the HTTP status TF Serving maps the error's code
-to (400 invalid argument / failed precondition, 404 not found, ...); the server goes on serving.
+to (400 invalid argument / failed precondition, 404 not found, ...), but for a version too large
+for int64, which TF Serving answers 400 with no body; the server goes on serving.
 
 Vertex AI's custom-container contract adds two routes when its variables are set: a health route
 (GET, 200 once a version is loaded, 503 before) and a predict route (POST, the same as
@@ -68,12 +69,17 @@ def _decode(text: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+class _UnparsedPath(ServingError):
+    """A failure of ParseModelInfo, which HttpRestApiHandler::ProcessRequest returns before
+    MakeJsonFromStatus writes the error: TF Serving answers its status with an empty body."""
+
+
 def _version(text: Optional[str]) -> Optional[int]:
     if not text:
         return None
     version = int(text)
     if version >= 2**63:
-        raise invalid_argument("Failed to convert version: ", text, " to numeric.")
+        raise _UnparsedPath("INVALID_ARGUMENT", f"Failed to convert version: {text} to numeric.")
     return version
 
 
@@ -162,6 +168,9 @@ class RestApi:
                 return self.status_or_metadata(name and _decode(name), _version(version),
                                                label and _decode(label), sub)
             raise invalid_argument("Malformed request: ", method, " ", path)
+        except _UnparsedPath as e:
+            log.debug("%s %s: %s", method, path, e)
+            return Response(b"", status_code=e.http_status, media_type=JSON)
         except Exception as e:  # noqa: BLE001 - every failure is an answer; the server goes on
             error = from_exception(e)
             if error.http_status >= 500:

@@ -79,8 +79,10 @@ def test_names_are_percent_decoded_and_outside_v1_is_404(client):
     assert error(client.get("/v1/models/a+b%20c")) == (404, "Could not find any versions of model a+b c")
     response = client.get("/v1/models/caf%E9")  # not UTF-8: the bytes come back as they were sent
     assert response.status_code == 404 and response.content.endswith(b'model caf\xe9"\n}')
-    assert error(client.get("/v1/models/m/versions/99999999999999999999")) == (
-        400, "Failed to convert version: 99999999999999999999 to numeric.")
+    for request in (client.get("/v1/models/m/versions/99999999999999999999"),  # ParseModelInfo fails: no body
+                    client.post("/v1/models/m/versions/99999999999999999999:predict", content=b"{}")):
+        assert (request.status_code, request.content, request.headers["content-type"]) == (
+            400, b"", "application/json")
     assert error(client.put("/v1/models/m:predict", content=b"{}")) == (
         400, "Malformed request: PUT /v1/models/m:predict")
     for path in ("/v1", "/", "/v2/models/m", "/models/m"):
