@@ -147,15 +147,17 @@ def parse_json(body: bytes) -> Dict[str, Any]:
         error = None
     except json.JSONDecodeError as e:
         doc, end, error = None, e.pos, _rapidjson_error(text, e.msg, e.pos)
-    except _NumberTooBig as e:
-        doc, end, error = None, len(text), (_NUMBER_TOO_BIG, max(text.find(e.literal), 0))
+    except _NumberTooBig as e:  # the literal's start, not in a string that happens to hold the same text
+        masked = _STRING.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', text)
+        doc, end, error = None, len(text), (_NUMBER_TOO_BIG, max(masked.find(e.literal), 0))
     except RecursionError:
         raise invalid_argument("JSON Parse error: The document is nested too deeply") from None
     surrogate = _LONE_HIGH_SURROGATE.search(text, 0, end if error is None else len(text)) if "\\u" in text else None
     if surrogate is not None and (error is None or surrogate.start(1) < error[1]):
         error = (_BAD_SURROGATE, surrogate.start(1))  # rapidjson stops there, Python reads on
-    if error is not None:
-        raise invalid_argument("JSON Parse error: ", error[0], " at offset: ", error[1])
+    if error is not None:  # rapidjson's offset counts bytes (MemoryStream::Tell), Python's characters
+        offset = len(text[:error[1]].encode("utf-8", errors="surrogateescape"))
+        raise invalid_argument("JSON Parse error: ", error[0], " at offset: ", offset)
     if not isinstance(doc, dict):
         raise invalid_argument("JSON Value: ", debug_string(doc), " Is not object")
     return doc

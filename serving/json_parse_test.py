@@ -37,10 +37,17 @@ from serving.status import ServingError
     ('{"a": [1e400]}', "Number too big to be stored in double. at offset: 7"),
     ('{"a": [-' + "9" * 400 + "]}", "Number too big to be stored in double. at offset: 7"),
     ('{"a": [' + "1" * 5000 + "]}", "Number too big to be stored in double. at offset: 7"),  # Python: ValueError
+    # offsets count bytes, as rapidjson's MemoryStream::Tell does (found by exploratory testing:
+    # they counted characters, short by one to three for each non-ASCII character before the error)
+    ('{"instances": ["ééé" x]}', "Missing a comma or ']' after an array element. at offset: 24"),
+    ('{"instances": ["日本語",]}', "Invalid value. at offset: 27"),
+    (b'{"instances": ["\xe9t\xe9",]}', "Invalid value. at offset: 21"),  # not UTF-8: one byte each
+    ('{"é": "\\ud800"}', "The surrogate pair in string is invalid. at offset: 8"),
+    ('{"日": "1e999", "instances": [1e999]}', "Number too big to be stored in double. at offset: 31"),
 ])
 def test_malformed_json_gets_rapidjsons_error_and_offset(body, message):
     with pytest.raises(ServingError) as e:
-        parse_json(body.encode())
+        parse_json(body if isinstance(body, bytes) else body.encode())
     assert (e.value.code, e.value.message) == ("INVALID_ARGUMENT", "JSON Parse error: " + message)
 
 
