@@ -54,7 +54,8 @@ class PrettyWriter:
 
     def _put(self, text: str) -> None:
         self.parts.append(text)
-        self.size += len(text)
+        # the limit counts bytes, as StringBuffer::GetSize does (a response has no limit: no need)
+        self.size += len(text) if self.limit is None else len(utf8(text))
 
     def _in_limit(self) -> bool:
         return self.limit is None or self.size < self.limit

@@ -97,6 +97,17 @@ def test_error_body():
         '{\n    "error": "Servable not found for request: Latest(half)"\n}'
 
 
+def test_debug_strings_are_cut_after_256_bytes_not_characters():
+    """JsonWriterWithLimit stops once its StringBuffer holds 256 bytes: a value quoted in an error
+    text is cut there (found by exploratory testing: the cut counted characters, so text in a
+    non-ASCII script was quoted up to twice or three times as far)."""
+    item = "\u00e9" * 10
+    text = jf.debug_string({"instances": [item] * 100})
+    last = ', "' + item + '"'
+    assert text.endswith(last) and len(jf.utf8(text)) >= 256 > len(jf.utf8(text)) - len(jf.utf8(last))
+    assert jf.debug_string(["a" * 300]) == '["' + "a" * 300 + '"'  # one value is written whole
+
+
 def test_strings_are_escaped_and_kept_as_rapidjsons_writer_does():
     assert jf.json_string('a"b\\c\n\x01\x1f\x7f\u00e9') == '"a\\"b\\\\c\\n\\u0001\\u001F\x7f\u00e9"'
     assert jf.json_string("\\u001f") == '"\\\\u001f"'  # a backslash and text, not an escape
