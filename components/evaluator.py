@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
@@ -235,8 +236,6 @@ def without_zero_baseline_failures(result, baseline_values: Mapping[str, float])
     only, whom the served model does not know, refused a candidate at recall@10 0.21 span after
     span). No value can fall below 0, so such a failure is dropped, and the result is ok when no
     other failure (and nothing missing) is left."""
-    import math
-
     from tensorflow_model_analysis.proto import validation_result_pb2
 
     fixed = validation_result_pb2.ValidationResult()
@@ -246,7 +245,7 @@ def without_zero_baseline_failures(result, baseline_values: Mapping[str, float])
     for per_slice in result.metric_validations_per_slice:
         kept = []
         for failure in per_slice.failures:
-            if _zero_baseline_failure(failure, baseline_values, math):
+            if _zero_baseline_failure(failure, baseline_values):
                 forgiven.append(failure.metric_key.name)
             else:
                 kept.append(failure)
@@ -261,7 +260,7 @@ def without_zero_baseline_failures(result, baseline_values: Mapping[str, float])
     return (fixed, sorted(set(forgiven))) if forgiven else (result, [])
 
 
-def _zero_baseline_failure(failure, baseline_values: Mapping[str, float], math) -> bool:
+def _zero_baseline_failure(failure, baseline_values: Mapping[str, float]) -> bool:
     threshold = failure.metric_threshold
     if not threshold.HasField("change_threshold") or not threshold.change_threshold.HasField("relative"):
         return False
