@@ -289,16 +289,6 @@ class PipelineConfig:
         """Where `make monitor` writes its reports (the run report links the latest)."""
         return os.path.join(self.output_dir, "monitoring")
 
-
-def request_log_prefix_beside(base_path: str, model_name: str = MODEL_NAME) -> str:
-    """The model server's default request log prefix for the models under `base_path`: beside
-    them when `base_path` is a local output directory's `<dir>/serving_model/<name>` (so `make
-    serve` of a run made with `--output-dir DIR` logs into DIR/request_logs/, where `make monitor
-    ARGS="--output-dir DIR"` reads), else the default output directory's."""
-    parent, leaf = os.path.split(os.path.normpath(base_path)) if base_path and "://" not in base_path else ("", "")
-    output_dir = os.path.dirname(parent) if leaf and os.path.basename(parent) == "serving_model" else DEFAULT_OUTPUT_DIR
-    return os.path.join(output_dir, "request_logs", model_name)
-
     # --- what create_pipeline reads, named as VertexConfig names it -----------------------------
     @property
     def data_root(self) -> str:
@@ -315,6 +305,16 @@ def request_log_prefix_beside(base_path: str, model_name: str = MODEL_NAME) -> s
     def beam_pipeline_args(self) -> List[str]:
         return local_beam_args(self.beam_runner, self.beam_direct_running_mode,
                                self.beam_workers) + list(self.extra_beam_args)
+
+
+def request_log_prefix_beside(base_path: str, model_name: str = MODEL_NAME) -> str:
+    """The model server's default request log prefix for the models under `base_path`: beside
+    them when `base_path` is a local output directory's `<dir>/serving_model/<name>` (so `make
+    serve` of a run made with `--output-dir DIR` logs into DIR/request_logs/, where `make monitor
+    ARGS="--output-dir DIR"` reads), else the default output directory's."""
+    parent, leaf = os.path.split(os.path.normpath(base_path)) if base_path and "://" not in base_path else ("", "")
+    output_dir = os.path.dirname(parent) if leaf and os.path.basename(parent) == "serving_model" else DEFAULT_OUTPUT_DIR
+    return os.path.join(output_dir, "request_logs", model_name)
 
 
 def local_beam_args(runner: str = "FnApiRunner", running_mode: str = "in_memory",
