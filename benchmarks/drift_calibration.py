@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -114,8 +114,12 @@ def write_spans(train_file: str, out_dir: str, k: int, seed: int) -> List[str]:
     return folders
 
 
-def compare(newest_dir: str, previous_dir: str, work_dir: str, thresholds: Dict[str, float]) -> Dict:
-    """The DriftGate executor's figures for two span folders (as a run computes them)."""
+def compare(newest_files: Sequence[str], previous_files: Sequence[str], work_dir: str,
+            thresholds: Dict[str, float], numbers: Sequence[int] = (2, 1)) -> Optional[Dict]:
+    """The DriftGate executor's figures for two spans, each given by its train files (as a run
+    computes them: ExampleGen records each span's train files, the gate reads them all);
+    `numbers`: the spans' numbers (newest, previous). None when the gate writes no figures (it
+    refuses an empty newest span before measuring anything)."""
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import standard_artifacts
     from tfx.utils import json_utils
@@ -123,11 +127,11 @@ def compare(newest_dir: str, previous_dir: str, work_dir: str, thresholds: Dict[
     from components import drift, parquet_example_gen
 
     examples = standard_artifacts.Examples()
-    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, 2)
-    examples.set_int_custom_property(parquet_example_gen.PREVIOUS_SPAN_PROPERTY, 1)
+    newest, previous = (int(n) for n in numbers)
+    examples.set_int_custom_property(parquet_example_gen.SPAN_PROPERTY, newest)
+    examples.set_int_custom_property(parquet_example_gen.PREVIOUS_SPAN_PROPERTY, previous)
     examples.set_string_custom_property(parquet_example_gen.SPAN_TRAIN_FILES_PROPERTY, json.dumps({
-        "2": [os.path.join(newest_dir, configs.TRAIN_FILE)],
-        "1": [os.path.join(previous_dir, configs.TRAIN_FILE)]}))
+        str(newest): list(newest_files), str(previous): list(previous_files)}))
     schema = standard_artifacts.Schema()
     schema.uri = configs.SCHEMA_DIR
     report = drift.DriftReport()
@@ -186,7 +190,8 @@ def main(argv: Sequence[str] = None) -> int:
                     os.makedirs(variants[kind], exist_ok=True)
                     pq.write_table(altered, os.path.join(variants[kind], configs.TRAIN_FILE))
                 for kind, folder in variants.items():
-                    figures = compare(folder, previous, out, thresholds)
+                    figures = compare([os.path.join(folder, configs.TRAIN_FILE)],
+                                      [os.path.join(previous, configs.TRAIN_FILE)], out, thresholds)
                     results[kind].append(figures)
                     pair = f"{os.path.basename(newest)[5:]}v{os.path.basename(previous)[5:]}"
                     print(_line(seed, pair, kind, figures), flush=True)
