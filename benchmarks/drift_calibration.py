@@ -18,12 +18,30 @@ the product of rank n-1-r), with its `--heavy-buyers` heaviest buyers buying 3 t
 reseller or a bot arriving). It prints one line per comparison, then each measure's range per
 kind next to its threshold (pipeline/configs.py DEFAULT_DRIFT_THRESHOLDS), and whether every
 random span passes and every altered span is stopped. About 20 s per comparison on 2 cores.
+
+Your own spans (`--span-dir DATA_DIR`, the span layout of components/spans.py: span-N/ or dated
+folders, each with one or more train files, found as a run finds them):
+
+    flock /tmp/recsys-heavy.lock env/run-in-env python benchmarks/drift_calibration.py --span-dir DATA_DIR
+
+compares each span with the one before it as it is (`real`), and altered as above (`inverted`,
+`heavy`: the newest span's heaviest 2.5% of buyers unless --heavy-buyers, `newcomer`), against
+the current thresholds (the defaults, with --drift-threshold NAME=VALUE as a run takes it). It
+prints each measure's range over the real pairs, its current threshold and a suggested one
+(`suggest`: the current one where the real pairs are within it by --margin, else the real pairs'
+largest value x margin, the smallest / margin for a lower bound, rounded outwards to 2 digits;
+tightened to that where it stops an altered span the current one lets through), whether the
+suggested thresholds still stop each altered kind and by which measure, and the suggested
+thresholds as `--drift-threshold` flags. Exit 0 when they pass every real pair and stop every
+altered one; 1 when an altered kind gets through (your spans vary as much as the shift the gate
+is meant to catch); 2 when the spans cannot be compared (a flat layout, one span, an empty span).
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -35,6 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cli import flags as cli_flags
 from models import features
 from pipeline import configs
 
@@ -150,19 +169,302 @@ def _line(seed, pair, kind, figures) -> str:
     return f"{seed:>4}  {pair:<5} {kind:<9}{values}  {'STOPPED' if figures['drifted'] else 'passes'}"
 
 
+# --- the user's own spans (--span-dir) ----------------------------------------------------------
+SPAN_KINDS = ("inverted", "heavy", "newcomer")  # altered versions of each newest span: to be stopped
+DEFAULT_MARGIN = 1.25
+HEAVY_SHARE = 0.025  # the heavy variant's buyers, as a share of the span's: the ASOS mode's 500 of ~20,000
+UPPER, RANGE, EITHER_WAY = "upper", "range", "either way"
+# The report's measures (components/drift.py's order, as SHORT): key, how its threshold bounds it,
+# the threshold name(s) the gate and --drift-threshold take (pipeline/configs.py)
+MEASURES = (
+    ("product_l_infinity", UPPER, ("product_l_infinity",)),
+    ("product_jensen_shannon", UPPER, ("product_jensen_shannon",)),
+    ("rows_ratio", RANGE, ("min_rows_ratio", "max_rows_ratio")),
+    ("purchases_per_user_jensen_shannon", UPPER, ("purchases_per_user_jensen_shannon",)),
+    ("top_users_share_ratio", EITHER_WAY, ("top_users_share_ratio",)),
+    ("user_l_infinity", UPPER, ("user_l_infinity",)),
+    ("repeated_rows", UPPER, ("repeated_rows",)),
+)
+AT_MOST_ONE = ("product_l_infinity", "product_jensen_shannon", "purchases_per_user_jensen_shannon",
+               "user_l_infinity", "repeated_rows")  # a share or a divergence: a threshold above 1 means nothing
+# the measures meant to stop each altered kind (docs/pipeline.md, "Calibration"): the only ones the
+# suggestion tightens for it
+MEANT = {"inverted": ("product_l_infinity", "product_jensen_shannon"),
+         "heavy": ("purchases_per_user_jensen_shannon", "top_users_share_ratio"),
+         "newcomer": ("user_l_infinity",)}
+IDENTICAL = "identical_files"
+
+
+def measure_values(figures: Dict) -> Dict[str, Optional[float]]:
+    """{measure key: value} of a DriftGate report (None: not measured), and IDENTICAL: whether a
+    train file of the newest span is byte-identical to another (over whatever the threshold)."""
+    values = {key: m["value"] for (key, _, _), m in zip(MEASURES, figures["measures"])}
+    values[IDENTICAL] = bool((figures.get("repeats") or {}).get("identical_files"))
+    return values
+
+
+def over(values: Dict[str, Optional[float]], thresholds: Dict[str, float]) -> List[str]:
+    """The measures over `thresholds`, as the gate judges them (components/drift.py figures_of)."""
+    found = []
+    for key, bound, names in MEASURES:
+        value = values.get(key)
+        if value is None:
+            continue
+        if bound == UPPER:
+            out = value > thresholds[names[0]]
+        elif bound == RANGE:
+            out = not thresholds[names[0]] <= value <= thresholds[names[1]]
+        else:
+            out = not 1 / thresholds[names[0]] <= value <= thresholds[names[0]]
+        if out or (key == "repeated_rows" and values.get(IDENTICAL)):
+            found.append(key)
+    return found
+
+
+def round_out(value: float, up: bool = True, digits: int = 2) -> float:
+    """`value` to `digits` significant digits, rounded up (down with `up` False): a threshold
+    rounded so that it still holds what it was computed from."""
+    if not value or not math.isfinite(value):
+        return value
+    unit = 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
+    steps = round(value / unit, 9)
+    steps = math.ceil(steps) if up else math.floor(steps)
+    return float(f"{steps * unit:.{digits}g}")
+
+
+def needed_thresholds(real: Sequence[Dict[str, Optional[float]]], margin: float) -> Dict[str, float]:
+    """The tightest thresholds that pass every real pair with `margin` to spare: the largest
+    value x margin (the rows ratio's lower bound: the smallest / margin; the top users' share
+    ratio, allowed either way: the largest of value and 1/value, x margin), rounded outwards to 2
+    digits; a share or a divergence at most 1."""
+    needed = {}
+    for key, bound, names in MEASURES:
+        values = [v[key] for v in real if v.get(key) is not None]
+        if not values:
+            continue
+        if bound == RANGE:
+            needed[names[0]] = round_out(min(values) / margin, up=False)
+            needed[names[1]] = round_out(max(values) * margin)
+        elif bound == EITHER_WAY:
+            needed[names[0]] = round_out(max(max(v, 1 / v) if v > 0 else math.inf for v in values) * margin)
+        else:
+            needed[names[0]] = round_out(max(values) * margin)
+        if key in AT_MOST_ONE:
+            needed[names[0]] = min(needed[names[0]], 1.0)
+    return needed
+
+
+def _looser(name: str, a: float, b: float) -> float:
+    return min(a, b) if name == "min_rows_ratio" else max(a, b)
+
+
+def suggest(real: Sequence[Dict[str, Optional[float]]], altered: Dict[str, Sequence[Dict[str, Optional[float]]]],
+            current: Dict[str, float], margin: float = DEFAULT_MARGIN) -> Dict[str, float]:
+    """The suggested thresholds (docs/pipeline.md, "Calibrating on your spans"):
+
+    1. each threshold is the current one where that passes every real pair with `margin` to
+       spare, else the tightest one that does (`needed_thresholds`): loosened just enough for the
+       user's spans, never loosened where they fit;
+    2. where an altered kind still gets through in a pair, a threshold meant to stop it (MEANT)
+       that is looser than needed, and that at its needed value would stop it there, is tightened
+       to its needed value (it still passes every real pair with the margin).
+    An altered kind that gets through even then is within the user's real variation."""
+    needed = needed_thresholds(real, margin)
+    suggested = {name: _looser(name, value, needed.get(name, value)) for name, value in current.items()}
+    for kind, pairs in altered.items():
+        for values in pairs:
+            if over(values, suggested):
+                continue
+            tight = {**suggested, **{n: needed[n] for key, _, names in MEASURES if key in MEANT.get(kind, ())
+                                     for n in names if n in needed}}
+            for key in over(values, tight):
+                for name in dict((m[0], m[2]) for m in MEASURES)[key]:
+                    suggested[name] = tight[name]
+    return suggested
+
+
+def flag_list(thresholds: Dict[str, float], defaults: Dict[str, float] = None) -> str:
+    """`--drift-threshold name=value ...` for each threshold that differs from the defaults a
+    run starts from (pipeline/configs.py DEFAULT_DRIFT_THRESHOLDS)."""
+    defaults = configs.DEFAULT_DRIFT_THRESHOLDS if defaults is None else defaults
+    return " ".join(f"--drift-threshold {name}={value:g}" for name, value in thresholds.items()
+                    if value != defaults.get(name))
+
+
+def find_spans(span_dir: str):
+    """The spans under `span_dir` as a run finds them (components/spans.py read_layout, the
+    run's file patterns): span-N or dated folders, each with one or more train files.
+    SpanLayoutError for a malformed layout, the flat layout, or fewer than 2 spans."""
+    from components import spans
+
+    layout = spans.read_layout(span_dir, configs.SPLIT_PATTERNS["train"], configs.SPLIT_PATTERNS["eval"])
+    if layout.flat:
+        raise spans.SpanLayoutError(
+            f"{span_dir}: the flat layout (a train file at the top) is one span, nothing to compare it with: put "
+            "each span's train files in a folder of its own (span-N/ or YYYY-MM-DD/)")
+    if len(layout.spans) < 2:
+        raise spans.SpanLayoutError(
+            f"{span_dir}: one span ({layout.spans[0].folder}/): the gate compares each span with the one before "
+            "it, calibrating needs 2 spans or more")
+    return layout.spans
+
+
+def _span_line(label: str, kind: str, figures: Dict, verdict: str) -> str:
+    values = "  ".join(" " * 10 if m["value"] is None else f"{m['value']:>10.4f}" for m in figures["measures"])
+    return f"{label:<26}{kind:<9}{values}  {verdict}"
+
+
+def kind_texts(newcomer_share: float) -> Dict[str, str]:
+    return {"inverted": "popularity upside down", "heavy": "heaviest buyers 3x",
+            "newcomer": f"a new account, {newcomer_share * 100:g}%"}
+
+
+def _limit(key: str, thresholds: Dict[str, float]) -> str:
+    _, bound, names = next(m for m in MEASURES if m[0] == key)
+    if bound == RANGE:
+        return f"{thresholds[names[0]]:g} to {thresholds[names[1]]:g}"
+    if bound == EITHER_WAY:
+        return f"{1 / thresholds[names[0]]:.3g} to {thresholds[names[0]]:g}"
+    return f"<= {thresholds[names[0]]:g}"
+
+
+def calibrate_spans(args) -> int:
+    """The --span-dir mode (module docstring): 0 when the suggested thresholds pass every real
+    pair and stop every altered one, 1 otherwise, 2 for spans that cannot be compared."""
+    from components import drift, spans
+
+    current = {**configs.DEFAULT_DRIFT_THRESHOLDS, **dict(args.drift_threshold or [])}
+    try:
+        drift.check_thresholds(current)
+        found = find_spans(args.span_dir)
+        for span in found:
+            rows = sum(pq.ParquetFile(path).metadata.num_rows for path in span.train)
+            if not rows:
+                raise spans.SpanLayoutError(spans.empty_span_text(span.folder, len(span.train)))
+    except (ValueError, OSError, pa.ArrowException) as e:  # SpanLayoutError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or tempfile.mkdtemp(prefix="drift-calibration-")
+    several = [f"{s.folder} {len(s.train)} files" for s in found if len(s.train) > 1]
+    print(f"[drift] {args.span_dir}: {len(found)} spans ({', '.join(s.folder for s in found)}"
+          f"{'; ' + ', '.join(several) if several else ''}); each against the one before it, as it is (real) and "
+          f"altered: popularity upside down, the heaviest {f'{args.heavy_buyers:,}' if args.heavy_buyers else
+                                                             f'{HEAVY_SHARE:.1%} of'} buyers 3x, a new account making "
+          f"{args.newcomer_share * 100:g}% of the purchases", flush=True)
+    header = "  ".join(f"{SHORT[i]:>10}" for i in range(len(SHORT)))
+    print(f"{'newest vs previous':<26}{'kind':<9}{header}  verdict (current thresholds)", flush=True)
+    real, altered, labels = [], {kind: [] for kind in SPAN_KINDS}, []
+    try:
+        for previous, newest in zip(found, found[1:]):
+            label = f"{newest.folder} vs {previous.folder}"
+            labels.append(label)
+            numbers = (newest.number, previous.number)
+            figures = compare(newest.train, previous.train, out, current, numbers)
+            real.append(measure_values(figures))
+            print(_span_line(label, "real", figures, "STOPPED" if figures["drifted"] else "passes"), flush=True)
+            table, reference = drift.read_span(newest.train), drift.read_span(previous.train)
+            buyers = args.heavy_buyers or max(1, round(HEAVY_SHARE * len(pc.unique(table.column(features.USER_KEY)))))
+            for kind, changed in (("inverted", inverted(table, reference)), ("heavy", heavier(table, buyers)),
+                                  ("newcomer", newcomer(table, args.newcomer_share))):
+                folder = os.path.join(out, f"{newest.folder}-{kind}")
+                os.makedirs(folder, exist_ok=True)
+                pq.write_table(changed, os.path.join(folder, configs.TRAIN_FILE))
+                figures = compare([os.path.join(folder, configs.TRAIN_FILE)], previous.train, out, current, numbers)
+                altered[kind].append(measure_values(figures))
+                print(_span_line("", kind, figures, "STOPPED" if figures["drifted"] else "gets through"), flush=True)
+    finally:
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+    return report_suggestion(real, altered, labels, current, args.margin, kind_texts(args.newcomer_share))
+
+
+def report_suggestion(real, altered, labels, current, margin, texts) -> int:
+    """Prints each measure's range over the real pairs, its current and suggested threshold,
+    what the suggested thresholds stop, and the flags; the exit code (calibrate_spans)."""
+    from components import drift
+
+    suggested = suggest(real, altered, current, margin)
+    print(f"\nper measure, over the {len(real)} real pairs; suggested: the current threshold where the real pairs are "
+          f"within it by x{margin:g}, else their largest value x{margin:g} (a lower bound: their smallest / "
+          f"{margin:g}), rounded outwards to 2 digits; tightened to that where it stops an altered span the "
+          "current one lets through:")
+    print(f"  {'measure':<56} {'real pairs':<16} {'current':<14} suggested")
+    for (key, _, names), name in zip(MEASURES, drift.MEASURE_NAMES):
+        values = [v[key] for v in real if v.get(key) is not None]
+        span = f"{min(values):.4f}..{max(values):.4f}" if values else "-"
+        change = [n for n in names if suggested[n] != current[n]]
+        note = ("" if not change else "  loosened" if all(_looser(n, suggested[n], current[n]) == suggested[n]
+                                                          for n in change) else "  tightened")
+        print(f"  {name:<56} {span:<16} {_limit(key, current):<14} {_limit(key, suggested):<14}{note}".rstrip())
+
+    names = dict(zip((m[0] for m in MEASURES), drift.MEASURE_NAMES))
+    real_over = [(label, over(v, suggested)) for label, v in zip(labels, real)]
+    failing = [(label, keys) for label, keys in real_over if keys]
+    print(f"\nwith the suggested thresholds: real pairs passing {len(real) - len(failing)} of {len(real)}" +
+          "".join(f"; {label} stopped by {', '.join(names[k] for k in keys)}"
+                  + (" (a train file byte-identical to another: over whatever the threshold)"
+                     if "repeated_rows" in keys else "") for label, keys in failing))
+    through = {}
+    for kind in SPAN_KINDS:
+        stops = [over(v, suggested) for v in altered[kind]]
+        by = {}
+        for keys in stops:
+            for k in keys:
+                by[k] = by.get(k, 0) + 1
+        through[kind] = [label for label, keys in zip(labels, stops) if not keys]
+        stopped = len(stops) - len(through[kind])
+        print(f"  {texts[kind]:<24} stopped {stopped} of {len(stops)}"
+              + (f", by {', '.join(f'{names[k]} ({n})' for k, n in by.items())}" if by else "")
+              + (f"; gets through in {', '.join(through[kind])}" if through[kind] else ""))
+    flags = flag_list(suggested)
+    print("\nsuggested thresholds" + (f" (those that differ from pipeline/configs.py's defaults):\n  {flags}\n"
+                                     f"  make run ARGS=\"{flags}\"" if flags else ": the defaults (no flag needed)"))
+    ok = not failing and not any(through.values())
+    for kind, pairs in through.items():
+        if not pairs:
+            continue
+        worst = []
+        for key in MEANT[kind]:
+            values = [v[key] for label, v in zip(labels, altered[kind]) if label in pairs and v.get(key) is not None]
+            reals = [v[key] for v in real if v.get(key) is not None]
+            if values and reals:
+                worst.append(f"{names[key]}: real pairs {min(reals):.4f}..{max(reals):.4f}, {texts[kind]} "
+                             f"{min(values):.4f}..{max(values):.4f}")
+        print(f"\n{texts[kind]} would get through ({', '.join(pairs)}): your spans' real variation is as large "
+              f"as the shift the gate is meant to catch ({'; '.join(worst)})")
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=configs.default_data_dir(), help="the ASOS files; default %(default)s")
     parser.add_argument("--spans", type=int, default=4, help="K, spans per seed; default %(default)s")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="default %(default)s")
-    parser.add_argument("--heavy-buyers", type=int, default=500,
-                        help="the heavy variant: how many of the span's heaviest buyers buy 3x; default %(default)s")
+    parser.add_argument("--span-dir", metavar="DATA_DIR",
+                        help="calibrate on your own spans instead: DATA_DIR in the span layout a run reads (span-N/ "
+                             "or dated folders, each with one or more train files); prints suggested thresholds")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="with --span-dir: how far the suggested thresholds stay from the real pairs' largest "
+                             "values (x margin; a lower bound / margin); default %(default)s")
+    cli_flags.add(parser, [configs.DRIFT_THRESHOLD_FLAG])
+    parser.add_argument("--heavy-buyers", type=int,
+                        help="the heavy variant: how many of the span's heaviest buyers buy 3x; default 500 "
+                             f"(with --span-dir: {HEAVY_SHARE:.1%} of the newest span's buyers, as 500 is of an "
+                             "ASOS span's)")
     parser.add_argument("--newcomer-share", type=float, default=0.01,
                         help="the newcomer variant: one new account's share of the span's purchases; "
                              "default %(default)s")
     parser.add_argument("--out", help="where the spans are written (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
+    if args.margin < 1:
+        parser.error(f"--margin must be 1 or more, got {args.margin:g}")
+    if args.span_dir:
+        return calibrate_spans(args)
+    if args.drift_threshold:
+        parser.error("--drift-threshold goes with --span-dir (the ASOS mode measures the defaults)")
+    if args.heavy_buyers is None:
+        args.heavy_buyers = 500
 
     thresholds = dict(configs.DEFAULT_DRIFT_THRESHOLDS)
     out = args.out or tempfile.mkdtemp(prefix="drift-calibration-")
