@@ -38,6 +38,7 @@ is meant to catch); 2 when the spans cannot be compared (a flat layout, one span
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from benchmarks import console  # noqa: F401  (TensorFlow's and Beam's own lines to outputs/logs/benchmarks.log)
 
 import argparse
 import json
