@@ -421,18 +421,25 @@ def report_suggestion(real, altered, labels, current, margin, texts) -> int:
     print("\nsuggested thresholds" + (f" (those that differ from pipeline/configs.py's defaults):\n  {flags}\n"
                                      f"  make run ARGS=\"{flags}\"" if flags else ": the defaults (no flag needed)"))
     ok = not failing and not any(through.values())
+    needed = needed_thresholds(real, margin)
     for kind, pairs in through.items():
         if not pairs:
             continue
-        worst = []
-        for key in MEANT[kind]:
+        detail = []
+        for key, _, _ in MEASURES:
+            if key not in MEANT[kind]:
+                continue
             values = [v[key] for label, v in zip(labels, altered[kind]) if label in pairs and v.get(key) is not None]
             reals = [v[key] for v in real if v.get(key) is not None]
             if values and reals:
-                worst.append(f"{names[key]}: real pairs {min(reals):.4f}..{max(reals):.4f}, {texts[kind]} "
-                             f"{min(values):.4f}..{max(values):.4f}")
-        print(f"\n{texts[kind]} would get through ({', '.join(pairs)}): your spans' real variation is as large "
-              f"as the shift the gate is meant to catch ({'; '.join(worst)})")
+                detail.append(f"{names[key]}: real pairs {min(reals):.4f}..{max(reals):.4f}, needing "
+                              f"{_limit(key, {**suggested, **needed})} with the margin; {texts[kind]} "
+                              f"{min(values):.4f}..{max(values):.4f}")
+        hint = {"heavy": "a larger --heavy-buyers", "newcomer": "a larger --newcomer-share"}.get(kind)
+        print(f"\n{texts[kind]}: gets through in {len(pairs)} of {len(altered[kind])} pairs. Your spans' real "
+              f"variation is as large as the shift the gate is meant to catch: no threshold that passes them with "
+              f"x{margin:g} to spare stops it ({'; '.join(detail)}). The gate will not tell such a shift from an "
+              f"ordinary span of yours{f'; {hint} shows what it still stops' if hint else ''}.")
     return 0 if ok else 1
 
 

@@ -191,3 +191,23 @@ def test_span_dir_end_to_end_on_three_generated_spans(tmp_path, write_fake_spans
         assert any(line.strip().startswith(f"{kind} ") and " stopped 2 of 2, by " in line for line in lines), out
     make = next(line.strip() for line in lines if line.strip().startswith("make run ARGS="))
     assert make.startswith('make run ARGS="--drift-threshold ')
+
+
+def test_an_altered_kind_within_the_real_variation_is_said_and_exit_1(capsys):
+    real = [_values(user_l_infinity=0.0219), _values(user_l_infinity=0.0083)]
+    altered = {"inverted": [_values(product_jensen_shannon=0.99)] * 2,
+               "heavy": [_values(purchases_per_user_jensen_shannon=0.02, top_users_share_ratio=2.0)] * 2,
+               "newcomer": [_values(user_l_infinity=0.0252), _values(user_l_infinity=0.03)]}
+    texts = drift_calibration.kind_texts(0.01)
+    code = drift_calibration.report_suggestion(real, altered, ["b vs a", "c vs b"], DEFAULTS, 1.25, texts)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "--drift-threshold user_l_infinity=0.028" in out  # 0.0219 x 1.25 = 0.027375
+    assert ("a new account, 1%        stopped 1 of 2, by dummyUserId L-infinity distance (1); gets through in "
+            "b vs a") in out
+    assert ("a new account, 1%: gets through in 1 of 2 pairs. Your spans' real variation is as large as the shift "
+            "the gate is meant to catch") in out
+    assert "dummyUserId L-infinity distance: real pairs 0.0083..0.0219, needing <= 0.028 with the margin" in out
+    # the same with a newcomer past the margin: every altered kind stopped, exit 0
+    altered["newcomer"] = [_values(user_l_infinity=0.03)] * 2
+    assert drift_calibration.report_suggestion(real, altered, ["b vs a", "c vs b"], DEFAULTS, 1.25, texts) == 0
