@@ -168,7 +168,9 @@ DEFAULT_SPAN_WINDOW = 3
 # (the replay's split: 4 spans, the first twice the others', 33k-66k rows) against the same spans
 # with popularity turned upside down and with heavy buyers buying 3x: the figures, and what each
 # threshold means, in docs/pipeline.md ("The drift gate"), from benchmarks/drift_calibration.py.
-# Smaller spans are noisier: calibrate again for spans of a few thousand rows.
+# Smaller spans are noisier, real ones rougher: calibrate on your own spans (benchmarks/drift_calibration.py
+# --span-dir DATA_DIR: docs/pipeline.md, "Calibrating on your spans") and set its suggestion here to keep it
+# for every run and compile (--drift-threshold overrides one run's).
 DEFAULT_DRIFT_THRESHOLDS = {
     "product_l_infinity": 0.006,  # largest change of one product's share of purchases
     "product_jensen_shannon": 0.6,  # divergence of the product distributions (top 1,000 products)
