@@ -347,10 +347,10 @@ def calibrate_spans(args) -> int:
         return 2
     out = args.out or tempfile.mkdtemp(prefix="drift-calibration-")
     several = [f"{s.folder} {len(s.train)} files" for s in found if len(s.train) > 1]
+    heaviest = f"{args.heavy_buyers:,}" if args.heavy_buyers else f"{HEAVY_SHARE:.1%} of"
     print(f"[drift] {args.span_dir}: {len(found)} spans ({', '.join(s.folder for s in found)}"
           f"{'; ' + ', '.join(several) if several else ''}); each against the one before it, as it is (real) and "
-          f"altered: popularity upside down, the heaviest {f'{args.heavy_buyers:,}' if args.heavy_buyers else
-                                                             f'{HEAVY_SHARE:.1%} of'} buyers 3x, a new account making "
+          f"altered: popularity upside down, the heaviest {heaviest} buyers 3x, a new account making "
           f"{args.newcomer_share * 100:g}% of the purchases", flush=True)
     header = "  ".join(f"{SHORT[i]:>10}" for i in range(len(SHORT)))
     print(f"{'newest vs previous':<26}{'kind':<9}{header}  verdict (current thresholds)", flush=True)
