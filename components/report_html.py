@@ -281,10 +281,23 @@ def _monitoring_section(report: Dict[str, Any]) -> List[str]:
             f"<p>The latest monitoring report ({_e(latest['created'])}, <code>make monitor</code>): "
             f"{latest['requests']:,} requests logged from {_e(latest['first'])} to {_e(latest['last'])}, "
             f"answered by {_e(latest['model'])}. <a href='file://{_e(latest['html'])}'>{_e(latest['html'])}</a></p>",
+            *_monitoring_staleness(latest, report.get("served_version")),
             f"<div class='verdict {'refused' if crossed else 'blessed'}'>"
             + ("A threshold is crossed: a signal to retrain." if crossed else "Within the thresholds.") + "</div>",
             _table(["signature", "p50 ms", "p99 ms"], rows) if rows else "",
             f"<ul>{checks}</ul>"]
+
+
+def _monitoring_staleness(latest: Dict[str, Any], served: Optional[str]) -> List[str]:
+    """A line when the monitoring report judged another version than the one served now (found
+    by exploratory testing: the report linked a retrain signal about a version since rolled back
+    or replaced, as if it were about the served one)."""
+    judged = latest.get("version")
+    if judged is None or served is None or str(judged) == str(served):
+        return []
+    return [f"<p class='bad'>That report judged version {_e(str(judged))}; version {_e(str(served))} is served now "
+            "(pushed since, or a rollback): its figures are not about the served model. Run <code>make monitor</code> "
+            "again once it has answered requests.</p>"]
 
 
 def _components_section(report: Dict[str, Any]) -> List[str]:

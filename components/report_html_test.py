@@ -123,6 +123,23 @@ def test_the_latest_monitoring_figures_are_linked_when_there_are_any():
     assert "<a href='file:///o/monitoring/monitor-1.html'>" in page
     assert "A threshold is crossed: a signal to retrain." in page and "30.0% &lt;x&gt; (crossed)" in page
     assert "<td><code>serving_default</code></td><td>3.0</td><td>9.5</td>" in page
+    assert "is served now" not in page  # the report does not say which version it judged
+
+
+def test_a_monitoring_report_about_another_version_than_the_served_one_is_said():
+    """Found by exploratory testing: the run report linked a retrain signal about a version since
+    rolled back, as if it were about the served model."""
+    report = _report()
+    report["monitoring"] = {
+        "created": "2026-12-05 10:00 UTC", "html": "/o/monitoring/monitor-1.html", "requests": 3,
+        "first": "a", "last": "b", "model": "/o/serving_model/recommender/7 (version 7)", "version": 7,
+        "latency_ms": {}, "checks": []}
+    report["served_version"] = "9"
+    page = report_html.render_html(report, {})
+    assert ("That report judged version 7; version 9 is served now (pushed since, or a rollback): its figures "
+            "are not about the served model.") in page
+    report["served_version"] = "7"
+    assert "is served now" not in report_html.render_html(report, {})
 
 
 def test_a_local_runs_time_and_memory_per_component_are_a_table():

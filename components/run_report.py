@@ -105,12 +105,24 @@ class Executor(base_executor.BaseExecutor):
                                          served=baseline.found(inputs["baseline_model"])),
             "examples": figures.item_item_examples(candidate, train),
             "monitoring": figures.monitoring_figures(exec_properties.get("monitoring_dir")),
+            # the version served once this run is done: what it pushed, else the served baseline
+            "served_version": _served_version(inputs["pushed_model"], inputs["baseline_model"]),
             "components": figures.component_figures(),
         }
         out = artifact_utils.get_single_instance(output_dict["report"])
         earlier = figures.earlier_reports(out.uri, JSON_FILE)
         report["history"] = [figures.history_row(r) for r in earlier] + [figures.history_row(report)]
         _write(report, out)
+
+
+def _served_version(pushed_model: Optional[types.Artifact], baseline_model: Optional[types.Artifact]) -> Optional[str]:
+    """The version served after this run: the one its Pusher pushed (or found already served),
+    else the one served when it started (ServedBaseline's `served_version`); None when nothing is
+    served."""
+    if pushed_model is not None and pushed_model.has_custom_property("pushed") and \
+            pushed_model.get_int_custom_property("pushed"):
+        return pushed_model.get_string_custom_property("pushed_version") or None
+    return baseline.artifact_facts(baseline_model)["baseline"]["served_version"]
 
 
 def _single(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional[types.Artifact]:

@@ -572,6 +572,7 @@ def write_report(report: Dict[str, Any], output_dir: str) -> Dict[str, str]:
     latest = {"created": report["created"], "html": os.path.abspath(paths["html"]),
               "json": os.path.abspath(paths["json"]), "requests": figures["requests"],
               "first": _when(figures["first"]), "last": _when(figures["last"]), "model": report["model"],
+              "version": report.get("version"),
               "latency_ms": {name: s["latency_ms"] for name, s in figures["signatures"].items()},
               "checks": report["checks"]}
     tmp = os.path.join(output_dir, f".{LATEST}.tmp")
