@@ -33,7 +33,9 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
 
     out = {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"wspace": 0.4})
-    shares = left.twinx()  # what each bucket's users bought, as a share of the split's purchases
+    # what the users up to each bucket bought, as a cumulative share of the split's purchases: a
+    # heavy tail shows as the last steps (a share per bucket would rise with the buckets' widths)
+    shares = left.twinx()
     labels = []
     for split, stats in report["data"].items():
         buckets = stats.get("purchase_buckets") or []
@@ -43,8 +45,8 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
             left.bar(n + (0.2 if split == "eval" else -0.2), [b["users"] for b in buckets], width=0.4,
                      label=f"{split}: users")
             total = sum(b["purchases"] for b in buckets) or 1
-            shares.plot(n, [100 * b["purchases"] / total for b in buckets], marker="o", markersize=3,
-                        linewidth=1, label=f"{split}: % of purchases")
+            shares.plot(n, 100 * np.cumsum([b["purchases"] for b in buckets]) / total, marker="o", markersize=3,
+                        linewidth=1, label=f"{split}: % of purchases, cumulative")
         product_counts = stats["product_counts_desc"]
         if product_counts:
             right.loglog(np.arange(1, len(product_counts) + 1), product_counts, label=split)
@@ -52,12 +54,13 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
     left.set_xticks(np.arange(len(labels)), labels, rotation=45 if len(labels) > 12 else 0, fontsize=7)
     left.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     left.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    shares.set(ylabel="% of the split's purchases", ylim=(0, None))
+    shares.set(ylabel="% of the split's purchases made by\nusers with at most this many", ylim=(0, 101))
     handles, names = left.get_legend_handles_labels()
     more, more_names = shares.get_legend_handles_labels()
     right.set(title="purchases per product (most bought first)", xlabel="product rank",
               ylabel="purchases")
-    left.legend(handles + more, names + more_names, fontsize=7)
+    left.legend(handles + more, names + more_names, fontsize=7, ncol=2, loc="upper center",
+                bbox_to_anchor=(0.5, -0.34 if len(labels) > 12 else -0.16))  # below: the bars and lines fill the plot
     right.legend()
     out["data"] = _png(fig)
 
