@@ -40,7 +40,7 @@ BATCH = 1024
 SMALL_COUNTS = 9
 
 
-def purchase_buckets(per_user: np.ndarray) -> List[Dict[str, Any]]:
+def purchase_ranges(per_user: np.ndarray) -> List[Dict[str, Any]]:
     """Users by how many purchases each made: [{"label", "users", "purchases"}] per bucket, from 1
     up to the largest count (a bucket per count up to SMALL_COUNTS, then 1-2-5 steps: 10-19,
     20-49, 50-99, 100-199, ...); `purchases` is what that bucket's users bought, which shows how
@@ -132,7 +132,7 @@ def split_statistics(purchases: Purchases) -> Dict[str, Any]:
         "purchases_per_user": _distribution(per_user),
         "purchases_per_product": _distribution(per_product),
         # for the plots: how many users bought n times; product counts, most bought first
-        "purchase_buckets": purchase_buckets(per_user),
+        "purchase_ranges": purchase_ranges(per_user),
         "product_counts_desc": sorted(per_product.tolist(), reverse=True),
     }
 

@@ -19,7 +19,7 @@ def test_split_statistics():
         "products": np.array([1, 2, 1, 1, 2, 3])})
     assert (stats["purchases"], stats["users"], stats["products"]) == (6, 3, 3)
     assert stats["purchases_per_user"] == {"mean": 2.0, "median": 2.0, "p90": pytest.approx(2.8), "max": 3}
-    assert stats["purchase_buckets"] == [{"label": "1", "users": 1, "purchases": 1},
+    assert stats["purchase_ranges"] == [{"label": "1", "users": 1, "purchases": 1},
                                          {"label": "2", "users": 1, "purchases": 2},
                                          {"label": "3", "users": 1, "purchases": 3}]
     assert stats["product_counts_desc"] == [3, 2, 1]
@@ -29,14 +29,14 @@ def test_an_empty_split_has_zero_counts():
     stats = report_figures.split_statistics({"users": np.array([], dtype=object),
                                              "products": np.array([], dtype=np.int64)})
     assert (stats["purchases"], stats["users"], stats["products"]) == (0, 0, 0)
-    assert stats["purchase_buckets"] == [] and stats["purchases_per_user"]["max"] == 0
+    assert stats["purchase_ranges"] == [] and stats["purchases_per_user"]["max"] == 0
 
 
 def test_purchases_per_user_keep_a_heavy_tail_in_bars_of_its_own():
     """Found by exploratory testing: accounts with 150-3,524 purchases, 24% of the purchases, were
     6 users in one "30 or more" bar."""
     per_user = np.array([1] * 50 + [2] * 20 + [9, 10, 19, 20, 49, 50, 150, 3524])
-    buckets = report_figures.purchase_buckets(per_user)
+    buckets = report_figures.purchase_ranges(per_user)
     assert [b["label"] for b in buckets] == [str(n) for n in range(1, 10)] + [
         "10-19", "20-49", "50-99", "100-199", "200-499", "500-999", "1,000-1,999", "2,000-4,999"]
     by_label = {b["label"]: b for b in buckets}
@@ -45,7 +45,7 @@ def test_purchases_per_user_keep_a_heavy_tail_in_bars_of_its_own():
     assert by_label["2,000-4,999"] == {"label": "2,000-4,999", "users": 1, "purchases": 3524}
     assert by_label["500-999"]["users"] == 0
     assert sum(b["users"] for b in buckets) == len(per_user) and sum(b["purchases"] for b in buckets) == per_user.sum()
-    assert [b["label"] for b in report_figures.purchase_buckets(np.array([1, 27]))][-2:] == ["10-19", "20-49"]
+    assert [b["label"] for b in report_figures.purchase_ranges(np.array([1, 27]))][-2:] == ["10-19", "20-49"]
 
 
 def test_the_eval_split_is_eval_else_the_last_by_name():

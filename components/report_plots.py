@@ -38,7 +38,7 @@ def plots(report: Dict[str, Any]) -> Dict[str, str]:
     shares = left.twinx()
     labels = []
     for split, stats in report["data"].items():
-        buckets = stats.get("purchase_buckets") or []
+        buckets = stats.get("purchase_ranges") or []
         if buckets:
             n = np.arange(len(buckets))
             labels = max(labels, [b["label"] for b in buckets], key=len)
