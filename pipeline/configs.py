@@ -26,7 +26,8 @@ TRAIN_FILE = "dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
 EVAL_FILE = "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet"
 CATALOG_FILE = "dsf_asos_productIds.csv"
 # ASOS also publishes its user ids, one a line: nothing reads them (a run's users are those of its
-# purchases), so a run neither needs the file nor downloads it; generated data still writes it.
+# purchases), so a run neither needs the file nor downloads it (runner/data.py only leaves it out
+# of the files it lists as foreign).
 USERS_FILE = "dsf_asos_dummy_users_with_alphanumeric_dummy_ids.csv"
 DATA_SOURCE_URL = "https://raw.githubusercontent.com/ASOS/dsf2020/main"
 # The published files a run reads, and their checksums
