@@ -155,7 +155,12 @@ def compare(newest_files: Sequence[str], previous_files: Sequence[str], work_dir
     schema = standard_artifacts.Schema()
     schema.uri = configs.SCHEMA_DIR
     report = drift.DriftReport()
-    report.uri = tempfile.mkdtemp(dir=work_dir)
+    # shaped as the pipeline's <root>/DriftGate/drift_report/<id>: a drifted span's figures are kept
+    # beside it, in <root>/DriftGate/rejected/ (components/drift.py _keep_rejected), inside
+    # `work_dir`; a bare temporary directory put them in /tmp/rejected/, left behind
+    reports = os.path.join(work_dir, "DriftGate", "drift_report")
+    os.makedirs(reports, exist_ok=True)
+    report.uri = tempfile.mkdtemp(dir=reports)
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.local_beam_args())
     try:
         drift.Executor(context).Do({"examples": [examples], "schema": [schema]}, {"drift_report": [report]},

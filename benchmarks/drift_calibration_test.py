@@ -211,3 +211,23 @@ def test_an_altered_kind_within_the_real_variation_is_said_and_exit_1(capsys):
     # the same with a newcomer past the margin: every altered kind stopped, exit 0
     altered["newcomer"] = [_values(user_l_infinity=0.03)] * 2
     assert drift_calibration.report_suggestion(real, altered, ["b vs a", "c vs b"], DEFAULTS, 1.25, texts) == 0
+
+
+def test_a_drifted_comparison_keeps_its_figures_inside_the_work_dir(tmp_path, write_fake_spans, small_span_thresholds):
+    """Found by a look at /tmp after CI: every drifted comparison's figures were kept in
+    /tmp/rejected/ (the gate keeps them two levels above its report, which was a bare temporary
+    directory), 101 directories in a day."""
+    import glob
+
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=2, rows_per_span=200)
+    table = pq.read_table(os.path.join(folders[2], configs.TRAIN_FILE))
+    reference = pq.read_table(os.path.join(folders[1], configs.TRAIN_FILE))
+    os.makedirs(tmp_path / "inverted")
+    pq.write_table(drift_calibration.inverted(table, reference), str(tmp_path / "inverted" / configs.TRAIN_FILE))
+    before = set(glob.glob("/tmp/rejected/*"))
+    figures = drift_calibration.compare([str(tmp_path / "inverted" / configs.TRAIN_FILE)],
+                                        [os.path.join(folders[1], configs.TRAIN_FILE)], str(tmp_path / "work"),
+                                        small_span_thresholds)
+    assert figures["drifted"]
+    assert glob.glob(str(tmp_path / "work" / "DriftGate" / "rejected" / "*" / "drift.json"))
+    assert set(glob.glob("/tmp/rejected/*")) == before
