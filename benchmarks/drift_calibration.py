@@ -179,18 +179,11 @@ def _line(seed, pair, kind, figures) -> str:
 SPAN_KINDS = ("inverted", "heavy", "newcomer")  # altered versions of each newest span: to be stopped
 DEFAULT_MARGIN = 1.25
 HEAVY_SHARE = 0.025  # the heavy variant's buyers, as a share of the span's: the ASOS mode's 500 of ~20,000
-UPPER, RANGE, EITHER_WAY = "upper", "range", "either way"
-# The report's measures (components/drift.py's order, as SHORT): key, how its threshold bounds it,
-# the threshold name(s) the gate and --drift-threshold take (pipeline/configs.py)
-MEASURES = (
-    ("product_l_infinity", UPPER, ("product_l_infinity",)),
-    ("product_jensen_shannon", UPPER, ("product_jensen_shannon",)),
-    ("rows_ratio", RANGE, ("min_rows_ratio", "max_rows_ratio")),
-    ("purchases_per_user_jensen_shannon", UPPER, ("purchases_per_user_jensen_shannon",)),
-    ("top_users_share_ratio", EITHER_WAY, ("top_users_share_ratio",)),
-    ("user_l_infinity", UPPER, ("user_l_infinity",)),
-    ("repeated_rows", UPPER, ("repeated_rows",)),
-)
+# The report's measures by key, in components/drift.py's order (MEASURE_NAMES, as SHORT). How each
+# is bounded, and by which threshold(s) the gate and --drift-threshold take: the gate's own
+# drift.BOUNDS (`bounds`), and its own judgement (drift.outside)
+MEASURES = ("product_l_infinity", "product_jensen_shannon", "rows_ratio", "purchases_per_user_jensen_shannon",
+            "top_users_share_ratio", "user_l_infinity", "repeated_rows")
 AT_MOST_ONE = ("product_l_infinity", "product_jensen_shannon", "purchases_per_user_jensen_shannon",
                "user_l_infinity", "repeated_rows")  # a share or a divergence: a threshold above 1 means nothing
 # the measures meant to stop each altered kind (docs/pipeline.md, "Calibration"): the only ones the
@@ -201,30 +194,33 @@ MEANT = {"inverted": ("product_l_infinity", "product_jensen_shannon"),
 IDENTICAL = "identical_files"
 
 
+def measure_name(key: str) -> str:
+    """The measure's name in the gate's report (components/drift.py MEASURE_NAMES)."""
+    from components import drift
+    return drift.MEASURE_NAMES[MEASURES.index(key)]
+
+
+def bounds(key: str):
+    """(how its thresholds bound the measure: drift.UPPER, RANGE or EITHER_WAY, the thresholds' names)."""
+    from components import drift
+    return drift.BOUNDS[measure_name(key)]
+
+
 def measure_values(figures: Dict) -> Dict[str, Optional[float]]:
     """{measure key: value} of a DriftGate report (None: not measured), and IDENTICAL: whether a
     train file of the newest span is byte-identical to another (over whatever the threshold)."""
-    values = {key: m["value"] for (key, _, _), m in zip(MEASURES, figures["measures"])}
+    values = {key: m["value"] for key, m in zip(MEASURES, figures["measures"])}
     values[IDENTICAL] = bool((figures.get("repeats") or {}).get("identical_files"))
     return values
 
 
 def over(values: Dict[str, Optional[float]], thresholds: Dict[str, float]) -> List[str]:
-    """The measures over `thresholds`, as the gate judges them (components/drift.py figures_of)."""
-    found = []
-    for key, bound, names in MEASURES:
-        value = values.get(key)
-        if value is None:
-            continue
-        if bound == UPPER:
-            out = value > thresholds[names[0]]
-        elif bound == RANGE:
-            out = not thresholds[names[0]] <= value <= thresholds[names[1]]
-        else:
-            out = not 1 / thresholds[names[0]] <= value <= thresholds[names[0]]
-        if out or (key == "repeated_rows" and values.get(IDENTICAL)):
-            found.append(key)
-    return found
+    """The measures over `thresholds`, judged by the gate's own code (components/drift.py outside;
+    a byte-identical train file is over whatever the threshold, as in figures_of)."""
+    from components import drift
+    return [key for key in MEASURES if values.get(key) is not None
+            and (drift.outside(measure_name(key), values[key], thresholds)
+                 or (key == "repeated_rows" and values.get(IDENTICAL)))]
 
 
 def round_out(value: float, up: bool = True, digits: int = 2) -> float:
@@ -243,15 +239,17 @@ def needed_thresholds(real: Sequence[Dict[str, Optional[float]]], margin: float)
     value x margin (the rows ratio's lower bound: the smallest / margin; the top users' share
     ratio, allowed either way: the largest of value and 1/value, x margin), rounded outwards to 2
     digits; a share or a divergence at most 1."""
+    from components import drift
     needed = {}
-    for key, bound, names in MEASURES:
+    for key in MEASURES:
+        bound, names = bounds(key)
         values = [v[key] for v in real if v.get(key) is not None]
         if not values:
             continue
-        if bound == RANGE:
+        if bound == drift.RANGE:
             needed[names[0]] = round_out(min(values) / margin, up=False)
             needed[names[1]] = round_out(max(values) * margin)
-        elif bound == EITHER_WAY:
+        elif bound == drift.EITHER_WAY:
             needed[names[0]] = round_out(max(max(v, 1 / v) if v > 0 else math.inf for v in values) * margin)
         else:
             needed[names[0]] = round_out(max(values) * margin)
@@ -281,10 +279,10 @@ def suggest(real: Sequence[Dict[str, Optional[float]]], altered: Dict[str, Seque
         for values in pairs:
             if over(values, suggested):
                 continue
-            tight = {**suggested, **{n: needed[n] for key, _, names in MEASURES if key in MEANT.get(kind, ())
-                                     for n in names if n in needed}}
+            tight = {**suggested, **{n: needed[n] for key in MEANT.get(kind, ())
+                                     for n in bounds(key)[1] if n in needed}}
             for key in over(values, tight):
-                for name in dict((m[0], m[2]) for m in MEASURES)[key]:
+                for name in bounds(key)[1]:
                     suggested[name] = tight[name]
     return suggested
 
@@ -323,15 +321,6 @@ def _span_line(label: str, kind: str, figures: Dict, verdict: str) -> str:
 def kind_texts(newcomer_share: float) -> Dict[str, str]:
     return {"inverted": "popularity upside down", "heavy": "heaviest buyers 3x",
             "newcomer": f"a new account, {newcomer_share * 100:g}%"}
-
-
-def _limit(key: str, thresholds: Dict[str, float]) -> str:
-    _, bound, names = next(m for m in MEASURES if m[0] == key)
-    if bound == RANGE:
-        return f"{thresholds[names[0]]:g} to {thresholds[names[1]]:g}"
-    if bound == EITHER_WAY:
-        return f"{1 / thresholds[names[0]]:.3g} to {thresholds[names[0]]:g}"
-    return f"<= {thresholds[names[0]]:g}"
 
 
 def calibrate_spans(args) -> int:
@@ -395,15 +384,17 @@ def report_suggestion(real, altered, labels, current, margin, texts) -> int:
           f"{margin:g}), rounded outwards to 2 digits; tightened to that where it stops an altered span the "
           "current one lets through:")
     print(f"  {'measure':<56} {'real pairs':<16} {'current':<14} suggested")
-    for (key, _, names), name in zip(MEASURES, drift.MEASURE_NAMES):
+    for key, name in zip(MEASURES, drift.MEASURE_NAMES):
+        names = bounds(key)[1]
         values = [v[key] for v in real if v.get(key) is not None]
         span = f"{min(values):.4f}..{max(values):.4f}" if values else "-"
         change = [n for n in names if suggested[n] != current[n]]
         note = ("" if not change else "  loosened" if all(_looser(n, suggested[n], current[n]) == suggested[n]
                                                           for n in change) else "  tightened")
-        print(f"  {name:<56} {span:<16} {_limit(key, current):<14} {_limit(key, suggested):<14}{note}".rstrip())
+        limits = f"{drift.limit_text(name, current):<14} {drift.limit_text(name, suggested):<14}"
+        print(f"  {name:<56} {span:<16} {limits}{note}".rstrip())
 
-    names = dict(zip((m[0] for m in MEASURES), drift.MEASURE_NAMES))
+    names = dict(zip(MEASURES, drift.MEASURE_NAMES))
     real_over = [(label, over(v, suggested)) for label, v in zip(labels, real)]
     failing = [(label, keys) for label, keys in real_over if keys]
     print(f"\nwith the suggested thresholds: real pairs passing {len(real) - len(failing)} of {len(real)}" +
@@ -431,14 +422,14 @@ def report_suggestion(real, altered, labels, current, margin, texts) -> int:
         if not pairs:
             continue
         detail = []
-        for key, _, _ in MEASURES:
+        for key in MEASURES:
             if key not in MEANT[kind]:
                 continue
             values = [v[key] for label, v in zip(labels, altered[kind]) if label in pairs and v.get(key) is not None]
             reals = [v[key] for v in real if v.get(key) is not None]
             if values and reals:
                 detail.append(f"{names[key]}: real pairs {min(reals):.4f}..{max(reals):.4f}, needing "
-                              f"{_limit(key, {**suggested, **needed})} with the margin; {texts[kind]} "
+                              f"{drift.limit_text(names[key], {**suggested, **needed})} with the margin; {texts[kind]} "
                               f"{min(values):.4f}..{max(values):.4f}")
         hint = {"heavy": "a larger --heavy-buyers", "newcomer": "a larger --newcomer-share"}.get(kind)
         print(f"\n{texts[kind]}: gets through in {len(pairs)} of {len(altered[kind])} pairs. Your spans' real "

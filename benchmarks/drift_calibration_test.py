@@ -182,7 +182,7 @@ def test_span_dir_end_to_end_on_three_generated_spans(tmp_path, write_fake_spans
     assert len(compared) == 2 * 4
     assert compared[4][0] == [os.path.join(folders[3], f"dsf_asos_train_part-{i}.parquet") for i in (0, 1)]
     for _, figures in compared:  # the suggestion's judgement is the gate's
-        gate = [key for (key, _, _), m in zip(drift_calibration.MEASURES, figures["measures"]) if m["over"]]
+        gate = [key for key, m in zip(drift_calibration.MEASURES, figures["measures"]) if m["over"]]
         assert drift_calibration.over(drift_calibration.measure_values(figures), small_span_thresholds) == gate
     lines = out.splitlines()
     assert lines[0].startswith(f"[drift] {tmp_path / 'data'}: 3 spans (span-1, span-2, span-3; span-3 2 files)")

@@ -104,6 +104,41 @@ MEASURE_NAMES = (PRODUCT_LINF_NAME, PRODUCT_JSD_NAME, ROWS_NAME, PER_USER_NAME, 
     "purchases repeated from the previous span")
 
 
+# How each measure's threshold(s) bound it (the one judgement: figures_of, and
+# benchmarks/drift_calibration.py when it tries thresholds on a user's spans): UPPER, at most the
+# threshold; RANGE, between the two; EITHER_WAY, between 1/x and x
+UPPER, RANGE, EITHER_WAY = "upper", "range", "either way"
+BOUNDS = {
+    PRODUCT_LINF_NAME: (UPPER, (PRODUCT_L_INFINITY,)),
+    PRODUCT_JSD_NAME: (UPPER, (PRODUCT_JENSEN_SHANNON,)),
+    ROWS_NAME: (RANGE, (MIN_ROWS_RATIO, MAX_ROWS_RATIO)),
+    PER_USER_NAME: (UPPER, (PER_USER_JENSEN_SHANNON,)),
+    TOP_SHARE_NAME: (EITHER_WAY, (TOP_USERS_SHARE_RATIO,)),
+    USER_LINF_NAME: (UPPER, (USER_L_INFINITY,)),
+    REPEATED_NAME: (UPPER, (REPEATED_ROWS,)),
+}
+
+
+def outside(name: str, value: float, thresholds: Dict[str, float]) -> bool:
+    """Whether the measure `name` (MEASURE_NAMES) at `value` is over its threshold(s)."""
+    bound, names = BOUNDS[name]
+    if bound == UPPER:
+        return value > thresholds[names[0]]
+    if bound == RANGE:
+        return not thresholds[names[0]] <= value <= thresholds[names[1]]
+    return not 1 / thresholds[names[0]] <= value <= thresholds[names[0]]
+
+
+def limit_text(name: str, thresholds: Dict[str, float]) -> str:
+    """The measure's limit as the report says it: "<= 0.006", "0.4 to 2.5", "0.667 to 1.5"."""
+    bound, names = BOUNDS[name]
+    if bound == UPPER:
+        return f"<= {thresholds[names[0]]:g}"
+    if bound == RANGE:
+        return f"{thresholds[names[0]]:g} to {thresholds[names[1]]:g}"
+    return f"{1 / thresholds[names[0]]:.3g} to {thresholds[names[0]]:g}"
+
+
 class DriftError(RuntimeError):
     """The newest span drifted from the previous one, or repeats it; the message names each
     measure over its threshold."""
@@ -325,10 +360,11 @@ def anomaly_detail(anomalies: anomalies_pb2.Anomalies, feature: str, kind: str) 
     return ""
 
 
-def _measure(name: str, value: Optional[float], limit: str, over: bool, detail: str = "") -> Dict[str, Any]:
-    """A measure of the report; `value` None: not measured (`detail` says why)."""
-    return {"name": name, "value": None if value is None else float(value), "limit": limit, "over": bool(over),
-            "detail": detail}
+def _measure(name: str, value: float, thresholds: Dict[str, float], detail: str = "",
+             also: bool = False) -> Dict[str, Any]:
+    """A measure of the report, over its threshold(s) (`outside`) or when `also` says so."""
+    return {"name": name, "value": float(value), "limit": limit_text(name, thresholds),
+            "over": bool(also or outside(name, value, thresholds)), "detail": detail}
 
 
 def _value(value: Optional[float], form: str) -> str:
@@ -356,7 +392,6 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     user_jsd = per_user.get((PER_USER, "JENSEN_SHANNON_DIVERGENCE"), 0.0)
     ratio = newest["rows"] / previous["rows"] if previous["rows"] else float("inf")
     share_ratio = shares[0] / shares[1] if shares[1] else 1.0
-    allowed = thresholds[TOP_USERS_SHARE_RATIO]
     repeated_share = repeats["rows"] / newest["rows"] if newest["rows"] else 0.0
     heavy = (f"; the heaviest buyer of {newest.get('name', 'the newest span')}: {heaviest[0]}, "
              f"{heaviest[1]:,} purchases ({heaviest[2]:.2%})" if heaviest else "")
@@ -364,34 +399,22 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                         for a, b in repeats["identical_files"])
     empty = [span["name"] for span in (newest, previous) if not span["rows"]]
     measures = [
-        _measure(PRODUCT_LINF_NAME, linf, f"<= {thresholds[PRODUCT_L_INFINITY]:g}",
-                 linf > thresholds[PRODUCT_L_INFINITY],
+        _measure(PRODUCT_LINF_NAME, linf, thresholds,
                  anomaly_detail(span_anomalies, features.PRODUCT_KEY, "COMPARATOR_L_INFTY_HIGH")),
-        _measure(PRODUCT_JSD_NAME, jsd,
-                 f"<= {thresholds[PRODUCT_JENSEN_SHANNON]:g}", jsd > thresholds[PRODUCT_JENSEN_SHANNON]),
+        _measure(PRODUCT_JSD_NAME, jsd, thresholds),
         # TFDV's comparator says nothing when a span has no rows: the ratio is checked here too
-        _measure(ROWS_NAME, ratio,
-                 f"{thresholds[MIN_ROWS_RATIO]:g} to {thresholds[MAX_ROWS_RATIO]:g}",
-                 bool(span_anomalies.dataset_anomaly_info.reason)
-                 or not thresholds[MIN_ROWS_RATIO] <= ratio <= thresholds[MAX_ROWS_RATIO],
-                 f"{newest['rows']:,} vs {previous['rows']:,} rows"),
-        _measure(PER_USER_NAME, user_jsd,
-                 f"<= {thresholds[PER_USER_JENSEN_SHANNON]:g}", user_jsd > thresholds[PER_USER_JENSEN_SHANNON],
-                 f"the smaller of equal rows and equal users{heavy}"),
-        _measure(TOP_SHARE_NAME, share_ratio,
-                 f"{1 / allowed:.3g} to {allowed:g}", not 1 / allowed <= share_ratio <= allowed,
-                 f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users{heavy}"),
-        _measure(USER_LINF_NAME, user_linf, f"<= {thresholds[USER_L_INFINITY]:g}",
-                 user_linf > thresholds[USER_L_INFINITY],
+        _measure(ROWS_NAME, ratio, thresholds, f"{newest['rows']:,} vs {previous['rows']:,} rows",
+                 also=bool(span_anomalies.dataset_anomaly_info.reason)),
+        _measure(PER_USER_NAME, user_jsd, thresholds, f"the smaller of equal rows and equal users{heavy}"),
+        _measure(TOP_SHARE_NAME, share_ratio, thresholds, f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users{heavy}"),
+        _measure(USER_LINF_NAME, user_linf, thresholds,
                  anomaly_detail(span_anomalies, features.USER_KEY, "COMPARATOR_L_INFTY_HIGH")),
-        _measure(REPEATED_NAME, repeated_share,
-                 f"<= {thresholds[REPEATED_ROWS]:g}",
-                 repeated_share > thresholds[REPEATED_ROWS] or bool(repeats["identical_files"]),
-                 f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}"),
+        _measure(REPEATED_NAME, repeated_share, thresholds,
+                 f"{repeats['rows']:,} of {newest['rows']:,} rows{identical}", also=bool(repeats["identical_files"])),
     ]
     if empty:  # a span with no rows has no distribution to compare: the row count says it all
         why = f"not measured: {' and '.join(empty)} {'have' if len(empty) > 1 else 'has'} no rows"
-        measures = [m if m["name"] in (ROWS_NAME, REPEATED_NAME) else _measure(m["name"], None, m["limit"], False, why)
+        measures = [m if m["name"] in (ROWS_NAME, REPEATED_NAME) else {**m, "value": None, "over": False, "detail": why}
                     for m in measures]
     return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
             "drifted": any(m["over"] for m in measures),

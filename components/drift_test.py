@@ -27,6 +27,20 @@ def _table(users, products):
                      features.PRODUCT_KEY: pa.array(products, pa.int64())})
 
 
+def test_each_measure_is_judged_against_its_bounds_and_said_as_judged():
+    t = dict(configs.DEFAULT_DRIFT_THRESHOLDS, product_l_infinity=0.006, min_rows_ratio=0.4, max_rows_ratio=2.5,
+             top_users_share_ratio=1.5)
+    assert drift.BOUNDS.keys() == set(drift.MEASURE_NAMES)
+    assert not drift.outside(drift.PRODUCT_LINF_NAME, 0.006, t) and drift.outside(drift.PRODUCT_LINF_NAME, 0.0061, t)
+    assert drift.limit_text(drift.PRODUCT_LINF_NAME, t) == "<= 0.006"
+    assert [drift.outside(drift.ROWS_NAME, r, t) for r in (0.39, 0.4, 2.5, 2.6, float("inf"))] == [
+        True, False, False, True, True]
+    assert drift.limit_text(drift.ROWS_NAME, t) == "0.4 to 2.5"
+    # the top users' share may move either way by the same ratio
+    assert [drift.outside(drift.TOP_SHARE_NAME, r, t) for r in (0.66, 0.67, 1.5, 1.51)] == [True, False, False, True]
+    assert drift.limit_text(drift.TOP_SHARE_NAME, t) == "0.667 to 1.5"
+
+
 def test_purchases_per_user_in_categories_that_keep_a_heavy_tail_small():
     assert drift.purchase_buckets(np.array([1, 2, 10, 11, 16, 17, 1000])).tolist() == [1, 2, 10, 16, 16, 32, 1024]
 
