@@ -285,7 +285,7 @@ class PipelineConfig:
     def request_log_prefix(self) -> str:
         """The model server's request logs (`make serve` with request logging on) and `make monitor`'s
         input: <prefix>-<start>-<pid>-<seq>.tfrecord (serving/request_log.py)."""
-        return os.path.join(self.output_dir, "request_logs", MODEL_NAME)
+        return request_log_prefix_in(self.output_dir)
 
     @property
     def monitoring_dir(self) -> str:
@@ -310,6 +310,11 @@ class PipelineConfig:
                                self.beam_workers) + list(self.extra_beam_args)
 
 
+def request_log_prefix_in(output_dir: str, model_name: str = MODEL_NAME) -> str:
+    """The request log prefix of an output directory's server (PipelineConfig.request_log_prefix)."""
+    return os.path.join(output_dir, "request_logs", model_name)
+
+
 def request_log_prefix_beside(base_path: str, model_name: str = MODEL_NAME) -> str:
     """The model server's default request log prefix for the models under `base_path`: beside
     them when `base_path` is a local output directory's `<dir>/serving_model/<name>` (so `make
@@ -317,7 +322,7 @@ def request_log_prefix_beside(base_path: str, model_name: str = MODEL_NAME) -> s
     ARGS="--output-dir DIR"` reads), else the default output directory's."""
     parent, leaf = os.path.split(os.path.normpath(base_path)) if base_path and "://" not in base_path else ("", "")
     output_dir = os.path.dirname(parent) if leaf and os.path.basename(parent) == "serving_model" else DEFAULT_OUTPUT_DIR
-    return os.path.join(output_dir, "request_logs", model_name)
+    return request_log_prefix_in(output_dir, model_name)
 
 
 def local_beam_args(runner: str = "FnApiRunner", running_mode: str = "in_memory",
