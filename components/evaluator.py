@@ -115,13 +115,18 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
     )
 
 
+# How a metric's rules are said (">= 0.03, drop <= 1.0% vs served"): report_html reads the served
+# rule back, to tell a run judged with a served model from one without
+RULES_JOIN, SERVED_RULE = ", ", "drop <= "
+
+
 def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
     parts = []
     if threshold.HasField("value_threshold"):
         parts.append(f">= {threshold.value_threshold.lower_bound.value:g}")
     if threshold.HasField("change_threshold"):
-        parts.append(f"drop <= {-threshold.change_threshold.relative.value:.1%} vs served")
-    return ", ".join(parts)
+        parts.append(f"{SERVED_RULE}{-threshold.change_threshold.relative.value:.1%} vs served")
+    return RULES_JOIN.join(parts)
 
 
 MARGIN, VALUE = "margin", "value"  # the two kinds of gate rows

@@ -9,6 +9,7 @@ import json
 from typing import Any, Dict, List, Optional, Sequence
 
 from components import drift as drift_gate
+from components import evaluator as evaluator_lib
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1050px;
@@ -191,7 +192,7 @@ def _run_verdict(row: Dict[str, Any]) -> str:
     return "blessed, not pushed" if row["blessed"] else "refused"
 
 
-_SERVED_RULE = ", drop <= "  # components/evaluator.py _thresholds_text: "..., drop <= 1.0% vs served"
+_SERVED_RULE = evaluator_lib.RULES_JOIN + evaluator_lib.SERVED_RULE  # "..., drop <= 1.0% vs served"
 
 
 def _same_rule(rule: Optional[str], other: Optional[str]) -> bool:
