@@ -112,6 +112,13 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
             prediction_key=exporter.RANKS_KEY, model_type="tf_generic")],
         slicing_specs=[config_pb2.SlicingSpec()],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
+        # TFMA's jackknife (20 groups of purchases, both models' ranks of a purchase in the same
+        # group): a standard error for every metric and for its difference from the served
+        # model's, which the "vs served" rule is judged with (`without_noise_failures`)
+        options=config_pb2.Options(
+            compute_confidence_intervals={"value": True},
+            confidence_intervals=config_pb2.ConfidenceIntervalOptions(
+                method=config_pb2.ConfidenceIntervalOptions.JACKKNIFE)),
     )
 
 
@@ -132,12 +139,31 @@ def _thresholds_text(threshold: config_pb2.MetricThreshold) -> str:
 MARGIN, VALUE = "margin", "value"  # the two kinds of gate rows
 
 
+Interval = Tuple[float, float, int]  # (candidate - served, its standard error, degrees of freedom)
+
+
+def change_interval(served: float, interval: Interval) -> Tuple[float, float, float]:
+    """(relative change, low, high): the candidate's change against the served value and the
+    ends of its two-sided 95% t interval (TFMA's jackknife standard error of the paired
+    difference, as fractions of the served value)."""
+    from scipy import stats
+
+    diff, se, dof = interval
+    half = float(stats.t.ppf(0.975, dof)) * se if dof > 0 else float("inf")
+    return diff / served, (diff - half) / served, (diff + half) / served
+
+
 def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, float]],
-              failed: Mapping[str, str]) -> List[Dict[str, Any]]:
+              failed: Mapping[str, str], intervals: Optional[Mapping[str, Interval]] = None
+              ) -> List[Dict[str, Any]]:
     """One row per metric: {"metric", "kind": VALUE, "candidate", "baseline", "popularity",
     "threshold", "result"}, followed, for a metric gated against popularity, by its margin row
     {"metric": "<metric>_over_popularity", "kind": MARGIN, "of": "<metric>", ...}: each model's relative margin
-    over popularity ("popularity": None).
+    over popularity ("popularity": None). A value row compared with a served model whose
+    difference has an interval (`intervals`: metric -> Interval) also holds "vs_served":
+    {"change", "low", "high", "allowed" (the largest drop the rule allows, a fraction),
+    "result": "ok", "ok (within noise)" (below the allowed drop, but not its whole interval) or
+    "FAILED"}.
 
     `values`: model (CANDIDATE/BASELINE) -> metric key -> value; `failed`: metric key -> TFMA's
     failure message. A gated metric without a value (an empty eval split, a metric that could not
@@ -162,6 +188,15 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
                          "popularity": value(CANDIDATE, popularity_name(key)),
                          "threshold": _thresholds_text(metric.threshold) if gated else "not gated",
                          "result": outcome(key, gated)})
+            served = value(BASELINE, key)
+            if (gated and metric.threshold.HasField("change_threshold") and served
+                    and key in (intervals or {})):
+                change, low, high = change_interval(served, intervals[key])
+                allowed = -metric.threshold.change_threshold.relative.value
+                rows[-1]["vs_served"] = {
+                    "change": change, "low": low, "high": high, "allowed": allowed,
+                    "result": "ok" if change >= -allowed else
+                    "ok (within noise)" if high >= -allowed else "FAILED"}
         elif metric.class_name == "PopularityMargin":
             bound = metric.threshold.value_threshold.lower_bound.value
             rows.append({"metric": key, "kind": MARGIN, "of": json.loads(metric.config)["metric"],
@@ -193,6 +228,39 @@ def _margin_details(rows: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def _noise_details(rows: List[Dict[str, Any]]) -> List[str]:
+    """A plain line for each metric below the served model by more than the rule allows whose
+    drop is within noise (not refused: its interval reaches the allowed drop)."""
+    lines = []
+    for row in rows:
+        vs = row.get("vs_served")
+        if vs and vs["result"] == "ok (within noise)":
+            lines.append(f"{row['metric']}: {vs['change']:+.1%} against the served model is more than the "
+                         f"{vs['allowed']:.1%} drop the gate allows, but within noise: its 95% interval "
+                         f"({vs['low']:+.1%} to {vs['high']:+.1%}) reaches above -{vs['allowed']:.1%}, so it "
+                         "is not refused (a drop is refused when its whole interval is below)")
+    return lines
+
+
+def diff_intervals(output_uri: str) -> Dict[str, Interval]:
+    """metric -> (candidate - served, TFMA's standard error of that difference, its degrees of
+    freedom), on the overall slice, for the metrics TFMA gave a confidence interval (none when
+    nothing is served, or for an evaluation run without confidence intervals)."""
+    intervals: Dict[str, Interval] = {}
+    for slice_metrics in tfma.load_metrics(output_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for entry in slice_metrics.metric_keys_and_values:
+            if (entry.key.is_diff and entry.value.HasField("double_value")
+                    and entry.HasField("confidence_interval")
+                    and entry.confidence_interval.standard_error.HasField("double_value")):
+                intervals[entry.key.name] = (
+                    entry.value.double_value.value,
+                    entry.confidence_interval.standard_error.double_value.value,
+                    entry.confidence_interval.degrees_of_freedom.value)
+    return intervals
+
+
 def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Dict[str, Any]:
     """The gate's verdict from an Evaluator output: {"blessed", "verdict", "has_baseline",
     "values": {CANDIDATE|BASELINE: {metric: value}}, "curves": {CANDIDATE|BASELINE: recall@k
@@ -203,6 +271,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     result = tfma.load_validation_result(output_uri)
     values: Dict[str, Dict[str, float]] = {CANDIDATE: {}, BASELINE: {}}
     curves: Dict[str, List[float]] = {}  # model -> recall@k, k = 1..
+    intervals = diff_intervals(output_uri)
     for slice_metrics in tfma.load_metrics(output_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue  # the overall slice only
@@ -216,7 +285,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
                 curves[model] = list(entry.value.array_value.float64_values)
     failed = {f.metric_key.name: f.message
               for per_slice in result.metric_validations_per_slice for f in per_slice.failures}
-    rows = gate_rows(config, values, failed)
+    rows = gate_rows(config, values, failed, intervals)
     missing = [r["metric"] for r in rows if r["result"] == NO_VALUE]
     blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
     verdict = ("BLESSED: the model passes the gate, on to the Pusher" if blessed else
@@ -224,6 +293,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
                "the served model stays as it is")
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
     details += _margin_details(rows)
+    details += _noise_details(rows)
     details += [f"{name}: no value was computed (an empty eval split?)" for name in missing]
     if not blessed and not failed and not missing and result.HasField("validation_details"):
         details = [str(result.validation_details)]
@@ -241,6 +311,41 @@ def without_zero_baseline_failures(result, baseline_values: Mapping[str, float])
     only, whom the served model does not know, refused a candidate at recall@10 0.21 span after
     span). No value can fall below 0, so such a failure is dropped, and the result is ok when no
     other failure (and nothing missing) is left."""
+    return _without_failures(result, lambda failure: _zero_baseline_failure(failure, baseline_values))
+
+
+def without_noise_failures(result, baseline_values: Mapping[str, float],
+                           intervals: Mapping[str, Interval]):
+    """(`result` without the failures of the "no drop vs served" rule whose drop is within
+    noise, the names of those metrics).
+
+    TFMA judges a change threshold on the point estimates only (its metrics validator reads a
+    value with a confidence interval as its unsampled value), and on small eval sets a drop of
+    1% is far inside the noise of the paired difference (a span's 112 purchases refused a
+    candidate at 34 hits against 42). A failure is dropped when the 95% interval of the
+    difference (TFMA's jackknife standard error, `intervals`) reaches the allowed drop: the
+    rule refuses a candidate only when its whole interval is below it. A metric without an
+    interval keeps its failure."""
+    def within_noise(failure) -> bool:
+        threshold = failure.metric_threshold
+        name = failure.metric_key.name
+        if not (threshold.HasField("change_threshold") and threshold.change_threshold.HasField("relative")
+                and not threshold.change_threshold.HasField("absolute")
+                and threshold.change_threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
+                and not threshold.HasField("value_threshold")):
+            return False
+        served = baseline_values.get(name)
+        if not served or name not in intervals:
+            return False
+        _, _, high = change_interval(served, intervals[name])
+        return high >= threshold.change_threshold.relative.value
+
+    return _without_failures(result, within_noise)
+
+
+def _without_failures(result, forgive):
+    """(`result` without the failures `forgive` is true of, their metrics' names); the result is
+    ok when nothing else (failed or missing) is left; `result` itself when nothing is forgiven."""
     from tensorflow_model_analysis.proto import validation_result_pb2
 
     fixed = validation_result_pb2.ValidationResult()
@@ -250,7 +355,7 @@ def without_zero_baseline_failures(result, baseline_values: Mapping[str, float])
     for per_slice in result.metric_validations_per_slice:
         kept = []
         for failure in per_slice.failures:
-            if _zero_baseline_failure(failure, baseline_values):
+            if forgive(failure):
                 forgiven.append(failure.metric_key.name)
             else:
                 kept.append(failure)
@@ -283,12 +388,32 @@ def bless_over_a_zero_baseline(output_uri: str, blessing) -> List[str]:
     value of 0 (`without_zero_baseline_failures`) and, when that leaves it ok, the `blessing`
     artifact TFX wrote from it (its BLESSED / NOT_BLESSED file and `blessed` property). Returns
     the metrics whose failure was dropped."""
-    import tensorflow as tf
-    from tfx.components.evaluator import constants
-
     result = tfma.load_validation_result(output_uri)
     if result.validation_ok:
         return []
+    fixed, forgiven = without_zero_baseline_failures(result, _served_values(output_uri))
+    if not forgiven:
+        return []
+    _rewrite_validation(output_uri, fixed, blessing)
+    return forgiven
+
+
+def bless_over_noise(output_uri: str, blessing) -> List[str]:
+    """As `bless_over_a_zero_baseline`, for the "vs served" failures within noise
+    (`without_noise_failures`)."""
+    result = tfma.load_validation_result(output_uri)
+    if result.validation_ok:
+        return []
+    intervals = diff_intervals(output_uri)
+    if not intervals:
+        return []
+    fixed, forgiven = without_noise_failures(result, _served_values(output_uri), intervals)
+    if forgiven:
+        _rewrite_validation(output_uri, fixed, blessing)
+    return forgiven
+
+
+def _served_values(output_uri: str) -> Dict[str, float]:
     values: Dict[str, float] = {}
     for slice_metrics in tfma.load_metrics(output_uri):
         if slice_metrics.slice_key.single_slice_keys:
@@ -296,9 +421,15 @@ def bless_over_a_zero_baseline(output_uri: str, blessing) -> List[str]:
         for entry in slice_metrics.metric_keys_and_values:
             if entry.key.model_name == BASELINE and not entry.key.is_diff and entry.value.HasField("double_value"):
                 values[entry.key.name] = entry.value.double_value.value
-    fixed, forgiven = without_zero_baseline_failures(result, values)
-    if not forgiven:
-        return []
+    return values
+
+
+def _rewrite_validation(output_uri: str, fixed, blessing) -> None:
+    """Writes `fixed` over TFMA's validation result and, when it is ok, turns the `blessing`
+    artifact TFX wrote from the old one (its BLESSED / NOT_BLESSED file and `blessed` property)."""
+    import tensorflow as tf
+    from tfx.components.evaluator import constants
+
     (path,) = tf.io.gfile.glob(os.path.join(output_uri, "validations*"))
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(fixed.SerializeToString())
@@ -309,7 +440,6 @@ def bless_over_a_zero_baseline(output_uri: str, blessing) -> List[str]:
         with tf.io.gfile.GFile(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME), "w") as f:
             f.write("")
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.BLESSED_VALUE)
-    return forgiven
 
 
 def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Tuple[bool, str]:
@@ -330,6 +460,11 @@ def gate_text(gate: Mapping[str, Any]) -> str:
             name, show = row["metric"], _fmt
         lines.append(f"{name:<18}{show(row['candidate']):>11}{show(row['baseline']):>11}"
                      f"{_fmt(row['popularity']):>11}  {row['threshold']:<36}{row['result']}")
+        vs = row.get("vs_served")
+        if vs:
+            interval = f"95% interval {vs['low']:+.1%} to {vs['high']:+.1%}"
+            lines.append(f"{'  vs served':<18}{_percent(vs['change']):>11}{'-':>11}{'-':>11}  "
+                         f"{interval:<36}{vs['result']}")
     served_popular = [f"{row['of']} {_fmt(gate['values'][BASELINE].get(popularity_name(row['of'])))}"
                       for row in gate["rows"] if row["kind"] == MARGIN and row["baseline"] is not None]
     if served_popular:  # (found by exploratory testing: +1510.0% next to 0.1345 and 0.0860 read as an error)
@@ -434,6 +569,10 @@ class Executor(evaluator_executor.Executor):
             log.info("[gate] the served model scores 0 on %s: the candidate cannot fall below it, so the "
                      "\"drop vs served\" rule holds there (TFMA cannot take a relative change from 0 and "
                      "failed it)", ", ".join(forgiven))
+        noise = bless_over_noise(evaluation.uri, blessings[0])
+        if noise:
+            log.info("[gate] the drop vs served on %s is within noise (its 95%% interval reaches the allowed "
+                     "drop): not refused for it (TFMA judges the point estimates only)", ", ".join(noise))
         # the config TFMA saved with its output, as the cached table, the report and the card read
         # it: without a served model TFX drops the "vs served" thresholds (rubber stamp)
         _, report = gate_report(evaluation.uri)

@@ -238,3 +238,99 @@ def test_the_table_says_what_the_served_models_margin_is_over():
     first = {**gate, "has_baseline": False, "values": {evaluator.CANDIDATE: values[evaluator.CANDIDATE]},
              "rows": _margin_rows({evaluator.CANDIDATE: values[evaluator.CANDIDATE]})}
     assert "served vs popularity" not in evaluator.gate_text(first)
+
+
+def test_the_gate_asks_tfma_for_the_jackknife_interval_of_every_difference():
+    config = evaluator.eval_config(BOUNDS, 0.01)
+    assert config.options.compute_confidence_intervals.value
+    assert config.options.confidence_intervals.method == evaluator.config_pb2.ConfidenceIntervalOptions.JACKKNIFE
+
+
+# The span's case (34 hits against the served model's 42 over 112 purchases, -19%) and the ASOS
+# eval file's (35,567 purchases: recall@10 0.0402 served), with standard errors of the paired
+# difference as measured by benchmarks/gate_noise.py (recall@10 of two models on the same purchases).
+SMALL = {"served": 42 / 112, "interval": (34 / 112 - 42 / 112, 0.040, 19)}
+LARGE = {"served": 0.0402, "interval": (-0.0020, 0.0004, 19)}  # -5%, 5 standard errors
+
+
+def test_a_drop_within_noise_is_not_refused_and_a_drop_past_it_is():
+    served = {"recall_at_10": SMALL["served"], "ndcg_at_10": LARGE["served"]}
+    intervals = {"recall_at_10": SMALL["interval"], "ndcg_at_10": LARGE["interval"]}
+    below_bound = _change_failure("recall_at_10", 0.01)
+    below_bound.metric_threshold.ClearField("change_threshold")
+    below_bound.metric_threshold.value_threshold.lower_bound.value = 0.5
+    fixed, forgiven = evaluator.without_noise_failures(
+        _result(_change_failure("recall_at_10", -0.0714), _change_failure("ndcg_at_10", -0.002), below_bound),
+        served, intervals)
+    assert forgiven == ["recall_at_10"] and not fixed.validation_ok  # the bound and the real drop stay
+    assert sorted((f.metric_key.name, f.metric_threshold.HasField("value_threshold"))
+                  for f in fixed.metric_validations_per_slice[0].failures) == [
+        ("ndcg_at_10", False), ("recall_at_10", True)]
+    fixed, forgiven = evaluator.without_noise_failures(
+        _result(_change_failure("recall_at_10", -0.0714)), served, intervals)
+    assert forgiven == ["recall_at_10"] and fixed.validation_ok and not fixed.metric_validations_per_slice
+    # no interval (confidence intervals off, an older evaluation): TFMA's verdict stands
+    result = _result(_change_failure("recall_at_10", -0.0714))
+    assert evaluator.without_noise_failures(result, served, {}) == (result, [])
+
+
+def test_the_table_shows_the_interval_of_the_change_vs_served():
+    values = {evaluator.CANDIDATE: {"recall_at_10": 34 / 112, "sampled_accuracy": 0.2},
+              evaluator.BASELINE: {"recall_at_10": 42 / 112, "sampled_accuracy": 0.2}}
+    intervals = {"recall_at_10": SMALL["interval"], "sampled_accuracy": (0.0, 0.01, 19)}
+    rows = {row["metric"]: row for row in evaluator.gate_rows(evaluator.eval_config(BOUNDS, 0.01), values, {},
+                                                              intervals)}
+    vs = rows["recall_at_10"]["vs_served"]
+    assert vs["result"] == "ok (within noise)" and vs["allowed"] == pytest.approx(0.01)
+    assert vs["change"] == pytest.approx(-8 / 42) and vs["low"] < vs["change"] < -0.01 < vs["high"]
+    assert rows["sampled_accuracy"]["vs_served"]["result"] == "ok"
+    assert "vs_served" not in rows["mrr"]  # not gated
+    large_values = {evaluator.CANDIDATE: {"recall_at_10": 0.0382}, evaluator.BASELINE: {"recall_at_10": 0.0402}}
+    large = evaluator.gate_rows(evaluator.eval_config(BOUNDS, 0.01), large_values, {"recall_at_10": "drop"},
+                                {"recall_at_10": LARGE["interval"]})
+    assert large[0]["vs_served"]["result"] == "FAILED" and large[0]["vs_served"]["high"] < -0.01
+    gate = {"blessed": True, "verdict": "BLESSED", "has_baseline": True, "values": values, "details": [],
+            "rows": list(rows.values())}
+    text = evaluator.gate_text(gate)
+    assert "\n  vs served            -19.0%          -          -  95% interval " in text
+    assert evaluator._noise_details(list(rows.values())) == [
+        f"recall_at_10: -19.0% against the served model is more than the 1.0% drop the gate allows, but within "
+        f"noise: its 95% interval ({vs['low']:+.1%} to {vs['high']:+.1%}) reaches above -1.0%, so it is not "
+        "refused (a drop is refused when its whole interval is below)"]
+
+
+def test_the_blessing_follows_the_result_without_the_failures_within_noise(tmp_path):
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+    from tfx.components.evaluator import constants
+    from tfx.types import standard_artifacts
+
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    metrics = metrics_for_slice_pb2.MetricsForSlice()
+    metrics.slice_key.SetInParent()
+    for model, value, is_diff in (("candidate", 34 / 112, False), ("baseline", 42 / 112, False),
+                                  ("candidate", -8 / 112, True)):
+        entry = metrics.metric_keys_and_values.add()
+        entry.key.name, entry.key.model_name, entry.key.is_diff = "recall_at_10", model, is_diff
+        entry.value.double_value.value = value
+        if is_diff:
+            entry.confidence_interval.standard_error.double_value.value = 0.04
+            entry.confidence_interval.degrees_of_freedom.value = 19
+    with tf.io.TFRecordWriter(str(out / "metrics-00000-of-00001.tfrecord")) as writer:
+        writer.write(metrics.SerializeToString())
+    with tf.io.TFRecordWriter(str(out / "validations.tfrecord")) as writer:
+        writer.write(_result(_change_failure("recall_at_10", -8 / 112)).SerializeToString())
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    (tmp_path / "blessing").mkdir()
+    (tmp_path / "blessing" / constants.NOT_BLESSED_FILE_NAME).write_text("")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.NOT_BLESSED_VALUE)
+
+    assert evaluator.diff_intervals(str(out)) == {"recall_at_10": (-8 / 112, 0.04, 19)}
+    assert evaluator.bless_over_noise(str(out), blessing) == ["recall_at_10"]
+    assert tfma.load_validation_result(str(out)).validation_ok
+    assert sorted(p.name for p in (tmp_path / "blessing").iterdir()) == [constants.BLESSED_FILE_NAME]
+    assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == constants.BLESSED_VALUE
+    assert evaluator.bless_over_noise(str(out), blessing) == []  # ok now: nothing to do

@@ -1,0 +1,107 @@
+"""How noisy is the gate's "no more than 1% below the served model" rule? (prints a table)
+
+    env/run-in-env python benchmarks/gate_noise.py SERVED_MODEL_DIR CANDIDATE_MODEL_DIR [...]
+
+Scores every eval purchase with each serving SavedModel's `evaluate` signature (the ranks TFMA
+gates on), then, for the first model as the served one and each other as the candidate, on the
+whole eval file and on random subsamples of it (100, 1,000, 10,000 purchases): recall@10 of both,
+the paired difference and its standard error (per purchase, and clustered by user), the standard
+error an unpaired comparison would have, 1% of the served value, and how often each rule refuses
+the candidate over the subsamples: TFMA's relative change threshold (point estimates) and the
+gate's interval rule (components/evaluator.py `without_noise_failures`: refused when the whole
+95% interval of the paired difference is below -1%; here with the analytic standard error and
+the t quantile of TFMA's 19 jackknife degrees of freedom).
+"""
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from models import features
+from models.examples import purchase_examples
+from models.ranking_metrics import evaluate_ranks, purchase_values
+from pipeline import configs
+
+T_975_19 = 2.093  # two-sided 95%, 19 degrees of freedom (TFMA's 20 jackknife groups)
+
+
+def paired(served: np.ndarray, candidate: np.ndarray, users=None) -> dict:
+    """Paired comparison of per-purchase values (0/1 hits for recall)."""
+    n = len(served)
+    d = candidate - served
+    out = {"n": n, "served": served.mean(), "candidate": candidate.mean(), "diff": d.mean(),
+           "se_paired": d.std(ddof=1) / np.sqrt(n),
+           "se_unpaired": np.sqrt(served.var(ddof=1) / n + candidate.var(ddof=1) / n),
+           "cand_only": int(((candidate > 0) & (served == 0)).sum()),
+           "served_only": int(((served > 0) & (candidate == 0)).sum())}
+    if users is not None:  # cluster-robust: the users' sums of differences
+        _, idx = np.unique(users, return_inverse=True)
+        sums = np.bincount(idx, weights=d - d.mean())
+        out["se_cluster"] = np.sqrt((sums ** 2).sum()) / n * np.sqrt(len(sums) / (len(sums) - 1))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="+", help="serving SavedModel dirs; the first is the served one")
+    p.add_argument("--data-dir", default=configs.default_data_dir())
+    p.add_argument("--sizes", default="100,1000,10000")
+    p.add_argument("--reps", type=int, default=2000)
+    p.add_argument("--tolerance", type=float, default=0.01)
+    args = p.parse_args(argv)
+    rows = pq.read_table(os.path.join(args.data_dir, configs.EVAL_FILE)).to_pydict()
+    users = np.array(rows[features.USER_KEY], dtype=object)
+    items = np.array(rows[features.PRODUCT_KEY], dtype=np.int64)
+    examples = purchase_examples(users, items)
+    hits = []
+    for d in args.models:
+        start = time.time()
+        ranks = evaluate_ranks(tf.saved_model.load(d).signatures, examples)
+        hits.append(purchase_values("recall", 10, ranks))
+        print(f"[noise] {d}: recall@10 {hits[-1].mean():.4f} over {len(ranks)} purchases "
+              f"({time.time() - start:.0f} s)", flush=True)
+    rng = np.random.default_rng(0)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    served = hits[0]
+    for i, candidate in enumerate(hits[1:], 1):
+        full = paired(served, candidate, users)
+        print(f"\n## served = {args.models[0]}\n## candidate = {args.models[i]}")
+        print(f"whole eval file: n {full['n']}, served {full['served']:.4f}, candidate "
+              f"{full['candidate']:.4f}, diff {full['diff']:+.5f} ({full['diff'] / full['served']:+.1%}); "
+              f"hits only the candidate's {full['cand_only']}, only the served's {full['served_only']}; "
+              f"SE paired {full['se_paired']:.5f} (by user {full['se_cluster']:.5f}), unpaired "
+              f"{full['se_unpaired']:.5f}; 1% of served {args.tolerance * full['served']:.5f}")
+        print("| purchases | served recall@10 (mean over subsamples) | SD of the paired diff over subsamples "
+              "| mean analytic paired SE | unpaired SE | 1% of served | SE / 1% | refused by the 1% rule "
+              "| refused by the interval rule |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n in sizes + [len(served)]:
+            reps = args.reps if n < len(served) else 1
+            diffs, ses, unp, srv, refused_rule, refused_test = [], [], [], [], 0, 0
+            for _ in range(reps):
+                idx = rng.choice(len(served), n, replace=False) if n < len(served) else np.arange(n)
+                s = paired(served[idx], candidate[idx])
+                diffs.append(s["diff"]), ses.append(s["se_paired"]), unp.append(s["se_unpaired"])
+                srv.append(s["served"])
+                margin = -args.tolerance * s["served"]
+                if s["served"] > 0 and s["diff"] < margin:  # TFMA: diff / served < -1%
+                    refused_rule += 1
+                se = s["se_paired"] if s["se_paired"] > 0 else 0.0
+                if s["diff"] + T_975_19 * se < margin:  # the whole 95% interval is below -1%
+                    refused_test += 1
+            tol = args.tolerance * np.mean(srv)
+            sd = np.std(diffs, ddof=1) if reps > 1 else ses[0]
+            print(f"| {n:,} | {np.mean(srv):.4f} | {sd:.5f} | {np.mean(ses):.5f} | {np.mean(unp):.5f} "
+                  f"| {tol:.5f} | {sd / tol:.1f} | {refused_rule / reps:.1%} | {refused_test / reps:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
