@@ -8,9 +8,9 @@ whole eval file and on random subsamples of it (100, 1,000, 10,000 purchases): r
 the paired difference and its standard error (per purchase, and clustered by user), the standard
 error an unpaired comparison would have, 1% of the served value, and how often each rule refuses
 the candidate over the subsamples: TFMA's relative change threshold (point estimates) and the
-gate's interval rule (components/evaluator.py `without_noise_failures`: refused when the whole
-95% interval of the paired difference is below -1%; here with the analytic standard error and
-the t quantile of TFMA's 19 jackknife degrees of freedom).
+gate's rule (components/evaluator.py `without_noise_failures`: refused when more than 1% below
+and the whole 95% interval of the paired difference below 0; here with the analytic standard
+error and the t quantile of TFMA's 19 jackknife degrees of freedom).
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                 if s["served"] > 0 and s["diff"] < margin:  # TFMA: diff / served < -1%
                     refused_rule += 1
                 se = s["se_paired"] if s["se_paired"] > 0 else 0.0
-                if s["diff"] + T_975_19 * se < margin:  # the whole 95% interval is below -1%
+                if s["diff"] < margin and s["diff"] + T_975_19 * se < 0:  # and the whole 95% interval below 0
                     refused_test += 1
             tol = args.tolerance * np.mean(srv)
             sd = np.std(diffs, ddof=1) if reps > 1 else ses[0]

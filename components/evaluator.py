@@ -162,8 +162,9 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
     over popularity ("popularity": None). A value row compared with a served model whose
     difference has an interval (`intervals`: metric -> Interval) also holds "vs_served":
     {"change", "low", "high", "allowed" (the largest drop the rule allows, a fraction),
-    "result": "ok", "ok (within noise)" (below the allowed drop, but not its whole interval) or
-    "FAILED"}.
+    "result": "ok", "ok (within noise)" (a drop larger than allowed whose interval reaches 0: not
+    below the served model beyond noise) or "FAILED" (larger than allowed, and the whole interval
+    below 0)}.
 
     `values`: model (CANDIDATE/BASELINE) -> metric key -> value; `failed`: metric key -> TFMA's
     failure message. A gated metric without a value (an empty eval split, a metric that could not
@@ -196,7 +197,7 @@ def gate_rows(config: config_pb2.EvalConfig, values: Mapping[str, Mapping[str, f
                 rows[-1]["vs_served"] = {
                     "change": change, "low": low, "high": high, "allowed": allowed,
                     "result": "ok" if change >= -allowed else
-                    "ok (within noise)" if high >= -allowed else "FAILED"}
+                    "ok (within noise)" if high >= 0 else "FAILED"}
         elif metric.class_name == "PopularityMargin":
             bound = metric.threshold.value_threshold.lower_bound.value
             rows.append({"metric": key, "kind": MARGIN, "of": json.loads(metric.config)["metric"],
@@ -230,15 +231,15 @@ def _margin_details(rows: List[Dict[str, Any]]) -> List[str]:
 
 def _noise_details(rows: List[Dict[str, Any]]) -> List[str]:
     """A plain line for each metric below the served model by more than the rule allows whose
-    drop is within noise (not refused: its interval reaches the allowed drop)."""
+    drop is within noise (not refused: its interval reaches 0)."""
     lines = []
     for row in rows:
         vs = row.get("vs_served")
         if vs and vs["result"] == "ok (within noise)":
             lines.append(f"{row['metric']}: {vs['change']:+.1%} against the served model is more than the "
                          f"{vs['allowed']:.1%} drop the gate allows, but within noise: its 95% interval "
-                         f"({vs['low']:+.1%} to {vs['high']:+.1%}) reaches above -{vs['allowed']:.1%}, so it "
-                         "is not refused (a drop is refused when its whole interval is below)")
+                         f"({vs['low']:+.1%} to {vs['high']:+.1%}) reaches 0, so it is not refused (a drop "
+                         f"of more than {vs['allowed']:.1%} is refused when its whole interval is below 0)")
     return lines
 
 
@@ -322,9 +323,10 @@ def without_noise_failures(result, baseline_values: Mapping[str, float],
     TFMA judges a change threshold on the point estimates only (its metrics validator reads a
     value with a confidence interval as its unsampled value), and on small eval sets a drop of
     1% is far inside the noise of the paired difference (a span's 112 purchases refused a
-    candidate at 34 hits against 42). A failure is dropped when the 95% interval of the
-    difference (TFMA's jackknife standard error, `intervals`) reaches the allowed drop: the
-    rule refuses a candidate only when its whole interval is below it. A metric without an
+    candidate at 34 hits against 42). A failure (a drop of more than the allowed one) is dropped
+    when the 95% interval of the difference (TFMA's jackknife standard error, `intervals`)
+    reaches 0: the rule refuses a candidate only when it is more than the allowed drop below the
+    served model and below it beyond noise (the whole interval below 0). A metric without an
     interval keeps its failure."""
     def within_noise(failure) -> bool:
         threshold = failure.metric_threshold
@@ -338,7 +340,7 @@ def without_noise_failures(result, baseline_values: Mapping[str, float],
         if not served or name not in intervals:
             return False
         _, _, high = change_interval(served, intervals[name])
-        return high >= threshold.change_threshold.relative.value
+        return high >= 0
 
     return _without_failures(result, within_noise)
 
@@ -571,8 +573,8 @@ class Executor(evaluator_executor.Executor):
                      "failed it)", ", ".join(forgiven))
         noise = bless_over_noise(evaluation.uri, blessings[0])
         if noise:
-            log.info("[gate] the drop vs served on %s is within noise (its 95%% interval reaches the allowed "
-                     "drop): not refused for it (TFMA judges the point estimates only)", ", ".join(noise))
+            log.info("[gate] the drop vs served on %s is within noise (its 95%% interval reaches 0): not "
+                     "refused for it (TFMA judges the point estimates only)", ", ".join(noise))
         # the config TFMA saved with its output, as the cached table, the report and the card read
         # it: without a served model TFX drops the "vs served" thresholds (rubber stamp)
         _, report = gate_report(evaluation.uri)

@@ -269,6 +269,11 @@ def test_a_drop_within_noise_is_not_refused_and_a_drop_past_it_is():
     fixed, forgiven = evaluator.without_noise_failures(
         _result(_change_failure("recall_at_10", -0.0714)), served, intervals)
     assert forgiven == ["recall_at_10"] and fixed.validation_ok and not fixed.metric_validations_per_slice
+    # a drop of 2.5% whose interval (-4.1% to -0.9%) is wholly below 0, though not below -1%: beyond
+    # noise, refused (the rule is "more than 1% below, and below beyond noise")
+    beyond = {"recall_at_10": (-0.001, 0.000306, 19)}
+    result = _result(_change_failure("recall_at_10", -0.025))
+    assert evaluator.without_noise_failures(result, {"recall_at_10": 0.04}, beyond) == (result, [])
     # no interval (confidence intervals off, an older evaluation): TFMA's verdict stands
     result = _result(_change_failure("recall_at_10", -0.0714))
     assert evaluator.without_noise_failures(result, served, {}) == (result, [])
@@ -295,8 +300,8 @@ def test_the_table_shows_the_interval_of_the_change_vs_served():
     assert "\n  vs served            -19.0%          -          -  95% interval " in text
     assert evaluator._noise_details(list(rows.values())) == [
         f"recall_at_10: -19.0% against the served model is more than the 1.0% drop the gate allows, but within "
-        f"noise: its 95% interval ({vs['low']:+.1%} to {vs['high']:+.1%}) reaches above -1.0%, so it is not "
-        "refused (a drop is refused when its whole interval is below)"]
+        f"noise: its 95% interval ({vs['low']:+.1%} to {vs['high']:+.1%}) reaches 0, so it is not refused (a drop "
+        "of more than 1.0% is refused when its whole interval is below 0)"]
 
 
 def test_the_blessing_follows_the_result_without_the_failures_within_noise(tmp_path):
