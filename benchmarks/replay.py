@@ -232,7 +232,11 @@ def refusal_reason(gate_rows: List[Dict[str, Any]]) -> str:
         elif row.get("kind") == evaluator.MARGIN:
             failed.append(f"{row['of']} vs popularity {row['candidate']:+.1%}, wants {row['threshold']}")
         else:
-            failed.append(f"{row['metric']} {row['candidate']:.4f}, wants {row['threshold']}")
+            served, vs = row.get("baseline"), row.get("vs_served")
+            against = (f" vs served {served:.4f} ({vs['change']:+.1%}, 95% interval {vs['low']:+.1%} to "
+                       f"{vs['high']:+.1%})" if vs else
+                       f" vs served {served:.4f} ({row['candidate'] / served - 1:+.1%})" if served else "")
+            failed.append(f"{row['metric']} {row['candidate']:.4f}{against}, wants {row['threshold']}")
     return "; ".join(failed) or "see its log"
 
 

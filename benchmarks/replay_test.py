@@ -50,7 +50,7 @@ def test_a_refusal_is_told_by_the_gates_failed_rows():
          "result": "FAILED (no value)"},
     ]
     assert replay.refusal_reason(rows) == (
-        "recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served; "
+        "recall_at_10 0.0204 vs served 0.0321 (-36.4%), wants >= 0, drop <= 1.0% vs served; "
         "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity; ndcg_at_10: no value")
     assert replay.refusal_reason([]) == "see its log"
     refused = {"rows": {"train": 900, "eval": 300}, "start": {"kind": "warm", "from_version": 7},
@@ -59,7 +59,12 @@ def test_a_refusal_is_told_by_the_gates_failed_rows():
                "version": None, "gate_rows": rows[:1]}
     line = replay.span_line(4, {"code": 0, "summary": {"drift": "within"}, "console": ""}, refused)
     assert line.startswith("span 4 (window 2-4): rows train 900, eval 300; drift within; warm from 7;")
-    assert line.endswith("refused (recall_at_10 0.0204, wants >= 0, drop <= 1.0% vs served)")
+    assert line.endswith("refused (recall_at_10 0.0204 vs served 0.0321 (-36.4%), wants >= 0, drop <= 1.0% vs served)")
+    # with the interval of the change (components/evaluator.py gate_rows' "vs_served")
+    rows[0]["vs_served"] = {"change": -0.364, "low": -0.45, "high": -0.28, "allowed": 0.01, "result": "FAILED"}
+    assert replay.refusal_reason(rows[:1]) == (
+        "recall_at_10 0.0204 vs served 0.0321 (-36.4%, 95% interval -45.0% to -28.0%), wants >= 0, "
+        "drop <= 1.0% vs served")
 
 
 def test_its_own_tensorflow_lines_go_to_its_log_and_errors_still_reach_the_console(tmp_path, capfd):
