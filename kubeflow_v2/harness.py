@@ -612,4 +612,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m kubeflow_v2.harness` runs this file as __main__, a second copy of the module beside
+    # the kubeflow_v2.harness that kfp_harness imports: its TaskFailed is another class, which this
+    # copy's main() would not catch. Found by exploratory testing: with --kfp, a drift stop ended in
+    # a traceback and exit 1 (4 without --kfp). Run the one module's main().
+    from kubeflow_v2 import harness as _harness
+
+    sys.exit(_harness.main())

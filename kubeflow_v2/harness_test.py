@@ -372,3 +372,21 @@ def test_kfp_a_compiled_input_path_missing_here_is_named_before_anything_runs(tm
     assert not (tmp_path / "logs").exists() and not (tmp_path / "root").exists()
     data.mkdir(parents=True)
     assert _kfp_runner(path, tmp_path).run().artifact("produce", "model")["metadata"]["n"] == 7
+
+
+def test_kfp_a_task_that_rejects_the_data_exits_4_from_the_command_line(tmp_path):
+    """`python -m kubeflow_v2.harness --kfp`, as docs/kubeflow.md runs it. Found by exploratory
+    testing: a drift stop there ended in the harness's own traceback (kfp_harness raised the
+    TaskFailed of kubeflow_v2.harness, not of the __main__ copy main() caught) and exit 1."""
+    import subprocess
+    import sys
+
+    drift = ("import sys; print('components.drift.DriftError: the newest span drifted'); sys.exit(1)")
+    path = _kfp_package(tmp_path, extra_tasks={"gate": (
+        {"executorLabel": "gate_executor"},
+        {"container": {"image": "img:1", "command": ["python", "-c", drift], "args": ["{{$}}"]}})})
+    done = subprocess.run([sys.executable, "-m", "kubeflow_v2.harness", path, "--kfp", "--log-dir",
+                           str(tmp_path / "logs")], cwd=harness.PROJECT_DIR, capture_output=True, text=True)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "error: the data was rejected at gate:\nthe newest span drifted\n(the task's whole log: " in done.stderr
