@@ -159,8 +159,14 @@ def accepted_drift_note(base: str, acceptances_dir: Optional[str] = None) -> Opt
     if acceptances_dir and os.path.isdir(acceptances_dir):
         files = sorted(os.path.join(acceptances_dir, f) for f in os.listdir(acceptances_dir)
                        if f.startswith(prefix) and f.endswith(".json"))
+    # Without the directory (--serving-dir: a compiled pipeline's versions), both places, each as its
+    # runner names it (found by exploratory testing: "<pipeline root>/drift_acceptances" alone, where a
+    # compiled pipeline keeps them one folder down, under its pipeline name)
     where = (", ".join(files) if files else
-             f"the file named {prefix}*.json in the drift acceptances directory (<pipeline root>/drift_acceptances)")
+             f"the file named {prefix}*.json in the drift acceptances directory (a compiled pipeline's: "
+             "<compiled pipeline root>/drift_acceptances/<pipeline name>/; a local run's: <output "
+             "dir>/pipeline_root/<pipeline name>/drift_acceptances/; the pipeline name is asos-recommender "
+             "unless --pipeline-name set another)")
     return (f"note: version {served.number}, taken out of service, trained on {newest} with its drift "
             f"accepted ({gate['accepted']}). The acceptance stands: later runs on the same spans train on "
             f"{newest} again and stop with exit 3 (a withdrawn model is not pushed again). For them to stop "

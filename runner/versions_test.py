@@ -234,3 +234,30 @@ def test_a_rollback_from_a_model_trained_on_accepted_drift_says_how_to_withdraw_
     assert note.endswith(f"delete its acceptance: {kept}")
     # a version trained on a span that passed (or no spans) says nothing more
     assert versions.accepted_drift_note(base, acceptances) is None  # the rollback's copy of 1796001422 is served
+
+
+def test_a_rollback_of_a_compiled_pipelines_versions_names_where_its_acceptances_are(
+        saved_model, other_model, tmp_path, capsys):
+    """`--serving-dir` (a compiled pipeline's versions): the acceptances directory is not known, and
+    the note names where each runner keeps it. Found by exploratory testing: it said
+    `<pipeline root>/drift_acceptances`, where a compiled pipeline keeps them one folder down,
+    under its pipeline name (pipeline/configs.py VertexConfig.drift_acceptances_dir)."""
+    from pipeline import configs
+
+    base = str(tmp_path / "serving")
+    _push(saved_model, base, 1796001422)
+    gate = {"newest": "span-3", "previous": "span-2", "verdict": "OVER the thresholds",
+            "accepted": "--accept-drift", "measures": []}
+    model_versions.publish(other_model, base, lambda n, path: model_card.files(
+        {**_card(n, path), "quantitative_analysis": {**_card(n, path)["quantitative_analysis"], "drift_gate": gate}}),
+        now=1796012949)
+    assert entry_point.main(["rollback", "1796001422", "--reason", "span-3 accepted by mistake",
+                             "--serving-dir", base]) == 0
+    note = capsys.readouterr().out.splitlines()[1]
+    compiled = configs.VertexConfig(project="p", region="r", bucket="b", image="i").drift_acceptances_dir
+    assert compiled == "gs://b/pipeline_root/drift_acceptances/asos-recommender"
+    local = configs.PipelineConfig(output_dir="OUT").drift_acceptances_dir
+    assert local == os.path.join("OUT", "pipeline_root", "asos-recommender", "drift_acceptances")
+    assert ("span-3-vs-span-2-*.json in the drift acceptances directory (a compiled pipeline's: "
+            "<compiled pipeline root>/drift_acceptances/<pipeline name>/; a local run's: "
+            "<output dir>/pipeline_root/<pipeline name>/drift_acceptances/;") in note
