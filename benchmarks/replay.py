@@ -125,7 +125,8 @@ def write_span(data_dir: str, table, rows: np.ndarray, k: int, layout: str) -> N
 # --- one run ------------------------------------------------------------------------------------
 def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]) -> Dict[str, Any]:
     """`local_runner.py` on the data into `output_dir`; {"code", "seconds", "summary": the
-    console's summary rows, "console"}; the console is kept in `log_path`."""
+    console's summary rows, "console": its standard output and error, "started_ms"}; the console
+    is kept in `log_path`."""
     start = time.time()
     done = subprocess.run([sys.executable, "local_runner.py", "--data-dir", data_dir, "--output-dir",
                            output_dir, "--skip-checksums", *extra],
@@ -139,12 +140,16 @@ def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]
             if line.startswith("  ") and line.strip():
                 summary[line[2:17].strip()] = line[17:].strip()
     return {"code": done.returncode, "seconds": time.time() - start, "summary": summary,
-            "console": done.stdout}
+            "console": done.stdout + done.stderr, "started_ms": int(start * 1000)}
 
 
-def run_figures(output_dir: str) -> Dict[str, Any]:
-    """What the latest run in `output_dir` did, from its run report and its candidate's
-    training.json (found through the output directory's ML Metadata)."""
+def run_figures(output_dir: str, since_ms: int = 0) -> Dict[str, Any]:
+    """What the run in `output_dir` that started at `since_ms` (milliseconds since the epoch) did,
+    from its run report and its candidate's training.json (found through the output directory's
+    ML Metadata); {} when that run wrote no report (stopped by the data checks or the drift gate,
+    or failed). An earlier run's report is not this run's (found by exploratory testing: a span
+    stopped by the drift gate was printed, and kept in replay.json, with the figures, the model
+    and the version of the span before it)."""
     from models import trainer
     from pipeline import configs
     from runner import metadata
@@ -152,6 +157,9 @@ def run_figures(output_dir: str) -> Dict[str, Any]:
     config = configs.PipelineConfig(output_dir=output_dir)
     figures: Dict[str, Any] = {}
     try:
+        executions = metadata.node_executions(config)
+        if any(executions[node][-1].create_time_since_epoch < since_ms for node in ("RunReport", "Trainer")):
+            return figures
         [report_uri] = metadata.output_uris(config, "RunReport", "report")
         [model_uri] = metadata.output_uris(config, "Trainer", "model")
     except (KeyError, IndexError, ValueError):
@@ -240,11 +248,27 @@ def refusal_reason(gate_rows: List[Dict[str, Any]]) -> str:
     return "; ".join(failed) or "see its log"
 
 
+def failure_lines(console: str, most: int = 6) -> List[str]:
+    """What a run that left no model said of why: its `error:` line and the lines under it (a
+    local_runner.py console: runner/console.py; an argparse error on its standard error), else
+    its last line."""
+    lines = console.rstrip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error:") or ": error: " in line]
+    if not starts:
+        return [lines[-1].strip()] if lines else ["-"]
+    block = [lines[starts[-1]].strip()]
+    for line in lines[starts[-1] + 1:]:
+        if not line.startswith("  ") or not line.strip():
+            break
+        block.append(line.strip())
+    return block[:most]
+
+
 def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any]) -> str:
     summary = result["summary"]
     if not figures:
-        return (f"span {k}: exit {result['code']}, no model: "
-                f"{(result['console'].strip().splitlines() or ['-'])[-1]}")
+        first, *more = failure_lines(result["console"])
+        return "\n".join([f"span {k}: exit {result['code']}, no model: {first}"] + [f"    {line}" for line in more])
     rows = ", ".join(f"{split} {n:,}" for split, n in figures["rows"].items())
     start = figures["start"]
     how = (f"warm from {start.get('from_version')}" if start.get("kind") == "warm"
@@ -331,7 +355,7 @@ def main(argv=None) -> int:
                                   os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
             own_log = os.path.join(args.output_dir, "logs", "replay.txt")
             with stderr_to(own_log):
-                figures = run_figures(os.path.join(args.output_dir, chain))
+                figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
             entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
                             "drift": result["summary"].get("drift")}
             if chain == "warm":
@@ -342,6 +366,10 @@ def main(argv=None) -> int:
                                                        os.path.join(data_dir, configs.EVAL_FILE))
                 print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
                       f"{_metrics_text(figures['metrics'])}", flush=True)
+            else:
+                first, *more = failure_lines(result["console"])
+                print("\n".join([f"  cold on the same window: exit {result['code']}, no model: {first}"]
+                                + [f"    {line}" for line in more]), flush=True)
         record["spans"].append(entry)
         with open(os.path.join(args.output_dir, MARKER), "w") as f:
             json.dump(record, f, indent=1, default=str)

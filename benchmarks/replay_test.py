@@ -79,3 +79,39 @@ def test_its_own_tensorflow_lines_go_to_its_log_and_errors_still_reach_the_conso
             raise RuntimeError("boom")
     os.write(2, b"restored\n")
     assert capfd.readouterr().err == "restored\n"
+
+
+def test_a_run_that_wrote_no_report_has_no_figures_not_the_runs_before_it(tmp_path, monkeypatch):
+    """Found by exploratory testing: span 2 stopped by the drift gate (exit 4) was printed, and
+    kept in replay.json, with span 1's window, metrics and pushed version."""
+    from types import SimpleNamespace
+
+    from runner import metadata
+
+    earlier = {node: [SimpleNamespace(create_time_since_epoch=1_000)] for node in ("RunReport", "Trainer")}
+    monkeypatch.setattr(metadata, "node_executions", lambda config: earlier)
+    monkeypatch.setattr(metadata, "output_uris", lambda *a, **k: pytest.fail("read an earlier run's outputs"))
+    assert replay.run_figures(str(tmp_path), since_ms=2_000) == {}
+
+
+DRIFT_STOP = """  DriftGate                      failed    2.5 s
+
+error: the data was rejected at DriftGate; nothing was trained or pushed (exit code 4):
+  The newest span span-2 drifted from span-1 (thresholds: pipeline/configs.py DriftConfig)
+  productId L-infinity distance: 0.007319, allowed <= 0.006
+  (figures and TFDV's anomalies kept in /out/warm/pipeline_root/DriftGate/rejected/16)
+full log: /out/warm/logs/run-20261207-103809.log
+"""
+
+
+def test_a_span_without_a_model_says_why():
+    line = replay.span_line(2, {"code": 4, "summary": {}, "console": DRIFT_STOP}, {})
+    assert line.splitlines() == [
+        "span 2: exit 4, no model: error: the data was rejected at DriftGate; nothing was trained or "
+        "pushed (exit code 4):",
+        "    The newest span span-2 drifted from span-1 (thresholds: pipeline/configs.py DriftConfig)",
+        "    productId L-infinity distance: 0.007319, allowed <= 0.006",
+        "    (figures and TFDV's anomalies kept in /out/warm/pipeline_root/DriftGate/rejected/16)"]
+    usage = "usage: local_runner.py [-h]\nlocal_runner.py: error: argument --span-window: 0 is not a number\n"
+    assert replay.failure_lines(usage) == ["local_runner.py: error: argument --span-window: 0 is not a number"]
+    assert replay.failure_lines("") == ["-"]
