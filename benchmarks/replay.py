@@ -306,6 +306,30 @@ def comparison_lines(spans: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def flag_problems(args) -> List[str]:
+    """What is wrong with the replay's own flags, each naming the flag (found by exploratory
+    testing: `--spans 0` and a missing --data-dir ended in a traceback, and `--window 0` ran every
+    span into local_runner.py's usage error and the replay exited 0)."""
+    from pipeline import configs
+
+    problems = []
+    if args.spans < 1:
+        problems.append(f"--spans {args.spans}: a replay needs 1 span or more")
+    if args.window < 1:
+        problems.append(f"--window {args.window}: a training window needs 1 span or more")
+    if args.spans > 1 and not 0.0 < args.first_share < 1.0:
+        problems.append(f"--first-share {args.first_share}: the first span's share must be between 0 and 1")
+    if not os.path.isdir(args.data_dir):
+        problems.append(f"--data-dir {args.data_dir}: no such directory")
+    else:
+        missing = [name for name in (configs.TRAIN_FILE, configs.EVAL_FILE, configs.CATALOG_FILE)
+                   if not os.path.isfile(os.path.join(args.data_dir, name))]
+        if missing:
+            problems.append(f"--data-dir {args.data_dir}: no {', '.join(missing)} (the replay splits the train "
+                            "file and keeps the eval and catalog files)")
+    return problems
+
+
 def main(argv=None) -> int:
     from pipeline import configs
 
@@ -327,6 +351,8 @@ def main(argv=None) -> int:
     p.add_argument("--window", type=int, default=configs.DEFAULT_SPAN_WINDOW,
                    help="spans per training window (the pipeline's --span-window); default %(default)s")
     args, extra = p.parse_known_args(argv)
+    for problem in flag_problems(args):
+        p.error(problem)  # exit code 2, before anything is read or cleared
     extra = [a for a in extra if a != "--"]
     if args.layout == "spans" and not any(a.startswith("--span-window") for a in extra):
         extra += ["--span-window", str(args.window)]

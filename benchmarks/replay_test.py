@@ -115,3 +115,28 @@ def test_a_span_without_a_model_says_why():
     usage = "usage: local_runner.py [-h]\nlocal_runner.py: error: argument --span-window: 0 is not a number\n"
     assert replay.failure_lines(usage) == ["local_runner.py: error: argument --span-window: 0 is not a number"]
     assert replay.failure_lines("") == ["-"]
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--spans", "0"], "--spans 0: a replay needs 1 span or more"),
+    (["--window", "0"], "--window 0: a training window needs 1 span or more"),
+    (["--first-share", "1.5"], "--first-share 1.5: the first span's share must be between 0 and 1"),
+    (["--data-dir", "/nonexistent"], "--data-dir /nonexistent: no such directory"),
+])
+def test_bad_flags_are_usage_errors_before_anything_is_cleared(flags, said, tmp_path, capsys, write_fake_asos):
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    write_fake_asos(str(data_dir))
+    out.mkdir()
+    (out / replay.MARKER).write_text('{"spans": []}')  # an earlier replay: left as it is
+    with pytest.raises(SystemExit) as stopped:
+        replay.main(["--data-dir", str(data_dir), "--output-dir", str(out), *flags])
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == [replay.MARKER]
+
+
+def test_a_data_directory_without_the_files_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        replay.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    assert (f"--data-dir {tmp_path}: no dsf_asos_train_with_alphanumeric_dummy_ids.parquet, "
+            "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet, dsf_asos_productIds.csv") in capsys.readouterr().err
