@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -66,6 +67,11 @@ GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default
 # 0.0132 against the bound 0.03 and popularity's 0.0165; span 3, 80%, sampled accuracy 0.1399
 # against 0.15), so nothing would ever be served and nothing warm-started. `--production-gate`
 # keeps the production gate.
+# A span's run ending so is the span's outcome, and the replay goes on: a model pushed (or already
+# served), refused by the gate, or the span's data rejected (the drift gate); any other code (bad
+# flags after `--`, a busy output directory, memory, disk, a failure) stops the replay with it
+SPAN_OUTCOMES = (0, 3, 4)
+EXIT_INTERRUPTED = 130  # as local_runner.py's (runner/console.py)
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
 
 
@@ -123,24 +129,58 @@ def write_span(data_dir: str, table, rows: np.ndarray, k: int, layout: str) -> N
 
 
 # --- one run ------------------------------------------------------------------------------------
+class Interrupted(Exception):
+    """The replay was stopped (Ctrl-C, SIGINT or SIGTERM) between two runs."""
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]) -> Dict[str, Any]:
     """`local_runner.py` on the data into `output_dir`; {"code", "seconds", "summary": the
-    console's summary rows, "console": its standard output and error, "started_ms"}; the console
-    is kept in `log_path`."""
+    console's summary rows, "console": its standard output and error, "started_ms",
+    "interrupted"}; the console is kept in `log_path`.
+
+    The run has a process group of its own, and a stop of the replay (a Ctrl-C, SIGINT or SIGTERM)
+    reaches it once, as its Ctrl-C: the replay waits for it to end as a stopped run ends (exit code
+    130, nothing half-pushed) and keeps its console (found by exploratory testing: a Ctrl-C ended
+    the replay in a traceback and SIGKILLed the run after a quarter of a second, its console lost;
+    a SIGTERM ended the replay alone and the run went on, orphaned, into the directory a replay
+    started again was clearing)."""
     start = time.time()
-    done = subprocess.run([sys.executable, "local_runner.py", "--data-dir", data_dir, "--output-dir",
-                           output_dir, "--skip-checksums", *extra],
-                          cwd=PROJECT_DIR, capture_output=True, text=True)
+    stops: List[int] = []
+    children: List[subprocess.Popen] = []
+
+    def stop(signum, frame):
+        if not stops and children:
+            with contextlib.suppress(ProcessLookupError):
+                children[0].send_signal(signal.SIGINT)
+        stops.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        child = subprocess.Popen([sys.executable, "local_runner.py", "--data-dir", data_dir, "--output-dir",
+                                  output_dir, "--skip-checksums", *extra],
+                                 cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 process_group=0)
+        children.append(child)
+        if stops:  # a stop before the run had started
+            child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     with open(log_path, "w") as f:
-        f.write(done.stdout + done.stderr)
-    lines = done.stdout.splitlines()
+        f.write(stdout + stderr)
+    lines = stdout.splitlines()
     summary = {}
     if "summary" in lines:
         for line in lines[lines.index("summary") + 1:]:
             if line.startswith("  ") and line.strip():
                 summary[line[2:17].strip()] = line[17:].strip()
-    return {"code": done.returncode, "seconds": time.time() - start, "summary": summary,
-            "console": done.stdout + done.stderr, "started_ms": int(start * 1000)}
+    return {"code": child.returncode, "seconds": time.time() - start, "summary": summary,
+            "console": stdout + stderr, "started_ms": int(start * 1000), "interrupted": bool(stops)}
 
 
 def run_figures(output_dir: str, since_ms: int = 0) -> Dict[str, Any]:
@@ -369,43 +409,74 @@ def main(argv=None) -> int:
           f"has no timestamps); eval: the standing eval file; outputs {args.output_dir}", flush=True)
     record: Dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:] if argv is None else argv,
                               "spans": []}
-    for k in range(1, len(spans) + 1):
-        if args.layout == "flat":
-            write_span(data_dir, table, np.sort(np.concatenate(spans[max(0, k - args.window):k])), k, "flat")
-        else:
-            write_span(data_dir, table, spans[k - 1], k, "spans")
-        entry: Dict[str, Any] = {"span": k}
-        for chain in ("warm", "cold") if args.cold and k > 1 else ("warm",):
-            flags = extra + (["--cold-start"] if chain == "cold" else [])
-            result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
-                                  os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
-            own_log = os.path.join(args.output_dir, "logs", "replay.txt")
-            with stderr_to(own_log):
-                figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
-            entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
-                            "drift": result["summary"].get("drift")}
-            if chain == "warm":
-                print(span_line(k, result, figures), flush=True)
-            elif figures:
-                with stderr_to(own_log):
-                    entry["cold_se"] = standard_errors(figures["model_dir"],
-                                                       os.path.join(data_dir, configs.EVAL_FILE))
-                print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
-                      f"{_metrics_text(figures['metrics'])}", flush=True)
-            else:
-                first, *more = failure_lines(result["console"])
-                print("\n".join([f"  cold on the same window: exit {result['code']}, no model: {first}"]
-                                + [f"    {line}" for line in more]), flush=True)
-        record["spans"].append(entry)
+
+    def save() -> None:
         with open(os.path.join(args.output_dir, MARKER), "w") as f:
             json.dump(record, f, indent=1, default=str)
+
+    own_log = os.path.join(args.output_dir, "logs", "replay.txt")
+    failed = None  # (span, chain, exit code) of a run whose failure stops the replay
+    k, chain = 0, "warm"
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)  # between runs, as a Ctrl-C
+    try:
+        for k in range(1, len(spans) + 1):
+            if args.layout == "flat":
+                write_span(data_dir, table, np.sort(np.concatenate(spans[max(0, k - args.window):k])), k, "flat")
+            else:
+                write_span(data_dir, table, spans[k - 1], k, "spans")
+            entry: Dict[str, Any] = {"span": k}
+            record["spans"].append(entry)
+            for chain in ("warm", "cold") if args.cold and k > 1 else ("warm",):
+                flags = extra + (["--cold-start"] if chain == "cold" else [])
+                result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
+                                      os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
+                with stderr_to(own_log):
+                    figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
+                entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
+                                "drift": result["summary"].get("drift")}
+                save()
+                if chain == "warm":
+                    print(span_line(k, result, figures), flush=True)
+                elif figures:
+                    with stderr_to(own_log):
+                        entry["cold_se"] = standard_errors(figures["model_dir"],
+                                                           os.path.join(data_dir, configs.EVAL_FILE))
+                    print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
+                          f"{_metrics_text(figures['metrics'])}", flush=True)
+                else:
+                    first, *more = failure_lines(result["console"])
+                    print("\n".join([f"  cold on the same window: exit {result['code']}, no model: {first}"]
+                                    + [f"    {line}" for line in more]), flush=True)
+                if result["interrupted"] or result["code"] == EXIT_INTERRUPTED:
+                    raise Interrupted("the run")
+                if result["code"] not in SPAN_OUTCOMES:
+                    failed = (k, chain, result["code"])
+                    break
+            save()
+            if failed:
+                break
+    except (KeyboardInterrupt, Interrupted):
+        record["interrupted"] = {"span": k, "chain": chain}
+        save()
+        print(f"\n[replay] interrupted during span {k} ({chain} run); exit code {EXIT_INTERRUPTED}. A run it "
+              f"stopped stops as a stopped make run does (nothing half-pushed); its console: "
+              f"{os.path.join(args.output_dir, 'logs', f'span-{k}-{chain}.txt')}. replay.json holds the spans "
+              f"so far; a replay started again on {args.output_dir} starts over from span 1", flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
     if args.cold:
         for line in comparison_lines(record["spans"]):
             print(line)
-        with open(os.path.join(args.output_dir, MARKER), "w") as f:
-            json.dump(record, f, indent=1, default=str)
+        save()
     print(f"[replay] figures: {os.path.join(args.output_dir, MARKER)}; reports: "
           f"{os.path.join(args.output_dir, 'warm', 'reports')}")
+    if failed:
+        span, chain, code = failed
+        print(f"[replay] stopped after span {span}: its {chain} run failed with exit code {code} (above; its "
+              f"console: {os.path.join(args.output_dir, 'logs', f'span-{span}-{chain}.txt')}), so the spans "
+              f"after it were not run; exit code {code}", flush=True)
+        return code
     return 0
 
 

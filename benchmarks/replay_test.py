@@ -1,5 +1,6 @@
 """The replay's split into spans, its verdict on the warm start's target, and its quiet console."""
 
+import json
 import os
 
 import numpy as np
@@ -140,3 +141,76 @@ def test_a_data_directory_without_the_files_is_named(tmp_path, capsys):
     assert stopped.value.code == 2
     assert (f"--data-dir {tmp_path}: no dsf_asos_train_with_alphanumeric_dummy_ids.parquet, "
             "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet, dsf_asos_productIds.csv") in capsys.readouterr().err
+
+
+FAKE_RUNNER = r'''
+import os, signal, sys, time
+mode = os.environ["FAKE_RUNNER_MODE"]
+calls = os.path.join(os.environ["FAKE_RUNNER_DIR"], "calls")
+with open(calls, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\n")
+if mode.startswith("exit "):
+    print("error: the fake run failed (exit code %s):\n  why it failed" % mode[5:])
+    sys.exit(int(mode[5:]))
+stops = []
+signal.signal(signal.SIGINT, lambda *_: stops.append(1))
+print("  Trainer                        running", flush=True)
+if mode == "stop the replay":
+    os.kill(os.getppid(), signal.SIGTERM)  # as `timeout` or a scheduler stops the replay
+deadline = time.time() + 20
+while not stops and time.time() < deadline:
+    time.sleep(0.05)
+time.sleep(0.3)  # a stopped run takes a moment to end: a second signal would land here
+with open(os.path.join(os.environ["FAKE_RUNNER_DIR"], "stops"), "w") as f:
+    f.write(str(len(stops)))
+print("error: interrupted (exit code 130); nothing was pushed")
+sys.exit(130 if stops else 0)
+'''
+
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch, write_fake_asos):
+    """The replay with a stand-in for local_runner.py (FAKE_RUNNER, told what to do by
+    FAKE_RUNNER_MODE) on generated data; returns (run the replay: its exit code, the stand-in's
+    directory)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "local_runner.py").write_text(FAKE_RUNNER)
+    monkeypatch.setattr(replay, "PROJECT_DIR", str(project))
+    monkeypatch.setenv("FAKE_RUNNER_DIR", str(project))
+    write_fake_asos(str(tmp_path / "data"))
+
+    def run(mode, *flags):
+        monkeypatch.setenv("FAKE_RUNNER_MODE", mode)
+        return replay.main(["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out"),
+                            "--spans", "3", *flags])
+    return run, project
+
+
+def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_runner, tmp_path, capsys):
+    """Found by exploratory testing: a SIGTERM ended the replay alone (its run went on, orphaned,
+    into the directory a replay started again cleared); a Ctrl-C ended it in a traceback, the
+    run SIGKILLed a quarter of a second later and its console lost."""
+    run, project = fake_runner
+    assert run("stop the replay", "--no-cold") == 130
+    assert (project / "stops").read_text() == "1"  # the run's Ctrl-C, once
+    assert len((project / "calls").read_text().splitlines()) == 1  # no span after it
+    out = capsys.readouterr().out
+    assert "span 1: exit 130, no model: error: interrupted (exit code 130); nothing was pushed" in out
+    assert "[replay] interrupted during span 1 (warm run); exit code 130" in out
+    assert "Trainer" in (tmp_path / "out" / "logs" / "span-1-warm.txt").read_text()  # its console kept
+    record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
+    assert record["interrupted"] == {"span": 1, "chain": "warm"}
+    assert record["spans"][0]["warm"]["exit_code"] == 130
+
+
+def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_replay(fake_runner, capsys):
+    run, project = fake_runner
+    assert run("exit 4", "--no-cold") == 0  # the drift gate stopped each span: the replay goes on
+    assert len((project / "calls").read_text().splitlines()) == 3
+    (project / "calls").unlink()
+    assert run("exit 75") == 75  # e.g. another run holds the output directory
+    assert len((project / "calls").read_text().splitlines()) == 1
+    out = capsys.readouterr().out
+    assert "span 1: exit 75, no model: error: the fake run failed (exit code 75):\n    why it failed" in out
+    assert "[replay] stopped after span 1: its warm run failed with exit code 75" in out
