@@ -5,8 +5,8 @@
     env/run-in-env python benchmarks/replay.py --window 2 -- --preset default  # after `--`: make run's flags
 
 **The spans are not periods of time.** The ASOS sample has no timestamps: the replay splits the
-train purchases at random (seeded), the first span bigger (40% by default, the others equal
-shares of the rest), as if the same weeks of purchases had arrived in K deliveries. The eval file
+train purchases at random (seeded), the first span bigger (by default twice each of the others:
+40% of the purchases with 4 spans), as if the same weeks of purchases had arrived in K deliveries. The eval file
 stays the standing one for every span.
 
 For span k = 1..K the replay writes the span into its data directory (`<output-dir>/data/`: the
@@ -73,6 +73,15 @@ GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default
 SPAN_OUTCOMES = (0, 3, 4)
 EXIT_INTERRUPTED = 130  # as local_runner.py's (runner/console.py)
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
+
+
+def default_first_share(spans: int) -> float:
+    """The replay's first span: twice each of the others, 2/(K+1) of the purchases (0.4 of 4
+    spans), as the drift gate's thresholds were calibrated (benchmarks/drift_calibration.py). A
+    fixed 0.4 made span 2 of 5 or more spans smaller than the gate's min_rows_ratio (0.4) times
+    span 1, and the gate stopped it whatever its data (found by exploratory testing: --spans 6,
+    rows x0.30)."""
+    return 2.0 / (spans + 1)
 
 
 def split_into_spans(rows: int, spans: int = SPANS, first_share: float = FIRST_SHARE,
@@ -357,7 +366,7 @@ def flag_problems(args) -> List[str]:
         problems.append(f"--spans {args.spans}: a replay needs 1 span or more")
     if args.window < 1:
         problems.append(f"--window {args.window}: a training window needs 1 span or more")
-    if args.spans > 1 and not 0.0 < args.first_share < 1.0:
+    if args.spans > 1 and args.first_share is not None and not 0.0 < args.first_share < 1.0:
         problems.append(f"--first-share {args.first_share}: the first span's share must be between 0 and 1")
     if not os.path.isdir(args.data_dir):
         problems.append(f"--data-dir {args.data_dir}: no such directory")
@@ -378,7 +387,8 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", default=os.path.join(configs.DEFAULT_OUTPUT_DIR, "replay"),
                    help="the replay's own directory (cleared when a replay left it); default %(default)s")
     p.add_argument("--spans", type=int, default=SPANS, help="default %(default)s")
-    p.add_argument("--first-share", type=float, default=FIRST_SHARE, help="default %(default)s")
+    p.add_argument("--first-share", type=float, default=None,
+                   help="the first span's share of the purchases; default twice each of the others' (0.4 of 4 spans)")
     p.add_argument("--seed", type=int, default=SEED, help="of the split; default %(default)s")
     p.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-training comparison")
     p.add_argument("--production-gate", action="store_true",
@@ -402,7 +412,8 @@ def main(argv=None) -> int:
     import pyarrow.parquet as pq
 
     table = pq.read_table(os.path.join(args.data_dir, configs.TRAIN_FILE))
-    spans = split_into_spans(table.num_rows, args.spans, args.first_share, args.seed)
+    first_share = default_first_share(args.spans) if args.first_share is None else args.first_share
+    spans = split_into_spans(table.num_rows, args.spans, first_share, args.seed)
     data_dir = prepare(args.output_dir, args.data_dir)
     print(f"[replay] {table.num_rows:,} train purchases as {len(spans)} spans of "
           f"{', '.join(f'{len(s):,}' for s in spans)} (seeded random split, seed {args.seed}: the data "

@@ -214,3 +214,15 @@ def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_r
     out = capsys.readouterr().out
     assert "span 1: exit 75, no model: error: the fake run failed (exit code 75):\n    why it failed" in out
     assert "[replay] stopped after span 1: its warm run failed with exit code 75" in out
+
+
+def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_count():
+    """Found by exploratory testing: with a fixed first share of 0.4, span 2 of 6 spans was 0.30
+    times span 1 and the drift gate (rows at least 0.4 times the span before) stopped it."""
+    from pipeline import configs
+
+    assert replay.default_first_share(4) == replay.FIRST_SHARE  # the documented 4-span replay unchanged
+    for k in range(2, 13):
+        sizes = [len(s) for s in replay.split_into_spans(165_042, k, replay.default_first_share(k))]
+        assert abs(sizes[1] / sizes[0] - 0.5) < 0.001
+        assert configs.DEFAULT_DRIFT_THRESHOLDS["min_rows_ratio"] <= sizes[1] / sizes[0]
