@@ -313,23 +313,38 @@ def failure_lines(console: str, most: int = 6) -> List[str]:
     return block[:most]
 
 
-def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any]) -> str:
+def window_spans(k: int, window: int) -> List[int]:
+    """The spans of span k's training window: the last `window` of spans 1..k."""
+    return list(range(max(1, k - window + 1), k + 1))
+
+
+def _window_text(window: Optional[List[int]]) -> str:
+    if not window:
+        return ""
+    return f" (window {window[0]})" if window[0] == window[-1] else f" (window {window[0]}-{window[-1]})"
+
+
+def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any], window: Optional[List[int]] = None) -> str:
+    """Span k's line. `window`: the spans it trained on, as the replay wrote them (the flat layout's
+    one train file is span 0 to the pipeline: found by exploratory testing, every span of
+    `--layout flat` said "window 0-0"); by default the pipeline's window."""
     summary = result["summary"]
+    window = window or (figures.get("data") or {}).get("window_spans")
     if not figures:
         first, *more = failure_lines(result["console"])
-        return "\n".join([f"span {k}: exit {result['code']}, no model: {first}"] + [f"    {line}" for line in more])
+        return "\n".join([f"span {k}{_window_text(window)}: exit {result['code']}, no model: {first}"]
+                         + [f"    {line}" for line in more])
     rows = ", ".join(f"{split} {n:,}" for split, n in figures["rows"].items())
     start = figures["start"]
     how = (f"warm from {start.get('from_version')}" if start.get("kind") == "warm"
            else f"cold ({start.get('reason', '-')})")
-    window = figures["data"].get("window_spans")
     verdict = (f"pushed {figures['version']}" if figures["pushed"] and result["code"] == 0 else
                f"refused ({refusal_reason(figures['gate_rows'])})" if not figures["blessed"]
                else f"exit {result['code']}")
     if result["code"] == 0 and "already served" in summary.get("verdict", ""):
         verdict = f"already served ({figures['version']})"
     drift = summary.get("drift") or "-"
-    return (f"span {k}{f' (window {window[0]}-{window[-1]})' if window else ''}: rows {rows}; "
+    return (f"span {k}{_window_text(window)}: rows {rows}; "
             f"drift {drift}; {how}; trained in {figures['training_seconds']:.1f} s; "
             f"{_metrics_text(figures['metrics'])}; {verdict}")
 
@@ -447,7 +462,7 @@ def main(argv=None) -> int:
                                 "drift": result["summary"].get("drift")}
                 save()
                 if chain == "warm":
-                    print(span_line(k, result, figures), flush=True)
+                    print(span_line(k, result, figures, window_spans(k, args.window)), flush=True)
                 elif figures:
                     with stderr_to(own_log):
                         entry["cold_se"] = standard_errors(figures["model_dir"],

@@ -196,7 +196,7 @@ def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_run
     assert (project / "stops").read_text() == "1"  # the run's Ctrl-C, once
     assert len((project / "calls").read_text().splitlines()) == 1  # no span after it
     out = capsys.readouterr().out
-    assert "span 1: exit 130, no model: error: interrupted (exit code 130); nothing was pushed" in out
+    assert "span 1 (window 1): exit 130, no model: error: interrupted (exit code 130); nothing was pushed" in out
     assert "[replay] interrupted during span 1 (warm run); exit code 130" in out
     assert "Trainer" in (tmp_path / "out" / "logs" / "span-1-warm.txt").read_text()  # its console kept
     record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
@@ -212,7 +212,7 @@ def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_r
     assert run("exit 75") == 75  # e.g. another run holds the output directory
     assert len((project / "calls").read_text().splitlines()) == 1
     out = capsys.readouterr().out
-    assert "span 1: exit 75, no model: error: the fake run failed (exit code 75):\n    why it failed" in out
+    assert "span 1 (window 1): exit 75, no model: error: the fake run failed (exit code 75):\n    why it failed" in out
     assert "[replay] stopped after span 1: its warm run failed with exit code 75" in out
 
 
@@ -226,3 +226,19 @@ def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_c
         sizes = [len(s) for s in replay.split_into_spans(165_042, k, replay.default_first_share(k))]
         assert abs(sizes[1] / sizes[0] - 0.5) < 0.001
         assert configs.DEFAULT_DRIFT_THRESHOLDS["min_rows_ratio"] <= sizes[1] / sizes[0]
+
+
+def test_a_span_line_names_the_window_the_replay_wrote():
+    """Found by exploratory testing: with --layout flat (one train file: span 0 to the pipeline)
+    every span said "window 0-0"; a window of one span said "window 1-1"."""
+    assert replay.window_spans(1, 2) == [1] and replay.window_spans(4, 2) == [3, 4]
+    assert replay.window_spans(2, 5) == [1, 2]
+    flat = {"rows": {"train": 900, "eval": 300}, "start": {"kind": "warm", "from_version": 7},
+            "data": {"window_spans": [0]}, "training_seconds": 1.2,
+            "metrics": {name: 0.02 for name in replay.GATED}, "blessed": True, "pushed": True,
+            "version": 8, "gate_rows": []}
+    ran = {"code": 0, "summary": {}, "console": ""}
+    assert replay.span_line(3, ran, flat, replay.window_spans(3, 2)).startswith("span 3 (window 2-3): rows")
+    assert replay.span_line(1, ran, flat, [1]).startswith("span 1 (window 1): rows")
+    stopped = {"code": 4, "summary": {}, "console": DRIFT_STOP}
+    assert replay.span_line(2, stopped, {}, [1, 2]).startswith("span 2 (window 1-2): exit 4, no model: error:")
