@@ -34,6 +34,7 @@ def test_the_target_is_a_third_of_the_time_and_one_standard_error():
     assert lines[-3].startswith("span 2: 3.0 s vs 9.0 s (0.33); recall_at_10 0.0950 vs 0.1000 ± 0.0100;")
     assert lines[-3].endswith("target met") and met["target_met"]
     assert lines[-2].endswith("target NOT met") and not slow["target_met"]
+    assert lines[-2].startswith("span 3: 3.5 s vs 9.0 s (0.39, over a third); recall_at_10 0.1000 vs 0.1000 ± 0.0100;")
     assert "ndcg_at_10 0.0850 vs 0.1000 ± 0.0100 (below)" in lines[-1] and not worse["target_met"]
 
 
