@@ -72,6 +72,7 @@ GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default
 # flags after `--`, a busy output directory, memory, disk, a failure) stops the replay with it
 SPAN_OUTCOMES = (0, 3, 4)
 EXIT_INTERRUPTED = 130  # as local_runner.py's (runner/console.py)
+EXIT_BUSY = 75  # another replay, or a run, is using the output directory (as local_runner.py's)
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
 
 
@@ -101,17 +102,45 @@ def split_into_spans(rows: int, spans: int = SPANS, first_share: float = FIRST_S
 
 
 # --- the data -----------------------------------------------------------------------------------
+def output_dir_problem(output_dir: str) -> Optional[str]:
+    """Why the replay must not clear `output_dir`: a non-empty directory that is not a replay's."""
+    from runner import run_lock
+
+    if os.path.isdir(output_dir) and set(os.listdir(output_dir)) - {run_lock.LOCK_FILE}:
+        if not os.path.exists(os.path.join(output_dir, MARKER)):
+            return (f"--output-dir {output_dir} is not empty and not a replay's output (no {MARKER}): "
+                    "choose another --output-dir")
+    return None
+
+
+def busy(output_dir: str) -> Optional[str]:
+    """Who is using the replay directory: another replay (its lock), or a run of a replay stopped
+    by SIGKILL that goes on in its warm/ or cold/ directory (the pipeline's run lock). Clearing
+    the directory under either would mix their outputs with this replay's."""
+    from runner import run_lock
+
+    for directory in (output_dir, os.path.join(output_dir, "warm"), os.path.join(output_dir, "cold")):
+        try:
+            run_lock.refuse_if_busy(directory, hint="wait for it to finish, stop it, or use another --output-dir")
+        except run_lock.OutputDirBusy as e:
+            return str(e)
+    return None
+
+
 def prepare(output_dir: str, source_dir: str) -> str:
     """A fresh replay directory with its data directory holding the standing files (users,
-    catalog, eval); returns the data directory. Refuses a non-empty directory that is not a
-    replay's."""
+    catalog, eval); returns the data directory. Everything an earlier replay left is cleared but
+    the replay's lock (which this replay holds)."""
     from pipeline import configs
+    from runner import run_lock
 
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        if not os.path.exists(os.path.join(output_dir, MARKER)):
-            raise SystemExit(f"error: {output_dir} is not empty and not a replay's output "
-                             f"(no {MARKER}): choose another --output-dir")
-        shutil.rmtree(output_dir)
+    if os.path.isdir(output_dir):
+        for name in set(os.listdir(output_dir)) - {run_lock.LOCK_FILE}:
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     data_dir = os.path.join(output_dir, "data")
     os.makedirs(os.path.join(output_dir, "logs"))
     os.makedirs(data_dir)
@@ -419,8 +448,27 @@ def main(argv=None) -> int:
     p.add_argument("--window", type=int, default=configs.DEFAULT_SPAN_WINDOW,
                    help="spans per training window (the pipeline's --span-window); default %(default)s")
     args, extra = p.parse_known_args(argv)
-    for problem in flag_problems(args):
-        p.error(problem)  # exit code 2, before anything is read or cleared
+    for problem in flag_problems(args) + [output_dir_problem(args.output_dir)]:
+        if problem:
+            p.error(problem)  # exit code 2, before anything is read or cleared
+    from runner import run_lock
+
+    holder = busy(args.output_dir)
+    if holder:  # found by exploratory testing: a replay started again cleared a running one's directory
+        print(f"error: {holder} (exit code {EXIT_BUSY})", file=sys.stderr)
+        return EXIT_BUSY
+    try:
+        with run_lock.hold(args.output_dir, hint="wait for it to finish, stop it, or use another --output-dir"):
+            return run_replay(args, extra, argv)
+    except run_lock.OutputDirBusy as e:  # another replay took it since busy() looked
+        print(f"error: {e} (exit code {EXIT_BUSY})", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def run_replay(args, extra: List[str], argv) -> int:
+    """The replay itself, its flags checked and its output directory held."""
+    from pipeline import configs
+
     extra = [a for a in extra if a != "--"]
     if args.layout == "spans" and not any(a.startswith("--span-window") for a in extra):
         extra += ["--span-window", str(args.window)]

@@ -243,3 +243,31 @@ def test_a_span_line_names_the_window_the_replay_wrote():
     assert replay.span_line(1, ran, flat, [1]).startswith("span 1 (window 1): rows")
     stopped = {"code": 4, "summary": {}, "console": DRIFT_STOP}
     assert replay.span_line(2, stopped, {}, [1, 2]).startswith("span 2 (window 1-2): exit 4, no model: error:")
+
+
+@pytest.mark.parametrize("held", ["", "warm"])
+def test_a_replay_refuses_a_directory_a_replay_or_a_run_is_using(held, fake_runner, tmp_path, capsys):
+    """Found by exploratory testing: a replay started again cleared the directory a run went on
+    writing into (its replay had been stopped), and the new runs took no lock the old run held."""
+    from runner import run_lock
+
+    run, project = fake_runner
+    (tmp_path / "out" / "warm").mkdir(parents=True)
+    (tmp_path / "out" / replay.MARKER).write_text('{"spans": []}')
+    with run_lock.hold(str(tmp_path / "out" / held)):
+        assert run("exit 0", "--no-cold") == 75
+    assert f"error: another run is using {tmp_path / 'out' / held} (pid " in capsys.readouterr().err
+    assert not (project / "calls").exists()
+    assert set(os.listdir(tmp_path / "out")) - {".run.lock"} == {replay.MARKER, "warm"}  # nothing cleared
+    assert run("exit 0", "--no-cold") == 0  # free again: cleared, and replayed
+    assert len((project / "calls").read_text().splitlines()) == 3
+
+
+def test_a_directory_that_is_not_a_replays_is_a_usage_error(fake_runner, tmp_path, capsys):
+    run, project = fake_runner
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as stopped:
+        run("exit 0")
+    assert stopped.value.code == 2 and "is not empty and not a replay's output" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "out") == ["mine.txt"]
