@@ -32,6 +32,7 @@ COMMON = (
     Flag("--serving-dir", "the versions' base directory itself (a gs:// path works), instead of --output-dir's",
          aliases=("--model_base_path",)),
 )
+REPLAY_MARKER = "replay.json"  # what benchmarks/replay.py leaves in its output directory (its MARKER)
 ROLLBACK = (
     Flag("version", "the version to serve again", parse=flags.integer(0, what="a version number")),
     Flag("--reason", "why (goes into the new version's model card and the history)", required=True),
@@ -65,6 +66,15 @@ def main(argv=None) -> int:
         what = "not a directory:" if os.path.exists(args.output_dir) else "no output directory"
         print(f"error: {what} {os.path.abspath(args.output_dir)} (--output-dir: where `make run` "
               "wrote; --serving-dir for a base directory of versions)", file=sys.stderr)
+        return 2
+    replay_dir = not args.serving_dir and os.path.isfile(os.path.join(args.output_dir, REPLAY_MARKER))
+    if replay_dir and not os.path.isdir(base):
+        # found by exploratory testing: `make history` on a replay's directory said "no versions
+        # yet (run 'make run' to push one)" beside the versions its spans pushed
+        chains = [c for c in ("warm", "cold") if os.path.isdir(os.path.join(args.output_dir, c))]
+        print(f"error: {os.path.abspath(args.output_dir)} is a replay's output directory: its runs push under "
+              + " and ".join(f"{c}/ (--output-dir {os.path.join(args.output_dir, c)})" for c in chains or ["warm"]),
+              file=sys.stderr)
         return 2
     if args.command == "history":
         print(versions.history_text(base, configs.MODEL_NAME))

@@ -271,3 +271,9 @@ def test_a_directory_that_is_not_a_replays_is_a_usage_error(fake_runner, tmp_pat
         run("exit 0")
     assert stopped.value.code == 2 and "is not empty and not a replay's output" in capsys.readouterr().err
     assert os.listdir(tmp_path / "out") == ["mine.txt"]
+
+
+def test_make_history_knows_a_replays_directory_by_its_marker():
+    import versions
+
+    assert versions.REPLAY_MARKER == replay.MARKER

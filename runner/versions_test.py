@@ -194,6 +194,22 @@ def test_the_command_line_with_an_output_directory(base, tmp_path, capsys):
     assert entry_point.main(["history", "--output-dir", str(out)]) == 0
 
 
+def test_a_replays_directory_points_to_its_runs_directories(base, tmp_path, capsys):
+    """Found by exploratory testing: `make history` on `make replay`'s output directory said "no
+    versions ... yet (run 'make run' to push one)": its runs push under warm/ and cold/."""
+    out = tmp_path / "replay"
+    shutil.copytree(base, out / "warm" / "serving_model" / "recommender")
+    (out / "cold").mkdir()
+    (out / entry_point.REPLAY_MARKER).write_text('{"spans": []}')
+    for command in (["history"], ["rollback", "1796001422", "--reason", "x"]):
+        assert entry_point.main([*command, "--output-dir", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {out} is a replay's output directory: its runs push under warm/ (--output-dir {out}/warm) "
+            f"and cold/ (--output-dir {out}/cold)\n")
+    assert entry_point.main(["history", "--output-dir", str(out / "warm")]) == 0
+    assert "1796012949" in capsys.readouterr().out
+
+
 def test_history_and_rollback_on_an_object_store(saved_model, other_model, tmp_path):
     with testing.memory_object_store() as store:
         base = "memfs://bucket/serving_model/recommender"
