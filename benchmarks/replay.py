@@ -507,8 +507,10 @@ def run_replay(args, extra: List[str], argv) -> int:
                 flags = extra + (["--cold-start"] if chain == "cold" else [])
                 result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
                                       os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
-                with stderr_to(own_log):
-                    figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
+                figures: Dict[str, Any] = {}
+                if not result["interrupted"]:  # stopped: out at once (its figures load TensorFlow: 10 s)
+                    with stderr_to(own_log):
+                        figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
                 entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
                                 "drift": result["summary"].get("drift")}
                 save()

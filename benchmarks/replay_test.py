@@ -188,11 +188,12 @@ def fake_runner(tmp_path, monkeypatch, write_fake_asos):
     return run, project
 
 
-def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_runner, tmp_path, capsys):
+def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_runner, tmp_path, capsys, monkeypatch):
     """Found by exploratory testing: a SIGTERM ended the replay alone (its run went on, orphaned,
     into the directory a replay started again cleared); a Ctrl-C ended it in a traceback, the
     run SIGKILLed a quarter of a second later and its console lost."""
     run, project = fake_runner
+    monkeypatch.setattr(replay, "run_figures", lambda *a: pytest.fail("loaded TensorFlow for a stopped run"))
     assert run("stop the replay", "--no-cold") == 130
     assert (project / "stops").read_text() == "1"  # the run's Ctrl-C, once
     assert len((project / "calls").read_text().splitlines()) == 1  # no span after it
@@ -277,3 +278,24 @@ def test_make_history_knows_a_replays_directory_by_its_marker():
     import versions
 
     assert versions.REPLAY_MARKER == replay.MARKER
+
+
+@pytest.mark.e2e
+def test_a_replay_on_generated_data_says_what_each_span_did(tmp_path, capsys, write_fake_asos):
+    """Two spans through the pipeline: span 1 pushed; span 2 (a few hundred rows, noisier than
+    the drift gate's thresholds allow) stopped by the drift gate, said so, with no figures of
+    span 1's run taken for its own (found by exploratory testing)."""
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    write_fake_asos(str(data_dir), num_users=300, num_products=80, tastes=4)
+    assert replay.main(["--data-dir", str(data_dir), "--output-dir", str(out), "--spans", "2", "--no-cold"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [span_1] = [line for line in lines if line.startswith("span 1 ")]
+    assert span_1.startswith("span 1 (window 1): rows train 549, eval 165; drift -; cold (no model is served yet);")
+    [span_2] = [line for line in lines if line.startswith("span 2 ")]
+    assert span_2 == ("span 2 (window 1-2): exit 4, no model: error: the data was rejected at DriftGate; nothing "
+                      "was trained or pushed (exit code 4):")
+    version = span_1.rsplit("pushed ", 1)[1]
+    record = json.loads((out / replay.MARKER).read_text())
+    assert [entry["warm"]["exit_code"] for entry in record["spans"]] == [0, 4]
+    assert str(record["spans"][0]["warm"]["version"]) == version
+    assert "version" not in record["spans"][1]["warm"] and "metrics" not in record["spans"][1]["warm"]
