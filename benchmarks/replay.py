@@ -32,6 +32,11 @@ warm/cold comparison with the standard errors (of the cold model's per-purchase 
 eval split, through its `evaluate` signature: the gate's protocol). Everything also goes to
 `<output-dir>/replay.json`; each run's console to `<output-dir>/logs/`, and the replay's own
 TensorFlow lines to `<output-dir>/logs/replay.txt`.
+
+Exit codes: 0 every span ran (a span refused by the gate, 3, or whose data was rejected, 4, is
+that span's outcome); 2 bad flags, or an --output-dir that is not a replay's; 75 another replay,
+or a run, is using the output directory; 130 interrupted (Ctrl-C, SIGINT, SIGTERM: the run under
+way stops as a stopped `make run` does); any other code of a span's run stops the replay with it.
 """
 
 from __future__ import annotations
