@@ -33,7 +33,9 @@ with DriftError naming each measure, its value and its threshold: Transform depe
 nothing is trained on that span (the run exits with code 4). With `accept_drift` the span goes
 through and the report says so; the acceptance is recorded under `acceptances_dir`, keyed by the
 content of both spans, so later runs on the same spans accept it too (a late span's acceptance by
-its own content: later runs accept it whatever their newest span, and say so). Within the thresholds the
+its own content: later runs accept it whatever their newest span, and say so). A span stopped
+for its own measures is recorded there too (`stopped_path`): later runs whose window holds it stop
+for it, until it is accepted, passes as the newest span, or changes. Within the thresholds the
 figures are logged (`recsys.drift`, on the console) and written to the `drift_report` artifact
 (`drift.json`, TFDV's anomalies `SchemaDiff.pb`, both spans' statistics) that the run report and
 the console's summary read. A single span (the flat layout) has nothing to compare: the report
@@ -494,8 +496,10 @@ def drifted_text(figures: Dict[str, Any]) -> str:
     span stops the run as drift does, its measures within their thresholds or not)."""
     late = ", ".join(s["name"] for s in figures.get("late_spans") or [])
     late_text = f"{late} arrived late" if late else ""
+    stopped = ", ".join(s["name"] for s in figures.get("stopped_spans") or [])
+    stopped_text = f"{stopped} stopped before" if stopped else ""
     over = "OVER the thresholds" if any(m["over"] for m in figures.get("measures") or []) else ""
-    return ", ".join(filter(None, [over, late_text])) or "OVER the thresholds"
+    return ", ".join(filter(None, [over, late_text, stopped_text])) or "OVER the thresholds"
 
 
 def late_lines(figures: Dict[str, Any]) -> List[str]:
@@ -530,7 +534,7 @@ def problem_lines(figures: Dict[str, Any]) -> List[str]:
             lines[:0] = _repeat_lines(figures, m)
         else:
             lines.append(f"{m['name']}: {m['value']:.4g}, allowed {m['limit']}{detail}")
-    return late_lines(figures) + lines
+    return late_lines(figures) + stopped_lines(figures) + lines
 
 
 def _repeat_lines(figures: Dict[str, Any], measure: Dict[str, Any]) -> List[str]:
@@ -578,12 +582,15 @@ def verdict_text(figures: Dict[str, Any]) -> str:
     over = any(m["over"] for m in figures["measures"])
     late = ", ".join(s["name"] for s in figures.get("late_spans") or [])
     earlier = ", ".join(s["name"] for s in figures.get("late_accepted") or [])
+    stopped = ", ".join(s["name"] for s in figures.get("stopped_spans") or [])
     if figures.get("accepted"):
         return ", ".join(filter(None, ["OVER the thresholds" if over else "within the thresholds",
                                        f"{late} arrived late" if late else "",
-                                       f"{earlier} arrived late" if earlier else ""])) + \
+                                       f"{earlier} arrived late" if earlier else "",
+                                       f"{stopped} stopped before" if stopped else ""])) + \
             f", accepted ({figures['accepted']})"
     verdict = ("over the thresholds" if over else f"{late} arrived late" if late else
+               f"{stopped} stopped before" if stopped else
                "over the thresholds" if figures["drifted"] else "within the thresholds")
     if earlier:
         verdict += (f", {earlier} arrived late, accepted (--accept-drift on "
@@ -668,6 +675,34 @@ def late_acceptance_path(directory: str, late: Dict[str, Any], digests: Sequence
     return os.path.join(directory, f"late-{late['name']}-{key}.json")
 
 
+def stopped_path(directory: str, name: str, digests: Sequence[str]) -> str:
+    """Where the gate records that it stopped a span as the newest, keyed by the span's content: a
+    later run whose window holds that span stops for it too, until it is accepted (--accept-drift),
+    passes the gate as the newest, or changes (found by exploratory testing: a span the gate had
+    stopped was trained on by the next span's run, its window reaching back over it)."""
+    key = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()[:24]
+    return os.path.join(directory, f"stopped-{name}-{key}.json")
+
+
+def stopped_lines(figures: Dict[str, Any]) -> List[str]:
+    """The spans of the window the gate stopped before, as the newest span of an earlier run: why
+    this run stops for them, or, accepted, that it trains on them."""
+    lines = []
+    for entry in figures.get("stopped_spans") or []:
+        before = (f"{entry['name']}, in this run's window, was stopped by the drift gate on {entry['stopped']} "
+                  f"(as the newest span, against {entry['against']}: {entry['why']})")
+        lines.append(f"{before}, accepted now ({figures['accepted']}): training on it" if figures.get("accepted") else
+                     f"{before} and not accepted since: this run would train on it. If it is wrong, remove or "
+                     "correct its folder; if it is right, run with --accept-drift")
+    return lines
+
+
+def _over_text(figures: Dict[str, Any]) -> str:
+    """The measures over their thresholds, in a few words (a stopped span's record)."""
+    return "; ".join(f"{m['name']} {m['value']:.4g}, allowed {m['limit']}"
+                     for m in figures.get("measures") or [] if m["over"]) or "over the thresholds"
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -716,6 +751,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 late_paths[entry["name"]] = path
         if late:  # stopped as drift is (the same override): it was compared with nothing
             figures.update(late_spans=late, drifted=True)
+        stopped, stopped_paths = [], []
+        for number in window:
+            if number == newest or number not in files or not directory:
+                continue
+            path = stopped_path(directory, span_name(files[number], number), [digests[f] for f in files[number]])
+            record = read_acceptance(path)
+            if record:  # stopped as the newest span of an earlier run, and not accepted since
+                stopped.append({"span": number, "name": span_name(files[number], number), **record})
+                stopped_paths.append(path)
+        if stopped:  # stopped as drift is (the same override)
+            figures.update(stopped_spans=stopped, drifted=True)
+        over = any(m["over"] for m in figures["measures"])
+        own_stop = (stopped_path(directory, figures["newest"]["name"], [digests[f] for f in files[newest]])
+                    if directory else "")
         older = older_than_served(window, files, exec_properties.get("serving_model_dir") or "")
         if older:  # said, not stopped for: the gate still judges the model against the served one
             figures["older_than_served"] = older
@@ -725,7 +774,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                         older["served_version"], older["served_newest"])
         report.set_int_custom_property("previous_span", previous)
         if figures["drifted"]:
-            over = any(m["over"] for m in figures["measures"])
             path = (acceptance_path(directory, figures, acceptance_key([digests[f] for f in files[newest]],
                                                                        [digests[f] for f in files[previous]]))
                     if directory and over else "")
@@ -736,8 +784,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 for late_path in [path, *late_paths.values()]:
                     if late_path:
                         io_utils.write_string_file(late_path, json.dumps(record, indent=1))
-            elif earlier and not late:
+            elif earlier and not late and not stopped:
                 figures["accepted"] = f"--accept-drift on {earlier['accepted']}"
+        if figures.get("accepted") or not over:  # the newest span went through: no longer stopped
+            for done in ([own_stop] if own_stop else []) + (stopped_paths if figures.get("accepted") else []):
+                if fileio.exists(done):
+                    fileio.remove(done)
         problems = problem_lines(figures)
         self._write(report, figures)
         head = f"[drift] {figures['newest']['name']} vs {figures['previous']['name']}:"
@@ -747,9 +799,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             return
         if figures.get("accepted"):
             log.info("%s %s, ACCEPTED (%s): training on it\n%s", head, drifted_text(figures), figures["accepted"],
-                     "\n".join(late_lines(figures) + late_accepted_lines(figures) + table_lines(figures)))
+                     "\n".join(late_lines(figures) + late_accepted_lines(figures) + stopped_lines(figures)
+                               + table_lines(figures)))
             return
         kept = _keep_rejected(report.uri)
+        if own_stop and over:  # later runs whose window holds this span stop for it too (stopped_path)
+            io_utils.write_string_file(own_stop, json.dumps({
+                "stopped": _now(), "against": figures["previous"]["name"], "why": _over_text(figures)}, indent=1))
         earlier = previous_acceptance(directory, figures) if directory and shifted(figures) else None
         if earlier:  # the span it is compared with was itself over the thresholds
             before = ((earlier.get("figures") or {}).get("previous") or {}).get("name", "the span before it")
@@ -762,7 +818,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             (f"The newest span {newest_name} drifted from {previous_name} "
              "(thresholds: pipeline/configs.py DriftConfig, or the run's --drift-threshold)" if shifted(figures) else
              f"The newest span {newest_name} repeats purchases of another span" if over else
-             "A span of the window arrived after the spans of the served model") +
+             "A span of the window arrived after the spans of the served model" if late else
+             "A span of the window was stopped by the drift gate before, and not accepted") +
             "; the pipeline stops before Transform so nothing is trained on it.\n" + "\n".join(problems) +
             "\nIf the data is right, run again with --accept-drift (a compiled pipeline: compile it again "
             "with --accept-drift, or --drift-threshold, and run that): it trains on this span, and later "

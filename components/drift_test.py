@@ -326,6 +326,52 @@ def test_an_accepted_late_span_stays_accepted_when_a_new_span_arrives(tmp_path, 
     assert str(error).splitlines()[1].startswith("span-2 arrived late")
 
 
+def test_a_span_the_gate_stopped_stops_the_runs_whose_window_holds_it(tmp_path, write_fake_spans,
+                                                                       small_span_thresholds, caplog):
+    """Found by exploratory testing (a replay of 6 spans): span-2, stopped by the gate, was trained
+    on by span-3's run, whose window reached back over it, as the gate compares only the newest
+    span with the one before it. A bad batch of data is not trained on: it stops every run whose
+    window holds it until it is accepted, passes as the newest, or is removed or changed."""
+    import logging
+
+    folders = write_fake_spans(str(tmp_path / "data"), num_spans=3, rows_per_span=600)
+    small = small_span_thresholds
+    table = pq.read_table(os.path.join(folders[2], configs.TRAIN_FILE))
+    os.makedirs(tmp_path / "bad" / "span-2")
+    pq.write_table(drift_calibration.inverted(table, table), str(tmp_path / "bad" / "span-2" / configs.TRAIN_FILE))
+    bad = {1: folders[1], 2: str(tmp_path / "bad" / "span-2")}
+    _, error, _ = _gate(tmp_path, "", "", small, numbered=bad)
+    assert str(error).startswith("The newest span span-2 drifted from span-1")
+    # span-3 arrives, the stopped span-2 still in its window
+    window = {**bad, 3: folders[3]}
+    figures, error, _ = _gate(tmp_path, "", "", small, numbered=window)
+    lines = str(error).splitlines()
+    assert figures["drifted"] and [s["name"] for s in figures["stopped_spans"]] == ["span-2"]
+    assert lines[1].startswith("span-2, in this run's window, was stopped by the drift gate on 20")
+    assert "(as the newest span, against span-1: productId L-infinity distance " in lines[1]
+    assert lines[1].endswith("and not accepted since: this run would train on it. If it is wrong, remove or correct "
+                             "its folder; if it is right, run with --accept-drift")
+    if not any(m["over"] for m in figures["measures"]):  # span-3 itself may read as drifted against it
+        assert lines[0].startswith("A span of the window was stopped by the drift gate before, and not accepted")
+    # the override trains on it, and says so; later runs no longer stop for it
+    with caplog.at_level(logging.INFO, logger="recsys.drift"):
+        accepted, error, _ = _gate(tmp_path, "", "", small, numbered=window, accept=True)
+    assert error is None and "span-2 stopped before" in drift.verdict_text(accepted)
+    assert "span-2, in this run's window, was stopped by the drift gate on" in caplog.text
+    assert "accepted now (--accept-drift): training on it" in caplog.text
+    assert not [n for n in os.listdir(tmp_path / "accepted") if n.startswith("stopped-")]
+    # a span that passes as the newest (thresholds loosened for it) is no longer stopped either
+    loose = {**small, "product_l_infinity": 1.0, "product_jensen_shannon": 1.0}
+    assert _gate(tmp_path, "", "", small, numbered=bad)[1] is not None
+    assert [n for n in os.listdir(tmp_path / "accepted") if n.startswith("stopped-span-2-")]
+    assert _gate(tmp_path, "", "", loose, numbered=bad)[1] is None
+    assert not [n for n in os.listdir(tmp_path / "accepted") if n.startswith("stopped-")]
+    # the good span-2 in its place is another span: nothing stopped it
+    assert _gate(tmp_path, "", "", small, numbered=bad)[1] is not None
+    figures, error, _ = _gate(tmp_path, "", "", small, numbered=folders)
+    assert error is None and "stopped_spans" not in figures
+
+
 def test_a_late_dated_span_names_the_served_models_spans_by_their_folders(generated, tmp_path):
     """Dated spans are day numbers (TFX's {YYYY}{MM}{DD}): the served model's read as dates."""
     from components import spans, testing

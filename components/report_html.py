@@ -115,7 +115,8 @@ def _spans_section(report: Dict[str, Any]) -> List[str]:
              f"<span class='{'bad' if m['over'] else 'ok'}'>{'OVER' if m['over'] else 'ok'}</span>"
              if m["value"] is not None or m["over"] else "-",  # not measured (a span with no rows)
              _e(m.get("detail", ""))] for m in drift["measures"]]
-    late = [f"<p>{_e(line)}</p>" for line in drift_gate.late_lines(drift) + drift_gate.late_accepted_lines(drift)]
+    late = [f"<p>{_e(line)}</p>" for line in drift_gate.late_lines(drift) + drift_gate.late_accepted_lines(drift)
+            + drift_gate.stopped_lines(drift)]
     return parts + [f"<p>Drift gate: {_e(drift['newest']['name'])} ({drift['newest']['rows']:,} rows) against "
                     f"{_e(drift['previous']['name'])} ({drift['previous']['rows']:,} rows): {verdict}.</p>",
                     *late,
