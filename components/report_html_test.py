@@ -15,8 +15,9 @@ def _report(splits=("train", "eval")):
         "pipeline": "p", "created": "now", "run": "r",
         "data": {name: split for name in splits},
         "validation": {"anomalies": ["split 'eval', feature 'x': <bad> & worse"], "catalog": None},
-        "training": {"history": [{"epoch": 1, "loss": 2.5, "examples_per_sec": 10.0, "seconds": 1.0}],
-                     "model_config": {"epochs": 1}},
+        "training": {"history": [{"epoch": 1, "loss": 2.5, "examples_per_sec": 10.0, "seconds": 1.0},
+                                 {"epoch": 2, "loss": 2.25, "examples_per_sec": 12.0, "seconds": 0.9}],
+                     "model_config": {"epochs": 2}},
         "evaluation": {"protocol": "p", "note": "n", "models": {"candidate": figures, "most popular": figures}},
         "gate": {"blessed": False, "verdict": "NOT BLESSED", "rows": [
             {"metric": "recall_at_10", "threshold": ">= 0.6", "result": "FAILED"}]},
@@ -86,6 +87,23 @@ def test_the_spans_section_shows_the_window_and_the_drift_figures():
             in report_html.render_html(report, {}))
     del report["spans"]  # a report of before spans
     assert "Spans and drift" not in report_html.render_html(report, {})
+
+
+def test_the_loss_is_plotted_over_whole_epochs_and_not_for_one_epoch():
+    """Found by a reviewer of the replay's report: a warm start's one epoch was a dot in an empty
+    frame, its x ticks 0.96-1.04."""
+    report = _report()
+    report["training"]["history"] = [dict(report["training"]["history"][0], epoch=n) for n in (1, 2)]
+    assert "training" in report_plots.plots(report)
+    figure = report_plots._training_figure(report["training"]["history"])
+    ticks = [t for t in figure.axes[0].get_xticks() if 1 <= t <= 2]
+    assert ticks == [1.0, 2.0], figure.axes[0].get_xticks()  # not 1.2, 1.4, ...
+    report["training"]["history"] = report["training"]["history"][:1]
+    images = report_plots.plots(report)
+    assert "training" not in images
+    page = report_html.render_html(report, images)
+    assert "<tr><td>1</td><td>2.5000</td>" in page  # the epoch table says it
+    assert page.count('src="data:image/png;base64,') == 2
 
 
 def test_a_run_with_one_split_gets_its_page():
