@@ -133,7 +133,7 @@ def _training_section(report: Dict[str, Any], images: Dict[str, str]) -> List[st
         parts.append(_img(images, "training", "training loss per epoch"))
     else:
         parts.append("<p class='muted'>No training history in the model run.</p>")
-    start = _start_text(training.get("facts") or {})
+    start = _start_text(training.get("facts") or {}, training.get("model_config") or {})
     if start:
         parts.append(f"<p>{_e(start)}</p>")
     if training["model_config"]:
@@ -170,14 +170,31 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
             _img(images, "recall", "recall@k curve")]
 
 
-def _start_text(facts: Dict[str, Any]) -> str:
-    """How training started, in words (the Trainer's training.json)."""
+def _warm_passes(config: Dict[str, Any]) -> str:
+    """What a warm start trains, from the run's model configuration: "1 pass at learning rate
+    0.02 (warm_start_epochs, ...)"; "" when the configuration does not say (found by a reviewer of
+    the replay's report: the configuration line read `"epochs": 3` above an epoch table of one
+    row, and nothing said that a warm start trains its own passes)."""
+    passes, rate = config.get("warm_start_epochs"), config.get("warm_start_learning_rate")
+    if passes is None or rate is None:
+        return ""
+    cold = (f"; epochs ({config['epochs']:g}) and learning_rate ({config['learning_rate']:g}) are a cold start's"
+            if config.get("epochs") is not None and config.get("learning_rate") is not None else "")
+    return (f"{passes:g} pass{'' if passes == 1 else 'es'} at learning rate {rate:g} "
+            f"(the configuration's warm_start_epochs and warm_start_learning_rate{cold})")
+
+
+def _start_text(facts: Dict[str, Any], config: Optional[Dict[str, Any]] = None) -> str:
+    """How training started, in words (the Trainer's training.json; `config`: the run's model
+    configuration, which says how many passes a warm start trains, at which learning rate)."""
     start = facts.get("start") or {}
     if start.get("kind") == "warm":
         rehearsed = (f" and {start['rehearsed_purchases']:,} it had seen (rehearsed)"
                      if start.get("rehearsed_purchases") else "")
-        trained = ("" if start.get("new_purchases") is None else
-                   f" Trained on the {start['new_purchases']:,} purchases new to it{rehearsed}.")
+        passes = _warm_passes(config or {})
+        trained = (f" Trained {passes}." if passes else "") if start.get("new_purchases") is None else \
+            f" Trained on the {start['new_purchases']:,} purchases new to it{rehearsed}" + \
+            (f", {passes}." if passes else ".")
         return (f"Warm start from version {start.get('from_version')}: {start.get('carried_products', 0):,} "
                 f"products carried over by product id, {start.get('new_products', 0):,} new, "
                 f"{start.get('dropped_products', 0):,} dropped.{trained}")

@@ -197,6 +197,21 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     report["training"]["facts"]["start"]["rehearsed_purchases"] = 20
     assert "Trained on the 40 purchases new to it and 20 it had seen (rehearsed)." in report_html.render_html(
         report, {})
+    # found by a reviewer of the replay's report: the configuration said `"epochs": 3` above one
+    # epoch; a warm start trains its own passes at its own learning rate
+    report["training"]["model_config"] = {"epochs": 3, "learning_rate": 0.0075, "warm_start_epochs": 1.0,
+                                          "warm_start_learning_rate": 0.02}
+    assert ("Trained on the 40 purchases new to it and 20 it had seen (rehearsed), 1 pass at learning rate 0.02 "
+            "(the configuration&#x27;s warm_start_epochs and warm_start_learning_rate; epochs (3) and "
+            "learning_rate (0.0075) are a cold start&#x27;s).") in report_html.render_html(report, {})
+    report["training"]["model_config"]["warm_start_epochs"] = 0.5
+    assert "(rehearsed), 0.5 passes at learning rate 0.02" in report_html.render_html(report, {})
+    del report["training"]["facts"]["start"]["new_purchases"]  # a model from before they were counted
+    assert "dropped. Trained 0.5 passes at learning rate 0.02 (" in report_html.render_html(report, {})
+    # a cold start says nothing of them
+    report["training"]["facts"]["start"] = {"kind": "cold", "reason": "no model is served yet"}
+    page = report_html.render_html(report, {})
+    assert "Cold start: no model is served yet." in page and "learning rate" not in page
 
 
 def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
