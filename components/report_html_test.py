@@ -230,12 +230,42 @@ def test_the_runs_so_far_show_margins_over_popularity_as_the_gate_does():
     metrics, margins = figure.axes
     assert [line.get_label() for line in metrics.get_lines() if not line.get_label().startswith("_")] == \
         ["recall_at_10"]
-    assert margins.get_ylabel() == "% over popularity" and margins.get_lines()[0].get_ydata()[0] == 97.58
+    assert margins.get_title() == "recall_at_10\nvs most popular (%)" and margins.get_lines()[0].get_ydata()[0] == 97.58
     # the gate's least margin as a rule, where the report keeps it
     figure = report_plots._history_figure([row, {**row, "margin_bounds": {"recall_at_10_over_popularity": 0.1}}])
     rules = [line for line in figure.axes[1].get_lines() if "least margin" in line.get_label()]
     assert [(line.get_label(), list(line.get_ydata())) for line in rules] == [
         ("the gate's least margin (+10%)", [10.0, 10.0])]
+
+
+def test_the_runs_so_far_draw_each_gated_metric_on_its_own_axis_side_by_side():
+    """Found by a reviewer of the replay's report: ndcg@10 and recall@10 (0.01-0.03) lay flat
+    under sampled accuracy (0.08-0.14) on one axis, and the title said "x refused" with no run
+    refused."""
+    def run(span, scale, pushed=True, blessed=True):
+        return {"span": span, "window_spans": [span], "created": "now", "start": "cold", "from_version": None,
+                "metrics": {"ndcg_at_10": 0.01 * scale, "recall_at_10": 0.02 * scale,
+                            "sampled_accuracy": 0.1 * scale},
+                "margins": [], "pushed": pushed, "blessed": blessed, "version": "17"}
+
+    figure = report_plots._history_figure([run(1, 1.0), run(2, 1.2), run(3, 1.4)])
+    panels = figure.axes
+    assert [ax.get_title() for ax in panels] == ["ndcg_at_10", "recall_at_10", "sampled_accuracy"]
+    assert len({round(ax.get_position().y0, 3) for ax in panels}) == 1  # side by side
+    low, high = panels[1].get_ylim()  # recall@10's own axis: its values fill it
+    assert 0.018 < low < 0.02 and 0.028 < high < 0.03
+    assert figure.get_size_inches()[0] <= 8.5  # fits the page, about 1,000 px at 110 dpi
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["pushed"]  # no run refused: no "x refused"
+    figure = report_plots._history_figure([run(1, 1.0), run(2, 1.2, pushed=False, blessed=False),
+                                           run(3, 1.4, pushed=False)])
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["pushed", "blessed, not pushed", "refused"]
+    crosses = [line for line in figure.axes[0].get_lines() if line.get_marker() == "x"]
+    assert [list(line.get_xdata()) for line in crosses] == [[1]]
+    # many runs: a panel names a few of them, the newest among them
+    figure = report_plots._history_figure([run(n, 1.0) for n in range(1, 21)])
+    names = [t.get_text() for t in figure.axes[0].get_xticklabels() if t.get_text()]
+    assert len(names) <= report_plots.HISTORY_LABELS and names[-1] == "span 20"
+    assert len(figure.axes) == 3
 
 
 def test_a_run_that_found_its_model_already_served_is_not_said_to_have_pushed_it():
