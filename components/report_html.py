@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from components import drift as drift_gate
@@ -21,7 +22,14 @@ border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6} td:first-c
 .verdict{font-size:1.1em;padding:.6em 1em;border-radius:6px;margin:.8em 0}
 .blessed{background:#e6f4ea} .refused{background:#fde7e9} .muted{color:#777} img{max-width:100%}
 code{background:#f3f3f3;padding:0 .25em} table.examples td:last-child{text-align:left}
-"""
+""" + "".join(  # a column of words reads from the left (_table's data-text), numbers line up on the right
+    f'table[data-text~="{n}"] td:nth-child({n}),table[data-text~="{n}"] th:nth-child({n}){{text-align:left}}\n'
+    for n in range(2, 21))
+
+# a cell of figures: numbers (1,234, 0.0037, +97.6%, inf), maybe compared (<= 0.006) or in a range
+# or a list (0.4 to 2.5, 3.27 / 2 / 22), or none ("-")
+_NUMBER = r"[+-]?(?:\d[\d,]*(?:\.\d+)?%?|inf|nan)"
+_FIGURES = re.compile(rf"(?:[<>]=?\s*)?{_NUMBER}(?:\s*(?:/|to)\s*{_NUMBER})*|-|")
 
 
 def _e(value: Any) -> str:
@@ -36,10 +44,27 @@ def _percent(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
+def _is_figures(cell: Any) -> bool:
+    """Whether a cell (HTML) holds figures, not words (_FIGURES)."""
+    return bool(_FIGURES.fullmatch(html.unescape(re.sub(r"<[^>]*>", "", str(cell))).strip()))
+
+
+def text_columns(rows: Sequence[Sequence[Any]]) -> List[int]:
+    """The columns (1-based, after the first) of words: any cell not figures (found by a reviewer
+    of the replay's report: the drift table's wrapped details, right-aligned, read badly)."""
+    width = max((len(row) for row in rows), default=0)
+    return [n + 1 for n in range(1, width)
+            if any(n < len(row) and not _is_figures(row[n]) for row in rows)]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
+    """A table: the first column and the columns of words (text_columns) read from the left, the
+    columns of figures from the right."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table{f' class={css!r}' if css else ''}><tr>{head}</tr>{body}</table>"
+    text = " ".join(map(str, text_columns(rows)))
+    return (f"<table{f' class={css!r}' if css else ''}{f' data-text={text!r}' if text else ''}>"
+            f"<tr>{head}</tr>{body}</table>")
 
 
 def _img(images: Dict[str, str], name: str, alt: str) -> str:

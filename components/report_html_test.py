@@ -41,6 +41,16 @@ def test_the_page_is_self_contained_and_escapes_text():
     assert "<tr><td>eval</td><td>2</td><td>2</td><td>2</td><td>none</td><td>1.00 / 1 / 1</td>" in page
 
 
+def test_columns_of_words_read_from_the_left_and_figures_from_the_right():
+    rows = [["a", "0.0037", "&lt;= 0.006", "<span class='ok'>ok</span>", "33,009 vs 33,008 rows", "-", "+97.6%"],
+            ["b", "-", "0.4 to 2.5", "<span class='bad'>OVER</span>", "", "1.82 / 1 / 11", "inf"]]
+    assert report_html.text_columns(rows) == [4, 5]
+    assert report_html.text_columns([["a", "1"]]) == [] and report_html.text_columns([]) == []
+    assert "<table>" in report_html._table(["x", "n"], [["a", "1"]])
+    assert "<table class='examples' data-text='3'>" in report_html._table(
+        ["product", "n", "similar"], [["7", "1", "8 <span class='muted'>(0.500)</span>, 9"]], css="examples")
+
+
 def test_the_data_table_counts_purchases_repeating_a_pair():
     """Found by exploratory testing: 6.6% of a generated train split repeated a (user, product) pair
     (one pair 716 times), and nothing said so."""
@@ -65,6 +75,11 @@ def test_the_spans_section_shows_the_window_and_the_drift_figures():
     assert "span-3 (1,200 rows) against span-2 (1,000 rows): OVER the thresholds, accepted (--accept-drift)" in page
     assert ("<td>productId L-infinity distance</td><td>0.0110</td><td>&lt;= 0.006</td>"
             "<td><span class='bad'>OVER</span></td><td>&lt;most different&gt;</td>") in page
+    # words read from the left (the result, the detail), figures from the right (found by a
+    # reviewer of the replay's report: the wrapped details, right-aligned, read badly)
+    assert "<table data-text='4 5'><tr><th>measure</th><th>value</th><th>threshold</th>" in page
+    assert ('table[data-text~="5"] td:nth-child(5),table[data-text~="5"] th:nth-child(5){text-align:left}'
+            in page)
     # a measure of a span with no rows is not measured: no value, no verdict
     report["spans"]["drift"]["measures"][0].update(value=None, over=False, detail="not measured: span-3 has no rows")
     assert ("<td>productId L-infinity distance</td><td>-</td><td>&lt;= 0.006</td><td>-</td>"
