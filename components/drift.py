@@ -362,6 +362,20 @@ def anomaly_detail(anomalies: anomalies_pb2.Anomalies, feature: str, kind: str) 
     return ""
 
 
+# How the purchases per user are compared (per_user_comparison), in plain words: at equal rows
+# (the larger span thinned to the smaller one's rows) and at equal users (a sample of the larger
+# span's users, each with all their rows), and the smaller of the two divergences counts
+PER_USER_DETAIL = "compared at equal rows and at equal users (the larger span sampled down); the smaller divergence"
+
+
+def heaviest_text(span: str, heaviest: Optional[Tuple[str, int, float]]) -> str:
+    """The heaviest buyer in words ("the heaviest buyer of span-3: <id>, 46 purchases (0.14%)"),
+    "" without one."""
+    if not heaviest:
+        return ""
+    return f"the heaviest buyer of {span}: {heaviest[0]}, {heaviest[1]:,} purchases ({heaviest[2]:.2%})"
+
+
 def _measure(name: str, value: float, thresholds: Dict[str, float], detail: str = "",
              also: bool = False) -> Dict[str, Any]:
     """A measure of the report, over its threshold(s) (`outside`) or when `also` says so."""
@@ -385,7 +399,7 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     `newest`/`previous`: {"span", "name", "rows", "files"}; `shares`: the top users' shares
     (newest, previous); `repeats`: {"identical_files": [[newest file, other file]], "rows"};
     `heaviest`: the newest span's heaviest buyer (user id, purchases, share), named beside the
-    per-user measures."""
+    first per-user measure (and as `heaviest_buyer`, for the problem lines)."""
     measured = drift_measurements(span_anomalies)
     per_user = drift_measurements(user_anomalies)
     linf = measured.get((features.PRODUCT_KEY, "L_INFTY"), 0.0)
@@ -395,8 +409,7 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
     ratio = newest["rows"] / previous["rows"] if previous["rows"] else float("inf")
     share_ratio = shares[0] / shares[1] if shares[1] else 1.0
     repeated_share = repeats["rows"] / newest["rows"] if newest["rows"] else 0.0
-    heavy = (f"; the heaviest buyer of {newest.get('name', 'the newest span')}: {heaviest[0]}, "
-             f"{heaviest[1]:,} purchases ({heaviest[2]:.2%})" if heaviest else "")
+    heavy = heaviest_text(newest.get("name", "the newest span"), heaviest)
     identical = "".join(f"; {_short(a)} is byte-identical to {_short(b)}"
                         for a, b in repeats["identical_files"])
     empty = [span["name"] for span in (newest, previous) if not span["rows"]]
@@ -407,8 +420,10 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
         # TFDV's comparator says nothing when a span has no rows: the ratio is checked here too
         _measure(ROWS_NAME, ratio, thresholds, f"{newest['rows']:,} vs {previous['rows']:,} rows",
                  also=bool(span_anomalies.dataset_anomaly_info.reason)),
-        _measure(PER_USER_NAME, user_jsd, thresholds, f"the smaller of equal rows and equal users{heavy}"),
-        _measure(TOP_SHARE_NAME, share_ratio, thresholds, f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users{heavy}"),
+        # the heaviest buyer said once, on the first of the two measures of how much users buy
+        # (found by a reviewer of the replay's report: the same note in two rows)
+        _measure(PER_USER_NAME, user_jsd, thresholds, PER_USER_DETAIL + (f"; {heavy}" if heavy else "")),
+        _measure(TOP_SHARE_NAME, share_ratio, thresholds, f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users"),
         _measure(USER_LINF_NAME, user_linf, thresholds,
                  anomaly_detail(span_anomalies, features.USER_KEY, "COMPARATOR_L_INFTY_HIGH")),
         _measure(REPEATED_NAME, repeated_share, thresholds,
@@ -420,6 +435,8 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
                     for m in measures]
     return {"compared": True, "newest": newest, "previous": previous, "measures": measures,
             "drifted": any(m["over"] for m in measures),
+            # the problem lines name it beside the top users' share when that is over alone
+            **({"heaviest_buyer": heavy} if heavy and not empty else {}),
             "repeats": {"identical_files": [list(pair) for pair in repeats["identical_files"]],
                         "rows": repeats["rows"], "share_over": repeated_share > thresholds[REPEATED_ROWS],
                         "users": repeats.get("users"), "half_users": repeats.get("half_users"),
@@ -526,10 +543,14 @@ def problem_lines(figures: Dict[str, Any]) -> List[str]:
     """One line per measure over its threshold (the repeats first, named as such), after the
     spans that arrived late."""
     lines = []
+    over = {m["name"] for m in figures["measures"] if m["over"]}
     for m in figures["measures"]:
         if not m["over"]:
             continue
-        detail = f" ({m['detail']})" if m["detail"] else ""
+        detail = m["detail"]
+        if m["name"] == TOP_SHARE_NAME and PER_USER_NAME not in over and figures.get("heaviest_buyer"):
+            detail = "; ".join(filter(None, [detail, figures["heaviest_buyer"]]))  # said on no other line
+        detail = f" ({detail})" if detail else ""
         if m["name"].startswith("purchases repeated"):
             lines[:0] = _repeat_lines(figures, m)
         else:

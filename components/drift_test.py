@@ -490,6 +490,30 @@ def test_more_customers_who_buy_as_before_are_no_shift(generated, tmp_path):
     shares = [np.bincount(b, minlength=65)[:4] / len(b) for b in thinned]
     assert shares[0][1] > shares[1][1] + 0.05  # more users who bought once
     assert "the heaviest buyer of busier: " in per_user["detail"]
+    # said once, in plain words (found by a reviewer of the replay's report: the note in two
+    # rows, and "the smaller of equal rows and equal users")
+    assert per_user["detail"].startswith("compared at equal rows and at equal users (the larger span sampled "
+                                         "down); the smaller divergence; the heaviest buyer of busier: ")
+    share = measures["top 1% of users' share of purchases, newest / previous"]
+    assert share["detail"].endswith(", at equal users") and "heaviest" not in share["detail"]
+
+
+def test_the_heaviest_buyer_is_named_once_on_the_console_as_in_the_report():
+    """The heaviest buyer is named on the per-user divergence's line; when the top users' share
+    is over alone, on its line instead (it is said on no other)."""
+    def measure(name, over, detail):
+        return {"name": name, "value": 2.0 if over else 0.001, "limit": "<= 1", "over": over, "detail": detail}
+
+    heavy = "the heaviest buyer of span-2: U1, 40 purchases (4.00%)"
+    figures = {"newest": {"name": "span-2"}, "previous": {"name": "span-1"}, "heaviest_buyer": heavy, "measures": [
+        measure(drift.PER_USER_NAME, True, f"{drift.PER_USER_DETAIL}; {heavy}"),
+        measure(drift.TOP_SHARE_NAME, True, "0.080 vs 0.040, at equal users")]}
+    lines = drift.problem_lines(figures)
+    assert [line.count(heavy) for line in lines] == [1, 0], lines
+    assert lines[1].endswith("(0.080 vs 0.040, at equal users)")
+    figures["measures"][0]["over"] = False
+    assert drift.problem_lines(figures) == [
+        f"{drift.TOP_SHARE_NAME}: 2, allowed <= 1 (0.080 vs 0.040, at equal users; {heavy})"]
 
 
 def test_a_pipeline_compiled_by_older_code_is_named_as_such(tmp_path):
