@@ -617,6 +617,10 @@ def _metrics_table(card: Dict[str, Any]) -> List[str]:
         values = [show(metric(card, name, s)) for s in slices]
         lines.append(f"| {name} | " + " | ".join(values)
                      + f" | {row.get('threshold', '-')} | {row.get('result', '-')} |")
+        vs = row.get("vs_served")
+        if vs:  # the change against the served model and its 95% interval, as the gate judged it
+            lines.append(f"| {name} change vs served | {_percent(vs['change'])}" + " | -" * (len(slices) - 1)
+                         + f" | 95% interval {vs['low']:+.1%} to {vs['high']:+.1%} | {vs['result']} |")
     return lines
 
 

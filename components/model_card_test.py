@@ -35,13 +35,13 @@ def _examples(tmp_path):
     return examples
 
 
-def _gate(blessed=True, with_baseline=True, popularity=False, margin=2.3833):
+def _gate(blessed=True, with_baseline=True, popularity=False, margin=2.3833, intervals=None):
     config = evaluator.eval_config(BOUNDS, 0.01)
     values = {evaluator.CANDIDATE: {"recall_at_10": 0.0406, "ndcg_at_10": 0.0245, "sampled_accuracy": 0.1758,
                                     "mrr": 0.023}}
     if with_baseline:
         values[evaluator.BASELINE] = {"recall_at_10": 0.0401, "ndcg_at_10": 0.0240, "sampled_accuracy": 0.17}
-    rows = evaluator.gate_rows(config, values, {})
+    rows = evaluator.gate_rows(config, values, {}, intervals)
     if popularity:  # the popularity rule's figures in the gate's rows (issue 17 item 2)
         for row, value in zip(rows, (0.012, None, 0.006, None, 0.09)):
             row["popularity"] = value
@@ -106,6 +106,12 @@ def test_the_markdown_shows_data_checksums_metrics_and_limits(tmp_path):
     assert "| recall_at_10_over_popularity | +238.3% | +234.2% | - | >= +10.0% over popularity | ok |" in text
     assert "| mrr | 0.0230 | - | - | not gated | - |" in text
     assert "## Known limits" in text and "most popular" in text
+    assert "change vs served" not in text  # no interval (an evaluation without them)
+    # the change against the served model and its 95% interval, as the gate judged it
+    card = _card(tmp_path / "with-intervals",
+                 evaluation=_gate(popularity=True, intervals={"recall_at_10": (0.0005, 0.0004, 19)}))
+    assert ("| recall_at_10 change vs served | +1.2% | - | - | 95% interval -0.8% to +3.3% | ok |"
+            in model_card.markdown(card))
     assert "git abc123" in text
 
 

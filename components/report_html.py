@@ -185,6 +185,12 @@ def _evaluation_section(report: Dict[str, Any], images: Dict[str, str]) -> List[
         css = "ok" if result == "ok" else "bad" if result not in ("-", "") else "muted"
         cells += [_e(row["threshold"]), f"<span class='{css}'>{_e(result)}</span>"]
         rows.append(cells)
+        vs = row.get("vs_served")
+        if vs:  # the change against the served model and its 95% interval, as the gate judged it
+            css = "ok" if vs["result"].startswith("ok") else "bad"
+            rows.append(["&nbsp;&nbsp;change vs served", _percent(vs["change"])] + ["-"] * (len(labels) - 1)
+                        + [_e(f"95% interval {vs['low']:+.1%} to {vs['high']:+.1%}"),
+                           f"<span class='{css}'>{_e(vs['result'])}</span>"])
     rows.append(["catalog coverage@10"] +
                 [_num(ev["models"][label]["coverage_at_10"]) for label in labels] + ["not gated", "-"])
     return ["<h2>Evaluation and gate</h2>",

@@ -143,6 +143,15 @@ def test_the_gate_table_shows_the_margin_over_popularity():
             "<td>&gt;= +10.0% over popularity</td><td><span class='bad'>FAILED</span></td></tr>") in page
 
 
+def test_the_gate_table_shows_the_change_vs_served_with_its_interval():
+    report = _report()
+    report["gate"]["rows"][0]["vs_served"] = {"change": -0.011, "low": -0.025, "high": 0.002, "allowed": 0.01,
+                                              "result": "ok (within noise)"}
+    page = report_html.render_html(report, {})
+    assert ("<tr><td>&nbsp;&nbsp;change vs served</td><td>-1.1%</td><td>-</td>"
+            "<td>95% interval -2.5% to +0.2%</td><td><span class='ok'>ok (within noise)</span></td></tr>") in page
+
+
 def test_the_latest_monitoring_figures_are_linked_when_there_are_any():
     report = _report()
     assert "Requests served" not in report_html.render_html(report, {})
