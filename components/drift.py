@@ -423,7 +423,7 @@ def figures_of(newest: Dict[str, Any], previous: Dict[str, Any],
         # the heaviest buyer said once, on the first of the two measures of how much users buy
         # (found by a reviewer of the replay's report: the same note in two rows)
         _measure(PER_USER_NAME, user_jsd, thresholds, PER_USER_DETAIL + (f"; {heavy}" if heavy else "")),
-        _measure(TOP_SHARE_NAME, share_ratio, thresholds, f"{shares[0]:.3f} vs {shares[1]:.3f}, at equal users"),
+        _measure(TOP_SHARE_NAME, share_ratio, thresholds, f"{shares[0]:.4f} vs {shares[1]:.4f}, at equal users"),
         _measure(USER_LINF_NAME, user_linf, thresholds,
                  anomaly_detail(span_anomalies, features.USER_KEY, "COMPARATOR_L_INFTY_HIGH")),
         _measure(REPEATED_NAME, repeated_share, thresholds,
