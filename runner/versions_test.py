@@ -222,6 +222,16 @@ def test_history_and_rollback_on_an_object_store(saved_model, other_model, tmp_p
         assert versions.history_text(base).splitlines()[2].startswith(f"* {version.number}")
 
 
+def _serve_a_model_trained_on_accepted_drift(saved_model, other_model, base: str) -> None:
+    """Version 1796001422, then 1796012949 trained on span-3, its drift accepted, served."""
+    _push(saved_model, base, 1796001422)
+    gate = {"newest": "span-3", "previous": "span-2", "verdict": "OVER the thresholds",
+            "accepted": "--accept-drift", "measures": []}
+    model_versions.publish(other_model, base, lambda n, path: model_card.files(
+        {**_card(n, path), "quantitative_analysis": {**_card(n, path)["quantitative_analysis"], "drift_gate": gate}}),
+        now=1796012949)
+
+
 def test_a_rollback_from_a_model_trained_on_accepted_drift_says_how_to_withdraw_the_acceptance(
         saved_model, other_model, tmp_path, capsys):
     """Found by exploratory testing: after a rollback for "span-3's drift accepted by mistake" the
@@ -231,12 +241,7 @@ def test_a_rollback_from_a_model_trained_on_accepted_drift_says_how_to_withdraw_
 
     out = tmp_path / "out"
     base = str(out / "serving_model" / "recommender")
-    _push(saved_model, base, 1796001422)
-    gate = {"newest": "span-3", "previous": "span-2", "verdict": "OVER the thresholds",
-            "accepted": "--accept-drift", "measures": []}
-    model_versions.publish(other_model, base, lambda n, path: model_card.files(
-        {**_card(n, path), "quantitative_analysis": {**_card(n, path)["quantitative_analysis"], "drift_gate": gate}}),
-        now=1796012949)
+    _serve_a_model_trained_on_accepted_drift(saved_model, other_model, base)
     acceptances = configs.PipelineConfig(output_dir=str(out)).drift_acceptances_dir
     os.makedirs(acceptances)
     kept = os.path.join(acceptances, "span-3-vs-span-2-abc123.json")
@@ -261,12 +266,7 @@ def test_a_rollback_of_a_compiled_pipelines_versions_names_where_its_acceptances
     from pipeline import configs
 
     base = str(tmp_path / "serving")
-    _push(saved_model, base, 1796001422)
-    gate = {"newest": "span-3", "previous": "span-2", "verdict": "OVER the thresholds",
-            "accepted": "--accept-drift", "measures": []}
-    model_versions.publish(other_model, base, lambda n, path: model_card.files(
-        {**_card(n, path), "quantitative_analysis": {**_card(n, path)["quantitative_analysis"], "drift_gate": gate}}),
-        now=1796012949)
+    _serve_a_model_trained_on_accepted_drift(saved_model, other_model, base)
     assert entry_point.main(["rollback", "1796001422", "--reason", "span-3 accepted by mistake",
                              "--serving-dir", base]) == 0
     note = capsys.readouterr().out.splitlines()[1]
