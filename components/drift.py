@@ -688,12 +688,16 @@ def previous_acceptance(directory: str, figures: Dict[str, Any]) -> Optional[Dic
     return None
 
 
+def span_key(digests: Sequence[str]) -> str:
+    """One span's content (its files' digests, in any order), as one key."""
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()[:24]
+
+
 def late_acceptance_path(directory: str, late: Dict[str, Any], digests: Sequence[str]) -> str:
     """Where the acceptance of one late span is recorded: keyed by its own content, so that it
     holds for later runs whatever their newest span (a lateness is the late span's, not the
     newest's)."""
-    key = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()[:24]
-    return os.path.join(directory, f"late-{late['name']}-{key}.json")
+    return os.path.join(directory, f"late-{late['name']}-{span_key(digests)}.json")
 
 
 def stopped_path(directory: str, name: str, digests: Sequence[str]) -> str:
@@ -701,8 +705,7 @@ def stopped_path(directory: str, name: str, digests: Sequence[str]) -> str:
     later run whose window holds that span stops for it too, until it is accepted (--accept-drift),
     passes the gate as the newest, or changes (found by exploratory testing: a span the gate had
     stopped was trained on by the next span's run, its window reaching back over it)."""
-    key = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()[:24]
-    return os.path.join(directory, f"stopped-{name}-{key}.json")
+    return os.path.join(directory, f"stopped-{name}-{span_key(digests)}.json")
 
 
 def stopped_lines(figures: Dict[str, Any]) -> List[str]:
@@ -776,10 +779,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for number in window:
             if number == newest or number not in files or not directory:
                 continue
-            path = stopped_path(directory, span_name(files[number], number), [digests[f] for f in files[number]])
+            name = span_name(files[number], number)
+            path = stopped_path(directory, name, [digests[f] for f in files[number]])
             record = read_acceptance(path)
             if record:  # stopped as the newest span of an earlier run, and not accepted since
-                stopped.append({"span": number, "name": span_name(files[number], number), **record})
+                stopped.append({"span": number, "name": name, **record})
                 stopped_paths.append(path)
         if stopped:  # stopped as drift is (the same override)
             figures.update(stopped_spans=stopped, drifted=True)
