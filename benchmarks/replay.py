@@ -56,6 +56,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from runner import console
+
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPANS = 4
@@ -75,9 +77,9 @@ GATED = ("recall_at_10", "ndcg_at_10", "sampled_accuracy")  # the gate's default
 # A span's run ending so is the span's outcome, and the replay goes on: a model pushed (or already
 # served), refused by the gate, or the span's data rejected (the drift gate); any other code (bad
 # flags after `--`, a busy output directory, memory, disk, a failure) stops the replay with it
-SPAN_OUTCOMES = (0, 3, 4)
-EXIT_INTERRUPTED = 130  # as local_runner.py's (runner/console.py)
-EXIT_BUSY = 75  # another replay, or a run, is using the output directory (as local_runner.py's)
+SPAN_OUTCOMES = (console.EXIT_OK, console.EXIT_REFUSED, console.EXIT_DATA_REJECTED)
+EXIT_INTERRUPTED = console.EXIT_INTERRUPTED  # the replay's own codes: local_runner.py's
+EXIT_BUSY = console.EXIT_BUSY  # another replay, or a run, is using the output directory
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
 
 
