@@ -16,6 +16,13 @@ baseline's value (`popularity_<metric>`) and the model's relative margin over it
 (`<metric>_over_popularity` = model / popularity - 1), on which the gate puts a lower bound: TFMA
 thresholds compare a metric with a number or with the same metric of the baseline model, never
 two metrics of one model, so the comparison is a metric of its own.
+
+`PairedDifference` is the candidate's difference from the served (baseline) model on one metric,
+with its standard error: both models' values of each purchase are read from the same extract and
+summed per user, so the interval is exact, clustered by user (models/ranking_metrics.py
+`paired_interval`) and the same on every run. TFMA's own confidence intervals (jackknife,
+bootstrap) draw their groups of examples unseeded, and treat every purchase of a user as an
+independent test; the gate's "vs served" rule is judged with this one instead.
 """
 
 from typing import Dict, Iterable, List, Mapping, Optional
@@ -26,8 +33,8 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_util
 
-from models import exporter
-from models.ranking_metrics import purchase_values
+from models import exporter, features
+from models.ranking_metrics import paired_interval, purchase_values
 
 KINDS = ("recall", "ndcg", "mrr", "sampled_accuracy")
 
@@ -211,3 +218,99 @@ class _PopularityMarginCombiner(beam.CombineFn):
             return {}
         return {self._margin_key: relative_margin(model_sum / count, popularity_sum / count),
                 self._popularity_key: popularity_sum / count}
+
+
+def paired_name(metric: str) -> str:
+    """The key of the candidate's paired difference from the served model on `metric` (a diff
+    key of the candidate model: TFMA keeps it beside its own diff of `metric`, which has no
+    interval)."""
+    return f"{metric}_vs_served"
+
+
+class PairedDifference(tfma.metrics.Metric):
+    """The candidate's value of the ranking metric `metric` (kind, k as RankingMetric) minus the
+    served model's, on the same purchases, as a t-distributed value: the mean difference, its
+    standard error clustered by user and its degrees of freedom (module docstring). Computed only
+    in an evaluation with a baseline model; a diff key of each candidate model."""
+
+    def __init__(self, metric: str, kind: str, k: int = 0, name: Optional[str] = None):
+        check_kind(kind, k)
+        super().__init__(_paired_difference, metric=metric, kind=kind, k=k, name=name or paired_name(metric))
+
+    @property
+    def compute_confidence_interval(self) -> bool:
+        return False  # its value carries its own interval
+
+
+def _paired_difference(metric: str, kind: str, k: int, name: str, eval_config=None,
+                       model_names: Optional[List[str]] = None, output_names: Optional[List[str]] = None,
+                       example_weighted: bool = False):
+    from tensorflow_model_analysis.utils import model_util
+
+    baseline = model_util.get_baseline_model_spec(eval_config) if eval_config else None
+    if baseline is None or baseline.name not in (model_names or []):
+        return []  # nothing served: nothing to compare with
+    computations = []
+    for model_name in model_names:
+        if model_name == baseline.name:
+            continue
+        for output_name in output_names or [""]:
+            key = tfma.metrics.MetricKey(name=name, model_name=model_name, output_name=output_name,
+                                         example_weighted=example_weighted, is_diff=True)
+            computations.append(tfma.metrics.MetricComputation(
+                keys=[key], preprocessors=[tfma.metrics.FeaturePreprocessor(feature_keys=[features.USER_KEY])],
+                combiner=_PairedDifferenceCombiner(key, model_name, baseline.name, kind, k)))
+    return computations
+
+
+def _model_ranks(predictions, model_name: str) -> np.ndarray:
+    outputs = predictions[model_name]
+    if isinstance(outputs, Mapping):
+        outputs = outputs[exporter.RANKS_KEY]
+    return np.asarray(outputs, np.float64).reshape(-1, 2)
+
+
+class _PairedDifferenceCombiner(beam.CombineFn):
+    """Accumulates {user id: [sum of the purchases' differences, purchases]}: one entry per eval
+    user, whatever their number of purchases."""
+
+    def __init__(self, key, candidate: str, baseline: str, kind: str, k: int):
+        self._key, self._candidate, self._baseline = key, candidate, baseline
+        self._kind, self._k = kind, k
+
+    def create_accumulator(self) -> Dict[bytes, List[float]]:
+        return {}
+
+    def add_input(self, accumulator: Dict[bytes, List[float]], element) -> Dict[bytes, List[float]]:
+        differences = (purchase_values(self._kind, self._k, _model_ranks(element.prediction, self._candidate))
+                       - purchase_values(self._kind, self._k, _model_ranks(element.prediction, self._baseline)))
+        users = np.asarray(element.features[features.USER_KEY]).reshape(-1)
+        if len(users) == 1:
+            users = np.repeat(users, len(differences))
+        if len(users) != len(differences):
+            raise ValueError(f"{len(users)} user ids for {len(differences)} purchases in one example")
+        for user, difference in zip(users.tolist(), differences.tolist()):
+            entry = accumulator.setdefault(user, [0.0, 0])
+            entry[0] += difference
+            entry[1] += 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Dict[bytes, List[float]]]) -> Dict[bytes, List[float]]:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        for accumulator in accumulators:
+            for user, (total, count) in accumulator.items():
+                entry = result.setdefault(user, [0.0, 0])
+                entry[0] += total
+                entry[1] += count
+        return result
+
+    def extract_output(self, accumulator: Dict[bytes, List[float]]) -> Dict:
+        if not accumulator:
+            return {}
+        # in a fixed order of users: the same sum, to the last bit, however Beam split the input
+        sums, counts = np.array([accumulator[user] for user in sorted(accumulator)], np.float64).T
+        mean, standard_error, dof = paired_interval(sums, counts)
+        return {self._key: tfma.types.ValueWithTDistribution(
+            sample_mean=mean, sample_standard_deviation=standard_error,
+            sample_degrees_of_freedom=dof, unsampled_value=mean)}

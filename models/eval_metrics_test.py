@@ -3,6 +3,7 @@ import pytest
 
 import tensorflow_model_analysis as tfma
 
+from models import features
 from models.eval_metrics import RankingMetric, RecallCurve
 
 # ranks of four purchases: full-catalog rank, rank among the 100 sampled products
@@ -112,3 +113,75 @@ def test_the_margin_metric_is_rebuilt_from_its_config_as_tfma_does():
     assert clone.name == "mrr_over_popularity" and clone.get_config()["kind"] == "mrr"
     with pytest.raises(ValueError, match="kind must be one of"):
         PopularityMargin("x", "precision", 10)
+
+
+def _paired(rows, users, model_names=("candidate", "baseline"), splits=1):
+    """PairedDifference's output through its TFMA computation, the purchases fed in `splits`
+    accumulators merged as Beam does; `rows`: (candidate ranks, served ranks) per purchase."""
+    from tensorflow_model_analysis.proto import config_pb2
+
+    from models.eval_metrics import PairedDifference
+
+    config = config_pb2.EvalConfig(model_specs=[
+        config_pb2.ModelSpec(name="candidate"), config_pb2.ModelSpec(name="baseline", is_baseline=True)])
+    computations = PairedDifference("recall_at_10", "recall", 10).computations(
+        eval_config=config, model_names=list(model_names), output_names=[""])
+    if not computations:
+        return None
+    [computation] = computations
+    combiner = computation.combiner
+    accumulators = [combiner.create_accumulator() for _ in range(splits)]
+    for i, ((candidate, served), user) in enumerate(zip(rows, users)):
+        accumulators[i % splits] = combiner.add_input(accumulators[i % splits], tfma.metrics.StandardMetricInputs(
+            prediction={"candidate": {"ranks": candidate, "popularity_ranks": candidate}, "baseline": served},
+            features={features.USER_KEY: np.array([user])}))
+    [(key, value)] = combiner.extract_output(combiner.merge_accumulators(accumulators)).items()
+    assert key.is_diff and key.model_name == "candidate" and key.name == "recall_at_10_vs_served"
+    return value
+
+
+def test_the_paired_difference_is_the_mean_of_the_purchases_differences_with_its_standard_error():
+    rng = np.random.default_rng(0)
+    hits = rng.random((200, 2)) < [0.5, 0.4]  # candidate, served: top 10 or not
+    rows = [(np.array([[0 if c else 50, 0]], np.float32), np.array([[0 if s else 50, 0]], np.float32))
+            for c, s in hits]
+    value = _paired(rows, [f"user{i}".encode() for i in range(200)])  # one purchase per user
+    differences = hits[:, 0].astype(float) - hits[:, 1]
+    assert value.unsampled_value == value.sample_mean == pytest.approx(differences.mean())
+    assert value.sample_standard_deviation == pytest.approx(differences.std(ddof=1) / np.sqrt(200))
+    assert value.sample_degrees_of_freedom == 199
+
+
+def test_a_heavy_users_purchases_are_not_counted_as_independent_tests():
+    """Each user's purchases repeated 100 times (a user buying thousands of times) give the same
+    mean and the same interval: not one ten times narrower."""
+    rng = np.random.default_rng(1)
+    hits = rng.random((50, 2)) < [0.5, 0.4]
+    rows = [(np.array([[0 if c else 50, 0]], np.float32), np.array([[0 if s else 50, 0]], np.float32))
+            for c, s in hits]
+    users = [f"user{i}".encode() for i in range(50)]
+    once, hundred = _paired(rows, users), _paired(rows * 100, users * 100)
+    assert hundred.sample_mean == pytest.approx(once.sample_mean)
+    assert hundred.sample_standard_deviation == pytest.approx(once.sample_standard_deviation)
+    assert hundred.sample_degrees_of_freedom == once.sample_degrees_of_freedom == 49
+
+
+def test_the_paired_difference_is_the_same_however_beam_splits_the_purchases():
+    rng = np.random.default_rng(2)
+    hits = rng.random((300, 2)) < [0.3, 0.3]
+    rows = [(np.array([[0 if c else 50, 0]], np.float32), np.array([[0 if s else 50, 0]], np.float32))
+            for c, s in hits]
+    users = [f"user{i % 40}".encode() for i in range(300)]
+    values = {_paired(rows, users, splits=splits) for splits in (1, 3, 7)}
+    assert len(values) == 1  # to the last bit
+
+
+def test_without_a_served_model_there_is_no_paired_difference():
+    assert _paired([], [], model_names=("candidate",)) is None
+
+
+def test_the_paired_difference_is_rebuilt_from_its_config_as_tfma_does():
+    from models.eval_metrics import PairedDifference
+
+    clone = PairedDifference.from_config(PairedDifference("ndcg_at_10", "ndcg", 10).get_config())
+    assert clone.name == "ndcg_at_10_vs_served" and clone.get_config()["kind"] == "ndcg"

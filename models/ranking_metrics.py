@@ -16,6 +16,9 @@ user's train purchases left out (`ranks[:, 0]` of the `evaluate` signature, whos
   user's products there), NDCG@10 (DCG of the user's products in the top 10 over the DCG of
   min(their number, 10) hits), MRR (of the user's best-ranked product), and the standard errors
   of the HitRate@10 and NDCG@10 means.
+- `paired_interval`: the difference of two models on the same purchases with its standard error
+  clustered by user, as the gate judges "no drop vs served" (models/eval_metrics.py
+  `PairedDifference`) and benchmarks/gate_noise.py measures it.
 - `coverage`: catalog coverage@10, the share of catalog products in at least one user's top 10
   (`served_products`: through `serving_default`, as users get them).
 
@@ -26,7 +29,7 @@ model's scores.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Set
+from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -66,6 +69,29 @@ def purchase_metrics(ranks: np.ndarray) -> Dict[str, float]:
 def recall_curve(full_ranks: np.ndarray, max_k: int) -> List[float]:
     """recall@k for k = 1..max_k: the share of purchases ranked in the top k."""
     return [float((full_ranks < k).mean()) for k in range(1, max_k + 1)]
+
+
+def paired_interval(sums: np.ndarray, counts: np.ndarray) -> Tuple[float, float, int]:
+    """(mean difference, its standard error, degrees of freedom) of a paired comparison of two
+    models on the same purchases, from each user's sum of per-purchase differences (`sums`: the
+    candidate's value minus the served model's, summed over the user's purchases) and purchase
+    count (`counts`).
+
+    The standard error is clustered by user (the sandwich estimator with the G / (G - 1)
+    correction, G users): a user's purchases are not independent tests of the models, and a user
+    with thousands of purchases must not narrow the interval as thousands of users would. With one
+    purchase per user it is the usual standard error of a mean of differences. Degrees of freedom
+    G - 1; fewer than two users give no interval (an infinite standard error, 0 degrees)."""
+    sums, counts = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    total, users = counts.sum(), len(counts)
+    if total == 0:
+        raise ValueError("no purchases to compare")
+    mean = float(sums.sum() / total)
+    if users < 2:
+        return mean, float("inf"), 0
+    residuals = sums - counts * mean
+    variance = users / (users - 1) * float(np.sum(residuals ** 2)) / total ** 2
+    return mean, float(np.sqrt(variance)), users - 1
 
 
 def _standard_error(values: np.ndarray) -> float:

@@ -91,3 +91,20 @@ def test_the_numpy_metrics_are_tfmas():
         metric = eval_metrics.RankingMetric(kind, k)
         metric.update_state(np.zeros(len(ranks)), ranks)
         assert ours[name] == pytest.approx(float(metric.result()), rel=1e-5), name
+
+
+def test_the_paired_interval_is_clustered_by_user():
+    from models.ranking_metrics import paired_interval
+
+    # two users: +1, +1, 0 (user a) and -1 (user b); mean 1/4, residual sums 2 - 3/4 and -1 - 1/4
+    mean, se, dof = paired_interval([2.0, -1.0], [3, 1])
+    assert mean == pytest.approx(0.25) and dof == 1
+    assert se == pytest.approx(np.sqrt(2 / 1 * ((1.25 ** 2) + (1.25 ** 2)) / 16))
+    # one purchase per user: the usual standard error of the mean difference
+    d = np.array([1.0, 0.0, -1.0, 1.0, 1.0, 0.0])
+    mean, se, dof = paired_interval(d, np.ones(6))
+    assert (mean, se, dof) == (pytest.approx(d.mean()), pytest.approx(d.std(ddof=1) / np.sqrt(6)), 5)
+    # one user tells nothing of the noise between users; no purchases, nothing to compare
+    assert paired_interval([3.0], [5]) == (0.6, float("inf"), 0)
+    with pytest.raises(ValueError, match="no purchases"):
+        paired_interval([], [])
