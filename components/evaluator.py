@@ -46,7 +46,7 @@ from tfx import v1 as tfx
 from components import baseline, beam_metrics
 from models import exporter
 from models import features
-from models.eval_metrics import RECALL_CURVE, margin_name, popularity_name
+from models.eval_metrics import RECALL_CURVE, margin_name, paired_name, popularity_name
 
 METRICS_MODULE = "models.eval_metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -96,6 +96,10 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
         metrics.append(config_pb2.MetricConfig(
             class_name="RankingMetric", module=METRICS_MODULE,
             config=json.dumps({"name": name, **cfg}), threshold=threshold))
+        if name in lower_bounds:  # the interval the "vs served" rule is judged with (without_forgiven_failures)
+            metrics.append(config_pb2.MetricConfig(
+                class_name="PairedDifference", module=METRICS_MODULE,
+                config=json.dumps({"name": paired_name(name), "metric": name, **cfg})))
         if name in lower_bounds and popularity_margin is not None:
             metrics.append(config_pb2.MetricConfig(
                 class_name="PopularityMargin", module=METRICS_MODULE,
@@ -112,13 +116,6 @@ def eval_config(lower_bounds: Mapping[str, float], max_relative_drop: float,
             prediction_key=exporter.RANKS_KEY, model_type="tf_generic")],
         slicing_specs=[config_pb2.SlicingSpec()],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
-        # TFMA's jackknife (20 groups of purchases, both models' ranks of a purchase in the same
-        # group): a standard error for every metric and for its difference from the served
-        # model's, which the "vs served" rule is judged with (`without_noise_failures`)
-        options=config_pb2.Options(
-            compute_confidence_intervals={"value": True},
-            confidence_intervals=config_pb2.ConfidenceIntervalOptions(
-                method=config_pb2.ConfidenceIntervalOptions.JACKKNIFE)),
     )
 
 
@@ -243,47 +240,47 @@ def _noise_details(rows: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def diff_intervals(output_uri: str) -> Dict[str, Interval]:
-    """metric -> (candidate - served, TFMA's standard error of that difference, its degrees of
-    freedom), on the overall slice, for the metrics TFMA gave a confidence interval (none when
-    nothing is served, or for an evaluation run without confidence intervals)."""
-    intervals: Dict[str, Interval] = {}
-    for slice_metrics in tfma.load_metrics(output_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
-        for entry in slice_metrics.metric_keys_and_values:
-            if (entry.key.is_diff and entry.value.HasField("double_value")
-                    and entry.HasField("confidence_interval")
-                    and entry.confidence_interval.standard_error.HasField("double_value")):
-                intervals[entry.key.name] = (
-                    entry.value.double_value.value,
-                    entry.confidence_interval.standard_error.double_value.value,
-                    entry.confidence_interval.degrees_of_freedom.value)
-    return intervals
+Metrics = Tuple[Dict[str, Dict[str, float]], Dict[str, List[float]], Dict[str, Interval]]
 
 
-def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None) -> Dict[str, Any]:
-    """The gate's verdict from an Evaluator output: {"blessed", "verdict", "has_baseline",
-    "values": {CANDIDATE|BASELINE: {metric: value}}, "curves": {CANDIDATE|BASELINE: recall@k
-    for k = 1..}, "rows" (gate_rows), "details"}.
-    `config` defaults to the one TFMA saved with its output."""
-    if config is None:
-        config = eval_config_writer.load_eval_run(output_uri)[0]
-    result = tfma.load_validation_result(output_uri)
+def read_metrics(output_uri: str) -> Metrics:
+    """(values, curves, intervals) of the overall slice of an Evaluator output: values = model
+    (CANDIDATE/BASELINE) -> metric -> value; curves = model -> recall@k for k = 1..; intervals =
+    metric -> (candidate - served, its standard error clustered by user, degrees of freedom),
+    from the metric's `PairedDifference` (none when nothing is served)."""
+    of_paired = {paired_name(name): name for name, _ in metric_configs()}
     values: Dict[str, Dict[str, float]] = {CANDIDATE: {}, BASELINE: {}}
-    curves: Dict[str, List[float]] = {}  # model -> recall@k, k = 1..
-    intervals = diff_intervals(output_uri)
+    curves: Dict[str, List[float]] = {}
+    intervals: Dict[str, Interval] = {}
     for slice_metrics in tfma.load_metrics(output_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue  # the overall slice only
         for entry in slice_metrics.metric_keys_and_values:
             model = entry.key.model_name or CANDIDATE
             if entry.key.is_diff:
-                continue
-            if entry.value.HasField("double_value"):
+                if (entry.key.name in of_paired and entry.value.HasField("double_value")
+                        and entry.confidence_interval.standard_error.HasField("double_value")):
+                    intervals[of_paired[entry.key.name]] = (
+                        entry.value.double_value.value,
+                        entry.confidence_interval.standard_error.double_value.value,
+                        entry.confidence_interval.degrees_of_freedom.value)
+            elif entry.value.HasField("double_value"):
                 values.setdefault(model, {})[entry.key.name] = entry.value.double_value.value
             elif entry.key.name == RECALL_CURVE and entry.value.HasField("array_value"):
                 curves[model] = list(entry.value.array_value.float64_values)
+    return values, curves, intervals
+
+
+def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None,
+                 metrics: Optional[Metrics] = None) -> Dict[str, Any]:
+    """The gate's verdict from an Evaluator output: {"blessed", "verdict", "has_baseline",
+    "values": {CANDIDATE|BASELINE: {metric: value}}, "curves": {CANDIDATE|BASELINE: recall@k
+    for k = 1..}, "rows" (gate_rows), "details"}.
+    `config` defaults to the one TFMA saved with its output, `metrics` to `read_metrics`'."""
+    if config is None:
+        config = eval_config_writer.load_eval_run(output_uri)[0]
+    result = tfma.load_validation_result(output_uri)
+    values, curves, intervals = metrics or read_metrics(output_uri)
     failed = {f.metric_key.name: f.message
               for per_slice in result.metric_validations_per_slice for f in per_slice.failures}
     rows = gate_rows(config, values, failed, intervals)
@@ -302,63 +299,53 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
             "values": values, "curves": curves, "rows": rows, "details": details}
 
 
-def without_zero_baseline_failures(result, baseline_values: Mapping[str, float]):
-    """(`result` without the failures of the "no drop vs served" rule on metrics the served model
-    scores 0 on, the names of those metrics).
-
-    TFMA's relative change threshold divides by the baseline's value and, when that is 0, takes
-    the ratio as NaN, which fails every comparison: a candidate was refused for falling more than
-    1% below a served model that scored 0.0000 (found by exploratory testing: a span of new users
-    only, whom the served model does not know, refused a candidate at recall@10 0.21 span after
-    span). No value can fall below 0, so such a failure is dropped, and the result is ok when no
-    other failure (and nothing missing) is left."""
-    return _without_failures(result, lambda failure: _zero_baseline_failure(failure, baseline_values))
+# Why a "drop vs served" failure of TFMA's is not one (without_forgiven_failures)
+SERVED_ZERO, WITHIN_NOISE = "the served model scores 0", "within noise"
 
 
-def without_noise_failures(result, baseline_values: Mapping[str, float],
-                           intervals: Mapping[str, Interval]):
-    """(`result` without the failures of the "no drop vs served" rule whose drop is within
-    noise, the names of those metrics).
+def without_forgiven_failures(result, served: Mapping[str, float], intervals: Mapping[str, Interval]):
+    """(`result` without the failures of the "no drop vs served" rule that are not drops, {reason:
+    the names of the metrics forgiven for it}); the result is ok when no other failure (and
+    nothing missing) is left, and `result` itself when nothing is forgiven. `served`: the served
+    model's values; `intervals`: read_metrics'. Two reasons:
 
-    TFMA judges a change threshold on the point estimates only (its metrics validator reads a
-    value with a confidence interval as its unsampled value), and on small eval sets a drop of
-    1% is far inside the noise of the paired difference (a span's 112 purchases refused a
-    candidate at 34 hits against 42). A failure (a drop of more than the allowed one) is dropped
-    when the 95% interval of the difference (TFMA's jackknife standard error, `intervals`)
-    reaches 0: the rule refuses a candidate only when it is more than the allowed drop below the
-    served model and below it beyond noise (the whole interval below 0). A metric without an
-    interval keeps its failure."""
-    def within_noise(failure) -> bool:
-        threshold = failure.metric_threshold
-        name = failure.metric_key.name
-        if not (threshold.HasField("change_threshold") and threshold.change_threshold.HasField("relative")
-                and not threshold.change_threshold.HasField("absolute")
-                and threshold.change_threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
-                and not threshold.HasField("value_threshold")):
-            return False
-        served = baseline_values.get(name)
-        if not served or name not in intervals:
-            return False
-        _, _, high = change_interval(served, intervals[name])
-        return high >= 0
-
-    return _without_failures(result, within_noise)
-
-
-def _without_failures(result, forgive):
-    """(`result` without the failures `forgive` is true of, their metrics' names); the result is
-    ok when nothing else (failed or missing) is left; `result` itself when nothing is forgiven."""
+    - SERVED_ZERO: TFMA's relative change threshold divides by the served value and, when that
+      is 0, takes the ratio as NaN, which fails every comparison: a candidate was refused for
+      falling more than 1% below a served model that scored 0.0000 (found by exploratory
+      testing: a span of new users only, whom the served model does not know, refused a
+      candidate at recall@10 0.21 span after span). No value can fall below 0.
+    - WITHIN_NOISE: TFMA judges a change threshold on the point estimates only, and on small eval
+      sets a drop of 1% is far inside the noise of the paired difference (a span's 112 purchases
+      refused a candidate at 34 hits against 42). A drop of more than the allowed one is refused
+      only when it is also below the served model beyond noise: the whole 95% interval of the
+      difference (`PairedDifference`) below 0. A metric without an interval keeps its failure."""
     from tensorflow_model_analysis.proto import validation_result_pb2
+
+    def reason(failure) -> Optional[str]:
+        threshold, name = failure.metric_threshold, failure.metric_key.name
+        change = threshold.change_threshold
+        if not (threshold.HasField("change_threshold") and change.HasField("relative")
+                and change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER):
+            return None
+        value, base = failure.metric_value.double_value.value, served.get(name)
+        if base is not None and math.isclose(base, 0.0) and value >= 0 and not (
+                change.HasField("absolute") and value < change.absolute.value):
+            return SERVED_ZERO
+        if (base and name in intervals and not change.HasField("absolute")
+                and not threshold.HasField("value_threshold") and change_interval(base, intervals[name])[2] >= 0):
+            return WITHIN_NOISE
+        return None
 
     fixed = validation_result_pb2.ValidationResult()
     fixed.CopyFrom(result)
-    forgiven: List[str] = []
+    forgiven: Dict[str, List[str]] = {}
     del fixed.metric_validations_per_slice[:]
     for per_slice in result.metric_validations_per_slice:
         kept = []
         for failure in per_slice.failures:
-            if forgive(failure):
-                forgiven.append(failure.metric_key.name)
+            why = reason(failure)
+            if why:
+                forgiven.setdefault(why, []).append(failure.metric_key.name)
             else:
                 kept.append(failure)
         if kept:
@@ -366,64 +353,28 @@ def _without_failures(result, forgive):
             entry.CopyFrom(per_slice)
             del entry.failures[:]
             entry.failures.extend(kept)
-    if forgiven and not result.validation_ok and not fixed.metric_validations_per_slice and not (
+    if not forgiven:
+        return result, {}
+    if not result.validation_ok and not fixed.metric_validations_per_slice and not (
             fixed.missing_thresholds or fixed.missing_slices or fixed.missing_cross_slices):
         fixed.validation_ok = True
-    return (fixed, sorted(set(forgiven))) if forgiven else (result, [])
+    return fixed, {why: sorted(set(names)) for why, names in forgiven.items()}
 
 
-def _zero_baseline_failure(failure, baseline_values: Mapping[str, float]) -> bool:
-    threshold = failure.metric_threshold
-    if not threshold.HasField("change_threshold") or not threshold.change_threshold.HasField("relative"):
-        return False
-    change = threshold.change_threshold
-    if change.direction != config_pb2.MetricDirection.HIGHER_IS_BETTER:
-        return False
-    if change.HasField("absolute") and failure.metric_value.double_value.value < change.absolute.value:
-        return False  # an absolute rule failed as well
-    served = baseline_values.get(failure.metric_key.name)
-    return served is not None and math.isclose(served, 0.0) and failure.metric_value.double_value.value >= 0
-
-
-def bless_over_a_zero_baseline(output_uri: str, blessing) -> List[str]:
-    """Rewrites TFMA's validation result under `output_uri` without its failures over a served
-    value of 0 (`without_zero_baseline_failures`) and, when that leaves it ok, the `blessing`
-    artifact TFX wrote from it (its BLESSED / NOT_BLESSED file and `blessed` property). Returns
-    the metrics whose failure was dropped."""
+def bless_over_forgiven_failures(output_uri: str, blessing, metrics: Optional[Metrics] = None
+                                 ) -> Dict[str, List[str]]:
+    """Rewrites TFMA's validation result under `output_uri` without the failures that are not
+    drops (`without_forgiven_failures`) and, when that leaves it ok, the `blessing` artifact TFX
+    wrote from it (its BLESSED / NOT_BLESSED file and `blessed` property). Returns {reason: the
+    metrics whose failure was dropped}; `metrics` defaults to read_metrics'."""
     result = tfma.load_validation_result(output_uri)
     if result.validation_ok:
-        return []
-    fixed, forgiven = without_zero_baseline_failures(result, _served_values(output_uri))
-    if not forgiven:
-        return []
-    _rewrite_validation(output_uri, fixed, blessing)
-    return forgiven
-
-
-def bless_over_noise(output_uri: str, blessing) -> List[str]:
-    """As `bless_over_a_zero_baseline`, for the "vs served" failures within noise
-    (`without_noise_failures`)."""
-    result = tfma.load_validation_result(output_uri)
-    if result.validation_ok:
-        return []
-    intervals = diff_intervals(output_uri)
-    if not intervals:
-        return []
-    fixed, forgiven = without_noise_failures(result, _served_values(output_uri), intervals)
+        return {}
+    values, _, intervals = metrics or read_metrics(output_uri)
+    fixed, forgiven = without_forgiven_failures(result, values[BASELINE], intervals)
     if forgiven:
         _rewrite_validation(output_uri, fixed, blessing)
     return forgiven
-
-
-def _served_values(output_uri: str) -> Dict[str, float]:
-    values: Dict[str, float] = {}
-    for slice_metrics in tfma.load_metrics(output_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
-        for entry in slice_metrics.metric_keys_and_values:
-            if entry.key.model_name == BASELINE and not entry.key.is_diff and entry.value.HasField("double_value"):
-                values[entry.key.name] = entry.value.double_value.value
-    return values
 
 
 def _rewrite_validation(output_uri: str, fixed, blessing) -> None:
@@ -566,18 +517,18 @@ class Executor(evaluator_executor.Executor):
         with fixed_size_input_batches():
             result = super().Do(input_dict, output_dict, exec_properties)
         blessings = output_dict.get(standard_component_specs.BLESSING_KEY) or [None]
-        forgiven = bless_over_a_zero_baseline(evaluation.uri, blessings[0])
-        if forgiven:
+        metrics = read_metrics(evaluation.uri)
+        forgiven = bless_over_forgiven_failures(evaluation.uri, blessings[0], metrics)
+        if forgiven.get(SERVED_ZERO):
             log.info("[gate] the served model scores 0 on %s: the candidate cannot fall below it, so the "
                      "\"drop vs served\" rule holds there (TFMA cannot take a relative change from 0 and "
-                     "failed it)", ", ".join(forgiven))
-        noise = bless_over_noise(evaluation.uri, blessings[0])
-        if noise:
+                     "failed it)", ", ".join(forgiven[SERVED_ZERO]))
+        if forgiven.get(WITHIN_NOISE):
             log.info("[gate] the drop vs served on %s is within noise (its 95%% interval reaches 0): not "
-                     "refused for it (TFMA judges the point estimates only)", ", ".join(noise))
+                     "refused for it (TFMA judges the point estimates only)", ", ".join(forgiven[WITHIN_NOISE]))
         # the config TFMA saved with its output, as the cached table, the report and the card read
         # it: without a served model TFX drops the "vs served" thresholds (rubber stamp)
-        _, report = gate_report(evaluation.uri)
+        report = gate_text(gate_verdict(evaluation.uri, metrics=metrics))
         log.info("%s", report)  # the console shows it (runner/console.py)
         return result
 

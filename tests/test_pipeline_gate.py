@@ -161,6 +161,40 @@ def test_a_model_clearing_the_absolute_bound_is_refused_for_falling_behind_the_b
     assert _pushed_versions(bad) == pushed_after_good
 
 
+def test_the_drop_vs_served_is_judged_with_the_paired_interval_of_the_purchases_it_judged(runs):
+    """TFMA's pass (models/eval_metrics.py `PairedDifference`) gives what numpy gives from both
+    models' ranks of the purchases the gate judged: the mean difference, its standard error
+    clustered by user, and one degree of freedom per user less one."""
+    import numpy as np
+    from tfx.utils import path_utils
+
+    from models import features
+    from models.ranking_metrics import evaluate_ranks, paired_interval, purchase_values
+
+    good, bad, (pushed_after_good, _) = runs
+    [evaluation] = helpers.output_uris(bad, "Evaluator", "evaluation", execution=3)
+    kept = os.path.join(evaluation, evaluator.GATE_EXAMPLES_DIR, "Split-eval")
+    if not os.path.isdir(kept):  # nothing left out: the gate judged the eval split itself
+        [examples] = helpers.output_uris(bad, "FileBasedExampleGen", "examples", execution=3)
+        kept = os.path.join(examples, "Split-eval")
+    records = [r.numpy() for r in tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(kept, "*")),
+                                                          compression_type="GZIP")]
+    [candidate] = helpers.output_uris(bad, "Trainer", "model", execution=3)
+    ranks = [evaluate_ranks(tf.saved_model.load(d).signatures, records) for d in (
+        path_utils.serving_model_path(candidate), os.path.join(good.serving_model_dir, pushed_after_good[0]))]
+    differences = purchase_values("recall", 10, ranks[0]) - purchase_values("recall", 10, ranks[1])
+    users = [tf.train.Example.FromString(r).features.feature[features.USER_KEY].bytes_list.value[0]
+             for r in records]
+    _, user_index = np.unique(users, return_inverse=True)
+    expected = paired_interval(np.bincount(user_index, weights=differences), np.bincount(user_index))
+
+    _, _, intervals = evaluator.read_metrics(evaluation)
+    assert intervals["recall_at_10"][:2] == pytest.approx(expected[:2], rel=1e-9)
+    assert intervals["recall_at_10"][2] == expected[2] == len(set(users)) - 1
+    [row] = [r for r in evaluator.gate_verdict(evaluation)["rows"] if r["threshold"] != "not gated"]
+    assert row["vs_served"]["result"] == "FAILED" and row["vs_served"]["high"] < 0  # beyond noise
+
+
 def test_a_blessed_model_gets_batch_recommendations_for_every_user(runs):
     good, _, (pushed, _) = runs
     [uri] = helpers.output_uris(good, "BatchRecommendations", "recommendations", execution=0)
