@@ -8,9 +8,9 @@ whole eval file and on random subsamples of it (100, 1,000, 10,000 purchases): r
 the paired difference and its standard error (per purchase, and clustered by user), the standard
 error an unpaired comparison would have, 1% of the served value, and how often each rule refuses
 the candidate over the subsamples: TFMA's relative change threshold (point estimates) and the
-gate's rule (components/evaluator.py `without_noise_failures`: refused when more than 1% below
-and the whole 95% interval of the paired difference below 0; here with the analytic standard
-error and the t quantile of TFMA's 19 jackknife degrees of freedom).
+gate's rule (components/evaluator.py `without_forgiven_failures`: refused when more than 1%
+below and the whole 95% interval of the paired difference below 0, the interval as the gate
+computes it: models/ranking_metrics.py `paired_interval`, clustered by user).
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -141,8 +141,8 @@ Interval = Tuple[float, float, int]  # (candidate - served, its standard error, 
 
 def change_interval(served: float, interval: Interval) -> Tuple[float, float, float]:
     """(relative change, low, high): the candidate's change against the served value and the
-    ends of its two-sided 95% t interval (TFMA's jackknife standard error of the paired
-    difference, as fractions of the served value)."""
+    ends of its two-sided 95% t interval (the paired difference's standard error, clustered by
+    user: models/eval_metrics.py `PairedDifference`), as fractions of the served value."""
     from scipy import stats
 
     diff, se, dof = interval
