@@ -61,7 +61,6 @@ from runner import console
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPANS = 4
-FIRST_SHARE = 0.4  # the first span's share of the purchases; the others share the rest equally
 SEED = 0
 SPAN_DIR = "span-{}"  # a span's folder in the data directory (ExampleGen's span layout)
 # flat until the pipeline reads span folders (issue 16 item 1): then "spans"
@@ -92,14 +91,18 @@ def default_first_share(spans: int) -> float:
     return 2.0 / (spans + 1)
 
 
-def split_into_spans(rows: int, spans: int = SPANS, first_share: float = FIRST_SHARE,
+def split_into_spans(rows: int, spans: int = SPANS, first_share: Optional[float] = None,
                      seed: int = SEED) -> List[np.ndarray]:
     """The row indices of each span, ascending: a seeded random split of `rows` purchases, the
-    first span `first_share` of them, the others equal shares of the rest. The ASOS sample has
-    no timestamps, so the spans are not periods of time: span k is a random share of the same
-    weeks, as if the purchases had arrived in K deliveries."""
+    first span `first_share` of them (by default `default_first_share(spans)`), the others equal
+    shares of the rest. The ASOS sample has no timestamps, so the spans are not periods of time:
+    span k is a random share of the same weeks, as if the purchases had arrived in K deliveries.
+    The one split of the replay, benchmarks/warm_start.py and tests/test_warm_start.py (found:
+    those two passed no share and took a fixed 0.4 after the replay had moved to 2/(K+1))."""
     if spans < 1:
         raise ValueError(f"spans must be >= 1, got {spans}")
+    if first_share is None:
+        first_share = default_first_share(spans)
     if spans > 1 and not 0.0 < first_share < 1.0:
         raise ValueError(f"first_share must be between 0 and 1, got {first_share}")
     shares = [1.0] if spans == 1 else [first_share] + [(1.0 - first_share) / (spans - 1)] * (spans - 1)
@@ -485,8 +488,7 @@ def run_replay(args, extra: List[str], argv) -> int:
     import pyarrow.parquet as pq
 
     table = pq.read_table(os.path.join(args.data_dir, configs.TRAIN_FILE))
-    first_share = default_first_share(args.spans) if args.first_share is None else args.first_share
-    spans = split_into_spans(table.num_rows, args.spans, first_share, args.seed)
+    spans = split_into_spans(table.num_rows, args.spans, args.first_share, args.seed)
     data_dir = prepare(args.output_dir, args.data_dir)
     print(f"[replay] {table.num_rows:,} train purchases as {len(spans)} spans of "
           f"{', '.join(f'{len(s):,}' for s in spans)} (seeded random split, seed {args.seed}: the data "

@@ -223,7 +223,7 @@ def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_c
     times span 1 and the drift gate (rows at least 0.4 times the span before) stopped it."""
     from pipeline import configs
 
-    assert replay.default_first_share(4) == replay.FIRST_SHARE  # the documented 4-span replay unchanged
+    assert replay.default_first_share(4) == 0.4  # the documented 4-span replay unchanged
     for k in range(2, 13):
         sizes = [len(s) for s in replay.split_into_spans(165_042, k, replay.default_first_share(k))]
         assert abs(sizes[1] / sizes[0] - 0.5) < 0.001
@@ -244,6 +244,17 @@ def test_a_span_line_names_the_window_the_replay_wrote():
     assert replay.span_line(1, ran, flat, [1]).startswith("span 1 (window 1): rows")
     stopped = {"code": 4, "summary": {}, "console": DRIFT_STOP}
     assert replay.span_line(2, stopped, {}, [1, 2]).startswith("span 2 (window 1-2): exit 4, no model: error:")
+
+
+@pytest.mark.parametrize("spans", [2, 3, 4, 6])
+def test_a_split_without_a_share_is_the_replays_for_every_span_count(spans):
+    """benchmarks/warm_start.py and tests/test_warm_start.py split with no share given: the
+    replay's first span, 2/(K+1), not the fixed 0.4 it had before (found: with 3 spans they
+    split 40/30/30 while the replay split 50/25/25)."""
+    own = replay.split_into_spans(165_042, spans)
+    assert all(np.array_equal(a, b) for a, b in zip(
+        own, replay.split_into_spans(165_042, spans, replay.default_first_share(spans))))
+    assert abs(len(own[0]) / 165_042 - 2 / (spans + 1)) < 0.0001
 
 
 @pytest.mark.parametrize("held", ["", "warm"])
