@@ -218,6 +218,23 @@ def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_r
     assert "[replay] stopped after span 1: its warm run failed with exit code 75" in out
 
 
+def test_no_cold_run_after_a_warm_run_whose_data_was_rejected(fake_runner, tmp_path, capsys):
+    """Found by exploratory testing: the cold run went on after the drift gate had rejected the
+    warm run's data (about 20 s a span; the same data, rejected again)."""
+    run, project = fake_runner
+    assert run("exit 4") == 0
+    calls = (project / "calls").read_text().splitlines()
+    assert len(calls) == 3 and not any("--cold-start" in call for call in calls)  # warm runs only
+    out = capsys.readouterr().out
+    said = "  cold on the same window: not run (the warm run's data was rejected (exit 4): the same data would be)"
+    assert out.count(said) == 2  # spans 2 and 3; span 1 has no cold run
+    record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
+    assert [entry.get("cold") for entry in record["spans"]] == [None] + [{"skipped": replay.COLD_SKIPPED}] * 2
+    (project / "calls").unlink()
+    assert run("exit 3") == 0  # refused by the gate: the cold comparison still runs
+    assert sum("--cold-start" in call for call in (project / "calls").read_text().splitlines()) == 2
+
+
 def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_count():
     """Found by exploratory testing: with a fixed first share of 0.4, span 2 of 6 spans was 0.30
     times span 1 and the drift gate (rows at least 0.4 times the span before) stopped it."""
