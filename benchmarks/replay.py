@@ -27,10 +27,12 @@ same data would be again: the replay says so instead.
 it; `REPLAY_GATE`): the production bounds and the popularity rule are set for a model of the
 whole sample, which no span model of part of it reaches. `--production-gate` keeps them.
 
-It prints one line per span: rows, drift, cold or warm start, training seconds, the gated
-metrics, the verdict (a refusal with the gate's failed rows) and the version pushed; then the
-warm/cold comparison with the standard errors (of the cold model's per-purchase metrics on the
-eval split, through its `evaluate` signature: the gate's protocol). Everything also goes to
+It prints a few lines per span, none wider than 100 columns: a headline (the window, cold or warm
+start, the verdict and the version pushed), then, indented, the rows and training seconds, the
+drift gate's verdict with each measure over its threshold, the gated metrics, and a refusal's
+failed rows; then the warm/cold comparison with the standard errors (of the cold model's
+per-purchase metrics on the eval split, through its `evaluate` signature: the gate's protocol).
+Everything, every drift figure and every line of a failed run's error included, also goes to
 `<output-dir>/replay.json`; each run's console to `<output-dir>/logs/`, and the replay's own
 TensorFlow lines to `<output-dir>/logs/replay.txt`.
 
@@ -53,7 +55,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -83,7 +85,7 @@ EXIT_BUSY = console.EXIT_BUSY  # another replay, or a run, is using the output d
 # A span whose warm run had its data rejected (exit 4: the data checks, the validator, the drift
 # gate) has no cold run: the same data is rejected again, whatever the start (found by
 # exploratory testing: about 20 s a span for figures that meant nothing)
-COLD_SKIPPED = "the warm run's data was rejected (exit 4): the same data would be"
+COLD_SKIPPED = "its data was rejected in the warm run (exit 4)"
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
 
 
@@ -270,7 +272,9 @@ def run_figures(output_dir: str, since_ms: int = 0) -> Dict[str, Any]:
         served_metrics={name: served.get(name) for name in GATED if name in served},
         blessed=report["gate"]["blessed"], gate_rows=report["gate"].get("rows") or [],
         pushed=report["push"]["pushed"], version=report["push"]["version"],
-        model_dir=os.path.join(model_uri, "Format-Serving"), drift=report.get("drift"))
+        model_dir=os.path.join(model_uri, "Format-Serving"),
+        # the drift gate's every figure (drift.json, the run report's): the console names only those over
+        drift_figures=(report.get("spans") or {}).get("drift"))
     return figures
 
 
@@ -314,14 +318,54 @@ def stderr_to(path: str):
 
 
 # --- what it prints -----------------------------------------------------------------------------
+WIDTH = 100  # the console's columns: every line the replay prints fits (but a path longer than that)
+INDENT = "    "  # a span's detail lines, under its headline
+
+
+def fit(parts: List[str], first: str = "", indent: str = INDENT, width: int = WIDTH) -> List[str]:
+    """`parts` joined by "; " into lines of at most `width` columns, the first starting with
+    `first`, the others with `indent`: a line breaks between two parts, and inside a part only
+    when the part alone is too long (between words, under a deeper indent; a path stays whole).
+    Found by exploratory testing: a span's line ran to about 600 characters when its drift was
+    over a threshold."""
+    import textwrap
+
+    lines: List[str] = []
+    line: Optional[str] = None  # the line being filled, while more parts may join it
+    for part in parts:
+        if line is not None and len(f"{line}; {part}") <= width:
+            line = f"{line}; {part}"
+            continue
+        if line is not None:
+            lines.append(line)
+        prefix = indent if lines else first
+        wrapped = textwrap.wrap(prefix + part, width, subsequent_indent=indent + "  ", break_long_words=False,
+                                break_on_hyphens=False) or [prefix.rstrip()]
+        if len(wrapped) > 1:  # the next part starts a line of its own, not the tail of this one
+            lines += wrapped
+            line = None
+        else:
+            line = wrapped[0]
+    lines += [] if line is None else [line]
+    return lines or [first.rstrip()]
+
+
+COLD_HEAD = "  cold on the same window: "
+
+
+def say(lines: List[str]) -> None:
+    """The replay's console lines, at once (a run's console is in its log meanwhile)."""
+    print("\n".join(lines), flush=True)
+
+
 def _metrics_text(metrics: Dict[str, Optional[float]]) -> str:
-    return " ".join(f"{name} {value:.4f}" if value is not None else f"{name} -"
-                    for name, value in metrics.items())
+    return ", ".join(f"{name} {value:.4f}" if value is not None else f"{name} -"
+                     for name, value in metrics.items())
 
 
-def refusal_reason(gate_rows: List[Dict[str, Any]]) -> str:
+def refusal_reasons(gate_rows: List[Dict[str, Any]]) -> List[Tuple[str, str]]:
     """The failed rows of a run's gate (its run report's `gate.rows`: components/evaluator.py
-    `gate_rows`), in a few words."""
+    `gate_rows`), each in a few words: (what failed, what the gate wants)."""
     from components import evaluator
 
     failed = []
@@ -329,22 +373,22 @@ def refusal_reason(gate_rows: List[Dict[str, Any]]) -> str:
         if not str(row.get("result", "")).startswith("FAILED"):  # "FAILED" or evaluator.NO_VALUE
             continue
         if row.get("candidate") is None:
-            failed.append(f"{row.get('of') or row['metric']}: no value")
+            failed.append((f"{row.get('of') or row['metric']}: no value", ""))
         elif row.get("kind") == evaluator.MARGIN:
-            failed.append(f"{row['of']} vs popularity {row['candidate']:+.1%}, wants {row['threshold']}")
+            failed.append((f"{row['of']} vs popularity {row['candidate']:+.1%}", f"wants {row['threshold']}"))
         else:
             served, vs = row.get("baseline"), row.get("vs_served")
             against = (f" vs served {served:.4f} ({vs['change']:+.1%}, 95% interval {vs['low']:+.1%} to "
                        f"{vs['high']:+.1%})" if vs else
                        f" vs served {served:.4f} ({row['candidate'] / served - 1:+.1%})" if served else "")
-            failed.append(f"{row['metric']} {row['candidate']:.4f}{against}, wants {row['threshold']}")
-    return "; ".join(failed) or "see its log"
+            failed.append((f"{row['metric']} {row['candidate']:.4f}{against}", f"wants {row['threshold']}"))
+    return failed or [("see its log", "")]
 
 
-def failure_lines(console: str, most: int = 6) -> List[str]:
+def failure_lines(console: str, most: Optional[int] = 6) -> List[str]:
     """What a run that left no model said of why: its `error:` line and the lines under it (a
     local_runner.py console: runner/console.py; an argparse error on its standard error), else
-    its last line."""
+    its last line; the first `most` of them (None: all, for replay.json)."""
     lines = console.rstrip().splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("error:") or ": error: " in line]
     if not starts:
@@ -368,35 +412,58 @@ def _window_text(window: Optional[List[int]]) -> str:
     return f" (window {window[0]})" if window[0] == window[-1] else f" (window {window[0]}-{window[-1]})"
 
 
-def span_line(k: int, result: Dict[str, Any], figures: Dict[str, Any], window: Optional[List[int]] = None) -> str:
-    """Span k's line. `window`: the spans it trained on, as the replay wrote them (the flat layout's
-    one train file is span 0 to the pipeline: found by exploratory testing, every span of
-    `--layout flat` said "window 0-0"); by default the pipeline's window."""
+def drift_lines(figures: Optional[Dict[str, Any]], summary: Optional[str]) -> List[str]:
+    """A span's drift, short: what was compared and the gate's verdict, then each measure over
+    its limit on a line of its own (every figure: replay.json and the run report). `figures`:
+    the drift gate's (its drift.json, through the run report); without them, the verdict of the
+    run's summary row (`<newest> vs <previous> <verdict>: <figures>`)."""
+    if not figures or not figures.get("compared"):
+        said = summary or "-"
+        return fit([f"drift {said.rpartition(': ')[0] or said}"], INDENT)
+    from components import drift
+
+    lines = fit([f"drift {figures['newest']['name']} vs {figures['previous']['name']} "
+                 f"{drift.verdict_text(figures)}"], INDENT)
+    for text in drift.over_texts(figures):
+        lines += fit([f"over: {text}"], INDENT + "  ")
+    return lines
+
+
+def span_lines(k: int, result: Dict[str, Any], figures: Dict[str, Any],
+               window: Optional[List[int]] = None) -> List[str]:
+    """Span k's lines, none wider than WIDTH: a headline (the window, the start, the verdict),
+    then rows and training time, the drift, the gated metrics and a refusal's failed rows, each
+    indented. `window`: the spans it trained on, as the replay wrote them (the flat layout's one
+    train file is span 0 to the pipeline: found by exploratory testing, every span of `--layout
+    flat` said "window 0-0"); by default the pipeline's window."""
     summary = result["summary"]
     window = window or (figures.get("data") or {}).get("window_spans")
+    head = f"span {k}{_window_text(window)}: "
     if not figures:
-        first, *more = failure_lines(result["console"])
-        return "\n".join([f"span {k}{_window_text(window)}: exit {result['code']}, no model: {first}"]
-                         + [f"    {line}" for line in more])
+        return fit([f"exit {result['code']}, no model"], head) + [
+            line for said in failure_lines(result["console"]) for line in fit([said], INDENT)]
     rows = ", ".join(f"{split} {n:,}" for split, n in figures["rows"].items())
     start = figures["start"]
     how = (f"warm from {start.get('from_version')}" if start.get("kind") == "warm"
            else f"cold ({start.get('reason', '-')})")
     verdict = (f"pushed {figures['version']}" if figures["pushed"] and result["code"] == 0 else
-               f"refused ({refusal_reason(figures['gate_rows'])})" if not figures["blessed"]
-               else f"exit {result['code']}")
+               "refused by the gate" if not figures["blessed"] else f"exit {result['code']}")
     if result["code"] == 0 and "already served" in summary.get("verdict", ""):
         verdict = f"already served ({figures['version']})"
-    drift = summary.get("drift") or "-"
-    return (f"span {k}{_window_text(window)}: rows {rows}; "
-            f"drift {drift}; {how}; trained in {figures['training_seconds']:.1f} s; "
-            f"{_metrics_text(figures['metrics'])}; {verdict}")
+    lines = fit([how, verdict], head)
+    lines += fit([f"rows {rows}", f"trained in {figures['training_seconds']:.1f} s"], INDENT)
+    lines += drift_lines(figures.get("drift_figures"), summary.get("drift"))
+    lines += fit([_metrics_text(figures["metrics"])], INDENT)
+    if not figures["blessed"]:
+        for what, wants in refusal_reasons(figures["gate_rows"]):
+            lines += fit([what, wants] if wants else [what], f"{INDENT}refused: ", INDENT + "  ")
+    return lines
 
 
 def comparison_lines(spans: List[Dict[str, Any]]) -> List[str]:
     """The warm start's target, span by span: time ratio and each metric against cold - 1 se."""
-    lines = ["", "warm start against a cold training on the same window (target: quality within one "
-             "standard error, at most a third of the time)"]
+    lines = ["", "warm start against a cold training on the same window",
+             "(target: quality within one standard error, at most a third of the time)"]
     for entry in spans:
         warm, cold, se = entry.get("warm"), entry.get("cold"), entry.get("cold_se")
         if not (warm and cold and se) or warm["start"].get("kind") != "warm":
@@ -410,9 +477,10 @@ def comparison_lines(spans: List[Dict[str, Any]]) -> List[str]:
             parts.append(f"{name} {w:.4f} vs {c:.4f} ± {se[name]:.4f}{'' if ok else ' (below)'}")
         # the time's part of a missed target said as a metric's is (found by exploratory testing:
         # "target NOT met" with every metric within, and nothing saying the time was over)
-        lines.append(f"span {entry['span']}: {warm['training_seconds']:.1f} s vs {cold['training_seconds']:.1f} s "
-                     f"({ratio:.2f}{'' if ratio <= 1 / 3 else ', over a third'}); " + "; ".join(parts)
-                     + f"; target {'met' if met else 'NOT met'}")
+        lines += fit([f"target {'met' if met else 'NOT met'}",
+                      f"{warm['training_seconds']:.1f} s vs {cold['training_seconds']:.1f} s "
+                      f"({ratio:.2f}{'' if ratio <= 1 / 3 else ', over a third'})"], f"span {entry['span']}: ")
+        lines += fit(parts, INDENT)
         entry["target_met"] = bool(met)
     return lines
 
@@ -495,9 +563,10 @@ def run_replay(args, extra: List[str], argv) -> int:
     table = pq.read_table(os.path.join(args.data_dir, configs.TRAIN_FILE))
     spans = split_into_spans(table.num_rows, args.spans, args.first_share, args.seed)
     data_dir = prepare(args.output_dir, args.data_dir)
-    print(f"[replay] {table.num_rows:,} train purchases as {len(spans)} spans of "
-          f"{', '.join(f'{len(s):,}' for s in spans)} (seeded random split, seed {args.seed}: the data "
-          f"has no timestamps); eval: the standing eval file; outputs {args.output_dir}", flush=True)
+    say(fit([f"{table.num_rows:,} train purchases as {len(spans)} spans of "
+             f"{', '.join(f'{len(s):,}' for s in spans)}",
+             f"a seeded random split (seed {args.seed}: the data has no timestamps)",
+             "eval: the standing eval file", f"outputs {args.output_dir}"], "[replay] ", "  "))
     record: Dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:] if argv is None else argv,
                               "spans": []}
 
@@ -520,7 +589,7 @@ def run_replay(args, extra: List[str], argv) -> int:
             for chain in ("warm", "cold") if args.cold and k > 1 else ("warm",):
                 if chain == "cold" and entry["warm"]["exit_code"] == console.EXIT_DATA_REJECTED:
                     entry["cold"] = {"skipped": COLD_SKIPPED}
-                    print(f"  cold on the same window: not run ({COLD_SKIPPED})", flush=True)
+                    say(fit([f"not run: {COLD_SKIPPED}"], COLD_HEAD))
                     continue
                 flags = extra + (["--cold-start"] if chain == "cold" else [])
                 result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
@@ -531,19 +600,20 @@ def run_replay(args, extra: List[str], argv) -> int:
                         figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
                 entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
                                 "drift": result["summary"].get("drift")}
+                if not figures:  # the console shows the first lines of why; replay.json keeps them all
+                    entry[chain]["error"] = failure_lines(result["console"], most=None)
                 save()
                 if chain == "warm":
-                    print(span_line(k, result, figures, window_spans(k, args.window)), flush=True)
+                    say(span_lines(k, result, figures, window_spans(k, args.window)))
                 elif figures:
                     with stderr_to(own_log):
                         entry["cold_se"] = standard_errors(figures["model_dir"],
                                                            os.path.join(data_dir, configs.EVAL_FILE))
-                    print(f"  cold on the same window: trained in {figures['training_seconds']:.1f} s; "
-                          f"{_metrics_text(figures['metrics'])}", flush=True)
+                    say(fit([f"trained in {figures['training_seconds']:.1f} s"], COLD_HEAD)
+                        + fit([_metrics_text(figures["metrics"])], INDENT))
                 else:
-                    first, *more = failure_lines(result["console"])
-                    print("\n".join([f"  cold on the same window: exit {result['code']}, no model: {first}"]
-                                    + [f"    {line}" for line in more]), flush=True)
+                    say(fit([f"exit {result['code']}, no model"], COLD_HEAD)
+                        + [line for said in failure_lines(result["console"]) for line in fit([said], INDENT)])
                 if result["interrupted"] or result["code"] == EXIT_INTERRUPTED:
                     raise Interrupted("the run")
                 if result["code"] not in SPAN_OUTCOMES:
@@ -555,24 +625,24 @@ def run_replay(args, extra: List[str], argv) -> int:
     except (KeyboardInterrupt, Interrupted):
         record["interrupted"] = {"span": k, "chain": chain}
         save()
-        print(f"\n[replay] interrupted during span {k} ({chain} run); exit code {EXIT_INTERRUPTED}. A run it "
-              f"stopped stops as a stopped make run does (nothing half-pushed); its console: "
-              f"{os.path.join(args.output_dir, 'logs', f'span-{k}-{chain}.txt')}. replay.json holds the spans "
-              f"so far; a replay started again on {args.output_dir} starts over from span 1", flush=True)
+        say([""] + fit([f"interrupted during span {k} ({chain} run); exit code {EXIT_INTERRUPTED}",
+                        "a run it stopped stops as a stopped make run does (nothing half-pushed)",
+                        f"its console: {os.path.join(args.output_dir, 'logs', f'span-{k}-{chain}.txt')}",
+                        "replay.json holds the spans so far",
+                        f"a replay started again on {args.output_dir} starts over from span 1"], "[replay] ", "  "))
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous_term)
     if args.cold:
-        for line in comparison_lines(record["spans"]):
-            print(line)
+        say(comparison_lines(record["spans"]))
         save()
-    print(f"[replay] figures: {os.path.join(args.output_dir, MARKER)}; reports: "
-          f"{os.path.join(args.output_dir, 'warm', 'reports')}")
+    say(fit([f"figures: {os.path.join(args.output_dir, MARKER)}",
+             f"reports: {os.path.join(args.output_dir, 'warm', 'reports')}"], "[replay] ", "  "))
     if failed:
         span, chain, code = failed
-        print(f"[replay] stopped after span {span}: its {chain} run failed with exit code {code} (above; its "
-              f"console: {os.path.join(args.output_dir, 'logs', f'span-{span}-{chain}.txt')}), so the spans "
-              f"after it were not run; exit code {code}", flush=True)
+        say(fit([f"stopped after span {span}: its {chain} run failed with exit code {code} (above)",
+                 f"its console: {os.path.join(args.output_dir, 'logs', f'span-{span}-{chain}.txt')}",
+                 f"the spans after it were not run; exit code {code}"], "[replay] ", "  "))
         return code
     return 0
 

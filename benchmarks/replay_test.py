@@ -31,11 +31,18 @@ def test_the_target_is_a_third_of_the_time_and_one_standard_error():
     slow = {"span": 3, "warm": _run("warm", 3.5), "cold": _run("cold", 9.0), "cold_se": se}
     worse = {"span": 4, "warm": _run("warm", 1.0, ndcg_at_10=0.085), "cold": _run("cold", 9.0), "cold_se": se}
     lines = replay.comparison_lines([met, slow, worse])
-    assert lines[-3].startswith("span 2: 3.0 s vs 9.0 s (0.33); recall_at_10 0.0950 vs 0.1000 ± 0.0100;")
-    assert lines[-3].endswith("target met") and met["target_met"]
-    assert lines[-2].endswith("target NOT met") and not slow["target_met"]
-    assert lines[-2].startswith("span 3: 3.5 s vs 9.0 s (0.39, over a third); recall_at_10 0.1000 vs 0.1000 ± 0.0100;")
-    assert "ndcg_at_10 0.0850 vs 0.1000 ± 0.0100 (below)" in lines[-1] and not worse["target_met"]
+    assert lines[-9:] == [
+        "span 2: target met; 3.0 s vs 9.0 s (0.33)",
+        "    recall_at_10 0.0950 vs 0.1000 ± 0.0100; ndcg_at_10 0.1000 vs 0.1000 ± 0.0100",
+        "    sampled_accuracy 0.1000 vs 0.1000 ± 0.0100",
+        "span 3: target NOT met; 3.5 s vs 9.0 s (0.39, over a third)",
+        "    recall_at_10 0.1000 vs 0.1000 ± 0.0100; ndcg_at_10 0.1000 vs 0.1000 ± 0.0100",
+        "    sampled_accuracy 0.1000 vs 0.1000 ± 0.0100",
+        "span 4: target NOT met; 1.0 s vs 9.0 s (0.11)",
+        "    recall_at_10 0.1000 vs 0.1000 ± 0.0100; ndcg_at_10 0.0850 vs 0.1000 ± 0.0100 (below)",
+        "    sampled_accuracy 0.1000 vs 0.1000 ± 0.0100"]
+    assert met["target_met"] and not slow["target_met"] and not worse["target_met"]
+    assert all(len(line) <= replay.WIDTH for line in lines)
 
 
 def test_a_refusal_is_told_by_the_gates_failed_rows():
@@ -51,22 +58,102 @@ def test_a_refusal_is_told_by_the_gates_failed_rows():
         {"metric": "ndcg_at_10", "kind": "value", "candidate": None, "threshold": ">= 0",
          "result": "FAILED (no value)"},
     ]
-    assert replay.refusal_reason(rows) == (
-        "recall_at_10 0.0204 vs served 0.0321 (-36.4%), wants >= 0, drop <= 1.0% vs served; "
-        "sampled_accuracy vs popularity +1.3%, wants >= +10.0% over popularity; ndcg_at_10: no value")
-    assert replay.refusal_reason([]) == "see its log"
+    assert replay.refusal_reasons(rows) == [
+        ("recall_at_10 0.0204 vs served 0.0321 (-36.4%)", "wants >= 0, drop <= 1.0% vs served"),
+        ("sampled_accuracy vs popularity +1.3%", "wants >= +10.0% over popularity"), ("ndcg_at_10: no value", "")]
+    assert replay.refusal_reasons([]) == [("see its log", "")]
     refused = {"rows": {"train": 900, "eval": 300}, "start": {"kind": "warm", "from_version": 7},
                "data": {"window_spans": [2, 3, 4]}, "training_seconds": 1.2,
                "metrics": {name: 0.02 for name in replay.GATED}, "blessed": False, "pushed": False,
                "version": None, "gate_rows": rows[:1]}
-    line = replay.span_line(4, {"code": 0, "summary": {"drift": "within"}, "console": ""}, refused)
-    assert line.startswith("span 4 (window 2-4): rows train 900, eval 300; drift within; warm from 7;")
-    assert line.endswith("refused (recall_at_10 0.0204 vs served 0.0321 (-36.4%), wants >= 0, drop <= 1.0% vs served)")
+    assert replay.span_lines(4, {"code": 3, "summary": {"drift": "within"}, "console": ""}, refused) == [
+        "span 4 (window 2-4): warm from 7; refused by the gate",
+        "    rows train 900, eval 300; trained in 1.2 s",
+        "    drift within",
+        "    recall_at_10 0.0200, ndcg_at_10 0.0200, sampled_accuracy 0.0200",
+        "    refused: recall_at_10 0.0204 vs served 0.0321 (-36.4%); wants >= 0, drop <= 1.0% vs served"]
     # with the interval of the change (components/evaluator.py gate_rows' "vs_served")
     rows[0]["vs_served"] = {"change": -0.364, "low": -0.45, "high": -0.28, "allowed": 0.01, "result": "FAILED"}
-    assert replay.refusal_reason(rows[:1]) == (
-        "recall_at_10 0.0204 vs served 0.0321 (-36.4%, 95% interval -45.0% to -28.0%), wants >= 0, "
-        "drop <= 1.0% vs served")
+    assert replay.refusal_reasons(rows[:1]) == [
+        ("recall_at_10 0.0204 vs served 0.0321 (-36.4%, 95% interval -45.0% to -28.0%)",
+         "wants >= 0, drop <= 1.0% vs served")]
+
+
+# drift.json of span 2 against span 1 in `make replay` on the ASOS data (2026-12-07), the files'
+# paths shortened: every measure within its threshold
+DRIFT = {
+    "compared": True, "drifted": False,
+    "newest": {"span": 2, "name": "span-2", "rows": 33008, "users": 20240, "files": ["/r/data/span-2/train.parquet"]},
+    "previous": {"span": 1, "name": "span-1", "rows": 66017, "users": 29997,
+                 "files": ["/r/data/span-1/train.parquet"]},
+    "measures": [
+        {"name": "productId L-infinity distance", "value": 0.0016474, "limit": "<= 0.006", "over": False,
+         "detail": ""},
+        {"name": "productId Jensen-Shannon divergence", "value": 0.2519107, "limit": "<= 0.6", "over": False,
+         "detail": ""},
+        {"name": "rows, newest / previous", "value": 0.4999924, "limit": "0.4 to 2.5", "over": False,
+         "detail": "33,008 vs 66,017 rows"},
+        {"name": "purchases per user, Jensen-Shannon divergence", "value": 0.0001918, "limit": "<= 0.005",
+         "over": False, "detail": ""},
+        {"name": "top 1% of users' share of purchases, newest / previous", "value": 0.8869, "limit": "0.667 to 1.5",
+         "over": False, "detail": ""},
+        {"name": "dummyUserId L-infinity distance", "value": 0.0020049, "limit": "<= 0.02", "over": False,
+         "detail": ""},
+        {"name": "purchases repeated from the previous span", "value": 0.0, "limit": "<= 0.5", "over": False,
+         "detail": ""}],
+    "heaviest_buyer": "the heaviest buyer of span-2: mnO88eKCCw7NMJ8Ljlrz, 10 purchases (0.03%)",
+    "repeats": {"identical_files": [], "rows": 0, "share_over": False, "users": 0, "half_users": 0, "top_users": []}}
+# the console's summary row of that run (runner/console.py, components/drift.py summary_text)
+DRIFT_SUMMARY = ("span-2 vs span-1 within the thresholds: productId L-inf 0.0016 (<= 0.006), JS 0.252 (<= 0.6); "
+                 "rows x0.50; per-user JS 0.0002 (<= 0.005), top-1% share x0.89, one user's share L-inf 0.0020 "
+                 "(<= 0.02); repeated 0.0%")
+
+
+def test_a_span_reads_on_100_columns_naming_only_the_drift_measures_over_their_limit():
+    """Found by exploratory testing: a span's line ran to about 400 characters with every drift
+    measure within its threshold, 600 with some over; replay.json keeps every figure."""
+    import copy
+
+    pushed = {"rows": {"train": 99025, "eval": 35567}, "start": {"kind": "warm", "from_version": "1796650591"},
+              "data": {"window_spans": [1, 2]}, "training_seconds": 1.0,
+              "metrics": {"recall_at_10": 0.0218, "ndcg_at_10": 0.0132, "sampled_accuracy": 0.1121},
+              "blessed": True, "pushed": True, "version": "1796650686", "gate_rows": [], "drift_figures": DRIFT}
+    ran = {"code": 0, "summary": {"drift": DRIFT_SUMMARY}, "console": ""}
+    assert replay.span_lines(2, ran, pushed) == [
+        "span 2 (window 1-2): warm from 1796650591; pushed 1796650686",
+        "    rows train 99,025, eval 35,567; trained in 1.0 s",
+        "    drift span-2 vs span-1 within the thresholds",
+        "    recall_at_10 0.0218, ndcg_at_10 0.0132, sampled_accuracy 0.1121"]
+    over = copy.deepcopy(DRIFT)
+    over["accepted"] = "--accept-drift"
+    over["measures"][0].update(value=0.0073192, over=True)
+    over["measures"][2].update(value=0.30, over=True)
+    over["stopped_spans"] = [{"name": "span-1"}]
+    refused = dict(pushed, drift_figures=over, blessed=False, pushed=False, version=None, gate_rows=[
+        {"metric": "recall_at_10", "kind": "value", "candidate": 0.0204, "baseline": 0.0321,
+         "threshold": ">= 0, drop <= 1.0% vs served", "result": "FAILED",
+         "vs_served": {"change": -0.364, "low": -0.45, "high": -0.28}},
+        {"metric": "ndcg_at_10", "kind": "value", "candidate": 0.0121, "baseline": 0.0190,
+         "threshold": ">= 0, drop <= 1.0% vs served", "result": "FAILED",
+         "vs_served": {"change": -0.363, "low": -0.44, "high": -0.29}}])
+    lines = replay.span_lines(2, {"code": 3, "summary": {"drift": "(long)"}, "console": ""}, refused)
+    assert lines == [
+        "span 2 (window 1-2): warm from 1796650591; refused by the gate",
+        "    rows train 99,025, eval 35,567; trained in 1.0 s",
+        "    drift span-2 vs span-1 OVER the thresholds, span-1 stopped before, accepted (--accept-drift)",
+        "      over: productId L-infinity distance 0.007319, allowed <= 0.006",
+        "      over: rows, newest / previous 0.3, allowed 0.4 to 2.5",
+        "    recall_at_10 0.0218, ndcg_at_10 0.0132, sampled_accuracy 0.1121",
+        "    refused: recall_at_10 0.0204 vs served 0.0321 (-36.4%, 95% interval -45.0% to -28.0%)",
+        "      wants >= 0, drop <= 1.0% vs served",
+        "    refused: ndcg_at_10 0.0121 vs served 0.0190 (-36.3%, 95% interval -44.0% to -29.0%)",
+        "      wants >= 0, drop <= 1.0% vs served"]
+    assert all(len(line) <= replay.WIDTH for line in lines)
+    # a run report without the drift figures: the verdict of the summary's row
+    older = dict(pushed, drift_figures=None)
+    lines = replay.span_lines(2, ran, older)
+    assert lines[2] == "    drift span-2 vs span-1 within the thresholds"
+    assert all(len(line) <= replay.WIDTH for line in lines)
 
 
 def test_its_own_tensorflow_lines_go_to_its_log_and_errors_still_reach_the_console(tmp_path, capfd):
@@ -107,10 +194,9 @@ full log: /out/warm/logs/run-20261207-103809.log
 
 
 def test_a_span_without_a_model_says_why():
-    line = replay.span_line(2, {"code": 4, "summary": {}, "console": DRIFT_STOP}, {})
-    assert line.splitlines() == [
-        "span 2: exit 4, no model: error: the data was rejected at DriftGate; nothing was trained or "
-        "pushed (exit code 4):",
+    assert replay.span_lines(2, {"code": 4, "summary": {}, "console": DRIFT_STOP}, {}) == [
+        "span 2: exit 4, no model",
+        "    error: the data was rejected at DriftGate; nothing was trained or pushed (exit code 4):",
         "    The newest span span-2 drifted from span-1 (thresholds: pipeline/configs.py DriftConfig)",
         "    productId L-infinity distance: 0.007319, allowed <= 0.006",
         "    (figures and TFDV's anomalies kept in /out/warm/pipeline_root/DriftGate/rejected/16)"]
@@ -198,7 +284,7 @@ def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_run
     assert (project / "stops").read_text() == "1"  # the run's Ctrl-C, once
     assert len((project / "calls").read_text().splitlines()) == 1  # no span after it
     out = capsys.readouterr().out
-    assert "span 1 (window 1): exit 130, no model: error: interrupted (exit code 130); nothing was pushed" in out
+    assert "span 1 (window 1): exit 130, no model\n    error: interrupted (exit code 130); nothing was pushed" in out
     assert "[replay] interrupted during span 1 (warm run); exit code 130" in out
     assert "Trainer" in (tmp_path / "out" / "logs" / "span-1-warm.txt").read_text()  # its console kept
     record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
@@ -214,7 +300,8 @@ def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_r
     assert run("exit 75") == 75  # e.g. another run holds the output directory
     assert len((project / "calls").read_text().splitlines()) == 1
     out = capsys.readouterr().out
-    assert "span 1 (window 1): exit 75, no model: error: the fake run failed (exit code 75):\n    why it failed" in out
+    assert ("span 1 (window 1): exit 75, no model\n    error: the fake run failed (exit code 75):\n"
+            "    why it failed") in out
     assert "[replay] stopped after span 1: its warm run failed with exit code 75" in out
 
 
@@ -226,7 +313,7 @@ def test_no_cold_run_after_a_warm_run_whose_data_was_rejected(fake_runner, tmp_p
     calls = (project / "calls").read_text().splitlines()
     assert len(calls) == 3 and not any("--cold-start" in call for call in calls)  # warm runs only
     out = capsys.readouterr().out
-    said = "  cold on the same window: not run (the warm run's data was rejected (exit 4): the same data would be)"
+    said = "  cold on the same window: not run: its data was rejected in the warm run (exit 4)"
     assert out.count(said) == 2  # spans 2 and 3; span 1 has no cold run
     record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
     assert [entry.get("cold") for entry in record["spans"]] == [None] + [{"skipped": replay.COLD_SKIPPED}] * 2
@@ -257,10 +344,10 @@ def test_a_span_line_names_the_window_the_replay_wrote():
             "metrics": {name: 0.02 for name in replay.GATED}, "blessed": True, "pushed": True,
             "version": 8, "gate_rows": []}
     ran = {"code": 0, "summary": {}, "console": ""}
-    assert replay.span_line(3, ran, flat, replay.window_spans(3, 2)).startswith("span 3 (window 2-3): rows")
-    assert replay.span_line(1, ran, flat, [1]).startswith("span 1 (window 1): rows")
+    assert replay.span_lines(3, ran, flat, replay.window_spans(3, 2))[0].startswith("span 3 (window 2-3): warm")
+    assert replay.span_lines(1, ran, flat, [1])[0].startswith("span 1 (window 1): warm")
     stopped = {"code": 4, "summary": {}, "console": DRIFT_STOP}
-    assert replay.span_line(2, stopped, {}, [1, 2]).startswith("span 2 (window 1-2): exit 4, no model: error:")
+    assert replay.span_lines(2, stopped, {}, [1, 2])[0] == "span 2 (window 1-2): exit 4, no model"
 
 
 @pytest.mark.parametrize("spans", [2, 3, 4, 6])
@@ -317,13 +404,19 @@ def test_a_replay_on_generated_data_says_what_each_span_did(tmp_path, capsys, wr
     write_fake_asos(str(data_dir), num_users=300, num_products=80, tastes=4)
     assert replay.main(["--data-dir", str(data_dir), "--output-dir", str(out), "--spans", "2", "--no-cold"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    [span_1] = [line for line in lines if line.startswith("span 1 ")]
-    assert span_1.startswith("span 1 (window 1): rows train 549, eval 165; drift -; cold (no model is served yet);")
-    [span_2] = [line for line in lines if line.startswith("span 2 ")]
-    assert span_2 == ("span 2 (window 1-2): exit 4, no model: error: the data was rejected at DriftGate; nothing "
-                      "was trained or pushed (exit code 4):")
-    version = span_1.rsplit("pushed ", 1)[1]
+    assert all(len(line) <= replay.WIDTH for line in lines if str(tmp_path) not in line), lines
+    at = lines.index(next(line for line in lines if line.startswith("span 1 ")))
+    assert lines[at].startswith("span 1 (window 1): cold (no model is served yet); pushed ")
+    assert lines[at + 1].startswith("    rows train 549, eval 165; trained in ") and lines[at + 2] == "    drift -"
+    assert lines[at + 4] == "span 2 (window 1-2): exit 4, no model"
+    assert lines[at + 5] == ("    error: the data was rejected at DriftGate; nothing was trained or pushed "
+                             "(exit code 4):")
+    version = lines[at].rsplit("pushed ", 1)[1]
     record = json.loads((out / replay.MARKER).read_text())
     assert [entry["warm"]["exit_code"] for entry in record["spans"]] == [0, 4]
     assert str(record["spans"][0]["warm"]["version"]) == version
+    assert record["spans"][0]["warm"]["drift_figures"] == {"compared": False, "newest": {"span": 1},
+                                                          "reason": "one span only: nothing to compare"}
     assert "version" not in record["spans"][1]["warm"] and "metrics" not in record["spans"][1]["warm"]
+    error = record["spans"][1]["warm"]["error"]  # every line of why, the console's first few
+    assert error[0] == lines[at + 5].strip() and error[-1].startswith("(figures and TFDV's anomalies kept in ")

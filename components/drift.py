@@ -721,10 +721,16 @@ def stopped_lines(figures: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def over_texts(figures: Dict[str, Any]) -> List[str]:
+    """Each measure over its threshold, in a few words (a stopped span's record; the replay's
+    console)."""
+    return [f"{m['name']} {m['value']:.4g}, allowed {m['limit']}"
+            for m in figures.get("measures") or [] if m["over"]]
+
+
 def _over_text(figures: Dict[str, Any]) -> str:
     """The measures over their thresholds, in a few words (a stopped span's record)."""
-    return "; ".join(f"{m['name']} {m['value']:.4g}, allowed {m['limit']}"
-                     for m in figures.get("measures") or [] if m["over"]) or "over the thresholds"
+    return "; ".join(over_texts(figures)) or "over the thresholds"
 
 
 def _now() -> str:
