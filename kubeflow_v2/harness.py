@@ -244,6 +244,13 @@ class VertexLocalRunner:
         os.makedirs(self.root, exist_ok=True)
         self.store = MetadataStore(os.path.join(self.root, self.METADATA_FILE))
 
+    def compiled_parameter(self, task: str, name: str) -> Any:
+        """A task's compiled constant parameter, None when the task or the parameter is not there."""
+        from kubeflow_v2.kfp_backend import compiled_constant
+
+        spec = self.tasks.get(task, {}).get("inputs", {}).get("parameters", {}).get(name)
+        return compiled_constant(spec.get("runtimeValue")) if spec else None
+
     def missing_inputs(self) -> List[str]:
         """The compiled local paths a run reads that do not exist here, each as '<path> (<what>, task
         <task>)': the data root (input_base), the catalog (catalog_uri) and imported artifacts (the
@@ -514,28 +521,59 @@ def _resolve_placeholder(text: str, inputs: Dict[str, Dict[str, Any]]) -> str:
     return str(value)
 
 
-def verdict(result: RunResult) -> Tuple[Optional[str], int]:
-    """What the run did with its model, in words, from the Pusher's and the Evaluator's outputs
-    (found by exploratory testing: a run the gate refused printed the same line as one that
-    pushed), and the exit code `make run` gives the same outcome (runner/console.py): 0 pushed
-    or already served, 3 refused by the gate or the model of a version a rollback withdrew (found
-    by exploratory testing: both exited 0 here), 1 not pushed for another reason. (None, 0) for a
-    pipeline without a Pusher."""
-    from components import pusher
+def outcome(result: RunResult, serving_model_dir: Optional[str]):
+    """What the run did, as runner/console.py's Outcome (the local run's summary, from the same
+    components' outputs: the statistics, the drift report, the blessing, the pushed model, the run
+    report) with the Trainer's start, which the harness's console does not show as the local
+    run's does in its [train] lines. Found by exploratory testing: the result line said nothing of
+    warm or cold, of drift accepted, or of the report; and a run the gate refused printed the
+    same line as one that pushed."""
+    from tfx.utils import path_utils
+
+    from models import trainer
     from runner import console
 
+    def artifact(task: str, key: str) -> Optional[Dict[str, Any]]:
+        return result.artifact(task, key) if task in result.tasks else None
+
+    def uri(task: str, key: str) -> Optional[str]:
+        return (artifact(task, key) or {}).get("uri")
+
+    def metadata(task: str, key: str) -> Optional[Dict[str, Any]]:
+        found = artifact(task, key)
+        return None if found is None else found.get("metadata") or {}
+
+    model = uri("Trainer", "model")
+    facts = trainer.read_training_facts(path_utils.serving_model_path(model)) if model else None
+    return console.outcome_of(
+        rows=console.split_rows(uri("StatisticsGen", "statistics")), blessing=metadata("Evaluator", "blessing"),
+        pushed_model=metadata("Pusher", "pushed_model"), report_uri=uri("RunReport", "report"),
+        evaluation_uri=uri("Evaluator", "evaluation"), drift_uri=uri("DriftGate", "drift_report"),
+        serving_model_dir=serving_model_dir or "", start=(facts or {}).get("start") or None)
+
+
+def result_lines(runner: "VertexLocalRunner", result: RunResult, log_path: str) -> Tuple[List[str], int]:
+    """The lines that end a run on the console, as `make run`'s end (runner/console.py): the
+    gate's table and the summary; and the exit code `make run` gives the same outcome (0 pushed
+    or already served, 3 refused by the gate or the model of a version a rollback withdrew, 1 not
+    pushed for another reason). A pipeline without a Pusher: its result line only, exit 0."""
+    from runner import console
+
+    ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
+    lines = [f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"]
     if "Pusher" not in result.tasks:
-        return None, console.EXIT_OK
-    pushed = (result.artifact("Pusher", "pushed_model") or {}).get("metadata") or {}
-    if pushed.get("pushed") == 1:
-        again = " (already served: nothing new)" if pushed.get("already_served") == 1 else ""
-        return f"pushed version {pushed.get('pushed_version')}{again}", console.EXIT_OK
-    blessing = result.artifact("Evaluator", "blessing") if "Evaluator" in result.tasks else None
-    if ((blessing or {}).get("metadata") or {}).get("blessed") == 0:
-        return "not pushed: the gate refused the model (the Evaluator's log has its table)", console.EXIT_REFUSED
-    if pushed.get(pusher.NOT_PUSHED_KEY):
-        return f"blessed, NOT pushed: {pushed[pusher.NOT_PUSHED_KEY]}", console.EXIT_REFUSED
-    return "not pushed (the Pusher's log says why)", console.EXIT_FAILED
+        return lines, console.EXIT_OK
+    done = outcome(result, runner.compiled_parameter("ServedBaseline", "serving_model_dir"))
+    if done.evaluation_uri:
+        from components import evaluator
+
+        lines.append(evaluator.gate_report(done.evaluation_uri)[1])
+    from components import run_report
+
+    report = os.path.join(done.report_uri, run_report.HTML_FILE) if done.report_uri else None
+    logs = f"{log_path}; each task's: {os.path.join(runner.log_dir, result.run_id, '')}"
+    return lines + console.summary_lines(done, report if report and os.path.exists(report) else None, logs), \
+        done.exit_code
 
 
 def data_rejected_exit(failure: str) -> int:
@@ -590,7 +628,31 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-    for _ in range(args.runs):
+    # TensorFlow's start-up lines and the libraries' warnings (reading the run's outputs loads
+    # them) into a log of the harness's own, as make run's; the console keeps the harness's lines
+    from runner import console
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = console.Console(os.path.join(args.log_dir, f"harness-{stamp}.log"), stream=console.terminal(sys.stdout),
+                          err_stream=console.terminal(sys.stderr)).start()
+    runner.progress = out.say
+    try:
+        return _run(runner, args.runs, out)
+    except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the traceback in the log
+        import logging
+
+        logging.exception("the harness stopped")
+        out.say(f"error: the harness stopped: {type(e).__name__}: {console.plain_cause(e)}", err=True)
+        out.say(f"full log: {out.log_path}", err=True)
+        return console.EXIT_FAILED
+    finally:
+        out.close()
+
+
+def _run(runner: "VertexLocalRunner", runs: int, out) -> int:
+    """`runs` runs of the pipeline, each ending as make run's; the last run's exit code."""
+    code = 0
+    for _ in range(runs):
         try:
             result = runner.run()
         except TaskFailed as e:
@@ -599,15 +661,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 first = str(e).partition("\n")[0]  # task NAME failed (exit N); log PATH:
                 task = re.match(r"task (\S+)", first)
                 log_path = first.partition("; log ")[2].rstrip(":")
-                print(f"error: the data was rejected{' at ' + task.group(1) if task else ''}:\n{rejected}"
-                      + (f"\n(the task's whole log: {log_path})" if log_path else ""), file=sys.stderr)
+                out.say(f"error: the data was rejected{' at ' + task.group(1) if task else ''}:\n{rejected}"
+                        + (f"\n(the task's whole log: {log_path})" if log_path else ""), err=True)
             else:
-                print(f"error: {e}", file=sys.stderr)
+                out.say(f"error: {e}", err=True)
             return data_rejected_exit(str(e))
-        ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
-        said, code = verdict(result)
-        print(f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"
-              + (f"; {said}" if said else ""))
+        lines, code = result_lines(runner, result, out.log_path)
+        for line in lines:
+            out.say(line)
     return code  # the last run's, as make run's for its one run
 
 

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from kubeflow_v2 import harness
+from runner import console
 
 TYPE = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
 # Writes {"n": <parameter n>} as its output artifact's metadata, and a file under its uri.
@@ -302,23 +303,118 @@ def test_a_run_says_what_it_did_with_its_model():
         tasks = {}
         if blessed is not None:
             tasks["Evaluator"] = harness.TaskResult("Evaluator", "container", {
-                "blessing": [{"metadata": {"blessed": blessed}}]})
+                "blessing": [{"uri": "/nonexistent", "metadata": {"blessed": blessed}}]})
         if pushed is not None:
             tasks["Pusher"] = harness.TaskResult("Pusher", "container", {
-                "pushed_model": [{"metadata": pushed}]})
+                "pushed_model": [{"uri": "/nonexistent", "metadata": pushed}]})
         return harness.RunResult("r", tasks)
 
-    assert harness.verdict(run()) == (None, 0)
-    assert harness.verdict(run({"pushed": 1, "pushed_version": 17}, 1)) == ("pushed version 17", 0)
-    assert harness.verdict(run({"pushed": 1, "pushed_version": 17, "already_served": 1}, 1)) == \
-        ("pushed version 17 (already served: nothing new)", 0)
+    def said(result):
+        done = harness.outcome(result, "/nonexistent/serving")
+        verdict = next(line for line in console.summary_lines(done, None, "l") if line.startswith("  verdict"))
+        return verdict[len("  verdict        "):], done.exit_code
+
+    assert said(run({"pushed": 1, "pushed_version": 17}, 1)) == ("blessed and pushed as version 17", 0)
+    assert said(run({"pushed": 1, "pushed_version": 17, "already_served": 1}, 1)) == (
+        "blessed; already served as version 17: nothing new pushed", 0)
     # the exit codes make run gives the same outcomes (found by exploratory testing: 0 here, 3 there)
-    said, code = harness.verdict(run({"pushed": 0}, 0))
-    assert said.startswith("not pushed: the gate refused the model") and code == 3
+    verdict, code = said(run({"pushed": 0}, 0))
+    assert verdict.startswith("NOT blessed: the gate refused the model") and code == 3
     withdrawn = {"pushed": 0, "not_pushed_reason": "this model is version 5 again, which a rollback took out"}
-    assert harness.verdict(run(withdrawn, 1)) == (
+    assert said(run(withdrawn, 1)) == (
         "blessed, NOT pushed: this model is version 5 again, which a rollback took out", 3)
-    assert harness.verdict(run({"pushed": 0}, 1)) == ("not pushed (the Pusher's log says why)", 1)
+    assert said(run({"pushed": 0}, 1)) == ("no model pushed", 1)
+    # KFP's ML Metadata gives numbers back as doubles
+    assert said(run({"pushed": 1.0, "pushed_version": "17", "already_served": 1.0}, 1.0))[1] == 0
+
+
+# A task of the pipeline's name, as a one-line program: its output artifact `key` with the files
+# and the metadata of its parameters
+FAKE_TASK = ("import json, os, sys; e = json.loads(sys.argv[1]); out = e['outputs']; "
+             "p = e['inputs']['parameterValues']; a = out['artifacts'][p['key']]['artifacts'][0]; "
+             "os.makedirs(a['uri'], exist_ok=True); "
+             "[os.makedirs(os.path.dirname(os.path.join(a['uri'], f)), exist_ok=True) or "
+             "open(os.path.join(a['uri'], f), 'w').write(t) for f, t in json.loads(p['files']).items()]; "
+             "os.makedirs(os.path.dirname(out['outputFile']), exist_ok=True); "
+             "json.dump({'artifacts': {p['key']: {'artifacts': [dict(a, metadata=json.loads(p['metadata']))]}}}, "
+             "open(out['outputFile'], 'w'))")
+
+
+def _fake_pipeline(tmp_path, tasks, parameters=None):
+    """A pipeline JSON of tasks {name: (output key, metadata, {file: text})} run by FAKE_TASK;
+    `parameters`: more compiled parameters {task: {name: value}}."""
+    def constant(value):
+        return {"runtimeValue": {"constantValue": {"stringValue": value}}}
+
+    components, executors, dag = {}, {}, {}
+    for name, (key, metadata, files) in tasks.items():
+        components[name] = {"executorLabel": f"{name}_executor",
+                            "outputDefinitions": {"artifacts": {key: {"artifactType": TYPE}}}}
+        executors[f"{name}_executor"] = {"container": {"image": "unused", "command": ["python", "-c", FAKE_TASK],
+                                                       "args": ["{{$}}"]}}
+        given = {"key": key, "metadata": json.dumps(metadata), "files": json.dumps(files),
+                 **(parameters or {}).get(name, {})}
+        dag[name] = {"componentRef": {"name": name},
+                     "inputs": {"parameters": {k: constant(v) for k, v in given.items()}}}
+    job = {"runtimeConfig": {"gcsOutputDirectory": str(tmp_path / "root")},
+           "pipelineSpec": {"components": components, "deploymentSpec": {"executors": executors},
+                            "root": {"dag": {"tasks": dag}}}}
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    return str(path)
+
+
+def test_a_run_ends_as_make_run_does_and_keeps_tensorflows_lines_in_its_log(tmp_path):
+    """`python -m kubeflow_v2.harness`, as docs/vertex.md runs it: the run's end says what make
+    run's summary says (the drift accepted, the verdict, the served model, the report, the log,
+    the exit code and what next) and how the Trainer started, which make run says in its [train]
+    lines; TensorFlow's start-up lines (reading the outputs loads it) go to the harness's log.
+    Found by exploratory testing: its result line said nothing of warm or cold, drift accepted or
+    the report, and TensorFlow's start-up lines came out on its standard error."""
+    import subprocess
+    import sys
+
+    serving = tmp_path / "serving"
+    (serving / "8").mkdir(parents=True)
+    over = {"name": "productId L-infinity distance", "value": 0.0073, "limit": "<= 0.006", "over": True,
+            "detail": ""}
+    drift = {"compared": True, "drifted": True, "accepted": "--accept-drift", "measures": [over],
+             "newest": {"span": 2, "name": "span-2"}, "previous": {"span": 1, "name": "span-1"}}
+    start = {"kind": "warm", "from_version": "7", "carried_products": 70, "new_products": 2, "dropped_products": 1}
+    path = _fake_pipeline(tmp_path, {
+        "DriftGate": ("drift_report", {}, {"drift.json": json.dumps(drift)}),
+        "ServedBaseline": ("model", {}, {}),
+        "Trainer": ("model", {}, {"Format-Serving/assets.extra/training.json": json.dumps({"start": start})}),
+        "Pusher": ("pushed_model", {"pushed": 1, "pushed_version": "8",
+                                    "pushed_destination": str(serving / "8")}, {}),
+        "RunReport": ("report", {}, {"index.html": "<html></html>"}),
+    }, parameters={"ServedBaseline": {"serving_model_dir": str(serving)}})
+    done = subprocess.run([sys.executable, "-m", "kubeflow_v2.harness", path, "--log-dir", str(tmp_path / "logs")],
+                          cwd=harness.PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    at = lines.index("summary")
+    [report] = [str(p) for p in (tmp_path / "root").rglob("index.html")]
+    [log] = [str(p) for p in (tmp_path / "logs").glob("harness-*.log")]
+    run_id = lines[at - 2].split()[1].rstrip(":")
+    head, _, ran = lines[at - 2].partition(", ran ")
+    assert head == f"[vertex-local] {run_id}: 5 tasks"  # the tasks ran in the order they ended
+    assert sorted(ran.split(", ")) == ["DriftGate", "Pusher", "RunReport", "ServedBaseline", "Trainer"]
+    assert lines[at + 1:] == [
+        "  rows read      -",
+        "  start          warm from version 7: 70 products carried over, 2 new, 1 dropped",
+        "  drift          span-2 vs span-1 OVER the thresholds, accepted (--accept-drift): productId L-inf 0.0073 "
+        "(<= 0.006)",
+        "  verdict        blessed and pushed as version 8",
+        f"  served model   {serving / '8'}",
+        f"  report         {report}",
+        f"  full log       {log}; each task's: {tmp_path / 'logs' / run_id}/",
+        "  exit code      0",
+        f'  next           make serve ARGS="--model_base_path {serving}"   (serves the pushed model)']
+    text = open(log).read()
+    assert "cpu_feature_guard" in text or "oneDNN" in text, "TensorFlow's start-up lines are in the log"
+    assert "  exit code      0" in text  # and the console's lines
 
 
 def test_a_rejection_is_said_in_its_own_words_with_make_runs_exit_code():

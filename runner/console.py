@@ -395,6 +395,9 @@ class Outcome:
     # the version the (cached) Pusher names was deleted since: this run's model is not served
     pushed_gone: bool = False
     serving_model_dir: Optional[str] = None  # the Pusher's base directory: what make serve must be given
+    # the Trainer's start (its training.json's "start"), for a console that did not show its
+    # [train] lines (the compiled pipeline's harness); None: said above, or no Trainer ran
+    start: Optional[dict] = None
 
     @property
     def serve_command(self) -> str:
@@ -420,9 +423,7 @@ class Outcome:
 def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
     """The outcome of the run started at `since_ms` (ML Metadata times, ms since the epoch)."""
     from ml_metadata.proto import metadata_store_pb2
-    from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from components import model_versions
     from runner import metadata
 
     mlmd = metadata.store(config)
@@ -437,48 +438,77 @@ def read_outcome(config, since_ms: int, served_before: set) -> Outcome:
                and any(s.HasField("key") and s.key == key for s in ev.path.steps)]
         return mlmd.get_artifacts_by_id(ids)
 
+    def uri(node: str, key: str) -> Optional[str]:
+        found = outputs(node, key)
+        return found[0].uri if found else None
+
+    def properties(node: str, key: str) -> Optional[dict]:
+        found = outputs(node, key)
+        if not found:
+            return None
+        return {name: value.string_value if value.HasField("string_value") else value.int_value
+                for name, value in found[0].custom_properties.items()}
+
+    return outcome_of(rows=split_rows(uri("StatisticsGen", "statistics")),
+                      blessing=properties("Evaluator", "blessing"), pushed_model=properties("Pusher", "pushed_model"),
+                      report_uri=uri(REPORT_NODE, "report"), evaluation_uri=uri("Evaluator", "evaluation"),
+                      drift_uri=uri("DriftGate", "drift_report"), serving_model_dir=config.serving_model_dir,
+                      served_before=served_before)
+
+
+def split_rows(statistics_uri: Optional[str]) -> dict:
+    """{split: examples} of a StatisticsGen output (its `Split-<name>/FeatureStats.pb`), in the
+    pipeline's order of splits; {} without one."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
     from pipeline import configs
 
     rows = {}
-    for artifact in outputs("StatisticsGen", "statistics"):
-        for split in sorted(os.listdir(artifact.uri)):
-            path = os.path.join(artifact.uri, split, "FeatureStats.pb")
+    if statistics_uri and os.path.isdir(statistics_uri):
+        for split in sorted(os.listdir(statistics_uri)):
+            path = os.path.join(statistics_uri, split, "FeatureStats.pb")
             if split.startswith("Split-") and os.path.exists(path):
                 stats = statistics_pb2.DatasetFeatureStatisticsList()
                 with open(path, "rb") as f:
                     stats.ParseFromString(f.read())
                 rows[split[len("Split-"):]] = sum(d.num_examples for d in stats.datasets)
     order = list(configs.SPLIT_PATTERNS)
-    rows = dict(sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
-    blessings = outputs("Evaluator", "blessing")
-    blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
-    pushed_model = outputs("Pusher", "pushed_model")
-    props = pushed_model[0].custom_properties if pushed_model else {}
-    pushed = bool(props["pushed"].int_value) if "pushed" in props else False
-    path = props["pushed_destination"].string_value if "pushed_destination" in props else ""
-    version = props["pushed_version"].string_value if "pushed_version" in props else ""
-    not_pushed = props["not_pushed_reason"].string_value if "not_pushed_reason" in props else None
-    reports = outputs(REPORT_NODE, "report")
-    evaluations = outputs("Evaluator", "evaluation")
-    from components import drift
+    return dict(sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
-    drift_reports = outputs("DriftGate", "drift_report")
+
+def outcome_of(*, rows: dict, blessing: Optional[dict], pushed_model: Optional[dict], report_uri: Optional[str],
+               evaluation_uri: Optional[str], drift_uri: Optional[str], serving_model_dir: str,
+               served_before: Optional[set] = None, start: Optional[dict] = None) -> Outcome:
+    """The Outcome of a run from what its components wrote, however they were orchestrated (a
+    local run's ML Metadata: read_outcome; a compiled pipeline's task outputs:
+    kubeflow_v2/harness.py): the Evaluator's blessing's and the Pusher's pushed model's properties
+    ({name: value}, None when the component did not run), the URIs of the run report, the
+    evaluation and the drift report. `served_before`: the versions served before the run (a
+    cached Pusher's version among them is already served); without it, the Pusher's own
+    `already_served`."""
+    from components import drift, model_versions, pusher
+
+    blessed = bool(blessing.get("blessed")) if blessing else None
+    props = pushed_model or {}
+    pushed = bool(props.get("pushed"))
+    path = str(props.get("pushed_destination") or "")
+    version = str(props.get("pushed_version") or "")
     # found by exploratory testing: after the pushed version's folder was deleted, a rerun (its
     # Pusher from the cache) said "pushed as version N" of a version that was not there
     gone = pushed and bool(path) and not os.path.isdir(path)
-    already_served = pushed and version in served_before
-    served_as = served_copy(config.serving_model_dir, version) if already_served else None
+    already_served = pushed and (version in served_before if served_before is not None
+                                 else bool(props.get(pusher.ALREADY_SERVED_KEY)))
+    served_as = served_copy(serving_model_dir, version) if already_served else None
     return Outcome(rows=rows, blessed=blessed, pushed=pushed,
                    already_served=already_served,
                    pushed_version=version, pushed_path=path,
-                   report_uri=reports[0].uri if reports else None,
-                   evaluation_uri=evaluations[0].uri if evaluations else None,
-                   drift=drift.read_report(drift_reports[0].uri) if drift_reports else None,
+                   report_uri=report_uri, evaluation_uri=evaluation_uri,
+                   drift=drift.read_report(drift_uri) if drift_uri else None,
                    served_as=served_as[0] if served_as else None,
                    served_as_path=served_as[1] if served_as else None,
-                   not_pushed_reason=not_pushed or None,
-                   nothing_served=(not pushed or gone) and model_versions.served(config.serving_model_dir) is None,
-                   pushed_gone=gone, serving_model_dir=config.serving_model_dir)
+                   not_pushed_reason=props.get(pusher.NOT_PUSHED_KEY) or None,
+                   nothing_served=(not pushed or gone) and model_versions.served(serving_model_dir) is None,
+                   pushed_gone=gone, serving_model_dir=serving_model_dir, start=start)
 
 
 def served_copy(serving_model_dir: str, version: str):
@@ -519,6 +549,8 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
         verdict = "no model pushed"
     lines = ["", "summary",
              f"  rows read      {rows}"]
+    if outcome.start:
+        lines.append(f"  start          {start_text(outcome.start)}")
     if outcome.drift and outcome.drift.get("compared"):  # one span (the flat layout): nothing to say
         from components import drift
 
@@ -544,6 +576,17 @@ def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
         lines.append(f"  next           open the report; the previous model is still the one `{outcome.serve_command}` "
                      "serves")
     return lines
+
+
+def start_text(start: dict) -> str:
+    """The Trainer's start (training.json's "start": models/trainer.py start_from) as its
+    [train] line says it: "warm from version 17: 29,696 products carried over, 12 new, 0
+    dropped", "cold: no model is served yet"."""
+    if start.get("kind") != "warm":
+        return f"cold: {start.get('reason') or '-'}"
+    version = f"version {start['from_version']}" if start.get("from_version") else "the served model"
+    return (f"warm from {version}: {start.get('carried_products', 0):,} products carried over, "
+            f"{start.get('new_products', 0):,} new, {start.get('dropped_products', 0):,} dropped")
 
 
 def _served_versions(serving_model_dir: str) -> set:

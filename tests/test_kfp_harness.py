@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import kubeflow_v2_runner
-from kubeflow_v2 import kfp_harness, settings
+from kubeflow_v2 import harness, kfp_harness, settings
 from pipeline import configs
 from tests import fake_asos, pipeline_helpers as helpers
 
@@ -127,3 +127,17 @@ def test_second_run_judges_its_candidate_against_the_first_runs_pushed_model(run
 def test_the_pushed_models_answer_both_signatures(runs):
     for version in os.listdir(runs["config"].serving_model_dir):
         helpers.check_serving_signatures(os.path.join(runs["config"].serving_model_dir, version), runs["data"], TOP_K)
+
+
+def test_a_run_ends_with_the_gates_table_and_make_runs_summary(runs):
+    """What `python -m kubeflow_v2.harness --kfp` prints after the second run
+    (harness.result_lines): the gate's table and a local run's summary, with the warm start."""
+    lines, code = harness.result_lines(runs["runner"], runs["second"], "/logs/harness.log")
+    assert code == 0
+    text = "\n".join(lines)
+    assert lines[0].startswith("[kfp-local] ") and "[gate] BLESSED: " in text
+    version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
+    assert any(line.startswith(f"  start          warm from version {version}: ") for line in lines)
+    assert any(line.startswith("  verdict        blessed and pushed as version ") for line in lines)
+    [report] = [line.split()[-1] for line in lines if line.startswith("  report ")]
+    assert os.path.isfile(report) and "  exit code      0" in lines

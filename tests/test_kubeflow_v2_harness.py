@@ -160,3 +160,20 @@ def test_the_metadata_record_holds_every_run(runs):
     assert store.data["runs"] == [runs[n].run_id for n in ("first", "second", "third")]
     blessed = store.query('schema_title="tfx.ModelBlessing" AND metadata.blessed.number_value=1')
     assert [b["run"] for b in blessed][-2:] == [runs["second"].run_id, runs["first"].run_id]
+
+
+def test_a_run_ends_with_the_gates_table_and_make_runs_summary(runs):
+    """What `python -m kubeflow_v2.harness` prints after the third run (harness.result_lines):
+    the gate's table and the summary of a local run, with the Trainer's warm start, the drift
+    gate's verdict and the run's report."""
+    third = runs["third"]
+    lines, code = harness.result_lines(runs["runner"], third, "/logs/harness.log")
+    assert code == 0
+    text = "\n".join(lines)
+    assert "[gate] BLESSED: the model passes the gate, on to the Pusher (compared with the served model)" in text
+    version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
+    assert any(line.startswith(f"  start          warm from version {version}: ") for line in lines)
+    assert any(line.startswith("  drift          span-2 vs span-1 within the thresholds: ") for line in lines)
+    [report] = [line.split()[-1] for line in lines if line.startswith("  report ")]
+    assert report.startswith(runs["config"].pipeline_root) and os.path.isfile(report)
+    assert "  full log       /logs/harness.log; each task's: " in text and "  exit code      0" in lines
