@@ -597,6 +597,25 @@ def rejection(failure: str) -> Optional[str]:
     return failure[at + len(name) + 2:].strip() if at >= 0 else None
 
 
+def failure_lines(failure: str, most: int = 20) -> List[str]:
+    """A failed task, as the console says it (a TaskFailed's message: "task NAME failed (exit N);
+    log PATH:" and the end of the task's log): that first line, then the exception the task ended
+    on (after its log's last traceback: not its frames), else the log's last lines; at most `most`.
+    Found by exploratory testing: the console showed the last 4 KB of the task's log, TensorFlow's
+    start-up lines and Beam's warnings with the traceback."""
+    first, _, tail = failure.partition("\n")
+    lines = tail.rstrip().splitlines()
+    at = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")),
+             default=None)
+    if at is None:
+        cause = lines[-10:]
+    else:
+        cause = [line for line in lines[at + 1:] if line.strip()]
+        while cause and cause[0].startswith(" "):  # the frames: "  File ...", their code, ^^^ marks
+            cause.pop(0)
+    return [first] + ["  " + line for line in cause][:most - 1]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -663,8 +682,8 @@ def _run(runner: "VertexLocalRunner", runs: int, out) -> int:
                 log_path = first.partition("; log ")[2].rstrip(":")
                 out.say(f"error: the data was rejected{' at ' + task.group(1) if task else ''}:\n{rejected}"
                         + (f"\n(the task's whole log: {log_path})" if log_path else ""), err=True)
-            else:
-                out.say(f"error: {e}", err=True)
+            else:  # the exception, as make run's "error: the pipeline stopped"; the task's log has the rest
+                out.say("error: " + "\n".join(failure_lines(str(e))), err=True)
             return data_rejected_exit(str(e))
         lines, code = result_lines(runner, result, out.log_path)
         for line in lines:

@@ -103,6 +103,21 @@ def test_a_task_that_rejects_the_data_exits_4_as_a_local_run(tmp_path, capsys):
                          str(tmp_path / "logs")]) == 1
 
 
+def test_a_failed_task_is_said_by_its_exception_not_its_logs_end(tmp_path, capsys):
+    """Found by exploratory testing: the console showed the last 4 KB of the task's log,
+    TensorFlow's start-up lines and Beam's warnings before the traceback."""
+    failing = ("import sys; print('I0000 00:00:17 cpu_feature_guard.cc:227] This TensorFlow binary is optimized'); "
+               "print('WARNING:apache_beam.typehints: ignored'); "
+               "exec('def load():\\n    raise ValueError(\\'no model under /x\\\\nsee the Trainer\\')'); load()")
+    assert harness.main([_spec(tmp_path, consume=failing), "--log-dir", str(tmp_path / "logs")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: task consume failed (exit 1); log ") and err[0].endswith("consume.log:")
+    assert err[1:] == ["  ValueError: no model under /x", "  see the Trainer"]
+    tail = "I0000 noise\nWARNING: more\nsomething went wrong\n"
+    assert harness.failure_lines("task t failed (exit 2); log /l/t.log:\n" + tail) == [
+        "task t failed (exit 2); log /l/t.log:", "  I0000 noise", "  WARNING: more", "  something went wrong"]
+
+
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):
     """Found by exploratory testing: a missing file or `{}` ended in a traceback."""
     (tmp_path / "empty.json").write_text("{}")
