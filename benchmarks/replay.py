@@ -278,6 +278,21 @@ def run_figures(output_dir: str, since_ms: int = 0) -> Dict[str, Any]:
     return figures
 
 
+def stopped_drift(output_dir: str, since_ms: int = 0) -> Optional[Dict[str, Any]]:
+    """The drift gate's figures of the run in `output_dir` that started at `since_ms` when the gate
+    stopped it: the drift.json it kept beside its outputs (components/drift.py: TFX deletes a
+    failed execution's), the newest written since; None when it did not stop that run."""
+    from pipeline import configs
+
+    kept = os.path.join(configs.PipelineConfig(output_dir=output_dir).pipeline_root, "DriftGate", "rejected")
+    found = [os.path.join(kept, name, "drift.json") for name in (os.listdir(kept) if os.path.isdir(kept) else [])]
+    found = [path for path in found if os.path.isfile(path) and os.path.getmtime(path) * 1000 >= since_ms]
+    if not found:
+        return None
+    with open(max(found, key=os.path.getmtime)) as f:
+        return json.load(f)
+
+
 def standard_errors(model_dir: str, eval_file: str) -> Dict[str, float]:
     """The standard error of each gated metric of a model on the eval file: per purchase, as the
     gate computes them, through the model's `evaluate` signature."""
@@ -422,24 +437,35 @@ def drift_lines(figures: Optional[Dict[str, Any]], summary: Optional[str]) -> Li
         return fit([f"drift {said.rpartition(': ')[0] or said}"], INDENT)
     from components import drift
 
-    lines = fit([f"drift {figures['newest']['name']} vs {figures['previous']['name']} "
-                 f"{drift.verdict_text(figures)}"], INDENT)
+    verdict = drift.verdict_text(figures)
+    lines = fit([f"drift {figures['newest']['name']} vs {figures['previous']['name']} {verdict}"], INDENT)
     for text in drift.over_texts(figures):
         lines += fit([f"over: {text}"], INDENT + "  ")
+    for span in figures.get("stopped_spans") or []:  # what the verdict leaves unsaid when it is "over"
+        if f"{span['name']} stopped before" not in verdict:
+            lines += fit([f"{span['name']} stopped before, in the window: {span.get('why', '-')}"], INDENT + "  ")
+    for span in figures.get("late_spans") or []:
+        if f"{span['name']} arrived late" not in verdict:
+            lines += fit([f"{span['name']} arrived late"], INDENT + "  ")
     return lines
 
 
 def span_lines(k: int, result: Dict[str, Any], figures: Dict[str, Any],
-               window: Optional[List[int]] = None) -> List[str]:
+               window: Optional[List[int]] = None, stopped: Optional[Dict[str, Any]] = None) -> List[str]:
     """Span k's lines, none wider than WIDTH: a headline (the window, the start, the verdict),
     then rows and training time, the drift, the gated metrics and a refusal's failed rows, each
-    indented. `window`: the spans it trained on, as the replay wrote them (the flat layout's one
-    train file is span 0 to the pipeline: found by exploratory testing, every span of `--layout
-    flat` said "window 0-0"); by default the pipeline's window."""
+    indented; a run that left no model, its exit code and why: the drift gate's figures when it
+    stopped the run (`stopped`: stopped_drift), else the first lines of the run's error.
+    `window`: the spans it trained on, as the replay wrote them (the flat layout's one train file
+    is span 0 to the pipeline: found by exploratory testing, every span of `--layout flat` said
+    "window 0-0"); by default the pipeline's window."""
     summary = result["summary"]
     window = window or (figures.get("data") or {}).get("window_spans")
     head = f"span {k}{_window_text(window)}: "
     if not figures:
+        if stopped and stopped.get("compared"):  # the gate's own message is 10 lines of 100 columns
+            return fit([f"exit {result['code']}, no model: stopped by the drift gate"], head) + drift_lines(
+                stopped, None)
         return fit([f"exit {result['code']}, no model"], head) + [
             line for said in failure_lines(result["console"]) for line in fit([said], INDENT)]
     rows = ", ".join(f"{split} {n:,}" for split, n in figures["rows"].items())
@@ -595,16 +621,21 @@ def run_replay(args, extra: List[str], argv) -> int:
                 result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),
                                       os.path.join(args.output_dir, "logs", f"span-{k}-{chain}.txt"), flags)
                 figures: Dict[str, Any] = {}
+                stopped = None
                 if not result["interrupted"]:  # stopped: out at once (its figures load TensorFlow: 10 s)
                     with stderr_to(own_log):
                         figures = run_figures(os.path.join(args.output_dir, chain), result["started_ms"])
+                    if result["code"] == console.EXIT_DATA_REJECTED:
+                        stopped = stopped_drift(os.path.join(args.output_dir, chain), result["started_ms"])
                 entry[chain] = {**figures, "exit_code": result["code"], "run_seconds": result["seconds"],
                                 "drift": result["summary"].get("drift")}
-                if not figures:  # the console shows the first lines of why; replay.json keeps them all
+                if not figures:  # the console shows the gist of why; replay.json keeps it all
                     entry[chain]["error"] = failure_lines(result["console"], most=None)
+                    if stopped:
+                        entry[chain]["drift_figures"] = stopped
                 save()
                 if chain == "warm":
-                    say(span_lines(k, result, figures, window_spans(k, args.window)))
+                    say(span_lines(k, result, figures, window_spans(k, args.window), stopped))
                 elif figures:
                     with stderr_to(own_log):
                         entry["cold_se"] = standard_errors(figures["model_dir"],

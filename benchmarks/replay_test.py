@@ -1,7 +1,9 @@
 """The replay's split into spans, its verdict on the warm start's target, and its quiet console."""
 
+import copy
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -112,8 +114,6 @@ DRIFT_SUMMARY = ("span-2 vs span-1 within the thresholds: productId L-inf 0.0016
 def test_a_span_reads_on_100_columns_naming_only_the_drift_measures_over_their_limit():
     """Found by exploratory testing: a span's line ran to about 400 characters with every drift
     measure within its threshold, 600 with some over; replay.json keeps every figure."""
-    import copy
-
     pushed = {"rows": {"train": 99025, "eval": 35567}, "start": {"kind": "warm", "from_version": "1796650591"},
               "data": {"window_spans": [1, 2]}, "training_seconds": 1.0,
               "metrics": {"recall_at_10": 0.0218, "ndcg_at_10": 0.0132, "sampled_accuracy": 0.1121},
@@ -181,6 +181,37 @@ def test_a_run_that_wrote_no_report_has_no_figures_not_the_runs_before_it(tmp_pa
     monkeypatch.setattr(metadata, "node_executions", lambda config: earlier)
     monkeypatch.setattr(metadata, "output_uris", lambda *a, **k: pytest.fail("read an earlier run's outputs"))
     assert replay.run_figures(str(tmp_path), since_ms=2_000) == {}
+
+
+def test_a_span_the_drift_gate_stopped_says_its_measures_over_their_limit(tmp_path):
+    """Found by exploratory testing: a span the gate stopped printed the gate's message, 14 lines
+    of 100 columns (its advice to --accept-drift, the TFDV detail, the kept files' path); the
+    replay reads the figures the gate kept, as it reads a span's that went through."""
+    from pipeline import configs
+
+    stopped = copy.deepcopy(DRIFT)  # span 4 of a replay with --drift-threshold product_l_infinity=0.003
+    stopped.update(drifted=True, newest={"span": 4, "name": "span-4"}, previous={"span": 3, "name": "span-3"},
+                   stopped_spans=[{"span": 3, "name": "span-3", "stopped": "2026-12-07T13:51:28+00:00",
+                                   "against": "span-2",
+                                   "why": "productId L-infinity distance 0.003742, allowed <= 0.003"}])
+    stopped["measures"][0].update(value=0.0035551, limit="<= 0.003", over=True)
+    lines = replay.span_lines(4, {"code": 4, "summary": {}, "console": DRIFT_STOP}, {}, [2, 3, 4], stopped)
+    assert lines == [
+        "span 4 (window 2-4): exit 4, no model: stopped by the drift gate",
+        "    drift span-4 vs span-3 over the thresholds",
+        "      over: productId L-infinity distance 0.003555, allowed <= 0.003",
+        "      span-3 stopped before, in the window: productId L-infinity distance 0.003742, allowed <= 0.003"]
+    # where the gate keeps them: the newest written since the run started
+    output_dir = tmp_path / "warm"
+    kept = os.path.join(configs.PipelineConfig(output_dir=str(output_dir)).pipeline_root, "DriftGate", "rejected")
+    assert replay.stopped_drift(str(output_dir)) is None
+    for name, figures in (("16", DRIFT), ("29", stopped)):
+        os.makedirs(os.path.join(kept, name))
+        with open(os.path.join(kept, name, "drift.json"), "w") as f:
+            json.dump(figures, f)
+    os.utime(os.path.join(kept, "16", "drift.json"), (1_000, 1_000))  # an earlier run's
+    assert replay.stopped_drift(str(output_dir), since_ms=2_000_000)["newest"]["name"] == "span-4"
+    assert replay.stopped_drift(str(output_dir), since_ms=int(time.time() * 1000) + 60_000) is None
 
 
 DRIFT_STOP = """  DriftGate                      failed    2.5 s
@@ -408,9 +439,9 @@ def test_a_replay_on_generated_data_says_what_each_span_did(tmp_path, capsys, wr
     at = lines.index(next(line for line in lines if line.startswith("span 1 ")))
     assert lines[at].startswith("span 1 (window 1): cold (no model is served yet); pushed ")
     assert lines[at + 1].startswith("    rows train 549, eval 165; trained in ") and lines[at + 2] == "    drift -"
-    assert lines[at + 4] == "span 2 (window 1-2): exit 4, no model"
-    assert lines[at + 5] == ("    error: the data was rejected at DriftGate; nothing was trained or pushed "
-                             "(exit code 4):")
+    assert lines[at + 4] == "span 2 (window 1-2): exit 4, no model: stopped by the drift gate"
+    assert lines[at + 5] == "    drift span-2 vs span-1 over the thresholds"
+    assert lines[at + 6].startswith("      over: ")
     version = lines[at].rsplit("pushed ", 1)[1]
     record = json.loads((out / replay.MARKER).read_text())
     assert [entry["warm"]["exit_code"] for entry in record["spans"]] == [0, 4]
@@ -418,5 +449,8 @@ def test_a_replay_on_generated_data_says_what_each_span_did(tmp_path, capsys, wr
     assert record["spans"][0]["warm"]["drift_figures"] == {"compared": False, "newest": {"span": 1},
                                                           "reason": "one span only: nothing to compare"}
     assert "version" not in record["spans"][1]["warm"] and "metrics" not in record["spans"][1]["warm"]
-    error = record["spans"][1]["warm"]["error"]  # every line of why, the console's first few
-    assert error[0] == lines[at + 5].strip() and error[-1].startswith("(figures and TFDV's anomalies kept in ")
+    stopped = record["spans"][1]["warm"]  # every line of why, and the gate's every figure
+    assert stopped["error"][0] == ("error: the data was rejected at DriftGate; nothing was trained or pushed "
+                                   "(exit code 4):")
+    assert stopped["error"][-1].startswith("(figures and TFDV's anomalies kept in ")
+    assert stopped["drift_figures"]["drifted"] and stopped["drift_figures"]["newest"]["name"] == "span-2"
