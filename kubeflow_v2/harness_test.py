@@ -427,8 +427,10 @@ def test_a_run_ends_as_make_run_does_and_keeps_tensorflows_lines_in_its_log(tmp_
         f"  full log       {log}; each task's: {tmp_path / 'logs' / run_id}/",
         "  exit code      0",
         f'  next           make serve ARGS="--model_base_path {serving}"   (serves the pushed model)']
+    assert "[vertex-local] Trainer: running" in lines  # its name, as make run's component lines
     text = open(log).read()
     assert "cpu_feature_guard" in text or "oneDNN" in text, "TensorFlow's start-up lines are in the log"
+    assert f"task Trainer: {sys.executable} -c import json" in text  # the command, in the log only
     assert "  exit code      0" in text  # and the console's lines
 
 
