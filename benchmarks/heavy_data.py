@@ -10,6 +10,12 @@ products the sample's users buy most with `popularity`), a share of each user's 
 eval split. `heavy_tail_counts` draws such numbers from a heavy tail (log-uniform between a low
 and a high count). The new user ids have the ASOS shape (20 letters and digits) and start with
 `HEAVY_PREFIX`; the run needs `--skip-checksums` (the files are no longer the published ones).
+
+The helpers the other data generators share live here too (benchmarks/heavy_spans.py,
+benchmarks/scale.py): the catalog read and each purchase's place in it (`read_catalog`,
+`catalog_positions`), product ids new to a catalog and valid for the schema
+(`schema_product_range`, `fresh_product_ids`), and purchases written with the source's column
+types (`purchase_table`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import argparse
 import os
 import shutil
 import sys
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +35,59 @@ from pipeline import configs
 
 HEAVY_PREFIX = "HEAVY"
 ID_LENGTH = 20  # the schema's id_pattern: [A-Za-z0-9]{20}
+SCHEMA_FILE = os.path.join(configs.SCHEMA_DIR, "schema.pbtxt")
+
+
+def read_catalog(path: str) -> np.ndarray:
+    """The catalog's product ids (one a line; a first line `productId`, pandas' header, skipped)."""
+    with open(path) as f:
+        return np.array([int(line) for line in f if line.strip() and line.strip().strip('"') != features.PRODUCT_KEY],
+                        np.int64)
+
+
+def catalog_positions(catalog: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """Each product's index in `catalog`; ValueError naming a product the catalog lacks."""
+    order = np.argsort(catalog, kind="stable")
+    found = np.minimum(np.searchsorted(catalog[order], products), len(catalog) - 1)
+    missing = catalog[order][found] != products
+    if np.any(missing):
+        raise ValueError(f"{int(np.sum(missing)):,} purchases of products not in the catalog, e.g. "
+                         f"{np.asarray(products)[missing][:3].tolist()}")
+    return order[found]
+
+
+def schema_product_range(schema_file: str = SCHEMA_FILE) -> Tuple[int, int]:
+    """(min, max) of the curated schema's product id domain: the ids a generated product may take."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with open(schema_file) as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    [feature] = [f for f in schema.feature if f.name == features.PRODUCT_KEY]
+    return int(feature.int_domain.min), int(feature.int_domain.max)
+
+
+def fresh_product_ids(taken: np.ndarray, count: int, low: int, high: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` distinct product ids in [low, high] (the schema's int_domain), none of them in
+    `taken`, drawn at random with `rng`; ValueError when the range has too few free ids."""
+    taken = np.asarray(taken, np.int64)
+    if count <= 0:
+        return np.zeros(0, np.int64)
+    size = min(count + len(taken), high - low + 1)
+    drawn = low + rng.choice(high - low + 1, size=size, replace=False)
+    fresh = drawn[~np.isin(drawn, taken)][:count]
+    if len(fresh) < count:
+        raise ValueError(f"the product id range {low}..{high} has too few free ids for {count:,} new products")
+    return fresh.astype(np.int64)
+
+
+def purchase_table(users, products, schema: pa.Schema) -> pa.Table:
+    """Purchases with the column types of `schema` (a source file's: the ASOS files' binary user
+    ids and int32 product ids)."""
+    return pa.table({
+        features.USER_KEY: pa.array(list(users), schema.field(features.USER_KEY).type),
+        features.PRODUCT_KEY: pa.array(np.asarray(products, np.int64), schema.field(features.PRODUCT_KEY).type),
+    })
 
 
 def heavy_user_ids(count: int, start: int = 0) -> List[str]:
@@ -70,11 +129,7 @@ def heavy_purchases(catalog: np.ndarray, counts: Sequence[int], *, eval_share: f
 
 def _append(path: str, rows) -> None:
     table = pq.read_table(path)
-    extra = pa.table({
-        features.USER_KEY: pa.array(rows[features.USER_KEY], table.schema.field(features.USER_KEY).type),
-        features.PRODUCT_KEY: pa.array(rows[features.PRODUCT_KEY],
-                                       table.schema.field(features.PRODUCT_KEY).type),
-    })
+    extra = purchase_table(rows[features.USER_KEY], rows[features.PRODUCT_KEY], table.schema)
     pq.write_table(pa.concat_tables([table.select(extra.column_names), extra]), path)
 
 
@@ -89,16 +144,13 @@ def add_heavy_users(source_dir: str, out_dir: str, counts: Sequence[int], *,
     os.makedirs(out_dir)
     for name in configs.DATA_SHA256:
         shutil.copyfile(os.path.join(source_dir, name), os.path.join(out_dir, name))
-    with open(os.path.join(out_dir, configs.CATALOG_FILE)) as f:
-        catalog = np.array([int(line) for line in f if line.strip()], np.int64)
+    catalog = read_catalog(os.path.join(out_dir, configs.CATALOG_FILE))
     popularity = None
     if skew:
         bought = pq.read_table(os.path.join(out_dir, configs.TRAIN_FILE),
                                columns=[features.PRODUCT_KEY])[features.PRODUCT_KEY].to_numpy()
-        order = np.argsort(catalog)
-        found = np.minimum(np.searchsorted(catalog[order], bought), len(catalog) - 1)
-        in_catalog = catalog[order][found] == bought
-        counts_by_product = np.bincount(order[found[in_catalog]], minlength=len(catalog))
+        in_catalog = np.isin(bought, catalog)
+        counts_by_product = np.bincount(catalog_positions(catalog, bought[in_catalog]), minlength=len(catalog))
         popularity = (counts_by_product + 1.0) ** skew
     added = heavy_purchases(catalog, counts, eval_share=eval_share, popularity=popularity, seed=seed)
     _append(os.path.join(out_dir, configs.TRAIN_FILE), added["train"])

@@ -4,6 +4,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import pyarrow.parquet as pq
 
 from benchmarks import heavy_data
@@ -44,3 +45,30 @@ def test_heavy_tail_counts_span_the_range_log_uniformly():
     counts = np.array(heavy_data.heavy_tail_counts(2000, low=100, high=10000, seed=0))
     assert counts.min() >= 100 and counts.max() <= 10000
     assert 0.4 < np.mean(counts < 1000) < 0.6  # as many in the hundreds as in the thousands
+
+
+def test_fresh_product_ids_are_new_and_inside_the_schema_range():
+    low, high = heavy_data.schema_product_range()
+    catalog = np.arange(low, low + 50, dtype=np.int64)  # the bottom of the range taken
+    fresh = heavy_data.fresh_product_ids(catalog, 40, low, low + 99, np.random.default_rng(0))
+    assert len(set(fresh.tolist())) == 40 and not set(fresh.tolist()) & set(catalog.tolist())
+    assert fresh.min() >= low and fresh.max() <= low + 99
+    again = heavy_data.fresh_product_ids(catalog, 40, low, low + 99, np.random.default_rng(0))
+    assert fresh.tolist() == again.tolist()  # seeded
+    with pytest.raises(ValueError, match="too few free ids"):
+        heavy_data.fresh_product_ids(catalog, 51, low, low + 99, np.random.default_rng(0))
+
+
+def test_the_schema_range_is_the_curated_schemas(curated_schema):
+    [product] = [f for f in curated_schema.feature if f.name == features.PRODUCT_KEY]
+    assert heavy_data.schema_product_range() == (product.int_domain.min, product.int_domain.max)
+
+
+def test_catalog_positions_name_a_product_the_catalog_lacks(tmp_path):
+    path = tmp_path / configs.CATALOG_FILE
+    path.write_text(f"{features.PRODUCT_KEY}\n30\n10\n20\n")
+    catalog = heavy_data.read_catalog(str(path))
+    assert catalog.tolist() == [30, 10, 20]
+    assert heavy_data.catalog_positions(catalog, np.array([20, 30, 20])).tolist() == [2, 0, 2]
+    with pytest.raises(ValueError, match=r"1 purchases of products not in the catalog, e.g. \[15\]"):
+        heavy_data.catalog_positions(catalog, np.array([20, 15]))

@@ -55,7 +55,7 @@ CATALOG_SCORING = {
                  "user against the whole catalog",
 }
 SUPERLINEAR = 1.25  # a time exponent above this grows faster than the data (with some noise)
-ID_LENGTH = 20
+ID_LENGTH = heavy_data.ID_LENGTH
 
 
 # --- The data ----------------------------------------------------------------------------------
@@ -72,13 +72,9 @@ def _fresh_product_ids(catalog: np.ndarray, copies: int, seed: int) -> List[np.n
     """Per copy, the new id of each catalog product (copy 0: the ids as they are): ids drawn
     without replacement from the catalog's own range (the schema's int_domain), none of them a
     catalog id or another copy's."""
-    low, high = int(catalog.min()), int(catalog.max())
-    rng = np.random.default_rng(seed)
     needed = (copies - 1) * len(catalog)
-    drawn = low + rng.choice(high - low + 1, size=needed + len(catalog), replace=False)
-    fresh = drawn[~np.isin(drawn, catalog)][:needed]
-    if len(fresh) < needed:
-        raise ValueError(f"the catalog's id range {low}..{high} has too few free ids for {copies} copies")
+    fresh = heavy_data.fresh_product_ids(catalog, needed, int(catalog.min()), int(catalog.max()),
+                                         np.random.default_rng(seed))
     return [catalog] + [fresh[c * len(catalog):(c + 1) * len(catalog)] for c in range(copies - 1)]
 
 
@@ -89,8 +85,7 @@ def scaled_data(source_dir: str, out_dir: str, k: int, heavy_users: int = 0, see
     products). Returns the counts (train and eval rows, users, catalog products)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
-    with open(os.path.join(source_dir, configs.CATALOG_FILE)) as f:
-        catalog = np.array([int(line) for line in f if line.strip().isdigit()], np.int64)
+    catalog = heavy_data.read_catalog(os.path.join(source_dir, configs.CATALOG_FILE))
     splits = {name: pq.read_table(os.path.join(source_dir, name), columns=[features.USER_KEY, features.PRODUCT_KEY])
               for name in (configs.TRAIN_FILE, configs.EVAL_FILE)}
     listed_users = np.array(sorted(set().union(*(t[features.USER_KEY].to_pylist() for t in splits.values()))),
