@@ -554,9 +554,13 @@ def markdown(card: Dict[str, Any]) -> str:
         carried = (f"; {start['carried_products']:,} products carried over, {start.get('new_products', 0):,} new, "
                    f"{start.get('dropped_products', 0):,} dropped" if start.get("kind") == "warm"
                    and start.get("carried_products") is not None else "")
-        learned = (f"; trained on {start['new_purchases']:,} purchases new to it"
-                   + (f" and {start['rehearsed_purchases']:,} it had seen" if start.get("rehearsed_purchases") else "")
-                   if start.get("new_purchases") is not None else "")
+        learned = ""
+        if start.get("new_purchases"):
+            learned = (f"; trained on {start['new_purchases']:,} purchases new to it"
+                       + (f" and {start['rehearsed_purchases']:,} it had seen" if start.get("rehearsed_purchases")
+                          else ""))
+        elif start.get("new_purchases") == 0:  # found with generated spans: "trained on 0 purchases new to it"
+            learned = "; no purchase new to it: no training step"
         lines.append(f"- **Start** {start.get('kind', '?')} start" + (
             f" from version {start['from_version']}" if start.get("from_version") else "")
             + (f": {start['reason']}" if start.get("reason") else "") + carried + learned)

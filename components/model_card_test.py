@@ -152,6 +152,10 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     assert ("- **Start** warm start from version 1796001422: 1796001422 is the baseline; 3 products carried "
             "over, 1 new, 0 dropped; trained on 2 purchases new to it and 1 it had seen") in text
     assert "Trained on spans 2-4: 4 purchases, 3 users, 3 products." in text
+    # found with generated spans: a warm start with nothing new takes no step (the console says so)
+    nothing = json.loads(json.dumps(card))
+    nothing["model_parameters"]["training"]["start"].update(new_purchases=0, rehearsed_purchases=0)
+    assert "0 dropped; no purchase new to it: no training step\n" in model_card.markdown(nothing)
     assert "- **Training** 1 epoch in 2.5 s; code_fingerprint: f00d\n" not in text  # the Code line has it
     assert "- **Training** 1 epoch in 2.5 s\n" in text
     # without the model_run artifact, the configuration comes from training.json

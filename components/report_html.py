@@ -223,9 +223,13 @@ def _start_text(facts: Dict[str, Any], config: Optional[Dict[str, Any]] = None) 
         rehearsed = (f" and {start['rehearsed_purchases']:,} it had seen (rehearsed)"
                      if start.get("rehearsed_purchases") else "")
         passes = _warm_passes(config or {})
-        trained = (f" Trained {passes}." if passes else "") if start.get("new_purchases") is None else \
-            f" Trained on the {start['new_purchases']:,} purchases new to it{rehearsed}" + \
-            (f", {passes}." if passes else ".")
+        if start.get("new_purchases") is None:
+            trained = f" Trained {passes}." if passes else ""
+        elif not start["new_purchases"]:  # found with generated spans: "Trained on the 0 purchases ..., 1 pass"
+            trained = " None of the window's purchases was new to it: no training step, the tables as carried over."
+        else:
+            trained = f" Trained on the {start['new_purchases']:,} purchases new to it{rehearsed}" + \
+                (f", {passes}." if passes else ".")
         return (f"Warm start from version {start.get('from_version')}: {start.get('carried_products', 0):,} "
                 f"products carried over by product id, {start.get('new_products', 0):,} new, "
                 f"{start.get('dropped_products', 0):,} dropped.{trained}")

@@ -230,6 +230,14 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
             "learning_rate (0.0075) are a cold start&#x27;s).") in report_html.render_html(report, {})
     report["training"]["model_config"]["warm_start_epochs"] = 0.5
     assert "(rehearsed), 0.5 passes at learning rate 0.02" in report_html.render_html(report, {})
+    # found with generated spans (a smaller --span-window): nothing new to the served model, no step taken;
+    # the report said "Trained on the 0 purchases new to it, 1 pass at learning rate 0.02"
+    report["training"]["facts"]["start"].update(new_purchases=0, rehearsed_purchases=0)
+    page = report_html.render_html(report, {})
+    assert "Trained on the 0" not in page
+    assert ("2 dropped. None of the window&#x27;s purchases was new to it: no training step, the tables as "
+            "carried over.") in page
+    report["training"]["facts"]["start"].update(new_purchases=40, rehearsed_purchases=20)
     del report["training"]["facts"]["start"]["new_purchases"]  # a model from before they were counted
     assert "dropped. Trained 0.5 passes at learning rate 0.02 (" in report_html.render_html(report, {})
     # a cold start says nothing of them
