@@ -11,8 +11,11 @@ What `make_spans` writes into OUT_DIR (replaced), from the ASOS files of `--data
   its own eval file (the ASOS names), and the catalog at the top; no standing eval file (one ages
   as the catalogue turns over: docs/pipeline.md, "Spans"). Run it with `--skip-checksums`.
 - **Spans of the ASOS purchases.** The train purchases are split at random into K equal shares,
-  one a span, and the eval purchases likewise, so span k's users are the sample's (their ids and
-  their purchases, at most 27 each), as the replay's spans are (no timestamps: not periods of time).
+  one a span, and the eval purchases likewise, so span k's users are the sample's (their ids, and
+  at most 27 purchases each), as the replay's spans are (no timestamps: not periods of time). The
+  K spans are one draw: span 1 of `--spans 3` is not span 1 of `--spans 4`. To deliver spans one
+  at a time, as they arrive, make the K spans once and copy `span-k/` into a run's data directory
+  after the catalog.
 - **Skewed popularity that shifts.** A share of each span's ASOS purchases (`--popular-share`)
   buys instead a product drawn from a Zipf law (`--zipf`, the exponent) over the span's popularity
   ranking: span 1's ranking is the sample's own (most bought first), and each later span moves
