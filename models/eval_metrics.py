@@ -186,6 +186,14 @@ def _popularity_margin(metric: str, kind: str, k: int, name: str, eval_config=No
     return computations
 
 
+def _model_outputs(predictions, model_name: str):
+    """One model's outputs in an extract's predictions: keyed by model name in a multi-model
+    evaluation, the predictions themselves with one model."""
+    if model_name and isinstance(predictions, Mapping) and model_name in predictions:
+        return predictions[model_name]
+    return predictions
+
+
 class _PopularityMarginCombiner(beam.CombineFn):
     """Accumulates [sum of the model's values, sum of popularity's values, purchases]."""
 
@@ -197,9 +205,7 @@ class _PopularityMarginCombiner(beam.CombineFn):
         return np.zeros(3, np.float64)
 
     def add_input(self, accumulator: np.ndarray, element) -> np.ndarray:
-        outputs = element.prediction
-        if self._model_name and isinstance(outputs, Mapping) and self._model_name in outputs:
-            outputs = outputs[self._model_name]
+        outputs = _model_outputs(element.prediction, self._model_name)
         if not isinstance(outputs, Mapping) or exporter.POPULARITY_RANKS_KEY not in outputs:
             return accumulator  # a model exported before popularity_ranks: nothing to compare
         ranks = np.asarray(outputs[exporter.RANKS_KEY], np.float64).reshape(-1, 2)
@@ -264,7 +270,7 @@ def _paired_difference(metric: str, kind: str, k: int, name: str, eval_config=No
 
 
 def _model_ranks(predictions, model_name: str) -> np.ndarray:
-    outputs = predictions[model_name]
+    outputs = _model_outputs(predictions, model_name)
     if isinstance(outputs, Mapping):
         outputs = outputs[exporter.RANKS_KEY]
     return np.asarray(outputs, np.float64).reshape(-1, 2)
