@@ -37,10 +37,12 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import executor_spec
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.components.util import examples_utils
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.utils import path_utils
+from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import json_utils, path_utils
 from tfx import v1 as tfx
 
 from components import baseline, beam_metrics
@@ -49,6 +51,7 @@ from models import features
 from models.eval_metrics import RECALL_CURVE, margin_name, paired_name, popularity_name
 
 METRICS_MODULE = "models.eval_metrics"
+MODULE_CODE_KEY = "module_code"
 CANDIDATE, BASELINE = "candidate", "baseline"
 NO_VALUE = "FAILED (no value)"
 log = logging.getLogger("recsys.gate")
@@ -592,7 +595,31 @@ def gate_examples(evaluation: Optional[Any]) -> Optional[Tuple[Any, int]]:
     return kept, left_out
 
 
+class GatedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
+    """TFX's EvaluatorSpec, and the fingerprint of the metrics' code (`module_code`): TFMA imports
+    `METRICS_MODULE` by the name in the eval config, so TFX's cache would not see a change in it."""
+
+    PARAMETERS = {
+        **standard_component_specs.EvaluatorSpec.PARAMETERS,
+        MODULE_CODE_KEY: ExecutionParameter(type=str, optional=True),
+    }
+
+
 class GatedEvaluator(tfx.components.Evaluator):
     """tfx.components.Evaluator that reports its gate in plain words (module docstring)."""
 
+    SPEC_CLASS = GatedEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, *, examples: types.BaseChannel, model: types.BaseChannel,
+                 eval_config: config_pb2.EvalConfig, baseline_model: Optional[types.BaseChannel] = None,
+                 example_splits: Optional[List[str]] = None, module_code: str = ""):
+        """tfx.components.Evaluator's arguments this pipeline uses, and `module_code`: the
+        fingerprint of `METRICS_MODULE` (pipeline/code_fingerprint.py), only there for the cache."""
+        base_component.BaseComponent.__init__(self, spec=GatedEvaluatorSpec(
+            examples=examples, model=model, baseline_model=baseline_model, eval_config=eval_config,
+            example_splits=json_utils.dumps(example_splits),
+            fairness_indicator_thresholds=json_utils.dumps(None),  # as tfx.components.Evaluator
+            module_code=module_code,
+            evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

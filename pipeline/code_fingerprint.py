@@ -2,9 +2,11 @@
 
 TFX fingerprints a `module_file` for its cache, but not code named by dotted path (how this
 pipeline names `preprocessing_fn` and `run_fn`, so that nothing is uploaded when compiling for
-Vertex). The pipeline passes `fingerprint(dotted_path)` in the component's custom_config: a change
-in the code that component runs re-runs it, and a change anywhere else (the Pusher, the Vertex
-settings, another component's module code) does not.
+Vertex), nor the module of TFMA's custom metrics (named in the eval config). The pipeline passes
+`fingerprint(dotted_path)` in Transform's and the Trainer's custom_config, and
+`module_fingerprint(module)` of the metrics in the Evaluator's `module_code`: a change in the code
+that component runs re-runs it, and a change anywhere else (the Pusher, the Vertex settings,
+another component's module code) does not.
 """
 
 from __future__ import annotations
@@ -71,9 +73,18 @@ def module_closure(module: str) -> List[str]:
 def fingerprint(dotted_path: str) -> str:
     """sha256 (12 hex) of the code behind `pkg.module.function`: the module and its imports."""
     module = dotted_path.rpartition(".")[0]
+    try:
+        return module_fingerprint(module)
+    except ValueError as e:
+        raise ValueError(f"{dotted_path}: {e}") from None
+
+
+def module_fingerprint(module: str) -> str:
+    """sha256 (12 hex) of module `pkg.module` and of the project modules it imports (a module
+    named rather than a function: the Evaluator's metrics, which TFMA imports by module name)."""
     files = module_closure(module)
     if not files:
-        raise ValueError(f"{dotted_path}: no module {module!r} in this project")
+        raise ValueError(f"no module {module!r} in this project")
     digest = hashlib.sha256()
     for path in files:
         with open(path, "rb") as f:

@@ -1,5 +1,6 @@
-"""The code fingerprint in Transform's and the Trainer's custom_config: it covers exactly the code
-each of them runs, so editing other code does not re-run them (and editing theirs does)."""
+"""The code fingerprint in Transform's and the Trainer's custom_config and the Evaluator's
+module_code: it covers exactly the code each of them runs, so editing other code does not re-run
+them (and editing theirs does)."""
 
 import os
 import sys
@@ -63,9 +64,17 @@ def _names_in(root, paths):
     return {os.path.relpath(p, root) for p in paths}
 
 
+def test_the_evaluator_runs_the_metrics_and_not_the_model_code():
+    metrics = _names(code_fingerprint.module_closure("models.eval_metrics"))
+    assert {"models/eval_metrics.py", "models/ranking_metrics.py"} <= metrics
+    assert not {"models/trainer.py", "models/preprocessing.py"} & metrics
+
+
 def test_an_unknown_module_is_an_error():
-    with pytest.raises(ValueError, match="no module 'models.nothing'"):
+    with pytest.raises(ValueError, match="models.nothing.run_fn: no module 'models.nothing'"):
         code_fingerprint.fingerprint("models.nothing.run_fn")
+    with pytest.raises(ValueError, match="no module 'models.nothing'"):
+        code_fingerprint.module_fingerprint("models.nothing")
 
 
 def test_the_pipeline_passes_each_component_its_own_fingerprint(fake_data_dir, tmp_path):
@@ -78,3 +87,7 @@ def test_the_pipeline_passes_each_component_its_own_fingerprint(fake_data_dir, t
     assert code_fingerprint.fingerprint(configs.PREPROCESSING_FN) in transform
     assert code_fingerprint.fingerprint(configs.RUN_FN) in trainer
     assert code_fingerprint.fingerprint(configs.PREPROCESSING_FN) != code_fingerprint.fingerprint(configs.RUN_FN)
+    evaluator = nodes["Evaluator"].exec_properties["module_code"]
+    assert evaluator == code_fingerprint.module_fingerprint("models.eval_metrics")
+    assert evaluator not in (code_fingerprint.fingerprint(configs.PREPROCESSING_FN),
+                             code_fingerprint.fingerprint(configs.RUN_FN))

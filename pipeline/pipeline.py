@@ -124,6 +124,8 @@ def create_pipeline(config: Union[configs.PipelineConfig, configs.VertexConfig],
         baseline_model=served_baseline.outputs["model"],
         eval_config=evaluator_lib.eval_config(**gate.eval_config_args()),
         example_splits=["eval"],
+        # TFMA imports the metrics by module name: TFX's cache does not see a change in that code
+        module_code=code_fingerprint.module_fingerprint(evaluator_lib.METRICS_MODULE),
     ).with_id("Evaluator")
     pusher = DedupPusher(
         model=trainer.outputs["model"],
