@@ -127,7 +127,7 @@ def write_spans(train_file: str, out_dir: str, k: int, seed: int) -> List[str]:
     span = random_spans(table.num_rows, k, seed)
     folders = []
     for number in range(1, k + 1):
-        folder = os.path.join(out_dir, f"span-{number}")
+        folder = os.path.join(out_dir, configs.span_folder(number))
         os.makedirs(folder, exist_ok=True)
         pq.write_table(table.filter(pa.array(span == number)), os.path.join(folder, configs.TRAIN_FILE))
         folders.append(folder)

@@ -55,7 +55,6 @@ from benchmarks import heavy_data
 from models import features
 from pipeline import configs
 
-SPAN_FOLDER = "span-{}"  # components/spans.py reads span-N folders (TFX's {SPAN})
 SPANS = 3
 SEED = 0
 POPULAR_SHARE = 0.3  # of the ASOS purchases, re-drawn from the span's Zipf popularity
@@ -176,7 +175,7 @@ def make_spans(source_dir: str, out_dir: str, spans: int = SPANS, *, seed: int =
         first = first[~np.isin(eval_keys[first], train_keys)]
         eval_users, eval_positions = rows["eval"][0][first], rows["eval"][1][first]
 
-        folder = os.path.join(out_dir, SPAN_FOLDER.format(k))
+        folder = os.path.join(out_dir, configs.span_folder(k))
         os.makedirs(folder)
         for name, (users, positions), schema in (
                 (configs.TRAIN_FILE, (train_users, train_positions), source["train"][2]),
@@ -227,7 +226,7 @@ def main(argv=None) -> int:
     print(f"{'span':<8}{'train':>9}{'eval':>8}{'users':>8}{'products':>10}{'new ids':>9}{'heavy rows':>12}"
           f"{'heaviest':>10}{'top product':>13}")
     for f in figures:
-        print(f"{SPAN_FOLDER.format(f['span']):<8}{f['train']:>9,}{f['eval']:>8,}{f['users']:>8,}{f['products']:>10,}"
+        print(f"{configs.span_folder(f['span']):<8}{f['train']:>9,}{f['eval']:>8,}{f['users']:>8,}{f['products']:>10,}"
               f"{f['new_products']:>9,}{f['heavy_rows']:>12,}{f['heaviest']:>10,}{f['top_product_share']:>12.2%}")
     return 0
 

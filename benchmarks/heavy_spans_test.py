@@ -27,7 +27,7 @@ def source(tmp_path, write_fake_asos):
 
 
 def _span(out, k, name=configs.TRAIN_FILE):
-    table = pq.read_table(os.path.join(out, heavy_spans.SPAN_FOLDER.format(k), name)).to_pydict()
+    table = pq.read_table(os.path.join(out, configs.span_folder(k), name)).to_pydict()
     return np.array(table[features.USER_KEY], dtype=object), np.array(table[features.PRODUCT_KEY], np.int64)
 
 

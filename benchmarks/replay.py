@@ -65,7 +65,6 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPANS = 4
 SEED = 0
-SPAN_DIR = "span-{}"  # a span's folder in the data directory (ExampleGen's span layout)
 # flat until the pipeline reads span folders (issue 16 item 1): then "spans"
 LAYOUT = "spans"
 MARKER = "replay.json"  # what a replay leaves in its output directory: it may be cleared next time
@@ -178,7 +177,7 @@ def write_span(data_dir: str, table, rows: np.ndarray, k: int, layout: str) -> N
     if layout == "flat":
         path = os.path.join(data_dir, configs.TRAIN_FILE)
     else:
-        path = os.path.join(data_dir, SPAN_DIR.format(k), configs.TRAIN_FILE)
+        path = os.path.join(data_dir, configs.span_folder(k), configs.TRAIN_FILE)
         os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(table.take(rows), path)
 

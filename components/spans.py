@@ -39,6 +39,8 @@ from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 
+from pipeline import configs
+
 FLAT_SPAN = 0  # the flat layout's one span
 STANDING = "standing"  # eval_source of the standing eval file (the data directory's own)
 # ExampleGen's input splits (names only matter to the driver's fingerprint and to this module):
@@ -46,7 +48,7 @@ STANDING = "standing"  # eval_source of the standing eval file (the data directo
 TRAIN, EVAL = "train", "eval"
 SPAN_TRAIN, SPAN_EVAL = "span_train", "span_eval"
 
-_SPAN_FOLDER = re.compile(r"span-(\d+)")
+_SPAN_FOLDER = re.compile(re.escape(configs.SPAN_PREFIX) + r"(\d+)")
 _DATE_FOLDER = re.compile(r"(\d{4})-(\d{2})-(\d{2})|(\d{4})(\d{2})(\d{2})")
 
 

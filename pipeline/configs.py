@@ -25,6 +25,14 @@ MODEL_NAME = "recommender"  # TF Serving model name: /v1/models/recommender:pred
 TRAIN_FILE = "dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
 EVAL_FILE = "dsf_asos_valid_with_alphanumeric_dummy_ids.parquet"
 CATALOG_FILE = "dsf_asos_productIds.csv"
+SPAN_PREFIX = "span-"  # span N's folder is span-N (TFX's {SPAN}; components/spans.py reads them)
+
+
+def span_folder(number: int) -> str:
+    """Span `number`'s folder in a data directory: `span-3` (dated folders are the other layout)."""
+    return f"{SPAN_PREFIX}{number}"
+
+
 # ASOS also publishes its user ids, one a line: nothing reads them (a run's users are those of its
 # purchases), so a run neither needs the file nor downloads it (runner/data.py only leaves it out
 # of the files it lists as foreign).

@@ -89,10 +89,6 @@ def sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def span_folder(number: int) -> str:
-    return f"span-{number}"
-
-
 def write_fake_spans(data_dir: str, num_spans: int = 3, rows_per_span: int = 600, num_products: int = 60,
                      new_products_per_span: int = 8, num_users: int = 150, seed: int = 0,
                      span_eval: Sequence[int] = (), standing_eval: bool = True,
@@ -135,7 +131,7 @@ def write_fake_spans(data_dir: str, num_spans: int = 3, rows_per_span: int = 600
         train = [pair for pair in bought if pair not in held]
         sold = {p for _, p in train}
         held_out = [(u, p) for u, p in sorted(held) if p in sold]
-        folder = os.path.join(data_dir, span_folder(number))
+        folder = os.path.join(data_dir, configs.span_folder(number))
         os.makedirs(folder, exist_ok=True)
         write_purchases(os.path.join(folder, configs.TRAIN_FILE), *zip(*train))
         if number in span_eval:
