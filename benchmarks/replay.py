@@ -48,6 +48,7 @@ import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -59,7 +60,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from runner import console
+from runner import console, supervisor
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -201,7 +202,8 @@ def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]
     130, nothing half-pushed) and keeps its console (found by exploratory testing: a Ctrl-C ended
     the replay in a traceback and SIGKILLed the run after a quarter of a second, its console lost;
     a SIGTERM ended the replay alone and the run went on, orphaned, into the directory a replay
-    started again was clearing)."""
+    started again was clearing). A replay killed outright (SIGKILL, the OOM killer) gives its run
+    the same Ctrl-C, through Linux's parent-death signal."""
     start = time.time()
     stops: List[int] = []
     children: List[subprocess.Popen] = []
@@ -217,7 +219,9 @@ def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]
         child = subprocess.Popen([sys.executable, "local_runner.py", "--data-dir", data_dir, "--output-dir",
                                   output_dir, "--skip-checksums", *extra],
                                  cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 process_group=0)
+                                 process_group=0,  # and its Ctrl-C if the replay is SIGKILLed:
+                                 preexec_fn=functools.partial(  # no run orphaned into the output
+                                     supervisor.signal_on_parent_death, signal.SIGINT, str(os.getpid())))
         children.append(child)
         if stops:  # a stop before the run had started
             child.send_signal(signal.SIGINT)

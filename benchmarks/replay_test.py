@@ -3,12 +3,15 @@
 import copy
 import json
 import os
+import signal
+import sys
 import time
 
 import numpy as np
 import pytest
 
 from benchmarks import replay
+from pipeline import configs
 
 
 def test_the_spans_are_a_seeded_partition_with_a_bigger_first_span():
@@ -187,7 +190,6 @@ def test_a_span_the_drift_gate_stopped_says_its_measures_over_their_limit(tmp_pa
     """Found by exploratory testing: a span the gate stopped printed the gate's message, 14 lines
     of 100 columns (its advice to --accept-drift, the TFDV detail, the kept files' path); the
     replay reads the figures the gate kept, as it reads a span's that went through."""
-    from pipeline import configs
 
     stopped = copy.deepcopy(DRIFT)  # span 4 of a replay with --drift-threshold product_l_infinity=0.003
     stopped.update(drifted=True, newest={"span": 4, "name": "span-4"}, previous={"span": 3, "name": "span-3"},
@@ -275,6 +277,8 @@ signal.signal(signal.SIGINT, lambda *_: stops.append(1))
 print("  Trainer                        running", flush=True)
 if mode == "stop the replay":
     os.kill(os.getppid(), signal.SIGTERM)  # as `timeout` or a scheduler stops the replay
+elif mode == "kill the replay":
+    os.kill(os.getppid(), signal.SIGKILL)  # as the OOM killer or `kill -9` ends it
 deadline = time.time() + 20
 while not stops and time.time() < deadline:
     time.sleep(0.05)
@@ -323,6 +327,35 @@ def test_a_stopped_replay_stops_its_run_once_waits_for_it_and_exits_130(fake_run
     assert record["spans"][0]["warm"]["exit_code"] == 130
 
 
+KILLED_REPLAY = """
+import sys
+from benchmarks import replay
+replay.PROJECT_DIR = sys.argv[1]
+replay.main(["--data-dir", sys.argv[2], "--output-dir", sys.argv[3], "--spans", "3", "--no-cold"])
+"""
+
+
+def test_a_killed_replay_stops_its_run(tmp_path, write_fake_asos):
+    """Found by exploratory testing: a SIGKILLed replay left its run going on, orphaned, into the
+    output directory. The run now gets its Ctrl-C (the parent-death signal) and stops once."""
+    import subprocess
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "local_runner.py").write_text(FAKE_RUNNER)
+    write_fake_asos(str(tmp_path / "data"))
+    env = {**os.environ, "FAKE_RUNNER_DIR": str(project), "FAKE_RUNNER_MODE": "kill the replay",
+           "PYTHONPATH": configs.PROJECT_DIR}
+    done = subprocess.run([sys.executable, "-c", KILLED_REPLAY, str(project), str(tmp_path / "data"),
+                           str(tmp_path / "out")], env=env, cwd=configs.PROJECT_DIR, capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    deadline = time.time() + 15  # the orphaned run ends by itself, the replay's death its Ctrl-C
+    while not (project / "stops").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (project / "stops").read_text() == "1"  # stopped once, not at its 20 s deadline
+    assert len((project / "calls").read_text().splitlines()) == 1
+
+
 def test_a_span_whose_data_is_rejected_is_an_outcome_another_failure_stops_the_replay(fake_runner, capsys):
     run, project = fake_runner
     assert run("exit 4", "--no-cold") == 0  # the drift gate stopped each span: the replay goes on
@@ -356,7 +389,6 @@ def test_no_cold_run_after_a_warm_run_whose_data_was_rejected(fake_runner, tmp_p
 def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_count():
     """Found by exploratory testing: with a fixed first share of 0.4, span 2 of 6 spans was 0.30
     times span 1 and the drift gate (rows at least 0.4 times the span before) stopped it."""
-    from pipeline import configs
 
     assert replay.default_first_share(4) == 0.4  # the documented 4-span replay unchanged
     for k in range(2, 13):

@@ -61,16 +61,23 @@ def follow_supervisor() -> None:
     stops the run would do nothing (found by exploratory testing: such a run could not be stopped
     but by SIGKILL). The worker has its own process group: only the supervisor sends it one."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal_on_parent_death(signal.SIGINT, os.environ.get(SUPERVISOR_ENV, ""))
+
+
+def signal_on_parent_death(sig: int, parent_pid: str) -> None:
+    """`sig` to this process when its parent dies, however it dies (SIGKILL too), and at once if
+    the parent (`parent_pid`, as text) is already gone: Linux's parent-death signal, nothing
+    elsewhere. Also a `preexec_fn`, for a child that must not outlive whoever started it."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
+        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
             return
     except (OSError, AttributeError):
         return
-    if str(os.getppid()) != os.environ.get(SUPERVISOR_ENV):  # it died before the call above
-        os.kill(os.getpid(), signal.SIGINT)
+    if str(os.getppid()) != parent_pid:  # it died before the call above
+        os.kill(os.getpid(), sig)
 
 
 def _interrupt(child: subprocess.Popen) -> None:
