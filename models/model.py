@@ -92,6 +92,11 @@ class ModelConfig:
         of the user's train purchases (`normalise_graph_scores`).
       copurchase_top_k: keep each product's top_k graph neighbours only (0: all); fewer
         entries make scoring cheaper.
+      popularity_weight: weight of a popularity prior added to the score (0: none):
+        popularity_weight * log(1 + deg(j)), deg(j) the number of users who bought product j
+        in train (`log_popularity`; all of them, not capped by max_history). No training, part
+        of the model. It matters where many purchases follow popularity whoever buys
+        (docs/model.md, "Skewed popularity"). Needs use_history (the purchase matrix).
       max_history: the most of a user's distinct train purchases the model uses (0: all): a
         user with more has a seeded sample of that many (`cap_history`), used for the pooled
         user vector, the user's graph score and the user's part of the item graph. It bounds
@@ -125,6 +130,7 @@ class ModelConfig:
     copurchase_beta: float = 0.0
     copurchase_norm: str = "sum"
     copurchase_top_k: int = 0
+    popularity_weight: float = 0.0
     max_history: int = 32
     shuffle: bool = True
     seed: int = 42
@@ -150,7 +156,7 @@ class ModelConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("l2", "copurchase_weight", "copurchase_alpha", "copurchase_beta", "copurchase_top_k",
-                     "max_history"):
+                     "popularity_weight", "max_history"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.copurchase_norm not in GRAPH_NORMS:
@@ -158,6 +164,8 @@ class ModelConfig:
                              f"not {self.copurchase_norm!r}")
         if self.copurchase_weight > 0 and not self.use_history:
             raise ValueError("copurchase_weight > 0 needs use_history (the purchase matrix)")
+        if self.popularity_weight > 0 and not self.use_history:
+            raise ValueError("popularity_weight > 0 needs use_history (the purchase matrix)")
 
     def _check_types(self) -> None:
         """Each field of its declared type (a value from `--model-param` is JSON or a bare
@@ -344,6 +352,13 @@ def copurchase_graph(user_history: UserHistory, num_items: int, alpha: float = 0
             graph.data.astype(np.float32))
 
 
+def log_popularity(user_history: UserHistory, num_items: int) -> np.ndarray:
+    """float32 [num_items]: log(1 + the number of users who bought each product) in
+    `user_history`: the popularity prior of `ModelConfig.popularity_weight`."""
+    buyers = np.bincount(user_history.items, minlength=num_items)[:num_items]
+    return np.log1p(buyers).astype(np.float32)
+
+
 def history_entries(splits: tf.Tensor, items: tf.Tensor, user_idx: tf.Tensor,
                     exclude_items: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
     """The users' history entries (a `UserHistory`'s splits and items) as flat (row in the
@@ -424,6 +439,9 @@ class Recommender(tf.Module):
             if len(user_history.splits) != num_users + 2:
                 raise ValueError(f"user_history has {len(user_history.splits) - 1} rows, the model "
                                  f"{num_users + 1} (users and the OOV user)")
+            if config.popularity_weight > 0:  # every buyer counts, before the cap
+                self.log_popularity = tf.Variable(log_popularity(user_history, num_items),
+                                                  trainable=False, name="log_popularity")
             user_history = cap_history(user_history, config.max_history, config.seed)
             self.history_embeddings = table(num_items + 1, 2)
             self.history_splits = tf.Variable(user_history.splits, trainable=False,
@@ -497,10 +515,13 @@ class Recommender(tf.Module):
 
     def score_all(self, user_idx) -> tf.Tensor:
         """float [B, num_items]: the score of every real item for each user index: the learned
-        score, plus copurchase_weight times the item-graph score."""
+        score, plus copurchase_weight times the item-graph score, plus popularity_weight times
+        the log popularity prior."""
         scores = self.learned_scores(user_idx)
         if self.config.copurchase_weight > 0:
             scores += self.config.copurchase_weight * self.copurchase_scores(user_idx)
+        if self.config.popularity_weight > 0:
+            scores += self.config.popularity_weight * self.log_popularity[tf.newaxis, :]
         return scores
 
     def learned_scores(self, user_idx) -> tf.Tensor:

@@ -187,6 +187,44 @@ def test_no_graph_without_weight_and_no_weight_without_history():
         model_lib.NOTEBOOK.replace(copurchase_weight=1.0)
 
 
+def test_the_popularity_prior_adds_its_weight_times_log_buyers_counted_before_the_cap():
+    """popularity_weight * log(1 + distinct buyers of the product), every buyer counted even when
+    max_history caps a heavy user's history; the same for every user (OOV too); none at 0."""
+    users, items = _pairs(n=300)
+    users = np.concatenate([users, np.zeros(NUM_ITEMS, np.int32)])  # user 0 buys everything
+    items = np.concatenate([items, np.arange(NUM_ITEMS, dtype=np.int32)])
+    users, items = np.concatenate([users, users[:5]]), np.concatenate([items, items[:5]])  # repeats
+    history = model_lib.build_user_history(users, items, NUM_USERS, NUM_ITEMS)
+    x = np.zeros((NUM_USERS, NUM_ITEMS))
+    x[users, items] = 1.0
+    expected = np.log1p(x.sum(0))  # distinct buyers: a repeated purchase counts once
+    np.testing.assert_allclose(model_lib.log_popularity(history, NUM_ITEMS), expected, rtol=1e-6)
+    config = model_lib.DEFAULT.replace(embedding_dim=4, popularity_weight=0.7, max_history=3)
+    model = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config, user_history=history)
+    assert model.history_splits.numpy()[1] == 3  # user 0's history is capped ...
+    np.testing.assert_allclose(model.log_popularity.numpy(), expected, rtol=1e-6)  # ... its buys count
+    assert not any(v is model.log_popularity for v in model.trainable_variables)
+    batch = np.array([0, 7, NUM_USERS], np.int32)
+    without = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config.replace(popularity_weight=0.0),
+                                    user_history=history)
+    assert not hasattr(without, "log_popularity")
+    np.testing.assert_allclose(model.score_all(batch).numpy(),
+                               without.score_all(batch).numpy() + 0.7 * expected[np.newaxis, :],
+                               rtol=1e-5, atol=1e-5)
+    # a large weight ranks by popularity alone
+    top = model_lib.Recommender(NUM_USERS, NUM_ITEMS, config.replace(popularity_weight=1e4),
+                                user_history=history).score_all(batch).numpy()
+    assert (expected[np.argmax(top, axis=1)] == expected.max()).all()
+
+
+def test_popularity_weight_is_checked():
+    with pytest.raises(ValueError, match="^popularity_weight must be >= 0, got -0.5$"):
+        model_lib.DEFAULT.replace(popularity_weight=-0.5)
+    with pytest.raises(ValueError, match="popularity_weight > 0 needs use_history"):
+        model_lib.NOTEBOOK.replace(popularity_weight=1.0)
+    assert model_lib.DEFAULT.popularity_weight == 0.0
+
+
 def test_lazy_adam_moves_only_the_rows_a_step_uses():
     import tensorflow as tf
     table = tf.Variable(np.arange(12, dtype=np.float32).reshape(6, 2))
