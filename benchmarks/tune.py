@@ -12,8 +12,12 @@ benchmarks/quality.py.
 
 For each learned configuration the item-graph weight (`copurchase_weight`), its per-user
 scaling (`copurchase_norm`) and RP3beta's popularity penalty (`copurchase_beta`, `--betas`) are
-searched on the same trained model (score = learned + weight * scaled graph); the references (RP3beta, and its blend
-with PureSVD and popularity: benchmarks/references.py) have their weights searched here too.
+searched on the same trained model (score = learned + weight * scaled graph), and so is the
+weight of the popularity prior (`popularity_weight`, `--pop-weights`: + weight * log(1 + the
+product's fit buyers)); the references (RP3beta, and its blend with PureSVD and popularity:
+benchmarks/references.py) have their weights searched here too. `--compare NAME` adds each row's
+paired difference of HitRate@10 from the row NAME (e.g. popularity), with its standard error, on
+the same validation purchases.
 """
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -82,6 +86,14 @@ def summary(users, items, ranks):
     return {name: metrics[name] for name in COLUMNS}
 
 
+def paired_hit_difference(ranks: np.ndarray, other: np.ndarray):
+    """(mean difference of HitRate@10, its standard error) of two rows on the same validation
+    purchases, one per user (models/ranking_metrics.py `paired_interval`)."""
+    diff = (ranks < ranking_metrics.K).astype(np.float64) - (other < ranking_metrics.K)
+    mean, se, _ = ranking_metrics.paired_interval(diff, np.ones_like(diff))
+    return mean, se
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=configs.default_data_dir())
@@ -92,6 +104,17 @@ def main(argv=None) -> int:
                    help="graph scalings searched (comma-separated; default %(default)s)")
     p.add_argument("--betas", default="0",
                    help="RP3beta popularity penalties searched (comma-separated; default %(default)s)")
+    p.add_argument("--graph-weights",
+                   help="graph weights searched for every scaling (comma-separated; default: "
+                        "GRAPH_WEIGHTS, per scaling)")
+    p.add_argument("--pop-weights", default="0",
+                   help="popularity prior weights searched (comma-separated; default %(default)s)")
+    p.add_argument("--pop-mix", default="0",
+                   help="popularity mixture shares searched (comma-separated; default %(default)s): "
+                        "(1 - share) * softmax(score) + share * popularity")
+    p.add_argument("--compare", metavar="NAME",
+                   help="add the paired difference of HitRate@10 from the row NAME, and its "
+                        "standard error (e.g. popularity)")
     p.add_argument("--no-references", dest="references", action="store_false",
                    help="skip popularity and the item-graph references")
     p.add_argument("--heavy-at", type=int, default=0,
@@ -110,6 +133,13 @@ def main(argv=None) -> int:
     reference = references.ReferenceModel(num_users, num_items, history) if args.references else None
     norms = args.norms.split(",")
     betas = [float(b) for b in args.betas.split(",")]
+    pop_weights = [float(w) for w in args.pop_weights.split(",")]
+    graph_weights = ({norm: tuple(float(w) for w in args.graph_weights.split(",")) for norm in norms}
+                     if args.graph_weights else GRAPH_WEIGHTS)
+    log_popularity = model_lib.log_popularity(history, num_items)[np.newaxis, :]
+    pop_mix = [float(m) for m in args.pop_mix.split(",")]
+    buyers = np.expm1(log_popularity.astype(np.float64))
+    pop_share = buyers / buyers.sum()
     graphs = {}
 
     def graph(config, beta):
@@ -132,6 +162,13 @@ def main(argv=None) -> int:
         print(f"[tune] trained {json.dumps(overrides)} in {time.time() - start:.0f} s", flush=True)
         learned[json.dumps(overrides)] = model
 
+    def mixed(scores, share):
+        """(1 - share) * softmax(scores) + share * popularity (the purchases' share of each
+        product): a mixture of the model's distribution and popularity's."""
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return (1.0 - share) * probs + share * pop_share
+
     def score_fns(batch):
         if reference is not None:
             yield "popularity", np.broadcast_to(reference.popularity.numpy(), (len(batch), num_items))
@@ -148,11 +185,16 @@ def main(argv=None) -> int:
                                              *graph(model.config, beta))
                 for norm in norms:
                     scaled = model_lib.normalise_graph_scores(raw, counts, norm).numpy()
-                    for w in GRAPH_WEIGHTS[norm]:
+                    for w in graph_weights[norm]:
                         if w == 0 and (norm != norms[0] or beta != betas[0]):
                             continue  # the learned model alone: once
-                        label = f"model {name} + {w} x {norm} graph"
-                        yield label + (f", beta {beta}" if beta else ""), dot + w * scaled
+                        label = f"model {name} + {w} x {norm} graph" + (f", beta {beta}" if beta else "")
+                        for p in pop_weights:
+                            total = dot + w * scaled + p * log_popularity
+                            for m in pop_mix:
+                                yield (label + (f" + {p} x log popularity" if p else "")
+                                       + (f", mixed {m} with popularity" if m else ""),
+                                       mixed(total, m) if m else total)
 
     start = time.time()
     ranks = validation_ranks(score_fns, history, users[val], items[val])
@@ -166,6 +208,11 @@ def main(argv=None) -> int:
         rows = {name: summary(users[val][chosen], items[val][chosen], r[chosen])
                 for name, r in ranks.items()}
         names = COLUMNS
+        if args.compare:
+            names += (f"HitRate@10 - {args.compare}", "paired se")
+            for name, values in rows.items():
+                values[names[-2]], values[names[-1]] = paired_hit_difference(
+                    ranks[name][chosen], ranks[args.compare][chosen])
         print(f"| model ({group}) | " + " | ".join(names) + " |")
         print("|---|" + "---|" * len(names))
         for label, values in rows.items():
