@@ -400,6 +400,8 @@ def _architecture(model_config: Optional[Dict[str, Any]], history: Optional[List
                  "purchase-history user vector" if model_config.get("use_history") else "user-id embedding",
                  f"item graph weight {model_config.get('copurchase_weight')}"
                  if model_config.get("copurchase_weight") else "no item graph",
+                 *([f"popularity prior weight {model_config['popularity_weight']}"]
+                   if model_config.get("popularity_weight") else []),
                  f"{model_config.get('epochs')} epochs when trained cold"]
         text += ": " + ", ".join(parts)
     if history:

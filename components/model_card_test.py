@@ -144,6 +144,7 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     parameters = card["model_parameters"]
     assert parameters["training"] == training and parameters["model_config"]["embedding_dim"] == 128
     assert parameters["model_architecture"].endswith("3 epochs when trained cold; final training loss 1.25")
+    assert "popularity prior" not in parameters["model_architecture"]  # none at weight 0
     assert card["model_details"]["code"]["code_fingerprint"] == "f00d"
     assert any("at most 32" in c["description"] for c in card["considerations"]["limitations"])
     assert model_card.spans(card) == "2-4"
@@ -320,3 +321,13 @@ def test_the_drift_gates_comparison_goes_into_the_card(tmp_path):
     # the flat layout, a first span: nothing compared, no section
     assert model_card.drift_gate_section({"compared": False, "reason": "one span"}) is None
     assert model_card.drift_gate_section(None) is None
+
+
+def test_the_architecture_names_a_popularity_prior():
+    """Found in review: a model trained with --model-param popularity_weight=2 (docs/model.md,
+    "Skewed popularity") ranked with a prior its card did not name."""
+    architecture = model_card._architecture({"embedding_dim": 128, "sampling": "in_batch", "use_history": True,
+                                             "epochs": 3, "copurchase_weight": 6.0, "popularity_weight": 2.0}, None)
+    assert architecture == ("Negative-sampling recommender (models/model.py): embedding dim 128, in_batch "
+                            "negatives, purchase-history user vector, item graph weight 6.0, popularity prior "
+                            "weight 2.0, 3 epochs when trained cold")
