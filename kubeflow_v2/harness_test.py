@@ -404,8 +404,11 @@ def test_a_run_ends_as_make_run_does_and_keeps_tensorflows_lines_in_its_log(tmp_
                                     "pushed_destination": str(serving / "8")}, {}),
         "RunReport": ("report", {}, {"index.html": "<html></html>"}),
     }, parameters={"ServedBaseline": {"serving_model_dir": str(serving)}})
+    # as a user's shell starts it: importing `serving` (this test session's serving tests) quiets
+    # TensorFlow's start-up lines with TF_CPP_MIN_LOG_LEVEL, and the harness would inherit it
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-m", "kubeflow_v2.harness", path, "--log-dir", str(tmp_path / "logs")],
-                          cwd=harness.PROJECT_DIR, capture_output=True, text=True, timeout=300)
+                          cwd=harness.PROJECT_DIR, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = done.stdout.splitlines()
