@@ -337,7 +337,7 @@ replay.main(["--data-dir", sys.argv[2], "--output-dir", sys.argv[3], "--spans", 
 
 def test_a_killed_replay_stops_its_run(tmp_path, write_fake_asos):
     """Found by exploratory testing: a SIGKILLed replay left its run going on, orphaned, into the
-    output directory. The run now gets its Ctrl-C (the parent-death signal) and stops once."""
+    output directory. The run now gets its Ctrl-C (the parent-death signal) and stops."""
     import subprocess
 
     project = tmp_path / "project"
@@ -352,7 +352,10 @@ def test_a_killed_replay_stops_its_run(tmp_path, write_fake_asos):
     deadline = time.time() + 15  # the orphaned run ends by itself, the replay's death its Ctrl-C
     while not (project / "stops").exists() and time.time() < deadline:
         time.sleep(0.1)
-    assert (project / "stops").read_text() == "1"  # stopped once, not at its 20 s deadline
+    # stopped (not at its 20 s deadline); perhaps more than once: Linux sends the signal again each
+    # time the orphan passes to another thread of the dying replay (numpy's), and a run's
+    # InterruptWatch (runner/console.py) takes a Ctrl-C that comes again
+    assert int((project / "stops").read_text()) >= 1
     assert len((project / "calls").read_text().splitlines()) == 1
 
 
