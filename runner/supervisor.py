@@ -156,7 +156,17 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
     reader.start()
     # a stop, from wherever, is the worker's Ctrl-C (one that comes before this line ends the
     # supervisor, and the worker gets it as its parent-death signal)
-    previous = {sig: signal.signal(sig, lambda *_: _interrupt(child)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # once: a stop may come again (a second Ctrl-C; the replay's parent-death signal, which Linux
+    # repeats as this process passes between the threads of a dying parent), and a Ctrl-C that
+    # lands in the worker's stop path would cut it short
+    stops: List[int] = []
+
+    def stop(signum, frame):
+        if not stops:
+            _interrupt(child)
+        stops.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     peak, limited = 0, False
     try:
         while child.poll() is None:

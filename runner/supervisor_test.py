@@ -168,6 +168,43 @@ def test_a_stop_sent_to_the_supervisor_alone_stops_the_worker_as_a_ctrl_c(tmp_pa
     assert run.returncode == console.EXIT_INTERRUPTED and marker.read_text() == "interrupted"
 
 
+COUNTING = """
+import signal, sys, time
+from runner import supervisor
+supervisor.follow_supervisor()
+stops = []
+signal.signal(signal.SIGINT, lambda *_: stops.append(1))
+open(sys.argv[1], "w").write("started")
+while not stops:
+    time.sleep(0.02)
+time.sleep(1.0)  # the stop path, where a second Ctrl-C would land
+open(sys.argv[1], "w").write(str(len(stops)))
+sys.exit(130)
+"""
+
+
+def test_stops_that_come_again_reach_the_worker_once(tmp_path):
+    """A stop may come more than once (a second Ctrl-C; the parent-death signal of a replay killed
+    outright, which Linux repeats as the run passes between the dying replay's threads): the
+    worker gets one Ctrl-C, and its stop path runs to its end."""
+    marker = tmp_path / "worker"
+    run = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path), COUNTING, str(marker)],
+                           cwd=configs.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (marker.exists() and marker.read_text() == "started"):
+            assert run.poll() is None and time.time() < deadline, run.communicate()
+            time.sleep(0.05)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+            os.kill(run.pid, sig)
+            time.sleep(0.1)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == console.EXIT_INTERRUPTED and marker.read_text() == "1"
+
+
 def test_a_supervisor_killed_outright_stops_its_worker_as_a_ctrl_c(tmp_path):
     """Found by exploratory testing: a SIGKILLed supervisor left its worker running (holding the
     run lock), and it pushed a model a minute later."""
