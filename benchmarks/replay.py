@@ -232,11 +232,7 @@ def run_pipeline(data_dir: str, output_dir: str, log_path: str, extra: List[str]
     with open(log_path, "w") as f:
         f.write(stdout + stderr)
     lines = stdout.splitlines()
-    summary = {}
-    if "summary" in lines:
-        for line in lines[lines.index("summary") + 1:]:
-            if line.startswith("  ") and line.strip():
-                summary[line[2:17].strip()] = line[17:].strip()
+    summary = console.summary_rows(lines)
     return {"code": child.returncode, "seconds": time.time() - start, "summary": summary,
             "console": stdout + stderr, "started_ms": int(start * 1000), "interrupted": bool(stops)}
 
@@ -336,36 +332,9 @@ def stderr_to(path: str):
 
 
 # --- what it prints -----------------------------------------------------------------------------
-WIDTH = 100  # the console's columns: every line the replay prints fits (but a path longer than that)
+WIDTH = console.WIDTH  # the console's columns: every line the replay prints fits (but a path longer than that)
 INDENT = "    "  # a span's detail lines, under its headline
-
-
-def fit(parts: List[str], first: str = "", indent: str = INDENT, width: int = WIDTH) -> List[str]:
-    """`parts` joined by "; " into lines of at most `width` columns, the first starting with
-    `first`, the others with `indent`: a line breaks between two parts, and inside a part only
-    when the part alone is too long (between words, under a deeper indent; a path stays whole).
-    Found by exploratory testing: a span's line ran to about 600 characters when its drift was
-    over a threshold."""
-    import textwrap
-
-    lines: List[str] = []
-    line: Optional[str] = None  # the line being filled, while more parts may join it
-    for part in parts:
-        if line is not None and len(f"{line}; {part}") <= width:
-            line = f"{line}; {part}"
-            continue
-        if line is not None:
-            lines.append(line)
-        prefix = indent if lines else first
-        wrapped = textwrap.wrap(prefix + part, width, subsequent_indent=indent + "  ", break_long_words=False,
-                                break_on_hyphens=False) or [prefix.rstrip()]
-        if len(wrapped) > 1:  # the next part starts a line of its own, not the tail of this one
-            lines += wrapped
-            line = None
-        else:
-            line = wrapped[0]
-    lines += [] if line is None else [line]
-    return lines or [first.rstrip()]
+fit = console.fit  # parts into lines of WIDTH columns (make run's summary fits its rows the same way)
 
 
 COLD_HEAD = "  cold on the same window: "
@@ -431,26 +400,15 @@ def _window_text(window: Optional[List[int]]) -> str:
 
 
 def drift_lines(figures: Optional[Dict[str, Any]], summary: Optional[str]) -> List[str]:
-    """A span's drift, short: what was compared and the gate's verdict, then each measure over
-    its limit on a line of its own (every figure: replay.json and the run report). `figures`:
-    the drift gate's (its drift.json, through the run report); without them, the verdict of the
-    run's summary row (`<newest> vs <previous> <verdict>: <figures>`)."""
+    """A span's drift, short, as make run's summary says it (runner/console.py `drift_lines`):
+    what was compared and the gate's verdict, then each measure over its limit on a line of its
+    own (every figure: replay.json and the run report). `figures`: the drift gate's (its
+    drift.json, through the run report); without them, the first line of the run's summary row
+    (`<newest> vs <previous> <verdict>`)."""
     if not figures or not figures.get("compared"):
-        said = summary or "-"
+        said = (summary or "-").splitlines()[0]
         return fit([f"drift {said.rpartition(': ')[0] or said}"], INDENT)
-    from components import drift
-
-    verdict = drift.verdict_text(figures)
-    lines = fit([f"drift {figures['newest']['name']} vs {figures['previous']['name']} {verdict}"], INDENT)
-    for text in drift.over_texts(figures):
-        lines += fit([f"over: {text}"], INDENT + "  ")
-    for span in figures.get("stopped_spans") or []:  # what the verdict leaves unsaid when it is "over"
-        if f"{span['name']} stopped before" not in verdict:
-            lines += fit([f"{span['name']} stopped before, in the window: {span.get('why', '-')}"], INDENT + "  ")
-    for span in figures.get("late_spans") or []:
-        if f"{span['name']} arrived late" not in verdict:
-            lines += fit([f"{span['name']} arrived late"], INDENT + "  ")
-    return lines
+    return console.drift_lines(figures, INDENT + "drift ", INDENT)
 
 
 def span_lines(k: int, result: Dict[str, Any], figures: Dict[str, Any],

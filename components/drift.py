@@ -97,7 +97,7 @@ REPEAT_BUYERS_SHARE = 0.05
 THRESHOLDS = (PRODUCT_L_INFINITY, PRODUCT_JENSEN_SHANNON, MIN_ROWS_RATIO, MAX_ROWS_RATIO,
               PER_USER_JENSEN_SHANNON, TOP_USERS_SHARE_RATIO, USER_L_INFINITY, REPEATED_ROWS)
 
-# The report's measures, in its order (their names are read back: summary_text, the run report)
+# The report's measures, in its order (their names are read back: the run report)
 MEASURE_NAMES = (PRODUCT_LINF_NAME, PRODUCT_JSD_NAME, ROWS_NAME, PER_USER_NAME, TOP_SHARE_NAME, USER_LINF_NAME,
                  REPEATED_NAME) = (
     f"{features.PRODUCT_KEY} L-infinity distance", f"{features.PRODUCT_KEY} Jensen-Shannon divergence",
@@ -617,30 +617,6 @@ def verdict_text(figures: Dict[str, Any]) -> str:
         verdict += (f", {earlier} arrived late, accepted (--accept-drift on "
                     f"{figures['late_accepted'][0]['accepted']})")
     return verdict
-
-
-def summary_text(figures: Optional[Dict[str, Any]]) -> str:
-    """One line for the run's summary: what was compared and the headline figures."""
-    if not figures:
-        return "-"
-    if not figures.get("compared"):
-        return figures.get("reason", "not compared")
-    named = {m["name"]: m for m in figures["measures"]}  # by name: older runs' reports have fewer
-
-    def figure(name: str, label: str, form: str, limit: bool = False) -> str:
-        m = named.get(name)
-        if m is None or m["value"] is None:
-            return ""
-        return f"{label}{m['value']:{form}}" + (f" ({m['limit']})" if limit else "")
-    verdict = verdict_text(figures)
-    parts = [", ".join(filter(None, [figure(PRODUCT_LINF_NAME, f"{features.PRODUCT_KEY} L-inf ", ".4f", True),
-                                     figure(PRODUCT_JSD_NAME, "JS ", ".3f", True)])),
-             figure(ROWS_NAME, "rows x", ".2f"),
-             ", ".join(filter(None, [figure(PER_USER_NAME, "per-user JS ", ".4f", True),
-                                     figure(TOP_SHARE_NAME, "top-1% share x", ".2f"),
-                                     figure(USER_LINF_NAME, "one user's share L-inf ", ".4f", True)])),
-             figure(REPEATED_NAME, "repeated ", ".1%")]
-    return f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}: " + "; ".join(filter(None, parts))
 
 
 # --- acceptances ------------------------------------------------------------------------------

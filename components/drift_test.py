@@ -133,12 +133,7 @@ def test_a_span_like_the_previous_one_passes_and_says_its_figures(generated, tmp
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert "[drift] span-3 vs span-2: within the thresholds" in said and "productId L-infinity distance" in said
     assert os.path.exists(os.path.join(report.uri, "newest", drift.STATS_FILE))
-    assert drift.summary_text(figures).startswith("span-3 vs span-2 within the thresholds: productId L-inf 0.0")
-    assert "one user's share L-inf 0.0" in drift.summary_text(figures)
-    # a report of an older run, without the user measure, still reads
-    older = {**figures, "measures": [m for m in figures["measures"] if m["name"] != drift.USER_LINF_NAME]}
-    assert "one user's share" not in drift.summary_text(older)
-    assert "top-1% share x" in drift.summary_text(older)
+    assert drift.verdict_text(figures) == "within the thresholds" and drift.over_texts(figures) == []
 
 
 def test_inverted_popularity_stops_the_run_naming_the_feature_and_the_threshold(generated, tmp_path):
@@ -162,7 +157,7 @@ def test_the_override_lets_it_through_and_later_runs_on_the_same_spans_too(gener
     assert os.listdir(tmp_path / "accepted")
     figures, error, _ = _gate(tmp_path, str(root / "inverted"), folders[2], small)  # no flag this time
     assert error is None and figures["accepted"].startswith("--accept-drift on 20")
-    assert "OVER the thresholds, accepted" in drift.summary_text(figures)
+    assert drift.verdict_text(figures).startswith("OVER the thresholds, accepted")
     # the span after an accepted one is compared with it: the message says it was accepted
     _, error, _ = _gate(tmp_path, folders[3], str(root / "inverted"), small)
     assert error is not None
@@ -276,8 +271,7 @@ def test_a_span_that_arrives_after_the_served_models_spans_is_named_and_stops_th
     assert "ACCEPTED (--accept-drift): training on it\nspan-2 arrived late" in caplog.text
     # its measures are within their thresholds: it is said late, not over (found by exploratory testing)
     assert "[drift] span-3 vs span-2: span-2 arrived late, ACCEPTED (--accept-drift)" in caplog.text
-    assert drift.summary_text(accepted).startswith(
-        "span-3 vs span-2 within the thresholds, span-2 arrived late, accepted (--accept-drift): ")
+    assert drift.verdict_text(accepted) == "within the thresholds, span-2 arrived late, accepted (--accept-drift)"
     # a span older than the served model's window is no sign (a wider --span-window brings it back)
     (served / "assets.extra" / "training.json").write_text(json.dumps({"data": {"window_spans": [2, 3]}}))
     assert _gate(tmp_path, "", "", small, numbered=window, serving_model_dir=str(tmp_path / "serving"))[1] is None
@@ -309,8 +303,8 @@ def test_an_accepted_late_span_stays_accepted_when_a_new_span_arrives(tmp_path, 
     figures, error, _ = _gate(tmp_path, "", "", small, numbered=folders, serving_model_dir=str(serving))
     assert error is None and not figures["drifted"] and "late_spans" not in figures
     assert [s["name"] for s in figures["late_accepted"]] == ["span-2"]
-    assert drift.summary_text(figures).startswith(
-        "span-4 vs span-3 within the thresholds, span-2 arrived late, accepted (--accept-drift on 20")
+    assert drift.verdict_text(figures).startswith(
+        "within the thresholds, span-2 arrived late, accepted (--accept-drift on 20")
     # a span-4 that drifts is stopped for its drift alone, and span-3 is not said to have drifted
     table = pq.read_table(os.path.join(folders[4], configs.TRAIN_FILE))
     os.makedirs(tmp_path / "inverted" / "span-4")
@@ -425,7 +419,7 @@ def test_an_empty_span_is_refused_as_empty_not_as_drift(generated, tmp_path):
         "over": False, "detail": "not measured: span-4 has no rows"}
     table_text = "\n".join(drift.table_lines(figures))
     assert re.search(rf"^{re.escape(drift.PRODUCT_LINF_NAME)} +- +<= \S+ +-$", table_text, re.M), table_text
-    assert "L-inf" not in drift.summary_text(figures)
+    assert not any(drift.PRODUCT_LINF_NAME in text for text in drift.over_texts(figures))  # not measured: not over
 
 
 def test_heavier_buyers_are_caught_by_purchases_per_user(tmp_path, write_fake_spans, small_span_thresholds):
@@ -536,5 +530,5 @@ def test_a_single_span_has_nothing_to_compare(tmp_path):
     drift.Executor().Do({"examples": [examples], "schema": []}, {"drift_report": [report]},
                         {"thresholds": json_utils.dumps(configs.DEFAULT_DRIFT_THRESHOLDS)})
     figures = drift.read_report(report.uri)
-    assert not figures["compared"] and drift.summary_text(figures) == "one span only: nothing to compare"
+    assert not figures["compared"] and figures["reason"] == "one span only: nothing to compare"
     assert report.get_int_custom_property("compared") == 0

@@ -576,7 +576,7 @@ def result_lines(runner: "VertexLocalRunner", result: RunResult, log_path: str) 
     from components import run_report
 
     report = os.path.join(done.report_uri, run_report.HTML_FILE) if done.report_uri else None
-    logs = f"{log_path}; each task's: {os.path.join(runner.log_dir, result.run_id, '')}"
+    logs = [log_path, f"each task's: {os.path.join(runner.log_dir, result.run_id, '')}"]
     return lines + console.summary_lines(done, report if report and os.path.exists(report) else None, logs), \
         done.exit_code
 

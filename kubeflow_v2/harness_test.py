@@ -419,17 +419,20 @@ def test_a_run_ends_as_make_run_does_and_keeps_tensorflows_lines_in_its_log(tmp_
     head, _, ran = lines[at - 2].partition(", ran ")
     assert head == f"[vertex-local] {run_id}: 5 tasks"  # the tasks ran in the order they ended
     assert sorted(ran.split(", ")) == ["DriftGate", "Pusher", "RunReport", "ServedBaseline", "Trainer"]
-    assert lines[at + 1:] == [
+    assert lines[at + 1:at + 6] == [
         "  rows read      -",
         "  start          warm from version 7: 70 products carried over, 2 new, 1 dropped",
-        "  drift          span-2 vs span-1 OVER the thresholds, accepted (--accept-drift): productId L-inf 0.0073 "
-        "(<= 0.006)",
-        "  verdict        blessed and pushed as version 8",
-        f"  served model   {serving / '8'}",
-        f"  report         {report}",
-        f"  full log       {log}; each task's: {tmp_path / 'logs' / run_id}/",
-        "  exit code      0",
-        f'  next           make serve ARGS="--model_base_path {serving}"   (serves the pushed model)']
+        "  drift          span-2 vs span-1 OVER the thresholds, accepted (--accept-drift)",
+        "                   over: productId L-infinity distance 0.0073, allowed <= 0.006",
+        "  verdict        blessed and pushed as version 8"]
+    assert console.summary_rows(lines) == {
+        "rows read": "-", "start": "warm from version 7: 70 products carried over, 2 new, 1 dropped",
+        "drift": "span-2 vs span-1 OVER the thresholds, accepted (--accept-drift)\n"
+                 "over: productId L-infinity distance 0.0073, allowed <= 0.006",
+        "verdict": "blessed and pushed as version 8", "served model": str(serving / "8"), "report": report,
+        "full log": f"{log}\neach task's: {tmp_path / 'logs' / run_id}/", "exit code": "0",
+        "next": f'make serve ARGS="--model_base_path {serving}"\n(serves the pushed model)'}
+    assert all(len(line) <= console.WIDTH for line in lines[at:] if str(tmp_path) not in line)
     assert "[vertex-local] Trainer: running" in lines  # its name, as make run's component lines
     text = open(log).read()
     assert "cpu_feature_guard" in text or "oneDNN" in text, "TensorFlow's start-up lines are in the log"

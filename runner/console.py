@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from typing import IO, Callable, List, Optional
+from typing import IO, Callable, Dict, List, Optional, Sequence, Union
 
 from runner import memory
 
@@ -524,57 +524,149 @@ def served_copy(serving_model_dir: str, version: str):
     return str(served.number), served.path
 
 
-def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: str,
-                  exit_code: Optional[int] = None, peak: Optional[ComponentRun] = None) -> List[str]:
-    """The summary; `exit_code` when it is not the outcome's (a killed run), `peak` the component
-    whose memory peaked highest."""
-    rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
-    if outcome.pushed_gone:
-        verdict = (f"blessed, but version {outcome.pushed_version}, which an earlier run pushed for this model "
-                   f"(this run's Pusher came from the cache), is no longer there ({outcome.pushed_path}): this "
-                   "model is not served; --no-cache pushes it again")
-    elif outcome.pushed and outcome.already_served and outcome.served_as:
-        verdict = (f"blessed; already served as version {outcome.served_as} (a rollback to version "
-                   f"{outcome.pushed_version}): nothing new pushed")
-    elif outcome.pushed and outcome.already_served:
-        verdict = f"blessed; already served as version {outcome.pushed_version}: nothing new pushed"
-    elif outcome.pushed:
-        verdict = f"blessed and pushed as version {outcome.pushed_version}"
-    elif outcome.blessed is False:
-        verdict = "NOT blessed: the gate refused the model (table above)" + (
-            "" if outcome.nothing_served else "; the served model is unchanged")
-    elif outcome.not_pushed_reason:
-        verdict = f"blessed, NOT pushed: {outcome.not_pushed_reason}"
-    else:
-        verdict = "no model pushed"
-    lines = ["", "summary",
-             f"  rows read      {rows}"]
-    if outcome.start:
-        lines.append(f"  start          {start_text(outcome.start)}")
-    if outcome.drift and outcome.drift.get("compared"):  # one span (the flat layout): nothing to say
-        from components import drift
+WIDTH = 100  # the console's columns: every line it prints fits (but a path longer than that)
+LABEL_WIDTH = 15  # a summary row's label, after its 2-column indent: "  verdict        ..."
+ROW_INDENT = " " * (2 + LABEL_WIDTH)  # a summary row's continuation lines, under its text
 
-        lines.append(f"  drift          {drift.summary_text(outcome.drift)}")
-    lines.append(f"  verdict        {verdict}")
+
+def fit(parts: List[str], first: str = "", indent: str = "    ", width: int = WIDTH, sep: str = "; ",
+        whole: Sequence[str] = ()) -> List[str]:
+    """`parts` joined by `sep` into lines of at most `width` columns, the first starting with
+    `first`, the others with `indent`: a line breaks between two parts, and inside a part only
+    when the part alone is too long (between words, under a deeper indent; a path stays whole, and
+    so does a part in `whole`: a command to copy). Found by exploratory testing: a replay span's
+    line ran to about 600 characters when its drift was over a threshold (benchmarks/replay.py),
+    the summary's drift row to about 250."""
+    import textwrap
+
+    lines: List[str] = []
+    line: Optional[str] = None  # the line being filled, while more parts may join it
+    for part in parts:
+        if line is not None and len(f"{line}{sep}{part}") <= width:
+            line = f"{line}{sep}{part}"
+            continue
+        if line is not None:
+            lines.append(line)
+        prefix = indent if lines else first
+        # the prefix as an indent, not as words: a path too long for any line stays on the first
+        wrapped = [prefix + part] if part in whole else textwrap.wrap(
+            part, width, initial_indent=prefix, subsequent_indent=indent + "  ", break_long_words=False,
+            break_on_hyphens=False) or [prefix.rstrip()]
+        if len(wrapped) > 1:  # the next part starts a line of its own, not the tail of this one
+            lines += wrapped
+            line = None
+        else:
+            line = wrapped[0]
+    lines += [] if line is None else [line]
+    return lines or [first.rstrip()]
+
+
+def drift_lines(figures: Dict, first: str, indent: str) -> List[str]:
+    """The drift gate's verdict on compared spans (components/drift.py's figures), short: what was
+    compared and the verdict after `first`, then, each on a line of its own under `indent` and two
+    columns more, every measure over its threshold, a stopped span of the window and a late span
+    the verdict does not name. The figures within their thresholds are left to the DriftGate's
+    table above and the run report (found by exploratory testing: the summary's drift row named
+    every figure, about 250 columns; the replay's span lines name only those over, as here)."""
+    from components import drift
+
+    verdict = drift.verdict_text(figures)
+    lines = fit([f"{figures['newest']['name']} vs {figures['previous']['name']} {verdict}"], first, indent)
+    detail = indent + "  "
+    for text in drift.over_texts(figures):
+        lines += fit([f"over: {text}"], detail, indent)
+    for span in figures.get("stopped_spans") or []:  # what the verdict leaves unsaid when it is "over"
+        if f"{span['name']} stopped before" not in verdict:
+            lines += fit([f"{span['name']} stopped before, in the window: {span.get('why', '-')}"], detail, indent)
+    for span in figures.get("late_spans") or []:
+        if f"{span['name']} arrived late" not in verdict:
+            lines += fit([f"{span['name']} arrived late"], detail, indent)
+    return lines
+
+
+def _row(label: str, *parts: str, whole: bool = False) -> List[str]:
+    """A summary row: its label, then `parts` fitted to WIDTH, continued under the row's text
+    (`whole`: each part on one line, however long: "each task's: <path>")."""
+    return fit(list(parts), f"  {label:<{LABEL_WIDTH}}", ROW_INDENT, whole=parts if whole else ())
+
+
+def summary_rows(lines: List[str]) -> Dict[str, str]:
+    """{label: text} of a console's summary rows (the lines after "summary"), a row continued
+    on more lines (fit) with its lines joined by newlines: what a program reads of a run's end
+    (benchmarks/replay.py, the tests)."""
+    rows: Dict[str, str] = {}
+    label = None
+    for line in lines[lines.index("summary") + 1:] if "summary" in lines else []:
+        if not line.startswith("  ") or not line.strip():
+            continue
+        if line.startswith(ROW_INDENT) and label is not None:
+            rows[label] += "\n" + line.strip()
+        else:
+            label = line[2:2 + LABEL_WIDTH].strip()
+            rows[label] = line[2 + LABEL_WIDTH:].strip()
+    return rows
+
+
+MODEL_CARD = os.path.join("assets.extra", "model_card.md")  # in a pushed version (components/model_card.py)
+
+
+def summary_lines(outcome: Outcome, report_path: Optional[str], log_path: Union[str, Sequence[str]],
+                  exit_code: Optional[int] = None, peak: Optional[ComponentRun] = None,
+                  next_step: Optional[str] = None) -> List[str]:
+    """The summary: a row per fact, a label and its text, none wider than WIDTH but for a path
+    longer than that (a row too long goes on under its text: `fit`); `exit_code` when it is not
+    the outcome's (a killed run), `peak` the component whose memory peaked highest, `log_path` the
+    log (or its parts: "<log>", "each task's: <dir>"), `next_step` what to do next when it is not
+    the outcome's (a killed run's advice)."""
+    rows = ", ".join(f"{split} {n:,}" for split, n in outcome.rows.items()) or "-"
+    # the verdict in parts: a row too long breaks between them (fit), not at any word
+    if outcome.pushed_gone:
+        verdict = [f"blessed, but version {outcome.pushed_version}, which an earlier run pushed for this model "
+                   f"(this run's Pusher came from the cache), is no longer there ({outcome.pushed_path})",
+                   "this model is not served", "--no-cache pushes it again"]
+    elif outcome.pushed and outcome.already_served and outcome.served_as:
+        verdict = ["blessed", f"already served as version {outcome.served_as} (a rollback to version "
+                   f"{outcome.pushed_version}): nothing new pushed"]
+    elif outcome.pushed and outcome.already_served:
+        verdict = ["blessed", f"already served as version {outcome.pushed_version}: nothing new pushed"]
+    elif outcome.pushed:
+        verdict = [f"blessed and pushed as version {outcome.pushed_version}"]
+    elif outcome.blessed is False:
+        verdict = ["NOT blessed: the gate refused the model (table above)"] + (
+            [] if outcome.nothing_served else ["the served model is unchanged"])
+    elif outcome.not_pushed_reason:
+        verdict = [f"blessed, NOT pushed: {outcome.not_pushed_reason}"]
+    else:
+        verdict = ["no model pushed"]
+    lines = ["", "summary"] + _row("rows read", rows)
+    if outcome.start:
+        lines += _row("start", start_text(outcome.start))
+    if outcome.drift and outcome.drift.get("compared"):  # one span (the flat layout): nothing to say
+        lines += drift_lines(outcome.drift, f"  {'drift':<{LABEL_WIDTH}}", ROW_INDENT)
+    lines += _row("verdict", *verdict)
     if outcome.pushed and not outcome.pushed_gone:
         served_path = outcome.served_as_path or outcome.pushed_path
-        lines.append(f"  served model   {served_path}")
-        card = os.path.join(served_path, "assets.extra", "model_card.md")
-        if os.path.exists(card):  # components/model_card.py; `make history` lists every version
-            lines.append(f"  model card     {card}")
+        lines += _row("served model", served_path)
+        if os.path.exists(os.path.join(served_path, MODEL_CARD)):  # `make history` lists every version
+            # in the served model's folder, named on the row above (found by exploratory testing:
+            # its whole path made the row 117 columns under the default outputs/)
+            lines += _row("model card", f"{MODEL_CARD} in the served model's folder")
     if peak is not None and peak.peak_bytes:
-        lines.append(f"  peak memory    {memory.gib(peak.peak_bytes)} ({peak.name}; every component's "
-                     "in the report)")
-    lines += [f"  report         {report_path or '-'}",
-              f"  full log       {log_path}",
-              f"  exit code      {outcome.exit_code if exit_code is None else exit_code}"]
-    if outcome.pushed and not outcome.pushed_gone:
-        lines.append(f"  next           {outcome.serve_command}   (serves the pushed model)")
+        lines += _row("peak memory", f"{memory.gib(peak.peak_bytes)} ({peak.name}; every component's in the report)")
+    lines += _row("report", report_path or "-")
+    lines += _row("full log", *([log_path] if isinstance(log_path, str) else log_path), whole=True)
+    lines += _row("exit code", str(outcome.exit_code if exit_code is None else exit_code))
+    command = outcome.serve_command
+    if next_step:
+        lines += _row("next", next_step)
+    elif outcome.pushed and not outcome.pushed_gone:  # the command whole, on a line of its own if need be
+        lines += fit([command, "(serves the pushed model)"], f"  {'next':<{LABEL_WIDTH}}", ROW_INDENT, sep="   ",
+                     whole=[command])
     elif outcome.nothing_served:
-        lines.append("  next           open the report; no model is served yet (none was ever pushed here)")
+        lines += _row("next", "open the report; no model is served yet (none was ever pushed here)")
     else:
-        lines.append(f"  next           open the report; the previous model is still the one `{outcome.serve_command}` "
-                     "serves")
+        lines += fit(["open the report; the previous model is still the one", f"`{command}`", "serves"],
+                     f"  {'next':<{LABEL_WIDTH}}", ROW_INDENT, sep=" ", whole=[f"`{command}`"])
     return lines
 
 

@@ -90,21 +90,24 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     os.makedirs(tmp_path / "17" / "assets.extra")
     (tmp_path / "17" / "assets.extra" / "model_card.md").write_text("# Model card")
     with_card = console.summary_lines(_outcome(pushed_path=str(tmp_path / "17")), None, "l")
-    assert f"  model card     {tmp_path / '17' / 'assets.extra' / 'model_card.md'}" in with_card
+    # named in the served model's folder, the row above: its whole path made the row 117 columns
+    assert "  model card     assets.extra/model_card.md in the served model's folder" in with_card
     assert "  rows read      train 165,042, eval 35,567" in lines
     assert "  verdict        blessed and pushed as version 17" in lines
     assert "  report         /o/reports/run-1.html" in lines and "  exit code      0" in lines
     assert pushed.exit_code == console.EXIT_OK and lines[-1].startswith("  next           make serve   (serves")
     # another output directory: make serve is told where (found by exploratory testing: it said
     # `make serve`, which serves outputs/'s model)
+    # (the command whole on its row, what it does under it: on one line, 119 columns)
     elsewhere = _outcome(serving_model_dir="/srv/o1/serving_model/recommender")
-    assert console.summary_lines(elsewhere, None, "l")[-1] == (
-        '  next           make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"   (serves the '
-        'pushed model)')
+    assert console.summary_lines(elsewhere, None, "l")[-2:] == [
+        '  next           make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"',
+        "                 (serves the pushed model)"]
     refused_elsewhere = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="",
                                  serving_model_dir="/srv/o1/serving_model/recommender")
-    assert console.summary_lines(refused_elsewhere, None, "l")[-1].endswith(
-        'the one `make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"` serves')
+    assert console.summary_lines(refused_elsewhere, None, "l")[-2:] == [
+        "  next           open the report; the previous model is still the one",
+        '                 `make serve ARGS="--model_base_path /srv/o1/serving_model/recommender"` serves']
 
     served = _outcome(already_served=True)
     assert served.exit_code == console.EXIT_OK
@@ -112,9 +115,9 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
         console.summary_lines(served, None, "l"))
     # a cached run whose model a rollback published again: the version that serves it now
     copy = _outcome(already_served=True, served_as="19", served_as_path="/o/serving_model/recommender/19")
-    text = "\n".join(console.summary_lines(copy, None, "l"))
+    text = " ".join("\n".join(console.summary_lines(copy, None, "l")).split())  # a row may go on on the next line
     assert "already served as version 19 (a rollback to version 17): nothing new pushed" in text
-    assert "  served model   /o/serving_model/recommender/19" in text
+    assert "served model /o/serving_model/recommender/19" in text
 
     refused = _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="")
     assert refused.exit_code == console.EXIT_REFUSED
@@ -135,25 +138,85 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     gone = _outcome(pushed_gone=True)
     assert gone.exit_code == console.EXIT_FAILED
     lines = console.summary_lines(gone, "r", "l")
-    assert ("  verdict        blessed, but version 17, which an earlier run pushed for this model (this run's "
-            "Pusher came from the cache), is no longer there (/o/serving_model/recommender/17): this model is not "
-            "served; --no-cache pushes it again") in lines
+    assert " ".join(console.summary_rows(lines)["verdict"].split()) == (
+        "blessed, but version 17, which an earlier run pushed for this model (this run's "
+        "Pusher came from the cache), is no longer there (/o/serving_model/recommender/17); this model is not "
+        "served; --no-cache pushes it again")
+    assert all(len(line) <= console.WIDTH for line in lines)  # 247 columns on one line
     assert not any(line.startswith("  served model") for line in lines)
     assert not lines[-1].startswith("  next           make serve")
 
 
-def test_the_summary_says_the_drift_figures():
+def _drift_figures(**over):
+    """The drift gate's figures of span-3 against span-2, the measures named in `over` over their limit."""
     from components import drift
 
-    measures = [{"name": n, "value": v, "limit": "l", "over": False, "detail": ""} for n, v in zip(
-        drift.MEASURE_NAMES, [0.0021, 0.24, 0.5, 0.0001, 0.97, 0.0019, 0.0])]
-    figures = {"compared": True, "drifted": False, "measures": measures,
-               "newest": {"name": "span-3"}, "previous": {"name": "span-2"}}
-    lines = console.summary_lines(_outcome(drift=figures), None, "l")
-    assert lines[3].startswith("  drift          span-3 vs span-2 within the thresholds: productId L-inf 0.0021 (l)")
+    measures = [{"name": n, "value": v, "limit": "<= 0.1", "over": n in over.values(), "detail": ""}
+                for n, v in zip(drift.MEASURE_NAMES, [0.0021, 0.24, 0.5, 0.0001, 0.97, 0.0019, 0.0])]
+    return {"compared": True, "drifted": bool(over), "measures": measures,
+            "newest": {"name": "span-3"}, "previous": {"name": "span-2"}}
+
+
+def test_the_summary_says_the_drift_verdict_and_names_only_the_measures_over():
+    """Found by exploratory testing: the drift row named every figure, about 250 columns; as the
+    replay's span lines, the verdict, then each measure over its limit under it (the DriftGate's
+    table above and the run report have every figure)."""
+    from components import drift
+
+    lines = console.summary_lines(_outcome(drift=_drift_figures()), None, "l")
+    assert lines[2:4] == ["  rows read      train 165,042, eval 35,567",
+                          "  drift          span-3 vs span-2 within the thresholds"]
     assert lines[4].startswith("  verdict")
+    over = dict(_drift_figures(a=drift.PRODUCT_LINF_NAME, b=drift.ROWS_NAME), accepted="--accept-drift")
+    lines = console.summary_lines(_outcome(drift=over), None, "l")
+    assert lines[3:7] == [
+        "  drift          span-3 vs span-2 OVER the thresholds, accepted (--accept-drift)",
+        "                   over: productId L-infinity distance 0.0021, allowed <= 0.1",
+        "                   over: rows, newest / previous 0.5, allowed <= 0.1",
+        "  verdict        blessed and pushed as version 17"]
+    assert console.summary_rows(lines)["drift"] == (
+        "span-3 vs span-2 OVER the thresholds, accepted (--accept-drift)\n"
+        "over: productId L-infinity distance 0.0021, allowed <= 0.1\nover: rows, newest / previous 0.5, allowed <= 0.1")
     for quiet in (_outcome(), _outcome(drift={"compared": False, "reason": "one span only"})):
         assert not any(line.startswith("  drift") for line in console.summary_lines(quiet, None, "l"))
+
+
+def test_every_summary_row_fits_100_columns_but_a_path_longer_than_that(tmp_path):
+    """Found on a real run (--output-dir /tmp/h-console-out): the `next` row was 125 columns, the
+    model card's 99 (117 under the default outputs/). A row too long goes on under its text, a
+    path or a command whole; summary_rows reads it back."""
+    from components import drift
+
+    serving = tmp_path / "a-rather-long-output-directory-name" / "serving_model" / "recommender"
+    (serving / "1796661867" / "assets.extra").mkdir(parents=True)
+    (serving / "1796661867" / "assets.extra" / "model_card.md").write_text("# Model card")
+    start = {"kind": "warm", "from_version": "1796589554", "carried_products": 29696, "new_products": 12345,
+             "dropped_products": 1234}
+    stopped = [{"name": "span-2", "why": "productId L-infinity distance 0.003742, allowed <= 0.003"}]
+    figures = dict(_drift_figures(a=drift.PER_USER_NAME), stopped_spans=stopped, accepted="--accept-drift")
+    outcomes = [
+        _outcome(pushed_path=str(serving / "1796661867"), serving_model_dir=str(serving), start=start, drift=figures),
+        _outcome(pushed_gone=True, serving_model_dir=str(serving)),
+        _outcome(blessed=False, pushed=False, pushed_version="", pushed_path="", serving_model_dir=str(serving))]
+    logs = [str(tmp_path / "logs" / "harness-20261207-164131.log"), f"each task's: {tmp_path}/"]
+    for outcome in outcomes:
+        lines = console.summary_lines(outcome, str(tmp_path / "reports" / "run-20261207-164131.html"), logs,
+                                      peak=console.ComponentRun("RunReport", 0.0, "ran", peak_bytes=2 << 30))
+        assert all(len(line) <= console.WIDTH for line in lines if str(tmp_path) not in line), lines
+        assert all(len(line) <= console.WIDTH or line.strip().startswith((str(tmp_path), "`make serve", "make serve"))
+                   for line in lines), lines
+        rows = console.summary_rows(lines)
+        assert rows["exit code"] == str(outcome.exit_code)
+        assert rows["full log"] == f"{tmp_path / 'logs' / 'harness-20261207-164131.log'}\neach task's: {tmp_path}/"
+    rows = console.summary_rows(console.summary_lines(outcomes[0], None, "l"))
+    assert rows["next"] == f'make serve ARGS="--model_base_path {serving}"\n(serves the pushed model)'
+    assert rows["model card"] == "assets.extra/model_card.md in the served model's folder"
+    assert rows["drift"].splitlines()[1:] == [
+        "over: purchases per user, Jensen-Shannon divergence 0.0001, allowed <= 0.1",
+        "span-2 stopped before, in the window: productId L-infinity distance 0.003742, allowed <= 0.003"]
+    # a killed run's advice in place of the outcome's next step
+    assert console.summary_lines(outcomes[0], None, "l", next_step="run it again")[-1] == (
+        "  next           run it again")
 
 
 def test_ctrl_c_ends_with_where_it_stopped_not_a_traceback(tmp_path, fake_data_dir):

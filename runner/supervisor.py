@@ -218,11 +218,10 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
         lines = [f"\nerror: the run was {what}{during} (exit code {exit_code}){detail}"]
     if outcome is None:
         lines += ["", "summary", "  (ML Metadata could not be read: see the full log)",
-                  f"  full log       {log_path or '-'}", f"  exit code      {exit_code}"]
-    else:
-        lines += [line for line in console.summary_lines(outcome, None, log_path or "-", exit_code=exit_code)
-                  if not line.startswith("  next ")]
-    lines.append(f"  next           {advice}")
+                  f"  full log       {log_path or '-'}", f"  exit code      {exit_code}",
+                  f"  next           {advice}"]
+    else:  # its advice as the next step (a next row of more than one line left one behind)
+        lines += console.summary_lines(outcome, None, log_path or "-", exit_code=exit_code, next_step=advice)
     out = stream if stream is not None else sys.stdout
     for line in lines:
         out.write(line + "\n")
