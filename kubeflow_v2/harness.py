@@ -38,6 +38,7 @@ here the project's environment stands in for it), gs:// paths, and Dataflow.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -46,8 +47,10 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -62,6 +65,7 @@ IMAGE_ENV = {
 }
 _ARTIFACT_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{}"
 _PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
+STOP_SECONDS = 20.0  # how long a stopped task may take to end on its Ctrl-C before it is killed
 
 
 class TaskFailed(RuntimeError):
@@ -244,6 +248,11 @@ class VertexLocalRunner:
         self.progress = progress or (lambda line: print(line, flush=True))
         os.makedirs(self.root, exist_ok=True)
         self.store = MetadataStore(os.path.join(self.root, self.METADATA_FILE))
+        self._processes: Dict[str, subprocess.Popen] = {}  # label -> the task's process, while it runs
+        self._processes_lock = threading.Lock()
+        self._stopping = False  # stop_tasks has begun: no task starts
+        self.last_run: Optional[RunResult] = None
+        self.in_flight: List[str] = []
 
     def compiled_parameter(self, task: str, name: str) -> Any:
         """A task's compiled constant parameter, None when the task or the parameter is not there."""
@@ -283,46 +292,65 @@ class VertexLocalRunner:
             + "-" + uuid.uuid4().hex[:6]
 
     def run(self) -> RunResult:
+        """One run of the pipeline. A Ctrl-C (KeyboardInterrupt) stops the tasks under way
+        (`stop_tasks`) before it goes on up: no task process outlives the harness. What the run
+        did up to a failure or a stop is `self.last_run` (its tasks done) and `self.in_flight`
+        (the tasks under way then)."""
         run_id = self._new_run_id()
         os.makedirs(os.path.join(self.log_dir, run_id), exist_ok=True)
         self.store.data["runs"].append(run_id)
         done: Dict[str, TaskResult] = {}
+        self.last_run, self.in_flight, self._stopping = RunResult(run_id, done), [], False
         running: Dict[concurrent.futures.Future, str] = {}
         prepared_of: Dict[str, Dict[str, Any]] = {}
         with concurrent.futures.ThreadPoolExecutor(self.max_parallel) as pool:
-            while len(done) < len(self.tasks):
-                ready = [n for n in sorted(self.tasks) if n not in done
-                         and n not in running.values() and all(d in done for d in self.deps[n])]
-                for name in ready:
-                    kind = self._kind(name)
-                    if kind != "container":  # the orchestrator's own work: instant, in this thread
-                        done[name] = self._run_in_orchestrator(name, kind, done, run_id)
-                        continue
-                    prepared = self._prepare(name, done, run_id)
-                    if prepared["cached"] is not None:
-                        done[name] = self._from_cache(name, prepared, run_id)
-                        continue
-                    prepared_of[name] = prepared
-                    running[pool.submit(self._execute, name, prepared, run_id)] = name
-                if len(done) == len(self.tasks):
-                    break
-                if not running:
-                    if ready:  # instant tasks made others ready
-                        continue
-                    raise RuntimeError("no task can run: " + ", ".join(sorted(set(self.tasks) - set(done))))
-                finished, _ = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    try:
-                        done[name] = self._finish(name, prepared_of[name], future.result(), run_id)
-                    except BaseException:
-                        for other in running:
-                            other.cancel()
-                        self.store.save()
-                        raise
+            try:
+                self._run_tasks(run_id, pool, done, running, prepared_of)
+            except BaseException as e:
+                with self._processes_lock:  # a task's label: its name, or NAME.pre_cache_check
+                    labels = set(self._processes)
+                self.in_flight = sorted(set(running.values()) | {label.partition(".")[0] for label in labels})
+                if isinstance(e, KeyboardInterrupt):  # before the pool's shutdown, which waits for its tasks
+                    for future in running:  # those not started yet
+                        future.cancel()
+                    self.stop_tasks()
+                raise
         self.store.save()
         return RunResult(run_id, done)
+
+    def _run_tasks(self, run_id: str, pool, done: Dict[str, TaskResult],
+                   running: Dict[concurrent.futures.Future, str], prepared_of: Dict[str, Dict[str, Any]]) -> None:
+        while len(done) < len(self.tasks):
+            ready = [n for n in sorted(self.tasks) if n not in done
+                     and n not in running.values() and all(d in done for d in self.deps[n])]
+            for name in ready:
+                kind = self._kind(name)
+                if kind != "container":  # the orchestrator's own work: instant, in this thread
+                    done[name] = self._run_in_orchestrator(name, kind, done, run_id)
+                    continue
+                prepared = self._prepare(name, done, run_id)
+                if prepared["cached"] is not None:
+                    done[name] = self._from_cache(name, prepared, run_id)
+                    continue
+                prepared_of[name] = prepared
+                running[pool.submit(self._execute, name, prepared, run_id)] = name
+            if len(done) == len(self.tasks):
+                break
+            if not running:
+                if ready:  # instant tasks made others ready
+                    continue
+                raise RuntimeError("no task can run: " + ", ".join(sorted(set(self.tasks) - set(done))))
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    done[name] = self._finish(name, prepared_of[name], future.result(), run_id)
+                except BaseException:
+                    for other in running:
+                        other.cancel()
+                    self.store.save()
+                    raise
 
     def _kind(self, name: str) -> str:
         label = self.components[self.tasks[name]["componentRef"]["name"]]["executorLabel"]
@@ -496,11 +524,54 @@ class VertexLocalRunner:
         logging.getLogger(__name__).info("task %s: %s ... (log %s)", label, " ".join(argv[:3]), log_path)
         self.progress(f"{self.LABEL} {label}: running")
         with open(log_path, "w") as log:
-            code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+            # a process group of its own (its Beam workers in it): a Ctrl-C reaches it once, from
+            # stop_tasks, which waits for it to end (found by exploratory testing: a Ctrl-C ended
+            # the harness in a traceback)
+            with self._processes_lock:  # none starts once stop_tasks has begun
+                if self._stopping:
+                    raise TaskFailed(f"task {label} not started: the run was stopped")
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+                                           process_group=0)
+                self._processes[label] = process
+            try:
+                code = process.wait()
+            finally:  # a Ctrl-C in this wait (a pre-cache check, in the main thread): stop_tasks stops it
+                if process.poll() is not None:
+                    with self._processes_lock:
+                        self._processes.pop(label, None)
         if code != 0:
             with open(log_path, errors="replace") as f:
                 tail = f.read()[-4000:]
             raise TaskFailed(f"task {label} failed (exit {code}); log {log_path}:\n{tail}")
+
+
+    def stop_tasks(self, seconds: Optional[float] = None) -> None:
+        """Stops the task processes under way as a Ctrl-C stops a local run (runner/supervisor.py):
+        the SIGINT of a Ctrl-C to each one's process group, then SIGKILL to what is left of it
+        after `seconds` (STOP_SECONDS), or at once on a second Ctrl-C; returns once they ended."""
+        from runner import supervisor
+
+        with self._processes_lock:
+            self._stopping = True
+            processes = list(self._processes.values())
+            self._processes.clear()
+        for process in processes:
+            supervisor.interrupt(process)
+        deadline = time.time() + (STOP_SECONDS if seconds is None else seconds)
+        try:
+            for process in processes:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    pass
+        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+            logging.getLogger(__name__).warning("a second Ctrl-C: the tasks under way are killed")
+        for process in processes:
+            if process.poll() is None:
+                supervisor.kill_tree(process.pid)
+                process.wait()
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left behind in its group
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _inputs_of(executor_input: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
@@ -660,15 +731,44 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = console.Console(os.path.join(args.log_dir, f"harness-{stamp}.log"), stream=console.terminal(sys.stdout),
                           err_stream=console.terminal(sys.stderr)).start()
     runner.progress = out.say
+    previous = _stop_on_signals()
     try:
         return _run(runner, args.runs, out)
+    except KeyboardInterrupt:  # the tasks under way were stopped (run()): where, not a traceback
+        logging.exception("the harness was interrupted")  # the traceback, in its log
+        out.say(interrupted_line(runner), err=True)
+        return console.EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the traceback in the log
         logging.exception("the harness stopped")
         out.say(f"error: the harness stopped: {type(e).__name__}: {console.plain_cause(e)}", err=True)
         out.say(f"full log: {out.log_path}", err=True)
         return console.EXIT_FAILED
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         out.close()
+
+
+def _stop_on_signals() -> Dict[int, Any]:
+    """Python's Ctrl-C (KeyboardInterrupt) for SIGINT, SIGTERM and SIGHUP, as a local run takes
+    them (runner/supervisor.py): a scheduler's stop or a closed terminal stops the tasks too, now
+    that they have process groups of their own. Returns the handlers it replaced."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig, handler in (
+        (signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, stop), (signal.SIGHUP, stop))}
+
+
+def interrupted_line(runner: "VertexLocalRunner") -> str:
+    """The one line a stopped harness ends with: make run's (runner/console.py), with the tasks
+    that were under way and whether the Pusher had run."""
+    from runner import console
+
+    done = set(runner.last_run.tasks) if runner.last_run else set()
+    return console.interrupted_text(runner.in_flight, "Pusher" in done)
 
 
 def _run(runner: "VertexLocalRunner", runs: int, out) -> int:

@@ -118,6 +118,113 @@ def test_a_failed_task_is_said_by_its_exception_not_its_logs_end(tmp_path, capsy
         "task t failed (exit 2); log /l/t.log:", "  I0000 noise", "  WARNING: more", "  something went wrong"]
 
 
+# A task that starts a child (its Beam worker, say), says both pids, and sleeps; with `IGNORE`, both
+# ignore a Ctrl-C
+SLOW = ("import json, os, signal, subprocess, sys, time; e = json.loads(sys.argv[1]); IGNORE = {ignore}; "
+        "IGNORE and signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+        "{ignore} and signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(300)']); "
+        "open(e['inputs']['parameterValues']['pids'] + '.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}'); "
+        "os.rename(e['inputs']['parameterValues']['pids'] + '.tmp', e['inputs']['parameterValues']['pids']); "
+        "time.sleep(300)")
+
+
+def _slow_pipeline(tmp_path, ignore=False):
+    """A pipeline of a slow task (SLOW) and a Pusher after it; returns its path and the pids file."""
+    pids = tmp_path / "pids"
+    path = _fake_pipeline(tmp_path, {"slow": ("model", {}, {}), "Pusher": ("pushed_model", {"pushed": 1}, {})},
+                          parameters={"slow": {"pids": str(pids)}})
+    job = json.loads(open(path).read())
+    job["pipelineSpec"]["deploymentSpec"]["executors"]["slow_executor"]["container"]["command"][2] = SLOW.format(
+        ignore=ignore)
+    job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["dependentTasks"] = ["slow"]
+    open(path, "w").write(json.dumps(job))
+    return path, pids
+
+
+def _pids_of(pids, timeout=60):
+    import time
+
+    deadline = time.time() + timeout
+    while not pids.exists():
+        assert time.time() < deadline, "the slow task did not start"
+        time.sleep(0.1)
+    return [int(pid) for pid in pids.read_text().split()]
+
+
+def _gone(pid, timeout=10):
+    import time
+
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("how", ["the harness alone", "the terminal's process group"])
+def test_a_ctrl_c_stops_the_tasks_under_way_and_ends_in_one_line(tmp_path, how):
+    """Found by exploratory testing: a Ctrl-C ended the harness in a Python traceback. It stops the
+    tasks under way (their process groups: their children too) and says so in one line, as make
+    run does, with its exit code (130); no task process outlives it, whoever got the SIGINT."""
+    import signal
+    import subprocess
+    import sys
+
+    path, pids = _slow_pipeline(tmp_path)
+    started = subprocess.Popen([sys.executable, "-m", "kubeflow_v2.harness", path, "--log-dir", str(tmp_path / "logs")],
+                               cwd=harness.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               process_group=0)
+    try:
+        task, child = _pids_of(pids)
+        if how == "the harness alone":
+            started.send_signal(signal.SIGINT)
+        else:  # a Ctrl-C in a terminal: its foreground process group (the tasks have their own)
+            os.killpg(started.pid, signal.SIGINT)
+        out, err = started.communicate(timeout=60)
+    finally:
+        if started.poll() is None:
+            started.kill()
+    assert started.returncode == console.EXIT_INTERRUPTED == 130, err
+    assert err.splitlines() == [
+        "error: interrupted during slow (exit code 130); nothing was pushed; the served model is unchanged"]
+    assert "Traceback" not in out and "[vertex-local] Pusher" not in out
+    assert _gone(task) and _gone(child)
+    [log] = (tmp_path / "logs").glob("harness-*.log")
+    assert "KeyboardInterrupt" in log.read_text()  # the traceback, in the harness's log
+
+
+def test_a_task_that_ignores_the_ctrl_c_is_killed_with_its_children(tmp_path):
+    import threading
+
+    path, pids = _slow_pipeline(tmp_path, ignore=True)
+    runner = _runner(path, tmp_path)
+    os.makedirs(tmp_path / "logs" / "r")
+    executor_input = {"inputs": {"parameterValues": {"pids": str(pids)}}}
+    command = json.loads(open(path).read())["pipelineSpec"]["deploymentSpec"]["executors"]["slow_executor"][
+        "container"]["command"]
+    failed = []
+
+    def run():
+        try:
+            runner._subprocess("slow", command, ["{{$}}"], executor_input, "r")
+        except harness.TaskFailed as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    task, child = _pids_of(pids)
+    runner.stop_tasks(seconds=0.5)
+    thread.join(timeout=10)
+    assert _gone(task) and _gone(child) and failed  # killed: its exit is a failure, not a result
+
+
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):
     """Found by exploratory testing: a missing file or `{}` ended in a traceback."""
     (tmp_path / "empty.json").write_text("{}")

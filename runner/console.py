@@ -758,14 +758,21 @@ class InterruptWatch:
                 return
 
 
+def interrupted_text(during: Sequence[str], pusher_ran: bool) -> str:
+    """An interrupted run in a line: where it stopped (the components, or a compiled pipeline's
+    tasks, under way) and whether the Pusher had run: "error: interrupted during Trainer (exit
+    code 130); nothing was pushed; the served model is unchanged"."""
+    pushed = ("the Pusher had run before, so its verdict stands" if pusher_ran else
+              "nothing was pushed; the served model is unchanged")
+    where = f" during {', '.join(during)}" if during else ""
+    return f"error: interrupted{where} (exit code {EXIT_INTERRUPTED}); {pushed}"
+
+
 def interrupted_lines(handler: Optional[ConsoleHandler], log_path: str) -> List[str]:
     """What an interrupted run says: where it stopped and whether the Pusher had run."""
     current = handler.current.name if handler is not None and handler.current else None
     finished = {c.name for c in handler.components} if handler is not None else set()
-    pushed = ("the Pusher had run before, so its verdict stands" if "Pusher" in finished else
-              "nothing was pushed; the served model is unchanged")
-    where = f" during {current}" if current else ""
-    return [f"\nerror: interrupted{where} (exit code {EXIT_INTERRUPTED}); {pushed}; components "
+    return [f"\n{interrupted_text([current] if current else [], 'Pusher' in finished)}; components "
             "that finished keep their outputs (the next run takes them from the cache)",
             f"full log: {log_path}"]
 

@@ -80,8 +80,9 @@ def signal_on_parent_death(sig: int, parent_pid: str) -> None:
         os.kill(os.getpid(), sig)
 
 
-def _interrupt(child: subprocess.Popen) -> None:
-    """The SIGINT of a Ctrl-C to the worker's process group (the worker and its Beam workers)."""
+def interrupt(child: subprocess.Popen) -> None:
+    """The SIGINT of a Ctrl-C to the process group of `child`, started with one of its own (the
+    worker and its Beam workers; a compiled pipeline's task in kubeflow_v2/harness.py)."""
     try:
         os.killpg(child.pid, signal.SIGINT)
     except (ProcessLookupError, PermissionError):
@@ -163,7 +164,7 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
 
     def stop(signum, frame):
         if not stops:
-            _interrupt(child)
+            interrupt(child)
         stops.append(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -175,7 +176,7 @@ def supervise(command: List[str], config, *, memory_limit: Optional[int] = None,
             state.sampled(rss)
             if memory_limit and rss > memory_limit and not limited:
                 limited = True
-                _kill_tree(child.pid)
+                kill_tree(child.pid)
             time.sleep(SAMPLE_SECONDS)
     finally:
         for sig, handler in previous.items():
@@ -255,7 +256,7 @@ def _stderr_to(log_path: Optional[str]):
         os.close(target)
 
 
-def _kill_tree(pid: int) -> None:
+def kill_tree(pid: int) -> None:
     """SIGKILL to process `pid` and its descendants (the worker's Beam workers)."""
     import psutil
 
