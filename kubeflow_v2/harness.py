@@ -53,7 +53,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_FILE = "vertex_local_metadata.json"
@@ -628,6 +628,31 @@ def outcome(result: RunResult, serving_model_dir: Optional[str]):
         serving_model_dir=serving_model_dir or "", start=(facts or {}).get("start") or None)
 
 
+def run_line(runner: "VertexLocalRunner", result: RunResult, failed: Optional[str] = None,
+             under_way: Sequence[str] = ()) -> List[str]:
+    """The run's tasks, counted (ran, cached, imported, resolved), not named: a run of the
+    pipeline ran 13 of them, and the line named each (found by exploratory testing: about 220
+    columns; the console said each one's start and end above it). Named are only the task that
+    `failed`, the ones `under_way` then and the ones not run, on lines of at most WIDTH."""
+    from runner import console
+
+    tasks = result.tasks.values()
+    counts = [(sum(t.kind == "container" and not t.cached for t in tasks), "ran"),
+              (sum(t.kind == "container" and t.cached for t in tasks), "cached"),
+              (sum(t.kind == "importer" for t in tasks), "imported"),
+              (sum(t.kind == "resolver" for t in tasks), "resolved")]
+    parts = [f"{len(runner.tasks)} tasks: " + (", ".join(f"{n} {what}" for n, what in counts if n) or "none done")]
+    if failed:
+        parts.append(f"failed: {failed}")
+    others = [name for name in under_way if name != failed]
+    if others:
+        parts.append(f"under way: {', '.join(others)}")
+    skipped = sorted(set(runner.tasks) - set(result.tasks) - {failed} - set(others))
+    if skipped:
+        parts.append(f"not run: {', '.join(skipped)}")
+    return console.fit(parts, f"{runner.LABEL} {result.run_id}: ", "  ")
+
+
 def result_lines(runner: "VertexLocalRunner", result: RunResult, log_path: str) -> Tuple[List[str], int]:
     """The lines that end a run on the console, as `make run`'s end (runner/console.py): the
     gate's table and the summary; and the exit code `make run` gives the same outcome (0 pushed
@@ -635,8 +660,7 @@ def result_lines(runner: "VertexLocalRunner", result: RunResult, log_path: str) 
     pushed for another reason). A pipeline without a Pusher: its result line only, exit 0."""
     from runner import console
 
-    ran = [t.name for t in result.tasks.values() if t.kind == "container" and not t.cached]
-    lines = [f"{runner.LABEL} {result.run_id}: {len(result.tasks)} tasks, ran {', '.join(ran) or 'nothing'}"]
+    lines = run_line(runner, result)
     if "Pusher" not in result.tasks:
         return lines, console.EXIT_OK
     done = outcome(result, runner.compiled_parameter("ServedBaseline", "serving_model_dir"))
@@ -778,10 +802,13 @@ def _run(runner: "VertexLocalRunner", runs: int, out) -> int:
         try:
             result = runner.run()
         except TaskFailed as e:
+            first = str(e).partition("\n")[0]  # task NAME failed (exit N); log PATH:
+            task = re.match(r"task (\S+)", first)
+            failed = task.group(1).partition(".")[0] if task else None  # NAME.pre_cache_check: NAME
+            for line in run_line(runner, runner.last_run, failed, runner.in_flight) if runner.last_run else []:
+                out.say(line)
             rejected = rejection(str(e))
             if rejected:  # the reason, as make run says it; the task's log for the rest
-                first = str(e).partition("\n")[0]  # task NAME failed (exit N); log PATH:
-                task = re.match(r"task (\S+)", first)
                 log_path = first.partition("; log ")[2].rstrip(":")
                 out.say(f"error: the data was rejected{' at ' + task.group(1) if task else ''}:\n{rejected}"
                         + (f"\n(the task's whole log: {log_path})" if log_path else ""), err=True)
