@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -507,6 +508,35 @@ def history_row(report: Dict[str, Any]) -> Dict[str, Any]:
             "blessed": report["gate"]["blessed"], "pushed": report["push"]["pushed"],
             "already_served": bool(report["push"].get("already_served")),  # not in reports before it was kept
             "version": report["push"]["version"]}
+
+
+def _same_metrics(a: Dict[str, Optional[float]], b: Dict[str, Optional[float]]) -> bool:
+    return a.keys() == b.keys() and all(
+        (a[k] is None) == (b[k] is None) and (a[k] is None or math.isclose(a[k], b[k], rel_tol=1e-6)) for k in a)
+
+
+def runs_so_far(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The history's rows (history_row, oldest first, this run last) as a reader counts the runs:
+    one row per model judged. A run that found its model already served, judged as the row before
+    it (the same version, the same gated metrics, the same gate rules), is no row of its own: the
+    row before it counts it, `reruns` (their dates; `rerun_is_this_run` when this run is one). So
+    a second `make run` with nothing changed (everything up to the Evaluator from the cache, its
+    Pusher finding the model served: nothing new to say) is not a second run of version N (found by
+    exploratory testing: it had a row of its own, the same figures as the run that pushed it). A
+    rerun that says something is kept: its model already served after another model (a rollback),
+    other figures (another --eval-users), other gate rules."""
+    shown: List[Dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        last = shown[-1] if shown else None
+        if (last is not None and row.get("already_served") and row["pushed"] and last["pushed"]
+                and str(last["version"]) == str(row["version"]) and _same_metrics(last["metrics"], row["metrics"])
+                and last.get("gate_rules") == row.get("gate_rules")):
+            shown[-1] = {**last, "reruns": [*last.get("reruns", []), row["created"]]}
+            if i == len(rows) - 1:
+                shown[-1]["rerun_is_this_run"] = True
+            continue
+        shown.append(row)
+    return shown
 
 
 def earlier_reports(report_uri: str, file_name: str) -> List[Dict[str, Any]]:

@@ -210,6 +210,29 @@ def test_a_history_row_says_which_gated_metrics_are_margins_over_popularity():
     assert row["gate_rules"] == {"recall_at_10": ">= 0.03", "recall_at_10_over_popularity": ">= +10.0%"}
 
 
+def test_a_rerun_that_found_its_model_already_served_is_counted_not_a_row():
+    """Found by exploratory testing: a second `make run` with nothing changed (everything up to
+    the Evaluator from the cache, its Pusher finding the model served) was a row of its own in the
+    runs so far, with the figures of the run that pushed the model."""
+    def row(created, version, already_served=False, pushed=True, recall=0.04, rules=">= 0.03"):
+        return {"created": created, "version": version, "pushed": pushed, "blessed": True,
+                "already_served": already_served, "metrics": {"recall_at_10": recall},
+                "gate_rules": {"recall_at_10": rules}}
+
+    first, again, later = row("d1", "17"), row("d2", "17", True), row("d3", "17", True, recall=0.04 + 1e-9)
+    shown = report_figures.runs_so_far([first, again, later])
+    assert shown == [{**first, "reruns": ["d2", "d3"], "rerun_is_this_run": True}]
+    assert report_figures.runs_so_far([first, again, row("d3", "18")])[0]["reruns"] == ["d2"]
+    assert "rerun_is_this_run" not in report_figures.runs_so_far([first, again, row("d3", "18")])[0]
+    # a rerun that says something is a row: another model before it (a rollback served 17 again),
+    # other figures (another eval sample), other gate rules, or a refusal
+    assert len(report_figures.runs_so_far([first, row("d2", "18"), row("d3", "17", True)])) == 3
+    assert len(report_figures.runs_so_far([first, row("d2", "17", True, recall=0.05)])) == 2
+    assert len(report_figures.runs_so_far([first, row("d2", "17", True, rules=">= 0.035")])) == 2
+    assert len(report_figures.runs_so_far([first, row("d2", "", pushed=False)])) == 2
+    assert report_figures.runs_so_far([again]) == [again]  # nothing before it: its own row
+
+
 def test_a_row_with_a_null_id_is_no_repeated_pair():
     """Found by exploratory testing: a null user read as "1 purchase repeats a pair, one pair 1
     times" (pandas' value_counts drops nulls)."""

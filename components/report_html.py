@@ -239,10 +239,13 @@ def _start_text(facts: Dict[str, Any], config: Optional[Dict[str, Any]] = None) 
 
 
 def _run_verdict(row: Dict[str, Any]) -> str:
-    """A run's verdict in the runs table (components/report_figures.py `history_row`)."""
-    if row["pushed"]:
-        return ("already served " if row.get("already_served") else "pushed ") + row["version"]
-    return "blessed, not pushed" if row["blessed"] else "refused"
+    """A run's verdict in the runs table (components/report_figures.py `history_row`), with the
+    reruns it counts (`runs_so_far`): "pushed 17 (+2 reruns: already served)"."""
+    if not row["pushed"]:
+        return "blessed, not pushed" if row["blessed"] else "refused"
+    verdict = ("already served " if row.get("already_served") else "pushed ") + str(row["version"])
+    reruns = len(row.get("reruns") or [])
+    return verdict + (f" (+{reruns} rerun{'s' if reruns > 1 else ''}: already served)" if reruns else "")
 
 
 _SERVED_RULE = evaluator_lib.RULES_JOIN + evaluator_lib.SERVED_RULE  # "..., drop <= 1.0% vs served"
@@ -298,8 +301,12 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
-            "(the runs of this output directory whose model reached the gate; the last is this one). "
-            "Runs stopped before it, by the data checks or the drift gate, judged no model and are "
+            "(the runs of this output directory whose model reached the gate; the last is this one"
+            + (", which found its model already served: a rerun of that row's" if history[-1].get("rerun_is_this_run")
+               else "") + "). "
+            "A rerun that found its model already served, judged as the run before it, is no row of its "
+            "own: that row's verdict counts it. "
+            "Runs stopped before the gate, by the data checks or the drift gate, judged no model and are "
             "not here: their console and log say why."
             + (" The gate's rules were not the same for every run (<code>--gate-bound</code>, "
                "<code>--gate-popularity-margin</code>): its column names the rules by which a run was "

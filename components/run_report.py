@@ -22,7 +22,9 @@ What it shows:
   - the gate's verdict and thresholds, and what the Pusher did;
   - the runs so far: each run's span, warm or cold start, the candidate's gated metrics, verdict
     and pushed version, as a table and a plot (the earlier runs' reports: report_figures.py's
-    `earlier_reports`, found beside this one by the local runner; a compiled run shows itself);
+    `earlier_reports`, found beside this one by the local runner; a compiled run shows itself); a
+    rerun that found its model already served, judged the same, is counted in the row before it
+    (`runs_so_far`), not a row of its own;
   - example recommendations: `call_item_item` of the candidate for the most bought products;
   - requests served: the headline figures of `make monitor`'s latest report (serving/monitor.py)
     and a link to it, when `monitoring_dir` holds one (as it was when the report was written: a run
@@ -111,7 +113,9 @@ class Executor(base_executor.BaseExecutor):
         }
         out = artifact_utils.get_single_instance(output_dict["report"])
         earlier = figures.earlier_reports(out.uri, JSON_FILE)
-        report["history"] = [figures.history_row(r) for r in earlier] + [figures.history_row(report)]
+        # one row per model judged: a rerun that found its model already served is counted, not a row
+        report["history"] = figures.runs_so_far([figures.history_row(r) for r in earlier]
+                                                + [figures.history_row(report)])
         _write(report, out)
 
 
