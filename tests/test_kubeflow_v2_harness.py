@@ -15,6 +15,7 @@ the new model against it. The pushed model answers both serving signatures."""
 import dataclasses
 import json
 import os
+import re
 import shutil
 
 import pyarrow.parquet as pq
@@ -24,6 +25,7 @@ import kubeflow_v2_runner
 from kubeflow_v2 import harness, settings
 from models import features, trainer
 from pipeline import configs
+from runner import console
 from tests import fake_asos, pipeline_helpers as helpers
 
 pytestmark = pytest.mark.e2e
@@ -173,7 +175,12 @@ def test_a_run_ends_with_the_gates_table_and_make_runs_summary(runs):
     assert "[gate] BLESSED: the model passes the gate, on to the Pusher (compared with the served model)" in text
     version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
     assert any(line.startswith(f"  start          warm from version {version}: ") for line in lines)
-    assert any(line.startswith("  drift          span-2 vs span-1 within the thresholds: ") for line in lines)
-    [report] = [line.split()[-1] for line in lines if line.startswith("  report ")]
+    # the drift row: the verdict, the figures within their thresholds left to the report
+    assert "  drift          span-2 vs span-1 within the thresholds" in lines
+    rows = console.summary_rows(lines)
+    report = rows["report"]
     assert report.startswith(runs["config"].pipeline_root) and os.path.isfile(report)
-    assert "  full log       /logs/harness.log; each task's: " in text and "  exit code      0" in lines
+    assert rows["full log"].startswith("/logs/harness.log") and "each task's: " in rows["full log"]
+    assert rows["exit code"] == "0"
+    # its tasks counted, not named (it named each one that ran, about 220 columns)
+    assert re.fullmatch(rf"\[vertex-local\] {third.run_id}: 13 tasks: \d+ ran(, \d+ cached)?, 1 imported", lines[0])
