@@ -138,10 +138,10 @@ def test_summary_and_exit_code_of_each_outcome(tmp_path):
     gone = _outcome(pushed_gone=True)
     assert gone.exit_code == console.EXIT_FAILED
     lines = console.summary_lines(gone, "r", "l")
-    assert " ".join(console.summary_rows(lines)["verdict"].split()) == (
-        "blessed, but version 17, which an earlier run pushed for this model (this run's "
-        "Pusher came from the cache), is no longer there (/o/serving_model/recommender/17); this model is not "
-        "served; --no-cache pushes it again")
+    verdict = " ".join(console.summary_rows(lines)["verdict"].split())  # its parts, on two lines
+    assert verdict.startswith("blessed, but version 17, which an earlier run pushed for this model (this run's "
+                              "Pusher came from the cache), is no longer there (/o/serving_model/recommender/17)")
+    assert verdict.endswith("this model is not served; --no-cache pushes it again")
     assert all(len(line) <= console.WIDTH for line in lines)  # 247 columns on one line
     assert not any(line.startswith("  served model") for line in lines)
     assert not lines[-1].startswith("  next           make serve")
@@ -203,17 +203,18 @@ def test_every_summary_row_fits_100_columns_but_a_path_longer_than_that(tmp_path
         lines = console.summary_lines(outcome, str(tmp_path / "reports" / "run-20261207-164131.html"), logs,
                                       peak=console.ComponentRun("RunReport", 0.0, "ran", peak_bytes=2 << 30))
         assert all(len(line) <= console.WIDTH for line in lines if str(tmp_path) not in line), lines
-        assert all(len(line) <= console.WIDTH or line.strip().startswith((str(tmp_path), "`make serve", "make serve"))
-                   for line in lines), lines
+        # (the row's text, after its label: a path, or the command to serve it, with a path in it)
+        assert all(len(line) <= console.WIDTH or line[len(console.ROW_INDENT):].lstrip().startswith(
+            (str(tmp_path), "`make serve", "make serve")) for line in lines), lines
         rows = console.summary_rows(lines)
         assert rows["exit code"] == str(outcome.exit_code)
         assert rows["full log"] == f"{tmp_path / 'logs' / 'harness-20261207-164131.log'}\neach task's: {tmp_path}/"
     rows = console.summary_rows(console.summary_lines(outcomes[0], None, "l"))
     assert rows["next"] == f'make serve ARGS="--model_base_path {serving}"\n(serves the pushed model)'
     assert rows["model card"] == "assets.extra/model_card.md in the served model's folder"
-    assert rows["drift"].splitlines()[1:] == [
-        "over: purchases per user, Jensen-Shannon divergence 0.0001, allowed <= 0.1",
-        "span-2 stopped before, in the window: productId L-infinity distance 0.003742, allowed <= 0.003"]
+    assert rows["drift"].splitlines() == [  # the headline, 101 columns, on two lines
+        "span-3 vs span-2 OVER the thresholds, span-2 stopped before, accepted", "(--accept-drift)",
+        "over: purchases per user, Jensen-Shannon divergence 0.0001, allowed <= 0.1"]
     # a killed run's advice in place of the outcome's next step
     assert console.summary_lines(outcomes[0], None, "l", next_step="run it again")[-1] == (
         "  next           run it again")
