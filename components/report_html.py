@@ -301,9 +301,9 @@ def _history_section(report: Dict[str, Any], images: Dict[str, str]) -> List[str
             for i, row in enumerate(history)]
     return ["<h2>Runs so far</h2>",
             "<p>Each run's candidate on its eval data, the gated metrics as the gate judged them "
-            "(the runs of this output directory whose model reached the gate; the last is this one"
-            + (", which found its model already served: a rerun of that row's" if history[-1].get("rerun_is_this_run")
-               else "") + "). "
+            "(the runs of this output directory whose model reached the gate; "
+            + ("this run found its model already served: it is counted in the last row" if
+               history[-1].get("rerun_is_this_run") else "the last is this one") + "). "
             "A rerun that found its model already served, judged as the run before it, is no row of its "
             "own: that row's verdict counts it. "
             "Runs stopped before the gate, by the data checks or the drift gate, judged no model and are "

@@ -311,11 +311,11 @@ def test_a_run_that_found_its_model_already_served_is_not_said_to_have_pushed_it
     pushed = {**row, "already_served": False, "reruns": ["later"]}
     page = "".join(report_html._history_section({"history": [pushed]}, {}))
     assert "<td>0.0400</td><td>pushed 17 (+1 rerun: already served)</td>" in page
-    assert "a rerun of that row" not in page
+    assert "the last is this one)" in page
     page = "".join(report_html._history_section(
         {"history": [{**pushed, "reruns": ["later", "now"], "rerun_is_this_run": True}]}, {}))
     assert "<td>pushed 17 (+2 reruns: already served)</td>" in page
-    assert "the last is this one, which found its model already served: a rerun of that row's)" in page
+    assert "this run found its model already served: it is counted in the last row)" in page
 
 
 def test_the_runs_so_far_name_dated_spans_by_their_folders_and_flat_runs_by_their_place():
