@@ -30,6 +30,7 @@ worker running, holding the run lock, and it pushed a minute later.)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -67,10 +68,9 @@ def follow_supervisor() -> None:
 def signal_on_parent_death(sig: int, parent_pid: str) -> None:
     """`sig` to this process when its parent dies, however it dies (SIGKILL too), and at once if
     the parent (`parent_pid`, as text) is already gone: Linux's parent-death signal, nothing
-    elsewhere. Also a `preexec_fn`, for a child that must not outlive whoever started it."""
-    try:
-        import ctypes
-
+    elsewhere. Also a `preexec_fn`, for a child that must not outlive whoever started it (of a
+    parent with no other Python thread: Python's rule for preexec_fn)."""
+    try:  # nothing imported here: a preexec_fn runs between fork and exec
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
             return
