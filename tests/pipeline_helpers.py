@@ -62,7 +62,8 @@ def check_batch_recommendations(directory: str, model_dir: str, data_dir: str, t
     ranks = frame["rank"].to_numpy().reshape(len(users), top_k)
     assert (ranks == np.arange(1, top_k + 1)).all()
     np.testing.assert_array_equal(products, served["products"].numpy())
-    np.testing.assert_allclose(scores, served["scores"].numpy(), rtol=1e-6)
+    # float32 scores of batches of other sizes: summed in another order (1.02e-6 relative seen)
+    np.testing.assert_allclose(scores, served["scores"].numpy(), rtol=1e-5, atol=1e-6)
     for user, row in zip(users, products):
         assert len(set(row.tolist())) == top_k, f"{user}: repeated products"
         assert not set(row.tolist()) & bought[user], f"{user}: recommended a product bought in train"
