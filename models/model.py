@@ -73,6 +73,10 @@ class ModelConfig:
         towards the newest spans' products.
       warm_start_learning_rate: the optimizer's learning rate when the model starts from the
         served one.
+      warm_start_max_chain: warm starts in a row, at most (0: no bound): when the served model
+        ends a chain of this many (models/warm_start.py `chain_length`), a training with
+        purchases new to it starts cold. Without a bound a chain still ends when the window
+        holds every purchase the served model trained on (`warm_start.chain_ended`).
       batch_size: training pairs per step.
       optimizer: one of OPTIMIZERS. "lazy_adam" is Adam whose moments and weights change only
         on the embedding rows a step uses (`LazyAdam`); Keras' "adam" decays every row's
@@ -120,6 +124,7 @@ class ModelConfig:
     warm_start_epochs: float = 1.0
     warm_start_rehearsal: float = 0.5
     warm_start_learning_rate: float = 0.02
+    warm_start_max_chain: int = 0
     batch_size: int = 512
     optimizer: str = "lazy_adam"
     learning_rate: float = 0.0075
@@ -156,7 +161,7 @@ class ModelConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("l2", "copurchase_weight", "copurchase_alpha", "copurchase_beta", "copurchase_top_k",
-                     "popularity_weight", "max_history"):
+                     "popularity_weight", "max_history", "warm_start_max_chain"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.copurchase_norm not in GRAPH_NORMS:

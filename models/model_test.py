@@ -120,7 +120,8 @@ def test_a_warm_start_trains_on_the_new_pairs_only():
     ("learning_rate", -1.0, "learning_rate must be > 0, got -1.0"),
     ("init_scale", 0.0, "init_scale must be > 0, got 0.0"),
     ("l2", -0.5, "l2 must be >= 0, got -0.5"),
-    ("max_history", -1, "max_history must be >= 0, got -1")])
+    ("max_history", -1, "max_history must be >= 0, got -1"),
+    ("warm_start_max_chain", -1, "warm_start_max_chain must be >= 0, got -1")])
 def test_a_value_out_of_range_is_named_with_its_field(field, value, message):
     """Found by exploratory testing: learning_rate=-1 read "learning_rate, warm_start_learning_rate
     and init_scale must be > 0, l2 >= 0"."""

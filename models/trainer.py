@@ -20,15 +20,19 @@ config.warm_start_rehearsal, models/warm_start.py `rehearsal`) for config.warm_s
 config.warm_start_learning_rate.
 No base model, `cold_start`, or a served model this one cannot start from (another embedding
 size, another preset: the console says which) is a cold start: config.epochs from random tables.
+So is a training with purchases new to a served model that was warm-started itself when the
+window holds every purchase that model trained on, or that ends a chain of
+config.warm_start_max_chain warm starts (models/warm_start.py `chain_ended`).
 
 The exported model carries `assets.extra/training.json` (`TRAINING_FACTS`, DECISIONS D4): what
 only the Trainer knows about it, for the model card, the next run's baseline and the replay. Its
 keys (stable: other code reads them): `data` {input_fingerprint, span, window_spans,
 eval_source, rows, users, products}, `start` {kind "warm"|"cold", from_version, reason,
-carried_products, new_products, dropped_products; new_purchases for a warm start, and
-rehearsal, rehearsed_purchases when it had new ones}, `baseline` {version, served_version,
-reason}, `model` {preset, config}, `training_key` (what this training is: `training_key`),
-`code_fingerprint`, `training` {epochs, seconds}, `trained_at`.
+carried_products, new_products, dropped_products; for a warm start chain (warm starts in a row
+that made it) and new_purchases, and rehearsal, rehearsed_purchases when it had new ones},
+`baseline` {version, served_version, reason}, `model` {preset, config}, `training_key` (what
+this training is: `training_key`), `code_fingerprint`, `training` {epochs, seconds},
+`trained_at`.
 """
 
 from __future__ import annotations
@@ -162,14 +166,24 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     if why:
         progress.info("[train] cold start: %s cannot be warm-started from: %s", version, why)
         return {**cold, "reason": f"incompatible: {why}"}, None
-    carried = warm_start.carry_over(recommender, product_ids, tables)
     new = None if pairs is None else warm_start.unseen_pairs(tables, pairs[0], pairs[1], pairs[2], product_ids)
+    learns = new is None or bool(new.any())  # a warm start with nothing new takes no step
+    outside = None if pairs is None else warm_start.left_out(tables, pairs[0], pairs[1], pairs[2], product_ids)
+    ended = warm_start.chain_ended(recommender.config, served_facts, version, outside) if learns else None
+    if ended:
+        progress.info("[train] cold start: %s", ended)
+        return {**cold, "reason": ended}, None
+    carried = warm_start.carry_over(recommender, product_ids, tables)
     config = recommender.config
+    chain = warm_start.chain_length(served_facts)
     progress.info("[train] warm start from %s: %s products carried over, %s new, %s dropped", version,
                   f"{carried.carried:,}", f"{carried.new:,}", f"{carried.dropped:,}")
     started = {"kind": "warm", "from_version": base_version, "reason": f"{version} is the baseline",
                "carried_products": carried.carried, "new_products": carried.new,
-               "dropped_products": carried.dropped}
+               "dropped_products": carried.dropped,
+               # warm starts in a row that made this model (warm_start.chain_length); one with
+               # no step is the served model again, and its chain stays the served model's
+               "chain": chain + int(learns)}
     if pairs is None:  # the caller did not say what it trains on
         return started, None
     rows = len(pairs[0])
@@ -177,7 +191,7 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
         fresh = rows
         progress.info("[train] %s does not hold the purchases it trained on: all %s count as new",
                       version, f"{rows:,}")
-    elif not new.any():
+    elif not learns:
         fresh = 0
         progress.info("[train] none of the %s purchases is new to %s: nothing to learn, no step",
                       f"{rows:,}", version)

@@ -1,6 +1,7 @@
 """The Trainer's start: warm from the served model when it can, cold otherwise, said on the console;
 and the key that tells one training from another."""
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,13 +23,17 @@ def served(tmp_path_factory, curated_schema):
     return built, ids
 
 
-def _pairs(built, extra=()):
+def _pairs(built, extra=(), slid=False):
     """The served model's own purchases as (user indices, product indices, user vocabulary),
-    and `extra` (user index, product index) pairs after them."""
+    and `extra` (user index, product index) pairs after them; `slid`: without those of the first
+    purchase's (user, product), as a window that slid past some of them."""
     user_ids = np.array(built.transform_output.vocabulary_by_name(features.USER_VOCAB), bytes)
     ids = np.array([int(p) for p in built.transform_output.vocabulary_by_name(features.PRODUCT_VOCAB)])
     users = warm_start.index_in(user_ids, np.array([r[features.USER_KEY][0] for r in built.rows]))
     items = warm_start.index_in(ids, np.array([r[features.PRODUCT_KEY][0] for r in built.rows]))
+    if slid:
+        kept = (users != users[0]) | (items != items[0])
+        users, items = users[kept], items[kept]
     return (np.append(users, [u for u, _ in extra]), np.append(items, [i for _, i in extra]), user_ids)
 
 
@@ -46,35 +51,50 @@ def _start(served, caplog, custom_config, base="served", pairs=None, reason=None
     return started, new, lines, model
 
 
+def _fresh(built, n=7):
+    """`n` (user index, product index) pairs the served model did not train on."""
+    bought = set(zip(*[a.tolist() for a in _pairs(built)[:2]]))
+    return [(u, i) for u in range(30) for i in range(20) if (u, i) not in bought][:n]
+
+
+@contextlib.contextmanager
+def _with_facts(built, facts):
+    """The served model with `facts` as its training.json while the block runs."""
+    path = os.path.join(built.export_dir, trainer.TRAINING_FACTS)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(facts, f)
+    try:
+        yield
+    finally:
+        os.remove(path)
+
+
 def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     built = served[0]
-    bought = set(zip(*[a.tolist() for a in _pairs(built)[:2]]))
-    fresh = [(u, i) for u in range(30) for i in range(20) if (u, i) not in bought][:7]
-    started, new, [line, said], model = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
+    fresh = _fresh(built)
+    # a window that slid past one of the purchases the served model trained on: a model without
+    # training.json, perhaps warm-started, is warm-started from (warm_start.chain_ended)
+    pairs = _pairs(built, fresh, slid=True)
+    seen = len(pairs[0]) - 7
+    started, new, [line, said], model = _start(served, caplog, {"preset": "default"}, pairs=pairs)
     assert started["kind"] == "warm" and started["from_version"] == "1796000000"
     assert (started["carried_products"], started["new_products"], started["dropped_products"]) == (20, 0, 0)
     assert line == "[train] warm start from version 1796000000: 20 products carried over, 0 new, 0 dropped"
-    # the served model trained on the 90 purchases: only the 7 after them are new
-    assert started["new_purchases"] == 7 and new.tolist() == [False] * 90 + [True] * 7
+    # the served model trained on the window's other purchases: only the 7 after them are new
+    assert started["new_purchases"] == 7 and new.tolist() == [False] * seen + [True] * 7
     # a served model with no training.json may have been warm-started: its purchases are rehearsed
-    # (0.5 of them per new one: 4 of the 90)
-    assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them and 4 "
+    # (0.5 of them per new one: 4)
+    assert said == (f"[train] 7 of {seen + 7} purchases are new to version 1796000000: 1 epoch over them and 4 "
                     "it has seen (warm_start_rehearsal 0.5: its training.json does not say it was trained "
                     "cold) at learning rate 0.02")
     assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.5, 4)
     np.testing.assert_array_equal(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
     # one trained cold gave every purchase its full passes: none is rehearsed
-    facts = os.path.join(built.export_dir, trainer.TRAINING_FACTS)
-    os.makedirs(os.path.dirname(facts), exist_ok=True)
-    with open(facts, "w") as f:
-        json.dump({"start": {"kind": "cold"}}, f)
-    try:
+    with _with_facts(built, {"start": {"kind": "cold"}}):
         started, _, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
-        with open(facts, "w") as f:
-            json.dump({"start": {"kind": "warm"}}, f)
-        _, _, [_, said_warm], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built, fresh))
-    finally:
-        os.remove(facts)
+    with _with_facts(built, {"start": {"kind": "warm", "chain": 1}}):
+        _, _, [_, said_warm], _ = _start(served, caplog, {"preset": "default"}, pairs=pairs)
     assert said == ("[train] 7 of 97 purchases are new to version 1796000000: 1 epoch over them at "
                     "learning rate 0.02")
     assert (started["rehearsal"], started["rehearsed_purchases"]) == (0.0, 0)
@@ -83,6 +103,39 @@ def test_a_compatible_served_model_is_warm_started_from(served, caplog):
     started, new, [_, said], _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built))
     assert started["new_purchases"] == 0 and not new.any()
     assert said == "[train] none of the 90 purchases is new to version 1796000000: nothing to learn, no step"
+
+
+def test_a_warm_started_model_whose_purchases_the_window_all_holds_is_followed_by_a_cold_start(served, caplog):
+    """warm_start.chain_ended: after a warm start, a window holding every purchase the served
+    model trained on trains cold (a cold training sees all it learned from, with full passes);
+    once the window slid past some, the chain goes on. warm_start_max_chain caps a chain
+    whatever the window. A warm start with nothing new takes no step: the chain as it was."""
+    built = served[0]
+    holds_all, slid = _pairs(built, _fresh(built)), _pairs(built, _fresh(built), slid=True)
+    with _with_facts(built, {"start": {"kind": "cold"}}):
+        started, _, _, _ = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
+    assert (started["kind"], started["chain"]) == ("warm", 1)
+    reason = "version 1796000000 was warm-started, and this window holds all it trained on"
+    with _with_facts(built, {"start": {"kind": "warm", "chain": 1}}):
+        started, new, lines, model = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
+        assert started["kind"] == "cold" and new is None and started["carried_products"] == 0
+        assert lines == [f"[train] cold start: {reason}"] and started["reason"] == reason
+        # a cold start's tables are its own, not the served model's
+        assert not np.allclose(model.item_embeddings.numpy(), built.recommender.item_embeddings.numpy())
+        started, _, _, _ = _start(served, caplog, {"preset": "default"}, pairs=slid)
+        assert (started["kind"], started["chain"]) == ("warm", 2)
+        started, _, _, _ = _start(served, caplog, {"preset": "default"}, pairs=_pairs(built))
+        assert (started["kind"], started["chain"], started["new_purchases"]) == ("warm", 1, 0)
+    with _with_facts(built, {"start": {"kind": "warm", "chain": 3}}):
+        _, _, lines, _ = _start(served, caplog, {"preset": "default"}, pairs=slid, warm_start_max_chain=3)
+        assert lines == ["[train] cold start: version 1796000000 ends 3 warm starts in a row (warm_start_max_chain 3)"]
+    with _with_facts(built, {"start": {"kind": "cold"}}):
+        _, _, lines, _ = _start(served, caplog, {"preset": "default"}, pairs=slid, warm_start_max_chain=1)
+        assert lines[0].startswith("[train] warm start from")  # a cold-trained model starts no chain to cap
+    # without training.json: perhaps warm-started
+    _, _, lines, _ = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
+    assert lines == ["[train] cold start: version 1796000000 was warm-started (perhaps), and this window holds "
+                     "all it trained on"]
 
 
 @pytest.mark.parametrize("custom_config, base, changes, said", [

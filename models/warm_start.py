@@ -24,7 +24,10 @@ new pairs and, when the served model was itself warm-started, a rehearsal sample
 of the window. Nothing here depends on how the data arrived (span folders or one file that grew).
 
 `incompatibility` says why a served model cannot be warm-started from (another embedding size,
-another preset, a table this model needs and it lacks, any other training setting), or None.
+another preset, a table this model needs and it lacks, any other training setting), or None;
+`chain_ended`, why a training with something new starts cold from a served model that was
+warm-started itself when the window holds all it trained on (`left_out`), or that ends a chain of
+`warm_start_max_chain` warm starts (`chain_length`).
 """
 
 from __future__ import annotations
@@ -152,28 +155,53 @@ def trained_pairs(tables: ServedTables) -> Set[Tuple[bytes, int]]:
     return set(zip(tables.user_ids[users[known]].tolist(), tables.product_ids[items[known]].tolist()))
 
 
+def _served_pairs(tables: ServedTables, user_ids: np.ndarray,
+                  product_ids: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The distinct (user, product) pairs the served model trained on, as this window's indices
+    (`user_ids`, `product_ids`: its vocabularies in index order; -1 where the window has no such
+    user or product); None when the served model does not hold its purchases or user vocabulary."""
+    if tables.purchases is None or tables.user_ids is None:
+        return None
+    splits, items = (np.asarray(a, np.int64) for a in tables.purchases)
+    if len(splits) != len(tables.user_ids) + 2:  # a row per user, the OOV user's, and the end
+        return None
+    users = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+    known = (users < len(tables.user_ids)) & (items < len(tables.product_ids))  # not the OOV rows
+    pairs = np.unique(users[known] * (len(tables.product_ids) + 1) + items[known])
+    users, items = np.divmod(pairs, len(tables.product_ids) + 1)
+    return (index_in(np.asarray(user_ids, bytes), tables.user_ids)[users],
+            index_in(np.asarray(product_ids, np.int64), tables.product_ids)[items])
+
+
 def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
                  user_ids: np.ndarray, product_ids: np.ndarray) -> Optional[np.ndarray]:
     """bool [pairs]: which of this window's (user, product) index pairs the served model has not
     trained on, compared by raw ids (`user_ids`, `product_ids`: this window's vocabularies in
     index order); None when the served model does not hold its purchases or user vocabulary. A
     product bought again by the same user counts as seen: the pair is what the model learns."""
-    user_idx = np.asarray(user_idx, np.int64)
-    item_idx = np.asarray(item_idx, np.int64)
-    if tables.purchases is None or tables.user_ids is None:
+    served = _served_pairs(tables, user_ids, product_ids)
+    if served is None:
         return None
-    splits, items = (np.asarray(a, np.int64) for a in tables.purchases)
-    if len(splits) != len(tables.user_ids) + 2:  # a row per user, the OOV user's, and the end
-        return None
-    # the served model's user and product indices -> this window's (-1: not in this window)
-    user_map = np.append(index_in(np.asarray(user_ids, bytes), tables.user_ids), -1)
-    item_map = index_in(np.asarray(product_ids, np.int64), tables.product_ids)
-    seen_users = user_map[np.repeat(np.arange(len(splits) - 1), np.diff(splits))]
-    seen_items = np.where(items < len(item_map), item_map[np.minimum(items, len(item_map) - 1)], -1)
-    both = (seen_users >= 0) & (seen_items >= 0)
+    users, items = served
+    both = (users >= 0) & (items >= 0)
     width = len(product_ids) + 1
-    seen = seen_users[both] * width + seen_items[both]
-    return ~np.isin(user_idx * width + item_idx, seen)
+    window = np.asarray(user_idx, np.int64) * width + np.asarray(item_idx, np.int64)
+    return ~np.isin(window, users[both] * width + items[both])
+
+
+def left_out(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
+             user_ids: np.ndarray, product_ids: np.ndarray) -> Optional[int]:
+    """How many of the distinct (user, product) pairs the served model trained on this window's
+    pairs do not hold (a span the window slid past, a file replaced); None when the served model
+    does not hold its purchases or user vocabulary. The arguments are `unseen_pairs`'."""
+    served = _served_pairs(tables, user_ids, product_ids)
+    if served is None:
+        return None
+    users, items = served
+    both = (users >= 0) & (items >= 0)
+    width = len(product_ids) + 1
+    window = np.asarray(user_idx, np.int64) * width + np.asarray(item_idx, np.int64)
+    return int((~both).sum() + (~np.isin(users[both] * width + items[both], window)).sum())
 
 
 def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, Any]]) -> float:
@@ -190,6 +218,42 @@ def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, An
     existed) the served model may have been warm-started, so the rehearsal is kept."""
     kind = ((served_facts or {}).get("start") or {}).get("kind")
     return 0.0 if kind == "cold" else float(config.warm_start_rehearsal)
+
+
+def chain_length(served_facts: Optional[Dict[str, Any]]) -> int:
+    """Warm starts in a row that made the served model: 0 when it was trained cold, else its
+    training.json's `start.chain` (models/trainer.py `start_from`: the model it started from's
+    chain, plus one when the warm start took a training step). A warm-started model from before
+    `chain` was recorded, or a model without training.json, counts as 1: at least one."""
+    start = (served_facts or {}).get("start") or {}
+    if start.get("kind") == "cold":
+        return 0
+    return int(start.get("chain", 1))
+
+
+def chain_ended(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, Any]],
+                name: str = "the served model", outside: Optional[int] = None) -> Optional[str]:
+    """Why a training with purchases new to the served model (`name`) starts cold rather than
+    warm from it, or None when it may warm-start. `outside`: how many of the purchases the served
+    model trained on this window does not hold (`left_out`; None: unknown).
+
+    When the served model was warm-started itself and this window holds every purchase it
+    trained on (`outside` 0: the window has not slid past any, e.g. one file that grows, or the
+    first spans of a window wider than them), a cold training sees all that the chain learned
+    from, with a full training's passes, and a chain of warm starts on the same data falls
+    behind it: on the replay's spans, at span 3 (window 1-3, the chain's models trained on spans
+    1 and 1-2), 4-5% of recall@10 (docs/model.md, "How long a chain"). Once the window has slid
+    past purchases the chain learned from, the chain knows more than a cold training of the
+    window can, and scores above it: it goes on. `config.warm_start_max_chain` (0: no bound)
+    caps a chain's length whatever the window."""
+    chain, most = chain_length(served_facts), config.warm_start_max_chain
+    recorded = "chain" in ((served_facts or {}).get("start") or {})
+    if most and chain >= most:
+        return (f"{name} ends {'' if recorded else 'at least '}{chain} warm start{'s' if chain > 1 else ''} "
+                f"in a row (warm_start_max_chain {most})")
+    if chain and outside == 0:
+        return f"{name} was warm-started{'' if recorded else ' (perhaps)'}, and this window holds all it trained on"
+    return None
 
 
 SHAPE_FIELDS = ("embedding_dim", "use_item_bias", "use_history")

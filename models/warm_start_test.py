@@ -97,6 +97,43 @@ def test_rehearsal_follows_how_the_served_model_was_trained():
     assert warm_start.rehearsal(config.replace(warm_start_rehearsal=0.0), {"start": {"kind": "warm"}}) == 0.0
 
 
+def test_the_chain_is_counted_from_the_served_models_training_facts():
+    assert warm_start.chain_length({"start": {"kind": "cold", "chain": 4}}) == 0
+    assert warm_start.chain_length({"start": {"kind": "warm", "chain": 2}}) == 2
+    # from before the chain was recorded, or without training.json: at least one
+    assert warm_start.chain_length({"start": {"kind": "warm"}}) == 1
+    assert warm_start.chain_length(None) == 1 and warm_start.chain_length({}) == 1
+    warm, cold = {"start": {"kind": "warm", "chain": 2}}, {"start": {"kind": "cold"}}
+    assert warm_start.chain_ended(CONFIG, warm, "version 7", outside=0) == (
+        "version 7 was warm-started, and this window holds all it trained on")
+    assert warm_start.chain_ended(CONFIG, warm, outside=5) is None  # the window slid past some
+    assert warm_start.chain_ended(CONFIG, warm, outside=None) is None  # not known
+    assert warm_start.chain_ended(CONFIG, cold, outside=0) is None
+    capped = CONFIG.replace(warm_start_max_chain=2)
+    assert warm_start.chain_ended(capped, warm, "version 7", outside=5) == (
+        "version 7 ends 2 warm starts in a row (warm_start_max_chain 2)")
+    assert warm_start.chain_ended(capped, {"start": {"kind": "warm", "chain": 1}}, outside=5) is None
+
+
+def test_the_purchases_a_window_left_out_are_counted_by_raw_ids():
+    """left_out: the served model's distinct (user, product) pairs this window does not hold,
+    whatever the vocabularies' order; a user or product gone from the window leaves all its
+    pairs out."""
+    model = _model(3)
+    # the served model: users b"a", b"b"; products 10, 20, 30; a bought 10 twice and 20, b bought 30
+    tables = warm_start.ServedTables.of(model, np.array([10, 20, 30]), np.array([b"a", b"b"]),
+                                        model_lib.UserHistory(np.array([0, 3, 4, 4]), np.array([0, 0, 1, 2])))
+    users, products = np.array([b"b", b"a", b"c"]), np.array([30, 20, 10, 40])  # other orders
+    # the window: a-10, a-20, b-30 and a new one: holds all
+    assert warm_start.left_out(tables, np.array([1, 1, 0, 2]), np.array([2, 1, 0, 3]), users, products) == 0
+    # without a-10: one pair left out (bought twice, one pair)
+    assert warm_start.left_out(tables, np.array([1, 0]), np.array([1, 0]), users, products) == 1
+    # without user b and product 20 in the window
+    assert warm_start.left_out(tables, np.array([0]), np.array([1]), np.array([b"a"]), np.array([40, 10])) == 2
+    assert warm_start.left_out(warm_start.ServedTables.of(model, np.array([10, 20, 30])), np.array([0]),
+                               np.array([0]), users, products) is None
+
+
 def test_a_missing_table_is_named():
     tables = warm_start.ServedTables.of(_model(3, CONFIG.replace(use_item_bias=False)), np.array([1, 2, 3]))
     assert warm_start.incompatibility(tables, CONFIG, "default") == "it has no item biases"

@@ -1,7 +1,8 @@
 """End to end on generated spans: three spans arriving one after another in a data directory of
 span folders, a training window of two spans. The first run trains cold on span 1; the second
 warm-starts from the first run's model on spans 1-2; the third slides the window to spans 2-3 and
-warm-starts from the second run's model. Every span brings products never sold before and
+warm-starts from the second run's model; a fourth, on a window of all three spans, which holds
+everything the third run's model trained on, trains cold. Every span brings products never sold before and
 retires a few (tests/fake_asos.py `write_fake_spans`): the warm start carries the products the
 window still sells by product id, starts the new ones fresh and drops the gone ones. The drift
 gate compares each new span with the one before and lets these through."""
@@ -100,10 +101,22 @@ def test_another_window_on_the_same_files_is_new_data_judged_against_the_served_
     """The input fingerprint covers every span's files whatever the window: the window is what
     tells this training from the one that made the served model (found by exploratory testing:
     it used to take the served model's own baseline and skip the comparison with it)."""
-    (_, v3), (fourth, _) = runs[2], runs[3]
+    (_, v3), (fourth, v4) = runs[2], runs[3]
     assert fourth["baseline"]["version"] == v3[-1] and fourth["baseline"]["served_version"] == v3[-1]
-    assert fourth["start"]["kind"] == "warm" and fourth["start"]["from_version"] == v3[-1]
-    assert fourth["start"]["new_purchases"] > 0  # span 1's purchases: the served model left them out
+    assert len(v4) == 4  # judged against the served model, and pushed
+
+
+def test_a_chain_of_warm_starts_goes_on_while_the_window_slides_and_ends_when_it_holds_all(runs):
+    """models/warm_start.py `chain_ended`: the third run's window (spans 2-3) slid past span 1,
+    which the second run's model learned from: it warm-starts from it, a chain of two. The
+    fourth's window (spans 1-3) holds every purchase the third run's model trained on, and span
+    1's are new to it: a cold training sees all the chain learned from, with full passes, and
+    a chain of warm starts on the same data falls behind it: it trains cold."""
+    (second, _), (third, v3), (fourth, _) = runs[1], runs[2], runs[3]
+    assert (second["start"]["chain"], third["start"]["chain"]) == (1, 2)
+    assert fourth["start"]["kind"] == "cold" and fourth["start"]["carried_products"] == 0
+    assert fourth["start"]["reason"] == f"version {v3[-1]} was warm-started, and this window holds all it trained on"
+    assert fourth["training"]["epochs"] == SMALL["epochs"]
 
 
 def test_a_model_with_nothing_new_to_learn_is_the_served_one_and_is_not_pushed_again(runs):
@@ -114,4 +127,5 @@ def test_a_model_with_nothing_new_to_learn_is_the_served_one_and_is_not_pushed_a
     (_, v4), (fifth, v5) = runs[3], runs[4]
     assert fifth["start"]["kind"] == "warm" and fifth["start"]["from_version"] == v4[-1]
     assert fifth["start"]["new_purchases"] == 0 and fifth["training"]["epochs"] == 0
+    assert fifth["start"]["chain"] == 0  # no step: the cold-trained served model again
     assert v5 == v4  # already served: no new version
