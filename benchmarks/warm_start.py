@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -42,19 +42,26 @@ from models import features, ranking_metrics, validation, warm_start
 from models import model as model_lib
 from pipeline import configs
 
-# warm settings tried (overrides of models.model.DEFAULT). The first rows train on the new pairs
-# only (the learning rate, 1.5 passes); the rehearsal rows add already-seen pairs when the chain's
-# model before was warm-started, as the Trainer does (models/warm_start.py `rehearsal`: none after
-# span 1's cold model). The new pairs are a quarter to a third of a window of 3 spans here, and a
-# run's fixed cost (tracing, the first steps) is about what a pass over them costs.
-GRID = ([{"warm_start_learning_rate": lr, "warm_start_rehearsal": 0.0}
+# warm settings tried (overrides of models.model.DEFAULT). The first rows are chains of warm
+# starts that never end (`NO_END`): each span after the first warm-starts from the chain's model
+# before. They train on the new pairs only (the learning rate, 1.5 passes); the rehearsal rows add
+# already-seen pairs when the chain's model before was warm-started, as the Trainer does
+# (models/warm_start.py `rehearsal`: none after span 1's cold model). The new pairs are a quarter
+# to a third of a window of 3 spans here, and a run's fixed cost (tracing, the first steps) is
+# about what a pass over them costs. The last rows end chains as the Trainer does
+# (`warm_start.chain_ended`): after a warm start, a window holding every purchase its model
+# trained on trains cold (the default), and `warm_start_max_chain` caps the length; a span that
+# trains cold counts as the cold model (difference 0, time 1).
+NO_END = {"chain_ends": False}  # the benchmark's own key: the window rule off
+GRID = ([{**NO_END, "warm_start_learning_rate": lr, "warm_start_rehearsal": 0.0}
          for lr in (0.005, 0.0075, 0.0125, 0.02, 0.03, 0.04)]
-        + [{"warm_start_epochs": 1.5, "warm_start_learning_rate": 0.02, "warm_start_rehearsal": 0.0}]
-        + [{"warm_start_rehearsal": r, "warm_start_learning_rate": 0.02} for r in (0.25, 0.5, 1.0)]
-        + [{"warm_start_rehearsal": 0.5, "warm_start_learning_rate": 0.0075}]
+        + [{**NO_END, "warm_start_epochs": 1.5, "warm_start_learning_rate": 0.02, "warm_start_rehearsal": 0.0}]
+        + [{**NO_END, "warm_start_rehearsal": r, "warm_start_learning_rate": 0.02} for r in (0.25, 0.5, 1.0)]
+        + [{**NO_END, "warm_start_rehearsal": 0.5, "warm_start_learning_rate": 0.0075}]
         # every seen pair (3 per new one is more than a window of 3 spans holds): one pass over
         # the whole window, at a cold-like learning rate
-        + [{"warm_start_rehearsal": 3.0, "warm_start_learning_rate": 0.005}])
+        + [{**NO_END, "warm_start_rehearsal": 3.0, "warm_start_learning_rate": 0.005}]
+        + [NO_END, {}, {"warm_start_max_chain": 1}])
 
 
 def vocabulary(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -115,21 +122,35 @@ def validation_figures(ranks: np.ndarray, raw_users: np.ndarray, raw_products: n
             "recall@10": float(hits.mean()), "se recall@10": float(hits.std(ddof=1) / np.sqrt(len(hits)))}
 
 
+def served_tables(previous) -> warm_start.ServedTables:
+    """What the Trainer reads of the served model (`previous`: its model, window and start)."""
+    served, served_window, _ = previous
+    return warm_start.ServedTables.of(served, served_window.product_ids, served_window.user_ids,
+                                      served_window.history)
+
+
+def chain_ended(window: Window, config: model_lib.ModelConfig, previous, ends: bool = True) -> Optional[str]:
+    """Why the Trainer would start `window`'s model cold rather than warm from `previous`
+    (`ends` False: as if the window never held all the served model trained on)."""
+    outside = warm_start.left_out(served_tables(previous), window.users, window.items, window.user_ids,
+                                  window.product_ids) if ends else None
+    return warm_start.chain_ended(config, {"start": previous[2]}, outside=outside)
+
+
 def train(window: Window, config: model_lib.ModelConfig, previous=None) -> Tuple[model_lib.Recommender, float]:
     """A model of `window` trained cold, or warm from `previous` (its model, window and how it
-    started: "cold" or "warm", what its training.json would say), as the Trainer does; the
-    training seconds (the carry-over included)."""
+    started: its training.json's `start`), as the Trainer does; the training seconds (the
+    carry-over included)."""
     model = window.model(config)
     start = time.time()
     new = rehearsal = None
     if previous is not None:
-        served, served_window, served_start = previous
-        tables = warm_start.ServedTables.of(served, served_window.product_ids, served_window.user_ids,
-                                            served_window.history)
+        served_start = previous[2]
+        tables = served_tables(previous)
         warm_start.carry_over(model, window.product_ids, tables)
         new = warm_start.unseen_pairs(tables, window.users, window.items, window.user_ids,
                                       window.product_ids)
-        rehearsal = warm_start.rehearsal(config, {"start": {"kind": served_start}})
+        rehearsal = warm_start.rehearsal(config, {"start": served_start})
     model_lib.train(model, window.users, window.items, warm=previous is not None, new=new,
                     rehearsal=rehearsal)
     return model, time.time() - start
@@ -144,7 +165,8 @@ def main(argv=None) -> int:
                    help="share of the users with 2+ purchases who lose one to validation; default %(default)s")
     p.add_argument("--seeds", default="42,43,44", help="model seeds, comma-separated; default %(default)s")
     p.add_argument("--warm", action="append", type=json.loads,
-                   help="a JSON dict of ModelConfig overrides for the warm spans (repeatable); default: the grid")
+                   help="a JSON dict of ModelConfig overrides for the warm spans (repeatable; "
+                        '"chain_ends": false: chains that never end); default: the grid')
     args = p.parse_args(argv)
     grid: List[dict] = args.warm if args.warm is not None else GRID
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -175,13 +197,24 @@ def main(argv=None) -> int:
             results = [("cold", cold_seconds, cold_ranks)]
             for overrides in grid:
                 name = json.dumps(overrides, sort_keys=True)
+                settings = dict(overrides)
+                ends = settings.pop("chain_ends", True)
+                config = base.replace(seed=seed, **settings)
                 if k == 1:
-                    chains[name] = (cold, window, "cold")
+                    chains[name] = (cold, window, {"kind": "cold"})
                     continue
-                model, seconds = train(window, base.replace(seed=seed, **overrides), previous=chains[name])
-                chains[name] = (model, window, "warm")
-                ranks = validation_ranks(model, window)
-                results.append((f"warm {name}", seconds, ranks))
+                previous = chains[name]
+                if chain_ended(window, config, previous, ends):
+                    # the Trainer starts cold: the cold model itself (a cold training does not
+                    # read the warm_start_* settings, the only ones the grid changes)
+                    chains[name] = (cold, window, {"kind": "cold"})
+                    seconds, ranks = cold_seconds, cold_ranks
+                else:
+                    model, seconds = train(window, config, previous=previous)
+                    chains[name] = (model, window, {
+                        "kind": "warm", "chain": warm_start.chain_length({"start": previous[2]}) + 1})
+                    ranks = validation_ranks(model, window)
+                    results.append((f"warm {name}", seconds, ranks))
                 diff = (ranks < 10).astype(float) - (cold_ranks < 10)
                 cold_hits = (cold_ranks < 10).astype(float)
                 paired.setdefault((name, k), []).append((
