@@ -16,12 +16,14 @@ holding span k's train file, and the pipeline picks its window (`--span-window`,
 `--window`: the last 3 spans by default) and compares the new span with the previous one in its
 drift gate; `flat` writes the window itself as the one train file (no drift gate: one span).
 In both, the first span trains cold, each later one warm-starts from the model the span before pushed
-and is judged against it. For the warm start's
+(unless that model ends a chain of warm starts: see below) and is judged against it. For the warm start's
 target (docs/model.md: a warm-started span within one standard error of a cold training on the
 same window, in at most a third of its training time) it also runs every span after the first
 with `--cold-start` into `<output-dir>/cold/` (off: `--no-cold`): the same data, the same
 pipeline, trained from nothing; not after a warm run whose data was rejected (exit 4), which the
-same data would be again: the replay says so instead.
+same data would be again, nor after one that trained cold itself (the model it would start from
+ends a chain of `warm_start_max_chain` warm starts: 1 by default, so span 3 trains cold): the
+replay says so instead.
 
 **The gate** is the rule against the served model alone (no gated metric more than 1% below
 it; `REPLAY_GATE`): the production bounds and the popularity rule are set for a model of the
@@ -86,6 +88,9 @@ EXIT_BUSY = console.EXIT_BUSY  # another replay, or a run, is using the output d
 # gate) has no cold run: the same data is rejected again, whatever the start (found by
 # exploratory testing: about 20 s a span for figures that meant nothing)
 COLD_SKIPPED = "its data was rejected in the warm run (exit 4)"
+# A span whose warm run started cold by itself (the served model ends a chain of
+# `warm_start_max_chain` warm starts: models/warm_start.py `chain_ended`) is its own cold training
+COLD_ITSELF = "the warm run trained cold itself"
 REPLAY_GATE = [arg for name in GATED for arg in ("--gate-bound", f"{name}=0")] + ["--gate-popularity-margin", "off"]
 
 
@@ -453,6 +458,9 @@ def comparison_lines(spans: List[Dict[str, Any]]) -> List[str]:
              "(target: quality within one standard error, at most a third of the time)"]
     for entry in spans:
         warm, cold, se = entry.get("warm"), entry.get("cold"), entry.get("cold_se")
+        if warm and (warm.get("start") or {}).get("kind") == "cold" and entry["span"] > 1:
+            lines += fit([f"cold ({warm['start'].get('reason', '-')})"], f"span {entry['span']}: ")
+            continue
         if not (warm and cold and se) or warm["start"].get("kind") != "warm":
             continue
         ratio = warm["training_seconds"] / cold["training_seconds"]
@@ -577,6 +585,10 @@ def run_replay(args, extra: List[str], argv) -> int:
                 if chain == "cold" and entry["warm"]["exit_code"] == console.EXIT_DATA_REJECTED:
                     entry["cold"] = {"skipped": COLD_SKIPPED}
                     say(fit([f"not run: {COLD_SKIPPED}"], COLD_HEAD))
+                    continue
+                if chain == "cold" and (entry["warm"].get("start") or {}).get("kind") == "cold":
+                    entry["cold"] = {"skipped": COLD_ITSELF}
+                    say(fit([f"not run: {COLD_ITSELF}"], COLD_HEAD))
                     continue
                 flags = extra + (["--cold-start"] if chain == "cold" else [])
                 result = run_pipeline(data_dir, os.path.join(args.output_dir, chain),

@@ -387,6 +387,31 @@ def test_no_cold_run_after_a_warm_run_whose_data_was_rejected(fake_runner, tmp_p
     assert sum("--cold-start" in call for call in (project / "calls").read_text().splitlines()) == 2
 
 
+def test_no_cold_run_after_a_warm_run_that_trained_cold_itself(fake_runner, tmp_path, capsys, monkeypatch):
+    """The model span 3 would start from ends a chain of warm starts (warm_start_max_chain): its
+    warm run trains cold, the cold run would train it again. The comparison says why."""
+    run, project = fake_runner
+    chain = "version 2 ends 1 warm start in a row (warm_start_max_chain 1)"
+    warm_starts = iter([{"kind": "cold", "reason": "no model is served yet"}, {"kind": "warm", "from_version": 1},
+                        {"kind": "cold", "reason": chain}])
+
+    def figures(output_dir, since_ms=0):
+        start = next(warm_starts) if output_dir.endswith("warm") else {"kind": "cold", "reason": "--cold-start"}
+        return {"rows": {"train": 10}, "start": start, "data": {}, "training_seconds": 1.0,
+                "metrics": {name: 0.1 for name in replay.GATED}, "blessed": True, "pushed": True, "version": 1,
+                "gate_rows": [], "model_dir": str(tmp_path)}
+    monkeypatch.setattr(replay, "run_figures", figures)
+    monkeypatch.setattr(replay, "standard_errors", lambda *_: {name: 0.01 for name in replay.GATED})
+    assert run("exit 0") == 0
+    calls = (project / "calls").read_text().splitlines()
+    assert [("--cold-start" in call) for call in calls] == [False, False, True, False]  # span 2's cold run only
+    out = capsys.readouterr().out
+    assert "  cold on the same window: not run: the warm run trained cold itself" in out
+    assert f"span 3: cold ({chain})" in out.splitlines()
+    record = json.loads((tmp_path / "out" / replay.MARKER).read_text())
+    assert record["spans"][2]["cold"] == {"skipped": replay.COLD_ITSELF}
+
+
 def test_the_first_span_is_twice_the_others_so_the_drift_gate_takes_every_span_count():
     """Found by exploratory testing: with a fixed first share of 0.4, span 2 of 6 spans was 0.30
     times span 1 and the drift gate (rows at least 0.4 times the span before) stopped it."""
