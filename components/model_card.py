@@ -563,6 +563,8 @@ def markdown(card: Dict[str, Any]) -> str:
                           else ""))
         elif start.get("new_purchases") == 0:  # found with generated spans: "trained on 0 purchases new to it"
             learned = "; no purchase new to it: no training step"
+        if start.get("kind") == "warm" and start.get("chain"):
+            learned += f"; warm start {start['chain']} in a row"
         lines.append(f"- **Start** {start.get('kind', '?')} start" + (
             f" from version {start['from_version']}" if start.get("from_version") else "")
             + (f": {start['reason']}" if start.get("reason") else "") + carried + learned)

@@ -157,6 +157,8 @@ def test_training_json_and_the_model_run_fill_the_training_facts(tmp_path):
     nothing = json.loads(json.dumps(card))
     nothing["model_parameters"]["training"]["start"].update(new_purchases=0, rehearsed_purchases=0)
     assert "0 dropped; no purchase new to it: no training step\n" in model_card.markdown(nothing)
+    nothing["model_parameters"]["training"]["start"]["chain"] = 2
+    assert "no training step; warm start 2 in a row\n" in model_card.markdown(nothing)
     assert "- **Training** 1 epoch in 2.5 s; code_fingerprint: f00d\n" not in text  # the Code line has it
     assert "- **Training** 1 epoch in 2.5 s\n" in text
     # without the model_run artifact, the configuration comes from training.json

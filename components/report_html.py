@@ -215,6 +215,19 @@ def _warm_passes(config: Dict[str, Any]) -> str:
             f"(the configuration's warm_start_epochs and warm_start_learning_rate{cold})")
 
 
+def _chain_text(start: Dict[str, Any], config: Dict[str, Any]) -> str:
+    """A warm start's place in its chain and, when `warm_start_max_chain` ends the chain there,
+    that the next training starts cold (models/warm_start.py `chain_ended`); "" for a model from
+    before the chain was recorded."""
+    chain, most = start.get("chain"), config.get("warm_start_max_chain")
+    if not chain:  # none recorded, or a warm start with no step from a cold-trained model
+        return ""
+    text = f" Warm start {chain} in a row since the last cold training"
+    if most and chain >= most:  # 0: no bound
+        return text + (f" (warm_start_max_chain {most}): the next training with new purchases starts cold.")
+    return text + "."
+
+
 def _start_text(facts: Dict[str, Any], config: Optional[Dict[str, Any]] = None) -> str:
     """How training started, in words (the Trainer's training.json; `config`: the run's model
     configuration, which says how many passes a warm start trains, at which learning rate)."""
@@ -232,7 +245,7 @@ def _start_text(facts: Dict[str, Any], config: Optional[Dict[str, Any]] = None) 
                 (f", {passes}." if passes else ".")
         return (f"Warm start from version {start.get('from_version')}: {start.get('carried_products', 0):,} "
                 f"products carried over by product id, {start.get('new_products', 0):,} new, "
-                f"{start.get('dropped_products', 0):,} dropped.{trained}")
+                f"{start.get('dropped_products', 0):,} dropped.{trained}{_chain_text(start, config or {})}")
     if start.get("kind") == "cold":
         return f"Cold start: {start.get('reason')}."
     return ""

@@ -240,6 +240,14 @@ def test_the_runs_so_far_are_a_table_and_a_plot():
     report["training"]["facts"]["start"].update(new_purchases=40, rehearsed_purchases=20)
     del report["training"]["facts"]["start"]["new_purchases"]  # a model from before they were counted
     assert "dropped. Trained 0.5 passes at learning rate 0.02 (" in report_html.render_html(report, {})
+    # its place in the chain of warm starts, and what the next training will do (warm_start_max_chain)
+    report["training"]["facts"]["start"]["chain"] = 1
+    for most in (0, 2):  # 0: no bound
+        report["training"]["model_config"]["warm_start_max_chain"] = most
+        assert "Warm start 1 in a row since the last cold training.<" in report_html.render_html(report, {})
+    report["training"]["model_config"]["warm_start_max_chain"] = 1
+    assert ("Warm start 1 in a row since the last cold training (warm_start_max_chain 1): the next training "
+            "with new purchases starts cold.") in report_html.render_html(report, {})
     # a cold start says nothing of them
     report["training"]["facts"]["start"] = {"kind": "cold", "reason": "no model is served yet"}
     page = report_html.render_html(report, {})
