@@ -38,7 +38,6 @@ here the project's environment stands in for it), gs:// paths, and Dataflow.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -555,23 +554,8 @@ class VertexLocalRunner:
             self._stopping = True
             processes = list(self._processes.values())
             self._processes.clear()
-        for process in processes:
-            supervisor.interrupt(process)
-        deadline = time.time() + (STOP_SECONDS if seconds is None else seconds)
-        try:
-            for process in processes:
-                try:
-                    process.wait(timeout=max(0.0, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    pass
-        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-            logging.getLogger(__name__).warning("a second Ctrl-C: the tasks under way are killed")
-        for process in processes:
-            if process.poll() is None:
-                supervisor.kill_tree(process.pid)
-                process.wait()
-            with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left behind in its group
-                os.killpg(process.pid, signal.SIGKILL)
+        supervisor.stop_groups({process.pid: process for process in processes},
+                               STOP_SECONDS if seconds is None else seconds)
 
 
 def _inputs_of(executor_input: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:

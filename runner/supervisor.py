@@ -89,6 +89,34 @@ def interrupt(child: subprocess.Popen) -> None:
         pass
 
 
+def stop_groups(groups: Dict[int, subprocess.Popen], seconds: float) -> None:
+    """Stops process groups as a Ctrl-C stops a run: the SIGINT of a Ctrl-C to each group, then
+    SIGKILL to what is left after `seconds`, or at once on a second Ctrl-C (KeyboardInterrupt): to
+    each group's process and its descendants, then to the group; returns once the processes ended.
+    `groups`: {process group id: the process to wait for in it}. Used by the harness for its tasks
+    (kubeflow_v2/harness.py stop_tasks)."""
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGINT)
+    deadline = time.time() + seconds
+    try:
+        for process in groups.values():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        import logging
+
+        logging.getLogger(__name__).warning("a second Ctrl-C: what is left is killed")
+    for group, process in groups.items():
+        if process.poll() is None:
+            kill_tree(process.pid)
+            process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left behind in its group
+            os.killpg(group, signal.SIGKILL)
+
+
 class Events:
     """The worker's side: one JSON object a line into the supervisor's pipe. Never raises: a
     supervisor gone away must not stop the run."""
