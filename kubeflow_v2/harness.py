@@ -54,6 +54,8 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from kubeflow_v2 import harness_task
+
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_FILE = "vertex_local_metadata.json"
 # The image's ENV (Dockerfile): what every container starts with.
@@ -64,7 +66,7 @@ IMAGE_ENV = {
 }
 _ARTIFACT_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{}"
 _PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
-STOP_SECONDS = 20.0  # how long a stopped task may take to end on its Ctrl-C before it is killed
+STOP_SECONDS = harness_task.STOP_SECONDS  # how long a stopped task may take to end on its Ctrl-C
 
 
 class TaskFailed(RuntimeError):
@@ -516,6 +518,7 @@ class VertexLocalRunner:
                 argv.append(arg)
         env = dict(os.environ, **IMAGE_ENV)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
+        env[harness_task.HARNESS_ENV] = str(os.getpid())
         log_path = os.path.join(self.log_dir, run_id, label + ".log")
         # the command for the log (the harness's own under main()): on the console, the task's name
         # as make run's component lines (found by exploratory testing: 26 of 45 lines of a run were
@@ -525,12 +528,13 @@ class VertexLocalRunner:
         with open(log_path, "w") as log:
             # a process group of its own (its Beam workers in it): a Ctrl-C reaches it once, from
             # stop_tasks, which waits for it to end (found by exploratory testing: a Ctrl-C ended
-            # the harness in a traceback)
+            # the harness in a traceback). Led by kubeflow_v2/harness_task.py, which stops the group
+            # when this process dies outright (a SIGKILLed harness left its tasks running to their end)
             with self._processes_lock:  # none starts once stop_tasks has begun
                 if self._stopping:
                     raise TaskFailed(f"task {label} not started: the run was stopped")
-                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
-                                           process_group=0)
+                process = subprocess.Popen([self.python, "-m", "kubeflow_v2.harness_task", *argv], stdout=log,
+                                           stderr=subprocess.STDOUT, env=env, cwd=self.root, process_group=0)
                 self._processes[label] = process
             try:
                 code = process.wait()

@@ -3,8 +3,10 @@ Python programs (no TFX): ExecutorInput in, executor_output.json out, artifacts 
 Vertex's cache, resolver filters, and a failing task named with its log. The compiled pipeline
 itself: tests/test_kubeflow_v2_harness.py."""
 
+import contextlib
 import json
 import os
+import signal
 
 import pytest
 
@@ -244,6 +246,38 @@ def test_a_task_that_ignores_the_ctrl_c_is_killed_with_its_children(tmp_path):
     runner.stop_tasks(seconds=0.5)
     thread.join(timeout=10)
     assert _gone(task) and _gone(child) and failed  # killed: its exit is a failure, not a result
+
+
+def _harness(path, tmp_path):
+    """`python -m kubeflow_v2.harness` on `path`, as docs/vertex.md runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "kubeflow_v2.harness", path, "--log-dir", str(tmp_path / "logs")],
+                            cwd=harness.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            process_group=0)
+
+
+def test_a_harness_killed_outright_leaves_no_task_running(tmp_path):
+    """A SIGKILLed harness (the kernel's out-of-memory killer, `kill -9`) left its tasks and their
+    children running to their end, writing outputs nobody reads. Each task's group is led by
+    kubeflow_v2/harness_task.py, which stops it as a Ctrl-C would when the harness dies."""
+    path, pids = _slow_pipeline(tmp_path)
+    started = _harness(path, tmp_path)
+    try:
+        task, child = _pids_of(pids)
+        started.kill()
+        started.communicate(timeout=60)
+        assert _gone(task, timeout=5) and _gone(child, timeout=5)
+    finally:
+        if started.poll() is None:
+            started.kill()
+        for pid in _pids_of(pids):  # the orphans of a failed assertion: not into the next tests
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    [log] = (tmp_path / "logs").glob("run-*/slow.log")
+    assert "[harness-task] the harness (pid {}) has ended".format(started.pid) in log.read_text()
+    assert not list((tmp_path / "logs").glob("run-*/Pusher.log"))
 
 
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):

@@ -94,7 +94,8 @@ def stop_groups(groups: Dict[int, subprocess.Popen], seconds: float) -> None:
     SIGKILL to what is left after `seconds`, or at once on a second Ctrl-C (KeyboardInterrupt): to
     each group's process and its descendants, then to the group; returns once the processes ended.
     `groups`: {process group id: the process to wait for in it}. Used by the harness for its tasks
-    (kubeflow_v2/harness.py stop_tasks)."""
+    (kubeflow_v2/harness.py stop_tasks) and by a task's own group when the harness died
+    (kubeflow_v2/harness_task.py; its own process is in the group, and the last SIGKILL ends it)."""
     for group in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGINT)
