@@ -294,9 +294,11 @@ class VertexLocalRunner:
 
     def run(self) -> RunResult:
         """One run of the pipeline. A Ctrl-C (KeyboardInterrupt) stops the tasks under way
-        (`stop_tasks`) before it goes on up: no task process outlives the harness. What the run
-        did up to a failure or a stop is `self.last_run` (its tasks done) and `self.in_flight`
-        (the tasks under way then)."""
+        (`stop_tasks`) before it goes on up: no task process outlives the harness; so does a
+        failed task, or any other error, for the other tasks under way (found by review: a run
+        whose task failed waited for a parallel one, minutes of a Transform or a Trainer, before
+        it said so). What the run did up to a failure or a stop is `self.last_run` (its tasks
+        done) and `self.in_flight` (the tasks under way then, stopped)."""
         run_id = self._new_run_id()
         os.makedirs(os.path.join(self.log_dir, run_id), exist_ok=True)
         self.store.data["runs"].append(run_id)
@@ -307,14 +309,14 @@ class VertexLocalRunner:
         with concurrent.futures.ThreadPoolExecutor(self.max_parallel) as pool:
             try:
                 self._run_tasks(run_id, pool, done, running, prepared_of)
-            except BaseException as e:
+            except BaseException:
                 with self._processes_lock:  # a task's label: its name, or NAME.pre_cache_check
                     labels = set(self._processes)
-                self.in_flight = sorted(set(running.values()) | {label.partition(".")[0] for label in labels})
-                if isinstance(e, KeyboardInterrupt):  # before the pool's shutdown, which waits for its tasks
-                    for future in running:  # those not started yet
-                        future.cancel()
-                    self.stop_tasks()
+                self.in_flight = sorted({name for future, name in running.items() if future.running()}
+                                        | {label.partition(".")[0] for label in labels})
+                for future in running:  # before the pool's shutdown, which waits for its tasks: those not
+                    future.cancel()  # started yet are not started, those under way are stopped
+                self.stop_tasks()
                 raise
         self.store.save()
         return RunResult(run_id, done)
@@ -551,7 +553,8 @@ class VertexLocalRunner:
     def stop_tasks(self, seconds: Optional[float] = None) -> None:
         """Stops the task processes under way as a Ctrl-C stops a local run (runner/supervisor.py):
         the SIGINT of a Ctrl-C to each one's process group, then SIGKILL to what is left of it
-        after `seconds` (STOP_SECONDS), or at once on a second Ctrl-C; returns once they ended."""
+        after `seconds` (STOP_SECONDS), or at once on a second Ctrl-C; returns once they ended.
+        Also the path of a failed task: the others under way are stopped the same way (run())."""
         from runner import supervisor
 
         with self._processes_lock:
@@ -617,11 +620,12 @@ def outcome(result: RunResult, serving_model_dir: Optional[str]):
 
 
 def run_line(runner: "VertexLocalRunner", result: RunResult, failed: Optional[str] = None,
-             under_way: Sequence[str] = ()) -> List[str]:
+             stopped: Sequence[str] = ()) -> List[str]:
     """The run's tasks, counted (ran, cached, imported, resolved), not named: a run of the
     pipeline ran 13 of them, and the line named each (found by exploratory testing: about 220
     columns; the console said each one's start and end above it). Named are only the task that
-    `failed`, the ones `under_way` then and the ones not run, on lines of at most WIDTH."""
+    `failed`, the ones under way then (`stopped` by the failure) and the ones not run, on lines of
+    at most WIDTH."""
     from runner import console
 
     tasks = result.tasks.values()
@@ -632,9 +636,9 @@ def run_line(runner: "VertexLocalRunner", result: RunResult, failed: Optional[st
     parts = [f"{len(runner.tasks)} tasks: " + (", ".join(f"{n} {what}" for n, what in counts if n) or "none done")]
     if failed:
         parts.append(f"failed: {failed}")
-    others = [name for name in under_way if name != failed]
+    others = [name for name in stopped if name != failed]
     if others:
-        parts.append(f"under way: {', '.join(others)}")
+        parts.append(f"stopped: {', '.join(others)}")
     skipped = sorted(set(runner.tasks) - set(result.tasks) - {failed} - set(others))
     if skipped:
         parts.append(f"not run: {', '.join(skipped)}")

@@ -132,8 +132,8 @@ def test_a_runs_line_counts_its_tasks_and_names_only_those_that_did_not_finish(t
     again = runner.run()  # produce from the cache
     assert harness.run_line(runner, again) == [f"[vertex-local] {again.run_id}: 3 tasks: 1 ran, 1 cached, 1 resolved"]
     stopped = harness.RunResult("r", {"latest": again.tasks["latest"]})
-    assert harness.run_line(runner, stopped, under_way=["produce"]) == [
-        "[vertex-local] r: 3 tasks: 1 resolved; under way: produce; not run: consume"]
+    assert harness.run_line(runner, stopped, stopped=["produce"]) == [
+        "[vertex-local] r: 3 tasks: 1 resolved; stopped: produce; not run: consume"]
     # many names: lines of at most 100 columns
     runner.tasks = {f"Component{n:02d}WithALongName": {} for n in range(12)}
     lines = harness.run_line(runner, harness.RunResult("r", {}), failed="Component00WithALongName")
@@ -278,6 +278,53 @@ def test_a_harness_killed_outright_leaves_no_task_running(tmp_path):
     [log] = (tmp_path / "logs").glob("run-*/slow.log")
     assert "[harness-task] the harness (pid {}) has ended".format(started.pid) in log.read_text()
     assert not list((tmp_path / "logs").glob("run-*/Pusher.log"))
+
+
+# Fails once the slow task has started (its pids file exists), with an exception.
+BROKEN = ("import json, os, sys, time\n"
+          "pids = json.loads(sys.argv[1])['inputs']['parameterValues']['pids']\n"
+          "while not os.path.exists(pids):\n"
+          "    time.sleep(0.05)\n"
+          "raise RuntimeError('broken on purpose')\n")
+
+
+def test_a_failed_task_stops_the_others_under_way_and_is_named_at_once(tmp_path):
+    """A task that failed beside a slow one was said only once the slow one had ended (a Transform
+    or a Trainer: minutes). The others under way are stopped as a Ctrl-C stops them (the same
+    path), and the failure is said at once."""
+    import time
+
+    path, pids = _slow_pipeline(tmp_path)
+    job = json.loads(open(path).read())
+    spec = job["pipelineSpec"]
+    spec["components"]["broken"] = {"executorLabel": "broken_executor"}
+    spec["deploymentSpec"]["executors"]["broken_executor"] = {
+        "container": {"image": "unused", "command": ["python", "-c", BROKEN], "args": ["{{$}}"]}}
+    spec["root"]["dag"]["tasks"]["broken"] = {"componentRef": {"name": "broken"}, "inputs": {"parameters": {
+        "pids": {"runtimeValue": {"constantValue": {"stringValue": str(pids)}}}}}}
+    open(path, "w").write(json.dumps(job))
+    started = _harness(path, tmp_path)
+    try:
+        task, child = _pids_of(pids)
+        since = time.time()
+        out, err = started.communicate(timeout=30)  # without the stop: the slow task's 300 s
+        seconds = time.time() - since
+    finally:
+        if started.poll() is None:
+            started.kill()
+        for pid in _pids_of(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert started.returncode == console.EXIT_FAILED, err
+    assert seconds < 10 and _gone(task, timeout=1) and _gone(child, timeout=1)
+    said = out.splitlines()
+    [at] = [n for n, line in enumerate(said) if line.startswith("[vertex-local] run-")]
+    block = [said[at]] + [line.strip() for line in said[at + 1:] if line.startswith("  ")]
+    assert "; ".join(block).endswith(": 3 tasks: none done; failed: broken; stopped: slow; not run: Pusher"), said
+    lines = err.splitlines()
+    assert lines[0].startswith("error: task broken failed (exit 1); log ") and lines[0].endswith("broken.log:")
+    assert lines[1:] == ["  RuntimeError: broken on purpose"]
+    assert all(len(line) <= console.WIDTH for line in out.splitlines() + lines[1:])
 
 
 def test_a_file_that_is_not_a_compiled_pipeline_is_one_line(tmp_path, capsys):
