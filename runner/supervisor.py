@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -107,8 +108,6 @@ def stop_groups(groups: Dict[int, subprocess.Popen], seconds: float) -> None:
             except subprocess.TimeoutExpired:
                 pass
     except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-        import logging
-
         logging.getLogger(__name__).warning("a second Ctrl-C: what is left is killed")
     for group, process in groups.items():
         if process.poll() is None:
@@ -309,7 +308,5 @@ def _outcome(config, since_ms: int, served_before: set) -> Optional[console.Outc
     try:
         return console.read_outcome(config, since_ms, served_before)
     except Exception:  # noqa: BLE001  the summary must come whatever ML Metadata holds
-        import logging
-
         logging.exception("ML Metadata could not be read after the run was killed")
         return None
