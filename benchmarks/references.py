@@ -54,6 +54,9 @@ class ReferenceModel(tf.Module):
         self.popularity = tf.Variable((counts / max(counts.max(), 1.0)).astype(np.float32),
                                       trainable=False)
         rng = np.random.default_rng(seed)
+        # at most the rank ARPACK can give: a small catalog has fewer factors (found by the
+        # tests of benchmarks/tune.py: 60 products, "`k` must be an integer satisfying ...")
+        mf_dim = min(mf_dim, min(purchases.shape) - 1)
         _, _, vt = scipy.sparse.linalg.svds(purchases.astype(np.float64), k=mf_dim,
                                             v0=rng.uniform(size=min(purchases.shape)))
         factors = np.vstack([vt.T, np.zeros([1, mf_dim])]).astype(np.float32)  # + the OOV row

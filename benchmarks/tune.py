@@ -123,6 +123,8 @@ def main(argv=None) -> int:
                         "benchmarks/heavy_data.py)")
     args = p.parse_args(argv)
     grid = args.model if args.model is not None else GRID
+    if args.compare == "popularity" and not args.references:  # found before the training, not after it
+        p.error("--compare popularity needs the references (drop --no-references)")
 
     users, items, num_users, num_items = index_pairs(args.data_dir)
     fit, val = validation.carve_validation(users, items, seed=args.seed)
@@ -199,6 +201,8 @@ def main(argv=None) -> int:
     start = time.time()
     ranks = validation_ranks(score_fns, history, users[val], items[val])
     print(f"[tune] ranked in {time.time() - start:.0f} s\n")
+    if args.compare and args.compare not in ranks:
+        p.error(f"--compare {args.compare}: no such row; the rows: {', '.join(ranks)}")
     groups = {"validation split": np.ones(val.sum(), bool)}
     if args.heavy_at:
         heavy = history.lengths()[users[val]] >= args.heavy_at
