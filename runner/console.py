@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -108,8 +109,9 @@ class ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if record.name == PROGRESS_LOGGER or record.name.startswith(PROGRESS_LOGGER + "."):
-                if not self.console.verbose:  # verbose: the live log shows it already
-                    self.console.say(record.getMessage(), log=False)
+                if not self.console.verbose:  # verbose: the live log shows it already (whole)
+                    for line in fit_text(record.getMessage()):  # the log has it whole (_LogFileHandler)
+                        self.console.say(line, log=False)
             elif record.msg == _TFX_RUNNING and record.args:
                 self.current = ComponentRun(str(record.args[0]), time.monotonic())
                 self.meter.start()
@@ -269,6 +271,12 @@ class Console:
                 self._log.write(text + "\n")
             except OSError:  # the log's disk is full: the console line is what counts
                 pass
+
+    def say_fitted(self, text: str, err: bool = False) -> None:
+        """`text` as lines of at most WIDTH columns (`fit_text`: a longer line goes on under its
+        text), each said (`say`): the run's own lines of free text (a cause, a path)."""
+        for line in fit_text(text):
+            self.say(line, err=err)
 
     def close(self) -> None:
         """Restores the standard outputs; the log file stays."""
@@ -561,6 +569,33 @@ def fit(parts: List[str], first: str = "", indent: str = "    ", width: int = WI
     return lines or [first.rstrip()]
 
 
+def fit_text(text: str, width: int = WIDTH) -> List[str]:
+    """Each line of `text` (a component's message for the console) fitted to `width` (`fit`): a
+    line that fits stays as it is (a table's row), a longer one goes on under its text, after
+    its `[prefix] ` or its own indent (a path longer than a line stays whole). Found by
+    exploratory testing: outside the summary, lines ran to 384 columns (the report's eval
+    purchases), 138 (the Pusher's), 174 (the catalog's)."""
+    lines: List[str] = []
+    for line in text.splitlines() or [""]:
+        lead = re.match(r"\[[^\]]*\] (\([a-z]+\) )?|\s*", line).group(0)
+        if len(line) <= width or not line[len(lead):].strip():
+            lines.append(line)
+            continue
+        # fit's continuation of a part too long for one line is two columns deeper than `indent`:
+        # under the text after a "[prefix] ", two columns under an indented line's start
+        indent = " " * (len(lead) - 2) if lead.startswith("[") else lead
+        lines += fit([line[len(lead):]], lead, indent, width=width)
+    return lines
+
+
+def too_wide(lines: Sequence[str], width: int = WIDTH) -> List[str]:
+    """The lines wider than `width` but for a path: a line is excused when a path (a word with a
+    "/") of half a line or more is what makes it long, as `fit` keeps a path whole. What the
+    tests hold a console to."""
+    return [line for line in lines if len(line) > width
+            and not any("/" in word and len(word) >= width // 2 for word in line.split())]
+
+
 def drift_lines(figures: Dict, first: str, indent: str) -> List[str]:
     """The drift gate's verdict on compared spans (components/drift.py's figures), short: what was
     compared and the verdict after `first`, then, each on a line of its own under `indent` and two
@@ -810,71 +845,72 @@ def run_pipeline(config, build: Callable, verbose: bool = False, wait: bool = Fa
         try:  # a bad --preset/--model-param fails here, in one line, not inside the Trainer
             trainer.model_config(config.training.custom_config())
         except (TypeError, ValueError) as e:
-            console.say(f"error: model configuration: {e}")
+            console.say_fitted(f"error: model configuration: {e}")
             return EXIT_USAGE
         try:
             evaluator.eval_config(**config.gate.eval_config_args())
         except ValueError as e:
-            console.say(f"error: gate configuration: {e}")
+            console.say_fitted(f"error: gate configuration: {e}")
             return EXIT_USAGE
         from components import drift
 
         try:
             drift.check_thresholds(config.drift.thresholds)
         except ValueError as e:
-            console.say(f"error: {e}")
+            console.say_fitted(f"error: {e}")
             return EXIT_USAGE
         problem = run_lock.unwritable(config.output_dir)
         if problem:  # before the data checks read (or download) anything
-            console.say(f"error: cannot write into --output-dir {config.output_dir}: {problem}")
+            console.say_fitted(f"error: cannot write into --output-dir {config.output_dir}: {problem}")
             return EXIT_USAGE
         if not wait:  # a busy output directory is said before the data is read (or downloaded)
             try:
                 run_lock.refuse_if_busy(config.output_dir)
             except run_lock.OutputDirBusy as e:
-                console.say(f"error: {e}")
+                console.say_fitted(f"error: {e}")
                 return EXIT_BUSY
         problem = run_lock.orphaned_outputs(config.metadata_path, config.pipeline_root,
                                             kept=[os.path.basename(config.drift_acceptances_dir)])
         if problem:
-            console.say(f"error: {problem}")
+            console.say_fitted(f"error: {problem}")
             return EXIT_USAGE
         try:
             # a copy: the caller's configuration stays as it was given
             config = dataclasses.replace(config, data_dir=data.ensure_data(
                 config.data_dir, verify_checksums=config.verify_checksums, span_window=config.span_window))
         except data.DataError as e:
-            console.say(f"error: the input data was rejected: {e}")
+            console.say_fitted(f"error: the input data was rejected: {e}")
             return EXIT_DATA_REJECTED
         try:
             run_lock.check_writable(config.output_dir)
         except OSError as e:
-            console.say(f"error: cannot write into --output-dir {config.output_dir}: "
+            console.say_fitted(f"error: cannot write into --output-dir {config.output_dir}: "
                         f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}")
             return EXIT_USAGE
         try:
             with run_lock.hold(config.output_dir, wait_seconds=None if wait else 0,
-                               on_wait=lambda holder: console.say(
+                               on_wait=lambda holder: console.say_fitted(
                                    f"[run] waiting: another run is using {config.output_dir} ({holder})")):
                 console.move_log(log_path_for(config.output_dir, now))
                 return _run_locked(config, build, console, stamp)
         except run_lock.OutputDirBusy as e:
-            console.say(f"error: {e}")
+            console.say_fitted(f"error: {e}")
             return EXIT_BUSY
     except KeyboardInterrupt:  # Ctrl-C: say where, not a traceback of wherever Python was
         watch.taken()
         logging.exception("the run was interrupted")
-        for line in interrupted_lines(console.handler, console.log_path):
-            console.say(line)
+        cause, log_line = interrupted_lines(console.handler, console.log_path)
+        console.say_fitted(cause)
+        console.say(log_line)  # a path, whole
         tmp_log = None  # kept when the run had not moved it yet
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001  unforeseen: say it plainly, keep the log
         logging.exception("the run stopped")
         tmp_log = None  # kept: it holds the traceback
         if is_out_of_space(e):
-            console.say(no_space_line(e))
+            console.say_fitted(no_space_line(e))
             return EXIT_NO_SPACE
-        console.say(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")
+        console.say_fitted(f"error: the run stopped (exit code {EXIT_FAILED}): {type(e).__name__}: {plain_cause(e)}")
         console.say(f"full log: {console.log_path}")
         return EXIT_FAILED
     finally:
@@ -902,7 +938,9 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
     from tfx import v1 as tfx
 
     console.say(f"[run] data {config.data_dir}")
-    console.say(f"[run] outputs {os.path.abspath(config.output_dir)} (full log: {console.log_path})")
+    for line in fit([f"[run] outputs {os.path.abspath(config.output_dir)}", f"(full log: {console.log_path})"],
+                    indent="      ", sep=" "):  # the log's path on a line of its own when both do not fit
+        console.say(line)
     served_before = _served_versions(config.serving_model_dir)
     since_ms = int(time.time() * 1000) - 1000
     try:
@@ -915,24 +953,24 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         failed = [c.name for c in console.handler.components if c.state == "failed"]
         where = f" at {failed[-1]}" if failed else ""
         if failed and failed[-1] == REPORT_NODE:  # the model's fate is decided: say it anyway
-            console.say(f"warning: the run report could not be written ({type(e).__name__}: "
+            console.say_fitted(f"warning: the run report could not be written ({type(e).__name__}: "
                         f"{plain_cause(e).splitlines()[0]}); see the full log")
             outcome = read_outcome(config, since_ms, served_before)
             for line in summary_lines(outcome, None, console.log_path):
                 console.say(line)
             return outcome.exit_code
         if is_out_of_space(e):
-            console.say("\n" + no_space_line(e, where))
+            console.say_fitted("\n" + no_space_line(e, where))
             console.say(f"full log: {console.log_path}")
             return EXIT_NO_SPACE
         if is_data_rejection(e):
             code = EXIT_DATA_REJECTED
-            console.say(f"\nerror: the data was rejected{where}; nothing was trained or pushed "
+            console.say_fitted(f"\nerror: the data was rejected{where}; nothing was trained or pushed "
                         f"(exit code {code}):")
         else:
             code = EXIT_FAILED
-            console.say(f"\nerror: the pipeline stopped{where} (exit code {code}): {type(e).__name__}:")
-        console.say("\n".join("  " + line for line in plain_cause(e).splitlines()))
+            console.say_fitted(f"\nerror: the pipeline stopped{where} (exit code {code}): {type(e).__name__}:")
+        console.say_fitted("\n".join("  " + line for line in plain_cause(e).splitlines()))
         console.say(f"full log: {console.log_path}")
         return code
     outcome = read_outcome(config, since_ms, served_before)
@@ -942,7 +980,7 @@ def _run_locked(config, build: Callable, console: Console, stamp: str) -> int:
         from components import evaluator
 
         _, table = evaluator.gate_report(outcome.evaluation_uri)
-        console.say(table.replace("[gate] ", "[gate] (cached) ", 1))
+        console.say_fitted(table.replace("[gate] ", "[gate] (cached) ", 1))
     report = _publish_report(outcome.report_uri, config.output_dir, stamp)
     ran = [c for c in console.handler.components if c.state == "ran"]
     peak = max(ran, key=lambda c: c.peak_bytes) if ran else None

@@ -46,6 +46,39 @@ def test_one_line_per_component_and_the_recsys_lines_only(tmp_path):
         assert text in log, text
 
 
+def test_a_long_recsys_line_goes_on_under_its_text_and_the_log_keeps_it_whole(tmp_path):
+    """Found by exploratory testing: outside the summary, the components' lines ran to 384 columns."""
+    stream, run = _started(tmp_path)
+    long = "[data] train: " + ", ".join(f"span-{n}/dsf_asos_train_with_alphanumeric_dummy_ids.parquet"
+                                        for n in range(1, 5))
+    row = f"{'recall_at_10':<18}{'0.0402':>10}".ljust(console.WIDTH - 2) + "ok"  # a table row of 100 columns
+    try:
+        logging.getLogger("recsys.data").info(long)
+        logging.getLogger("recsys.gate").info("[gate] %s\n%s\n  %s", "BLESSED", row,
+                                              "a detail " * 15)
+    finally:
+        run.close()
+    lines = stream.getvalue().splitlines()
+    assert console.too_wide(lines) == [] and all(len(line) <= console.WIDTH for line in lines)
+    data_lines = [line for line in lines if not line.startswith(("[gate]", "recall", "  a detail", "    a detail"))]
+    assert data_lines[0].startswith("[data] train: span-1/") and len(data_lines) == 4
+    assert all(line.startswith(" " * len("[data] ") + "span-") for line in data_lines[1:])  # under its text
+    assert " ".join(" ".join(data_lines).split()) == long  # every word, in order
+    assert lines[len(data_lines):len(data_lines) + 2] == ["[gate] BLESSED", row]  # a row that fits: as it is
+    assert lines[-2].startswith("  a detail") and lines[-1].startswith("    a detail")  # deeper than its line
+    with open(tmp_path / "logs" / "run.log") as f:
+        assert long in f.read()  # the log has it whole
+
+
+def test_fit_text_keeps_a_path_whole_and_excuses_only_a_path():
+    path = "/tmp/" + "long-directory/" * 8 + "index.html"
+    assert console.fit_text(f"[report] {path}") == [f"[report] {path}"]
+    lines = console.fit_text(f"[push] pushed version 17 (model card: assets.extra/model_card.md) to {path}")
+    assert lines == ["[push] pushed version 17 (model card: assets.extra/model_card.md) to", f"       {path}"]
+    assert console.too_wide(lines) == [] and console.too_wide([f"{'word ' * 25}/a/b"]) == [f"{'word ' * 25}/a/b"]
+    assert console.fit_text("\nerror: x") == ["", "error: x"]
+
+
 def test_the_log_moves_with_what_it_held(tmp_path):
     stream, run = _started(tmp_path)
     try:
@@ -234,8 +267,10 @@ def test_ctrl_c_ends_with_where_it_stopped_not_a_traceback(tmp_path, fake_data_d
     stream = io.StringIO()
     assert console.run_pipeline(config, build, stream=stream) == console.EXIT_INTERRUPTED == 130
     lines = stream.getvalue().strip().splitlines()
-    assert lines[-2].startswith("error: interrupted during Transform (exit code 130); nothing was "
-                                "pushed; the served model is unchanged"), lines
+    cause = next(i for i, line in enumerate(lines) if line.startswith("error: "))
+    assert " ".join(" ".join(lines[cause:-1]).split()).startswith(
+        "error: interrupted during Transform (exit code 130); nothing was pushed; the served model is unchanged"), lines
+    assert all(line.startswith("  ") for line in lines[cause + 1:-1]) and console.too_wide(lines) == []
     assert lines[-1].startswith(f"full log: {tmp_path / 'out' / 'logs'}")
     with open(lines[-1].split(": ", 1)[1]) as f:
         assert "KeyboardInterrupt" in f.read()  # the traceback is in the log
