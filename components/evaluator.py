@@ -289,9 +289,7 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
     rows = gate_rows(config, values, failed, intervals)
     missing = [r["metric"] for r in rows if r["result"] == NO_VALUE]
     blessed = result.validation_ok  # what TFX's blessing says, and the Pusher follows
-    verdict = ("BLESSED: the model passes the gate, on to the Pusher" if blessed else
-               "NOT BLESSED: the model fails the gate and will NOT be pushed; "
-               "the served model stays as it is")
+    verdict = BLESSED_VERDICT if blessed else NOT_BLESSED_VERDICT
     details = [f"{name}: {message}" for name, message in sorted(failed.items()) if message]
     details += _margin_details(rows)
     details += _noise_details(rows)
@@ -300,6 +298,10 @@ def gate_verdict(output_uri: str, config: Optional[config_pb2.EvalConfig] = None
         details = [str(result.validation_details)]
     return {"blessed": blessed, "verdict": verdict, "has_baseline": bool(values[BASELINE]),
             "values": values, "curves": curves, "rows": rows, "details": details}
+
+
+BLESSED_VERDICT = "BLESSED: the model passes the gate, on to the Pusher"
+NOT_BLESSED_VERDICT = "NOT BLESSED: the model fails the gate and will NOT be pushed; the served model stays as it is"
 
 
 # Why a "drop vs served" failure of TFMA's is not one (without_forgiven_failures)
@@ -406,21 +408,25 @@ def gate_report(output_uri: str, config: Optional[config_pb2.EvalConfig] = None)
 
 def gate_text(gate: Mapping[str, Any]) -> str:
     """The verdict and the table of `gate` (gate_verdict's), as the console shows them."""
+    # the verdict's line fits the console's 100 columns when blessed (found by exploratory testing:
+    # 105 columns with "no baseline model: absolute thresholds only"); a longer one goes on under it
     baseline_note = ("compared with the served model" if gate["has_baseline"] else
-                     "no baseline model: absolute thresholds only")
-    lines = [f"{'metric':<18}{'candidate':>11}{'served':>11}{'popular':>11}  {'threshold':<36}result"]
+                     "no served model: absolute bounds only")
+    # columns of 18, 3 x 10, 2 and 33: a row with the longest result ("FAILED (no value)", "ok
+    # (within noise)") is 100 columns, the console's width (found by exploratory testing: 106)
+    lines = [f"{'metric':<18}{'candidate':>10}{'served':>10}{'popular':>10}  {'threshold':<33}result"]
     for row in gate["rows"]:
         if row["kind"] == MARGIN:
             name, show = "  vs popularity", _percent
         else:
             name, show = row["metric"], _fmt
-        lines.append(f"{name:<18}{show(row['candidate']):>11}{show(row['baseline']):>11}"
-                     f"{_fmt(row['popularity']):>11}  {row['threshold']:<36}{row['result']}")
+        lines.append(f"{name:<18}{show(row['candidate']):>10}{show(row['baseline']):>10}"
+                     f"{_fmt(row['popularity']):>10}  {row['threshold']:<33}{row['result']}")
         vs = row.get("vs_served")
         if vs:
             interval = f"95% interval {vs['low']:+.1%} to {vs['high']:+.1%}"
-            lines.append(f"{'  vs served':<18}{_percent(vs['change']):>11}{'-':>11}{'-':>11}  "
-                         f"{interval:<36}{vs['result']}")
+            lines.append(f"{'  vs served':<18}{_percent(vs['change']):>10}{'-':>10}{'-':>10}  "
+                         f"{interval:<33}{vs['result']}")
     served_popular = [f"{row['of']} {_fmt(gate['values'][BASELINE].get(popularity_name(row['of'])))}"
                       for row in gate["rows"] if row["kind"] == MARGIN and row["baseline"] is not None]
     if served_popular:  # (found by exploratory testing: +1510.0% next to 0.1345 and 0.0860 read as an error)
@@ -568,12 +574,12 @@ class Executor(evaluator_executor.Executor):
             tf.io.gfile.rmtree(kept.uri)
             return examples
         if len(model_dirs) > 1:
-            log.info("[gate] %s of the %s eval purchases repeat a purchase the candidate or the served "
-                     "model trained on: left out for both (each model leaves out what a user bought, so "
-                     "only the other could hit it)", f"{left_out:,}", f"{purchases:,}")
+            log.info("[gate] %s of %s eval purchases repeat a purchase the candidate or the served model "
+                     "trained on: left out for both (each model leaves out what a user bought: only the other "
+                     "could hit it)", f"{left_out:,}", f"{purchases:,}")
         else:  # no served model (found by exploratory testing: the line spoke of one)
-            log.info("[gate] %s of the %s eval purchases repeat a purchase the candidate trained on: left "
-                     "out (its recommendations leave out what a user bought)", f"{left_out:,}", f"{purchases:,}")
+            log.info("[gate] %s of %s eval purchases repeat a purchase the candidate trained on: left out (its "
+                     "recommendations leave out what a user bought)", f"{left_out:,}", f"{purchases:,}")
         return kept
 
 

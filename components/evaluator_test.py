@@ -240,6 +240,36 @@ def test_the_table_says_what_the_served_models_margin_is_over():
     assert "served vs popularity" not in evaluator.gate_text(first)
 
 
+@pytest.mark.parametrize("blessed", [True, False])
+@pytest.mark.parametrize("served", [True, False])
+def test_the_gate_lines_fit_the_console_and_its_table_rows_stay_whole(blessed, served):
+    """Found by exploratory testing: the verdict's line was 105 columns on a first run, 138
+    refused; a detail line is a sentence. On the console (runner/console.py fit_text) every line
+    fits, a table row as it is, the verdict of a blessed model on one line."""
+    from runner import console
+
+    values = {evaluator.CANDIDATE: {"recall_at_10": 0.0101, "popularity_recall_at_10": 0.0198,
+                                    "recall_at_10_over_popularity": -0.49, "sampled_accuracy": 0.2},
+              evaluator.BASELINE: {"recall_at_10": 0.0402, "popularity_recall_at_10": 0.0084,
+                                   "recall_at_10_over_popularity": 3.79, "sampled_accuracy": 0.2} if served else {}}
+    rows = _margin_rows(values, failed=() if blessed else ("recall_at_10",))
+    gate = {"blessed": blessed, "verdict": evaluator.BLESSED_VERDICT if blessed else evaluator.NOT_BLESSED_VERDICT,
+            "has_baseline": served, "values": values, "rows": rows,
+            "details": [] if blessed else ["recall_at_10: " + "the candidate is below its bound " * 6]
+            + evaluator._margin_details(rows)}
+    text = evaluator.gate_text(gate)
+    lines = console.fit_text(text)
+    assert all(len(line) <= console.WIDTH for line in lines), [line for line in lines if len(line) > console.WIDTH]
+    assert [line for line in text.splitlines() if line.startswith(("metric ", "recall_at_10 ", "  vs popularity"))] \
+        == [line for line in lines if line.startswith(("metric ", "recall_at_10 ", "  vs popularity"))]
+    if blessed:
+        assert lines[0] == f"[gate] {evaluator.BLESSED_VERDICT} (" + (
+            "compared with the served model)" if served else "no served model: absolute bounds only)")
+    else:
+        assert lines[0] == f"[gate] {evaluator.NOT_BLESSED_VERDICT}"
+    assert " ".join(" ".join(lines).split()) == " ".join(text.split())  # every word, in order
+
+
 def test_each_gated_metric_has_its_paired_difference_and_tfma_draws_no_intervals():
     """TFMA's jackknife drew its groups of purchases unseeded: the same pair of models got
     -2.5% to +0.2% (blessed) and -2.3% to -0.0% (refused) on two evaluations. The gate's interval
@@ -311,7 +341,7 @@ def test_the_table_shows_the_interval_of_the_change_vs_served():
     gate = {"blessed": True, "verdict": "BLESSED", "has_baseline": True, "values": values, "details": [],
             "rows": list(rows.values())}
     text = evaluator.gate_text(gate)
-    assert "\n  vs served            -19.0%          -          -  95% interval " in text
+    assert "\n  vs served           -19.0%         -         -  95% interval " in text
     assert evaluator._noise_details(list(rows.values())) == [
         f"recall_at_10: -19.0% against the served model is more than the 1.0% drop the gate allows, but within "
         f"noise: its 95% interval ({vs['low']:+.1%} to {vs['high']:+.1%}) reaches 0, so it is not refused (a drop "
