@@ -52,3 +52,21 @@ def test_read_catalog_names_what_is_wrong(tmp_path, text, expected):
     path.write_text(text)
     with pytest.raises(catalog_check.CatalogFormatError, match=expected):
         catalog_check.read_catalog(str(path))
+
+
+def test_the_console_line_says_the_counts_and_the_products_never_bought_in_few_words():
+    """Found by exploratory testing: the line was 115 columns on the ASOS data, 174 with products
+    never bought; the console fits what is still longer (runner/console.py fit_text)."""
+    from runner import console
+
+    every = catalog_check.summary_text(catalog_check.compare(vocabulary=list(range(29_696)),
+                                                             catalog=list(range(29_696))))
+    assert every == "29,696 catalog products, 29,696 in the train vocabulary: each was bought in train"
+    assert len(f"[catalog] {every}") <= console.WIDTH
+    ids = list(range(2_000_000, 2_030_000))
+    some = catalog_check.summary_text(catalog_check.compare(vocabulary=ids[304:], catalog=ids))
+    assert some == ("30,000 catalog products, 29,696 in the train vocabulary: 304 never bought in train cannot be "
+                    "recommended (e.g. 2000000, 2000001, 2000002, 2000003, 2000004)")
+    assert console.fit_text(f"[catalog] {some}") == [
+        "[catalog] 30,000 catalog products, 29,696 in the train vocabulary: 304 never bought in train cannot",
+        "          be recommended (e.g. 2000000, 2000001, 2000002, 2000003, 2000004)"]
