@@ -225,7 +225,7 @@ class Executor(pusher_executor.Executor):
         if served and same_model(model_path, served.path):
             mark_pushed(model_push, served.path, str(served.number))
             model_push.set_int_custom_property(ALREADY_SERVED_KEY, 1)
-            log.info("[push] this model is already served as version %d (%s): no new version",
+            log.info("[push] this model is already served as version %d: no new version (%s)",
                      served.number, served.path)
             return
         withdrawn = withdrawn_twin(model_path, base)
@@ -247,8 +247,9 @@ class Executor(pusher_executor.Executor):
             raise PushError(f"the model could not be pushed to {base}: {cause}; no version was published "
                             "(the partial copy was removed)") from e
         mark_pushed(model_push, version.path, str(version.number))
-        log.info("[push] pushed version %d to %s (model card: %s/%s)", version.number, version.path,
-                 model_versions.ASSETS_EXTRA, model_card.CARD_MD)
+        # the path last: on a line of its own when it does not fit (runner/console.py fit_text)
+        log.info("[push] pushed version %d (model card: %s/%s) to %s", version.number,
+                 model_versions.ASSETS_EXTRA, model_card.CARD_MD, version.path)
 
 
 class PusherSpec(standard_component_specs.PusherSpec):

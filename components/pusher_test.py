@@ -71,6 +71,27 @@ def test_the_served_model_is_not_pushed_twice(model_uri, tmp_path):
     assert len(model_versions.versions(base)) == 1
 
 
+def test_the_push_lines_fit_the_console_with_the_path_last(model_uri, tmp_path, caplog):
+    """Found by exploratory testing: `[push] pushed version N to <path> (model card: ...)` was 131
+    to 138 columns; the path goes last, so that the console puts it on a line of its own
+    (runner/console.py fit_text) and the rest stays whole."""
+    from runner import console
+
+    base = str(tmp_path / "outputs" / "serving_model" / "recommender")
+    with caplog.at_level("INFO", logger="recsys.push"):
+        _push(model_uri, base, tmp_path)
+        _push(model_uri, base, tmp_path)
+    [version] = model_versions.versions(base)
+    pushed, served = [r.getMessage() for r in caplog.records if r.name == "recsys.push"]
+    assert pushed == f"[push] pushed version {version.number} (model card: assets.extra/model_card.md) to {version.path}"
+    assert served == f"[push] this model is already served as version {version.number}: no new version ({version.path})"
+    assert console.fit_text(pushed) == [f"[push] pushed version {version.number} (model card: "
+                                        "assets.extra/model_card.md) to", f"       {version.path}"]
+    assert console.fit_text(served)[0] == (f"[push] this model is already served as version {version.number}: "
+                                           "no new version")
+    assert " ".join(line.strip() for line in console.fit_text(served)) == served  # every word, in order
+
+
 def test_a_broken_version_of_the_same_model_does_not_count(model_uri, tmp_path, caplog):
     """The issue's poisoned run: a push cut short left fingerprint.pb but no saved_model.pb; the
     next run said `already served` and nothing ever repaired it."""
