@@ -175,6 +175,26 @@ def test_reach_counts_the_purchases_no_model_can_hit():
             "1 is by a user the train data does not hold (the gate ranks") in one
 
 
+def test_the_console_says_reach_in_a_line_of_few_words():
+    """The console's [report] line: reach_text's facts, short (found by exploratory testing: the
+    sentence made a line of 384 columns)."""
+    train = _purchases([(b"a", 1), (b"a", 2), (b"b", 1), (b"c", 3)])
+    counts = report_figures.reach(train, _purchases([(b"a", 1), (b"a", 3), (b"z", 2), (b"b", 99), (b"y", 98),
+                                                     (b"c", 3)]))
+    line = report_figures.reach_line({**counts, "purchases": 35_567, "hittable": 30_000}, "eval", left_out=1_234)
+    assert line == ("eval: 1,234 repeats of a pair the candidate or the served model trained on, left out by the "
+                    "gate; 5,567 of the other 35,567 (15.7%) miss whatever the model (recall <= 0.8435): 2 repeat a "
+                    "train purchase, 2 by unknown users, 2 of unknown products")
+    assert len("[report] " + line) < len("[report] " + report_figures.reach_text(counts, "eval", left_out=1_234)) / 2
+    assert report_figures.reach_line(counts, "eval") == (
+        "eval: 5 of the 6 (83.3%) miss whatever the model (recall <= 0.1667): 2 repeat a train purchase, "
+        "2 by unknown users, 2 of unknown products")
+    one = report_figures.reach(train, _purchases([(b"a", 3)]))
+    assert report_figures.reach_line(one, "eval", left_out=1, served=False) == (
+        "eval: 1 repeat of a pair the candidate trained on, left out by the gate; every other one can be hit")
+    assert report_figures.reach_line(one, "eval") == "eval: all 1 can be hit"
+
+
 def test_what_reach_calls_unhittable_is_what_the_gate_ranks_last(tmp_path, curated_schema):
     """Through a real serving model's `evaluate` signature (the gate's ranks): a purchase reach
     counts as lost ranks last, every other one ranks above the last place."""
