@@ -83,7 +83,8 @@ def test_the_push_lines_fit_the_console_with_the_path_last(model_uri, tmp_path, 
         _push(model_uri, base, tmp_path)
     [version] = model_versions.versions(base)
     pushed, served = [r.getMessage() for r in caplog.records if r.name == "recsys.push"]
-    assert pushed == f"[push] pushed version {version.number} (model card: assets.extra/model_card.md) to {version.path}"
+    assert pushed == (f"[push] pushed version {version.number} (model card: assets.extra/model_card.md) "
+                      f"to {version.path}")
     assert served == f"[push] this model is already served as version {version.number}: no new version ({version.path})"
     assert console.fit_text(pushed) == [f"[push] pushed version {version.number} (model card: "
                                         "assets.extra/model_card.md) to", f"       {version.path}"]
