@@ -183,7 +183,11 @@ def measure(k: int, args) -> Dict:
 def _gate_lines(console: str) -> List[str]:
     lines = console.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("[gate]")), None)
-    return [] if start is None else lines[start:start + 7]
+    if start is None:
+        return []
+    # the verdict (on two lines when longer than the console's 100 columns), the header, 5 rows
+    header = next((i for i in range(start, len(lines)) if lines[i].startswith("metric ")), start + 1)
+    return lines[start:header + 6]
 
 
 # --- The table ---------------------------------------------------------------------------------

@@ -659,7 +659,7 @@ def result_lines(runner: "VertexLocalRunner", result: RunResult, log_path: str) 
     if done.evaluation_uri:
         from components import evaluator
 
-        lines.append(evaluator.gate_report(done.evaluation_uri)[1])
+        lines += console.fit_text(evaluator.gate_report(done.evaluation_uri)[1])  # as make run's console
     from components import run_report
 
     report = os.path.join(done.report_uri, run_report.HTML_FILE) if done.report_uri else None

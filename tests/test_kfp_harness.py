@@ -21,6 +21,7 @@ import pytest
 import kubeflow_v2_runner
 from kubeflow_v2 import harness, kfp_harness, settings
 from pipeline import configs
+from runner import console
 from tests import fake_asos, pipeline_helpers as helpers
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +137,7 @@ def test_a_run_ends_with_the_gates_table_and_make_runs_summary(runs):
     assert code == 0
     text = "\n".join(lines)
     assert lines[0].startswith("[kfp-local] ") and "[gate] BLESSED: " in text
+    assert console.too_wide(text.splitlines()) == []  # as make run's console: every line fits, but a path
     version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
     assert any(line.startswith(f"  start          warm from version {version}: ") for line in lines)
     assert any(line.startswith("  verdict        blessed and pushed as version ") for line in lines)

@@ -173,6 +173,7 @@ def test_a_run_ends_with_the_gates_table_and_make_runs_summary(runs):
     assert code == 0
     text = "\n".join(lines)
     assert "[gate] BLESSED: the model passes the gate, on to the Pusher (compared with the served model)" in text
+    assert console.too_wide(text.splitlines()) == []  # as make run's console: every line fits, but a path
     version = runs["first"].artifact("Pusher", "pushed_model")["metadata"]["pushed_version"]
     assert any(line.startswith(f"  start          warm from version {version}: ") for line in lines)
     # the drift row: the verdict, the figures within their thresholds left to the report

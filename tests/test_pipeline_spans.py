@@ -60,8 +60,22 @@ def runs(tmp_path_factory):
     return result
 
 
+def _words(text):
+    """The console's words, its lines joined: a line longer than the console goes on on the next
+    (runner/console.py fit_text)."""
+    return " ".join(text.split())
+
+
+def test_every_console_line_fits_100_columns_but_a_path_longer_than_that(runs):
+    """Found by exploratory testing: the drift stop's cause and the [data] line of the spans ran
+    past 100 columns."""
+    for name in ("refused", "accepted", "again", "twice"):
+        assert console.too_wide(runs[name][1].splitlines()) == [], runs[name][1]
+
+
 def test_a_drifted_span_stops_the_run_with_exit_4_and_the_feature_named(runs):
     code, text = runs["refused"]
+    text = _words(text)
     assert code == console.EXIT_DATA_REJECTED, text
     assert "error: the data was rejected at DriftGate; nothing was trained or pushed (exit code 4)" in text
     assert "The newest span span-2 drifted from span-1" in text
@@ -98,6 +112,7 @@ def test_the_override_lets_it_through_and_says_so(runs):
 def test_a_later_run_on_the_same_spans_is_accepted_without_the_flag(runs):
     code, text = runs["again"]
     assert code == console.EXIT_OK, text
+    text = _words(text)
     assert "[drift] span-2 vs span-1: OVER the thresholds, ACCEPTED (--accept-drift on 20" in text
     ran = runs["after_again"]
     assert ran["DriftGate"][-1] == "COMPLETE" and ran["Transform"][-1] == "CACHED"
@@ -106,6 +121,7 @@ def test_a_later_run_on_the_same_spans_is_accepted_without_the_flag(runs):
 
 def test_a_span_dropped_twice_is_named(runs):
     code, text = runs["twice"]
+    text = _words(text)
     assert code == console.EXIT_DATA_REJECTED, text
     assert ("span-3 repeats span-2 (the same file dropped twice, or mostly the same rows): 100.0% of its "
             "purchases are in span-2") in text
@@ -123,6 +139,7 @@ def test_ids_that_break_their_pattern_are_traced_to_their_span(tmp_path):
     pq.write_table(pa.concat_tables([table, bad]), path)
     code, text = _run(tmp_path)
     assert code == console.EXIT_DATA_REJECTED, text
+    text = _words(text)
     assert re.search(r"split 'train', feature 'dummyUserId': 1 value\(s\) do not match .*'not an id!'\] "
                      r"\(in span-2\)", text), text
     assert "split 'train' holds span-1, span-2, span-3; split 'eval' is the standing eval file" in text
