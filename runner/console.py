@@ -589,11 +589,12 @@ def fit_text(text: str, width: int = WIDTH) -> List[str]:
 
 
 def too_wide(lines: Sequence[str], width: int = WIDTH) -> List[str]:
-    """The lines wider than `width` but for a path: a line is excused when a path (a word with a
-    "/") of half a line or more is what makes it long, as `fit` keeps a path whole. What the
-    tests hold a console to."""
+    """The lines wider than `width` but for a path: a line is excused when a long path (a word
+    with a "/", 40 columns or more) is what makes it long, the rest of the line short (60 columns
+    at most: a label, an indent, a command's start), as `fit` keeps a path whole. What the tests
+    hold a console to: `[push] pushed version N to <path> (model card: ...)` is not excused."""
     return [line for line in lines if len(line) > width
-            and not any("/" in word and len(word) >= width // 2 for word in line.split())]
+            and not any("/" in word and len(word) >= 40 and len(line) - len(word) <= 60 for word in line.split())]
 
 
 def drift_lines(figures: Dict, first: str, indent: str) -> List[str]:

@@ -76,6 +76,10 @@ def test_fit_text_keeps_a_path_whole_and_excuses_only_a_path():
     lines = console.fit_text(f"[push] pushed version 17 (model card: assets.extra/model_card.md) to {path}")
     assert lines == ["[push] pushed version 17 (model card: assets.extra/model_card.md) to", f"       {path}"]
     assert console.too_wide(lines) == [] and console.too_wide([f"{'word ' * 25}/a/b"]) == [f"{'word ' * 25}/a/b"]
+    before = f"[push] pushed version 17 to {path} (model card: assets.extra/model_card.md)"  # the line it was
+    assert console.too_wide([before]) == [before]
+    command = f'  next           make serve ARGS="--model_base_path {path}"'  # a command, whole
+    assert console.too_wide([command]) == []
     assert console.fit_text("\nerror: x") == ["", "error: x"]
 
 
