@@ -115,7 +115,7 @@ def test_a_warm_started_model_whose_purchases_the_window_all_holds_is_followed_b
     with _with_facts(built, {"start": {"kind": "cold"}}):
         started, _, _, _ = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
     assert (started["kind"], started["chain"]) == ("warm", 1)
-    reason = "version 1796000000 was warm-started, and this window holds all it trained on"
+    reason = "this window holds all that version 1796000000 (warm-started) trained on"
     with _with_facts(built, {"start": {"kind": "warm", "chain": 1}}):
         started, new, lines, model = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
         assert started["kind"] == "cold" and new is None and started["carried_products"] == 0
@@ -134,8 +134,8 @@ def test_a_warm_started_model_whose_purchases_the_window_all_holds_is_followed_b
         assert lines[0].startswith("[train] warm start from")  # a cold-trained model starts no chain to cap
     # without training.json: perhaps warm-started
     _, _, lines, _ = _start(served, caplog, {"preset": "default"}, pairs=holds_all)
-    assert lines == ["[train] cold start: version 1796000000 was warm-started (perhaps), and this window holds "
-                     "all it trained on"]
+    assert lines == ["[train] cold start: this window holds all that version 1796000000 (perhaps warm-started) "
+                     "trained on"]
 
 
 @pytest.mark.parametrize("custom_config, base, changes, said", [

@@ -252,7 +252,7 @@ def chain_ended(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, 
         return (f"{name} ends {'' if recorded else 'at least '}{chain} warm start{'s' if chain > 1 else ''} "
                 f"in a row (warm_start_max_chain {most})")
     if chain and outside == 0:
-        return f"{name} was warm-started{'' if recorded else ' (perhaps)'}, and this window holds all it trained on"
+        return f"this window holds all that {name} ({'' if recorded else 'perhaps '}warm-started) trained on"
     return None
 
 

@@ -105,7 +105,7 @@ def test_the_chain_is_counted_from_the_served_models_training_facts():
     assert warm_start.chain_length(None) == 1 and warm_start.chain_length({}) == 1
     warm, cold = {"start": {"kind": "warm", "chain": 2}}, {"start": {"kind": "cold"}}
     assert warm_start.chain_ended(CONFIG, warm, "version 7", outside=0) == (
-        "version 7 was warm-started, and this window holds all it trained on")
+        "this window holds all that version 7 (warm-started) trained on")
     assert warm_start.chain_ended(CONFIG, warm, outside=5) is None  # the window slid past some
     assert warm_start.chain_ended(CONFIG, warm, outside=None) is None  # not known
     assert warm_start.chain_ended(CONFIG, cold, outside=0) is None

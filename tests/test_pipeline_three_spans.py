@@ -115,7 +115,7 @@ def test_a_chain_of_warm_starts_goes_on_while_the_window_slides_and_ends_when_it
     (second, _), (third, v3), (fourth, _) = runs[1], runs[2], runs[3]
     assert (second["start"]["chain"], third["start"]["chain"]) == (1, 2)
     assert fourth["start"]["kind"] == "cold" and fourth["start"]["carried_products"] == 0
-    assert fourth["start"]["reason"] == f"version {v3[-1]} was warm-started, and this window holds all it trained on"
+    assert fourth["start"]["reason"] == f"this window holds all that version {v3[-1]} (warm-started) trained on"
     assert fourth["training"]["epochs"] == SMALL["epochs"]
 
 
