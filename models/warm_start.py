@@ -246,13 +246,13 @@ def chain_ended(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, 
     past purchases the chain learned from, the chain knows more than a cold training of the
     window can, and scores above it: it goes on. `config.warm_start_max_chain` (0: no bound)
     caps a chain's length whatever the window."""
+    start = (served_facts or {}).get("start") or {}
     chain, most = chain_length(served_facts), config.warm_start_max_chain
-    recorded = "chain" in ((served_facts or {}).get("start") or {})
     if most and chain >= most:
-        return (f"{name} ends {'' if recorded else 'at least '}{chain} warm start{'s' if chain > 1 else ''} "
+        return (f"{name} ends {'' if 'chain' in start else 'at least '}{chain} warm start{'s' if chain > 1 else ''} "
                 f"in a row (warm_start_max_chain {most})")
-    if chain and outside == 0:
-        return f"this window holds all that {name} ({'' if recorded else 'perhaps '}warm-started) trained on"
+    if chain and outside == 0:  # without training.json: perhaps warm-started
+        return f"this window holds all that {name} ({'' if start.get('kind') else 'perhaps '}warm-started) trained on"
     return None
 
 

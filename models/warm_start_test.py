@@ -106,6 +106,10 @@ def test_the_chain_is_counted_from_the_served_models_training_facts():
     warm, cold = {"start": {"kind": "warm", "chain": 2}}, {"start": {"kind": "cold"}}
     assert warm_start.chain_ended(CONFIG, warm, "version 7", outside=0) == (
         "this window holds all that version 7 (warm-started) trained on")
+    assert warm_start.chain_ended(CONFIG, {"start": {"kind": "warm"}}, "version 7", outside=0) == (
+        "this window holds all that version 7 (warm-started) trained on")  # from before the chain was recorded
+    assert warm_start.chain_ended(CONFIG, None, "version 7", outside=0) == (
+        "this window holds all that version 7 (perhaps warm-started) trained on")  # no training.json
     assert warm_start.chain_ended(CONFIG, warm, outside=5) is None  # the window slid past some
     assert warm_start.chain_ended(CONFIG, warm, outside=None) is None  # not known
     assert warm_start.chain_ended(CONFIG, cold, outside=0) is None
