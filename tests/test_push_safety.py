@@ -53,7 +53,12 @@ def test_a_push_cut_short_by_a_full_disk_leaves_no_version_and_the_next_run_push
         disks.resize(disk, _used(disk) + model_bytes // 2)
         code, text = _run(tmp_path, "--model-param", "epochs=4")
         assert code == console.EXIT_NO_SPACE, text
-        [line] = [line for line in text.splitlines() if line.startswith("error:")]
+        lines = text.splitlines()
+        [at] = [i for i, line in enumerate(lines) if line.startswith("error:")]
+        # the error and the lines it goes on on (the console's 100 columns: runner/console.py
+        # fit_text), its words joined
+        more = next((i for i in range(at + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+        line = " ".join(" ".join(lines[at:more]).split())
         assert line.startswith(f"error: no space left on device at Pusher (exit code {console.EXIT_NO_SPACE}): "
                                f"the model could not be pushed to {base}: ")
         assert "No space left on device; no version was published" in line
