@@ -173,9 +173,15 @@ def test_an_incompatible_served_model_means_a_cold_start_said_on_the_console(run
     _, _, seen = runs
     code, text, facts = seen["incompatible"]
     assert code in (console.EXIT_OK, console.EXIT_REFUSED), text  # the default 1% drop bound applies
-    line = next(line for line in text.splitlines() if "cold start" in line)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "cold start" in line)
+    # with the lines it goes on on (the console's 100 columns: runner/console.py fit_text)
+    more = next((i for i in range(at + 1, len(lines)) if not lines[i].startswith(" " * len("[train] "))),
+                len(lines))
+    line = " ".join(" ".join(lines[at:more]).split())
     assert re.fullmatch(r"\[train\] cold start: version \d+ cannot be warm-started from: it has "
                         r"embedding_dim=8, this one 16", line), line
+    assert all(len(said) <= console.WIDTH for said in lines[at:more])
     assert facts["start"]["kind"] == "cold" and facts["start"]["reason"].startswith("incompatible: ")
     assert facts["baseline"]["version"]  # the gate still compares with the served model
     assert "compared with the served model" in text
