@@ -166,9 +166,9 @@ def start_from(base_model: Optional[str], recommender: model_lib.Recommender, pr
     if why:
         progress.info("[train] cold start: %s cannot be warm-started from: %s", version, why)
         return {**cold, "reason": f"incompatible: {why}"}, None
-    new = None if pairs is None else warm_start.unseen_pairs(tables, pairs[0], pairs[1], pairs[2], product_ids)
+    compared = None if pairs is None else warm_start.compare_pairs(tables, *pairs, product_ids)
+    new, outside = compared or (None, None)
     learns = new is None or bool(new.any())  # a warm start with nothing new takes no step
-    outside = None if pairs is None else warm_start.left_out(tables, pairs[0], pairs[1], pairs[2], product_ids)
     ended = warm_start.chain_ended(recommender.config, served_facts, version, outside) if learns else None
     if ended:
         progress.info("[train] cold start: %s", ended)

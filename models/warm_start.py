@@ -173,12 +173,12 @@ def _served_pairs(tables: ServedTables, user_ids: np.ndarray,
             index_in(np.asarray(product_ids, np.int64), tables.product_ids)[items])
 
 
-def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
-                 user_ids: np.ndarray, product_ids: np.ndarray) -> Optional[np.ndarray]:
-    """bool [pairs]: which of this window's (user, product) index pairs the served model has not
-    trained on, compared by raw ids (`user_ids`, `product_ids`: this window's vocabularies in
-    index order); None when the served model does not hold its purchases or user vocabulary. A
-    product bought again by the same user counts as seen: the pair is what the model learns."""
+def compare_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray, user_ids: np.ndarray,
+                  product_ids: np.ndarray) -> Optional[Tuple[np.ndarray, int]]:
+    """This window's (user, product) index pairs against those the served model trained on, by
+    raw ids (`user_ids`, `product_ids`: this window's vocabularies in index order): (`unseen_pairs`,
+    `left_out`), from one pass; None when the served model does not hold its purchases or user
+    vocabulary."""
     served = _served_pairs(tables, user_ids, product_ids)
     if served is None:
         return None
@@ -186,7 +186,18 @@ def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarra
     both = (users >= 0) & (items >= 0)
     width = len(product_ids) + 1
     window = np.asarray(user_idx, np.int64) * width + np.asarray(item_idx, np.int64)
-    return ~np.isin(window, users[both] * width + items[both])
+    held = users[both] * width + items[both]
+    return ~np.isin(window, held), int((~both).sum() + (~np.isin(held, window)).sum())
+
+
+def unseen_pairs(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
+                 user_ids: np.ndarray, product_ids: np.ndarray) -> Optional[np.ndarray]:
+    """bool [pairs]: which of this window's (user, product) index pairs the served model has not
+    trained on, compared by raw ids (`user_ids`, `product_ids`: this window's vocabularies in
+    index order); None when the served model does not hold its purchases or user vocabulary. A
+    product bought again by the same user counts as seen: the pair is what the model learns."""
+    compared = compare_pairs(tables, user_idx, item_idx, user_ids, product_ids)
+    return None if compared is None else compared[0]
 
 
 def left_out(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
@@ -194,14 +205,8 @@ def left_out(tables: ServedTables, user_idx: np.ndarray, item_idx: np.ndarray,
     """How many of the distinct (user, product) pairs the served model trained on this window's
     pairs do not hold (a span the window slid past, a file replaced); None when the served model
     does not hold its purchases or user vocabulary. The arguments are `unseen_pairs`'."""
-    served = _served_pairs(tables, user_ids, product_ids)
-    if served is None:
-        return None
-    users, items = served
-    both = (users >= 0) & (items >= 0)
-    width = len(product_ids) + 1
-    window = np.asarray(user_idx, np.int64) * width + np.asarray(item_idx, np.int64)
-    return int((~both).sum() + (~np.isin(users[both] * width + items[both], window)).sum())
+    compared = compare_pairs(tables, user_idx, item_idx, user_ids, product_ids)
+    return None if compared is None else compared[1]
 
 
 def rehearsal(config: model_lib.ModelConfig, served_facts: Optional[Dict[str, Any]]) -> float:
